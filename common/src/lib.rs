@@ -1,0 +1,293 @@
+//! The ABI shared by the XDP program (`ebpf/`) and user space (`userspace/`).
+//!
+//! Every key, value, map name, size limit and counter that the kernel sees is defined here and
+//! nowhere else. All types are `#[repr(C)]` with explicit padding so that they are
+//! `bytemuck::Pod`; sizes are asserted at compile time because the verifier and the kernel
+//! check them at load time against what user space passes.
+#![no_std]
+
+use bytemuck::{Pod, Zeroable};
+use core::mem::size_of;
+
+/// Longest question name (wire form, root label included) the XDP path answers. Longer names
+/// go to the slow path. 96 bytes covers every name GSLB operators use in practice while keeping
+/// the hashed key small (the kernel hashes the whole key on every lookup).
+pub const NAME_KEY_LEN: usize = 96;
+/// Most addresses one answer set holds.
+pub const MAX_ADDRS: usize = 8;
+/// Entries in an answer set's slot table. A power of two so that the pick is a mask.
+pub const SLOTS: usize = 64;
+/// Most selections (name, qtype, region) the selection map holds.
+pub const MAX_SELECTIONS: u32 = 65_536;
+/// Most listener address:port pairs.
+pub const MAX_LISTENERS: u32 = 64;
+/// UDP payload size xgslb advertises in its OPT RR, on both paths (RFC 9715 / DNS flag day 2020).
+pub const EDNS_UDP_SIZE: u16 = 1232;
+
+/// Map names carry a layout version so that a new xgslbd never adopts a pinned map of an older
+/// layout: a layout change bumps the suffix.
+pub mod map_names {
+    /// `SelectionKey` -> `AnswerSet`.
+    pub const SELECTIONS: &str = "XGSLB_SEL_V1";
+    /// `ListenerKey` -> `u32` (1 = answer here).
+    pub const LISTENERS: &str = "XGSLB_LSN_V1";
+    /// Per-CPU `Stats`, one entry.
+    pub const STATS: &str = "XGSLB_STAT_V1";
+    /// Per-CPU `u32` round-robin pick counter, one entry.
+    pub const PICK: &str = "XGSLB_PICK_V1";
+}
+
+/// XDP program names in the object.
+pub mod prog_names {
+    /// The DNS answering program.
+    pub const XGSLB: &str = "xgslb";
+    /// The bench-only minimal XDP_TX reflector (the ceiling a program can reach).
+    pub const REFLECTOR: &str = "xgslb_reflector";
+}
+
+/// DNS record types the XDP path knows by number.
+pub mod qtype {
+    pub const A: u16 = 1;
+    pub const AAAA: u16 = 28;
+    pub const OPT: u16 = 41;
+}
+
+/// Key of the selection map: which answer set serves a question.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct SelectionKey {
+    /// Question name in wire form (length-prefixed labels, root label included), ASCII letters
+    /// lowercased, zero padded to the end.
+    pub name: [u8; NAME_KEY_LEN],
+    /// Question type (host order).
+    pub qtype: u16,
+    /// Region of the LDNS; 0 is the default region.
+    pub region: u16,
+}
+const _: () = assert!(size_of::<SelectionKey>() == NAME_KEY_LEN + 4);
+
+/// How the XDP program picks the first address of an answer.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PickMode {
+    /// A per-CPU counter walks the slot table: round robin when every address has one share,
+    /// ratio when the slot table holds addresses in proportion to their weights.
+    Counter = 0,
+}
+
+impl PickMode {
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::Counter),
+            _ => None,
+        }
+    }
+}
+
+/// Value of the selection map: a weighted set of addresses to answer with.
+///
+/// An answer holds `records` records: the address the slot table picks, then the ones after it
+/// in `addrs` order, wrapping. Both paths compute this with [`AnswerSet::answer_index`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct AnswerSet {
+    /// TTL of every record, seconds.
+    pub ttl: u32,
+    /// Addresses in use in `addrs`, 1..=MAX_ADDRS.
+    pub count: u8,
+    /// Records per answer, 1..=count.
+    pub records: u8,
+    /// A `PickMode`; a value this program does not know makes it pass the query.
+    pub pick: u8,
+    /// Explicit padding so the type has none implicit; always zero.
+    pub _pad: u8,
+    /// Each slot holds an index into `addrs`; an address's share of slots is its weight.
+    pub slots: [u8; SLOTS],
+    /// Addresses: IPv4 in the first 4 bytes (rest zero), IPv6 in all 16.
+    pub addrs: [[u8; 16]; MAX_ADDRS],
+}
+const _: () = assert!(size_of::<AnswerSet>() == 8 + SLOTS + 16 * MAX_ADDRS);
+
+impl AnswerSet {
+    /// Index into `addrs` of record `i` of an answer whose pick counter was `pick`, or `None`
+    /// when the set is malformed (the XDP program then passes the query).
+    #[inline(always)]
+    pub fn answer_index(&self, pick: u32, i: u32) -> Option<u32> {
+        let count = self.count as u32;
+        if count == 0 || count > MAX_ADDRS as u32 {
+            return None;
+        }
+        let first = self.slots[(pick as usize) & (SLOTS - 1)] as u32;
+        if first >= count {
+            return None;
+        }
+        Some((first + i) % count)
+    }
+
+    /// Whether the set is one the XDP program answers from.
+    pub fn is_valid(&self) -> bool {
+        let count = self.count as usize;
+        (1..=MAX_ADDRS).contains(&count)
+            && (1..=count).contains(&(self.records as usize))
+            && PickMode::from_u8(self.pick).is_some()
+            && self.slots.iter().all(|&s| (s as usize) < count)
+    }
+}
+
+/// Key of the listener map: an address and UDP port the XDP program answers on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct ListenerKey {
+    /// IPv4 in the first 4 bytes (rest zero) or IPv6; all zero is the wildcard of the family.
+    pub addr: [u8; 16],
+    /// UDP port, host order.
+    pub port: u16,
+    /// 4 or 6.
+    pub family: u8,
+    /// Explicit padding; always zero.
+    pub _pad: u8,
+}
+const _: () = assert!(size_of::<ListenerKey>() == 20);
+
+/// What the XDP program did with a frame, one per-CPU counter each.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Every frame the program saw.
+    Received = 0,
+    /// Answered with XDP_TX.
+    Answered,
+    /// Dropped (a frame the program had begun to rewrite and could not finish).
+    Dropped,
+    /// Passed: not IPv4 or IPv6 (after up to two VLAN tags).
+    PassNotIp,
+    /// Passed: IPv4 with options, a fragment, or a bad header.
+    PassIpv4Header,
+    /// Passed: IPv6 with extension headers.
+    PassIpv6ExtHeader,
+    /// Passed: not UDP.
+    PassNotUdp,
+    /// Passed: UDP to an address:port that is not a listener.
+    PassNotListener,
+    /// Passed: the frame ends before the headers it announces.
+    PassTruncated,
+    /// Passed: not a plain query (QR, opcode, TC, rcode or Z set).
+    PassNotQuery,
+    /// Passed: section counts other than QD=1, AN=NS=0, AR<=1.
+    PassSectionCounts,
+    /// Passed: a compression pointer or a label type other than a plain label.
+    PassBadLabel,
+    /// Passed: the name is longer than `NAME_KEY_LEN`.
+    PassNameTooLong,
+    /// Passed: class other than IN.
+    PassQclass,
+    /// Passed: a query type the XDP path does not answer.
+    PassQtype,
+    /// Passed: the additional record is not an OPT this path answers (version, options, shape).
+    PassEdns,
+    /// Passed: bytes after the last record, or lengths that disagree.
+    PassTrailing,
+    /// Passed: no selection for the name and type.
+    PassNoSelection,
+    /// Passed: the selection is malformed or uses a pick mode this program does not know.
+    PassBadSelection,
+    /// Passed: the frame could not be resized for the answer.
+    PassResize,
+}
+
+impl Counter {
+    /// Number of counters.
+    pub const COUNT: usize = Counter::PassResize as usize + 1;
+    /// Every counter in index order.
+    pub const ALL: [Counter; Counter::COUNT] = [
+        Counter::Received,
+        Counter::Answered,
+        Counter::Dropped,
+        Counter::PassNotIp,
+        Counter::PassIpv4Header,
+        Counter::PassIpv6ExtHeader,
+        Counter::PassNotUdp,
+        Counter::PassNotListener,
+        Counter::PassTruncated,
+        Counter::PassNotQuery,
+        Counter::PassSectionCounts,
+        Counter::PassBadLabel,
+        Counter::PassNameTooLong,
+        Counter::PassQclass,
+        Counter::PassQtype,
+        Counter::PassEdns,
+        Counter::PassTrailing,
+        Counter::PassNoSelection,
+        Counter::PassBadSelection,
+        Counter::PassResize,
+    ];
+
+    /// Stable snake_case name for stats output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::Received => "received",
+            Counter::Answered => "answered",
+            Counter::Dropped => "dropped",
+            Counter::PassNotIp => "pass_not_ip",
+            Counter::PassIpv4Header => "pass_ipv4_header",
+            Counter::PassIpv6ExtHeader => "pass_ipv6_ext_header",
+            Counter::PassNotUdp => "pass_not_udp",
+            Counter::PassNotListener => "pass_not_listener",
+            Counter::PassTruncated => "pass_truncated",
+            Counter::PassNotQuery => "pass_not_query",
+            Counter::PassSectionCounts => "pass_section_counts",
+            Counter::PassBadLabel => "pass_bad_label",
+            Counter::PassNameTooLong => "pass_name_too_long",
+            Counter::PassQclass => "pass_qclass",
+            Counter::PassQtype => "pass_qtype",
+            Counter::PassEdns => "pass_edns",
+            Counter::PassTrailing => "pass_trailing",
+            Counter::PassNoSelection => "pass_no_selection",
+            Counter::PassBadSelection => "pass_bad_selection",
+            Counter::PassResize => "pass_resize",
+        }
+    }
+}
+
+/// Per-CPU counters, indexed by `Counter`. One map entry so a packet costs one lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Stats {
+    pub counters: [u64; Counter::COUNT],
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: each type is #[repr(C)], bytemuck::Pod (no padding, any bit pattern valid).
+    unsafe impl aya::Pod for super::SelectionKey {}
+    unsafe impl aya::Pod for super::AnswerSet {}
+    unsafe impl aya::Pod for super::ListenerKey {}
+    unsafe impl aya::Pod for super::Stats {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_all_is_in_index_order() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{}", c.name());
+        }
+    }
+
+    #[test]
+    fn answer_index_wraps_from_the_picked_slot() {
+        let mut set = AnswerSet::zeroed();
+        set.count = 3;
+        set.records = 3;
+        set.slots = [0; SLOTS];
+        set.slots[1] = 2;
+        assert_eq!(set.answer_index(1, 0), Some(2));
+        assert_eq!(set.answer_index(1, 1), Some(0));
+        assert_eq!(set.answer_index(65, 2), Some(1));
+        set.slots[2] = 3;
+        assert_eq!(set.answer_index(2, 0), None);
+        assert!(!set.is_valid());
+    }
+}

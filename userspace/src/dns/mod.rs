@@ -1,0 +1,1 @@
+//! The slow path: zones, authoritative answers and the UDP/TCP servers.
