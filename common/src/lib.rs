@@ -35,6 +35,8 @@ pub mod map_names {
     pub const STATS: &str = "XGSLB_STAT_V1";
     /// Per-CPU `u32` round-robin pick counter, one entry.
     pub const PICK: &str = "XGSLB_PICK_V1";
+    /// Per-CPU `Scratch`, one entry; the program's working memory.
+    pub const SCRATCH: &str = "XGSLB_SCRATCH_V1";
 }
 
 /// XDP program names in the object.
@@ -169,6 +171,10 @@ pub enum Counter {
     PassNotUdp,
     /// Passed: UDP to an address:port that is not a listener.
     PassNotListener,
+    /// Passed: IPv6 UDP with a zero checksum (invalid, RFC 8200 8.1; the kernel drops it).
+    PassUdpChecksum,
+    /// Passed: a DNS message longer than the XDP path parses.
+    PassTooLong,
     /// Passed: the frame ends before the headers it announces.
     PassTruncated,
     /// Passed: not a plain query (QR, opcode, TC, rcode or Z set).
@@ -208,6 +214,8 @@ impl Counter {
         Counter::PassIpv6ExtHeader,
         Counter::PassNotUdp,
         Counter::PassNotListener,
+        Counter::PassUdpChecksum,
+        Counter::PassTooLong,
         Counter::PassTruncated,
         Counter::PassNotQuery,
         Counter::PassSectionCounts,
@@ -233,6 +241,8 @@ impl Counter {
             Counter::PassIpv6ExtHeader => "pass_ipv6_ext_header",
             Counter::PassNotUdp => "pass_not_udp",
             Counter::PassNotListener => "pass_not_listener",
+            Counter::PassUdpChecksum => "pass_udp_checksum",
+            Counter::PassTooLong => "pass_too_long",
             Counter::PassTruncated => "pass_truncated",
             Counter::PassNotQuery => "pass_not_query",
             Counter::PassSectionCounts => "pass_section_counts",
@@ -256,6 +266,49 @@ pub struct Stats {
     pub counters: [u64; Counter::COUNT],
 }
 
+/// Per-CPU working memory of the XDP program (never read by user space). The selection key
+/// lives here rather than on the stack: the verifier tracks every stack byte it writes, and a
+/// name written at a variable length splits its states past what it can explore.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Scratch {
+    /// The key being built for this frame.
+    pub key: SelectionKey,
+    /// Explicit padding to the u64 that follows; never read.
+    pub _pad: [u8; 4],
+    /// A value stored and loaded back so the verifier forgets its exact value.
+    pub launder: u64,
+    /// What parsing found, handed from the parse stage to the answer stage.
+    pub query: ParsedQuery,
+}
+const _: () = assert!(size_of::<Scratch>() == 128);
+
+/// A query the XDP program may answer, as its parse stage leaves it for its answer stage.
+/// (The two are separate BPF functions, each verified once; see ebpf/src/main.rs.)
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct ParsedQuery {
+    /// Frame offset of the IP header (after Ethernet and VLAN tags).
+    pub l3_off: u16,
+    /// Frame offset of the question's type field (just after the name).
+    pub tail_off: u16,
+    /// Question name length in wire form, root label included.
+    pub name_len: u16,
+    /// The query's DNS header flags.
+    pub flags: u16,
+    /// Ones' complement sum of the name bytes, as placed from an even offset, folded.
+    pub name_sum: u32,
+    /// 1 when the query had an OPT RR.
+    pub has_opt: u8,
+    /// 1 when that OPT had the DO bit (copied to the answer, RFC 3225).
+    pub dnssec_ok: u8,
+    /// 1 when an IPv4 query's UDP checksum was zero (the answer's stays zero).
+    pub udp_csum_zero: u8,
+    /// 1 for IPv6, 0 for IPv4.
+    pub v6: u8,
+}
+const _: () = assert!(size_of::<ParsedQuery>() == 16);
+
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: each type is #[repr(C)], bytemuck::Pod (no padding, any bit pattern valid).
@@ -263,6 +316,8 @@ mod user {
     unsafe impl aya::Pod for super::AnswerSet {}
     unsafe impl aya::Pod for super::ListenerKey {}
     unsafe impl aya::Pod for super::Stats {}
+    unsafe impl aya::Pod for super::Scratch {}
+    unsafe impl aya::Pod for super::ParsedQuery {}
 }
 
 #[cfg(test)]

@@ -1,1 +1,24 @@
 //! The slow path: zones, authoritative answers and the UDP/TCP servers.
+//!
+//! # Layout
+//! - `zone`: one zone loaded from an RFC 1035 zone file and validated.
+//! - `index`: a zone as a map of existing names (nodes), cuts and the negative-answer SOA.
+//! - `request`: decoding and checking a query; the error rcodes for bad ones.
+//! - `lookup`: the authoritative answer inside one zone (CNAME, wildcard, referral, ANY).
+//! - `response`: the response header, EDNS and the size limit (truncation).
+//! - `authority`: the catalog of zones and the handler from query bytes to response bytes.
+//! - `server`: UDP and TCP transports around any [`server::Responder`].
+pub mod authority;
+mod index;
+mod lookup;
+mod request;
+mod response;
+pub mod server;
+pub mod zone;
+
+#[cfg(test)]
+mod authority_tests;
+
+pub use authority::{Catalog, CatalogError, CatalogResponder, DynamicAnswers, Transport};
+pub use server::{Responder, serve_tcp, serve_udp};
+pub use zone::{Zone, ZoneError};

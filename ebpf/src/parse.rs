@@ -1,0 +1,460 @@
+//! Parsing of a frame up to the end of the DNS query: Ethernet (two VLAN tags at most), IPv4
+//! or IPv6, UDP, the DNS header, the question and an optional OPT RR. Each failed check names
+//! the counter of the reason the frame is passed to the kernel.
+use aya_ebpf::programs::XdpContext;
+use xgslb_common::{Counter, ListenerKey, NAME_KEY_LEN, ParsedQuery, SelectionKey, qtype};
+
+use crate::maps::{LISTENERS, SCRATCH};
+
+pub const ETH_HLEN: usize = 14;
+pub const IPV4_HLEN: usize = 20;
+pub const IPV6_HLEN: usize = 40;
+pub const UDP_HLEN: usize = 8;
+pub const DNS_HLEN: usize = 12;
+/// Owner (1), type (2), class (2), TTL (4), RDLENGTH (2).
+pub const OPT_FIXED_LEN: usize = 11;
+/// Queries longer than this go to the slow path. Real queries are far smaller; the bound keeps
+/// every packet offset provably small for the verifier.
+pub const MAX_DNS_LEN: usize = 512;
+/// Most EDNS options walked in a query's OPT before passing it.
+const MAX_OPTIONS: usize = 8;
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const IPPROTO_UDP: u8 = 17;
+const CLASS_IN: u16 = 1;
+const EDNS_OPTION_COOKIE: u16 = 10;
+
+/// DNS header flag bits (RFC 1035 4.1.1, RFC 4035 for AD and CD).
+pub mod flags {
+    pub const QR: u16 = 0x8000;
+    pub const OPCODE: u16 = 0x7800;
+    pub const AA: u16 = 0x0400;
+    pub const TC: u16 = 0x0200;
+    pub const RD: u16 = 0x0100;
+    pub const Z: u16 = 0x0040;
+    pub const CD: u16 = 0x0010;
+    pub const RCODE: u16 = 0x000f;
+}
+
+/// Where the UDP datagram sits, as the entry point found it.
+#[derive(Clone, Copy)]
+pub struct L3 {
+    /// Offset of the IP header.
+    pub l3_off: usize,
+    /// IPv6 (else IPv4).
+    pub v6: bool,
+    /// UDP length (header included), already checked against the IP length.
+    pub udp_len: usize,
+    /// IPv4 UDP checksum was zero.
+    pub udp_csum_zero: bool,
+}
+
+impl L3 {
+    /// Packs into one scalar argument for the parse stage's global function.
+    #[inline(always)]
+    pub fn pack(self) -> u64 {
+        self.l3_off as u64
+            | (self.udp_len as u64) << 16
+            | (self.v6 as u64) << 32
+            | (self.udp_csum_zero as u64) << 33
+    }
+
+    #[inline(always)]
+    pub fn unpack(v: u64) -> Self {
+        Self {
+            l3_off: (v & 0xffff) as usize,
+            udp_len: ((v >> 16) & 0xffff) as usize,
+            v6: (v >> 32) & 1 == 1,
+            udp_csum_zero: (v >> 33) & 1 == 1,
+        }
+    }
+}
+
+/// Largest packet offset the program touches. The verifier only trusts a bounds check on a
+/// pointer whose variable offset it can bound well below 64 KiB.
+pub const MAX_PKT_OFF: usize = 1023;
+
+/// `v`, hidden from the optimiser (a volatile stack round trip) so that a bound check the
+/// verifier needs is not folded away by a compiler that already proved it.
+#[inline(always)]
+pub fn opaque(v: usize) -> usize {
+    let slot = v;
+    // SAFETY: a read of a local.
+    unsafe { core::ptr::read_volatile(&slot) }
+}
+
+/// `v` as a value the verifier knows only to be at most `max` (`None` if it is larger).
+///
+/// The name loop ends at up to NAME_KEY_LEN distinct exact offsets; the verifier would
+/// otherwise walk the rest of the program once for each (times the VLAN and option cases) and
+/// give up. A store to and load from a map value makes it one state with a range.
+#[inline(always)]
+pub fn launder(v: usize, max: usize) -> Option<usize> {
+    let scratch = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch value; XDP runs with preemption off.
+    let v = unsafe {
+        let slot = core::ptr::addr_of_mut!((*scratch).launder);
+        core::ptr::write_volatile(slot, v as u64);
+        core::ptr::read_volatile(slot) as usize
+    };
+    if v > max { None } else { Some(v) }
+}
+
+/// Pointer to `len` bytes at `off`, or `None` when the frame is shorter.
+#[inline(always)]
+pub fn ptr_at(ctx: &XdpContext, off: usize, len: usize) -> Option<*mut u8> {
+    let off = opaque(off);
+    if off > MAX_PKT_OFF {
+        return None;
+    }
+    let start = ctx.data();
+    let end = ctx.data_end();
+    // `opaque(len)`: for len 1 the compiler would turn `p + 1 > end` into `p >= end`, from
+    // which the verifier learns no range for a pointer with a variable offset.
+    if start + off + opaque(len) > end {
+        return None;
+    }
+    Some((start + off) as *mut u8)
+}
+
+/// Big-endian u16 at `p`.
+///
+/// # Safety
+/// `p..p+2` must be inside the frame.
+#[inline(always)]
+pub unsafe fn load_be16(p: *const u8) -> u16 {
+    unsafe { u16::from_be(p.cast::<u16>().read_unaligned()) }
+}
+
+/// Parses Ethernet, VLAN tags, IP and UDP up to a listener; the DNS message is `parse_dns`'s.
+#[inline(always)]
+pub fn parse_l3(ctx: &XdpContext) -> Result<L3, Counter> {
+    let eth = ptr_at(ctx, 0, ETH_HLEN).ok_or(Counter::PassNotIp)?;
+    // SAFETY (all loads below): each pointer comes from `ptr_at` with the length it reads.
+    let mut proto = unsafe { load_be16(eth.add(12)) };
+    let mut l3_off = ETH_HLEN;
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        let tag = ptr_at(ctx, l3_off, 4).ok_or(Counter::PassNotIp)?;
+        proto = unsafe { load_be16(tag.add(2)) };
+        l3_off += 4;
+        if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+            let tag = ptr_at(ctx, l3_off, 4).ok_or(Counter::PassNotIp)?;
+            proto = unsafe { load_be16(tag.add(2)) };
+            l3_off += 4;
+        }
+    }
+    match proto {
+        ETH_P_IP => parse_ipv4(ctx, l3_off),
+        ETH_P_IPV6 => parse_ipv6(ctx, l3_off),
+        _ => Err(Counter::PassNotIp),
+    }
+}
+
+#[inline(always)]
+fn frame_len(ctx: &XdpContext) -> usize {
+    ctx.data_end() - ctx.data()
+}
+
+#[inline(always)]
+fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<L3, Counter> {
+    let ip = ptr_at(ctx, l3_off, IPV4_HLEN).ok_or(Counter::PassTruncated)?;
+    let (version_ihl, total_len, frag, proto) = unsafe {
+        (
+            *ip,
+            load_be16(ip.add(2)) as usize,
+            load_be16(ip.add(6)),
+            *ip.add(9),
+        )
+    };
+    // Options (IHL > 5) and fragments go to the kernel, which reassembles and parses them.
+    if version_ihl != 0x45 || frag & 0x3fff != 0 {
+        return Err(Counter::PassIpv4Header);
+    }
+    if proto != IPPROTO_UDP {
+        return Err(Counter::PassNotUdp);
+    }
+    // A header the kernel would drop for a bad checksum must not be answered here either.
+    let mut sum = 0u32;
+    for i in 0..IPV4_HLEN / 2 {
+        sum += unsafe { load_be16(ip.add(2 * i)) } as u32;
+    }
+    if crate::checksum::fold(sum) != 0xffff {
+        return Err(Counter::PassIpv4Header);
+    }
+    if total_len < IPV4_HLEN + UDP_HLEN || l3_off + total_len > frame_len(ctx) {
+        return Err(Counter::PassTruncated);
+    }
+    let udp = ptr_at(ctx, l3_off + IPV4_HLEN, UDP_HLEN).ok_or(Counter::PassTruncated)?;
+    let (dport, udp_len, csum) = unsafe {
+        (
+            load_be16(udp.add(2)),
+            load_be16(udp.add(4)) as usize,
+            load_be16(udp.add(6)),
+        )
+    };
+    if udp_len != total_len - IPV4_HLEN {
+        return Err(Counter::PassTrailing);
+    }
+    let mut lkey = ListenerKey {
+        addr: [0; 16],
+        port: dport,
+        family: 4,
+        _pad: 0,
+    };
+    unsafe { core::ptr::copy_nonoverlapping(ip.add(16), lkey.addr.as_mut_ptr(), 4) };
+    check_listener(&mut lkey)?;
+    Ok(L3 {
+        l3_off,
+        v6: false,
+        udp_len,
+        udp_csum_zero: csum == 0,
+    })
+}
+
+#[inline(always)]
+fn parse_ipv6(ctx: &XdpContext, l3_off: usize) -> Result<L3, Counter> {
+    let ip = ptr_at(ctx, l3_off, IPV6_HLEN).ok_or(Counter::PassTruncated)?;
+    let (version, payload_len, next_header) =
+        unsafe { (*ip >> 4, load_be16(ip.add(4)) as usize, *ip.add(6)) };
+    if version != 6 {
+        return Err(Counter::PassNotIp);
+    }
+    if next_header != IPPROTO_UDP {
+        // Hop-by-hop, routing, fragment, ESP, AH, destination options, mobility, HIP, shim6.
+        return Err(match next_header {
+            0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 => Counter::PassIpv6ExtHeader,
+            _ => Counter::PassNotUdp,
+        });
+    }
+    if payload_len < UDP_HLEN || l3_off + IPV6_HLEN + payload_len > frame_len(ctx) {
+        return Err(Counter::PassTruncated);
+    }
+    let udp = ptr_at(ctx, l3_off + IPV6_HLEN, UDP_HLEN).ok_or(Counter::PassTruncated)?;
+    let (dport, udp_len, csum) = unsafe {
+        (
+            load_be16(udp.add(2)),
+            load_be16(udp.add(4)) as usize,
+            load_be16(udp.add(6)),
+        )
+    };
+    if udp_len != payload_len {
+        return Err(Counter::PassTrailing);
+    }
+    // RFC 8200 8.1: a zero UDP checksum over IPv6 is invalid; the kernel drops it.
+    if csum == 0 {
+        return Err(Counter::PassUdpChecksum);
+    }
+    let mut lkey = ListenerKey {
+        addr: [0; 16],
+        port: dport,
+        family: 6,
+        _pad: 0,
+    };
+    unsafe { core::ptr::copy_nonoverlapping(ip.add(24), lkey.addr.as_mut_ptr(), 16) };
+    check_listener(&mut lkey)?;
+    Ok(L3 {
+        l3_off,
+        v6: true,
+        udp_len,
+        udp_csum_zero: false,
+    })
+}
+
+/// The destination must be a listener: its exact address, or the family's wildcard.
+#[inline(always)]
+fn check_listener(key: &mut ListenerKey) -> Result<(), Counter> {
+    if LISTENERS.get_ptr(*key).is_some() {
+        return Ok(());
+    }
+    key.addr = [0; 16];
+    if LISTENERS.get_ptr(*key).is_some() {
+        return Ok(());
+    }
+    Err(Counter::PassNotListener)
+}
+
+/// ASCII lowercase; other bytes unchanged (RFC 4343).
+#[inline(always)]
+fn lower(b: u8) -> u8 {
+    if b.is_ascii_uppercase() { b | 0x20 } else { b }
+}
+
+/// Parses the DNS query of the datagram `l3` describes, filling `key` (zeroed by the caller)
+/// with its selection key.
+#[inline(always)]
+pub fn parse_dns(ctx: &XdpContext, key: &mut SelectionKey, l3: L3) -> Result<ParsedQuery, Counter> {
+    let L3 {
+        l3_off,
+        v6,
+        udp_len,
+        udp_csum_zero,
+    } = l3;
+    // The fields arrive as an unknown scalar through a function argument: bound them again.
+    if l3_off > ETH_HLEN + 8 {
+        return Err(Counter::PassTruncated);
+    }
+    let dns_off = l3_off + if v6 { IPV6_HLEN } else { IPV4_HLEN } + UDP_HLEN;
+    if udp_len < UDP_HLEN + DNS_HLEN {
+        return Err(Counter::PassTruncated);
+    }
+    let dns_len = udp_len - UDP_HLEN;
+    if dns_len > MAX_DNS_LEN {
+        return Err(Counter::PassTooLong);
+    }
+    let dns_end = dns_off + dns_len;
+    let hdr = ptr_at(ctx, dns_off, DNS_HLEN).ok_or(Counter::PassTruncated)?;
+    let (qflags, qd, an, ns, ar) = unsafe {
+        (
+            load_be16(hdr.add(2)),
+            load_be16(hdr.add(4)),
+            load_be16(hdr.add(6)),
+            load_be16(hdr.add(8)),
+            load_be16(hdr.add(10)),
+        )
+    };
+    if qflags & (flags::QR | flags::OPCODE | flags::TC | flags::Z | flags::RCODE) != 0 {
+        return Err(Counter::PassNotQuery);
+    }
+    if qd != 1 || an != 0 || ns != 0 || ar > 1 {
+        return Err(Counter::PassSectionCounts);
+    }
+
+    // The name, label by label, lowercased into the key; its bytes summed for the checksum.
+    let qname_off = dns_off + DNS_HLEN;
+    let mut name_len = 0usize;
+    let mut name_sum = 0u32;
+    let mut label_left = 0u8;
+    let mut bad: Option<Counter> = None;
+    // A fixed trip count with no early exit: the verifier then leaves the loop in one place
+    // with one family of states instead of one per name length.
+    for i in 0..NAME_KEY_LEN {
+        if name_len != 0 || bad.is_some() {
+            continue;
+        }
+        if qname_off + i >= dns_end {
+            bad = Some(Counter::PassTruncated);
+            continue;
+        }
+        let Some(p) = ptr_at(ctx, qname_off + i, 1) else {
+            bad = Some(Counter::PassTruncated);
+            continue;
+        };
+        let b = unsafe { *p };
+        name_sum += if i & 1 == 0 {
+            (b as u32) << 8
+        } else {
+            b as u32
+        };
+        if label_left == 0 {
+            if b == 0 {
+                name_len = i + 1;
+            } else if b & 0xc0 != 0 {
+                // 0xc0 is a compression pointer (never in a question we answer exactly like
+                // the slow path), 0x40 and 0x80 are extended or obsolete label types.
+                bad = Some(Counter::PassBadLabel);
+            } else {
+                label_left = b;
+                key.name[i] = b;
+            }
+        } else {
+            key.name[i] = lower(b);
+            label_left -= 1;
+        }
+    }
+    if let Some(reason) = bad {
+        return Err(reason);
+    }
+    if name_len == 0 {
+        return Err(Counter::PassNameTooLong);
+    }
+
+    let tail_off = launder(qname_off + name_len, MAX_PKT_OFF).ok_or(Counter::PassTruncated)?;
+    if tail_off + 4 > dns_end {
+        return Err(Counter::PassTruncated);
+    }
+    let tail = ptr_at(ctx, tail_off, 4).ok_or(Counter::PassTruncated)?;
+    let (qt, qclass) = unsafe { (load_be16(tail), load_be16(tail.add(2))) };
+    if qclass != CLASS_IN {
+        return Err(Counter::PassQclass);
+    }
+    if qt != qtype::A {
+        return Err(Counter::PassQtype);
+    }
+    key.qtype = qt;
+
+    let rest = tail_off + 4;
+    let (has_opt, dnssec_ok) = if ar == 0 {
+        if rest != dns_end {
+            return Err(Counter::PassTrailing);
+        }
+        (false, false)
+    } else {
+        (true, parse_opt(ctx, rest, dns_end)?)
+    };
+
+    Ok(ParsedQuery {
+        l3_off: l3_off as u16,
+        tail_off: tail_off as u16,
+        name_len: name_len as u16,
+        flags: qflags,
+        name_sum: crate::checksum::fold(name_sum) as u32,
+        has_opt: has_opt as u8,
+        dnssec_ok: dnssec_ok as u8,
+        udp_csum_zero: udp_csum_zero as u8,
+        v6: v6 as u8,
+    })
+}
+
+/// Checks the OPT RR at `off` (the query's last record, ending at `dns_end`) and returns its
+/// DO bit. Options are walked to prove the record well formed, then ignored (RFC 6891 6.1.2).
+#[inline(always)]
+fn parse_opt(ctx: &XdpContext, off: usize, dns_end: usize) -> Result<bool, Counter> {
+    if off + OPT_FIXED_LEN > dns_end {
+        return Err(Counter::PassTruncated);
+    }
+    let opt = ptr_at(ctx, off, OPT_FIXED_LEN).ok_or(Counter::PassTruncated)?;
+    let (owner, rtype, ext_rcode, version, opt_flags, rdlen) = unsafe {
+        (
+            *opt,
+            load_be16(opt.add(1)),
+            *opt.add(5),
+            *opt.add(6),
+            load_be16(opt.add(7)),
+            load_be16(opt.add(9)) as usize,
+        )
+    };
+    // Another record type, another owner, or a version we do not speak (the slow path answers
+    // BADVERS) all go to the slow path.
+    if owner != 0 || rtype != qtype::OPT || ext_rcode != 0 || version != 0 {
+        return Err(Counter::PassEdns);
+    }
+    let mut o = off + OPT_FIXED_LEN;
+    if o + rdlen != dns_end {
+        return Err(Counter::PassTrailing);
+    }
+    for _ in 0..MAX_OPTIONS {
+        if o >= dns_end {
+            break;
+        }
+        if o + 4 > dns_end {
+            return Err(Counter::PassEdns);
+        }
+        let p = ptr_at(ctx, o, 4).ok_or(Counter::PassTruncated)?;
+        let (code, len) = unsafe { (load_be16(p), load_be16(p.add(2)) as usize) };
+        // RFC 7873 5.2.2: a malformed COOKIE is FORMERR; leave that to the slow path.
+        if code == EDNS_OPTION_COOKIE && !(len == 8 || (16..=40).contains(&len)) {
+            return Err(Counter::PassEdns);
+        }
+        o += 4 + len;
+        if o > dns_end {
+            return Err(Counter::PassEdns);
+        }
+    }
+    if o != dns_end {
+        return Err(Counter::PassEdns);
+    }
+    Ok(opt_flags & 0x8000 != 0)
+}

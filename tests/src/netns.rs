@@ -1,0 +1,1 @@
+//! Network namespaces for end-to-end tests (filled in below).

@@ -1,0 +1,256 @@
+//! The catalog of authoritative zones and the request handler: raw query in, raw response out.
+//!
+//! The handler picks the zone, asks `lookup` for the sections and `response` for the bytes.
+//! GSLB answers come in through [`DynamicAnswers`] for the (name, type) pairs declared when
+//! the catalog is built; those replace the zone file's records of that type at that name.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hickory_proto::op::{OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
+
+use super::index::ZoneIndex;
+use super::lookup::Lookup;
+use super::request::{self, CheckedQuery, Request};
+use super::response::{self, Draft};
+use super::server::Responder;
+use super::zone::Zone;
+
+/// Why a catalog could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// Two zones have the same origin.
+    #[error("zone {origin} is given twice")]
+    DuplicateZone {
+        /// The origin given twice.
+        origin: String,
+    },
+    /// A zone has no apex SOA (only possible for a zone that skipped validation).
+    #[error("zone {origin} has no SOA at its apex")]
+    NoSoa {
+        /// The zone origin.
+        origin: String,
+    },
+    /// A dynamic name is not inside any zone of the catalog.
+    #[error("dynamic name {name} is in no zone")]
+    DynamicOutsideZones {
+        /// The dynamic name.
+        name: String,
+    },
+    /// A dynamic name is at or below a delegation, where the zone is not authoritative.
+    #[error("dynamic name {name} is at or below the zone cut {cut}")]
+    DynamicBelowCut {
+        /// The dynamic name.
+        name: String,
+        /// The delegation point.
+        cut: String,
+    },
+    /// A dynamic name owns a CNAME, which allows no other data beside it.
+    #[error("dynamic name {name} has a CNAME in the zone file")]
+    DynamicAtCname {
+        /// The dynamic name.
+        name: String,
+    },
+    /// Only A and AAAA can be dynamic for now.
+    #[error("dynamic name {name}: type {rtype} cannot be dynamic, only A and AAAA")]
+    DynamicType {
+        /// The dynamic name.
+        name: String,
+        /// The refused type.
+        rtype: RecordType,
+    },
+}
+
+/// The source of dynamic (GSLB) answers.
+pub trait DynamicAnswers {
+    /// The records of a dynamic RRset, in answer order, with owner name, TTL and rdata set.
+    /// Called only for the (name, type) pairs the catalog was built with.
+    fn records(&self, name: &LowerName, rtype: RecordType) -> Vec<Record>;
+}
+
+/// The transport a query came over: it sets the size limit and the ANY behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP: 512 bytes, or the EDNS size; ANY gets one RRset.
+    Udp,
+    /// TCP: up to 65535 bytes; ANY gets the whole node.
+    Tcp,
+}
+
+/// The zones this server is authoritative for.
+#[derive(Debug)]
+pub struct Catalog {
+    zones: HashMap<LowerName, ZoneIndex>,
+}
+
+impl Catalog {
+    /// Builds the catalog; `dynamic` lists the RRsets answered by [`DynamicAnswers`].
+    pub fn new(zones: Vec<Zone>, dynamic: &[(Name, RecordType)]) -> Result<Catalog, CatalogError> {
+        let mut catalog = Catalog {
+            zones: HashMap::new(),
+        };
+        for zone in zones {
+            let origin = zone.origin().clone();
+            let key = LowerName::new(&origin);
+            if catalog.zones.contains_key(&key) {
+                return Err(CatalogError::DuplicateZone {
+                    origin: origin.to_string(),
+                });
+            }
+            let index = ZoneIndex::new(zone).ok_or(CatalogError::NoSoa {
+                origin: origin.to_string(),
+            })?;
+            catalog.zones.insert(key, index);
+        }
+        for (name, rtype) in dynamic {
+            catalog.add_dynamic(name, *rtype)?;
+        }
+        Ok(catalog)
+    }
+
+    fn add_dynamic(&mut self, name: &Name, rtype: RecordType) -> Result<(), CatalogError> {
+        if !matches!(rtype, RecordType::A | RecordType::AAAA) {
+            return Err(CatalogError::DynamicType {
+                name: name.to_string(),
+                rtype,
+            });
+        }
+        let lname = LowerName::new(name);
+        let origin =
+            self.zone_origin_for(&lname)
+                .ok_or_else(|| CatalogError::DynamicOutsideZones {
+                    name: name.to_string(),
+                })?;
+        let Some(zone) = self.zones.get_mut(&origin) else {
+            return Err(CatalogError::DynamicOutsideZones {
+                name: name.to_string(),
+            });
+        };
+        if let Some(cut) = zone.cut_at_or_above(&lname) {
+            return Err(CatalogError::DynamicBelowCut {
+                name: name.to_string(),
+                cut: cut.to_string(),
+            });
+        }
+        let node = zone.insert_node(&lname);
+        if node.rrset(RecordType::CNAME).is_some() {
+            return Err(CatalogError::DynamicAtCname {
+                name: name.to_string(),
+            });
+        }
+        // The dynamic RRset takes the place of the static one.
+        node.rrsets.remove(&u16::from(rtype));
+        if !node.dynamic.contains(&rtype) {
+            node.dynamic.push(rtype);
+        }
+        Ok(())
+    }
+
+    /// The origin of the closest enclosing zone of `name`, if any.
+    fn zone_origin_for(&self, name: &LowerName) -> Option<LowerName> {
+        let mut current = name.clone();
+        loop {
+            if self.zones.contains_key(&current) {
+                return Some(current);
+            }
+            if current.is_root() {
+                return None;
+            }
+            current = current.base_name();
+        }
+    }
+
+    /// The zone to answer `qname`/`qtype` from: the closest enclosing one, except that DS at a
+    /// zone apex belongs to the parent zone (RFC 4035 3.1.4.1) when we have it.
+    fn zone_for(&self, qname: &LowerName, qtype: RecordType) -> Option<&ZoneIndex> {
+        let origin = self.zone_origin_for(qname)?;
+        if qtype == RecordType::DS
+            && origin == *qname
+            && !qname.is_root()
+            && let Some(parent) = self.zone_origin_for(&qname.base_name())
+        {
+            return self.zones.get(&parent);
+        }
+        self.zones.get(&origin)
+    }
+
+    /// Answers one query message. `None` means send nothing.
+    pub fn respond(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        dynamic: &dyn DynamicAnswers,
+    ) -> Option<Vec<u8>> {
+        match request::decode(query) {
+            Request::Drop => None,
+            Request::Error(reject) => Some(response::encode(
+                &reject.header,
+                reject.question.as_ref(),
+                reject.edns.as_ref(),
+                Draft::rcode(reject.rcode),
+                transport,
+            )),
+            Request::Query(query) => {
+                let draft = self.answer(&query, transport, dynamic);
+                Some(response::encode(
+                    &query.header,
+                    Some(&query.question),
+                    query.edns.as_ref(),
+                    draft,
+                    transport,
+                ))
+            }
+        }
+    }
+
+    /// The response content for a checked query.
+    fn answer(
+        &self,
+        query: &CheckedQuery,
+        transport: Transport,
+        dynamic: &dyn DynamicAnswers,
+    ) -> Draft {
+        debug_assert_eq!(query.header.op_code, OpCode::Query);
+        let question = &query.question;
+        if question.query_class() != DNSClass::IN {
+            return Draft::rcode(ResponseCode::Refused);
+        }
+        let qtype = question.query_type();
+        // No zone transfers yet; refusing is what a primary without transfer ACLs does.
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            return Draft::rcode(ResponseCode::Refused);
+        }
+        let qname = LowerName::new(question.name());
+        let Some(zone) = self.zone_for(&qname, qtype) else {
+            return Draft::rcode(ResponseCode::Refused);
+        };
+        let lookup = Lookup {
+            zone,
+            dynamic,
+            transport,
+        };
+        lookup.resolve(question.name(), qtype)
+    }
+}
+
+/// A [`Responder`] that answers from a catalog with a fixed dynamic-answer source.
+pub struct CatalogResponder {
+    catalog: Catalog,
+    dynamic: Arc<dyn DynamicAnswers + Send + Sync>,
+}
+
+impl CatalogResponder {
+    /// Answers from `catalog`, asking `dynamic` for the dynamic RRsets.
+    pub fn new(catalog: Catalog, dynamic: Arc<dyn DynamicAnswers + Send + Sync>) -> Self {
+        CatalogResponder { catalog, dynamic }
+    }
+}
+
+impl Responder for CatalogResponder {
+    fn respond(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        self.catalog
+            .respond(query, transport, self.dynamic.as_ref())
+    }
+}

@@ -1,0 +1,116 @@
+//! Decoding and checking a query message: the narrow boundary between wire bytes and the
+//! answer logic. Either a single checked question comes out, or the error response to send.
+//!
+//! Decoding is done section by section (not `Message::from_vec`) so that each failure gets
+//! the rcode RFC 6891 and RFC 1035 ask for, and the question can be echoed when it parsed.
+
+use hickory_proto::op::{Edns, Header, MessageType, Metadata, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+/// A DNS header is 12 bytes; anything shorter cannot be answered (there is no ID).
+const HEADER_LEN: usize = 12;
+
+/// What to do with a received message.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Send nothing: too short to carry a header, or a response (QR=1).
+    Drop,
+    /// Answer with an error rcode and no records.
+    Error(Reject),
+    /// A well-formed standard query with one question.
+    Query(CheckedQuery),
+}
+
+/// An error response to send: header of the request, question if it parsed, rcode.
+#[derive(Debug)]
+pub(crate) struct Reject {
+    pub(crate) header: Metadata,
+    pub(crate) question: Option<Query>,
+    pub(crate) rcode: ResponseCode,
+    /// The request's EDNS, when it had a valid one; the response then carries an OPT.
+    pub(crate) edns: Option<Edns>,
+}
+
+/// A checked standard query.
+#[derive(Debug)]
+pub(crate) struct CheckedQuery {
+    pub(crate) header: Metadata,
+    pub(crate) question: Query,
+    pub(crate) edns: Option<Edns>,
+}
+
+/// Decodes and checks `bytes` as a query.
+pub(crate) fn decode(bytes: &[u8]) -> Request {
+    if bytes.len() < HEADER_LEN {
+        return Request::Drop;
+    }
+    let mut decoder = BinDecoder::new(bytes);
+    let Ok(header) = Header::read(&mut decoder) else {
+        return Request::Drop;
+    };
+    if header.metadata.message_type == MessageType::Response {
+        return Request::Drop;
+    }
+    let reject = |question: Option<Query>, rcode, edns: Option<Edns>| {
+        Request::Error(Reject {
+            header: header.metadata,
+            question,
+            rcode,
+            edns,
+        })
+    };
+    let counts = header.counts;
+    // The question is read before the opcode check so that NOTIMP can echo it.
+    let question = if counts.queries == 1 {
+        Query::read(&mut decoder).ok()
+    } else {
+        None
+    };
+    if header.metadata.op_code != OpCode::Query {
+        return reject(question, ResponseCode::NotImp, None);
+    }
+    let Some(question) = question else {
+        return reject(None, ResponseCode::FormErr, None);
+    };
+    // A query carries no answer or authority records (RFC 1035 4.1.1 usage of the sections).
+    if counts.answers != 0 || counts.authorities != 0 {
+        return reject(Some(question), ResponseCode::FormErr, None);
+    }
+    let edns = match read_additional(&mut decoder, counts.additionals) {
+        Ok(edns) => edns,
+        Err(()) => return reject(Some(question), ResponseCode::FormErr, None),
+    };
+    if !decoder.is_empty() {
+        return reject(Some(question), ResponseCode::FormErr, edns);
+    }
+    if let Some(edns) = &edns
+        && edns.version() > 0
+    {
+        // RFC 6891 6.1.3: BADVERS, answered with the highest version we support (0).
+        return reject(Some(question), ResponseCode::BADVERS, Some(edns.clone()));
+    }
+    Request::Query(CheckedQuery {
+        header: header.metadata,
+        question,
+        edns,
+    })
+}
+
+/// Reads the additional section; returns its OPT, if any. Fails on a record that does not
+/// decode, more than one OPT, or an OPT whose owner is not the root (RFC 6891 6.1.1).
+/// Other records (TSIG and the like) are not supported and are ignored.
+fn read_additional(decoder: &mut BinDecoder<'_>, count: u16) -> Result<Option<Edns>, ()> {
+    let mut edns = None;
+    for _ in 0..count {
+        let record = Record::read(decoder).map_err(|_| ())?;
+        if record.record_type() != RecordType::OPT {
+            continue;
+        }
+        if edns.is_some() || !record.name.is_root() {
+            return Err(());
+        }
+        edns = Some(Edns::from(&record));
+    }
+    Ok(edns)
+}

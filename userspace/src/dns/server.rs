@@ -1,0 +1,242 @@
+//! UDP and TCP transports for the slow path. They move bytes; the answers come from a
+//! [`Responder`], so the transports can be tested with any responder and the logic without
+//! sockets.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::authority::Transport;
+
+/// A DNS message can be up to 64 KiB; the UDP receive buffer takes the largest datagram.
+const MAX_MESSAGE: usize = 65535;
+/// A TCP connection with no complete query (or no progress writing) for this long is closed
+/// (RFC 7766 6.2.3 suggests seconds, not minutes, for a busy server).
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open TCP connections at most; a new one over this is closed at once so that a flood of
+/// idle connections cannot exhaust file descriptors.
+const MAX_TCP_CONNECTIONS: usize = 256;
+/// Responses computed but not yet written, per connection: how far a client may pipeline
+/// ahead of its reading before we stop reading its queries.
+const TCP_PIPELINE_DEPTH: usize = 16;
+/// At most one warning per this interval per server loop; the rest are counted.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Turns one query message into the response to send, if any.
+pub trait Responder: Send + Sync + 'static {
+    /// The response to `query`, or `None` to send nothing.
+    fn respond(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>>;
+}
+
+/// Serves DNS over UDP on `socket` until `shutdown` is cancelled. One bad packet or one
+/// failed send never stops the loop.
+pub async fn serve_udp(
+    socket: UdpSocket,
+    responder: Arc<dyn Responder>,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut recv_log = LogLimiter::new();
+    let mut send_log = LogLimiter::new();
+    loop {
+        let received = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            received = socket.recv_from(&mut buf) => received,
+        };
+        let (len, peer) = match received {
+            Ok(received) => received,
+            // Errors here are per datagram (e.g. an ICMP error reported on the socket).
+            Err(err) => {
+                recv_log.warn(|suppressed| {
+                    tracing::warn!(%err, suppressed, "dns udp: receive failed");
+                });
+                continue;
+            }
+        };
+        let Some(response) = responder.respond(&buf[..len], Transport::Udp) else {
+            continue;
+        };
+        if let Err(err) = socket.send_to(&response, peer).await {
+            send_log.warn(|suppressed| {
+                tracing::warn!(%err, %peer, suppressed, "dns udp: send failed");
+            });
+        }
+    }
+}
+
+/// Serves DNS over TCP on `listener` until `shutdown` is cancelled, then waits for the open
+/// connections to close.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    responder: Arc<dyn Responder>,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let permits = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    let mut accept_log = LogLimiter::new();
+    let mut limit_log = LogLimiter::new();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                        limit_log.warn(|suppressed| {
+                            tracing::warn!(%peer, suppressed, "dns tcp: connection limit reached, closing new connection");
+                        });
+                        drop(stream);
+                        continue;
+                    };
+                    connections.spawn(serve_connection(
+                        stream,
+                        Arc::clone(&responder),
+                        shutdown.child_token(),
+                        permit,
+                    ));
+                }
+                Err(err) => {
+                    accept_log.warn(|suppressed| {
+                        tracing::warn!(%err, suppressed, "dns tcp: accept failed");
+                    });
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+        }
+    }
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// One TCP connection: a reader that answers queries as they arrive and a writer that sends
+/// the responses in order, so a client may pipeline (RFC 7766 6.2.1.1).
+async fn serve_connection(
+    stream: TcpStream,
+    responder: Arc<dyn Responder>,
+    shutdown: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) {
+    let peer = stream.peer_addr().ok();
+    let (reader, writer) = stream.into_split();
+    let (responses, pending) = mpsc::channel(TCP_PIPELINE_DEPTH);
+    let read = read_queries(reader, responder, responses, shutdown, peer);
+    let write = write_responses(writer, pending);
+    tokio::join!(read, write);
+}
+
+/// Reads framed queries until EOF, a broken frame, idle timeout or shutdown; queues answers.
+async fn read_queries(
+    mut reader: OwnedReadHalf,
+    responder: Arc<dyn Responder>,
+    responses: mpsc::Sender<Vec<u8>>,
+    shutdown: CancellationToken,
+    peer: Option<SocketAddr>,
+) {
+    loop {
+        let frame = tokio::select! {
+            () = shutdown.cancelled() => return,
+            frame = tokio::time::timeout(TCP_IDLE_TIMEOUT, read_frame(&mut reader)) => frame,
+        };
+        let query = match frame {
+            Ok(Ok(Some(query))) => query,
+            Ok(Ok(None)) => return,
+            Ok(Err(err)) => {
+                tracing::debug!(?peer, %err, "dns tcp: closing connection on read error");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(?peer, "dns tcp: closing idle connection");
+                return;
+            }
+        };
+        let Some(response) = responder.respond(&query, Transport::Tcp) else {
+            continue;
+        };
+        if responses.send(response).await.is_err() {
+            return; // the writer gave up; nothing more can be sent
+        }
+    }
+}
+
+/// Reads one length-prefixed message; `None` on a clean EOF between messages.
+async fn read_frame(reader: &mut OwnedReadHalf) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 2];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) => return Err(err),
+    }
+    let len = usize::from(u16::from_be_bytes(len));
+    if len == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "zero-length frame",
+        ));
+    }
+    let mut query = vec![0u8; len];
+    reader.read_exact(&mut query).await?;
+    Ok(Some(query))
+}
+
+/// Writes queued responses with their length prefix; stops on error or a stalled peer.
+async fn write_responses(mut writer: OwnedWriteHalf, mut pending: mpsc::Receiver<Vec<u8>>) {
+    while let Some(response) = pending.recv().await {
+        let Ok(len) = u16::try_from(response.len()) else {
+            continue; // cannot be framed; the response encoder never makes one this big
+        };
+        let mut framed = Vec::with_capacity(response.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&response);
+        match tokio::time::timeout(TCP_IDLE_TIMEOUT, writer.write_all(&framed)).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    }
+    // All queries answered and the reader is done: close our side cleanly.
+    writer.shutdown().await.ok();
+}
+
+/// Lets through one warning per [`LOG_INTERVAL`] and counts the ones it holds back, so a
+/// flood of bad packets cannot flood the log.
+struct LogLimiter {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    fn new() -> LogLimiter {
+        LogLimiter {
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// Calls `log` with the number of warnings suppressed since the last one, if it is time.
+    fn warn(&mut self, log: impl FnOnce(u64)) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < LOG_INTERVAL)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        log(self.suppressed);
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+//! Transport tests on 127.0.0.1 with a trivial responder: framing, pipelining, bad input,
+//! shutdown. Timeouts here only bound a failing test; they never order events.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use super::*;
+
+/// Longest any single step may take before the test fails.
+const STEP: Duration = Duration::from_secs(5);
+
+/// Answers a message of 12 bytes or more with the same bytes and QR set; nothing otherwise.
+struct Reflect;
+
+impl Responder for Reflect {
+    fn respond(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        if query.len() < 12 {
+            return None;
+        }
+        let mut response = query.to_vec();
+        response[2] |= 0x80;
+        // Mark the transport in the Z bit so tests see which one answered.
+        if transport == Transport::Tcp {
+            response[3] |= 0x40;
+        }
+        Some(response)
+    }
+}
+
+fn message(id: u16) -> Vec<u8> {
+    let mut bytes = vec![0u8; 12];
+    bytes[..2].copy_from_slice(&id.to_be_bytes());
+    bytes.extend_from_slice(b"payload");
+    bytes
+}
+
+fn framed(bytes: &[u8]) -> Vec<u8> {
+    let mut out = u16::try_from(bytes.len())
+        .expect("small")
+        .to_be_bytes()
+        .to_vec();
+    out.extend_from_slice(bytes);
+    out
+}
+
+async fn read_framed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 2];
+    tokio::time::timeout(STEP, stream.read_exact(&mut len))
+        .await
+        .expect("response in time")
+        .expect("length");
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    tokio::time::timeout(STEP, stream.read_exact(&mut body))
+        .await
+        .expect("response in time")
+        .expect("body");
+    body
+}
+
+#[tokio::test]
+async fn udp_answers_and_survives_bad_packets() {
+    let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = server.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(serve_udp(server, Arc::new(Reflect), shutdown.clone()));
+
+    let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    // A runt the responder ignores, then a real query: the loop must still answer.
+    client.send_to(&[1, 2, 3], addr).await.expect("send");
+    client.send_to(&message(7), addr).await.expect("send");
+    let mut buf = [0u8; 512];
+    let (len, from) = tokio::time::timeout(STEP, client.recv_from(&mut buf))
+        .await
+        .expect("answer in time")
+        .expect("recv");
+    assert_eq!(from, addr);
+    assert_eq!(&buf[..2], &7u16.to_be_bytes());
+    assert_eq!(buf[2] & 0x80, 0x80);
+    assert_eq!(buf[3] & 0x40, 0, "answered as UDP");
+    assert_eq!(len, message(7).len());
+
+    shutdown.cancel();
+    tokio::time::timeout(STEP, task)
+        .await
+        .expect("stops in time")
+        .expect("no panic")
+        .expect("no error");
+}
+
+async fn start_tcp() -> (
+    std::net::SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<io::Result<()>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(serve_tcp(listener, Arc::new(Reflect), shutdown.clone()));
+    (addr, shutdown, task)
+}
+
+#[tokio::test]
+async fn tcp_answers_framed_queries() {
+    let (addr, shutdown, task) = start_tcp().await;
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(&framed(&message(1))).await.expect("write");
+    let response = read_framed(&mut stream).await;
+    assert_eq!(&response[..2], &1u16.to_be_bytes());
+    assert_eq!(response[3] & 0x40, 0x40, "answered as TCP");
+
+    // Closing our side ends the connection; the server closes its side too.
+    stream.shutdown().await.expect("shutdown");
+    let mut rest = Vec::new();
+    tokio::time::timeout(STEP, stream.read_to_end(&mut rest))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    assert!(rest.is_empty());
+
+    shutdown.cancel();
+    tokio::time::timeout(STEP, task)
+        .await
+        .expect("stops in time")
+        .expect("no panic")
+        .expect("no error");
+}
+
+#[tokio::test]
+async fn tcp_pipelined_queries_get_all_answers_in_order() {
+    let (addr, shutdown, _task) = start_tcp().await;
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut batch = Vec::new();
+    for id in 1..=5u16 {
+        batch.extend_from_slice(&framed(&message(id)));
+    }
+    // A runt inside the pipeline is skipped without an answer, not a reason to close.
+    batch.extend_from_slice(&framed(&[9, 9, 9]));
+    batch.extend_from_slice(&framed(&message(6)));
+    stream.write_all(&batch).await.expect("write");
+    for id in 1..=6u16 {
+        let response = read_framed(&mut stream).await;
+        assert_eq!(&response[..2], &id.to_be_bytes());
+    }
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn tcp_broken_frame_closes_only_that_connection() {
+    let (addr, shutdown, _task) = start_tcp().await;
+    let mut good = TcpStream::connect(addr).await.expect("connect");
+    let mut bad = TcpStream::connect(addr).await.expect("connect");
+    bad.write_all(&[0, 0]).await.expect("write"); // a zero-length frame
+    let mut rest = Vec::new();
+    tokio::time::timeout(STEP, bad.read_to_end(&mut rest))
+        .await
+        .expect("closed in time")
+        .ok();
+    assert!(rest.is_empty());
+
+    good.write_all(&framed(&message(3))).await.expect("write");
+    assert_eq!(&read_framed(&mut good).await[..2], &3u16.to_be_bytes());
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn tcp_shutdown_closes_open_connections() {
+    let (addr, shutdown, task) = start_tcp().await;
+    let mut idle = TcpStream::connect(addr).await.expect("connect");
+    // Make sure the connection is being served before shutting down.
+    idle.write_all(&framed(&message(4))).await.expect("write");
+    read_framed(&mut idle).await;
+    shutdown.cancel();
+    tokio::time::timeout(STEP, task)
+        .await
+        .expect("stops in time")
+        .expect("no panic")
+        .expect("no error");
+    let mut rest = Vec::new();
+    tokio::time::timeout(STEP, idle.read_to_end(&mut rest))
+        .await
+        .expect("closed in time")
+        .ok();
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn log_limiter_lets_one_through_per_interval() {
+    let mut limiter = LogLimiter::new();
+    let mut logged = Vec::new();
+    for _ in 0..5 {
+        limiter.warn(|suppressed| logged.push(suppressed));
+    }
+    assert_eq!(logged, [0]);
+    assert_eq!(limiter.suppressed, 4);
+}

@@ -1,0 +1,303 @@
+//! One authoritative zone: loaded from an RFC 1035 zone file and checked before it can serve.
+//!
+//! Parsing is hickory-proto's `serialize::txt::Parser`; this module only adds the checks a
+//! zone must pass so that the answer logic can rely on them (one SOA at the apex, NS at the
+//! apex, nothing outside the origin, no CNAME beside other data, class IN only).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::{DNSClass, LowerName, Name, RecordSet, RecordType, RrKey};
+use hickory_proto::serialize::txt::{ParseError, Parser};
+
+/// Shown as the file of a zone parsed from a string rather than loaded from disk.
+const INLINE_SOURCE: &str = "<inline>";
+
+/// Why a zone file was refused. Every variant names the file; data errors name the owner.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ZoneError {
+    /// The zone file could not be read.
+    #[error("zone file {}: cannot read: {source}", file.display())]
+    Read {
+        /// The zone file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The zone file is not valid RFC 1035 master-file syntax.
+    #[error("zone file {}: syntax: {source}", file.display())]
+    Syntax {
+        /// The zone file.
+        file: PathBuf,
+        /// The parser's complaint.
+        source: ParseError,
+    },
+    /// The file's `$ORIGIN` disagrees with the origin the zone was configured with.
+    #[error("zone file {}: origin {found} differs from configured origin {expected}", file.display())]
+    OriginMismatch {
+        /// The zone file.
+        file: PathBuf,
+        /// The configured origin.
+        expected: String,
+        /// The origin the parser ended with.
+        found: String,
+    },
+    /// A record lies outside the zone (not at or below the origin).
+    #[error("zone file {}: {owner}: record is outside zone {origin}", file.display())]
+    OutOfZone {
+        /// The zone file.
+        file: PathBuf,
+        /// The record's owner name.
+        owner: String,
+        /// The zone origin.
+        origin: String,
+    },
+    /// A record has a class other than IN.
+    #[error("zone file {}: {owner}: class {class} is not supported, only IN", file.display())]
+    WrongClass {
+        /// The zone file.
+        file: PathBuf,
+        /// The record's owner name.
+        owner: String,
+        /// The class found.
+        class: DNSClass,
+    },
+    /// An SOA record is somewhere other than the apex.
+    #[error("zone file {}: {owner}: SOA is only allowed at the apex", file.display())]
+    SoaNotAtApex {
+        /// The zone file.
+        file: PathBuf,
+        /// The SOA's owner name.
+        owner: String,
+    },
+    /// The apex does not hold exactly one SOA record.
+    #[error("zone file {}: {owner}: the apex needs exactly one SOA, found {count}", file.display())]
+    SoaCount {
+        /// The zone file.
+        file: PathBuf,
+        /// The apex name.
+        owner: String,
+        /// How many SOA records the apex has.
+        count: usize,
+    },
+    /// The apex has no NS records.
+    #[error("zone file {}: {owner}: the apex has no NS records", file.display())]
+    NoApexNs {
+        /// The zone file.
+        file: PathBuf,
+        /// The apex name.
+        owner: String,
+    },
+    /// A CNAME shares its owner name with other data (RFC 1034 3.6.2, RFC 2181 10.1).
+    #[error("zone file {}: {owner}: CNAME beside other data ({other})", file.display())]
+    CnameAndOtherData {
+        /// The zone file.
+        file: PathBuf,
+        /// The owner name.
+        owner: String,
+        /// One of the other types at that name.
+        other: RecordType,
+    },
+}
+
+/// A validated zone: its origin and its RRsets, keyed by (lowercased owner, type).
+#[derive(Debug, Clone)]
+pub struct Zone {
+    origin: Name,
+    rrsets: BTreeMap<RrKey, RecordSet>,
+}
+
+impl Zone {
+    /// Loads and validates the zone file at `path` for `origin`.
+    pub fn load(origin: &Name, path: &Path) -> Result<Zone, ZoneError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ZoneError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse_from(origin, &text, path, Some(path.to_path_buf()))
+    }
+
+    /// Parses and validates zone-file text for `origin` (`$INCLUDE` is not available here).
+    pub fn parse(origin: &Name, text: &str) -> Result<Zone, ZoneError> {
+        Self::parse_from(origin, text, Path::new(INLINE_SOURCE), None)
+    }
+
+    /// The zone's origin (apex name), fully qualified.
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    /// All RRsets of the zone.
+    pub(crate) fn rrsets(&self) -> &BTreeMap<RrKey, RecordSet> {
+        &self.rrsets
+    }
+
+    fn parse_from(
+        origin: &Name,
+        text: &str,
+        file: &Path,
+        include_base: Option<PathBuf>,
+    ) -> Result<Zone, ZoneError> {
+        let mut origin = origin.clone();
+        origin.set_fqdn(true);
+        let (found, rrsets) = Parser::new(text, include_base, Some(origin.clone()))
+            .parse()
+            .map_err(|source| ZoneError::Syntax {
+                file: file.to_path_buf(),
+                source,
+            })?;
+        if found != origin {
+            return Err(ZoneError::OriginMismatch {
+                file: file.to_path_buf(),
+                expected: origin.to_string(),
+                found: found.to_string(),
+            });
+        }
+        validate(&origin, &rrsets, file)?;
+        Ok(Zone { origin, rrsets })
+    }
+}
+
+/// Checks the rules the answer logic relies on; the first violation found is returned.
+fn validate(
+    origin: &Name,
+    rrsets: &BTreeMap<RrKey, RecordSet>,
+    file: &Path,
+) -> Result<(), ZoneError> {
+    let file = || file.to_path_buf();
+    let apex = LowerName::new(origin);
+    for (key, rrset) in rrsets {
+        let owner = rrset.name().to_string();
+        if !apex.zone_of(key.name()) {
+            return Err(ZoneError::OutOfZone {
+                file: file(),
+                owner,
+                origin: origin.to_string(),
+            });
+        }
+        if let Some(record) = rrset
+            .records_without_rrsigs()
+            .find(|r| r.dns_class != DNSClass::IN)
+        {
+            return Err(ZoneError::WrongClass {
+                file: file(),
+                owner,
+                class: record.dns_class,
+            });
+        }
+        if key.record_type == RecordType::SOA && *key.name() != apex {
+            return Err(ZoneError::SoaNotAtApex {
+                file: file(),
+                owner,
+            });
+        }
+        if key.record_type == RecordType::CNAME {
+            // DNSSEC records may sit beside a CNAME (RFC 4035 2.5); nothing else may.
+            let other = rrsets.keys().find(|k| {
+                k.name() == key.name()
+                    && !matches!(
+                        k.record_type,
+                        RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC
+                    )
+            });
+            if let Some(other) = other {
+                return Err(ZoneError::CnameAndOtherData {
+                    file: file(),
+                    owner,
+                    other: other.record_type,
+                });
+            }
+        }
+    }
+    let soa_count = rrsets
+        .get(&RrKey::new(apex.clone(), RecordType::SOA))
+        .map_or(0, |s| s.records_without_rrsigs().count());
+    if soa_count != 1 {
+        return Err(ZoneError::SoaCount {
+            file: file(),
+            owner: origin.to_string(),
+            count: soa_count,
+        });
+    }
+    let has_ns = rrsets
+        .get(&RrKey::new(apex, RecordType::NS))
+        .is_some_and(|s| !s.is_empty());
+    if !has_ns {
+        return Err(ZoneError::NoApexNs {
+            file: file(),
+            owner: origin.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn origin() -> Name {
+        Name::from_str("example.com.").expect("valid name")
+    }
+
+    const HEAD: &str = "$TTL 300\n@ SOA ns1 host 1 7200 3600 86400 60\n";
+
+    #[test]
+    fn parses_a_valid_zone() {
+        let text = format!("{HEAD}@ NS ns1\nns1 A 192.0.2.1\nwww CNAME ns1\n");
+        let zone = Zone::parse(&origin(), &text).expect("valid zone");
+        assert_eq!(zone.origin(), &origin());
+        assert_eq!(zone.rrsets().len(), 4);
+    }
+
+    #[test]
+    fn refuses_missing_soa() {
+        let err = Zone::parse(&origin(), "$TTL 300\n@ NS ns1\n").unwrap_err();
+        assert!(matches!(err, ZoneError::SoaCount { count: 0, .. }), "{err}");
+        assert!(err.to_string().contains("<inline>"), "{err}");
+    }
+
+    #[test]
+    fn refuses_soa_below_apex() {
+        let text = format!("{HEAD}@ NS ns1\nsub SOA ns1 host 1 2 3 4 5\n");
+        let err = Zone::parse(&origin(), &text).unwrap_err();
+        assert!(matches!(err, ZoneError::SoaNotAtApex { .. }), "{err}");
+        assert!(err.to_string().contains("sub.example.com."), "{err}");
+    }
+
+    #[test]
+    fn refuses_missing_apex_ns() {
+        let err = Zone::parse(&origin(), &format!("{HEAD}www A 192.0.2.1\n")).unwrap_err();
+        assert!(matches!(err, ZoneError::NoApexNs { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_record_outside_origin() {
+        let text = format!("{HEAD}@ NS ns1\nwww.example.net. A 192.0.2.1\n");
+        let err = Zone::parse(&origin(), &text).unwrap_err();
+        assert!(matches!(err, ZoneError::OutOfZone { .. }), "{err}");
+        assert!(err.to_string().contains("www.example.net."), "{err}");
+    }
+
+    #[test]
+    fn refuses_cname_beside_other_data() {
+        let text = format!("{HEAD}@ NS ns1\nwww CNAME ns1\nwww TXT \"x\"\n");
+        let err = Zone::parse(&origin(), &text).unwrap_err();
+        assert!(matches!(err, ZoneError::CnameAndOtherData { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_syntax_errors_and_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("xgslb-zone-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bad.zone");
+        std::fs::write(&path, format!("{HEAD}@ NS ns1\nwww A not-an-address\n")).expect("write");
+        let err = Zone::load(&origin(), &path).unwrap_err();
+        assert!(matches!(err, ZoneError::Syntax { .. }), "{err}");
+        assert!(err.to_string().contains("bad.zone"), "{err}");
+        let missing = Zone::load(&origin(), &dir.join("missing.zone")).unwrap_err();
+        assert!(matches!(missing, ZoneError::Read { .. }), "{missing}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

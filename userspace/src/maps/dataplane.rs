@@ -1,0 +1,340 @@
+//! Loading the XDP program, pinning its maps and link under the bpffs directory, attaching
+//! it to an interface and detaching it again.
+use std::path::{Path, PathBuf};
+
+use aya::{
+    Ebpf, EbpfLoader, VerifierLogLevel,
+    maps::{HashMap, MapData, PerCpuArray, PerCpuValues},
+    programs::{
+        Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+    },
+};
+use xgslb_common::{AnswerSet, Counter, ListenerKey, SelectionKey, Stats, map_names, prog_names};
+
+/// The XDP object built from `ebpf/`, embedded at build time (see build.rs).
+pub static XDP_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xgslb.bpf.o"));
+
+/// What went wrong loading, attaching or reading the data plane.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataPlaneError {
+    /// The bpffs directory could not be created.
+    #[error("cannot create the pin directory {path}: {source} (is bpffs mounted at /sys/fs/bpf?)")]
+    PinDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The object did not load (maps, BTF).
+    #[error("cannot load the XDP object: {0}")]
+    Load(#[from] aya::EbpfError),
+    /// A program or map is missing from the object, or has another type.
+    #[error("the XDP object lacks {0}")]
+    Missing(&'static str),
+    /// The kernel refused the program (the verifier log follows) or the attachment.
+    #[error("{what}: {source}")]
+    Program {
+        what: String,
+        source: aya::programs::ProgramError,
+    },
+    /// A map operation failed.
+    #[error("map {map}: {source}")]
+    Map {
+        map: &'static str,
+        source: aya::maps::MapError,
+    },
+    /// Pinning or adopting the link failed.
+    #[error("link pin {path}: {what}")]
+    Link { path: PathBuf, what: String },
+}
+
+/// How to attach to the interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Driver (native) mode; fail if the driver cannot.
+    Native,
+    /// Generic (skb) mode: slower, works on any interface.
+    Generic,
+    /// Native, else generic with a warning saying why.
+    Auto,
+}
+
+/// The loaded program and its maps.
+pub struct DataPlane {
+    ebpf: Ebpf,
+    pin_dir: PathBuf,
+    /// Selections: see `xgslb_common::map_names::SELECTIONS`.
+    pub selections: HashMap<MapData, SelectionKey, AnswerSet>,
+    /// Listener address:port pairs.
+    pub listeners: HashMap<MapData, ListenerKey, u32>,
+    stats: PerCpuArray<MapData, Stats>,
+    pick: PerCpuArray<MapData, u32>,
+    link: Option<LinkPin>,
+}
+
+/// The pinned link of the attachment: held when this process created it, or adopted (then
+/// owned by the program, and detached when the program is dropped).
+struct LinkPin {
+    path: PathBuf,
+    held: Option<PinnedLink>,
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> DataPlaneError {
+    move |source| DataPlaneError::Map { map, source }
+}
+
+impl DataPlane {
+    /// Loads the embedded object with its maps pinned in (or adopted from) `pin_dir`, and
+    /// loads the XDP program into the kernel (the verifier runs here).
+    pub fn load(pin_dir: &Path) -> Result<Self, DataPlaneError> {
+        ensure_bpffs(pin_dir)?;
+        std::fs::create_dir_all(pin_dir).map_err(|source| DataPlaneError::PinDir {
+            path: pin_dir.to_owned(),
+            source,
+        })?;
+        let mut loader = EbpfLoader::new();
+        loader.default_map_pin_directory(pin_dir);
+        // XGSLB_VERIFIER_LOG=verbose: the full verifier log in load errors, for developers.
+        if std::env::var_os("XGSLB_VERIFIER_LOG").is_some_and(|v| v == "verbose") {
+            loader.verifier_log_level(VerifierLogLevel::VERBOSE | VerifierLogLevel::STATS);
+        }
+        let mut ebpf = loader.load(XDP_OBJECT)?;
+        {
+            let prog: &mut Xdp = ebpf
+                .program_mut(prog_names::XGSLB)
+                .ok_or(DataPlaneError::Missing(prog_names::XGSLB))?
+                .try_into()
+                .map_err(|source| DataPlaneError::Program {
+                    what: "program type".into(),
+                    source,
+                })?;
+            prog.load().map_err(|source| DataPlaneError::Program {
+                what: "the kernel refused the XDP program".into(),
+                source,
+            })?;
+        }
+        let mut take =
+            |name: &'static str| ebpf.take_map(name).ok_or(DataPlaneError::Missing(name));
+        let selections = HashMap::try_from(take(map_names::SELECTIONS)?)
+            .map_err(map_err(map_names::SELECTIONS))?;
+        let listeners = HashMap::try_from(take(map_names::LISTENERS)?)
+            .map_err(map_err(map_names::LISTENERS))?;
+        let stats =
+            PerCpuArray::try_from(take(map_names::STATS)?).map_err(map_err(map_names::STATS))?;
+        let pick =
+            PerCpuArray::try_from(take(map_names::PICK)?).map_err(map_err(map_names::PICK))?;
+        Ok(Self {
+            ebpf,
+            pin_dir: pin_dir.to_owned(),
+            selections,
+            listeners,
+            stats,
+            pick,
+            link: None,
+        })
+    }
+
+    /// The answering program, for attaching or BPF_PROG_TEST_RUN.
+    pub fn program(&mut self) -> &mut Xdp {
+        self.xdp_program(prog_names::XGSLB)
+            .expect("checked at load: the program exists and is XDP")
+    }
+
+    /// Loads the bench-only reflector program from the same object and returns it.
+    pub fn reflector(&mut self) -> Result<&mut Xdp, DataPlaneError> {
+        let prog = self
+            .xdp_program(prog_names::REFLECTOR)
+            .ok_or(DataPlaneError::Missing(prog_names::REFLECTOR))?;
+        if prog.fd().is_err() {
+            prog.load().map_err(|source| DataPlaneError::Program {
+                what: "the kernel refused the reflector".into(),
+                source,
+            })?;
+        }
+        Ok(prog)
+    }
+
+    fn xdp_program(&mut self, name: &str) -> Option<&mut Xdp> {
+        self.ebpf.program_mut(name)?.try_into().ok()
+    }
+
+    fn link_pin_path(&self, iface: &str) -> PathBuf {
+        self.pin_dir.join(format!("link_{iface}"))
+    }
+
+    /// Attaches to `iface` and pins the link so that the program keeps serving if xgslbd
+    /// exits without detaching. A link pinned by an earlier xgslbd is adopted: its program is
+    /// replaced atomically, so answers never stop during an upgrade. Returns the mode used.
+    pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<XdpMode, DataPlaneError> {
+        let pin = self.link_pin_path(iface);
+        if pin.exists() {
+            return self.adopt_link(iface, pin);
+        }
+        let used = match mode {
+            AttachMode::Native => self.attach_mode(iface, XdpMode::Driver)?,
+            AttachMode::Generic => self.attach_mode(iface, XdpMode::Skb)?,
+            AttachMode::Auto => match self.attach_mode(iface, XdpMode::Driver) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(
+                        "native XDP attach to {iface} failed ({e}); falling back to generic \
+                         (skb) mode, which copies every frame and is much slower"
+                    );
+                    self.attach_mode(iface, XdpMode::Skb)?
+                }
+            },
+        };
+        Ok(used)
+    }
+
+    fn attach_mode(&mut self, iface: &str, mode: XdpMode) -> Result<XdpMode, DataPlaneError> {
+        let path = self.link_pin_path(iface);
+        let prog = self.program();
+        let id = prog
+            .attach(iface, mode)
+            .map_err(|source| DataPlaneError::Program {
+                what: format!("attach to {iface} in {mode:?} mode"),
+                source,
+            })?;
+        let link = prog
+            .take_link(id)
+            .map_err(|source| DataPlaneError::Program {
+                what: "take link".into(),
+                source,
+            })?;
+        let link_err = |what: String| DataPlaneError::Link {
+            path: path.clone(),
+            what,
+        };
+        let fd_link = FdLink::try_from(link)
+            .map_err(|e| link_err(format!("the kernel gave no bpf_link to pin: {e}")))?;
+        let pinned = fd_link.pin(&path).map_err(|e| link_err(e.to_string()))?;
+        self.link = Some(LinkPin {
+            path,
+            held: Some(pinned),
+        });
+        Ok(mode)
+    }
+
+    fn adopt_link(&mut self, iface: &str, path: PathBuf) -> Result<XdpMode, DataPlaneError> {
+        let link_err = |what: String| DataPlaneError::Link {
+            path: path.clone(),
+            what,
+        };
+        let pinned = PinnedLink::from_pin(&path).map_err(|e| link_err(e.to_string()))?;
+        let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| link_err(e.to_string()))?;
+        self.program()
+            .attach_to_link(link)
+            .map_err(|source| DataPlaneError::Program {
+                what: format!("replace the program of the pinned link on {iface}"),
+                source,
+            })?;
+        tracing::info!("adopted the pinned XDP link on {iface}");
+        self.link = Some(LinkPin { path, held: None });
+        Ok(XdpMode::Default)
+    }
+
+    /// Sums the per-CPU counters.
+    pub fn stats(&self) -> Result<[u64; Counter::COUNT], DataPlaneError> {
+        read_stats(&self.stats)
+    }
+
+    /// Sets every CPU's pick counter (tests use it to make picks predictable).
+    pub fn set_pick_counter(&mut self, value: u32) -> Result<(), DataPlaneError> {
+        let n = aya::util::nr_cpus().map_err(|(_, e)| DataPlaneError::Link {
+            path: self.pin_dir.clone(),
+            what: format!("cannot count CPUs: {e}"),
+        })?;
+        let values = PerCpuValues::try_from(vec![value; n]).map_err(|e| DataPlaneError::Link {
+            path: self.pin_dir.clone(),
+            what: format!("per-CPU values: {e}"),
+        })?;
+        self.pick
+            .set(0, values, 0)
+            .map_err(map_err(map_names::PICK))
+    }
+
+    /// Removes the link pin and every map pin: the program stops answering when this
+    /// process exits (or at once if `self` is dropped).
+    pub fn unpin_all(&mut self) {
+        if let Some(link) = self.link.take() {
+            match link.held {
+                // Unpinning hands back the link; dropping it detaches the program.
+                Some(pinned) => drop(pinned.unpin()),
+                None => drop(std::fs::remove_file(&link.path)),
+            }
+        }
+        for name in [
+            map_names::SELECTIONS,
+            map_names::LISTENERS,
+            map_names::STATS,
+            map_names::PICK,
+        ] {
+            let _ = std::fs::remove_file(self.pin_dir.join(name));
+        }
+        let _ = std::fs::remove_dir(&self.pin_dir);
+    }
+}
+
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// Mounts bpffs on the parent of `pin_dir` (normally /sys/fs/bpf) when it is not mounted yet,
+/// as systemd does at boot; minimal machines and fresh containers lack it.
+fn ensure_bpffs(pin_dir: &Path) -> Result<(), DataPlaneError> {
+    let Some(root) = pin_dir.parent() else {
+        return Ok(());
+    };
+    let err = |source| DataPlaneError::PinDir {
+        path: root.to_owned(),
+        source,
+    };
+    let c_root = std::ffi::CString::new(root.as_os_str().as_encoded_bytes())
+        .map_err(|e| err(std::io::Error::other(e)))?;
+    // SAFETY: statfs writes into the zeroed struct we own; the path is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_root.as_ptr(), &mut st) } == 0 && st.f_type as i64 == BPF_FS_MAGIC {
+        return Ok(());
+    }
+    std::fs::create_dir_all(root).map_err(err)?;
+    let fstype = c"bpf";
+    // SAFETY: all pointers are NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            c_root.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    tracing::info!("mounted bpffs on {}", root.display());
+    Ok(())
+}
+
+/// Reads and sums the per-CPU counters of a stats map.
+pub fn read_stats(
+    map: &PerCpuArray<MapData, Stats>,
+) -> Result<[u64; Counter::COUNT], DataPlaneError> {
+    let per_cpu = map.get(&0, 0).map_err(map_err(map_names::STATS))?;
+    let mut sum = [0u64; Counter::COUNT];
+    for cpu in per_cpu.iter() {
+        for (s, v) in sum.iter_mut().zip(cpu.counters.iter()) {
+            *s += v;
+        }
+    }
+    Ok(sum)
+}
+
+/// Reads the counters from the stats map pinned in `pin_dir` by a running xgslbd.
+pub fn read_pinned_stats(pin_dir: &Path) -> Result<[u64; Counter::COUNT], DataPlaneError> {
+    let data =
+        MapData::from_pin(pin_dir.join(map_names::STATS)).map_err(map_err(map_names::STATS))?;
+    let map = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data))
+        .map_err(map_err(map_names::STATS))?;
+    read_stats(&map)
+}

@@ -1,0 +1,117 @@
+//! Publication: the selections user space wants served, diffed against what the maps hold,
+//! applied as single-entry operations. The diff is pure so it is tested without a kernel.
+use std::collections::BTreeMap;
+
+use aya::maps::{HashMap, MapData, MapError};
+use xgslb_common::{AnswerSet, ListenerKey, SelectionKey};
+
+/// One map write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapOp<K, V> {
+    /// Insert or replace.
+    Put(K, V),
+    /// Remove.
+    Delete(K),
+}
+
+/// Operations that turn `published` into `desired`: changed and new entries first, then
+/// deletions, so a name present in both is never missing in between.
+pub fn diff<K: Ord + Clone, V: PartialEq + Clone>(
+    desired: &BTreeMap<K, V>,
+    published: &BTreeMap<K, V>,
+) -> Vec<MapOp<K, V>> {
+    let mut ops: Vec<MapOp<K, V>> = desired
+        .iter()
+        .filter(|(k, v)| published.get(k) != Some(v))
+        .map(|(k, v)| MapOp::Put(k.clone(), v.clone()))
+        .collect();
+    ops.extend(
+        published
+            .keys()
+            .filter(|k| !desired.contains_key(k))
+            .map(|k| MapOp::Delete(k.clone())),
+    );
+    ops
+}
+
+fn key_bytes<K: bytemuck::Pod>(k: &K) -> Vec<u8> {
+    bytemuck::bytes_of(k).to_vec()
+}
+
+/// Brings a hash map to `desired` and returns the number of operations applied.
+pub fn sync_map<K, V>(
+    map: &mut HashMap<MapData, K, V>,
+    desired: &[(K, V)],
+) -> Result<usize, MapError>
+where
+    K: aya::Pod + bytemuck::Pod,
+    V: aya::Pod + PartialEq,
+{
+    let mut published: BTreeMap<Vec<u8>, (K, V)> = BTreeMap::new();
+    for entry in map.iter() {
+        let (k, v) = entry?;
+        published.insert(key_bytes(&k), (k, v));
+    }
+    let desired: BTreeMap<Vec<u8>, (K, V)> = desired
+        .iter()
+        .map(|&(k, v)| (key_bytes(&k), (k, v)))
+        .collect();
+    let ops = diff(
+        &desired
+            .iter()
+            .map(|(b, (_, v))| (b.clone(), Wrap(*v)))
+            .collect(),
+        &published
+            .iter()
+            .map(|(b, (_, v))| (b.clone(), Wrap(*v)))
+            .collect(),
+    );
+    for op in &ops {
+        match op {
+            MapOp::Put(b, Wrap(v)) => map.insert(desired[b].0, v, 0)?,
+            MapOp::Delete(b) => map.remove(&published[b].0)?,
+        }
+    }
+    Ok(ops.len())
+}
+
+#[derive(Clone, Copy)]
+struct Wrap<V>(V);
+impl<V: PartialEq> PartialEq for Wrap<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+/// Publishes the selections.
+pub fn publish_selections(
+    map: &mut HashMap<MapData, SelectionKey, AnswerSet>,
+    desired: &[(SelectionKey, AnswerSet)],
+) -> Result<usize, MapError> {
+    sync_map(map, desired)
+}
+
+/// Publishes the listeners.
+pub fn publish_listeners(
+    map: &mut HashMap<MapData, ListenerKey, u32>,
+    listeners: &[ListenerKey],
+) -> Result<usize, MapError> {
+    let desired: Vec<(ListenerKey, u32)> = listeners.iter().map(|&k| (k, 1)).collect();
+    sync_map(map, &desired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_puts_changes_before_deletes_and_skips_equal_entries() {
+        let published: BTreeMap<u8, u8> = [(1, 1), (2, 2), (3, 3)].into();
+        let desired: BTreeMap<u8, u8> = [(1, 1), (2, 20), (4, 4)].into();
+        assert_eq!(
+            diff(&desired, &published),
+            vec![MapOp::Put(2, 20), MapOp::Put(4, 4), MapOp::Delete(3)]
+        );
+        assert!(diff(&desired, &desired).is_empty());
+    }
+}
