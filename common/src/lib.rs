@@ -45,6 +45,8 @@ pub mod prog_names {
     pub const XGSLB: &str = "xgslb";
     /// The bench-only minimal XDP_TX reflector (the ceiling a program can reach).
     pub const REFLECTOR: &str = "xgslb_reflector";
+    /// XDP_PASS for everything: for the client end of veth test topologies.
+    pub const PASS: &str = "xgslb_pass";
 }
 
 /// DNS record types the XDP path knows by number.

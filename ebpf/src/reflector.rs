@@ -38,3 +38,11 @@ fn reflect(ctx: &XdpContext) -> Option<u32> {
     }
     Some(xdp_action::XDP_TX)
 }
+
+/// XDP_PASS for everything. Test and demo topologies attach it to the client end of a veth
+/// pair: veth delivers frames that the server end sends with XDP_TX only to a peer whose
+/// receive side runs NAPI, which an attached XDP program turns on.
+#[xdp]
+pub fn xgslb_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests in `tests/tests/`: frame building with an
 //! independent checksum implementation, unique bpffs pin directories, and network namespaces.
+pub mod daemon;
 pub mod frame;
 pub mod netns;
 pub mod pins;

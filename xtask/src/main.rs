@@ -1,1 +1,163 @@
-fn main() {}
+//! `cargo xtask`: the project's developer and CI commands.
+//!
+//! # Layout
+//! - `setup`: the prerequisites (apt packages, nightly rust-src, bpf-linker, bpffs), checked
+//!   quickly and installed only when missing.
+//! - `cmd`: running commands, the workspace paths, a clean environment for the eBPF build.
+//! - `run`: xgslbd in the foreground on an interface, or the two-namespace demo.
+//! - `build`, `test` and `bench` are below: they only string commands together.
+mod cmd;
+mod run;
+mod setup;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+
+use cmd::{Cmd, root, target_dir};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "xgslb developer and CI commands")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install every prerequisite that is missing (apt packages, nightly rust-src,
+    /// bpf-linker, bpffs); fast when all is there.
+    Setup,
+    /// Build the XDP object and the release binaries.
+    Build,
+    /// Run xgslbd on an interface, or (without --iface) the two-namespace demo.
+    Run {
+        /// Attach to this interface and run xgslbd in the foreground.
+        #[arg(long)]
+        iface: Option<String>,
+        /// The config file (default config/example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Unit and integration tests, fmt and clippy (both workspaces), and a bench smoke run.
+    Test,
+    /// Time the XDP program through BPF_PROG_TEST_RUN against the reflector.
+    Bench {
+        /// A quick run that proves the bench works; its figures mean little.
+        #[arg(long)]
+        smoke: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cmd::fix_path();
+    let result = match cli.task {
+        Task::Setup => setup::ensure(),
+        Task::Build => setup::ensure().and_then(|()| build()),
+        Task::Run { iface, config } => setup::ensure().and_then(|()| {
+            build()?;
+            let config = config.unwrap_or_else(|| root().join("config/example.toml"));
+            match iface {
+                Some(iface) => run::foreground(&iface, &config),
+                None => run::demo(&config),
+            }
+        }),
+        Task::Test => setup::ensure().and_then(|()| test()),
+        Task::Bench { smoke } => setup::ensure().and_then(|()| bench(smoke)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The XDP object (its own workspace, nightly) and then the release binaries, which embed it.
+fn build() -> Result<()> {
+    ebpf_cargo(&["build", "--release"]).run()?;
+    Cmd::cargo(&["build", "--release", "--workspace"]).run()
+}
+
+/// Cargo in ebpf/, with the outer cargo's environment removed as userspace/build.rs does, so
+/// that ebpf/rust-toolchain.toml (nightly) and ebpf/.cargo/config.toml apply.
+fn ebpf_cargo(args: &[&str]) -> Cmd {
+    Cmd::new("cargo", args).dir(root().join("ebpf")).clean_env()
+}
+
+fn test() -> Result<()> {
+    let checks: Vec<(&str, Cmd)> = vec![
+        (
+            "cargo test --workspace",
+            Cmd::cargo(&["test", "--workspace"]),
+        ),
+        (
+            "cargo fmt --all --check",
+            Cmd::cargo(&["fmt", "--all", "--check"]),
+        ),
+        (
+            "cargo clippy --workspace --all-targets -D warnings",
+            Cmd::cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+        ("ebpf: cargo fmt --check", ebpf_cargo(&["fmt", "--check"])),
+        (
+            "ebpf: cargo clippy -D warnings",
+            ebpf_cargo(&["clippy", "--", "-D", "warnings"]),
+        ),
+    ];
+    let mut results = Vec::new();
+    for (name, cmd) in checks {
+        eprintln!("xtask: == {name}");
+        results.push((name, cmd.run()));
+    }
+    eprintln!("xtask: == bench --smoke");
+    results.push(("bench --smoke", bench(true)));
+
+    println!("\nxtask test summary:");
+    let mut failed = 0;
+    for (name, r) in &results {
+        match r {
+            Ok(()) => println!("  ok      {name}"),
+            Err(e) => {
+                failed += 1;
+                println!("  FAILED  {name}: {e:#}");
+            }
+        }
+    }
+    println!("checks: {} passed, {failed} failed", results.len() - failed);
+    if failed > 0 {
+        bail!("{failed} of {} checks failed", results.len());
+    }
+    Ok(())
+}
+
+/// Builds the bench in release (only what it needs: the library and the XDP object) and runs
+/// it; it prints a Markdown table and writes target/bench/results.json.
+fn bench(smoke: bool) -> Result<()> {
+    Cmd::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "xgslb-tests",
+        "--bin",
+        "xgslb-bench",
+    ])
+    .run()?;
+    let out = target_dir().join("bench/results.json");
+    let bin = target_dir().join("release/xgslb-bench");
+    let mut args = vec!["--out".to_owned(), out.display().to_string()];
+    if smoke {
+        args.push("--smoke".into());
+    }
+    Cmd::new(bin, &args).run()
+}

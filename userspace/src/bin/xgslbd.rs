@@ -1,1 +1,80 @@
-fn main() {}
+//! xgslbd: the xgslb daemon. Parses its command line, runs `xgslb::daemon::run` until SIGINT
+//! or SIGTERM, prints the error chain once and exits non-zero on failure.
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use xgslb::{config::XdpModeSetting, daemon};
+
+/// xgslb authoritative DNS server and GSLB, with an XDP fast path.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Interface to attach the XDP program to (overrides server.interface).
+    #[arg(long)]
+    iface: Option<String>,
+    /// XDP attach mode (overrides server.xdp_mode).
+    #[arg(long, value_enum)]
+    xdp_mode: Option<XdpModeSetting>,
+    /// bpffs directory for pinned maps and link (overrides server.pin_dir).
+    #[arg(long)]
+    pin_dir: Option<PathBuf>,
+    /// On exit, leave the pinned XDP program attached and answering.
+    #[arg(long)]
+    leave_serving: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match serve(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xgslbd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cli: Cli) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                tracing::error!("cannot install signal handlers");
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutting down");
+            signals.cancel();
+        });
+        let opts = daemon::Options {
+            iface: cli.iface,
+            xdp_mode: cli.xdp_mode,
+            pin_dir: cli.pin_dir,
+            leave_serving: cli.leave_serving,
+        };
+        daemon::run(&cli.config, opts, || println!("xgslbd ready"), shutdown).await?;
+        Ok(())
+    })
+}

@@ -156,6 +156,75 @@ impl DataPlane {
         Ok(prog)
     }
 
+    /// Attaches the XDP_PASS program to `iface` (native mode) until this `DataPlane` drops.
+    /// Test and demo topologies put it on the client end of a veth pair: veth hands frames
+    /// that its peer sends with XDP_TX only to a receive side running NAPI, which an XDP
+    /// program turns on.
+    pub fn attach_pass(&mut self, iface: &str) -> Result<(), DataPlaneError> {
+        let prog = self
+            .xdp_program(prog_names::PASS)
+            .ok_or(DataPlaneError::Missing(prog_names::PASS))?;
+        if prog.fd().is_err() {
+            prog.load().map_err(|source| DataPlaneError::Program {
+                what: "the kernel refused the pass program".into(),
+                source,
+            })?;
+        }
+        prog.attach(iface, XdpMode::Driver)
+            .map_err(|source| DataPlaneError::Program {
+                what: format!("attach the pass program to {iface}"),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Attaches the XDP_PASS program to `iface` and pins its link at `link_pin`, so that it
+    /// stays attached after this process exits (remove the pin to detach it). For the client
+    /// end of veth topologies run from scripts (see `attach_pass`).
+    pub fn attach_pass_pinned(iface: &str, link_pin: &Path) -> Result<(), DataPlaneError> {
+        let tmp = PathBuf::from(format!("/sys/fs/bpf/xgslb-peer-tmp-{}", std::process::id()));
+        let result = (|| {
+            let mut dp = DataPlane::load(&tmp)?;
+            let prog = dp
+                .xdp_program(prog_names::PASS)
+                .ok_or(DataPlaneError::Missing(prog_names::PASS))?;
+            prog.load().map_err(|source| DataPlaneError::Program {
+                what: "the kernel refused the pass program".into(),
+                source,
+            })?;
+            let id =
+                prog.attach(iface, XdpMode::Driver)
+                    .map_err(|source| DataPlaneError::Program {
+                        what: format!("attach the pass program to {iface}"),
+                        source,
+                    })?;
+            let link = prog
+                .take_link(id)
+                .map_err(|source| DataPlaneError::Program {
+                    what: "take link".into(),
+                    source,
+                })?;
+            let link_err = |what: String| DataPlaneError::Link {
+                path: link_pin.to_owned(),
+                what,
+            };
+            FdLink::try_from(link)
+                .map_err(|e| link_err(e.to_string()))?
+                .pin(link_pin)
+                .map_err(|e| link_err(e.to_string()))?;
+            dp.unpin_all();
+            Ok(())
+        })();
+        // The maps live on while the pinned program uses them; their pins are not needed.
+        if let Ok(entries) = std::fs::read_dir(&tmp) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&tmp);
+        result
+    }
+
     fn xdp_program(&mut self, name: &str) -> Option<&mut Xdp> {
         self.ebpf.program_mut(name)?.try_into().ok()
     }

@@ -68,3 +68,9 @@ impl Snapshot {
             .collect()
     }
 }
+
+impl crate::dns::DynamicAnswers for Snapshot {
+    fn records(&self, name: &LowerName, rtype: RecordType) -> Vec<Record> {
+        Snapshot::records(self, name, rtype)
+    }
+}

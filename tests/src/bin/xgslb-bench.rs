@@ -1,0 +1,571 @@
+//! xgslb-bench: nanoseconds per packet of the XDP program, run by the kernel through
+//! BPF_PROG_TEST_RUN, against the reflector (the least an XDP_TX program does: swap and
+//! send back). `cargo xtask bench` builds and runs it; it prints a Markdown table and writes
+//! the figures as JSON.
+//!
+//! # Method
+//! The kernel times a test run itself (in-program time, no syscall cost) and reports the
+//! total divided by the repeat count, in whole nanoseconds. Two ways to use it:
+//!
+//! - repeat=N in one run: precise, but the kernel runs the program N times on the same
+//!   buffer, so from the second run on the program sees its own output. That only measures
+//!   the intended path when the output takes the same path again:
+//!   - the miss (XDP_PASS) leaves the frame as it was: every run is the same miss;
+//!   - the reflector swaps MACs, addresses and ports and sets QR. It reflects only frames to
+//!     port 53, so the query is sent *from* port 53 too: the swapped frame is again a frame
+//!     to port 53 and takes the same path (setting QR again changes nothing, the checksum
+//!     update is a no-op). After an even number of runs the frame is the query with QR set.
+//!   - an A hit cannot: its output is a response (QR=1), which the program passes
+//!     (pass_not_query), so runs 2..N would time a cheap PASS instead of an answer.
+//! - repeat=1, many runs, summing the kernel's durations: every run starts from the
+//!   query. Each run's reply is compared with one built independently (tests/src/frame.rs),
+//!   and each batch checks that `answered` (or the pass reason) grew by exactly its runs.
+//!   The kernel's time for repeat=1 also holds the cost of reading the clock and of the
+//!   run loop once per call: that overhead is measured as reflector(repeat=1) minus
+//!   reflector(repeat=N) and taken off every repeat=1 figure. The miss is measured both ways
+//!   as a check of that correction: its two figures should agree.
+//!
+//! Each figure is the median of several batches; the batches of all cases are interleaved so
+//! that a slow moment of the machine touches them all alike. The thread is pinned to one CPU.
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{Context, Result, bail, ensure};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use clap::Parser;
+use serde_json::json;
+use xgslb::maps::{
+    DataPlane,
+    key::selection_key,
+    publish::{publish_listeners, publish_selections},
+    slots::slot_table,
+};
+use xgslb_common::{AnswerSet, Counter, ListenerKey, MAX_ADDRS, PickMode, SelectionKey, qtype};
+use xgslb_tests::{
+    frame::{CLIENT_MAC, Opt, SERVER_MAC, Udp, dns_a_reply, dns_query, wire_name},
+    pins::PinDir,
+};
+
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+const SERVER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const HIT: &str = "www.example.test";
+const MISS: &str = "nope.example.test";
+const HIT_ADDR: [u8; 4] = [198, 18, 1, 10];
+const TTL: u32 = 300;
+/// The goal: an A hit costs at most this many times the reflector.
+const TARGET_RATIO: f64 = 2.0;
+
+#[derive(Parser)]
+#[command(about = "ns per packet of the xgslb XDP program through BPF_PROG_TEST_RUN")]
+struct Args {
+    /// A quick run that only proves the bench works.
+    #[arg(long)]
+    smoke: bool,
+    /// Where to write the figures as JSON.
+    #[arg(long, default_value = "target/bench/results.json")]
+    out: PathBuf,
+}
+
+/// How much to run.
+#[derive(Clone, Copy)]
+struct Plan {
+    /// Batches per case; each figure is their median.
+    batches: usize,
+    /// Runs of repeat=1 per batch.
+    runs: u32,
+    /// The repeat count of a repeat=N run (even: see the reflector above).
+    repeat: u32,
+}
+
+const FULL: Plan = Plan {
+    batches: 9,
+    runs: 20_000,
+    repeat: 1_000_000,
+};
+const SMOKE: Plan = Plan {
+    batches: 3,
+    runs: 1_000,
+    repeat: 2_000,
+};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Prog {
+    Xgslb,
+    Reflector,
+}
+
+/// One measured case: the frame, the action and output each run must give, and the counter
+/// that must grow by one per run (the xgslb program only; the reflector counts nothing).
+struct Case {
+    name: &'static str,
+    prog: Prog,
+    frame: Vec<u8>,
+    action: u32,
+    /// The output of one run on `frame`.
+    out_once: Vec<u8>,
+    /// The output of `plan.repeat` runs on the same buffer, when those take the same path.
+    out_repeated: Option<Vec<u8>>,
+    counter: Option<Counter>,
+    /// Figures, ns per packet: one per batch.
+    single: Vec<f64>,
+    repeated: Vec<f64>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xgslb-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    ensure!(unsafe { libc::geteuid() } == 0, "needs root (BPF)");
+    let plan = if args.smoke { SMOKE } else { FULL };
+    let cpu = pin_to_last_cpu();
+    let pins = PinDir::new("bench");
+    let mut dp = setup(pins.path())?;
+    let mut cases = cases();
+
+    // Warm-up (caches, branch predictors, the JIT image): not recorded.
+    for case in &mut cases {
+        single_runs(&mut dp, case, plan.runs / 10 + 1)?;
+    }
+    for _ in 0..plan.batches {
+        for case in &mut cases {
+            let ns = single_runs(&mut dp, case, plan.runs)?;
+            case.single.push(ns);
+            if case.out_repeated.is_some() {
+                let ns = repeated_run(&mut dp, case, plan.repeat)?;
+                case.repeated.push(ns);
+            }
+        }
+    }
+    let report = Report::new(&cases, plan, args.smoke, cpu)?;
+    print!("{}", report.markdown());
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let json = serde_json::to_string_pretty(&report.json())?;
+    std::fs::write(&args.out, json + "\n")
+        .with_context(|| format!("write {}", args.out.display()))?;
+    println!("\nresults: {}", args.out.display());
+    Ok(())
+}
+
+/// Runs on the last CPU only, so that no migration lands between runs. Returns the CPU.
+fn pin_to_last_cpu() -> Option<usize> {
+    let cpu = std::thread::available_parallelism().ok()?.get() - 1;
+    // SAFETY: the set is a zeroed local that CPU_SET fills; sched_setaffinity only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        (libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) == 0).then_some(cpu)
+    }
+}
+
+/// The program loaded with its maps in `pin_dir`, answering A for HIT on both listeners.
+fn setup(pin_dir: &Path) -> Result<DataPlane> {
+    let mut dp = DataPlane::load(pin_dir).context("load the XDP program")?;
+    let listener = |addr, family| ListenerKey {
+        addr,
+        port: 53,
+        family,
+        _pad: 0,
+    };
+    let mut v4 = [0; 16];
+    v4[..4].copy_from_slice(&SERVER4.octets());
+    publish_listeners(
+        &mut dp.listeners,
+        &[listener(v4, 4), listener(SERVER6.octets(), 6)],
+    )
+    .context("publish listeners")?;
+    // One address, one record: every answer is the same, whatever the pick counter says.
+    let mut set = AnswerSet {
+        ttl: TTL,
+        count: 1,
+        records: 1,
+        pick: PickMode::Counter as u8,
+        _pad: 0,
+        slots: slot_table(&[1]),
+        addrs: [[0; 16]; MAX_ADDRS],
+    };
+    set.addrs[0][..4].copy_from_slice(&HIT_ADDR);
+    publish_selections(&mut dp.selections, &[(key(HIT, qtype::A)?, set)])
+        .context("publish the selection")?;
+    dp.reflector().context("load the reflector")?;
+    Ok(dp)
+}
+
+fn key(name: &str, t: u16) -> Result<SelectionKey> {
+    let name = hickory_proto::rr::Name::from_ascii(name).context("name")?;
+    selection_key(&name, t, 0).context("name too long for a key")
+}
+
+fn a_query(opt: Option<&Opt>) -> Vec<u8> {
+    dns_query(0xbeef, 0x0100, &wire_name(HIT), qtype::A, 1, opt)
+}
+
+fn hit(name: &'static str, q: Udp, opt_do: Option<bool>) -> Case {
+    let reply = dns_a_reply(&q.payload, wire_name(HIT).len(), TTL, &[HIT_ADDR], opt_do);
+    Case {
+        name,
+        prog: Prog::Xgslb,
+        frame: q.to_bytes(),
+        action: XDP_TX,
+        out_once: q.reply(reply).to_bytes(),
+        out_repeated: None,
+        counter: Some(Counter::Answered),
+        single: Vec::new(),
+        repeated: Vec::new(),
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let v4 = |payload| Udp::query(IpAddr::V4(CLIENT4), IpAddr::V4(SERVER4), payload);
+    let v6 = |payload| Udp::query(IpAddr::V6(CLIENT6), IpAddr::V6(SERVER6), payload);
+    let miss = v4(dns_query(
+        0xbeef,
+        0x0100,
+        &wire_name(MISS),
+        qtype::A,
+        1,
+        None,
+    ))
+    .to_bytes();
+
+    // The reflector's query, from port 53 (see the method above), and what it becomes.
+    let mut query = v4(a_query(None));
+    query.sport = 53;
+    let mut answered = query.payload.clone();
+    answered[2] |= 0x80;
+    let once = Udp {
+        src_mac: SERVER_MAC,
+        dst_mac: CLIENT_MAC,
+        src: query.dst,
+        dst: query.src,
+        payload: answered.clone(),
+        ..query.clone()
+    };
+    let twice = Udp {
+        payload: answered,
+        ..query.clone()
+    };
+    vec![
+        hit("A hit IPv4", v4(a_query(None)), None),
+        hit(
+            "A hit IPv4 with OPT",
+            v4(a_query(Some(&Opt::plain()))),
+            Some(false),
+        ),
+        hit("A hit IPv6", v6(a_query(None)), None),
+        Case {
+            name: "miss (no selection, PASS)",
+            prog: Prog::Xgslb,
+            frame: miss.clone(),
+            action: XDP_PASS,
+            out_once: miss.clone(),
+            out_repeated: Some(miss),
+            counter: Some(Counter::PassNoSelection),
+            single: Vec::new(),
+            repeated: Vec::new(),
+        },
+        Case {
+            name: "reflector",
+            prog: Prog::Reflector,
+            frame: query.to_bytes(),
+            action: XDP_TX,
+            out_once: once.to_bytes(),
+            out_repeated: Some(twice.to_bytes()),
+            counter: None,
+            single: Vec::new(),
+            repeated: Vec::new(),
+        },
+    ]
+}
+
+fn program(dp: &mut DataPlane, prog: Prog) -> Result<&mut Xdp> {
+    Ok(match prog {
+        Prog::Xgslb => dp.program(),
+        Prog::Reflector => dp.reflector()?,
+    })
+}
+
+/// One test run; returns the action, the output and the kernel's ns per repeat.
+fn test_run(
+    xdp: &mut Xdp,
+    frame: &[u8],
+    out: &mut [u8],
+    repeat: u32,
+) -> Result<(u32, usize, u128)> {
+    let res = xdp
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(out),
+            repeat,
+            ..Default::default()
+        })
+        .context("BPF_PROG_TEST_RUN")?;
+    Ok((
+        res.return_value,
+        res.data_size_out as usize,
+        res.duration.as_nanos(),
+    ))
+}
+
+/// Checks that each counter grew by exactly `want` of its own and `received` by `runs`.
+fn check_counters(
+    case: &Case,
+    before: &[u64; Counter::COUNT],
+    after: &[u64; Counter::COUNT],
+    runs: u64,
+) -> Result<()> {
+    let Some(counter) = case.counter else {
+        return Ok(());
+    };
+    for c in Counter::ALL {
+        let grew = after[c as usize] - before[c as usize];
+        let want = if c == Counter::Received || c == counter {
+            runs
+        } else {
+            0
+        };
+        ensure!(
+            grew == want,
+            "{}: counter {} grew by {grew} over {runs} runs, want {want}",
+            case.name,
+            c.name()
+        );
+    }
+    Ok(())
+}
+
+/// `runs` runs of repeat=1, each checked; returns the mean of the kernel's durations.
+fn single_runs(dp: &mut DataPlane, case: &Case, runs: u32) -> Result<f64> {
+    let before = dp.stats()?;
+    let mut out = vec![0u8; 2048];
+    let mut total = 0u128;
+    let xdp = program(dp, case.prog)?;
+    for _ in 0..runs {
+        let (action, len, ns) = test_run(xdp, &case.frame, &mut out, 1)?;
+        if action != case.action || out[..len] != case.out_once[..] {
+            bail!(
+                "{}: action {action} (want {}), output as expected: {}",
+                case.name,
+                case.action,
+                out[..len] == case.out_once[..]
+            );
+        }
+        total += ns;
+    }
+    check_counters(case, &before, &dp.stats()?, runs.into())?;
+    Ok(total as f64 / f64::from(runs))
+}
+
+/// One run of repeat=`repeat`, checked; returns the kernel's ns per repeat.
+fn repeated_run(dp: &mut DataPlane, case: &Case, repeat: u32) -> Result<f64> {
+    let want = case.out_repeated.as_ref().context("not repeatable")?;
+    let before = dp.stats()?;
+    let mut out = vec![0u8; 2048];
+    let (action, len, ns) = test_run(program(dp, case.prog)?, &case.frame, &mut out, repeat)?;
+    ensure!(
+        action == case.action && out[..len] == want[..],
+        "{} repeat={repeat}: action {action} (want {}), output as expected: {}",
+        case.name,
+        case.action,
+        out[..len] == want[..]
+    );
+    check_counters(case, &before, &dp.stats()?, repeat.into())?;
+    Ok(ns as f64)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+struct Row {
+    name: &'static str,
+    checked: String,
+    raw: f64,
+    corrected: f64,
+    repeated: Option<f64>,
+    single: Vec<f64>,
+    repeated_batches: Vec<f64>,
+}
+
+struct Report {
+    rows: Vec<Row>,
+    overhead: f64,
+    reflector: f64,
+    plan: Plan,
+    smoke: bool,
+    cpu: Option<usize>,
+    nproc: usize,
+    kernel: String,
+    cpu_model: String,
+}
+
+impl Report {
+    fn new(cases: &[Case], plan: Plan, smoke: bool, cpu: Option<usize>) -> Result<Self> {
+        let refl = cases
+            .iter()
+            .find(|c| c.prog == Prog::Reflector)
+            .context("no reflector case")?;
+        let reflector = median(&refl.repeated);
+        let overhead = median(&refl.single) - reflector;
+        let rows = cases
+            .iter()
+            .map(|c| {
+                let raw = median(&c.single);
+                let checked = match (c.action, c.counter) {
+                    (XDP_TX, Some(k)) => format!("XDP_TX, reply byte-exact, {} +1/run", k.name()),
+                    (_, Some(k)) => format!("XDP_PASS, frame unchanged, {} +1/run", k.name()),
+                    _ => "XDP_TX, reflected frame byte-exact".into(),
+                };
+                Row {
+                    name: c.name,
+                    checked,
+                    raw,
+                    corrected: raw - overhead,
+                    repeated: (!c.repeated.is_empty()).then(|| median(&c.repeated)),
+                    single: c.single.clone(),
+                    repeated_batches: c.repeated.clone(),
+                }
+            })
+            .collect();
+        let kernel = std::process::Command::new("uname")
+            .arg("-r")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, m)| m.trim().to_owned())
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            rows,
+            overhead,
+            reflector,
+            plan,
+            smoke,
+            cpu,
+            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            kernel,
+            cpu_model,
+        })
+    }
+
+    fn hits(&self) -> impl Iterator<Item = (&Row, f64, bool)> {
+        self.rows
+            .iter()
+            .filter(|r| r.name.starts_with("A hit"))
+            .map(|r| {
+                let ratio = r.corrected / self.reflector;
+                (r, ratio, ratio <= TARGET_RATIO)
+            })
+    }
+
+    fn markdown(&self) -> String {
+        let p = self.plan;
+        let mut s = format!(
+            "## XDP program, ns per packet (BPF_PROG_TEST_RUN)\n\n\
+             Machine: {} CPUs ({}), kernel {}; bench pinned to CPU {}.{}\n\
+             Median of {} batches; a batch is {} runs of repeat=1 each checked, or one run of \
+             repeat={}.\n\n",
+            self.nproc,
+            self.cpu_model,
+            self.kernel,
+            self.cpu.map_or("none".into(), |c| c.to_string()),
+            if self.smoke {
+                " SMOKE RUN: the figures are rough."
+            } else {
+                ""
+            },
+            p.batches,
+            p.runs,
+            p.repeat,
+        );
+        s += "| case | checked on every run | repeat=1 (kernel) | repeat=1 less timer | \
+              repeat=N |\n|---|---|---:|---:|---:|\n";
+        for r in &self.rows {
+            let rep = r
+                .repeated
+                .map_or("n/a (answers its own output)".into(), |v| format!("{v:.0}"));
+            s += &format!(
+                "| {} | {} | {:.1} | {:.1} | {rep} |\n",
+                r.name, r.checked, r.raw, r.corrected
+            );
+        }
+        s += &format!(
+            "\nTimer overhead of a repeat=1 run (reflector repeat=1 minus repeat=N): {:.1} ns, \
+             taken off the repeat=1 figures. Reflector: {:.0} ns per packet.\n\n",
+            self.overhead, self.reflector
+        );
+        for (r, ratio, met) in self.hits() {
+            s += &format!(
+                "- {}: {ratio:.2}x the reflector; target (<= {TARGET_RATIO}x): {}\n",
+                r.name,
+                if met { "met" } else { "MISSED" }
+            );
+        }
+        s
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "machine": {
+                "nproc": self.nproc,
+                "kernel": self.kernel,
+                "cpu_model": self.cpu_model,
+                "pinned_cpu": self.cpu,
+            },
+            "smoke": self.smoke,
+            "plan": {
+                "batches": self.plan.batches,
+                "runs_per_batch": self.plan.runs,
+                "repeat": self.plan.repeat,
+            },
+            "unit": "ns per packet",
+            "timer_overhead_ns": self.overhead,
+            "reflector_ns": self.reflector,
+            "cases": self.rows.iter().map(|r| json!({
+                "name": r.name,
+                "checked": r.checked,
+                "repeat1_kernel_ns": r.raw,
+                "repeat1_less_timer_ns": r.corrected,
+                "repeatN_ns": r.repeated,
+                "batches_repeat1_ns": r.single,
+                "batches_repeatN_ns": r.repeated_batches,
+            })).collect::<Vec<_>>(),
+            "target": self.hits().map(|(r, ratio, met)| json!({
+                "case": r.name,
+                "ratio_to_reflector": ratio,
+                "max_ratio": TARGET_RATIO,
+                "met": met,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}

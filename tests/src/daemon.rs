@@ -1,0 +1,132 @@
+//! xgslbd in-process for tests: its own thread inside the server namespace, a config and zone
+//! written to a temporary directory, its own bpffs pin directory, stopped (and detached) when
+//! the guard drops.
+use std::{
+    path::{Path, PathBuf},
+    sync::mpsc,
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
+use xgslb::{config::XdpModeSetting, daemon};
+
+use crate::{netns::NetnsPair, pins::PinDir};
+
+/// How long a daemon may take to start: a bound, not a sleep.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A config file and the demo zone in a temporary directory.
+pub struct ConfigDir {
+    dir: tempfile::TempDir,
+}
+
+impl ConfigDir {
+    /// Writes `config` (TOML) beside a copy of config/example.test.zone.
+    pub fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.test.zone");
+        std::fs::copy(&zone, dir.path().join("example.test.zone")).expect("copy zone");
+        std::fs::write(dir.path().join("xgslb.toml"), config).expect("write config");
+        Self { dir }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("xgslb.toml")
+    }
+}
+
+/// A running in-process xgslbd.
+pub struct Daemon {
+    shutdown: CancellationToken,
+    thread: Option<JoinHandle<Result<(), String>>>,
+    pub pins: PinDir,
+}
+
+impl Daemon {
+    /// Starts xgslbd with `config` in the server namespace of `pair`, XDP attached to the
+    /// server veth in `mode`, and waits until it serves.
+    pub fn start(pair: &NetnsPair, config: &Path, mode: XdpModeSetting) -> Self {
+        let pins = PinDir::new("daemon");
+        let shutdown = CancellationToken::new();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let opts = daemon::Options {
+            iface: Some(crate::netns::SERVER_IF.into()),
+            xdp_mode: Some(mode),
+            pin_dir: Some(pins.path().to_owned()),
+            leave_serving: false,
+        };
+        let server_ns = pair.server.clone();
+        let config = config.to_owned();
+        let token = shutdown.clone();
+        let thread = std::thread::spawn(move || {
+            crate::netns::enter_namespace(&server_ns);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(daemon::run(
+                &config,
+                opts,
+                move || {
+                    let _ = ready_tx.send(());
+                },
+                token,
+            ))
+            .map_err(|e| format!("{e:#}"))
+        });
+        let mut d = Daemon {
+            shutdown,
+            thread: Some(thread),
+            pins,
+        };
+        if ready_rx.recv_timeout(START_TIMEOUT).is_err() {
+            let err = d.join();
+            panic!("xgslbd did not start: {err:?}");
+        }
+        d
+    }
+
+    /// XDP counters, summed over CPUs.
+    pub fn stats(&self) -> [u64; xgslb_common::Counter::COUNT] {
+        xgslb::maps::dataplane::read_pinned_stats(self.pins.path()).expect("read stats")
+    }
+
+    fn join(&mut self) -> Result<(), String> {
+        self.shutdown.cancel();
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err("daemon thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the daemon and returns how it ended.
+    pub fn stop(mut self) -> Result<(), String> {
+        self.join()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
+/// The config a test daemon uses: the demo zone, listeners on the server's addresses.
+pub fn test_config(answers: &str) -> String {
+    format!(
+        r#"[server]
+listen = ["{}:53", "[{}]:53"]
+
+[[zone]]
+origin = "example.test."
+file = "example.test.zone"
+
+{answers}
+"#,
+        crate::netns::SERVER_V4,
+        crate::netns::SERVER_V6
+    )
+}

@@ -1,0 +1,76 @@
+//! xgslbctl: operate a running xgslbd. For now it reads the XDP counters from the pinned
+//! stats map; the control socket comes with its own issue.
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use xgslb_common::Counter;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Operate a running xgslbd")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// XDP counters: frames received, answered, and passed to the kernel by reason.
+    Stats {
+        /// bpffs directory of the daemon's pinned maps.
+        #[arg(long, default_value = "/sys/fs/bpf/xgslb")]
+        pin_dir: PathBuf,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attach an XDP_PASS program to the client end of a veth pair (test and demo
+    /// topologies): veth delivers XDP_TX frames only to a peer whose receive side runs NAPI,
+    /// which an XDP program turns on. The link is pinned so it stays after this command.
+    VethPeer {
+        /// The client-side veth (run this in its network namespace).
+        #[arg(long)]
+        iface: String,
+        /// Where to pin the link.
+        #[arg(long)]
+        pin: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::VethPeer { iface, pin } => {
+            match xgslb::maps::DataPlane::attach_pass_pinned(&iface, &pin) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("xgslbctl: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Stats { pin_dir, json } => {
+            match xgslb::maps::dataplane::read_pinned_stats(&pin_dir) {
+                Ok(stats) => {
+                    if json {
+                        let fields: Vec<String> = Counter::ALL
+                            .iter()
+                            .map(|c| format!("\"{}\":{}", c.name(), stats[*c as usize]))
+                            .collect();
+                        println!("{{{}}}", fields.join(","));
+                    } else {
+                        for c in Counter::ALL {
+                            println!("{:<24}{:>14}", c.name(), stats[c as usize]);
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "xgslbctl: {e} (is xgslbd running with --pin-dir {}?)",
+                        pin_dir.display()
+                    );
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}

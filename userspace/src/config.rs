@@ -1,0 +1,399 @@
+//! The TOML configuration, validated as a whole: every error names the key and why, and a
+//! config that fails validation is never half applied.
+use std::{
+    collections::HashSet,
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+};
+
+use hickory_proto::rr::Name;
+use serde::Deserialize;
+use xgslb_common::{MAX_ADDRS, MAX_LISTENERS};
+
+/// Why a config was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrong type (the message has line and column).
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    /// A value that parses but is not acceptable.
+    #[error("{path}: {key}: {why}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        why: String,
+    },
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    #[serde(default)]
+    zone: Vec<RawZone>,
+    #[serde(default)]
+    answer: Vec<RawAnswer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Vec<String>,
+    #[serde(default)]
+    interface: Option<String>,
+    #[serde(default = "default_pin_dir")]
+    pin_dir: PathBuf,
+    #[serde(default)]
+    xdp_mode: XdpModeSetting,
+}
+
+fn default_pin_dir() -> PathBuf {
+    PathBuf::from("/sys/fs/bpf/xgslb")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    origin: String,
+    file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnswer {
+    name: String,
+    ttl: u32,
+    #[serde(default = "one")]
+    records: u8,
+    addresses: Vec<RawAddress>,
+}
+
+fn one() -> u8 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAddress {
+    ip: String,
+    #[serde(default = "one_u32")]
+    weight: u32,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+/// How xgslbd attaches the XDP program.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeSetting {
+    /// Driver mode, or fail.
+    Native,
+    /// Generic (skb) mode.
+    Generic,
+    /// Native, else generic with a warning.
+    #[default]
+    Auto,
+    /// No XDP: the slow path answers everything.
+    Off,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Addresses the slow path binds and the XDP program answers on.
+    pub listen: Vec<SocketAddr>,
+    /// Interface to attach to, unless the command line names one.
+    pub interface: Option<String>,
+    /// bpffs directory for the pinned maps and link.
+    pub pin_dir: PathBuf,
+    /// XDP attach mode.
+    pub xdp_mode: XdpModeSetting,
+    /// Zones: origin and file (resolved against the config's directory).
+    pub zones: Vec<ZoneConfig>,
+    /// Answer sets.
+    pub answers: Vec<AnswerConfig>,
+}
+
+/// One zone.
+#[derive(Clone, Debug)]
+pub struct ZoneConfig {
+    pub origin: Name,
+    pub file: PathBuf,
+}
+
+/// One answer set: the A and AAAA records of `name`.
+#[derive(Clone, Debug)]
+pub struct AnswerConfig {
+    pub name: Name,
+    pub ttl: u32,
+    /// Records per answer (capped to the addresses of each family).
+    pub records: u8,
+    /// Addresses and weights, in order.
+    pub addresses: Vec<(IpAddr, u32)>,
+}
+
+/// The largest TTL RFC 2181 8 allows.
+const MAX_TTL: u32 = (1 << 31) - 1;
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path` (relative zone files resolve against its
+    /// directory).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let invalid = |key: String, why: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            why,
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+
+        if raw.server.listen.is_empty() {
+            return Err(invalid(
+                "server.listen".into(),
+                "at least one address:port".into(),
+            ));
+        }
+        if raw.server.listen.len() > MAX_LISTENERS as usize {
+            return Err(invalid(
+                "server.listen".into(),
+                format!("at most {MAX_LISTENERS} addresses"),
+            ));
+        }
+        let mut listen = Vec::new();
+        for (i, l) in raw.server.listen.iter().enumerate() {
+            let addr: SocketAddr = l.parse().map_err(|_| {
+                invalid(
+                    format!("server.listen[{i}]"),
+                    format!("{l:?} is not address:port (IPv6 as [addr]:port)"),
+                )
+            })?;
+            if listen.contains(&addr) {
+                return Err(invalid(
+                    format!("server.listen[{i}]"),
+                    format!("{addr} twice"),
+                ));
+            }
+            listen.push(addr);
+        }
+
+        let mut zones = Vec::new();
+        let mut origins = HashSet::new();
+        for (i, z) in raw.zone.iter().enumerate() {
+            let origin =
+                parse_name(&z.origin).map_err(|why| invalid(format!("zone[{i}].origin"), why))?;
+            if !origins.insert(origin.to_lowercase()) {
+                return Err(invalid(
+                    format!("zone[{i}].origin"),
+                    format!("{origin} twice"),
+                ));
+            }
+            zones.push(ZoneConfig {
+                origin,
+                file: base.join(&z.file),
+            });
+        }
+
+        let mut answers = Vec::new();
+        let mut names = HashSet::new();
+        for (i, a) in raw.answer.iter().enumerate() {
+            let key = |k: &str| format!("answer[{i}].{k}");
+            let name = parse_name(&a.name).map_err(|why| invalid(key("name"), why))?;
+            if !names.insert(name.to_lowercase()) {
+                return Err(invalid(key("name"), format!("{name} has two answer sets")));
+            }
+            if !zones.iter().any(|z| z.origin.zone_of(&name)) {
+                return Err(invalid(
+                    key("name"),
+                    format!("{name} is in none of the configured zones"),
+                ));
+            }
+            if a.ttl > MAX_TTL {
+                return Err(invalid(
+                    key("ttl"),
+                    format!("at most {MAX_TTL} (RFC 2181 8)"),
+                ));
+            }
+            let mut addresses = Vec::new();
+            for (j, ad) in a.addresses.iter().enumerate() {
+                let ip: IpAddr = ad.ip.parse().map_err(|_| {
+                    invalid(
+                        key(&format!("addresses[{j}].ip")),
+                        format!("{:?} is not an IP address", ad.ip),
+                    )
+                })?;
+                if ad.weight == 0 {
+                    return Err(invalid(
+                        key(&format!("addresses[{j}].weight")),
+                        "must be at least 1 (remove the address to take it out)".into(),
+                    ));
+                }
+                if addresses.iter().any(|(a, _)| *a == ip) {
+                    return Err(invalid(
+                        key(&format!("addresses[{j}].ip")),
+                        format!("{ip} twice"),
+                    ));
+                }
+                addresses.push((ip, ad.weight));
+            }
+            let v4 = addresses.iter().filter(|(a, _)| a.is_ipv4()).count();
+            let v6 = addresses.len() - v4;
+            if addresses.is_empty() {
+                return Err(invalid(key("addresses"), "at least one address".into()));
+            }
+            if v4 > MAX_ADDRS || v6 > MAX_ADDRS {
+                return Err(invalid(
+                    key("addresses"),
+                    format!("at most {MAX_ADDRS} IPv4 and {MAX_ADDRS} IPv6 addresses"),
+                ));
+            }
+            if a.records == 0 || a.records as usize > MAX_ADDRS {
+                return Err(invalid(key("records"), format!("1 to {MAX_ADDRS}")));
+            }
+            answers.push(AnswerConfig {
+                name,
+                ttl: a.ttl,
+                records: a.records,
+                addresses,
+            });
+        }
+
+        Ok(Config {
+            path: path.to_owned(),
+            listen,
+            interface: raw.server.interface,
+            pin_dir: raw.server.pin_dir,
+            xdp_mode: raw.server.xdp_mode,
+            zones,
+            answers,
+        })
+    }
+}
+
+/// A fully qualified domain name (a trailing dot is implied).
+fn parse_name(s: &str) -> Result<Name, String> {
+    let mut name = Name::from_utf8(s).map_err(|e| format!("{s:?} is not a domain name: {e}"))?;
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = ["198.18.0.2:53", "[2001:db8::2]:53"]
+
+[[zone]]
+origin = "example.test"
+file = "example.test.zone"
+
+[[answer]]
+name = "www.example.test."
+ttl = 30
+addresses = [{ ip = "198.18.1.10", weight = 3 }, { ip = "2001:db8::10" }]
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/xgslb/xgslb.toml"), text)
+    }
+
+    fn error_of(text: &str) -> String {
+        match parse(text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_good_config_validates() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.zones[0].file, Path::new("/etc/xgslb/example.test.zone"));
+        assert_eq!(c.zones[0].origin.to_string(), "example.test.");
+        assert_eq!(c.answers[0].addresses[0].1, 3);
+        assert_eq!(c.answers[0].addresses[1].1, 1);
+        assert_eq!(c.answers[0].records, 1);
+        assert_eq!(c.xdp_mode, XdpModeSetting::Auto);
+        assert_eq!(c.pin_dir, Path::new("/sys/fs/bpf/xgslb"));
+    }
+
+    #[test]
+    fn the_example_config_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.toml");
+        Config::load(&path).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                GOOD.replace("listen = [", "lissen = ["),
+                "unknown field `lissen`",
+            ),
+            (
+                GOOD.replace("198.18.0.2:53", "198.18.0.2"),
+                "server.listen[0]",
+            ),
+            (
+                GOOD.replace("\"198.18.1.10\"", "\"198.18.1\""),
+                "answer[0].addresses[0].ip",
+            ),
+            (
+                GOOD.replace("weight = 3", "weight = 0"),
+                "answer[0].addresses[0].weight",
+            ),
+            (
+                GOOD.replace("www.example.test.", "www.other.test."),
+                "answer[0].name",
+            ),
+            (
+                GOOD.replace("ttl = 30", "ttl = 4294967295"),
+                "answer[0].ttl",
+            ),
+            (
+                GOOD.replace("ttl = 30", "ttl = 30\nrecords = 0"),
+                "answer[0].records",
+            ),
+            (GOOD.replace("ttl = 30", "ttl = \"30\""), "invalid type"),
+            (
+                format!(
+                    "{GOOD}\n[[answer]]\nname = \"WWW.example.test\"\nttl = 1\naddresses = [{{ ip = \"198.18.0.9\" }}]"
+                ),
+                "two answer sets",
+            ),
+            (
+                format!("{GOOD}\n[[zone]]\norigin = \"example.test.\"\nfile = \"x\""),
+                "zone[1].origin",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = error_of(&text);
+            assert!(err.contains(want), "error {err:?} lacks {want:?}");
+        }
+    }
+}

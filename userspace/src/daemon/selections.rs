@@ -1,0 +1,86 @@
+//! From the configured answer sets to what is published: `AnswerSet`s per (name, type) for
+//! the slow path's snapshot, and selection map entries for the XDP program.
+use hickory_proto::rr::{Name, RecordType};
+use xgslb_common::{AnswerSet, MAX_ADDRS, PickMode, SelectionKey};
+
+use crate::{
+    config::AnswerConfig,
+    maps::{key::selection_key, slots::slot_table},
+};
+
+/// The A and AAAA answer sets of the configured answers (a family with no address has none).
+pub fn answer_sets(answers: &[AnswerConfig]) -> Vec<(Name, RecordType, AnswerSet)> {
+    let mut out = Vec::new();
+    for a in answers {
+        for (rtype, v6) in [(RecordType::A, false), (RecordType::AAAA, true)] {
+            let family: Vec<_> = a
+                .addresses
+                .iter()
+                .filter(|(ip, _)| ip.is_ipv6() == v6)
+                .collect();
+            if family.is_empty() {
+                continue;
+            }
+            let weights: Vec<u32> = family.iter().map(|(_, w)| *w).collect();
+            let mut set = AnswerSet {
+                ttl: a.ttl,
+                count: family.len().min(MAX_ADDRS) as u8,
+                records: (a.records as usize).min(family.len()) as u8,
+                pick: PickMode::Counter as u8,
+                _pad: 0,
+                slots: slot_table(&weights),
+                addrs: [[0; 16]; MAX_ADDRS],
+            };
+            for (dst, (ip, _)) in set.addrs.iter_mut().zip(&family) {
+                match ip {
+                    std::net::IpAddr::V4(v4) => dst[..4].copy_from_slice(&v4.octets()),
+                    std::net::IpAddr::V6(v6) => *dst = v6.octets(),
+                }
+            }
+            out.push((a.name.clone(), rtype, set));
+        }
+    }
+    out
+}
+
+/// Selection map entries (region 0) for the sets; names longer than the XDP key are left to
+/// the slow path, with a warning.
+pub fn selection_entries(sets: &[(Name, RecordType, AnswerSet)]) -> Vec<(SelectionKey, AnswerSet)> {
+    sets.iter()
+        .filter_map(|(name, rtype, set)| {
+            let key = selection_key(name, u16::from(*rtype), 0);
+            if key.is_none() {
+                tracing::warn!("{name} is longer than the XDP key: the slow path answers it");
+            }
+            key.map(|k| (k, *set))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_split_and_records_cap_at_the_family_size() {
+        let a = AnswerConfig {
+            name: Name::from_ascii("www.example.test.").unwrap(),
+            ttl: 30,
+            records: 3,
+            addresses: vec![
+                ("198.18.0.1".parse().unwrap(), 1),
+                ("2001:db8::1".parse().unwrap(), 1),
+                ("198.18.0.2".parse().unwrap(), 2),
+            ],
+        };
+        let sets = answer_sets(&[a]);
+        assert_eq!(sets.len(), 2);
+        let (_, t, v4) = &sets[0];
+        assert_eq!((*t, v4.count, v4.records), (RecordType::A, 2, 2));
+        assert_eq!(&v4.addrs[1][..4], &[198, 18, 0, 2]);
+        assert!(v4.is_valid());
+        let (_, t, v6) = &sets[1];
+        assert_eq!((*t, v6.count, v6.records), (RecordType::AAAA, 1, 1));
+        assert_eq!(selection_entries(&sets).len(), 2);
+    }
+}

@@ -1,0 +1,190 @@
+//! `cargo xtask run`: xgslbd in the foreground on a given interface, or the demo, which puts
+//! it in a network namespace of its own with a client namespace beside it (scripts/netns.sh).
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::cmd::{Cmd, root, target_dir};
+
+const DEMO_PREFIX: &str = "xgslb-demo";
+const DEMO_VETH: &str = "xgd";
+const SERVER_NS: &str = "xgslb-demo-srv";
+const CLIENT_NS: &str = "xgslb-demo-cli";
+const SERVER_IFACE: &str = "xgd-s0";
+const DEMO_PIN_DIR: &str = "/sys/fs/bpf/xgslb-demo";
+/// The line xgslbd prints once it serves.
+const READY: &str = "xgslbd ready";
+/// Loading the program and the zones takes well under a second; this only bounds a hang.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs xgslbd attached to `iface` until it exits (Ctrl-C reaches it directly).
+pub fn foreground(iface: &str, config: &Path) -> Result<()> {
+    let bin = target_dir().join("release/xgslbd");
+    Cmd::new(
+        &bin,
+        &[
+            path_arg("--config", config),
+            vec!["--iface".into(), iface.into()],
+        ]
+        .concat(),
+    )
+    .run()
+}
+
+fn path_arg(flag: &str, p: &Path) -> Vec<String> {
+    vec![flag.into(), p.display().to_string()]
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// The demo: namespaces up, xgslbd in the server one, instructions once it is ready, and
+/// everything removed on Ctrl-C or when xgslbd stops or fails.
+pub fn demo(config: &Path) -> Result<()> {
+    // The handlers only set a flag (and are reset to the default in the children at exec):
+    // the loop below sees it and cleans up.
+    // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let netns = root().join("scripts/netns.sh");
+    let mut demo = Demo {
+        netns: netns.display().to_string(),
+        child: None,
+    };
+    Cmd::new("bash", &[demo.netns.as_str(), "up", DEMO_PREFIX, DEMO_VETH]).run()?;
+
+    // nsenter --net, not `ip netns exec`: the latter remounts /sys in a mount namespace of its
+    // own, which hides the bpffs at /sys/fs/bpf and with it the pins `xgslbctl` reads.
+    let bin = target_dir().join("release/xgslbd");
+    let mut cmd = Cmd::new(
+        "nsenter",
+        &[
+            vec![
+                format!("--net=/run/netns/{SERVER_NS}"),
+                bin.display().to_string(),
+            ],
+            path_arg("--config", config),
+            vec!["--iface".into(), SERVER_IFACE.into()],
+            path_arg("--pin-dir", Path::new(DEMO_PIN_DIR)),
+        ]
+        .concat(),
+    );
+    eprintln!("+ {}", cmd.shown());
+    cmd = cmd.dir(root());
+    let mut command = cmd.into_command();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start xgslbd")?;
+    let stdout = child.stdout.take().context("xgslbd stdout")?;
+    demo.child = Some(child);
+
+    let (ready_tx, ready_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            if line == READY {
+                let _ = ready_tx.send(());
+            }
+        }
+    });
+
+    let started = Instant::now();
+    let mut ready = false;
+    loop {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            eprintln!("\nxtask: stopping the demo");
+            return Ok(());
+        }
+        if let Some(status) = demo.child_mut().try_wait()? {
+            bail!("xgslbd exited ({status})");
+        }
+        if !ready && ready_rx.try_recv().is_ok() {
+            ready = true;
+            print_instructions();
+        }
+        if !ready && started.elapsed() > READY_TIMEOUT {
+            bail!("xgslbd did not print `{READY}` within {READY_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn print_instructions() {
+    let ctl = target_dir().join("release/xgslbctl");
+    println!(
+        "\nThe demo is up: xgslbd serves in namespace {SERVER_NS} (XDP on {SERVER_IFACE}).
+Try, from another terminal:
+  ip netns exec {CLIENT_NS} dig @198.18.0.2 www.example.test A
+  ip netns exec {CLIENT_NS} kdig @2001:db8::2 cdn.example.test A
+  ip netns exec {CLIENT_NS} dig @198.18.0.2 example.test SOA      (slow path)
+  {} stats --pin-dir {DEMO_PIN_DIR}   (`answered` counts the XDP answers)
+Ctrl-C here stops xgslbd and removes the namespaces.\n",
+        ctl.display()
+    );
+}
+
+/// What the demo set up, removed on drop: on Ctrl-C, on any error, on a panic.
+struct Demo {
+    netns: String,
+    child: Option<Child>,
+}
+
+impl Demo {
+    fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("set before the loop")
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            stop(child);
+        }
+        if let Err(e) = Cmd::new("bash", &[self.netns.as_str(), "down", DEMO_PREFIX]).run() {
+            eprintln!("xtask: removing the demo namespaces: {e:#}");
+        }
+        // An xgslbd that died leaves its pins; the link went with the namespace's veth.
+        if let Ok(entries) = std::fs::read_dir(DEMO_PIN_DIR) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+            let _ = std::fs::remove_dir(DEMO_PIN_DIR);
+        }
+    }
+}
+
+/// SIGTERM (xgslbd detaches and exits), then SIGKILL if it has not exited in 10 s.
+fn stop(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill has no memory preconditions; the pid is our child's, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("xtask: xgslbd did not stop within 10 s; killing it");
+    let _ = child.kill();
+    let _ = child.wait();
+}
