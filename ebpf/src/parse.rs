@@ -25,6 +25,8 @@ const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_UDP: u8 = 17;
 const CLASS_IN: u16 = 1;
+const EDNS_OPTION_NSID: u16 = 3;
+const EDNS_OPTION_ECS: u16 = 8;
 const EDNS_OPTION_COOKIE: u16 = 10;
 
 /// DNS header flag bits (RFC 1035 4.1.1, RFC 4035 for AD and CD).
@@ -444,8 +446,13 @@ fn parse_opt(ctx: &XdpContext, off: usize, dns_end: usize) -> Result<bool, Count
         }
         let p = ptr_at(ctx, o, 4).ok_or(Counter::PassTruncated)?;
         let (code, len) = unsafe { (load_be16(p), load_be16(p.add(2)) as usize) };
-        // RFC 7873 5.2.2: a malformed COOKIE is FORMERR; leave that to the slow path.
-        if code == EDNS_OPTION_COOKIE && !(len == 8 || (16..=40).contains(&len)) {
+        // RFC 7873 5.2.2: a malformed COOKIE is FORMERR; leave that to the slow path. Client
+        // subnet (RFC 7871: validated, answered with a scope) and NSID (RFC 5001: answered
+        // with the server's id) change the response, so the slow path decides on them.
+        if (code == EDNS_OPTION_COOKIE && !(len == 8 || (16..=40).contains(&len)))
+            || code == EDNS_OPTION_ECS
+            || code == EDNS_OPTION_NSID
+        {
             return Err(Counter::PassEdns);
         }
         o += 4 + len;

@@ -278,6 +278,22 @@ fn fixtures() -> Vec<Fixture> {
             .to_bytes(),
             Counter::PassEdns,
         ),
+        pass(
+            "client subnet option",
+            q4(dns_query(
+                1,
+                RD,
+                &wire_name(www),
+                1,
+                1,
+                Some(&Opt {
+                    options: vec![(8, vec![0, 1, 24, 0, 198, 18, 0])],
+                    ..Opt::plain()
+                }),
+            ))
+            .to_bytes(),
+            Counter::PassEdns,
+        ),
         {
             let mut m = dns_query(1, RD, &wire_name(www), 1, 1, Some(&Opt::plain()));
             m.extend_from_slice(&Opt::plain().to_bytes());

@@ -22,8 +22,15 @@
 //!   and each batch checks that `answered` (or the pass reason) grew by exactly its runs.
 //!   The kernel's time for repeat=1 also holds the cost of reading the clock and of the
 //!   run loop once per call: that overhead is measured as reflector(repeat=1) minus
-//!   reflector(repeat=N) and taken off every repeat=1 figure. The miss is measured both ways
-//!   as a check of that correction: its two figures should agree.
+//!   reflector(repeat=N) and taken off every repeat=1 figure.
+//!
+//! The miss is measured both ways. Its repeat=1 figure, less that overhead, stays above its
+//! repeat=N one: a repeat=1 run starts cold (the syscall around it evicts the program from
+//! the L1 caches and branch predictors), where repeat=N runs it hot, as a busy NIC queue
+//! does (NAPI runs the program on up to 64 frames in a row). The reflector is too small to
+//! notice. That difference, the miss's cold start, is reported and taken off the A hits as
+//! an *estimate* of their warm cost. The target is judged on the measured figure (repeat=1
+//! less the overhead): the estimate is shown beside it, not used for the verdict.
 //!
 //! Each figure is the median of several batches; the batches of all cases are interleaved so
 //! that a slow moment of the machine touches them all alike. The thread is pinned to one CPU.
@@ -69,6 +76,9 @@ struct Args {
     /// A quick run that only proves the bench works.
     #[arg(long)]
     smoke: bool,
+    /// Override the repeat count of the repeat=N runs (made even).
+    #[arg(long)]
+    repeat: Option<u32>,
     /// Where to write the figures as JSON.
     #[arg(long, default_value = "target/bench/results.json")]
     out: PathBuf,
@@ -133,7 +143,12 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     ensure!(unsafe { libc::geteuid() } == 0, "needs root (BPF)");
-    let plan = if args.smoke { SMOKE } else { FULL };
+    let mut plan = if args.smoke { SMOKE } else { FULL };
+    if let Some(n) = args.repeat {
+        plan.repeat = n.max(2) & !1;
+    }
+    // Before pinning: afterwards this process sees one CPU.
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = pin_to_last_cpu();
     let pins = PinDir::new("bench");
     let mut dp = setup(pins.path())?;
@@ -153,7 +168,7 @@ fn run(args: &Args) -> Result<()> {
             }
         }
     }
-    let report = Report::new(&cases, plan, args.smoke, cpu)?;
+    let report = Report::new(&cases, plan, args.smoke, nproc, cpu)?;
     print!("{}", report.markdown());
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
@@ -415,6 +430,7 @@ struct Report {
     rows: Vec<Row>,
     overhead: f64,
     reflector: f64,
+    cold_start: f64,
     plan: Plan,
     smoke: bool,
     cpu: Option<usize>,
@@ -424,13 +440,24 @@ struct Report {
 }
 
 impl Report {
-    fn new(cases: &[Case], plan: Plan, smoke: bool, cpu: Option<usize>) -> Result<Self> {
+    fn new(
+        cases: &[Case],
+        plan: Plan,
+        smoke: bool,
+        nproc: usize,
+        cpu: Option<usize>,
+    ) -> Result<Self> {
         let refl = cases
             .iter()
             .find(|c| c.prog == Prog::Reflector)
             .context("no reflector case")?;
         let reflector = median(&refl.repeated);
         let overhead = median(&refl.single) - reflector;
+        let miss = cases
+            .iter()
+            .find(|c| c.counter == Some(Counter::PassNoSelection))
+            .context("no miss case")?;
+        let cold_start = median(&miss.single) - overhead - median(&miss.repeated);
         let rows = cases
             .iter()
             .map(|c| {
@@ -469,22 +496,25 @@ impl Report {
             rows,
             overhead,
             reflector,
+            cold_start,
             plan,
             smoke,
             cpu,
-            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            nproc,
             kernel,
             cpu_model,
         })
     }
 
-    fn hits(&self) -> impl Iterator<Item = (&Row, f64, bool)> {
+    /// The A hits with their ratio to the reflector, measured and warm estimate.
+    fn hits(&self) -> impl Iterator<Item = (&Row, f64, f64)> {
         self.rows
             .iter()
             .filter(|r| r.name.starts_with("A hit"))
             .map(|r| {
-                let ratio = r.corrected / self.reflector;
-                (r, ratio, ratio <= TARGET_RATIO)
+                let measured = r.corrected / self.reflector;
+                let warm = (r.corrected - self.cold_start) / self.reflector;
+                (r, measured, warm)
             })
     }
 
@@ -521,14 +551,21 @@ impl Report {
         }
         s += &format!(
             "\nTimer overhead of a repeat=1 run (reflector repeat=1 minus repeat=N): {:.1} ns, \
-             taken off the repeat=1 figures. Reflector: {:.0} ns per packet.\n\n",
-            self.overhead, self.reflector
+             taken off the repeat=1 figures. Reflector: {:.0} ns per packet.\n\
+             Cold start (the miss: repeat=1 less timer, minus repeat=N): {:.1} ns; an A hit \
+             run hot is estimated at its repeat=1 figure less that.\n\n",
+            self.overhead, self.reflector, self.cold_start
         );
-        for (r, ratio, met) in self.hits() {
+        for (r, measured, warm) in self.hits() {
             s += &format!(
-                "- {}: {ratio:.2}x the reflector; target (<= {TARGET_RATIO}x): {}\n",
+                "- {}: {measured:.2}x the reflector (about {warm:.2}x run hot); target \
+                 (<= {TARGET_RATIO}x): {}\n",
                 r.name,
-                if met { "met" } else { "MISSED" }
+                if measured <= TARGET_RATIO {
+                    "met"
+                } else {
+                    "MISSED"
+                }
             );
         }
         s
@@ -551,6 +588,7 @@ impl Report {
             "unit": "ns per packet",
             "timer_overhead_ns": self.overhead,
             "reflector_ns": self.reflector,
+            "cold_start_ns": self.cold_start,
             "cases": self.rows.iter().map(|r| json!({
                 "name": r.name,
                 "checked": r.checked,
@@ -560,11 +598,12 @@ impl Report {
                 "batches_repeat1_ns": r.single,
                 "batches_repeatN_ns": r.repeated_batches,
             })).collect::<Vec<_>>(),
-            "target": self.hits().map(|(r, ratio, met)| json!({
+            "target": self.hits().map(|(r, measured, warm)| json!({
                 "case": r.name,
-                "ratio_to_reflector": ratio,
+                "ratio_to_reflector": measured,
+                "ratio_to_reflector_warm_estimate": warm,
                 "max_ratio": TARGET_RATIO,
-                "met": met,
+                "met": measured <= TARGET_RATIO,
             })).collect::<Vec<_>>(),
         })
     }

@@ -1,0 +1,363 @@
+//! Differential test of the two paths: at least 100,000 random and mutated queries (seeded;
+//! the seed is printed on failure, and XGSLB_DIFF_SEED replays one) through the XDP program
+//! with BPF_PROG_TEST_RUN. Every XDP_TX output must be a well-formed frame back to the sender
+//! (addresses and ports swapped, checksums valid) whose DNS message is exactly the slow path's
+//! response to the same query with the same pick; everything else must be XDP_PASS, unchanged.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use aya::programs::{TestRun, TestRunOptions};
+use hickory_proto::{
+    op::Message,
+    rr::{LowerName, Record, RecordType},
+};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use xgslb::{
+    config::Config,
+    daemon::{build, listener_keys},
+    dns::{DynamicAnswers, Transport},
+    maps::{
+        DataPlane,
+        publish::{publish_listeners, publish_selections},
+        snapshot::Snapshot,
+    },
+};
+use xgslb_tests::{
+    daemon::{ConfigDir, test_config},
+    frame::{Opt, Udp, dns_query, fold, inet_sum, wire_name},
+    pins::PinDir,
+    require_root,
+};
+
+const QUERIES: usize = 100_000;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+const ANSWERS: &str = r#"
+[[answer]]
+name = "www.example.test."
+ttl = 30
+addresses = [{ ip = "198.18.1.10", weight = 3 }, { ip = "198.18.2.10" }]
+
+[[answer]]
+name = "all.example.test."
+ttl = 60
+records = 8
+addresses = [
+  { ip = "198.18.1.1" }, { ip = "198.18.1.2" }, { ip = "198.18.1.3" }, { ip = "198.18.1.4" },
+  { ip = "198.18.1.5" }, { ip = "198.18.1.6" }, { ip = "198.18.1.7" }, { ip = "198.18.1.8" },
+]
+
+[[answer]]
+name = "some.example.test."
+ttl = 300
+records = 2
+addresses = [{ ip = "198.18.3.1", weight = 7 }, { ip = "198.18.3.2", weight = 2 }, { ip = "198.18.3.3" }, { ip = "2001:db8:3::1" }]
+
+[[answer]]
+name = "a-rather-long-label-to-fill-the-key.with-another-label-here.x.example.test."
+ttl = 5
+addresses = [{ ip = "198.18.4.1" }]
+"#;
+
+/// The slow path's dynamic answers with the pick the XDP program used.
+struct FixedPick<'a>(&'a Snapshot, u32);
+
+impl DynamicAnswers for FixedPick<'_> {
+    fn records(&self, name: &LowerName, rtype: RecordType) -> Vec<Record> {
+        self.0.records_with_pick(name, rtype, self.1)
+    }
+}
+
+const NAMES: &[&str] = &[
+    "www.example.test",
+    "all.example.test",
+    "some.example.test",
+    "a-rather-long-label-to-fill-the-key.with-another-label-here.x.example.test",
+    "example.test",
+    "ftp.example.test",
+    "nope.example.test",
+    "x.shop.example.test",
+    "host.lab.example.test",
+    "www.example.org",
+    "",
+];
+
+fn random_case(rng: &mut StdRng, name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if rng.random_bool(0.3) {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// A query: mostly plausible, with every field sometimes random.
+fn random_query(rng: &mut StdRng) -> Vec<u8> {
+    let name = NAMES[rng.random_range(0..NAMES.len())];
+    let qname = if rng.random_bool(0.05) {
+        let len = rng.random_range(1..120);
+        let mut v = Vec::new();
+        while v.len() < len {
+            let l = rng.random_range(1..=63usize).min(len);
+            v.push(l as u8);
+            v.extend((0..l).map(|_| rng.random::<u8>()));
+        }
+        v.push(0);
+        v
+    } else {
+        wire_name(&random_case(rng, name))
+    };
+    let qtype = match rng.random_range(0..10) {
+        0..=5 => 1,
+        6 => 28,
+        7 => 255,
+        8 => 15,
+        _ => rng.random(),
+    };
+    let qclass = if rng.random_bool(0.95) {
+        1
+    } else {
+        rng.random_range(0..5)
+    };
+    let flags = match rng.random_range(0..10) {
+        0..=6 => 0x0100,
+        7 => 0,
+        8 => rng.random::<u16>() & 0x0130,
+        _ => rng.random(),
+    };
+    let opt = if rng.random_bool(0.5) {
+        let mut o = Opt::plain();
+        o.udp_size = rng.random_range(0..5000);
+        o.dnssec_ok = rng.random_bool(0.3);
+        if rng.random_bool(0.05) {
+            o.version = rng.random_range(1..3);
+        }
+        for _ in 0..rng.random_range(0..3) {
+            let code = if rng.random_bool(0.5) {
+                10
+            } else {
+                rng.random_range(0..20)
+            };
+            let len = if code == 10 && rng.random_bool(0.8) {
+                8
+            } else {
+                rng.random_range(0..20)
+            };
+            o.options
+                .push((code, (0..len).map(|_| rng.random()).collect()));
+        }
+        Some(o)
+    } else {
+        None
+    };
+    dns_query(rng.random(), flags, &qname, qtype, qclass, opt.as_ref())
+}
+
+/// A query, sometimes mutated: a flipped byte, a truncation, extra bytes, a changed count.
+fn query(rng: &mut StdRng) -> Vec<u8> {
+    let mut q = random_query(rng);
+    match rng.random_range(0..10) {
+        0 => {
+            let i = rng.random_range(0..q.len());
+            q[i] ^= 1 << rng.random_range(0..8);
+        }
+        1 => {
+            let n = rng.random_range(0..q.len());
+            q.truncate(n);
+        }
+        2 => q.extend((0..rng.random_range(1..6)).map(|_| rng.random::<u8>())),
+        3 if q.len() >= 12 => {
+            let i = 4 + 2 * rng.random_range(0..4);
+            q[i + 1] = rng.random_range(0..3);
+        }
+        _ => {}
+    }
+    q
+}
+
+fn server_client(v6: bool) -> (IpAddr, IpAddr) {
+    if v6 {
+        (
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x99)),
+        )
+    } else {
+        (
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 99)),
+        )
+    }
+}
+
+/// Checks the frame around an XDP answer and returns its DNS message.
+fn unwrap_reply(query: &Udp, out: &[u8]) -> Result<Vec<u8>, String> {
+    let l3 = 14 + 4 * query.vlans.len();
+    if out[0..6] != query.src_mac || out[6..12] != query.dst_mac {
+        return Err("MACs not swapped".into());
+    }
+    if out[12..l3] != query.to_bytes()[12..l3] {
+        return Err("VLAN tags or ethertype changed".into());
+    }
+    let (src, dst, l4) = match (query.src, query.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let ip = &out[l3..l3 + 20];
+            if fold(inet_sum(0, ip)) != 0xffff {
+                return Err("bad IPv4 header checksum".into());
+            }
+            if usize::from(u16::from_be_bytes([ip[2], ip[3]])) != out.len() - l3 {
+                return Err("IPv4 total length".into());
+            }
+            (s.octets().to_vec(), d.octets().to_vec(), l3 + 20)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let ip = &out[l3..l3 + 40];
+            if usize::from(u16::from_be_bytes([ip[4], ip[5]])) != out.len() - l3 - 40 {
+                return Err("IPv6 payload length".into());
+            }
+            (s.octets().to_vec(), d.octets().to_vec(), l3 + 40)
+        }
+        _ => unreachable!(),
+    };
+    let n = src.len();
+    let (ip_src, ip_dst) = if n == 4 {
+        (l3 + 12, l3 + 16)
+    } else {
+        (l3 + 8, l3 + 24)
+    };
+    if out[ip_src..ip_src + n] != dst[..] || out[ip_dst..ip_dst + n] != src[..] {
+        return Err("addresses not swapped".into());
+    }
+    let udp = &out[l4..];
+    if u16::from_be_bytes([udp[0], udp[1]]) != query.dport
+        || u16::from_be_bytes([udp[2], udp[3]]) != query.sport
+    {
+        return Err("ports not swapped".into());
+    }
+    if usize::from(u16::from_be_bytes([udp[4], udp[5]])) != udp.len() {
+        return Err("UDP length".into());
+    }
+    let csum = u16::from_be_bytes([udp[6], udp[7]]);
+    if !(query.zero_csum && csum == 0) {
+        let mut sum = inet_sum(0, &src);
+        sum = inet_sum(sum, &dst);
+        sum += 17 + udp.len() as u32;
+        if fold(inet_sum(sum, udp)) != 0xffff {
+            return Err("bad UDP checksum".into());
+        }
+    }
+    Ok(udp[8..].to_vec())
+}
+
+/// The parts of a response both paths must agree on.
+fn essentials(m: &Message) -> String {
+    let edns = m.edns.as_ref().map(|e| {
+        (
+            e.version(),
+            e.flags().dnssec_ok,
+            e.flags().z,
+            e.max_payload(),
+        )
+    });
+    format!(
+        "header {:?}\nq {:?}\nan {:?}\nns {:?}\nar {:?}\nedns {:?}",
+        m.metadata, m.queries, m.answers, m.authorities, m.additionals, edns
+    )
+}
+
+#[test]
+fn xdp_answers_exactly_what_the_slow_path_answers() {
+    require_root();
+    let seed: u64 = std::env::var("XGSLB_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let mut rng = StdRng::seed_from_u64(seed);
+
+    let dir = ConfigDir::new(&test_config(ANSWERS));
+    let cfg = Config::load(&dir.path()).expect("config");
+    let built = build(&cfg).expect("build");
+    let pins = PinDir::new("diff");
+    let mut dp = DataPlane::load(pins.path()).expect("load");
+    publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen)).expect("listeners");
+    publish_selections(&mut dp.selections, &built.selections).expect("selections");
+
+    let (mut answered, mut passed) = (0usize, 0usize);
+    for n in 0..QUERIES {
+        let v6 = rng.random_bool(0.3);
+        let (server, client) = server_client(v6);
+        let mut q = Udp::query(client, server, query(&mut rng));
+        q.sport = rng.random_range(1024..65535);
+        if rng.random_bool(0.1) {
+            q.vlans = (0..rng.random_range(1..3))
+                .map(|_| rng.random_range(1..4095))
+                .collect();
+        }
+        if !v6 && rng.random_bool(0.1) {
+            q.zero_csum = true;
+        }
+        if rng.random_bool(0.02) {
+            q.dport = rng.random();
+        }
+        let input = q.to_bytes();
+        let pick: u32 = rng.random();
+        dp.set_pick_counter(pick).expect("pick counter");
+        let mut out = vec![0u8; 2048];
+        let res = dp
+            .program()
+            .test_run(TestRunOptions {
+                data_in: Some(&input),
+                data_out: Some(&mut out),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("seed {seed} query {n}: test_run: {e}"));
+        out.truncate(res.data_size_out as usize);
+        let fail = |why: String| -> ! {
+            panic!(
+                "seed {seed} (XGSLB_DIFF_SEED={seed} replays it), query {n}: {why}\n  input {:02x?}\n  output {:02x?}",
+                input, out
+            )
+        };
+        match res.return_value {
+            XDP_PASS => {
+                passed += 1;
+                if out != input {
+                    fail("XDP_PASS changed the frame".into());
+                }
+            }
+            XDP_TX => {
+                answered += 1;
+                let reply = unwrap_reply(&q, &out).unwrap_or_else(|e| fail(e));
+                let xdp = Message::from_vec(&reply)
+                    .unwrap_or_else(|e| fail(format!("XDP reply does not parse: {e}")));
+                let slow = built
+                    .catalog
+                    .respond(
+                        &q.payload,
+                        Transport::Udp,
+                        &FixedPick(&built.snapshot, pick),
+                    )
+                    .unwrap_or_else(|| {
+                        fail("the slow path sends nothing for a query XDP answered".into())
+                    });
+                let slow = Message::from_vec(&slow)
+                    .unwrap_or_else(|e| fail(format!("slow reply does not parse: {e}")));
+                let (a, b) = (essentials(&xdp), essentials(&slow));
+                if a != b {
+                    fail(format!(
+                        "XDP and the slow path differ:\nXDP:\n{a}\nslow path:\n{b}"
+                    ));
+                }
+            }
+            other => fail(format!("action {other}")),
+        }
+    }
+    // The corpus must exercise both paths, or the test proves nothing.
+    assert!(
+        answered > QUERIES / 10,
+        "seed {seed}: only {answered} answered by XDP"
+    );
+    assert!(passed > QUERIES / 10, "seed {seed}: only {passed} passed");
+}
