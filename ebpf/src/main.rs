@@ -25,8 +25,8 @@ use xgslb_common::{Counter, NAME_KEY_LEN};
 
 use answer::Verdict;
 
-/// Return value of the stage functions that means "go on" (no counter has index 0... but
-/// `Received`, which is never an outcome).
+/// Return value of the stage functions that means "go on": the index of `Received`, which is
+/// never an outcome.
 const STAGE_OK: u32 = Counter::Received as u32;
 
 #[xdp]
@@ -38,7 +38,7 @@ pub fn xgslb(ctx: XdpContext) -> u32 {
             reason => reason,
         },
     };
-    let action = if outcome == STAGE_OK {
+    if outcome == STAGE_OK {
         stats::count(Counter::Answered as u32);
         xdp_action::XDP_TX
     } else if outcome == Counter::Dropped as u32 {
@@ -47,8 +47,7 @@ pub fn xgslb(ctx: XdpContext) -> u32 {
     } else {
         stats::count(outcome);
         xdp_action::XDP_PASS
-    };
-    action
+    }
 }
 
 /// Parse stage: the DNS query of the datagram `l3` (an `L3` packed) describes, into this

@@ -40,7 +40,9 @@ impl ConfigDir {
 pub struct Daemon {
     shutdown: CancellationToken,
     thread: Option<JoinHandle<Result<(), String>>>,
-    pub pins: PinDir,
+    pin_dir: PathBuf,
+    /// The pin directory, when this daemon owns it (removed on drop).
+    _pins: Option<PinDir>,
 }
 
 impl Daemon {
@@ -48,14 +50,25 @@ impl Daemon {
     /// server veth in `mode`, and waits until it serves.
     pub fn start(pair: &NetnsPair, config: &Path, mode: XdpModeSetting) -> Self {
         let pins = PinDir::new("daemon");
-        let shutdown = CancellationToken::new();
-        let (ready_tx, ready_rx) = mpsc::channel();
         let opts = daemon::Options {
             iface: Some(crate::netns::SERVER_IF.into()),
             xdp_mode: Some(mode),
             pin_dir: Some(pins.path().to_owned()),
             leave_serving: false,
         };
+        let mut d = Self::start_with(pair, config, opts);
+        d._pins = Some(pins);
+        d
+    }
+
+    /// Starts xgslbd with `opts` as given (the caller owns the pin directory).
+    pub fn start_with(pair: &NetnsPair, config: &Path, opts: daemon::Options) -> Self {
+        let shutdown = CancellationToken::new();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let pin_dir = opts
+            .pin_dir
+            .clone()
+            .expect("tests name their pin directory");
         let server_ns = pair.server.clone();
         let config = config.to_owned();
         let token = shutdown.clone();
@@ -78,7 +91,8 @@ impl Daemon {
         let mut d = Daemon {
             shutdown,
             thread: Some(thread),
-            pins,
+            pin_dir,
+            _pins: None,
         };
         if ready_rx.recv_timeout(START_TIMEOUT).is_err() {
             let err = d.join();
@@ -89,7 +103,7 @@ impl Daemon {
 
     /// XDP counters, summed over CPUs.
     pub fn stats(&self) -> [u64; xgslb_common::Counter::COUNT] {
-        xgslb::maps::dataplane::read_pinned_stats(self.pins.path()).expect("read stats")
+        xgslb::maps::dataplane::read_pinned_stats(&self.pin_dir).expect("read stats")
     }
 
     fn join(&mut self) -> Result<(), String> {

@@ -1,0 +1,74 @@
+//! The daemon's life around its pinned program: with --leave-serving the XDP program keeps
+//! answering after xgslbd exits; a new xgslbd adopts the pinned link and maps; a normal
+//! shutdown detaches the program and removes the pins.
+use xgslb::{config::XdpModeSetting, daemon::Options};
+use xgslb_common::Counter;
+use xgslb_tests::{
+    daemon::{ConfigDir, Daemon, test_config},
+    netns::{NetnsPair, SERVER_IF, SERVER_V4},
+    pins::PinDir,
+};
+
+const ANSWERS: &str = r#"
+[[answer]]
+name = "www.example.test."
+ttl = 30
+addresses = [{ ip = "198.18.1.10" }]
+"#;
+
+fn dig_www(pair: &NetnsPair) -> String {
+    let at = format!("@{SERVER_V4}");
+    let out = pair.client_cmd(&[
+        "dig",
+        &at,
+        "www.example.test",
+        "A",
+        "+short",
+        "+tries=1",
+        "+time=3",
+    ]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn xdp_attached(pair: &NetnsPair) -> bool {
+    let out = std::process::Command::new("ip")
+        .args(["-n", &pair.server, "link", "show", SERVER_IF])
+        .output()
+        .expect("ip link show");
+    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+}
+
+#[test]
+fn leave_serving_keeps_answering_and_a_restart_adopts_the_pins() {
+    let pair = NetnsPair::new("life");
+    let cfg = ConfigDir::new(&test_config(ANSWERS));
+    let pins = PinDir::new("life");
+    let opts = |leave_serving| Options {
+        iface: Some(SERVER_IF.into()),
+        xdp_mode: Some(XdpModeSetting::Native),
+        pin_dir: Some(pins.path().to_owned()),
+        leave_serving,
+    };
+
+    let d = Daemon::start_with(&pair, &cfg.path(), opts(true));
+    assert_eq!(dig_www(&pair), "198.18.1.10");
+    let answered = d.stats()[Counter::Answered as usize];
+    d.stop().expect("clean exit");
+
+    // No daemon: the pinned program answers alone, and counts in the pinned map.
+    assert!(xdp_attached(&pair));
+    assert_eq!(dig_www(&pair), "198.18.1.10");
+    let stats = xgslb::maps::dataplane::read_pinned_stats(pins.path()).expect("pinned stats");
+    assert_eq!(stats[Counter::Answered as usize], answered + 1);
+
+    // A new daemon adopts the link and the maps (counters carry on), then detaches on exit.
+    let d = Daemon::start_with(&pair, &cfg.path(), opts(false));
+    assert_eq!(dig_www(&pair), "198.18.1.10");
+    assert_eq!(d.stats()[Counter::Answered as usize], answered + 2);
+    d.stop().expect("clean exit");
+    assert!(
+        !xdp_attached(&pair),
+        "a normal shutdown must detach the program"
+    );
+    assert!(!pins.path().exists(), "a normal shutdown removes the pins");
+}
