@@ -9,6 +9,9 @@
 # addresses skip duplicate address detection). Only benchmarking (198.18.0.0/15) and
 # documentation (2001:db8::/32) addresses are used. VETH must be at most 12 characters
 # (interface names are limited to 15).
+#
+# XDP_TX on VETH-s0 reaches the client only if VETH-c0 runs NAPI, which an XDP program on it
+# turns on: `xgslbctl veth-peer` attaches one (cargo xtask run does).
 set -euo pipefail
 
 usage() {
@@ -41,8 +44,6 @@ up() {
     # Partial checksums from tx offload would reach the XDP program unfinished, and its
     # replies would carry them wrong: have the client's kernel compute full checksums.
     ip netns exec "$cli" ethtool -K "$c0" tx off >/dev/null
-    # A veth end receives XDP_TX frames from its peer only with NAPI on: GRO turns it on.
-    ip netns exec "$cli" ethtool -K "$c0" gro on >/dev/null
     ip -n "$srv" link set "$s0" up
     ip -n "$cli" link set "$c0" up
 }

@@ -9,7 +9,9 @@ use anyhow::{Context, Result, bail};
 
 /// The workspace root (xtask/ sits in it).
 pub fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ has a parent")
 }
 
 /// Cargo's target directory: $CARGO_TARGET_DIR (relative to the root, where every cargo
@@ -63,8 +65,28 @@ impl Cmd {
         Self { cmd, shown }
     }
 
+    /// Cargo for the workspace, without the variables `cargo run` set for this process
+    /// (CARGO_PKG_NAME...): build scripts that watch such a variable (ring's) would otherwise
+    /// see it change between `cargo xtask build` and a plain `cargo build`, and rebuild.
     pub fn cargo(args: &[&str]) -> Self {
-        Self::new("cargo", args)
+        let mut c = Self::new("cargo", args);
+        for (k, _) in std::env::vars_os() {
+            let Some(s) = k.to_str() else { continue };
+            let from_cargo_run = s == "CARGO"
+                || s.starts_with("CARGO_PKG_")
+                || s.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    s,
+                    "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                );
+            if from_cargo_run {
+                c.cmd.env_remove(&k);
+            }
+        }
+        c
     }
 
     pub fn dir(mut self, dir: impl AsRef<Path>) -> Self {
@@ -79,6 +101,8 @@ impl Cmd {
 
     /// Removes the variables cargo and rustup set for this process (toolchain, flags, target
     /// dir), so that a cargo in another directory picks its own toolchain and config.
+    /// HOST is set as cargo sets it for userspace/build.rs, whose inner build of the same crate
+    /// must find everything fresh (aya-ebpf's build script watches HOST).
     pub fn clean_env(mut self) -> Self {
         let vars: Vec<OsString> = std::env::vars_os().map(|(k, _)| k).collect();
         for k in vars {
@@ -87,6 +111,9 @@ impl Cmd {
             if !keep && (s.starts_with("CARGO") || s.starts_with("RUST")) {
                 self.cmd.env_remove(&k);
             }
+        }
+        if let Some(host) = host_triple() {
+            self.cmd.env("HOST", host);
         }
         self
     }
@@ -130,6 +157,14 @@ impl Cmd {
     pub fn into_command(self) -> Command {
         self.cmd
     }
+}
+
+/// The host triple, from `rustc -vV`.
+fn host_triple() -> Option<String> {
+    let out = Cmd::new("rustc", &["-vV"]).output()?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_owned)
 }
 
 pub fn is_root() -> bool {

@@ -20,14 +20,19 @@ const DEMO_VETH: &str = "xgd";
 const SERVER_NS: &str = "xgslb-demo-srv";
 const CLIENT_NS: &str = "xgslb-demo-cli";
 const SERVER_IFACE: &str = "xgd-s0";
+const CLIENT_IFACE: &str = "xgd-c0";
 const DEMO_PIN_DIR: &str = "/sys/fs/bpf/xgslb-demo";
+/// The pinned link of the XDP_PASS program on the client veth.
+const PEER_PIN: &str = "/sys/fs/bpf/xgslb-demo-peer";
 /// The line xgslbd prints once it serves.
 const READY: &str = "xgslbd ready";
 /// Loading the program and the zones takes well under a second; this only bounds a hang.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs xgslbd attached to `iface` until it exits (Ctrl-C reaches it directly).
+/// Runs xgslbd attached to `iface` until it exits. Ctrl-C reaches it directly (same process
+/// group); this process only waits for it to shut down.
 pub fn foreground(iface: &str, config: &Path) -> Result<()> {
+    catch_signals();
     let bin = target_dir().join("release/xgslbd");
     Cmd::new(
         &bin,
@@ -50,22 +55,44 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-/// The demo: namespaces up, xgslbd in the server one, instructions once it is ready, and
-/// everything removed on Ctrl-C or when xgslbd stops or fails.
-pub fn demo(config: &Path) -> Result<()> {
-    // The handlers only set a flag (and are reset to the default in the children at exec):
-    // the loop below sees it and cleans up.
+/// SIGINT and SIGTERM only set `INTERRUPTED`. Handlers (unlike an ignored signal) are reset to
+/// the default in children at exec, so xgslbd still gets its own.
+fn catch_signals() {
     // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
+}
+
+/// The demo: namespaces up, xgslbd in the server one, instructions once it is ready, and
+/// everything removed on Ctrl-C or when xgslbd stops or fails.
+pub fn demo(config: &Path) -> Result<()> {
+    // The loop below sees the flag and cleans up.
+    catch_signals();
     let netns = root().join("scripts/netns.sh");
     let mut demo = Demo {
         netns: netns.display().to_string(),
         child: None,
     };
     Cmd::new("bash", &[demo.netns.as_str(), "up", DEMO_PREFIX, DEMO_VETH]).run()?;
+    // veth hands the frames xgslbd sends with XDP_TX only to a peer running NAPI, which an
+    // XDP program on the client end turns on.
+    let _ = std::fs::remove_file(PEER_PIN);
+    let ctl = target_dir().join("release/xgslbctl");
+    Cmd::new(
+        "nsenter",
+        &[
+            format!("--net=/run/netns/{CLIENT_NS}"),
+            ctl.display().to_string(),
+            "veth-peer".into(),
+            "--iface".into(),
+            CLIENT_IFACE.into(),
+            "--pin".into(),
+            PEER_PIN.into(),
+        ],
+    )
+    .run()?;
 
     // nsenter --net, not `ip netns exec`: the latter remounts /sys in a mount namespace of its
     // own, which hides the bpffs at /sys/fs/bpf and with it the pins `xgslbctl` reads.
@@ -155,6 +182,7 @@ impl Drop for Demo {
         if let Some(child) = &mut self.child {
             stop(child);
         }
+        let _ = std::fs::remove_file(PEER_PIN);
         if let Err(e) = Cmd::new("bash", &[self.netns.as_str(), "down", DEMO_PREFIX]).run() {
             eprintln!("xtask: removing the demo namespaces: {e:#}");
         }

@@ -103,7 +103,7 @@ const FULL: Plan = Plan {
 const SMOKE: Plan = Plan {
     batches: 3,
     runs: 1_000,
-    repeat: 2_000,
+    repeat: 20_000,
 };
 
 #[derive(Clone, Copy, PartialEq)]
