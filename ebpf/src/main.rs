@@ -21,7 +21,7 @@ use aya_ebpf::{
     macros::xdp,
     programs::XdpContext,
 };
-use xgslb_common::{Counter, NAME_KEY_LEN};
+use xgslb_common::Counter;
 
 use answer::Verdict;
 
@@ -62,7 +62,7 @@ pub extern "C" fn xgslb_parse_dns(ctx: *mut xdp_md, l3: u64) -> u32 {
     // SAFETY: this CPU's scratch value; XDP runs with preemption off, so nothing else uses
     // it until this frame is done.
     let scratch = unsafe { &mut *scratch };
-    scratch.key.name = [0; NAME_KEY_LEN];
+    // The name is written whole by the parse (copied, then cleared past its end).
     scratch.key.qtype = 0;
     scratch.key.region = 0;
     match parse::parse_dns(&ctx, &mut scratch.key, parse::L3::unpack(l3)) {

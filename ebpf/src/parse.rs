@@ -1,7 +1,7 @@
 //! Parsing of a frame up to the end of the DNS query: Ethernet (two VLAN tags at most), IPv4
 //! or IPv6, UDP, the DNS header, the question and an optional OPT RR. Each failed check names
 //! the counter of the reason the frame is passed to the kernel.
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
 use xgslb_common::{Counter, ListenerKey, NAME_KEY_LEN, ParsedQuery, SelectionKey, qtype};
 
 use crate::maps::{LISTENERS, SCRATCH};
@@ -200,13 +200,10 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<L3, Counter> {
     if udp_len != total_len - IPV4_HLEN {
         return Err(Counter::PassTrailing);
     }
-    let mut lkey = ListenerKey {
-        addr: [0; 16],
-        port: dport,
-        family: 4,
-        _pad: 0,
-    };
-    unsafe { core::ptr::copy_nonoverlapping(ip.add(16), lkey.addr.as_mut_ptr(), 4) };
+    // SAFETY: 4 bytes of destination address inside the checked header.
+    let dst = unsafe { ip.add(16).cast::<[u8; 4]>().read_unaligned() };
+    let mut lkey = ListenerWords::new(4, dport);
+    lkey.set_v4(dst);
     check_listener(&mut lkey)?;
     Ok(L3 {
         l3_off,
@@ -249,13 +246,10 @@ fn parse_ipv6(ctx: &XdpContext, l3_off: usize) -> Result<L3, Counter> {
     if csum == 0 {
         return Err(Counter::PassUdpChecksum);
     }
-    let mut lkey = ListenerKey {
-        addr: [0; 16],
-        port: dport,
-        family: 6,
-        _pad: 0,
-    };
-    unsafe { core::ptr::copy_nonoverlapping(ip.add(24), lkey.addr.as_mut_ptr(), 16) };
+    // SAFETY: 16 bytes of destination address inside the checked header.
+    let dst = unsafe { ip.add(24).cast::<[u8; 16]>().read_unaligned() };
+    let mut lkey = ListenerWords::new(6, dport);
+    lkey.set_v6(dst);
     check_listener(&mut lkey)?;
     Ok(L3 {
         l3_off,
@@ -265,27 +259,82 @@ fn parse_ipv6(ctx: &XdpContext, l3_off: usize) -> Result<L3, Counter> {
     })
 }
 
+/// A `ListenerKey` built with whole-word stores. Zeroing or copying its byte array the plain
+/// way makes the compiler call `memset`/`memcpy`, which on BPF are byte-at-a-time loops.
+#[repr(C, align(8))]
+struct ListenerWords {
+    key: ListenerKey,
+}
+
+impl ListenerWords {
+    #[inline(always)]
+    fn new(family: u8, port: u16) -> Self {
+        Self {
+            key: ListenerKey {
+                addr: [0; 16],
+                port,
+                family,
+                _pad: 0,
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn words(&mut self) -> *mut u64 {
+        core::ptr::addr_of_mut!(self.key.addr).cast::<u64>()
+    }
+
+    #[inline(always)]
+    fn set_v4(&mut self, a: [u8; 4]) {
+        let w = self.words();
+        // SAFETY: addr is 16 bytes at offset 0 of an 8-aligned struct.
+        unsafe {
+            w.write_volatile(u32::from_ne_bytes(a) as u64);
+            w.add(1).write_volatile(0);
+        }
+    }
+
+    #[inline(always)]
+    fn set_v6(&mut self, a: [u8; 16]) {
+        let w = self.words();
+        // SAFETY: as in `set_v4`.
+        unsafe {
+            w.write_volatile(u64::from_ne_bytes([
+                a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
+            ]));
+            w.add(1).write_volatile(u64::from_ne_bytes([
+                a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15],
+            ]));
+        }
+    }
+
+    #[inline(always)]
+    fn set_wildcard(&mut self) {
+        let w = self.words();
+        // SAFETY: as in `set_v4`.
+        unsafe {
+            w.write_volatile(0);
+            w.add(1).write_volatile(0);
+        }
+    }
+}
+
 /// The destination must be a listener: its exact address, or the family's wildcard.
+// By reference on purpose: passed by value, the key is copied with a `memcpy` call.
+#[allow(clippy::needless_borrows_for_generic_args)]
 #[inline(always)]
-fn check_listener(key: &mut ListenerKey) -> Result<(), Counter> {
-    if LISTENERS.get_ptr(*key).is_some() {
+fn check_listener(key: &mut ListenerWords) -> Result<(), Counter> {
+    if LISTENERS.get_ptr(&key.key).is_some() {
         return Ok(());
     }
-    key.addr = [0; 16];
-    if LISTENERS.get_ptr(*key).is_some() {
+    key.set_wildcard();
+    if LISTENERS.get_ptr(&key.key).is_some() {
         return Ok(());
     }
     Err(Counter::PassNotListener)
 }
 
-/// ASCII lowercase; other bytes unchanged (RFC 4343).
-#[inline(always)]
-fn lower(b: u8) -> u8 {
-    if b.is_ascii_uppercase() { b | 0x20 } else { b }
-}
-
-/// Parses the DNS query of the datagram `l3` describes, filling `key` (zeroed by the caller)
-/// with its selection key.
+/// Parses the DNS query of the datagram `l3` describes, filling `key` with its selection key.
 #[inline(always)]
 pub fn parse_dns(ctx: &XdpContext, key: &mut SelectionKey, l3: L3) -> Result<ParsedQuery, Counter> {
     let L3 {
@@ -326,52 +375,8 @@ pub fn parse_dns(ctx: &XdpContext, key: &mut SelectionKey, l3: L3) -> Result<Par
 
     // The name, label by label, lowercased into the key; its bytes summed for the checksum.
     let qname_off = dns_off + DNS_HLEN;
-    let mut name_len = 0usize;
-    let mut name_sum = 0u32;
-    let mut label_left = 0u8;
-    let mut bad: Option<Counter> = None;
-    // A fixed trip count with no early exit: the verifier then leaves the loop in one place
-    // with one family of states instead of one per name length.
-    for i in 0..NAME_KEY_LEN {
-        if name_len != 0 || bad.is_some() {
-            continue;
-        }
-        if qname_off + i >= dns_end {
-            bad = Some(Counter::PassTruncated);
-            continue;
-        }
-        let Some(p) = ptr_at(ctx, qname_off + i, 1) else {
-            bad = Some(Counter::PassTruncated);
-            continue;
-        };
-        let b = unsafe { *p };
-        name_sum += if i & 1 == 0 {
-            (b as u32) << 8
-        } else {
-            b as u32
-        };
-        if label_left == 0 {
-            if b == 0 {
-                name_len = i + 1;
-            } else if b & 0xc0 != 0 {
-                // 0xc0 is a compression pointer (never in a question we answer exactly like
-                // the slow path), 0x40 and 0x80 are extended or obsolete label types.
-                bad = Some(Counter::PassBadLabel);
-            } else {
-                label_left = b;
-                key.name[i] = b;
-            }
-        } else {
-            key.name[i] = lower(b);
-            label_left -= 1;
-        }
-    }
-    if let Some(reason) = bad {
-        return Err(reason);
-    }
-    if name_len == 0 {
-        return Err(Counter::PassNameTooLong);
-    }
+    let name_len = read_name(ctx, key, qname_off, dns_end)?;
+    let name_sum = fold_name(key, name_len);
 
     let tail_off = launder(qname_off + name_len, MAX_PKT_OFF).ok_or(Counter::PassTruncated)?;
     if tail_off + 4 > dns_end {
@@ -402,12 +407,113 @@ pub fn parse_dns(ctx: &XdpContext, key: &mut SelectionKey, l3: L3) -> Result<Par
         tail_off: tail_off as u16,
         name_len: name_len as u16,
         flags: qflags,
-        name_sum: crate::checksum::fold(name_sum) as u32,
+        name_sum,
         has_opt: has_opt as u8,
         dnssec_ok: dnssec_ok as u8,
         udp_csum_zero: udp_csum_zero as u8,
         v6: v6 as u8,
     })
+}
+
+/// Most labels a name of NAME_KEY_LEN bytes can have.
+const MAX_LABELS: usize = NAME_KEY_LEN / 2;
+/// The name as 8-byte words.
+const NAME_WORDS: usize = NAME_KEY_LEN / 8;
+
+/// Copies the question name at `qname_off` into `key.name` with one helper call and walks its
+/// labels there (a handful of steps, not one per byte). Returns its length in wire form.
+#[inline(always)]
+fn read_name(
+    ctx: &XdpContext,
+    key: &mut SelectionKey,
+    qname_off: usize,
+    dns_end: usize,
+) -> Result<usize, Counter> {
+    if qname_off >= dns_end {
+        return Err(Counter::PassTruncated);
+    }
+    let avail = dns_end - qname_off;
+    let n = launder(avail.min(NAME_KEY_LEN), NAME_KEY_LEN).ok_or(Counter::PassTruncated)?;
+    if n == 0 {
+        return Err(Counter::PassTruncated);
+    }
+    // SAFETY: `key.name` has NAME_KEY_LEN >= n bytes; the helper checks the packet range.
+    let rc = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            qname_off as u32,
+            key.name.as_mut_ptr().cast(),
+            n as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(Counter::PassTruncated);
+    }
+    let mut pos = 0usize;
+    for _ in 0..MAX_LABELS {
+        if pos >= n {
+            // The name runs past what was copied: past the message, or past the key.
+            return Err(if n < NAME_KEY_LEN {
+                Counter::PassTruncated
+            } else {
+                Counter::PassNameTooLong
+            });
+        }
+        let len = *key.name.get(pos).ok_or(Counter::PassNameTooLong)? as usize;
+        if len == 0 {
+            return Ok(pos + 1);
+        }
+        // 0xc0 is a compression pointer (never in a question we answer exactly like the slow
+        // path), 0x40 and 0x80 are extended or obsolete label types.
+        if len & 0xc0 != 0 {
+            return Err(Counter::PassBadLabel);
+        }
+        pos += len + 1;
+    }
+    Err(Counter::PassNameTooLong)
+}
+
+/// Clears `key.name` past the name (the copy brought the type, class and more), returns the
+/// ones' complement sum of the name as sent, and lowercases the key, 8 bytes at a time.
+#[inline(always)]
+fn fold_name(key: &mut SelectionKey, name_len: usize) -> u32 {
+    let words = key.name.as_mut_ptr().cast::<u64>();
+    let mut sum = 0u64;
+    for w in 0..NAME_WORDS {
+        // SAFETY: w < NAME_WORDS words of key.name; read_unaligned as [u8] has no alignment.
+        let start = w * 8;
+        if start >= name_len {
+            // Volatile: a plain store here becomes a call to `memset`, a byte loop on BPF.
+            // SAFETY: key.name is at offset 0 of the 8-aligned `Scratch`; w < NAME_WORDS.
+            unsafe { words.add(w).write_volatile(0) };
+            continue;
+        }
+        let x = unsafe { words.add(w).read_unaligned() };
+        let x = if name_len - start < 8 {
+            x & ((1u64 << (8 * (name_len - start))) - 1)
+        } else {
+            x
+        };
+        sum += (x & 0xffff_ffff) + (x >> 32);
+        // SAFETY: w < NAME_WORDS words of key.name.
+        unsafe { words.add(w).write_unaligned(ascii_lower8(x)) };
+    }
+    // The words were loaded little endian: their 16-bit sum is the byte-swapped big-endian
+    // sum (RFC 1071 2(B)); the name starts at an even offset of the message.
+    let folded = crate::checksum::fold(((sum & 0xffff_ffff) + (sum >> 32)) as u32);
+    folded.swap_bytes() as u32
+}
+
+/// ASCII lowercase of 8 bytes at once; other bytes unchanged (RFC 4343). Label length bytes
+/// (at most 63) are never in 'A'..='Z', so a whole wire-form name can go through it.
+#[inline(always)]
+fn ascii_lower8(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low7 = x & (0x7f * ONES);
+    let ge_a = low7 + (0x80 - b'A' as u64) * ONES;
+    let gt_z = low7 + (0x7f - b'Z' as u64) * ONES;
+    let upper = ge_a & !gt_z & !x & (0x80 * ONES);
+    x | (upper >> 2)
 }
 
 /// Checks the OPT RR at `off` (the query's last record, ending at `dns_end`) and returns its
