@@ -1,5 +1,5 @@
 //! xgslbd: the xgslb daemon. Parses its command line, runs `xgslb::daemon::run` until SIGINT
-//! or SIGTERM, prints the error chain once and exits non-zero on failure.
+//! or SIGTERM, prints the error once and exits non-zero on failure.
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
@@ -39,7 +39,8 @@ fn main() -> ExitCode {
     match serve(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("xgslbd: {e:#}");
+            // Each error's message already names its cause; the chain would repeat it.
+            eprintln!("xgslbd: {e}");
             ExitCode::FAILURE
         }
     }
