@@ -34,8 +34,25 @@ pub fn diff<K: Ord + Clone, V: PartialEq + Clone>(
     ops
 }
 
-fn key_bytes<K: bytemuck::Pod>(k: &K) -> Vec<u8> {
-    bytemuck::bytes_of(k).to_vec()
+/// A Pod map key ordered by its bytes, so that any key type can sit in a BTreeMap.
+#[derive(Clone, Copy)]
+struct ByBytes<K>(K);
+
+impl<K: bytemuck::Pod> PartialEq for ByBytes<K> {
+    fn eq(&self, other: &Self) -> bool {
+        bytemuck::bytes_of(&self.0) == bytemuck::bytes_of(&other.0)
+    }
+}
+impl<K: bytemuck::Pod> Eq for ByBytes<K> {}
+impl<K: bytemuck::Pod> PartialOrd for ByBytes<K> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<K: bytemuck::Pod> Ord for ByBytes<K> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        bytemuck::bytes_of(&self.0).cmp(bytemuck::bytes_of(&other.0))
+    }
 }
 
 /// Brings a hash map to `desired` and returns the number of operations applied.
@@ -47,40 +64,20 @@ where
     K: aya::Pod + bytemuck::Pod,
     V: aya::Pod + PartialEq,
 {
-    let mut published: BTreeMap<Vec<u8>, (K, V)> = BTreeMap::new();
+    let mut published = BTreeMap::new();
     for entry in map.iter() {
         let (k, v) = entry?;
-        published.insert(key_bytes(&k), (k, v));
+        published.insert(ByBytes(k), v);
     }
-    let desired: BTreeMap<Vec<u8>, (K, V)> = desired
-        .iter()
-        .map(|&(k, v)| (key_bytes(&k), (k, v)))
-        .collect();
-    let ops = diff(
-        &desired
-            .iter()
-            .map(|(b, (_, v))| (b.clone(), Wrap(*v)))
-            .collect(),
-        &published
-            .iter()
-            .map(|(b, (_, v))| (b.clone(), Wrap(*v)))
-            .collect(),
-    );
+    let desired: BTreeMap<_, _> = desired.iter().map(|&(k, v)| (ByBytes(k), v)).collect();
+    let ops = diff(&desired, &published);
     for op in &ops {
         match op {
-            MapOp::Put(b, Wrap(v)) => map.insert(desired[b].0, v, 0)?,
-            MapOp::Delete(b) => map.remove(&published[b].0)?,
+            MapOp::Put(k, v) => map.insert(k.0, v, 0)?,
+            MapOp::Delete(k) => map.remove(&k.0)?,
         }
     }
     Ok(ops.len())
-}
-
-#[derive(Clone, Copy)]
-struct Wrap<V>(V);
-impl<V: PartialEq> PartialEq for Wrap<V> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
 }
 
 /// Publishes the selections.
