@@ -5,8 +5,11 @@
 //!   quickly and installed only when missing.
 //! - `cmd`: running commands, the workspace paths, a clean environment for the eBPF build.
 //! - `run`: xgslbd in the foreground on an interface, or the two-namespace demo.
+//! - `load`: the load bench's report (table, results.json, chart) from the lines that
+//!   scripts/bench-load.sh writes.
 //! - `build`, `test` and `bench` are below: they only string commands together.
 mod cmd;
+mod load;
 mod run;
 mod setup;
 
@@ -42,7 +45,8 @@ enum Task {
     },
     /// Unit and integration tests, fmt and clippy (both workspaces), and a bench smoke run.
     Test,
-    /// Time the XDP program through BPF_PROG_TEST_RUN against the reflector.
+    /// Time the XDP program through BPF_PROG_TEST_RUN against the reflector, then load
+    /// xgslb (XDP and slow path), Knot DNS (UDP and XDP), NSD and the reflector over veth.
     Bench {
         /// A quick run that proves the bench works; its figures mean little.
         #[arg(long)]
@@ -141,8 +145,9 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-/// Builds the bench in release (only what it needs: the library and the XDP object) and runs
-/// it; it prints a Markdown table and writes target/bench/results.json.
+/// Builds the bench in release and runs its two parts: the in-kernel timing (xgslb-bench:
+/// a Markdown table and target/bench/results.json) and the load bench (scripts/bench-load.sh:
+/// a table, the `load` object of results.json and target/bench/load.svg).
 fn bench(smoke: bool) -> Result<()> {
     Cmd::cargo(&[
         "build",
@@ -151,13 +156,38 @@ fn bench(smoke: bool) -> Result<()> {
         "xgslb-tests",
         "--bin",
         "xgslb-bench",
+        "-p",
+        "xgslb",
+        "--bin",
+        "xgslbd",
+        "--bin",
+        "xgslbctl",
     ])
     .run()?;
-    let out = target_dir().join("bench/results.json");
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let out = dir.join("results.json");
     let bin = target_dir().join("release/xgslb-bench");
     let mut args = vec!["--out".to_owned(), out.display().to_string()];
     if smoke {
         args.push("--smoke".into());
     }
-    Cmd::new(bin, &args).run()
+    Cmd::new(bin, &args).run()?;
+
+    // Ctrl-C reaches the script too (same process group); wait for it to clean up.
+    run::catch_signals();
+    let lines = dir.join("load.jsonl");
+    let script = root().join("scripts/bench-load.sh");
+    let mut args = vec![
+        script.display().to_string(),
+        "--bin-dir".into(),
+        target_dir().join("release").display().to_string(),
+        "--out".into(),
+        lines.display().to_string(),
+    ];
+    if smoke {
+        args.push("--smoke".into());
+    }
+    Cmd::new("bash", &args).run()?;
+    load::report(&lines, &out, &dir.join("load.svg"), smoke)
 }

@@ -57,7 +57,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 /// SIGINT and SIGTERM only set `INTERRUPTED`. Handlers (unlike an ignored signal) are reset to
 /// the default in children at exec, so xgslbd still gets its own.
-fn catch_signals() {
+pub(crate) fn catch_signals() {
     // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);

@@ -34,12 +34,33 @@ enum Command {
         #[arg(long)]
         pin: PathBuf,
     },
+    /// Bench only: attach the XDP_TX reflector (IPv4 UDP to port 53 sent straight back with
+    /// QR set; it answers nothing real) to the server end of the load bench's veth, its link
+    /// pinned so it stays after this command (remove the pin to detach it).
+    #[command(hide = true)]
+    BenchReflector {
+        /// The server-side interface (run this in its network namespace).
+        #[arg(long)]
+        iface: String,
+        /// Where to pin the link.
+        #[arg(long)]
+        pin: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::VethPeer { iface, pin } => {
             match xgslb::maps::DataPlane::attach_pass_pinned(&iface, &pin) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("xgslbctl: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::BenchReflector { iface, pin } => {
+            match xgslb::maps::DataPlane::attach_reflector_pinned(&iface, &pin) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("xgslbctl: {e}");

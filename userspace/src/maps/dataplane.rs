@@ -45,6 +45,9 @@ pub enum DataPlaneError {
         map: &'static str,
         source: aya::maps::MapError,
     },
+    /// The possible CPUs could not be counted for a per-CPU map write.
+    #[error("{0}")]
+    Cpus(String),
     /// Pinning or adopting the link failed.
     #[error("link pin {path}: {what}")]
     Link { path: PathBuf, what: String },
@@ -144,16 +147,7 @@ impl DataPlane {
 
     /// Loads the bench-only reflector program from the same object and returns it.
     pub fn reflector(&mut self) -> Result<&mut Xdp, DataPlaneError> {
-        let prog = self
-            .xdp_program(prog_names::REFLECTOR)
-            .ok_or(DataPlaneError::Missing(prog_names::REFLECTOR))?;
-        if prog.fd().is_err() {
-            prog.load().map_err(|source| DataPlaneError::Program {
-                what: "the kernel refused the reflector".into(),
-                source,
-            })?;
-        }
-        Ok(prog)
+        self.loaded_program(prog_names::REFLECTOR)
     }
 
     /// Attaches the XDP_PASS program to `iface` (native mode) until this `DataPlane` drops.
@@ -161,18 +155,10 @@ impl DataPlane {
     /// that its peer sends with XDP_TX only to a receive side running NAPI, which an XDP
     /// program turns on.
     pub fn attach_pass(&mut self, iface: &str) -> Result<(), DataPlaneError> {
-        let prog = self
-            .xdp_program(prog_names::PASS)
-            .ok_or(DataPlaneError::Missing(prog_names::PASS))?;
-        if prog.fd().is_err() {
-            prog.load().map_err(|source| DataPlaneError::Program {
-                what: "the kernel refused the pass program".into(),
-                source,
-            })?;
-        }
-        prog.attach(iface, XdpMode::Driver)
+        self.loaded_program(prog_names::PASS)?
+            .attach(iface, XdpMode::Driver)
             .map_err(|source| DataPlaneError::Program {
-                what: format!("attach the pass program to {iface}"),
+                what: format!("attach {} to {iface}", prog_names::PASS),
                 source,
             })?;
         Ok(())
@@ -182,20 +168,36 @@ impl DataPlane {
     /// stays attached after this process exits (remove the pin to detach it). For the client
     /// end of veth topologies run from scripts (see `attach_pass`).
     pub fn attach_pass_pinned(iface: &str, link_pin: &Path) -> Result<(), DataPlaneError> {
-        let tmp = PathBuf::from(format!("/sys/fs/bpf/xgslb-peer-tmp-{}", std::process::id()));
+        Self::attach_helper_pinned(prog_names::PASS, iface, link_pin)
+    }
+
+    /// Attaches the bench-only reflector (`xgslb_reflector`: every IPv4 UDP frame to port 53
+    /// goes back with addresses and ports swapped and QR set) to `iface` in native mode and
+    /// pins its link at `link_pin`, so that it stays attached after this process exits
+    /// (remove the pin to detach it). The load bench's ceiling on the server end of its veth.
+    pub fn attach_reflector_pinned(iface: &str, link_pin: &Path) -> Result<(), DataPlaneError> {
+        Self::attach_helper_pinned(prog_names::REFLECTOR, iface, link_pin)
+    }
+
+    /// Loads the object, attaches its program `name` to `iface` natively and pins the link at
+    /// `link_pin`. The object's maps are pinned in a temporary directory for the load only:
+    /// the attached program keeps them alive.
+    fn attach_helper_pinned(
+        name: &'static str,
+        iface: &str,
+        link_pin: &Path,
+    ) -> Result<(), DataPlaneError> {
+        let tmp = PathBuf::from(format!(
+            "/sys/fs/bpf/xgslb-{name}-tmp-{}",
+            std::process::id()
+        ));
         let result = (|| {
             let mut dp = DataPlane::load(&tmp)?;
-            let prog = dp
-                .xdp_program(prog_names::PASS)
-                .ok_or(DataPlaneError::Missing(prog_names::PASS))?;
-            prog.load().map_err(|source| DataPlaneError::Program {
-                what: "the kernel refused the pass program".into(),
-                source,
-            })?;
+            let prog = dp.loaded_program(name)?;
             let id =
                 prog.attach(iface, XdpMode::Driver)
                     .map_err(|source| DataPlaneError::Program {
-                        what: format!("attach the pass program to {iface}"),
+                        what: format!("attach {name} to {iface}"),
                         source,
                     })?;
             let link = prog
@@ -215,7 +217,6 @@ impl DataPlane {
             dp.unpin_all();
             Ok(())
         })();
-        // The maps live on while the pinned program uses them; their pins are not needed.
         if let Ok(entries) = std::fs::read_dir(&tmp) {
             for e in entries.flatten() {
                 let _ = std::fs::remove_file(e.path());
@@ -223,6 +224,20 @@ impl DataPlane {
         }
         let _ = std::fs::remove_dir(&tmp);
         result
+    }
+
+    /// The object's XDP program `name`, loaded into the kernel if it is not yet.
+    fn loaded_program(&mut self, name: &'static str) -> Result<&mut Xdp, DataPlaneError> {
+        let prog = self
+            .xdp_program(name)
+            .ok_or(DataPlaneError::Missing(name))?;
+        if prog.fd().is_err() {
+            prog.load().map_err(|source| DataPlaneError::Program {
+                what: format!("the kernel refused {name}"),
+                source,
+            })?;
+        }
+        Ok(prog)
     }
 
     fn xdp_program(&mut self, name: &str) -> Option<&mut Xdp> {
@@ -312,14 +327,10 @@ impl DataPlane {
 
     /// Sets every CPU's pick counter (tests use it to make picks predictable).
     pub fn set_pick_counter(&mut self, value: u32) -> Result<(), DataPlaneError> {
-        let n = aya::util::nr_cpus().map_err(|(_, e)| DataPlaneError::Link {
-            path: self.pin_dir.clone(),
-            what: format!("cannot count CPUs: {e}"),
-        })?;
-        let values = PerCpuValues::try_from(vec![value; n]).map_err(|e| DataPlaneError::Link {
-            path: self.pin_dir.clone(),
-            what: format!("per-CPU values: {e}"),
-        })?;
+        let n = aya::util::nr_cpus()
+            .map_err(|(_, e)| DataPlaneError::Cpus(format!("cannot count CPUs: {e}")))?;
+        let values = PerCpuValues::try_from(vec![value; n])
+            .map_err(|e| DataPlaneError::Cpus(format!("per-CPU values: {e}")))?;
         self.pick
             .set(0, values, 0)
             .map_err(map_err(map_names::PICK))
