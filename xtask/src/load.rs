@@ -594,19 +594,4 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 3);
         assert!(svg.contains("nsd (not run)"));
     }
-
-    /// Renders the report of a real run's lines: XGSLB_LOAD_LINES=target/bench/load.jsonl.
-    #[test]
-    #[ignore = "needs the lines of a load run"]
-    fn report_of_a_run() {
-        let lines = std::env::var("XGSLB_LOAD_LINES").expect("XGSLB_LOAD_LINES");
-        let dir = std::env::temp_dir();
-        report(
-            Path::new(&lines),
-            &dir.join("xgslb-load-results.json"),
-            &dir.join("xgslb-load.svg"),
-            false,
-        )
-        .expect("report");
-    }
 }
