@@ -55,10 +55,12 @@ if [ "$SMOKE" = 1 ]; then
     # Proves every piece runs; the figures mean little.
     STEP_SECS=1 FLAT_SECS=1 PERF_SECS=1
     RATES="20000"
+    PERF_RATES="10000"
     FLAT=0 MIX=0
 else
     STEP_SECS=3 FLAT_SECS=4 PERF_SECS=4
     RATES="10000 25000 50000 100000 150000 200000 250000 300000 350000 400000"
+    PERF_RATES="10000 25000 50000 75000 100000 125000"
     FLAT=1 MIX=1
 fi
 # kxdpgun: one sending thread on CPU 1 (the machine has 2), batches of 32. "Flat out" is a
@@ -404,18 +406,27 @@ measure() {
     log "$CUR_SYS $tool $mix rate=$rate: sent $sent answered $answered in ${dur}s (loss ${LAST_LOSS}%)"
 }
 
-run_loads() {
-    # Sockets first, while the generator end runs the pass program.
-    measure dnsperf hot flat "$PERF_SECS"
-    [ "$MIX" = 1 ] && measure dnsperf mix flat "$PERF_SECS"
-    gen_xdp_off
-    local r
-    for r in $RATES; do
-        measure kxdpgun hot "$r" "$STEP_SECS"
+# Fixed rates stepped up until a step loses more than STEP_STOP_LOSS percent.
+step_rates() {
+    local tool=$1 secs=$2 r
+    shift 2
+    for r in "$@"; do
+        measure "$tool" hot "$r" "$secs"
         if awk -v l="$LAST_LOSS" -v m="$STEP_STOP_LOSS" 'BEGIN { exit !(l > m) }'; then
             break
         fi
     done
+}
+
+run_loads() {
+    # Sockets first, while the generator end runs the pass program.
+    # shellcheck disable=SC2086 # the rate lists split on purpose
+    step_rates dnsperf "$PERF_SECS" $PERF_RATES
+    measure dnsperf hot flat "$PERF_SECS"
+    [ "$MIX" = 1 ] && measure dnsperf mix flat "$PERF_SECS"
+    gen_xdp_off
+    # shellcheck disable=SC2086
+    step_rates kxdpgun "$STEP_SECS" $RATES
     if [ "$FLAT" = 1 ]; then
         measure kxdpgun hot flat "$FLAT_SECS"
         measure kxdpgun mix flat "$FLAT_SECS"
