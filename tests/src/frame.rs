@@ -102,11 +102,7 @@ impl Udp {
                 let c = !fold(inet_sum(0, &ip));
                 ip[10..12].copy_from_slice(&c.to_be_bytes());
                 if !self.zero_csum {
-                    let mut pseudo = inet_sum(0, &s.octets());
-                    pseudo = inet_sum(pseudo, &d.octets());
-                    pseudo += 17 + udp_len as u32;
-                    let c = udp_checksum(pseudo, &udp);
-                    udp[6..8].copy_from_slice(&c.to_be_bytes());
+                    fill_udp_checksum(&mut udp, &s.octets(), &d.octets());
                 }
                 f.extend_from_slice(&ip);
             }
@@ -118,11 +114,7 @@ impl Udp {
                 ip.extend_from_slice(&s.octets());
                 ip.extend_from_slice(&d.octets());
                 if !self.zero_csum {
-                    let mut pseudo = inet_sum(0, &s.octets());
-                    pseudo = inet_sum(pseudo, &d.octets());
-                    pseudo += 17 + udp_len as u32;
-                    let c = udp_checksum(pseudo, &udp);
-                    udp[6..8].copy_from_slice(&c.to_be_bytes());
+                    fill_udp_checksum(&mut udp, &s.octets(), &d.octets());
                 }
                 f.extend_from_slice(&ip);
             }
@@ -133,11 +125,15 @@ impl Udp {
     }
 }
 
-fn udp_checksum(pseudo: u32, udp: &[u8]) -> u16 {
-    match !fold(inet_sum(pseudo, udp)) {
+/// Writes the UDP checksum of `udp` (its checksum field zero) from `src` to `dst`; a computed
+/// zero is sent as 0xffff (RFC 768).
+fn fill_udp_checksum(udp: &mut [u8], src: &[u8], dst: &[u8]) {
+    let pseudo = inet_sum(inet_sum(0, src), dst) + 17 + udp.len() as u32;
+    let c = match !fold(inet_sum(pseudo, udp)) {
         0 => 0xffff,
         c => c,
-    }
+    };
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
 }
 
 /// Wire form of a dotted name ("www.example.test"), keeping letter case.

@@ -194,26 +194,7 @@ impl DataPlane {
         let result = (|| {
             let mut dp = DataPlane::load(&tmp)?;
             let prog = dp.loaded_program(name)?;
-            let id =
-                prog.attach(iface, XdpMode::Driver)
-                    .map_err(|source| DataPlaneError::Program {
-                        what: format!("attach {name} to {iface}"),
-                        source,
-                    })?;
-            let link = prog
-                .take_link(id)
-                .map_err(|source| DataPlaneError::Program {
-                    what: "take link".into(),
-                    source,
-                })?;
-            let link_err = |what: String| DataPlaneError::Link {
-                path: link_pin.to_owned(),
-                what,
-            };
-            FdLink::try_from(link)
-                .map_err(|e| link_err(e.to_string()))?
-                .pin(link_pin)
-                .map_err(|e| link_err(e.to_string()))?;
+            attach_and_pin(prog, name, iface, XdpMode::Driver, link_pin)?;
             dp.unpin_all();
             Ok(())
         })();
@@ -275,26 +256,7 @@ impl DataPlane {
 
     fn attach_mode(&mut self, iface: &str, mode: XdpMode) -> Result<XdpMode, DataPlaneError> {
         let path = self.link_pin_path(iface);
-        let prog = self.program();
-        let id = prog
-            .attach(iface, mode)
-            .map_err(|source| DataPlaneError::Program {
-                what: format!("attach to {iface} in {mode:?} mode"),
-                source,
-            })?;
-        let link = prog
-            .take_link(id)
-            .map_err(|source| DataPlaneError::Program {
-                what: "take link".into(),
-                source,
-            })?;
-        let link_err = |what: String| DataPlaneError::Link {
-            path: path.clone(),
-            what,
-        };
-        let fd_link = FdLink::try_from(link)
-            .map_err(|e| link_err(format!("the kernel gave no bpf_link to pin: {e}")))?;
-        let pinned = fd_link.pin(&path).map_err(|e| link_err(e.to_string()))?;
+        let pinned = attach_and_pin(self.program(), prog_names::XGSLB, iface, mode, &path)?;
         self.link = Some(LinkPin {
             path,
             held: Some(pinned),
@@ -356,6 +318,37 @@ impl DataPlane {
         }
         let _ = std::fs::remove_dir(&self.pin_dir);
     }
+}
+
+/// Attaches `prog` (named `name`) to `iface` in `mode` and pins the link at `path`; the
+/// returned pin owns the link (drop it after unpinning to detach).
+fn attach_and_pin(
+    prog: &mut Xdp,
+    name: &str,
+    iface: &str,
+    mode: XdpMode,
+    path: &Path,
+) -> Result<PinnedLink, DataPlaneError> {
+    let id = prog
+        .attach(iface, mode)
+        .map_err(|source| DataPlaneError::Program {
+            what: format!("attach {name} to {iface} in {mode:?} mode"),
+            source,
+        })?;
+    let link = prog
+        .take_link(id)
+        .map_err(|source| DataPlaneError::Program {
+            what: "take link".into(),
+            source,
+        })?;
+    let link_err = |what: String| DataPlaneError::Link {
+        path: path.to_owned(),
+        what,
+    };
+    FdLink::try_from(link)
+        .map_err(|e| link_err(format!("the kernel gave no bpf_link to pin: {e}")))?
+        .pin(path)
+        .map_err(|e| link_err(e.to_string()))
 }
 
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
