@@ -4,7 +4,7 @@ use aya_ebpf::{helpers::bpf_xdp_adjust_tail, programs::XdpContext};
 use xgslb_common::{Counter, EDNS_UDP_SIZE, MAX_ADDRS, ParsedQuery, PickMode, SelectionKey};
 
 use crate::{
-    checksum::{at_parity, finish_udp, fold, sum_u32},
+    checksum::{at_parity, finish_udp, fold, sum_be16, sum_u32},
     maps::{PICK, SELECTIONS},
     parse::{
         DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, MAX_PKT_OFF, OPT_FIXED_LEN, UDP_HLEN, flags,
@@ -135,11 +135,8 @@ pub fn answer(ctx: &XdpContext, q: &ParsedQuery, key: &SelectionKey) -> Result<(
             swap_bytes::<16>(ip.add(8), ip.add(24));
             store_be16(ip.add(4), udp_len as u16);
             *ip.add(7) = REPLY_TTL;
-            let mut s = 0u32;
-            for i in 0..16 {
-                s += load_be16(ip.add(8 + 2 * i)) as u32;
-            }
-            pseudo_sum = s;
+            // Source and destination addresses.
+            pseudo_sum = sum_be16(ip.add(8), 16);
             udp = ip.add(IPV6_HLEN);
         }
     } else {
@@ -150,16 +147,9 @@ pub fn answer(ctx: &XdpContext, q: &ParsedQuery, key: &SelectionKey) -> Result<(
             store_be16(ip.add(2), (IPV4_HLEN + udp_len) as u16);
             *ip.add(8) = REPLY_TTL;
             store_be16(ip.add(10), 0);
-            let mut s = 0u32;
-            for i in 0..IPV4_HLEN / 2 {
-                s += load_be16(ip.add(2 * i)) as u32;
-            }
-            store_be16(ip.add(10), !fold(s));
-            let mut s = 0u32;
-            for i in 0..4 {
-                s += load_be16(ip.add(12 + 2 * i)) as u32;
-            }
-            pseudo_sum = s;
+            store_be16(ip.add(10), !fold(sum_be16(ip, IPV4_HLEN / 2)));
+            // Source and destination addresses.
+            pseudo_sum = sum_be16(ip.add(12), 4);
             udp = ip.add(IPV4_HLEN);
         }
     }

@@ -37,3 +37,16 @@ pub fn finish_udp(sum: u32) -> u16 {
         c => c,
     }
 }
+
+/// Sum of the `words` big-endian 16-bit words at `p`.
+///
+/// # Safety
+/// `p..p + 2 * words` must be inside the frame.
+#[inline(always)]
+pub unsafe fn sum_be16(p: *const u8, words: usize) -> u32 {
+    let mut sum = 0u32;
+    for i in 0..words {
+        sum += unsafe { crate::parse::load_be16(p.add(2 * i)) } as u32;
+    }
+    sum
+}

@@ -179,10 +179,8 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<L3, Counter> {
         return Err(Counter::PassNotUdp);
     }
     // A header the kernel would drop for a bad checksum must not be answered here either.
-    let mut sum = 0u32;
-    for i in 0..IPV4_HLEN / 2 {
-        sum += unsafe { load_be16(ip.add(2 * i)) } as u32;
-    }
+    // SAFETY: the header's IPV4_HLEN bytes were checked above.
+    let sum = unsafe { crate::checksum::sum_be16(ip, IPV4_HLEN / 2) };
     if crate::checksum::fold(sum) != 0xffff {
         return Err(Counter::PassIpv4Header);
     }

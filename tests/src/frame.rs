@@ -1,5 +1,15 @@
 //! Frames for XDP tests, built with a checksum implementation independent of the program's.
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// XDP actions as BPF_PROG_TEST_RUN returns them (enum xdp_action).
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+
+/// The addresses of frames built for test_run: a server listening on port 53 and a client.
+pub const SERVER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+pub const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 
 pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];

@@ -23,14 +23,12 @@ use xgslb::{
 };
 use xgslb_tests::{
     daemon::{ConfigDir, test_config},
-    frame::{Opt, Udp, dns_query, fold, inet_sum, wire_name},
+    frame::{Opt, Udp, XDP_PASS, XDP_TX, dns_query, fold, inet_sum, wire_name},
     pins::PinDir,
     require_root,
 };
 
 const QUERIES: usize = 100_000;
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
 
 const ANSWERS: &str = r#"
 [[answer]]

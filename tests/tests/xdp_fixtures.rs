@@ -2,7 +2,7 @@
 //! action and output}. Every answer is compared byte for byte (checksums included) with a reply
 //! built independently; everything else must come out XDP_PASS, unchanged, with the expected
 //! pass reason counted.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use aya::programs::{TestRun, TestRunOptions};
 use xgslb::maps::{
@@ -13,18 +13,13 @@ use xgslb::maps::{
 };
 use xgslb_common::{AnswerSet, Counter, ListenerKey, MAX_ADDRS, PickMode, SelectionKey, qtype};
 use xgslb_tests::{
-    frame::{Opt, Udp, dns_a_reply, dns_query, wire_name},
+    frame::{
+        CLIENT4, CLIENT6, Opt, SERVER4, SERVER6, Udp, XDP_PASS, XDP_TX, dns_a_reply, dns_query,
+        wire_name,
+    },
     pins::PinDir,
     require_root,
 };
-
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
-
-const SERVER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
-const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 
 const ONE: [u8; 4] = [198, 18, 1, 10];
 const EIGHT: [[u8; 4]; 8] = [

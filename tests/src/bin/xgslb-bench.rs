@@ -35,7 +35,7 @@
 //! Each figure is the median of several batches; the batches of all cases are interleaved so
 //! that a slow moment of the machine touches them all alike. The thread is pinned to one CPU.
 use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::IpAddr,
     path::{Path, PathBuf},
     process::ExitCode,
 };
@@ -52,17 +52,13 @@ use xgslb::maps::{
 };
 use xgslb_common::{AnswerSet, Counter, ListenerKey, MAX_ADDRS, PickMode, SelectionKey, qtype};
 use xgslb_tests::{
-    frame::{CLIENT_MAC, Opt, SERVER_MAC, Udp, dns_a_reply, dns_query, wire_name},
+    frame::{
+        CLIENT_MAC, CLIENT4, CLIENT6, Opt, SERVER_MAC, SERVER4, SERVER6, Udp, XDP_PASS, XDP_TX,
+        dns_a_reply, dns_query, wire_name,
+    },
     pins::PinDir,
 };
 
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
-
-const SERVER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
-const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 const HIT: &str = "www.example.test";
 const MISS: &str = "nope.example.test";
 const HIT_ADDR: [u8; 4] = [198, 18, 1, 10];
