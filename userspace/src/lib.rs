@@ -2,10 +2,16 @@
 //!
 //! # Layout
 //! - `config`: the TOML config, validated as a whole.
+//! - `model`: the GSLB model (sites, servers, virtual servers, pools, wide IPs, regions).
+//! - `balance`: the balancing methods, pure functions of model, metrics and client.
+//! - `metrics`: the metrics the balancer weighs (the metrics file for now).
 //! - `dns`: the slow path: zones, authoritative answers, UDP and TCP servers.
 //! - `maps`: the XDP program and its maps: load, attach, publish, read counters.
 //! - `daemon`: xgslbd put together: config, data plane, slow path, signals.
+pub mod balance;
 pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod maps;
+pub mod metrics;
+pub mod model;
