@@ -21,22 +21,35 @@ pub const SLOTS: usize = 64;
 pub const MAX_SELECTIONS: u32 = 65_536;
 /// Most listener address:port pairs.
 pub const MAX_LISTENERS: u32 = 64;
+/// Most prefixes in each region trie (IPv4 and IPv6 alike). The trie maps an LDNS address to
+/// its client class; the balancer bounds the number of classes, not of prefixes.
+pub const MAX_REGION_PREFIXES: u32 = 262_144;
+/// Client class of an address no region prefix covers; also the fallback of every lookup.
+pub const DEFAULT_CLASS: u16 = 0;
 /// UDP payload size xgslb advertises in its OPT RR, on both paths (RFC 9715 / DNS flag day 2020).
 pub const EDNS_UDP_SIZE: u16 = 1232;
 
 /// Map names carry a layout version so that a new xgslbd never adopts a pinned map of an older
 /// layout: a layout change bumps the suffix.
 pub mod map_names {
-    /// `SelectionKey` -> `AnswerSet`.
-    pub const SELECTIONS: &str = "XGSLB_SEL_V1";
+    /// Outer array (one slot) holding the current selection table, a hash map of
+    /// `SelectionKey` -> `AnswerSet`. A config change builds a new table and swaps it in
+    /// with one update of the slot; metric changes update single entries of the current one.
+    pub const SELECTIONS: &str = "XGSLB_SEL_V2";
+    /// Outer array (one slot) holding the current IPv4 region trie: prefix -> `ClassId`.
+    pub const REGIONS4: &str = "XGSLB_REG4_V2";
+    /// Outer array (one slot) holding the current IPv6 region trie: prefix -> `ClassId`.
+    pub const REGIONS6: &str = "XGSLB_REG6_V2";
     /// `ListenerKey` -> `u32` (1 = answer here).
-    pub const LISTENERS: &str = "XGSLB_LSN_V1";
+    pub const LISTENERS: &str = "XGSLB_LSN_V2";
     /// Per-CPU `Stats`, one entry.
-    pub const STATS: &str = "XGSLB_STAT_V1";
+    pub const STATS: &str = "XGSLB_STAT_V2";
     /// Per-CPU `u32` round-robin pick counter, one entry.
-    pub const PICK: &str = "XGSLB_PICK_V1";
+    pub const PICK: &str = "XGSLB_PICK_V2";
     /// Per-CPU `Scratch`, one entry; the program's working memory.
-    pub const SCRATCH: &str = "XGSLB_SCRATCH_V1";
+    pub const SCRATCH: &str = "XGSLB_SCRATCH_V2";
+    /// `Meta` written by xgslbd for `xgslbctl` (the program never reads it), one entry.
+    pub const META: &str = "XGSLB_META_V2";
 }
 
 /// XDP program names in the object.
@@ -77,32 +90,93 @@ pub enum PickMode {
     /// A per-CPU counter walks the slot table: round robin when every address has one share,
     /// ratio when the slot table holds addresses in proportion to their weights.
     Counter = 0,
+    /// A hash of the LDNS address, masked to the set's persist prefix, picks the slot: the
+    /// same LDNS prefix gets the same address for as long as the slot table keeps it
+    /// (static persist).
+    Persist = 1,
 }
 
 impl PickMode {
     pub const fn from_u8(v: u8) -> Option<Self> {
         match v {
             0 => Some(Self::Counter),
+            1 => Some(Self::Persist),
             _ => None,
         }
     }
 }
 
-/// Value of the selection map: a weighted set of addresses to answer with.
+/// What a selection tells the XDP program to do with a query it matches.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Answer from the set's addresses.
+    Answer = 0,
+    /// Pass to the slow path, which answers from its own copy of the selection: the zone's
+    /// static records (return to DNS), SERVFAIL or NODATA, which need the zone's SOA.
+    SlowPath = 1,
+    /// Drop the query (the Drop Packet method and all-down behaviour).
+    Drop = 2,
+}
+
+impl Action {
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::Answer),
+            1 => Some(Self::SlowPath),
+            2 => Some(Self::Drop),
+            _ => None,
+        }
+    }
+}
+
+/// What the slow path answers for a selection whose action is `Action::SlowPath`.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlowAnswer {
+    /// The zone file's static records of the name (Return to DNS).
+    ReturnToDns = 0,
+    /// SERVFAIL.
+    ServFail = 1,
+    /// NOERROR, no records, the zone's SOA (NODATA).
+    NoData = 2,
+}
+
+impl SlowAnswer {
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::ReturnToDns),
+            1 => Some(Self::ServFail),
+            2 => Some(Self::NoData),
+            _ => None,
+        }
+    }
+}
+
+/// Value of the selection map: a weighted set of addresses to answer with, or another action.
 ///
 /// An answer holds `records` records: the address the slot table picks, then the ones after it
-/// in `addrs` order, wrapping. Both paths compute this with [`AnswerSet::answer_index`].
+/// in `addrs` order, wrapping. Both paths compute this with [`AnswerSet::answer_index`], and
+/// for persist sets take the pick from [`AnswerSet::persist_pick`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct AnswerSet {
     /// TTL of every record, seconds.
     pub ttl: u32,
-    /// Addresses in use in `addrs`, 1..=MAX_ADDRS.
+    /// Addresses in use in `addrs`, 1..=MAX_ADDRS (0 for actions other than Answer).
     pub count: u8,
     /// Records per answer, 1..=count.
     pub records: u8,
     /// A `PickMode`; a value this program does not know makes it pass the query.
     pub pick: u8,
+    /// An `Action`; a value this program does not know makes it pass the query.
+    pub action: u8,
+    /// Static persist: bits of an IPv4 LDNS address hashed (0..=32).
+    pub persist_v4: u8,
+    /// Static persist: bits of an IPv6 LDNS address hashed (0..=128).
+    pub persist_v6: u8,
+    /// For `Action::SlowPath`: a `SlowAnswer`, what the slow path answers (XDP ignores it).
+    pub slow: u8,
     /// Explicit padding so the type has none implicit; always zero.
     pub _pad: u8,
     /// Each slot holds an index into `addrs`; an address's share of slots is its weight.
@@ -110,10 +184,31 @@ pub struct AnswerSet {
     /// Addresses: IPv4 in the first 4 bytes (rest zero), IPv6 in all 16.
     pub addrs: [[u8; 16]; MAX_ADDRS],
 }
-const _: () = assert!(size_of::<AnswerSet>() == 8 + SLOTS + 16 * MAX_ADDRS);
+const _: () = assert!(size_of::<AnswerSet>() == 12 + SLOTS + 16 * MAX_ADDRS);
+
+/// The 64-bit finaliser of SplitMix64: a cheap, well-mixed hash step with no loop, so the XDP
+/// program and user space compute persist picks the same way.
+#[inline(always)]
+pub const fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The top `bits` bits of a 64-bit word set (`bits` 0..=64).
+#[inline(always)]
+const fn high_mask(bits: u32) -> u64 {
+    if bits == 0 {
+        0
+    } else if bits >= 64 {
+        u64::MAX
+    } else {
+        u64::MAX << (64 - bits)
+    }
+}
 
 impl AnswerSet {
-    /// Index into `addrs` of record `i` of an answer whose pick counter was `pick`, or `None`
+    /// Index into `addrs` of record `i` of an answer whose pick was `pick`, or `None`
     /// when the set is malformed (the XDP program then passes the query).
     #[inline(always)]
     pub fn answer_index(&self, pick: u32, i: u32) -> Option<u32> {
@@ -128,14 +223,59 @@ impl AnswerSet {
         Some((first + i) % count)
     }
 
-    /// Whether the set is one the XDP program answers from.
-    pub fn is_valid(&self) -> bool {
-        let count = self.count as usize;
-        (1..=MAX_ADDRS).contains(&count)
-            && (1..=count).contains(&(self.records as usize))
-            && PickMode::from_u8(self.pick).is_some()
-            && self.slots.iter().all(|&s| (s as usize) < count)
+    /// The pick of a persist set for an LDNS at `hi`:`lo` (the address as two big-endian
+    /// words; IPv4 in the top 32 bits of `hi`, `lo` zero): the address masked to the set's
+    /// persist prefix, hashed.
+    #[inline(always)]
+    pub fn persist_pick(&self, hi: u64, lo: u64, v6: bool) -> u32 {
+        let (bits, family) = if v6 {
+            (self.persist_v6 as u32, 6u64)
+        } else {
+            (self.persist_v4 as u32, 4u64)
+        };
+        let hi_bits = if bits > 64 { 64 } else { bits };
+        let lo_bits = if bits > 64 { bits - 64 } else { 0 };
+        let h = mix64((hi & high_mask(hi_bits)) ^ family);
+        let h = mix64(h ^ (lo & high_mask(lo_bits)));
+        (h >> 32) as u32
     }
+
+    /// Whether the set is one the XDP program acts on.
+    pub fn is_valid(&self) -> bool {
+        match Action::from_u8(self.action) {
+            Some(Action::Answer) => {
+                let count = self.count as usize;
+                (1..=MAX_ADDRS).contains(&count)
+                    && (1..=count).contains(&(self.records as usize))
+                    && PickMode::from_u8(self.pick).is_some()
+                    && self.slots.iter().all(|&s| (s as usize) < count)
+                    && self.persist_v4 <= 32
+                    && self.persist_v6 <= 128
+            }
+            Some(Action::SlowPath) => SlowAnswer::from_u8(self.slow).is_some(),
+            Some(Action::Drop) => true,
+            None => false,
+        }
+    }
+}
+
+/// Value of the region tries (keyed by the kernel's LPM layout: a u32 prefix length in bits,
+/// then the address in network order: `[u8; 4]` or `[u8; 16]`): the client class of the
+/// prefix, which becomes `SelectionKey::region`.
+pub type ClassId = u32;
+
+/// What xgslbd tells `xgslbctl` through the pinned meta map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Meta {
+    /// Publication generation: +1 for every publication that changed the maps.
+    pub generation: u64,
+    /// Full swaps (config changes) so far.
+    pub swaps: u64,
+    /// Entries of the selection table in service.
+    pub selections: u64,
+    /// Prefixes in the region tries in service (IPv4 + IPv6).
+    pub prefixes: u64,
 }
 
 /// Key of the listener map: an address and UDP port the XDP program answers on.
@@ -201,11 +341,15 @@ pub enum Counter {
     PassBadSelection,
     /// Passed: the frame could not be resized for the answer.
     PassResize,
+    /// Passed: the selection defers to the slow path (return to DNS, SERVFAIL, NODATA).
+    PassSlowPath,
+    /// Dropped: the selection says drop (Drop Packet).
+    DropPolicy,
 }
 
 impl Counter {
     /// Number of counters.
-    pub const COUNT: usize = Counter::PassResize as usize + 1;
+    pub const COUNT: usize = Counter::DropPolicy as usize + 1;
     /// Every counter in index order.
     pub const ALL: [Counter; Counter::COUNT] = [
         Counter::Received,
@@ -230,6 +374,8 @@ impl Counter {
         Counter::PassNoSelection,
         Counter::PassBadSelection,
         Counter::PassResize,
+        Counter::PassSlowPath,
+        Counter::DropPolicy,
     ];
 
     /// Stable snake_case name for stats output.
@@ -257,6 +403,8 @@ impl Counter {
             Counter::PassNoSelection => "pass_no_selection",
             Counter::PassBadSelection => "pass_bad_selection",
             Counter::PassResize => "pass_resize",
+            Counter::PassSlowPath => "pass_slow_path",
+            Counter::DropPolicy => "drop_policy",
         }
     }
 }
@@ -320,6 +468,7 @@ mod user {
     unsafe impl aya::Pod for super::Stats {}
     unsafe impl aya::Pod for super::Scratch {}
     unsafe impl aya::Pod for super::ParsedQuery {}
+    unsafe impl aya::Pod for super::Meta {}
 }
 
 #[cfg(test)]
@@ -346,5 +495,31 @@ mod tests {
         set.slots[2] = 3;
         assert_eq!(set.answer_index(2, 0), None);
         assert!(!set.is_valid());
+    }
+
+    #[test]
+    fn persist_pick_hashes_only_the_masked_prefix() {
+        let mut set = AnswerSet::zeroed();
+        set.persist_v4 = 24;
+        set.persist_v6 = 56;
+        let v4 = |a: [u8; 4]| (u32::from_be_bytes(a) as u64) << 32;
+        let p = set.persist_pick(v4([198, 18, 64, 1]), 0, false);
+        assert_eq!(p, set.persist_pick(v4([198, 18, 64, 200]), 0, false));
+        assert_ne!(p, set.persist_pick(v4([198, 18, 65, 1]), 0, false));
+        let hi = 0x2001_0db8_0000_1200u64;
+        let q = set.persist_pick(hi, 1, true);
+        assert_eq!(q, set.persist_pick(hi | 0xff, u64::MAX, true));
+        assert_ne!(q, set.persist_pick(hi + 0x100, 1, true));
+        // The same bits as IPv4 and as IPv6 do not collide by construction.
+        set.persist_v6 = 24;
+        assert_ne!(p, set.persist_pick(v4([198, 18, 64, 1]), 0, true));
+        // A zero-length mask sends every LDNS to one slot; /128 tells every address apart.
+        set.persist_v4 = 0;
+        assert_eq!(
+            set.persist_pick(v4([1, 2, 3, 4]), 0, false),
+            set.persist_pick(v4([5, 6, 7, 8]), 0, false)
+        );
+        set.persist_v6 = 128;
+        assert_ne!(set.persist_pick(hi, 1, true), set.persist_pick(hi, 2, true));
     }
 }

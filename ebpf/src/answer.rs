@@ -1,7 +1,10 @@
 //! Turning a parsed query into its answer in place: look up the selection, pick the records,
 //! resize the frame, swap addresses, write the header, the records and the OPT, checksum.
 use aya_ebpf::{helpers::bpf_xdp_adjust_tail, programs::XdpContext};
-use xgslb_common::{Counter, EDNS_UDP_SIZE, MAX_ADDRS, ParsedQuery, PickMode, SelectionKey};
+use xgslb_common::{
+    Action, AnswerSet, Counter, DEFAULT_CLASS, EDNS_UDP_SIZE, MAX_ADDRS, ParsedQuery, PickMode,
+    SelectionKey,
+};
 
 use crate::{
     checksum::{at_parity, finish_udp, fold, sum_be16, sum_u32},
@@ -10,6 +13,7 @@ use crate::{
         DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, MAX_PKT_OFF, OPT_FIXED_LEN, UDP_HLEN, flags,
         load_be16, opaque, ptr_at,
     },
+    region::{class_of, read_source},
 };
 
 /// Why the program does not answer.
@@ -18,6 +22,8 @@ pub enum Verdict {
     Pass(Counter),
     /// The frame was already resized and cannot be finished; it is not valid to pass.
     Drop,
+    /// The selection says drop (Drop Packet).
+    DropPolicy,
 }
 
 /// One A record: owner C0 0C (the question name), type, class, TTL, RDLENGTH 4, address.
@@ -35,35 +41,67 @@ unsafe fn swap_bytes<const N: usize>(a: *mut u8, b: *mut u8) {
     unsafe { core::ptr::swap_nonoverlapping(a.cast::<[u8; N]>(), b.cast::<[u8; N]>(), 1) }
 }
 
+/// The answer set for `key` and the client's class: the class's own, else the default
+/// class's (the balancer publishes a class only where its answer differs from the default).
+#[inline(always)]
+fn lookup_selection(key: &mut SelectionKey, class: u32) -> Result<&AnswerSet, Verdict> {
+    let table = SELECTIONS
+        .get(0)
+        .ok_or(Verdict::Pass(Counter::PassNoSelection))?;
+    if class != DEFAULT_CLASS as u32 {
+        key.region = class as u16;
+        if let Some(set) = table.get_ptr(&*key) {
+            // SAFETY: the element stays valid for this program run (RCU, no-prealloc table).
+            return Ok(unsafe { &*set });
+        }
+    }
+    key.region = DEFAULT_CLASS;
+    let set = table
+        .get_ptr(&*key)
+        .ok_or(Verdict::Pass(Counter::PassNoSelection))?;
+    // SAFETY: as above.
+    Ok(unsafe { &*set })
+}
+
 /// Answers `q` in place; `Ok` means the frame is ready for XDP_TX.
 #[inline(always)]
-pub fn answer(ctx: &XdpContext, q: &ParsedQuery, key: &SelectionKey) -> Result<(), Verdict> {
+pub fn answer(ctx: &XdpContext, q: &ParsedQuery, key: &mut SelectionKey) -> Result<(), Verdict> {
     // The query arrives through map memory: bound what becomes an offset again.
     let l3_off = q.l3_off as usize;
     let tail_off = q.tail_off as usize;
     if l3_off > ETH_HLEN + 8 || tail_off > MAX_PKT_OFF {
         return Err(Verdict::Pass(Counter::PassTruncated));
     }
-    // SAFETY: the map value stays valid for this program run (RCU), whatever user space does.
-    let set = unsafe { SELECTIONS.get(key) }.ok_or(Verdict::Pass(Counter::PassNoSelection))?;
+    let v6 = q.v6 != 0;
+    let src = read_source(ctx, l3_off, v6).ok_or(Verdict::Pass(Counter::PassTruncated))?;
+    let set = lookup_selection(key, class_of(&src, v6))?;
+    match Action::from_u8(set.action) {
+        Some(Action::Answer) => {}
+        Some(Action::SlowPath) => return Err(Verdict::Pass(Counter::PassSlowPath)),
+        Some(Action::Drop) => return Err(Verdict::DropPolicy),
+        None => return Err(Verdict::Pass(Counter::PassBadSelection)),
+    }
     let records = set.records as usize;
-    if PickMode::from_u8(set.pick).is_none() || records == 0 || records > set.count as usize {
+    if records == 0 || records > set.count as usize {
         return Err(Verdict::Pass(Counter::PassBadSelection));
     }
-    let pick = match PICK.get_ptr_mut(0) {
-        // SAFETY: this CPU's counter; XDP runs with preemption off.
-        Some(c) => unsafe {
-            let v = *c;
-            *c = v.wrapping_add(1);
-            v
+    let pick = match PickMode::from_u8(set.pick) {
+        Some(PickMode::Counter) => match PICK.get_ptr_mut(0) {
+            // SAFETY: this CPU's counter; XDP runs with preemption off.
+            Some(c) => unsafe {
+                let v = *c;
+                *c = v.wrapping_add(1);
+                v
+            },
+            None => return Err(Verdict::Pass(Counter::PassBadSelection)),
         },
+        Some(PickMode::Persist) => set.persist_pick(src.hi, src.lo, v6),
         None => return Err(Verdict::Pass(Counter::PassBadSelection)),
     };
     if set.answer_index(pick, 0).is_none() {
         return Err(Verdict::Pass(Counter::PassBadSelection));
     }
 
-    let v6 = q.v6 != 0;
     let has_opt = q.has_opt != 0;
     let ip_hlen = if v6 { IPV6_HLEN } else { IPV4_HLEN };
     let udp_off = l3_off + ip_hlen;

@@ -14,6 +14,7 @@ mod checksum;
 mod maps;
 mod parse;
 mod reflector;
+mod region;
 mod stats;
 
 use aya_ebpf::{
@@ -41,7 +42,7 @@ pub fn xgslb(ctx: XdpContext) -> u32 {
     if outcome == STAGE_OK {
         stats::count(Counter::Answered as u32);
         xdp_action::XDP_TX
-    } else if outcome == Counter::Dropped as u32 {
+    } else if outcome == Counter::Dropped as u32 || outcome == Counter::DropPolicy as u32 {
         stats::count(outcome);
         xdp_action::XDP_DROP
     } else {
@@ -75,7 +76,7 @@ pub extern "C" fn xgslb_parse_dns(ctx: *mut xdp_md, l3: u64) -> u32 {
 }
 
 /// Answer stage: answers the query in this CPU's scratch in place. Returns `STAGE_OK`
-/// (XDP_TX), `Counter::Dropped`, or a pass counter.
+/// (XDP_TX), `Counter::Dropped` or `Counter::DropPolicy` (XDP_DROP), or a pass counter.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn xgslb_answer(ctx: *mut xdp_md) -> u32 {
@@ -84,11 +85,13 @@ pub extern "C" fn xgslb_answer(ctx: *mut xdp_md) -> u32 {
         return Counter::PassBadSelection as u32;
     };
     // SAFETY: as in `xgslb_parse_dns`.
-    let scratch = unsafe { &*scratch };
-    match answer::answer(&ctx, &scratch.query, &scratch.key) {
+    let scratch = unsafe { &mut *scratch };
+    let query = scratch.query;
+    match answer::answer(&ctx, &query, &mut scratch.key) {
         Ok(()) => STAGE_OK,
         Err(Verdict::Pass(reason)) => reason as u32,
         Err(Verdict::Drop) => Counter::Dropped as u32,
+        Err(Verdict::DropPolicy) => Counter::DropPolicy as u32,
     }
 }
 

@@ -1,35 +1,60 @@
 //! The maps the XDP program reads; user space (xgslbd) is their only writer, except the
 //! per-CPU counters, which only this program writes.
 use aya_ebpf::{
-    macros::map,
-    maps::{HashMap, PerCpuArray},
+    btf_maps::{ArrayOfMaps, HashMap as BtfHashMap, LpmTrie},
+    macros::{btf_map, map},
+    maps::{Array, HashMap, PerCpuArray},
 };
 use xgslb_common::{
-    AnswerSet, ListenerKey, MAX_LISTENERS, MAX_SELECTIONS, Scratch, SelectionKey, Stats,
+    AnswerSet, ClassId, ListenerKey, MAX_LISTENERS, MAX_REGION_PREFIXES, MAX_SELECTIONS, Meta,
+    Scratch, SelectionKey, Stats,
 };
 
 /// BPF_F_NO_PREALLOC: an update frees the old element only after an RCU grace period, so a
 /// reader that looked up the old value keeps reading it whole while user space replaces it.
 /// (A preallocated hash map recycles elements at once, which could tear a concurrent read.)
-const BPF_F_NO_PREALLOC: u32 = 1;
+const BPF_F_NO_PREALLOC: usize = 1;
 
-/// (question name, qtype, region) -> the answer set to serve.
-#[map(name = "XGSLB_SEL_V1")]
-pub static SELECTIONS: HashMap<SelectionKey, AnswerSet> =
-    HashMap::pinned(MAX_SELECTIONS, BPF_F_NO_PREALLOC);
+/// A selection table: (question name, qtype, client class) -> the answer set to serve. Only
+/// the template of the tables user space creates; the program reads them through
+/// `SELECTIONS`. (A hash table's size is not part of the template the kernel compares, so
+/// user space sizes each table to what it holds.)
+pub type SelectionTable =
+    BtfHashMap<SelectionKey, AnswerSet, { MAX_SELECTIONS as usize }, BPF_F_NO_PREALLOC>;
+/// An IPv4 region trie: LDNS prefix -> client class.
+pub type Region4Trie = LpmTrie<[u8; 4], ClassId, { MAX_REGION_PREFIXES as usize }>;
+/// An IPv6 region trie: LDNS prefix -> client class.
+pub type Region6Trie = LpmTrie<[u8; 16], ClassId, { MAX_REGION_PREFIXES as usize }>;
+
+/// Slot 0: the selection table in service. User space swaps in a whole new table at once.
+#[btf_map(name = "XGSLB_SEL_V2")]
+pub static SELECTIONS: ArrayOfMaps<SelectionTable, 1> = ArrayOfMaps::new();
+
+/// Slot 0: the IPv4 region trie in service.
+#[btf_map(name = "XGSLB_REG4_V2")]
+pub static REGIONS4: ArrayOfMaps<Region4Trie, 1> = ArrayOfMaps::new();
+
+/// Slot 0: the IPv6 region trie in service.
+#[btf_map(name = "XGSLB_REG6_V2")]
+pub static REGIONS6: ArrayOfMaps<Region6Trie, 1> = ArrayOfMaps::new();
 
 /// (destination address, UDP port) -> 1 when this program answers queries sent there.
-#[map(name = "XGSLB_LSN_V1")]
+#[map(name = "XGSLB_LSN_V2")]
 pub static LISTENERS: HashMap<ListenerKey, u32> = HashMap::pinned(MAX_LISTENERS, 0);
 
 /// One `Stats` per CPU: counters by outcome and pass reason.
-#[map(name = "XGSLB_STAT_V1")]
+#[map(name = "XGSLB_STAT_V2")]
 pub static STATS: PerCpuArray<Stats> = PerCpuArray::pinned(1, 0);
 
 /// One u32 per CPU: the round-robin pick counter that walks answer sets' slot tables.
-#[map(name = "XGSLB_PICK_V1")]
+#[map(name = "XGSLB_PICK_V2")]
 pub static PICK: PerCpuArray<u32> = PerCpuArray::pinned(1, 0);
 
 /// One `Scratch` per CPU: the selection key under construction and the launder slot.
-#[map(name = "XGSLB_SCRATCH_V1")]
+#[map(name = "XGSLB_SCRATCH_V2")]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Publication facts for `xgslbctl` (generation, sizes). Never read here: declared in the
+/// object so that it is created and pinned with the other maps.
+#[map(name = "XGSLB_META_V2")]
+pub static META: Array<Meta> = Array::pinned(1, 0);

@@ -23,7 +23,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
-use xgslb::dns::{Catalog, CatalogResponder, DynamicAnswers, Zone, serve_udp};
+use xgslb::dns::{Catalog, CatalogResponder, Dynamic, DynamicAnswers, Zone, serve_udp};
 
 const ZONE: &str = r#"$ORIGIN example.com.
 $TTL 3600
@@ -132,8 +132,8 @@ fn start_knot(zone_text: &str) -> Option<(Knot, SocketAddr)> {
 struct NoDynamic;
 
 impl DynamicAnswers for NoDynamic {
-    fn records(&self, _: &LowerName, _: RecordType) -> Vec<Record> {
-        Vec::new()
+    fn answer(&self, _: &LowerName, _: RecordType, _: std::net::IpAddr) -> Dynamic {
+        Dynamic::Records(Vec::new())
     }
 }
 

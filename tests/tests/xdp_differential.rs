@@ -8,18 +8,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use aya::programs::{TestRun, TestRunOptions};
 use hickory_proto::{
     op::Message,
-    rr::{LowerName, Record, RecordType},
+    rr::{LowerName, RecordType},
 };
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use xgslb::{
     config::Config,
     daemon::{build, listener_keys},
-    dns::{DynamicAnswers, Transport},
-    maps::{
-        DataPlane,
-        publish::{publish_listeners, publish_selections},
-        snapshot::Snapshot,
-    },
+    dns::{Dynamic, DynamicAnswers, Transport},
+    maps::{DataPlane, publish::publish_listeners, snapshot::Snapshot},
 };
 use xgslb_tests::{
     daemon::{ConfigDir, test_config},
@@ -61,8 +57,8 @@ addresses = [{ ip = "198.18.4.1" }]
 struct FixedPick<'a>(&'a Snapshot, u32);
 
 impl DynamicAnswers for FixedPick<'_> {
-    fn records(&self, name: &LowerName, rtype: RecordType) -> Vec<Record> {
-        self.0.records_with_pick(name, rtype, self.1)
+    fn answer(&self, name: &LowerName, rtype: RecordType, client: IpAddr) -> Dynamic {
+        self.0.answer_with_pick(name, rtype, client, self.1)
     }
 }
 
@@ -280,7 +276,7 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
     let pins = PinDir::new("diff");
     let mut dp = DataPlane::load(pins.path()).expect("load");
     publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen)).expect("listeners");
-    publish_selections(&mut dp.selections, &built.selections).expect("selections");
+    dp.tables.swap(&built.selections, &[]).expect("selections");
 
     let (mut answered, mut passed) = (0usize, 0usize);
     for n in 0..QUERIES {
@@ -335,6 +331,7 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
                     .respond(
                         &q.payload,
                         Transport::Udp,
+                        client,
                         &FixedPick(&built.snapshot, pick),
                     )
                     .unwrap_or_else(|| {

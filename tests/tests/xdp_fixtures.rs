@@ -5,12 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use aya::programs::{TestRun, TestRunOptions};
-use xgslb::maps::{
-    DataPlane,
-    key::selection_key,
-    publish::{publish_listeners, publish_selections},
-    slots::slot_table,
-};
+use xgslb::maps::{DataPlane, key::selection_key, publish::publish_listeners, slots::slot_table};
 use xgslb_common::{AnswerSet, Counter, ListenerKey, MAX_ADDRS, PickMode, SelectionKey, qtype};
 use xgslb_tests::{
     frame::{
@@ -39,9 +34,9 @@ fn answer_set(addrs: &[[u8; 4]], records: u8, ttl: u32) -> AnswerSet {
         count: addrs.len() as u8,
         records,
         pick: PickMode::Counter as u8,
-        _pad: 0,
         slots: slot_table(&vec![1; addrs.len()]),
         addrs: [[0; 16]; MAX_ADDRS],
+        ..bytemuck::Zeroable::zeroed()
     };
     for (d, a) in set.addrs.iter_mut().zip(addrs) {
         d[..4].copy_from_slice(a);
@@ -84,7 +79,7 @@ fn setup(pins: &PinDir) -> DataPlane {
             answer_set(&EIGHT[..2], 1, 30),
         ),
     ];
-    publish_selections(&mut dp.selections, &sels).expect("selections");
+    dp.tables.swap(&sels, &[]).expect("selections");
     dp
 }
 

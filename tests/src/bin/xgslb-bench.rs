@@ -44,12 +44,7 @@ use anyhow::{Context, Result, bail, ensure};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use clap::Parser;
 use serde_json::json;
-use xgslb::maps::{
-    DataPlane,
-    key::selection_key,
-    publish::{publish_listeners, publish_selections},
-    slots::slot_table,
-};
+use xgslb::maps::{DataPlane, key::selection_key, publish::publish_listeners, slots::slot_table};
 use xgslb_common::{AnswerSet, Counter, ListenerKey, MAX_ADDRS, PickMode, SelectionKey, qtype};
 use xgslb_tests::{
     frame::{
@@ -209,12 +204,13 @@ fn setup(pin_dir: &Path) -> Result<DataPlane> {
         count: 1,
         records: 1,
         pick: PickMode::Counter as u8,
-        _pad: 0,
         slots: slot_table(&[1]),
         addrs: [[0; 16]; MAX_ADDRS],
+        ..bytemuck::Zeroable::zeroed()
     };
     set.addrs[0][..4].copy_from_slice(&HIT_ADDR);
-    publish_selections(&mut dp.selections, &[(key(HIT, qtype::A)?, set)])
+    dp.tables
+        .swap(&[(key(HIT, qtype::A)?, set)], &[])
         .context("publish the selection")?;
     dp.reflector().context("load the reflector")?;
     Ok(dp)

@@ -18,11 +18,7 @@ use crate::{
     dns::{
         Catalog, CatalogError, CatalogResponder, Responder, Zone, ZoneError, serve_tcp, serve_udp,
     },
-    maps::{
-        AttachMode, DataPlane, DataPlaneError,
-        publish::{publish_listeners, publish_selections},
-        snapshot::Snapshot,
-    },
+    maps::{AttachMode, DataPlane, DataPlaneError, publish::publish_listeners, snapshot::Snapshot},
 };
 
 /// Why xgslbd could not start.
@@ -83,7 +79,11 @@ pub fn build(cfg: &Config) -> Result<Built, DaemonError> {
         .collect::<Result<Vec<_>, _>>()?;
     let sets = selections::answer_sets(&cfg.answers);
     let selections = selections::selection_entries(&sets);
-    let snapshot = Arc::new(Snapshot::new(sets));
+    let snapshot = Arc::new(Snapshot::new(
+        sets.iter()
+            .map(|(n, t, s)| (n.clone(), *t, xgslb_common::DEFAULT_CLASS as u32, *s)),
+        &[],
+    ));
     let catalog = Catalog::new(zones, &snapshot.dynamic_names())?;
     Ok(Built {
         catalog,
@@ -149,10 +149,11 @@ pub async fn run(
         let pin_dir = opts.pin_dir.clone().unwrap_or_else(|| cfg.pin_dir.clone());
         let mut dp = DataPlane::load(&pin_dir)?;
         publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen))?;
-        let n = publish_selections(&mut dp.selections, &built.selections)?;
+        let report = dp.tables.swap(&built.selections, &[])?;
         tracing::info!(
-            "published {} selections ({n} map writes)",
-            built.selections.len()
+            "published {} selections ({} map writes)",
+            built.selections.len(),
+            report.writes
         );
         match opts.iface.as_ref().or(cfg.interface.as_ref()) {
             Some(iface) => {

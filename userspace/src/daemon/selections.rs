@@ -1,7 +1,7 @@
 //! From the configured answer sets to what is published: `AnswerSet`s per (name, type) for
 //! the slow path's snapshot, and selection map entries for the XDP program.
 use hickory_proto::rr::{Name, RecordType};
-use xgslb_common::{AnswerSet, MAX_ADDRS, PickMode, SelectionKey};
+use xgslb_common::{Action, AnswerSet, MAX_ADDRS, PickMode, SelectionKey};
 
 use crate::{
     config::AnswerConfig,
@@ -27,6 +27,10 @@ pub fn answer_sets(answers: &[AnswerConfig]) -> Vec<(Name, RecordType, AnswerSet
                 count: family.len().min(MAX_ADDRS) as u8,
                 records: (a.records as usize).min(family.len()) as u8,
                 pick: PickMode::Counter as u8,
+                action: Action::Answer as u8,
+                persist_v4: 0,
+                persist_v6: 0,
+                slow: 0,
                 _pad: 0,
                 slots: slot_table(&weights),
                 addrs: [[0; 16]; MAX_ADDRS],

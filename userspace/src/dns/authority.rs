@@ -5,6 +5,7 @@
 //! the catalog is built; those replace the zone file's records of that type at that name.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::{OpCode, ResponseCode};
@@ -63,11 +64,24 @@ pub enum CatalogError {
     },
 }
 
+/// What a dynamic (GSLB) RRset answers for one client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dynamic {
+    /// These records, in answer order, with owner name, TTL and rdata set (none: NODATA).
+    Records(Vec<Record>),
+    /// The zone file's static records of the name (Return to DNS).
+    ReturnToDns,
+    /// SERVFAIL for the whole response.
+    ServFail,
+    /// No response at all.
+    Drop,
+}
+
 /// The source of dynamic (GSLB) answers.
 pub trait DynamicAnswers {
-    /// The records of a dynamic RRset, in answer order, with owner name, TTL and rdata set.
-    /// Called only for the (name, type) pairs the catalog was built with.
-    fn records(&self, name: &LowerName, rtype: RecordType) -> Vec<Record>;
+    /// The answer for `client` (the LDNS address). Called only for the (name, type) pairs the
+    /// catalog was built with.
+    fn answer(&self, name: &LowerName, rtype: RecordType, client: IpAddr) -> Dynamic;
 }
 
 /// The transport a query came over: it sets the size limit and the ANY behaviour.
@@ -140,8 +154,11 @@ impl Catalog {
                 name: name.to_string(),
             });
         }
-        // The dynamic RRset takes the place of the static one.
-        node.rrsets.remove(&u16::from(rtype));
+        // The dynamic RRset takes the place of the static one, which stays aside for
+        // Return to DNS.
+        if let Some(records) = node.rrsets.remove(&u16::from(rtype)) {
+            node.shadowed.insert(u16::from(rtype), records);
+        }
         if !node.dynamic.contains(&rtype) {
             node.dynamic.push(rtype);
         }
@@ -176,11 +193,12 @@ impl Catalog {
         self.zones.get(&origin)
     }
 
-    /// Answers one query message. `None` means send nothing.
+    /// Answers one query message from `client`. `None` means send nothing.
     pub fn respond(
         &self,
         query: &[u8],
         transport: Transport,
+        client: IpAddr,
         dynamic: &dyn DynamicAnswers,
     ) -> Option<Vec<u8>> {
         match request::decode(query) {
@@ -193,7 +211,10 @@ impl Catalog {
                 transport,
             )),
             Request::Query(query) => {
-                let draft = self.answer(&query, transport, dynamic);
+                let draft = self.answer(&query, transport, client, dynamic);
+                if draft.drop {
+                    return None;
+                }
                 Some(response::encode(
                     &query.header,
                     Some(&query.question),
@@ -210,6 +231,7 @@ impl Catalog {
         &self,
         query: &CheckedQuery,
         transport: Transport,
+        client: IpAddr,
         dynamic: &dyn DynamicAnswers,
     ) -> Draft {
         debug_assert_eq!(query.header.op_code, OpCode::Query);
@@ -230,6 +252,7 @@ impl Catalog {
             zone,
             dynamic,
             transport,
+            client,
         };
         lookup.resolve(question.name(), qtype)
     }
@@ -249,8 +272,8 @@ impl CatalogResponder {
 }
 
 impl Responder for CatalogResponder {
-    fn respond(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    fn respond(&self, query: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>> {
         self.catalog
-            .respond(query, transport, self.dynamic.as_ref())
+            .respond(query, transport, client, self.dynamic.as_ref())
     }
 }

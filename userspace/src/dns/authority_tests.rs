@@ -2,7 +2,7 @@
 //! hickory-proto. One test zone covers every case the handler distinguishes.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -10,7 +10,7 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
-use super::authority::{Catalog, CatalogError, DynamicAnswers, Transport};
+use super::authority::{Catalog, CatalogError, Dynamic, DynamicAnswers, Transport};
 use super::zone::Zone;
 
 const ZONE: &str = r#"
@@ -106,13 +106,18 @@ fn zone(origin: &str, text: &str) -> Zone {
 struct TestDynamic(HashMap<(LowerName, RecordType), Vec<Record>>);
 
 impl DynamicAnswers for TestDynamic {
-    fn records(&self, name: &LowerName, rtype: RecordType) -> Vec<Record> {
-        self.0
-            .get(&(name.clone(), rtype))
-            .cloned()
-            .unwrap_or_default()
+    fn answer(&self, name: &LowerName, rtype: RecordType, _client: IpAddr) -> Dynamic {
+        Dynamic::Records(
+            self.0
+                .get(&(name.clone(), rtype))
+                .cloned()
+                .unwrap_or_default(),
+        )
     }
 }
+
+/// The LDNS address the tests ask from.
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
 
 fn a(owner: &str, ttl: u32, addr: [u8; 4]) -> Record {
     Record::from_rdata(name(owner), ttl, RData::A(A(Ipv4Addr::from(addr))))
@@ -181,7 +186,7 @@ fn with_edns(mut message: Message, payload: u16) -> Message {
 }
 
 fn respond_bytes(bytes: &[u8], transport: Transport) -> Option<Message> {
-    let response = catalog().respond(bytes, transport, &dynamic())?;
+    let response = catalog().respond(bytes, transport, CLIENT, &dynamic())?;
     Some(Message::from_vec(&response).expect("response decodes"))
 }
 
@@ -260,7 +265,7 @@ fn z_bit_is_zero_in_response() {
         .expect("encodes");
     bytes[3] |= 0x40; // Z
     let response = catalog()
-        .respond(&bytes, Transport::Udp, &dynamic())
+        .respond(&bytes, Transport::Udp, CLIENT, &dynamic())
         .expect("a response");
     assert_eq!(response[3] & 0x40, 0);
 }
@@ -269,7 +274,7 @@ fn z_bit_is_zero_in_response() {
 fn drops_short_messages_and_responses() {
     assert!(
         catalog()
-            .respond(&[0u8; 11], Transport::Udp, &dynamic())
+            .respond(&[0u8; 11], Transport::Udp, CLIENT, &dynamic())
             .is_none()
     );
     let mut q = query("www.example.com.", RecordType::A);
@@ -277,7 +282,7 @@ fn drops_short_messages_and_responses() {
     let bytes = q.to_vec().expect("encodes");
     assert!(
         catalog()
-            .respond(&bytes, Transport::Udp, &dynamic())
+            .respond(&bytes, Transport::Udp, CLIENT, &dynamic())
             .is_none()
     );
 }
@@ -485,7 +490,7 @@ fn referral_at_and_below_a_cut() {
         let bytes = query(qname, RecordType::A).to_vec().expect("encodes");
         let r = Message::from_vec(
             &catalog
-                .respond(&bytes, Transport::Udp, &dynamic())
+                .respond(&bytes, Transport::Udp, CLIENT, &dynamic())
                 .expect("a response"),
         )
         .expect("decodes");
@@ -527,7 +532,7 @@ fn ds_at_the_cut_is_answered_by_the_parent() {
         .expect("encodes");
     let r = Message::from_vec(
         &catalog
-            .respond(&bytes, Transport::Udp, &dynamic())
+            .respond(&bytes, Transport::Udp, CLIENT, &dynamic())
             .expect("a response"),
     )
     .expect("decodes");
@@ -544,7 +549,7 @@ fn ds_nodata_at_a_cut_without_ds() {
         .expect("encodes");
     let r = Message::from_vec(
         &catalog
-            .respond(&bytes, Transport::Udp, &dynamic())
+            .respond(&bytes, Transport::Udp, CLIENT, &dynamic())
             .expect("a response"),
     )
     .expect("decodes");
@@ -561,7 +566,7 @@ fn cname_into_a_delegation_gives_cname_and_referral() {
         .expect("encodes");
     let r = Message::from_vec(
         &catalog
-            .respond(&bytes, Transport::Udp, &dynamic())
+            .respond(&bytes, Transport::Udp, CLIENT, &dynamic())
             .expect("a response"),
     )
     .expect("decodes");
@@ -725,7 +730,7 @@ fn big_catalog(size: usize) -> Catalog {
 fn ask_catalog(catalog: &Catalog, message: &Message, transport: Transport) -> (usize, Message) {
     let bytes = message.to_vec().expect("encodes");
     let response = catalog
-        .respond(&bytes, transport, &dynamic())
+        .respond(&bytes, transport, CLIENT, &dynamic())
         .expect("a response");
     let len = response.len();
     (len, Message::from_vec(&response).expect("decodes"))

@@ -19,6 +19,8 @@ pub(crate) struct Node {
     pub(crate) rrsets: BTreeMap<u16, Vec<Record>>,
     /// Types whose records the caller produces at answer time (GSLB answers).
     pub(crate) dynamic: Vec<RecordType>,
+    /// The zone file's RRsets of the dynamic types, answered only for Return to DNS.
+    pub(crate) shadowed: BTreeMap<u16, Vec<Record>>,
     /// True when this non-apex name holds NS records: a zone cut.
     pub(crate) is_cut: bool,
 }

@@ -5,11 +5,12 @@
 //! plus rcode and AA. Wire concerns (header, EDNS, size) are elsewhere.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use super::authority::{DynamicAnswers, Transport};
+use super::authority::{Dynamic, DynamicAnswers, Transport};
 use super::index::{Node, ZoneIndex};
 use super::response::Draft;
 
@@ -22,6 +23,8 @@ pub(crate) struct Lookup<'a> {
     pub(crate) zone: &'a ZoneIndex,
     pub(crate) dynamic: &'a dyn DynamicAnswers,
     pub(crate) transport: Transport,
+    /// The LDNS that asked: GSLB answers depend on it.
+    pub(crate) client: IpAddr,
 }
 
 impl Lookup<'_> {
@@ -111,7 +114,22 @@ impl Lookup<'_> {
             // Only follow inside this zone: other zones' data must not leak into the answer.
             return target.filter(|t| self.zone.origin.zone_of(&LowerName::new(t)));
         }
-        let records = self.rrset(node, node_name, owner, qtype);
+        let records = if node.is_dynamic(qtype) {
+            // The policy may answer for the whole response.
+            match self.dynamic.answer(node_name, qtype, self.client) {
+                Dynamic::ServFail => {
+                    *res = Draft::rcode(ResponseCode::ServFail);
+                    return None;
+                }
+                Dynamic::Drop => {
+                    res.drop = true;
+                    return None;
+                }
+                answer => dynamic_records(node, owner, qtype, answer),
+            }
+        } else {
+            self.rrset(node, node_name, owner, qtype)
+        };
         self.no_data_if_empty(res, &records);
         self.add_extra(res, &records);
         res.answers.extend(records);
@@ -134,12 +152,8 @@ impl Lookup<'_> {
         rtype: RecordType,
     ) -> Vec<Record> {
         if node.is_dynamic(rtype) {
-            let mut records = self.dynamic.records(node_name, rtype);
-            records.retain(|r| r.record_type() == rtype);
-            for record in &mut records {
-                record.name = owner.clone();
-            }
-            return records;
+            let answer = self.dynamic.answer(node_name, rtype, self.client);
+            return dynamic_records(node, owner, rtype, answer);
         }
         node.rrset(rtype)
             .map(|r| with_owner(r, owner))
@@ -218,6 +232,25 @@ impl Lookup<'_> {
         }
         out
     }
+}
+
+/// The records a dynamic answer stands for, with `owner` as owner name. Outside the
+/// question's own RRset (ANY, additional data) SERVFAIL and drop add nothing.
+fn dynamic_records(node: &Node, owner: &Name, rtype: RecordType, answer: Dynamic) -> Vec<Record> {
+    let mut records = match answer {
+        Dynamic::Records(records) => records,
+        Dynamic::ReturnToDns => node
+            .shadowed
+            .get(&u16::from(rtype))
+            .cloned()
+            .unwrap_or_default(),
+        Dynamic::ServFail | Dynamic::Drop => Vec::new(),
+    };
+    records.retain(|r| r.record_type() == rtype);
+    for record in &mut records {
+        record.name = owner.clone();
+    }
+    records
 }
 
 /// Copies of `records` with `owner` as owner name (keeps the query's letter case, and gives

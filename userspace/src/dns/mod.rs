@@ -19,6 +19,6 @@ pub mod zone;
 #[cfg(test)]
 mod authority_tests;
 
-pub use authority::{Catalog, CatalogError, CatalogResponder, DynamicAnswers, Transport};
+pub use authority::{Catalog, CatalogError, CatalogResponder, Dynamic, DynamicAnswers, Transport};
 pub use server::{Responder, serve_tcp, serve_udp};
 pub use zone::{Zone, ZoneError};

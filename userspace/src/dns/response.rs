@@ -22,6 +22,8 @@ pub(crate) struct Draft {
     pub(crate) glue: Vec<Record>,
     /// Additional records that only help; left out first when space is short.
     pub(crate) extra: Vec<Record>,
+    /// Send no response at all (a GSLB name whose policy drops).
+    pub(crate) drop: bool,
 }
 
 impl Draft {
@@ -34,6 +36,7 @@ impl Draft {
             authorities: Vec::new(),
             glue: Vec::new(),
             extra: Vec::new(),
+            drop: false,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! sockets.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,8 +34,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Turns one query message into the response to send, if any.
 pub trait Responder: Send + Sync + 'static {
-    /// The response to `query`, or `None` to send nothing.
-    fn respond(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>>;
+    /// The response to `query` from `client`, or `None` to send nothing.
+    fn respond(&self, query: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>>;
 }
 
 /// Serves DNS over UDP on `socket` until `shutdown` is cancelled. One bad packet or one
@@ -63,7 +63,8 @@ pub async fn serve_udp(
                 continue;
             }
         };
-        let Some(response) = responder.respond(&buf[..len], Transport::Udp) else {
+        let client = peer.ip().to_canonical();
+        let Some(response) = responder.respond(&buf[..len], Transport::Udp, client) else {
             continue;
         };
         if let Err(err) = socket.send_to(&response, peer).await {
@@ -160,7 +161,10 @@ async fn read_queries(
                 return;
             }
         };
-        let Some(response) = responder.respond(&query, Transport::Tcp) else {
+        let Some(client) = peer.map(|p| p.ip().to_canonical()) else {
+            return; // no peer address: nothing to answer to
+        };
+        let Some(response) = responder.respond(&query, Transport::Tcp, client) else {
             continue;
         };
         if responses.send(response).await.is_err() {

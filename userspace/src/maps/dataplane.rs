@@ -4,14 +4,16 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader, VerifierLogLevel,
-    maps::{HashMap, MapData, PerCpuArray, PerCpuValues},
+    maps::{Array, ArrayOfMaps, HashMap, MapData, PerCpuArray, PerCpuValues},
     programs::{
         Xdp, XdpMode,
         links::{FdLink, PinnedLink},
         xdp::XdpLink,
     },
 };
-use xgslb_common::{AnswerSet, Counter, ListenerKey, SelectionKey, Stats, map_names, prog_names};
+use xgslb_common::{Counter, ListenerKey, Meta, Stats, map_names, prog_names};
+
+use super::tables::Tables;
 
 /// The XDP object built from `ebpf/`, embedded at build time (see build.rs).
 pub static XDP_OBJECT: &[u8] =
@@ -68,8 +70,8 @@ pub enum AttachMode {
 pub struct DataPlane {
     ebpf: Ebpf,
     pin_dir: PathBuf,
-    /// Selections: see `xgslb_common::map_names::SELECTIONS`.
-    pub selections: HashMap<MapData, SelectionKey, AnswerSet>,
+    /// The selection table and region tries (map-in-map).
+    pub tables: Tables,
     /// Listener address:port pairs.
     pub listeners: HashMap<MapData, ListenerKey, u32>,
     stats: PerCpuArray<MapData, Stats>,
@@ -99,6 +101,15 @@ impl DataPlane {
         })?;
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(pin_dir);
+        // BTF maps (the outer maps) carry no pinning attribute: pin them by path.
+        let outer = [
+            map_names::SELECTIONS,
+            map_names::REGIONS4,
+            map_names::REGIONS6,
+        ];
+        for name in outer {
+            loader.map_pin_path(name, pin_dir.join(name));
+        }
         // XGSLB_VERIFIER_LOG=verbose: the full verifier log in load errors, for developers.
         if std::env::var_os("XGSLB_VERIFIER_LOG").is_some_and(|v| v == "verbose") {
             loader.verifier_log_level(VerifierLogLevel::VERBOSE | VerifierLogLevel::STATS);
@@ -120,8 +131,15 @@ impl DataPlane {
         }
         let mut take =
             |name: &'static str| ebpf.take_map(name).ok_or(DataPlaneError::Missing(name));
-        let selections = HashMap::try_from(take(map_names::SELECTIONS)?)
-            .map_err(map_err(map_names::SELECTIONS))?;
+        let tables = Tables::new(
+            ArrayOfMaps::try_from(take(map_names::SELECTIONS)?)
+                .map_err(map_err(map_names::SELECTIONS))?,
+            ArrayOfMaps::try_from(take(map_names::REGIONS4)?)
+                .map_err(map_err(map_names::REGIONS4))?,
+            ArrayOfMaps::try_from(take(map_names::REGIONS6)?)
+                .map_err(map_err(map_names::REGIONS6))?,
+            Array::try_from(take(map_names::META)?).map_err(map_err(map_names::META))?,
+        );
         let listeners = HashMap::try_from(take(map_names::LISTENERS)?)
             .map_err(map_err(map_names::LISTENERS))?;
         let stats =
@@ -131,7 +149,7 @@ impl DataPlane {
         Ok(Self {
             ebpf,
             pin_dir: pin_dir.to_owned(),
-            selections,
+            tables,
             listeners,
             stats,
             pick,
@@ -310,6 +328,9 @@ impl DataPlane {
         }
         for name in [
             map_names::SELECTIONS,
+            map_names::REGIONS4,
+            map_names::REGIONS6,
+            map_names::META,
             map_names::LISTENERS,
             map_names::STATS,
             map_names::PICK,
@@ -410,4 +431,13 @@ pub fn read_pinned_stats(pin_dir: &Path) -> Result<[u64; Counter::COUNT], DataPl
     let map = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data))
         .map_err(map_err(map_names::STATS))?;
     read_stats(&map)
+}
+
+/// Reads the publication facts from the meta map pinned in `pin_dir` by a running xgslbd.
+pub fn read_pinned_meta(pin_dir: &Path) -> Result<Meta, DataPlaneError> {
+    let data =
+        MapData::from_pin(pin_dir.join(map_names::META)).map_err(map_err(map_names::META))?;
+    let map: Array<MapData, Meta> =
+        Array::try_from(aya::maps::Map::Array(data)).map_err(map_err(map_names::META))?;
+    map.get(&0, 0).map_err(map_err(map_names::META))
 }

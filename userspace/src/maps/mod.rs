@@ -6,10 +6,12 @@
 //! - `slots`: weights to a slot table.
 //! - `publish`: desired vs published selections, the diff, and applying it.
 //! - `snapshot`: the published answer sets as the slow path reads them.
+//! - `tables`: the selection table and region tries behind their outer maps: swap, update.
 pub mod dataplane;
 pub mod key;
 pub mod publish;
 pub mod slots;
 pub mod snapshot;
+pub mod tables;
 
 pub use dataplane::{AttachMode, DataPlane, DataPlaneError, XDP_OBJECT};

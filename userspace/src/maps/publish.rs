@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use aya::maps::{HashMap, MapData, MapError};
-use xgslb_common::{AnswerSet, ListenerKey, SelectionKey};
+use xgslb_common::ListenerKey;
 
 /// One map write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,8 +35,8 @@ pub fn diff<K: Ord + Clone, V: PartialEq + Clone>(
 }
 
 /// A Pod map key ordered by its bytes, so that any key type can sit in a BTreeMap.
-#[derive(Clone, Copy)]
-struct ByBytes<K>(K);
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ByBytes<K>(pub(crate) K);
 
 impl<K: bytemuck::Pod> PartialEq for ByBytes<K> {
     fn eq(&self, other: &Self) -> bool {
@@ -78,14 +78,6 @@ where
         }
     }
     Ok(ops.len())
-}
-
-/// Publishes the selections.
-pub fn publish_selections(
-    map: &mut HashMap<MapData, SelectionKey, AnswerSet>,
-    desired: &[(SelectionKey, AnswerSet)],
-) -> Result<usize, MapError> {
-    sync_map(map, desired)
 }
 
 /// Publishes the listeners.

@@ -1,8 +1,10 @@
-//! The published answer sets as the slow path reads them, so that both paths answer a
-//! question from the same data with the same pick arithmetic (`AnswerSet::answer_index`).
+//! The published selections as the slow path reads them, so that both paths answer a question
+//! from the same data with the same arithmetic: the client's class by longest prefix match
+//! over the same prefixes as the XDP region tries, the class's set else the default class's,
+//! the same action, and the same pick (`AnswerSet::answer_index`, `AnswerSet::persist_pick`).
 use std::{
     collections::HashMap,
-    net::{Ipv4Addr, Ipv6Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     sync::atomic::{AtomicU32, Ordering},
 };
 
@@ -10,24 +12,67 @@ use hickory_proto::rr::{
     LowerName, Name, RData, Record, RecordType,
     rdata::{A, AAAA},
 };
-use xgslb_common::AnswerSet;
+use ipnet::IpNet;
+use xgslb_common::{Action, AnswerSet, ClassId, DEFAULT_CLASS, PickMode, SlowAnswer};
 
-/// Answer sets by (owner, type); A sets hold IPv4 addresses, AAAA sets IPv6.
+use crate::dns::Dynamic;
+
+/// One published answer set: owner, type, client class, set.
+pub type SetEntry = (Name, RecordType, ClassId, AnswerSet);
+
+/// Longest prefix match of addresses to client classes.
+#[derive(Debug, Default)]
+pub struct ClassTable {
+    /// Prefixes by length, longest first; each a map from the masked network to its class.
+    by_len: Vec<(u8, HashMap<IpNet, ClassId>)>,
+}
+
+impl ClassTable {
+    pub fn new(prefixes: &[(IpNet, ClassId)]) -> Self {
+        let mut lens: HashMap<(u8, bool), HashMap<IpNet, ClassId>> = HashMap::new();
+        for &(p, class) in prefixes {
+            let p = p.trunc();
+            lens.entry((p.prefix_len(), p.addr().is_ipv6()))
+                .or_default()
+                .insert(p, class);
+        }
+        let mut by_len: Vec<_> = lens.into_iter().map(|((l, _), m)| (l, m)).collect();
+        by_len.sort_by(|a, b| b.0.cmp(&a.0));
+        Self { by_len }
+    }
+
+    /// The class of `addr`: that of the longest prefix containing it, else the default.
+    pub fn class_of(&self, addr: IpAddr) -> ClassId {
+        for (len, nets) in &self.by_len {
+            let Ok(net) = IpNet::new(addr, *len) else {
+                continue; // a length of the other family
+            };
+            if let Some(class) = nets.get(&net.trunc()) {
+                return *class;
+            }
+        }
+        DEFAULT_CLASS as ClassId
+    }
+}
+
+/// Answer sets by (owner, type, class).
 #[derive(Default)]
 pub struct Snapshot {
-    sets: HashMap<(LowerName, RecordType), (Name, AnswerSet)>,
+    sets: HashMap<(LowerName, RecordType, ClassId), (Name, AnswerSet)>,
+    classes: ClassTable,
     pick: AtomicU32,
 }
 
 impl Snapshot {
-    /// A snapshot of `entries`: (owner, A or AAAA, set).
-    pub fn new(entries: impl IntoIterator<Item = (Name, RecordType, AnswerSet)>) -> Self {
+    /// A snapshot of `entries`, classifying clients by `prefixes`.
+    pub fn new(entries: impl IntoIterator<Item = SetEntry>, prefixes: &[(IpNet, ClassId)]) -> Self {
         let sets = entries
             .into_iter()
-            .map(|(name, rtype, set)| ((LowerName::new(&name), rtype), (name, set)))
+            .map(|(name, rtype, class, set)| ((LowerName::new(&name), rtype, class), (name, set)))
             .collect();
         Self {
             sets,
+            classes: ClassTable::new(prefixes),
             pick: AtomicU32::new(0),
         }
     }
@@ -37,25 +82,69 @@ impl Snapshot {
         let mut v: Vec<_> = self
             .sets
             .iter()
-            .map(|((_, t), (name, _))| (name.clone(), *t))
+            .map(|((_, t, _), (name, _))| (name.clone(), *t))
             .collect();
         v.sort();
+        v.dedup();
         v
     }
 
-    /// The records of one answer, the pick taken from this snapshot's round-robin counter.
-    pub fn records(&self, name: &LowerName, rtype: RecordType) -> Vec<Record> {
-        let pick = self.pick.fetch_add(1, Ordering::Relaxed);
-        self.records_with_pick(name, rtype, pick)
+    /// The client class of `client`.
+    pub fn class_of(&self, client: IpAddr) -> ClassId {
+        self.classes.class_of(client)
     }
 
-    /// The records of one answer for pick counter value `pick`: the same records the XDP
-    /// program writes when its counter holds `pick`.
-    pub fn records_with_pick(&self, name: &LowerName, rtype: RecordType, pick: u32) -> Vec<Record> {
-        let Some((owner, set)) = self.sets.get(&(name.clone(), rtype)) else {
-            return Vec::new();
+    /// The set serving `name`/`rtype` to clients of `class`: the class's, else the default's.
+    pub fn set_for(
+        &self,
+        name: &LowerName,
+        rtype: RecordType,
+        class: ClassId,
+    ) -> Option<&(Name, AnswerSet)> {
+        self.sets.get(&(name.clone(), rtype, class)).or_else(|| {
+            self.sets
+                .get(&(name.clone(), rtype, DEFAULT_CLASS as ClassId))
+        })
+    }
+
+    /// The answer for `client`, a round-robin pick taken from this snapshot's counter.
+    pub fn answer(&self, name: &LowerName, rtype: RecordType, client: IpAddr) -> Dynamic {
+        let pick = self.pick.fetch_add(1, Ordering::Relaxed);
+        self.answer_with_pick(name, rtype, client, pick)
+    }
+
+    /// The answer for `client` when the round-robin counter holds `pick`: what the XDP program
+    /// answers when its counter holds `pick` (persist sets ignore it).
+    pub fn answer_with_pick(
+        &self,
+        name: &LowerName,
+        rtype: RecordType,
+        client: IpAddr,
+        pick: u32,
+    ) -> Dynamic {
+        let Some((owner, set)) = self.set_for(name, rtype, self.class_of(client)) else {
+            return Dynamic::Records(Vec::new());
         };
-        (0..set.records as u32)
+        match Action::from_u8(set.action) {
+            Some(Action::Answer) => {}
+            Some(Action::Drop) => return Dynamic::Drop,
+            Some(Action::SlowPath) => {
+                return match SlowAnswer::from_u8(set.slow) {
+                    Some(SlowAnswer::ReturnToDns) => Dynamic::ReturnToDns,
+                    Some(SlowAnswer::NoData) => Dynamic::Records(Vec::new()),
+                    Some(SlowAnswer::ServFail) | None => Dynamic::ServFail,
+                };
+            }
+            None => return Dynamic::ServFail,
+        }
+        let pick = match PickMode::from_u8(set.pick) {
+            Some(PickMode::Persist) => {
+                let (hi, lo, v6) = address_words(client);
+                set.persist_pick(hi, lo, v6)
+            }
+            _ => pick,
+        };
+        let records = (0..set.records as u32)
             .filter_map(|i| set.answer_index(pick, i))
             .filter_map(|idx| set.addrs.get(idx as usize))
             .map(|a| {
@@ -65,12 +154,47 @@ impl Snapshot {
                 };
                 Record::from_rdata(owner.clone(), set.ttl, rdata)
             })
-            .collect()
+            .collect();
+        Dynamic::Records(records)
+    }
+}
+
+/// An address as the XDP program reads it for a persist pick: two big-endian words, IPv4 in
+/// the top of the first.
+pub fn address_words(addr: IpAddr) -> (u64, u64, bool) {
+    match addr {
+        IpAddr::V4(a) => ((u32::from(a) as u64) << 32, 0, false),
+        IpAddr::V6(a) => {
+            let v = u128::from(a);
+            ((v >> 64) as u64, v as u64, true)
+        }
     }
 }
 
 impl crate::dns::DynamicAnswers for Snapshot {
-    fn records(&self, name: &LowerName, rtype: RecordType) -> Vec<Record> {
-        Snapshot::records(self, name, rtype)
+    fn answer(&self, name: &LowerName, rtype: RecordType, client: IpAddr) -> Dynamic {
+        Snapshot::answer(self, name, rtype, client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_prefix_wins_and_families_stay_apart() {
+        let p = |s: &str| s.parse::<IpNet>().unwrap();
+        let t = ClassTable::new(&[
+            (p("198.18.0.0/15"), 1),
+            (p("198.18.64.0/24"), 2),
+            (p("2001:db8::/32"), 3),
+            (p("::/0"), 4),
+        ]);
+        let c = |s: &str| t.class_of(s.parse().unwrap());
+        assert_eq!(c("198.18.64.9"), 2);
+        assert_eq!(c("198.19.1.1"), 1);
+        assert_eq!(c("192.0.2.1"), 0);
+        assert_eq!(c("2001:db8::1"), 3);
+        assert_eq!(c("2001:db9::1"), 4);
     }
 }

@@ -15,7 +15,12 @@ const STEP: Duration = Duration::from_secs(5);
 struct Reflect;
 
 impl Responder for Reflect {
-    fn respond(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    fn respond(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        _client: std::net::IpAddr,
+    ) -> Option<Vec<u8>> {
         if query.len() < 12 {
             return None;
         }

@@ -1,0 +1,79 @@
+//! The client class of the LDNS that sent a query: its source address, looked up in the
+//! region tries (longest prefix match). The class selects the answer set for that client.
+use xgslb_common::{ClassId, DEFAULT_CLASS};
+
+use crate::{
+    maps::{REGIONS4, REGIONS6},
+    parse::ptr_at,
+};
+
+/// The source address of a query as two big-endian words: IPv4 in the top 32 bits of `hi`
+/// (the rest zero), IPv6 in both.
+pub struct Source {
+    pub hi: u64,
+    pub lo: u64,
+}
+
+/// A trie key laid out as the kernel's `bpf_lpm_trie_key` (u32 prefix length, then the
+/// address), aligned so that it is written with whole 32-bit stores: the packed layout would
+/// make the compiler store byte by byte.
+#[repr(C, align(8))]
+struct TrieKey {
+    prefix_len: u32,
+    data: [u32; 4],
+}
+
+/// Reads the source address of the IP header at `l3_off`.
+#[inline(always)]
+pub fn read_source(
+    ctx: &aya_ebpf::programs::XdpContext,
+    l3_off: usize,
+    v6: bool,
+) -> Option<Source> {
+    if v6 {
+        let p = ptr_at(ctx, l3_off + 8, 16)?;
+        // SAFETY: 16 bytes checked by `ptr_at`.
+        let w = |i: usize| unsafe { u32::from_be(p.add(4 * i).cast::<u32>().read_unaligned()) };
+        Some(Source {
+            hi: (w(0) as u64) << 32 | w(1) as u64,
+            lo: (w(2) as u64) << 32 | w(3) as u64,
+        })
+    } else {
+        let p = ptr_at(ctx, l3_off + 12, 4)?;
+        // SAFETY: 4 bytes checked by `ptr_at`.
+        let a = unsafe { u32::from_be(p.cast::<u32>().read_unaligned()) };
+        Some(Source {
+            hi: (a as u64) << 32,
+            lo: 0,
+        })
+    }
+}
+
+/// The class of `src`: the value of the longest prefix containing it, else the default.
+#[inline(always)]
+pub fn class_of(src: &Source, v6: bool) -> ClassId {
+    let mut key = TrieKey {
+        prefix_len: 0,
+        data: [0; 4],
+    };
+    let words = core::ptr::addr_of_mut!(key.data).cast::<u32>();
+    // SAFETY (all stores): inside `key.data`, 4-byte aligned. Volatile so that the compiler
+    // keeps them as word stores instead of a `memset` of the struct.
+    unsafe {
+        core::ptr::addr_of_mut!(key.prefix_len).write_volatile(if v6 { 128 } else { 32 });
+        words.write_volatile(((src.hi >> 32) as u32).to_be());
+        words.add(1).write_volatile((src.hi as u32).to_be());
+        words.add(2).write_volatile(((src.lo >> 32) as u32).to_be());
+        words.add(3).write_volatile((src.lo as u32).to_be());
+    }
+    let found = if v6 {
+        // SAFETY: `TrieKey` starts with the layout of the trie's packed key (u32, [u8; 16]).
+        let k = unsafe { &*core::ptr::addr_of!(key).cast() };
+        REGIONS6.get(0).and_then(|t| t.get(k)).copied()
+    } else {
+        // SAFETY: as above, for (u32, [u8; 4]).
+        let k = unsafe { &*core::ptr::addr_of!(key).cast() };
+        REGIONS4.get(0).and_then(|t| t.get(k)).copied()
+    };
+    found.unwrap_or(DEFAULT_CLASS as ClassId)
+}
