@@ -43,6 +43,7 @@ pub struct Daemon {
     pin_dir: PathBuf,
     /// The pin directory, when this daemon owns it (removed on drop).
     _pins: Option<PinDir>,
+    handle: Option<daemon::DaemonHandle>,
 }
 
 impl Daemon {
@@ -81,8 +82,8 @@ impl Daemon {
             rt.block_on(daemon::run(
                 &config,
                 opts,
-                move || {
-                    let _ = ready_tx.send(());
+                move |handle| {
+                    let _ = ready_tx.send(handle);
                 },
                 token,
             ))
@@ -93,12 +94,51 @@ impl Daemon {
             thread: Some(thread),
             pin_dir,
             _pins: None,
+            handle: None,
         };
-        if ready_rx.recv_timeout(START_TIMEOUT).is_err() {
-            let err = d.join();
-            panic!("xgslbd did not start: {err:?}");
+        match ready_rx.recv_timeout(START_TIMEOUT) {
+            Ok(handle) => d.handle = Some(handle),
+            Err(_) => {
+                let err = d.join();
+                panic!("xgslbd did not start: {err:?}");
+            }
         }
         d
+    }
+
+    /// The handle that drives the daemon (reload, metrics, publications).
+    pub fn handle(&self) -> &daemon::DaemonHandle {
+        self.handle.as_ref().expect("set once the daemon is ready")
+    }
+
+    /// Waits until a publication satisfies `done` (a bound, not a sleep: it wakes on every
+    /// publication) and returns it.
+    pub fn wait_published(
+        &self,
+        what: &str,
+        done: impl Fn(&daemon::balancer::Published) -> bool,
+    ) -> daemon::balancer::Published {
+        let mut rx = self.handle().subscribe();
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let now = *rx.borrow_and_update();
+            if done(&now) {
+                return now;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                panic!("timed out waiting for a publication: {what} (last: {now:?})");
+            }
+            // A small runtime just to wait on the watch channel with a timeout.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("runtime");
+            let changed = rt.block_on(async { tokio::time::timeout(left, rx.changed()).await });
+            if !matches!(changed, Ok(Ok(()))) {
+                panic!("no publication: {what} (last: {now:?})");
+            }
+        }
     }
 
     /// XDP counters, summed over CPUs.

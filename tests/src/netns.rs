@@ -127,6 +127,16 @@ impl NetnsPair {
         pair
     }
 
+    /// Adds another address (CIDR, on the client veth's subnet) to the client, so that one
+    /// namespace can ask as several LDNSs (`dig -b ADDR`).
+    pub fn add_client_address(&self, cidr: &str) {
+        let mut args = vec!["ip", "-n", &self.client, "addr", "add", cidr, "dev", CLIENT_IF];
+        if cidr.contains(':') {
+            args.push("nodad");
+        }
+        run(&args);
+    }
+
     /// Runs a command in the client namespace and returns its output (whatever its status).
     pub fn client_cmd(&self, args: &[&str]) -> Output {
         Command::new("ip")

@@ -14,7 +14,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// XDP counters: frames received, answered, and passed to the kernel by reason.
+    /// XDP counters (frames received, answered, passed to the kernel by reason, dropped)
+    /// and the publication generation.
     Stats {
         /// bpffs directory of the daemon's pinned maps.
         #[arg(long, default_value = "/sys/fs/bpf/xgslb")]
@@ -69,17 +70,31 @@ fn main() -> ExitCode {
             }
         }
         Command::Stats { pin_dir, json } => {
-            match xgslb::maps::dataplane::read_pinned_stats(&pin_dir) {
-                Ok(stats) => {
+            let read = xgslb::maps::dataplane::read_pinned_stats(&pin_dir).and_then(|stats| {
+                xgslb::maps::dataplane::read_pinned_meta(&pin_dir).map(|meta| (stats, meta))
+            });
+            match read {
+                Ok((stats, meta)) => {
+                    let publication = [
+                        ("generation", meta.generation),
+                        ("swaps", meta.swaps),
+                        ("selections", meta.selections),
+                        ("region_prefixes", meta.prefixes),
+                    ];
                     if json {
                         let fields: Vec<String> = Counter::ALL
                             .iter()
-                            .map(|c| format!("\"{}\":{}", c.name(), stats[*c as usize]))
+                            .map(|c| (c.name(), stats[*c as usize]))
+                            .chain(publication)
+                            .map(|(name, v)| format!("\"{name}\":{v}"))
                             .collect();
                         println!("{{{}}}", fields.join(","));
                     } else {
                         for c in Counter::ALL {
                             println!("{:<24}{:>14}", c.name(), stats[c as usize]);
+                        }
+                        for (name, v) in publication {
+                            println!("{name:<24}{v:>14}");
                         }
                     }
                     ExitCode::SUCCESS

@@ -1,5 +1,5 @@
 //! xgslbd: the xgslb daemon. Parses its command line, runs `xgslb::daemon::run` until SIGINT
-//! or SIGTERM, prints the error once and exits non-zero on failure.
+//! or SIGTERM (SIGHUP reloads the config), prints the error once and exits non-zero on failure.
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
@@ -75,7 +75,27 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
             pin_dir: cli.pin_dir,
             leave_serving: cli.leave_serving,
         };
-        daemon::run(&cli.config, opts, || println!("xgslbd ready"), shutdown).await?;
+        let ready = |handle: daemon::DaemonHandle| {
+            println!("xgslbd ready");
+            tokio::spawn(reload_on_sighup(handle));
+        };
+        daemon::run(&cli.config, opts, ready, shutdown).await?;
         Ok(())
     })
+}
+
+/// SIGHUP reloads the config; a config that fails validation is refused and logged, and the
+/// old one keeps serving.
+async fn reload_on_sighup(handle: daemon::DaemonHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler: reload needs a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match handle.reload() {
+            Ok(()) => tracing::info!("SIGHUP: config validated, reloading"),
+            Err(e) => tracing::error!("SIGHUP: reload refused, the old config keeps serving: {e}"),
+        }
+    }
 }

@@ -1,25 +1,33 @@
-//! xgslbd put together: the config loaded and validated, the slow path's catalog and
-//! snapshot built, the XDP program loaded, published and attached, the UDP and TCP servers
-//! started; then a clean shutdown (detach) or leaving the pinned program serving.
+//! xgslbd put together: the config loaded and validated, the XDP program loaded with its
+//! listeners, the balancer thread started (it publishes the first selections before anything
+//! serves), the program attached, the UDP and TCP servers started; reloads and metrics go to
+//! the balancer; then a clean shutdown (detach) or leaving the pinned program serving.
+pub mod balancer;
+pub mod publication;
 pub mod selections;
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     sync::Arc,
 };
 
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::{
+    net::{TcpListener, UdpSocket},
+    sync::watch,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use xgslb_common::ListenerKey;
 
 use crate::{
+    balance::{classes::client_classes, damping::Damper},
     config::{Config, ConfigError, XdpModeSetting},
-    dns::{
-        Catalog, CatalogError, CatalogResponder, Responder, Zone, ZoneError, serve_tcp, serve_udp,
-    },
+    dns::{Catalog, CatalogError, Responder, Transport, ZoneError, serve_tcp, serve_udp},
     maps::{AttachMode, DataPlane, DataPlaneError, publish::publish_listeners, snapshot::Snapshot},
+    model::Metrics,
 };
+use balancer::{Balancer, Event, Published, ServedCell};
+use publication::{ClassIds, publication};
 
 /// Why xgslbd could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +48,12 @@ pub enum DaemonError {
     /// A map write failed.
     #[error("publishing to the XDP maps: {0}")]
     Publish(#[from] aya::maps::MapError),
+    /// The daemon has stopped; the request cannot be handled.
+    #[error("xgslbd has stopped")]
+    Stopped,
+    /// The balancer thread could not be started.
+    #[error("cannot start the balancer thread: {0}")]
+    Thread(std::io::Error),
     /// A listen address could not be bound.
     #[error("cannot listen on {proto} {addr}: {source}")]
     Bind {
@@ -62,34 +76,96 @@ pub struct Options {
     pub leave_serving: bool,
 }
 
-/// The slow path's view of a config: the catalog (zones with the answer sets' names) and the
-/// snapshot of answer sets, plus the selection map entries for XDP.
+/// What both paths serve for a config with no metrics yet, computed the way the balancer
+/// computes it: the catalog, the slow path's snapshot, and the XDP selections and prefixes.
 pub struct Built {
     pub catalog: Catalog,
     pub snapshot: Arc<Snapshot>,
     pub selections: Vec<(xgslb_common::SelectionKey, xgslb_common::AnswerSet)>,
+    pub prefixes: Vec<(ipnet::IpNet, xgslb_common::ClassId)>,
 }
 
-/// Loads the zones of `cfg` and builds what both paths serve.
+/// Loads the zones of `cfg` and builds what both paths serve before any metric arrives.
 pub fn build(cfg: &Config) -> Result<Built, DaemonError> {
-    let zones = cfg
-        .zones
-        .iter()
-        .map(|z| Zone::load(&z.origin, &z.file))
-        .collect::<Result<Vec<_>, _>>()?;
-    let sets = selections::answer_sets(&cfg.answers);
-    let selections = selections::selection_entries(&sets);
-    let snapshot = Arc::new(Snapshot::new(
-        sets.iter()
-            .map(|(n, t, s)| (n.clone(), *t, xgslb_common::DEFAULT_CLASS as u32, *s)),
-        &[],
-    ));
+    build_with(cfg, &Metrics::default())
+}
+
+/// Loads the zones of `cfg` and builds what both paths serve for `metrics` (undamped: the
+/// weights a first publication would hold).
+pub fn build_with(cfg: &Config, metrics: &Metrics) -> Result<Built, DaemonError> {
+    let zones = balancer::load_zones(cfg)?;
+    let classes = client_classes(&cfg.model, metrics, cfg.balancer.max_classes);
+    let p = publication(
+        &cfg.model,
+        metrics,
+        &classes,
+        &mut ClassIds::default(),
+        &mut Damper::new(),
+        &selections::answer_sets(&cfg.answers),
+    );
+    let snapshot = Arc::new(Snapshot::new(p.sets, &p.prefixes));
     let catalog = Catalog::new(zones, &snapshot.dynamic_names())?;
     Ok(Built {
         catalog,
         snapshot,
-        selections,
+        selections: p.selections,
+        prefixes: p.prefixes,
     })
+}
+
+/// How a running daemon is driven: reloads, metrics, and what it has published.
+#[derive(Clone)]
+pub struct DaemonHandle {
+    config_path: PathBuf,
+    events: crossbeam_channel::Sender<Event>,
+    published: watch::Receiver<Published>,
+}
+
+impl DaemonHandle {
+    /// Reads and validates the config file again (zones included) and hands it to the
+    /// balancer. A config that fails is refused with the reason, and the old one keeps
+    /// serving. Changes under `[server]` (listeners, interface, pins) take a restart.
+    pub fn reload(&self) -> Result<(), DaemonError> {
+        let cfg = Config::load(&self.config_path)?;
+        balancer::load_zones(&cfg)?;
+        self.events
+            .send(Event::Reload(Box::new(cfg)))
+            .map_err(|_| DaemonError::Stopped)
+    }
+
+    /// Replaces the metrics the balancer weighs (until the metrics file changes again).
+    pub fn set_metrics(&self, metrics: Metrics) -> Result<(), DaemonError> {
+        self.events
+            .send(Event::Metrics(metrics))
+            .map_err(|_| DaemonError::Stopped)
+    }
+
+    /// Publication facts as of now.
+    pub fn published(&self) -> Published {
+        *self.published.borrow()
+    }
+
+    /// A receiver that sees every new publication.
+    pub fn subscribe(&self) -> watch::Receiver<Published> {
+        self.published.clone()
+    }
+}
+
+/// Answers from whatever the balancer published last.
+struct LiveResponder {
+    served: ServedCell,
+}
+
+impl Responder for LiveResponder {
+    fn respond(&self, query: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>> {
+        let served = match self.served.read() {
+            Ok(cell) => cell.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        served
+            .catalog
+            .respond(query, transport, client, &served.snapshot)
+    }
 }
 
 /// The listener map keys for the listen addresses.
@@ -118,15 +194,15 @@ pub fn listener_keys(listen: &[SocketAddr]) -> Vec<ListenerKey> {
         .collect()
 }
 
-/// Runs xgslbd until `shutdown` is cancelled; `ready` is called once everything serves.
+/// Runs xgslbd until `shutdown` is cancelled; `ready` is called once everything serves,
+/// with the handle that drives the daemon.
 pub async fn run(
     config_path: &Path,
     opts: Options,
-    ready: impl FnOnce(),
+    ready: impl FnOnce(DaemonHandle),
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
     let cfg = Config::load(config_path)?;
-    let built = build(&cfg)?;
 
     // Bind before touching the data plane: a port in use fails fast and changes nothing.
     let mut udp = Vec::new();
@@ -144,28 +220,81 @@ pub async fn run(
     }
 
     let mode = opts.xdp_mode.unwrap_or(cfg.xdp_mode);
+    let pin_dir = opts.pin_dir.clone().unwrap_or_else(|| cfg.pin_dir.clone());
+    let iface = opts.iface.clone().or_else(|| cfg.interface.clone());
     let mut dataplane = None;
     if mode != XdpModeSetting::Off {
-        let pin_dir = opts.pin_dir.clone().unwrap_or_else(|| cfg.pin_dir.clone());
         let mut dp = DataPlane::load(&pin_dir)?;
         publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen))?;
-        let report = dp.tables.swap(&built.selections, &[])?;
-        tracing::info!(
-            "published {} selections ({} map writes)",
-            built.selections.len(),
-            report.writes
-        );
-        match opts.iface.as_ref().or(cfg.interface.as_ref()) {
+        dataplane = Some(dp);
+    }
+
+    // The balancer publishes the first selections before the program is attached (an
+    // adopted program keeps serving the old ones until then).
+    let (balancer, served, published) = Balancer::start(cfg.clone(), dataplane)?;
+    let (events, inbox) = crossbeam_channel::unbounded();
+    let balancer_thread = std::thread::Builder::new()
+        .name("xgslb-balancer".into())
+        .spawn(move || balancer.run(inbox))
+        .map_err(DaemonError::Thread)?;
+    let handle = DaemonHandle {
+        config_path: config_path.to_owned(),
+        events: events.clone(),
+        published,
+    };
+    // From here on, stop the balancer on every way out.
+    let result = serve(&cfg, mode, iface.as_deref(), served, udp, tcp, ready, handle, &shutdown).await;
+    let _ = events.send(Event::Shutdown);
+    let dataplane = balancer_thread.join().unwrap_or_else(|_| {
+        tracing::error!("the balancer thread panicked");
+        None
+    });
+    if let Some(mut dp) = dataplane {
+        if opts.leave_serving && result.is_ok() {
+            tracing::info!("leaving the pinned XDP program serving");
+        } else {
+            dp.unpin_all();
+            tracing::info!("XDP detached");
+        }
+    }
+    result
+}
+
+/// Attaches XDP (through the balancer's data plane: attach needs the program, which the
+/// balancer holds), starts the servers, and waits for shutdown.
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    cfg: &Config,
+    mode: XdpModeSetting,
+    iface: Option<&str>,
+    served: ServedCell,
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+    ready: impl FnOnce(DaemonHandle),
+    handle: DaemonHandle,
+    shutdown: &CancellationToken,
+) -> Result<(), DaemonError> {
+    if mode != XdpModeSetting::Off {
+        match iface {
             Some(iface) => {
                 let attach = match mode {
                     XdpModeSetting::Native => AttachMode::Native,
                     XdpModeSetting::Generic => AttachMode::Generic,
                     _ => AttachMode::Auto,
                 };
-                let used = dp.attach(iface, attach)?;
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                handle
+                    .events
+                    .send(Event::Attach {
+                        iface: iface.to_owned(),
+                        mode: attach,
+                        done: tx,
+                    })
+                    .map_err(|_| DaemonError::Stopped)?;
+                let used = rx.await.map_err(|_| DaemonError::Stopped)??;
                 tracing::info!(
                     "XDP attached to {iface} ({used:?}), maps in {}",
-                    pin_dir.display()
+                    cfg.pin_dir.display()
                 );
             }
             None => tracing::warn!(
@@ -173,11 +302,9 @@ pub async fn run(
                  attached, the slow path answers everything"
             ),
         }
-        dataplane = Some(dp);
     }
 
-    let responder: Arc<dyn Responder> =
-        Arc::new(CatalogResponder::new(built.catalog, built.snapshot.clone()));
+    let responder: Arc<dyn Responder> = Arc::new(LiveResponder { served });
     let tasks = TaskTracker::new();
     for s in udp {
         tasks.spawn(log_exit(
@@ -193,18 +320,10 @@ pub async fn run(
     }
     tasks.close();
     tracing::info!("serving {} zones on {:?}", cfg.zones.len(), cfg.listen);
-    ready();
+    ready(handle);
 
     shutdown.cancelled().await;
     tasks.wait().await;
-    if let Some(mut dp) = dataplane {
-        if opts.leave_serving {
-            tracing::info!("leaving the pinned XDP program serving");
-        } else {
-            dp.unpin_all();
-            tracing::info!("XDP detached");
-        }
-    }
     Ok(())
 }
 

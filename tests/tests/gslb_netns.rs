@@ -1,0 +1,283 @@
+//! GSLB end to end in network namespaces: xgslbd with XDP on a real veth, asked by dig from
+//! several LDNS addresses. Topology sends each client region to its own site; every all-down
+//! behaviour gives its answer on the XDP path and, with XDP off, on the slow path; the
+//! metrics file and config reloads move answers while the daemon serves.
+use std::path::Path;
+
+use xgslb::config::XdpModeSetting;
+use xgslb_common::Counter;
+use xgslb_tests::{
+    daemon::{ConfigDir, Daemon, test_config},
+    netns::{NetnsPair, SERVER_V4, SERVER_V6},
+};
+
+/// Two sites, a virtual server each, and a pool per method under test.
+const SITES: &str = r#"
+[[site]]
+name = "tokyo"
+[[site]]
+name = "newyork"
+[[site_server]]
+name = "tokyo-lb"
+site = "tokyo"
+[[site_server]]
+name = "newyork-lb"
+site = "newyork"
+[[virtual_server]]
+name = "tokyo-a"
+server = "tokyo-lb"
+address = "198.18.1.1"
+port = 80
+[[virtual_server]]
+name = "newyork-a"
+server = "newyork-lb"
+address = "198.18.3.1"
+port = 80
+"#;
+
+/// What dig printed: the status and the answer records (sorted, whitespace normalised), or
+/// `None` when no response came.
+#[derive(Debug, PartialEq)]
+struct Reply {
+    status: String,
+    answers: Vec<String>,
+}
+
+fn dig(pair: &NetnsPair, server: &str, name: &str, qtype: &str, source: Option<&str>) -> Option<Reply> {
+    let at = format!("@{server}");
+    let mut args = vec![
+        "dig", &at, name, qtype, "+noall", "+comments", "+answer", "+tries=1", "+time=2",
+    ];
+    if let Some(src) = source {
+        args.push("-b");
+        args.push(src);
+    }
+    let out = pair.client_cmd(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        assert!(
+            text.contains("timed out") || text.contains("no servers could be reached"),
+            "{args:?} failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let status = text
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or_else(|| panic!("{args:?}: no status in {text}"))
+        .to_owned();
+    let mut answers: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase())
+        .collect();
+    answers.sort();
+    Some(Reply { status, answers })
+}
+
+fn first_address(reply: &Option<Reply>) -> String {
+    reply
+        .as_ref()
+        .and_then(|r| r.answers.first())
+        .and_then(|l| l.split(' ').next_back())
+        .unwrap_or("none")
+        .to_owned()
+}
+
+#[test]
+fn topology_sends_each_client_region_to_its_site_from_xdp() {
+    let pair = NetnsPair::new("topo");
+    // A second LDNS on the client: .77 and ::8:77 are in the "far" region.
+    pair.add_client_address("198.18.0.77/24");
+    pair.add_client_address("2001:db8::8:77/64");
+    let cfg = ConfigDir::new(&test_config(&format!(
+        r#"{SITES}
+[[region]]
+name = "near"
+prefixes = ["198.18.0.0/26", "2001:db8::/112"]
+[[region]]
+name = "far"
+prefixes = ["198.18.0.64/26", "2001:db8::8:0/112"]
+[[topology]]
+ldns = "near"
+site = "tokyo"
+score = 100
+[[topology]]
+ldns = "far"
+site = "newyork"
+score = 100
+[[pool]]
+name = "geo"
+members = ["tokyo-a", "newyork-a"]
+preferred = "topology"
+[[wideip]]
+name = "geo.example.test."
+pools = ["geo"]
+"#
+    )));
+    let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
+    let v6 = SERVER_V6.to_string();
+    let before = d.stats();
+    let cases = [
+        (SERVER_V4, None, "198.18.1.1"),
+        (SERVER_V4, Some("198.18.0.77"), "198.18.3.1"),
+        (v6.as_str(), None, "198.18.1.1"),
+        (v6.as_str(), Some("2001:db8::8:77"), "198.18.3.1"),
+    ];
+    for (server, source, want) in cases {
+        for _ in 0..3 {
+            let reply = dig(&pair, server, "geo.example.test", "A", source);
+            assert_eq!(
+                first_address(&reply),
+                want,
+                "from {source:?} to {server}: {reply:?}"
+            );
+        }
+    }
+    let after = d.stats();
+    let answered = after[Counter::Answered as usize] - before[Counter::Answered as usize];
+    assert_eq!(answered, 12, "XDP answered {answered} of 12: {after:?}");
+}
+
+/// One wide IP per all-down behaviour, each over a pool whose only member is disabled.
+fn all_down_config() -> String {
+    let mut text = format!(
+        r#"{SITES}
+[[virtual_server]]
+name = "off"
+server = "tokyo-lb"
+address = "198.18.1.99"
+port = 80
+enabled = false
+[[pool]]
+name = "down"
+members = ["off"]
+"#
+    );
+    for (name, behaviour) in [
+        ("down-fallback", "fallback_ip\"\nfallback_ip = \"198.18.9.9"),
+        ("failover", "return_to_dns"),
+        ("down-servfail", "servfail"),
+        ("down-nodata", "nodata"),
+        ("down-drop", "drop"),
+    ] {
+        text.push_str(&format!(
+            "[[wideip]]\nname = \"{name}.example.test.\"\npools = [\"down\"]\nwhen_all_down = \"{behaviour}\"\n"
+        ));
+    }
+    text
+}
+
+fn all_down_replies(pair: &NetnsPair) -> Vec<(String, Option<Reply>)> {
+    ["down-fallback", "failover", "down-servfail", "down-nodata", "down-drop"]
+        .iter()
+        .map(|n| {
+            let name = format!("{n}.example.test");
+            (name.clone(), dig(pair, SERVER_V4, &name, "A", None))
+        })
+        .collect()
+}
+
+#[test]
+fn every_all_down_behaviour_answers_alike_on_both_paths() {
+    let pair = NetnsPair::new("alldown");
+    let cfg = ConfigDir::new(&test_config(&all_down_config()));
+    let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
+    let before = d.stats();
+    let xdp = all_down_replies(&pair);
+    let after = d.stats();
+    let delta = |c: Counter| after[c as usize] - before[c as usize];
+    // Fallback IP is answered by XDP; return to DNS, SERVFAIL and NODATA go to the slow path
+    // (they need the zone); drop is dropped (dig retries nothing: +tries=1).
+    assert_eq!(delta(Counter::Answered), 1, "{after:?}");
+    assert_eq!(delta(Counter::PassSlowPath), 3, "{after:?}");
+    assert_eq!(delta(Counter::DropPolicy), 1, "{after:?}");
+    d.stop().expect("daemon stops cleanly");
+
+    let want = |name: &str| -> Option<(&str, Vec<String>)> {
+        match name {
+            "down-fallback.example.test" => Some((
+                "NOERROR",
+                vec!["down-fallback.example.test. 30 in a 198.18.9.9".into()],
+            )),
+            "failover.example.test" => Some((
+                "NOERROR",
+                vec!["failover.example.test. 3600 in a 198.18.0.83".into()],
+            )),
+            "down-servfail.example.test" => Some(("SERVFAIL", vec![])),
+            "down-nodata.example.test" => Some(("NOERROR", vec![])),
+            _ => None,
+        }
+    };
+    for (name, reply) in &xdp {
+        let got = reply
+            .as_ref()
+            .map(|r| (r.status.as_str(), r.answers.clone()));
+        assert_eq!(got, want(name), "{name} with XDP");
+    }
+
+    let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Off);
+    let slow = all_down_replies(&pair);
+    assert_eq!(slow, xdp, "the slow path alone answers differently");
+    drop(d);
+}
+
+fn write(path: &Path, text: &str) {
+    // Written whole to a temporary name, then renamed: the watcher never reads half a file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+#[test]
+fn metrics_file_changes_and_reloads_move_answers_while_serving() {
+    let pair = NetnsPair::new("metrics");
+    let pool = r#"
+[balancer]
+interval_ms = 50
+metrics_file = "metrics.toml"
+damping = { max_step = 1.0, hysteresis = 0.0 }
+[[pool]]
+name = "both"
+members = ["tokyo-a", "newyork-a"]
+preferred = "global_availability"
+[[wideip]]
+name = "ga.example.test."
+pools = ["both"]
+"#;
+    let cfg = ConfigDir::new(&test_config(&format!("{SITES}{pool}")));
+    let metrics = cfg.path().with_file_name("metrics.toml");
+    write(&metrics, "[[vs]]\nname = \"tokyo-a\"\nup = true\n");
+    let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
+    let ask = || first_address(&dig(&pair, SERVER_V4, "ga.example.test", "A", None));
+    assert_eq!(ask(), "198.18.1.1", "global availability: tokyo first");
+
+    // tokyo reported down: the next publication answers newyork.
+    let seen = d.handle().published().metric_updates;
+    write(&metrics, "[[vs]]\nname = \"tokyo-a\"\nup = false\n");
+    d.wait_published("tokyo down", |p| p.metric_updates > seen);
+    assert_eq!(ask(), "198.18.3.1", "tokyo is down");
+
+    // A broken metrics file is refused and changes nothing.
+    let seen = d.handle().published();
+    write(&metrics, "[[vs]]\nname = \"nowhere\"\n");
+    d.wait_published("the broken metrics file", |p| p.metric_errors > seen.metric_errors);
+    assert_eq!(ask(), "198.18.3.1");
+
+    // A reload with a broken config is refused, naming the key; answers go on.
+    let good = std::fs::read_to_string(cfg.path()).expect("read config");
+    std::fs::write(cfg.path(), good.replace("preferred = \"global_availability\"", "preferred = \"fastest\"")).expect("write");
+    let err = d.handle().reload().expect_err("a broken config is refused").to_string();
+    assert!(err.contains("pool[0].preferred"), "{err}");
+    assert_eq!(ask(), "198.18.3.1");
+    assert_eq!(d.handle().published().reloads, seen.reloads);
+
+    // A good reload: newyork removed from the pool, tokyo up again in a fresh metrics file.
+    write(&metrics, "[[vs]]\nname = \"tokyo-a\"\nup = true\n");
+    std::fs::write(cfg.path(), good.replace("members = [\"tokyo-a\", \"newyork-a\"]", "members = [\"newyork-a\", \"tokyo-a\"]")).expect("write");
+    d.handle().reload().expect("reload");
+    d.wait_published("reload", |p| p.reloads > seen.reloads);
+    assert_eq!(ask(), "198.18.3.1", "newyork is first in the reloaded pool");
+}

@@ -1,0 +1,452 @@
+//! GSLB decisions as the XDP program serves them, through BPF_PROG_TEST_RUN with live maps:
+//! answer shares follow ratios and computed weights, round robin cycles, static persist keeps
+//! an LDNS prefix on its virtual server, and a config swap never shows a query anything but
+//! the old or the new config.
+use std::{
+    collections::{BTreeMap, HashSet},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use aya::programs::{TestRun, TestRunOptions};
+use hickory_proto::{op::Message, rr::RData};
+use xgslb::{
+    config::Config,
+    daemon::{build, build_with, listener_keys},
+    maps::{DataPlane, publish::publish_listeners},
+    model::{Metrics, VsMetrics},
+};
+use xgslb_tests::{
+    daemon::{ConfigDir, test_config},
+    frame::{Udp, XDP_PASS, XDP_TX, dns_query, wire_name},
+    pins::PinDir,
+    require_root,
+};
+
+const SERVER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+/// Three sites with a controller each; virtual servers 198.18.1.N at tokyo, .2.N at
+/// frankfurt, .3.N at newyork, and an IPv6 one per site.
+const MODEL: &str = r#"
+[[site]]
+name = "tokyo"
+[[site]]
+name = "frankfurt"
+[[site]]
+name = "newyork"
+
+[[site_server]]
+name = "tokyo-lb"
+site = "tokyo"
+[[site_server]]
+name = "frankfurt-lb"
+site = "frankfurt"
+[[site_server]]
+name = "newyork-lb"
+site = "newyork"
+
+[[virtual_server]]
+name = "tokyo-a"
+server = "tokyo-lb"
+address = "198.18.1.1"
+port = 80
+ratio = 5
+[[virtual_server]]
+name = "frankfurt-a"
+server = "frankfurt-lb"
+address = "198.18.2.1"
+port = 80
+ratio = 3
+[[virtual_server]]
+name = "newyork-a"
+server = "newyork-lb"
+address = "198.18.3.1"
+port = 80
+[[virtual_server]]
+name = "tokyo-b"
+server = "tokyo-lb"
+address = "198.18.1.2"
+port = 80
+[[virtual_server]]
+name = "tokyo-6"
+server = "tokyo-lb"
+address = "2001:db8:1::1"
+port = 80
+[[virtual_server]]
+name = "frankfurt-6"
+server = "frankfurt-lb"
+address = "2001:db8:2::1"
+port = 80
+
+[[pool]]
+name = "by-ratio"
+members = ["tokyo-a", "frankfurt-a"]
+preferred = "ratio"
+
+[[pool]]
+name = "in-turn"
+members = ["tokyo-a", "frankfurt-a", "newyork-a"]
+preferred = "round_robin"
+
+[[pool]]
+name = "by-load"
+members = ["tokyo-a", "frankfurt-a"]
+preferred = "least_connections"
+alternate = "round_robin"
+
+[[pool]]
+name = "sticky"
+members = ["tokyo-a", "frankfurt-a", "newyork-a", "tokyo-b", "tokyo-6", "frankfurt-6"]
+preferred = "static_persist"
+
+[[wideip]]
+name = "ratio.example.test."
+pools = ["by-ratio"]
+
+[[wideip]]
+name = "rr.example.test."
+pools = ["in-turn"]
+
+[[wideip]]
+name = "lc.example.test."
+pools = ["by-load"]
+
+[[wideip]]
+name = "sticky.example.test."
+pools = ["sticky"]
+persist_v4 = 24
+persist_v6 = 56
+"#;
+
+fn config(extra: &str) -> (ConfigDir, Config) {
+    let dir = ConfigDir::new(&test_config(&format!("{MODEL}\n{extra}")));
+    let cfg = Config::load(&dir.path()).unwrap_or_else(|e| panic!("config: {e}"));
+    (dir, cfg)
+}
+
+fn dataplane(pins: &PinDir, cfg: &Config) -> DataPlane {
+    let mut dp = DataPlane::load(pins.path()).expect("load the XDP program");
+    publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen)).expect("listeners");
+    dp
+}
+
+/// The addresses of one XDP answer to an A query for `name` from `client`, or `None` when
+/// the program did not answer with XDP_TX.
+fn ask(dp: &mut DataPlane, name: &str, client: IpAddr, id: u16) -> Option<Vec<IpAddr>> {
+    let server = match client {
+        IpAddr::V4(_) => IpAddr::V4(SERVER4),
+        IpAddr::V6(_) => IpAddr::V6(SERVER6),
+    };
+    let q = Udp::query(client, server, dns_query(id, 0x0100, &wire_name(name), 1, 1, None));
+    let input = q.to_bytes();
+    let mut out = vec![0u8; 2048];
+    let res = dp
+        .program()
+        .test_run(TestRunOptions {
+            data_in: Some(&input),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .expect("test_run");
+    match res.return_value {
+        XDP_TX => {}
+        XDP_PASS => return None,
+        other => panic!("{name} from {client}: XDP action {other}"),
+    }
+    out.truncate(res.data_size_out as usize);
+    let l4 = 14 + if client.is_ipv4() { 20 } else { 40 };
+    let msg = Message::from_vec(&out[l4 + 8..]).expect("the XDP answer parses");
+    Some(
+        msg.answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// Share of each answered address over `n` queries (the first record of each answer).
+fn shares(dp: &mut DataPlane, name: &str, n: usize) -> BTreeMap<IpAddr, f64> {
+    let mut counts: BTreeMap<IpAddr, usize> = BTreeMap::new();
+    let client = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+    for i in 0..n {
+        let answer = ask(dp, name, client, i as u16).unwrap_or_else(|| panic!("{name} passed"));
+        *counts.entry(answer[0]).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(a, c)| (a, c as f64 / n as f64))
+        .collect()
+}
+
+fn assert_shares(got: &BTreeMap<IpAddr, f64>, want: &[(&str, f64)], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: answered {got:?}");
+    for (addr, share) in want {
+        let addr: IpAddr = addr.parse().expect("address");
+        let g = got.get(&addr).copied().unwrap_or(0.0);
+        assert!(
+            (g - share).abs() <= 0.01,
+            "{what}: {addr} got {:.2}% of answers, want {:.2}% (within 1 point); all: {got:?}",
+            g * 100.0,
+            share * 100.0
+        );
+    }
+}
+
+#[test]
+fn answer_shares_follow_ratios_and_computed_weights() {
+    require_root();
+    let (_dir, cfg) = config("");
+    let pins = PinDir::new("shares");
+    let mut dp = dataplane(&pins, &cfg);
+    // Least connections weighs 1/(connections + 1): 1/101 against 1/301 is 74.9% to 25.1%.
+    let mut metrics = Metrics::default();
+    let vs = |name: &str| {
+        cfg.model
+            .vss
+            .iter()
+            .position(|v| v.name == name)
+            .expect("vs")
+    };
+    for (name, connections) in [("tokyo-a", 100), ("frankfurt-a", 300)] {
+        metrics.vs.insert(
+            vs(name),
+            VsMetrics {
+                connections: Some(connections),
+                ..VsMetrics::default()
+            },
+        );
+    }
+    let built = build_with(&cfg, &metrics).expect("build");
+    dp.tables
+        .swap(&built.selections, &built.prefixes)
+        .expect("publish");
+
+    const N: usize = 100_000;
+    assert_shares(
+        &shares(&mut dp, "ratio.example.test", N),
+        &[("198.18.1.1", 5.0 / 8.0), ("198.18.2.1", 3.0 / 8.0)],
+        "ratio 5:3",
+    );
+    assert_shares(
+        &shares(&mut dp, "lc.example.test", N),
+        &[
+            ("198.18.1.1", 301.0 / 402.0),
+            ("198.18.2.1", 101.0 / 402.0),
+        ],
+        "least connections 100 vs 300",
+    );
+    assert_shares(
+        &shares(&mut dp, "rr.example.test", N),
+        &[
+            ("198.18.1.1", 1.0 / 3.0),
+            ("198.18.2.1", 1.0 / 3.0),
+            ("198.18.3.1", 1.0 / 3.0),
+        ],
+        "round robin",
+    );
+
+    // Round robin cycles: from a known counter, every three answers name all three.
+    dp.set_pick_counter(0).expect("pick counter");
+    let client = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+    let answers: Vec<IpAddr> = (0..120)
+        .map(|i| ask(&mut dp, "rr.example.test", client, i).expect("answered")[0])
+        .collect();
+    for w in answers.chunks(3) {
+        let distinct: HashSet<_> = w.iter().collect();
+        assert_eq!(distinct.len(), 3, "round robin does not cycle: {answers:?}");
+    }
+}
+
+/// Answers of the sticky wide IP for one client per /24 (v4) and /56 (v6) prefix.
+fn sticky_answers(dp: &mut DataPlane, host: u8) -> BTreeMap<String, IpAddr> {
+    let mut out = BTreeMap::new();
+    for p in 0..=255u8 {
+        let v4 = IpAddr::V4(Ipv4Addr::new(198, 19, p, host));
+        let v6 = IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0x100,
+            u16::from(p) << 8 | u16::from(host),
+            0,
+            0,
+            0,
+            u16::from(host),
+        ));
+        for (prefix, client) in [(format!("v4 {p}"), v4), (format!("v6 {p}"), v6)] {
+            if client.is_ipv6() {
+                // AAAA is the slow path's: persist over IPv6 LDNSs is checked on A answers.
+                let a = ask(dp, "sticky.example.test", client, 1).expect("answered");
+                out.insert(prefix, a[0]);
+            } else {
+                let a = ask(dp, "sticky.example.test", client, 1).expect("answered");
+                out.insert(prefix, a[0]);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn static_persist_keeps_each_ldns_prefix_and_moves_only_the_leaving_members() {
+    require_root();
+    let (_dir, cfg) = config("");
+    let pins = PinDir::new("persist");
+    let mut dp = dataplane(&pins, &cfg);
+    let built = build(&cfg).expect("build");
+    dp.tables
+        .swap(&built.selections, &built.prefixes)
+        .expect("publish");
+
+    let before = sticky_answers(&mut dp, 1);
+    // Other hosts of the same prefixes, and the pick counter moving, change nothing.
+    dp.set_pick_counter(12345).expect("pick counter");
+    assert_eq!(sticky_answers(&mut dp, 200), before, "another host of the prefix moved");
+    // Every member serves some prefixes (256 prefixes over 4 IPv4 members).
+    let used: HashSet<_> = before.values().collect();
+    assert_eq!(used.len(), 4, "members used: {used:?}");
+
+    // A publication of the same members (a full swap) keeps every prefix where it was.
+    let again = build(&cfg).expect("build");
+    dp.tables
+        .swap(&again.selections, &again.prefixes)
+        .expect("publish");
+    assert_eq!(sticky_answers(&mut dp, 1), before, "a republication moved prefixes");
+
+    // frankfurt-a goes down: only the prefixes it had move.
+    let gone: IpAddr = "198.18.2.1".parse().expect("address");
+    let mut metrics = Metrics::default();
+    let idx = cfg
+        .model
+        .vss
+        .iter()
+        .position(|v| v.name == "frankfurt-a")
+        .expect("vs");
+    metrics.vs.insert(
+        idx,
+        VsMetrics {
+            up: Some(false),
+            ..VsMetrics::default()
+        },
+    );
+    let down = build_with(&cfg, &metrics).expect("build");
+    dp.tables
+        .update(&down.selections, &down.prefixes)
+        .expect("publish");
+    let after = sticky_answers(&mut dp, 1);
+    let mut moved = 0;
+    for (prefix, was) in &before {
+        let now = after[prefix];
+        if *was == gone {
+            assert_ne!(now, gone, "{prefix} still answered by the member that left");
+            moved += 1;
+        } else {
+            assert_eq!(now, *was, "{prefix} moved though its member stayed");
+        }
+    }
+    assert!(moved > 0, "no prefix was on the member that left");
+}
+
+#[test]
+fn config_swaps_never_show_a_mix_or_a_missing_wide_ip() {
+    require_root();
+    // Config A answers from 198.18.1.x, config B from 198.18.2.x; both have the same names.
+    let pool = |addr: &str| {
+        format!(
+            r#"
+[[site]]
+name = "s"
+[[site_server]]
+name = "lb"
+site = "s"
+[[virtual_server]]
+name = "v1"
+server = "lb"
+address = "{addr}1"
+port = 80
+[[virtual_server]]
+name = "v2"
+server = "lb"
+address = "{addr}2"
+port = 80
+[[pool]]
+name = "p"
+members = ["v1", "v2"]
+[[wideip]]
+name = "swap1.example.test."
+pools = ["p"]
+[[wideip]]
+name = "swap2.example.test."
+pools = ["p"]
+"#
+        )
+    };
+    let dir_a = ConfigDir::new(&test_config(&pool("198.18.1.")));
+    let dir_b = ConfigDir::new(&test_config(&pool("198.18.2.")));
+    let cfg_a = Config::load(&dir_a.path()).expect("config A");
+    let cfg_b = Config::load(&dir_b.path()).expect("config B");
+    let a = build(&cfg_a).expect("build A");
+    let b = build(&cfg_b).expect("build B");
+
+    let pins = PinDir::new("swap");
+    // Two handles on the same pinned maps: one program answers, the other side publishes.
+    let mut reader = dataplane(&pins, &cfg_a);
+    let mut writer = DataPlane::load(pins.path()).expect("load the writer");
+    writer
+        .tables
+        .swap(&a.selections, &a.prefixes)
+        .expect("publish A");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_writer = stop.clone();
+    let swaps = std::thread::spawn(move || {
+        for i in 0..400 {
+            let next = if i % 2 == 0 { &b } else { &a };
+            writer
+                .tables
+                .swap(&next.selections, &next.prefixes)
+                .expect("swap");
+        }
+        stop_writer.store(true, Ordering::Relaxed);
+        writer
+    });
+    let in_a: HashSet<IpAddr> = ["198.18.1.1", "198.18.1.2"]
+        .iter()
+        .map(|s| s.parse().expect("a"))
+        .collect();
+    let in_b: HashSet<IpAddr> = ["198.18.2.1", "198.18.2.2"]
+        .iter()
+        .map(|s| s.parse().expect("b"))
+        .collect();
+    let client = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+    let mut queries = 0usize;
+    let mut seen = (0usize, 0usize);
+    // Bounded: the writer's 400 swaps end the loop, and so does the query count.
+    while !stop.load(Ordering::Relaxed) && queries < 2_000_000 {
+        for name in ["swap1.example.test", "swap2.example.test"] {
+            let answer = ask(&mut reader, name, client, queries as u16)
+                .unwrap_or_else(|| panic!("{name} was missing during a swap (query {queries})"));
+            let addr = answer[0];
+            if in_a.contains(&addr) {
+                seen.0 += 1;
+            } else if in_b.contains(&addr) {
+                seen.1 += 1;
+            } else {
+                panic!("{name}: {addr} is in neither config");
+            }
+            queries += 1;
+        }
+    }
+    let _writer = swaps.join().expect("writer thread");
+    assert!(
+        seen.0 > 0 && seen.1 > 0,
+        "the queries did not overlap the swaps: {seen:?}"
+    );
+}

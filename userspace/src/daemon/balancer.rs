@@ -1,0 +1,321 @@
+//! The balancer thread: it owns the model, the metrics and the damping state, and it is the
+//! only writer of the selection table and region tries. Events reach it over a
+//! crossbeam channel; every interval it also polls the metrics file. Whatever changed is
+//! recomputed, published to the maps (a swap for a config, single entries for metrics) and
+//! handed to the slow path as a new snapshot, so both paths answer from the same data.
+use std::{
+    sync::{Arc, RwLock},
+    time::Instant,
+};
+
+use crossbeam_channel::{Receiver, select, tick};
+use hickory_proto::rr::{Name, RecordType};
+use tokio::sync::watch;
+use xgslb_common::AnswerSet;
+
+use super::{
+    DaemonError,
+    publication::{ClassIds, Publication, publication},
+    selections,
+};
+use crate::{
+    balance::{classes::client_classes, damping::Damper},
+    config::Config,
+    dns::{Catalog, Zone},
+    maps::{AttachMode, DataPlane, snapshot::Snapshot},
+    metrics::file::MetricsWatcher,
+    model::Metrics,
+};
+
+/// What the balancer is told.
+pub enum Event {
+    /// A validated config to serve from now on (zones, model, static answers).
+    Reload(Box<Config>),
+    /// New metrics (a whole set; the metrics file's, until agents exist).
+    Metrics(Metrics),
+    /// Attach the XDP program (after the first publication): the balancer holds the program.
+    Attach {
+        iface: String,
+        mode: AttachMode,
+        done: tokio::sync::oneshot::Sender<Result<aya::programs::XdpMode, DaemonError>>,
+    },
+    /// Stop; the thread returns the data plane.
+    Shutdown,
+}
+
+/// What the slow path answers from: the zones and the published selections.
+pub struct Served {
+    /// Rebuilt on reload only: the dynamic names (every wide IP's A and AAAA, every
+    /// `[[answer]]` set's) do not depend on metrics.
+    pub catalog: Arc<Catalog>,
+    pub snapshot: Snapshot,
+}
+
+/// The slow path's handle on what the balancer publishes.
+pub type ServedCell = Arc<RwLock<Arc<Served>>>;
+
+/// Publication facts the daemon's users can wait on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    /// +1 per publication that changed what is served.
+    pub generation: u64,
+    /// Config reloads applied.
+    pub reloads: u64,
+    /// Metric sets applied (from the file or sent).
+    pub metric_updates: u64,
+    /// Metrics files refused (the last good metrics stayed).
+    pub metric_errors: u64,
+}
+
+/// The balancer's state.
+pub struct Balancer {
+    config: Config,
+    zones: Vec<Zone>,
+    statics: Vec<(Name, RecordType, AnswerSet)>,
+    metrics: Metrics,
+    watcher: Option<MetricsWatcher>,
+    ids: ClassIds,
+    damper: Damper,
+    dataplane: Option<DataPlane>,
+    served: ServedCell,
+    published: watch::Sender<Published>,
+    facts: Published,
+    /// The last publication's content, to tell whether a tick changed anything.
+    last: Option<Vec<(Name, RecordType, u32, AnswerSet)>>,
+    last_prefixes: Vec<(ipnet::IpNet, u32)>,
+}
+
+impl Balancer {
+    /// Computes and publishes the first selections of `config`: on success the slow path
+    /// and the maps (when `dataplane` is given) serve them.
+    pub fn start(
+        config: Config,
+        dataplane: Option<DataPlane>,
+    ) -> Result<(Self, ServedCell, watch::Receiver<Published>), DaemonError> {
+        let zones = load_zones(&config)?;
+        let statics = selections::answer_sets(&config.answers);
+        let watcher = config
+            .balancer
+            .metrics_file
+            .as_ref()
+            .map(|p| MetricsWatcher::new(p.clone()));
+        let (published, rx) = watch::channel(Published::default());
+        let mut b = Self {
+            config,
+            zones,
+            statics,
+            metrics: Metrics::default(),
+            watcher,
+            ids: ClassIds::default(),
+            damper: Damper::new(),
+            dataplane,
+            served: Arc::new(RwLock::new(Arc::new(Served {
+                catalog: Arc::new(Catalog::new(Vec::new(), &[])?),
+                snapshot: Snapshot::default(),
+            }))),
+            published,
+            facts: Published::default(),
+            last: None,
+            last_prefixes: Vec::new(),
+        };
+        b.poll_metrics();
+        b.publish(true)?;
+        let served = b.served.clone();
+        Ok((b, served, rx))
+    }
+
+    /// Runs the event loop until `Shutdown` (or the senders are gone); returns the data
+    /// plane so that the daemon can detach it or leave it serving.
+    pub fn run(mut self, events: Receiver<Event>) -> Option<DataPlane> {
+        if let Some(cpu) = self.config.balancer.cpu.or_else(last_core) {
+            if core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                tracing::info!("balancer pinned to CPU {cpu}");
+            } else {
+                tracing::warn!("cannot pin the balancer to CPU {cpu}; it runs unpinned");
+            }
+        }
+        let ticks = tick(self.config.balancer.interval);
+        loop {
+            select! {
+                recv(events) -> event => match event {
+                    Ok(Event::Reload(config)) => self.reload(*config),
+                    Ok(Event::Metrics(metrics)) => {
+                        self.metrics = metrics;
+                        self.facts.metric_updates += 1;
+                        self.publish_or_log(false);
+                    }
+                    Ok(Event::Attach { iface, mode, done }) => {
+                        let result = match self.dataplane.as_mut() {
+                            Some(dp) => dp.attach(&iface, mode).map_err(DaemonError::from),
+                            None => Err(DaemonError::Stopped),
+                        };
+                        let _ = done.send(result);
+                    }
+                    Ok(Event::Shutdown) | Err(_) => return self.dataplane,
+                },
+                recv(ticks) -> _ => {
+                    self.poll_metrics();
+                    // Damped weights move a step per interval even without new metrics.
+                    self.publish_or_log(false);
+                },
+            }
+        }
+    }
+
+    fn reload(&mut self, config: Config) {
+        let zones = match load_zones(&config) {
+            Ok(z) => z,
+            Err(e) => {
+                tracing::error!("reload refused, the old config keeps serving: {e}");
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut self.config, config);
+        let old_zones = std::mem::replace(&mut self.zones, zones);
+        let old_statics = std::mem::replace(
+            &mut self.statics,
+            selections::answer_sets(&self.config.answers),
+        );
+        self.watcher = self
+            .config
+            .balancer
+            .metrics_file
+            .as_ref()
+            .map(|p| MetricsWatcher::new(p.clone()));
+        // Damping state and metrics refer to model indices, which a new model renumbers.
+        self.damper = Damper::new();
+        self.metrics = Metrics::default();
+        self.poll_metrics();
+        match self.publish(true) {
+            Ok(()) => {
+                self.facts.reloads += 1;
+                self.announce();
+                tracing::info!("reloaded {}", self.config.path.display());
+            }
+            Err(e) => {
+                tracing::error!("reload refused, the old config keeps serving: {e}");
+                self.config = old;
+                self.zones = old_zones;
+                self.statics = old_statics;
+                self.damper = Damper::new();
+                if let Err(e) = self.publish(true) {
+                    tracing::error!("cannot republish the old config: {e}");
+                }
+            }
+        }
+    }
+
+    /// Reads the metrics file if it changed; a bad file is logged and changes nothing.
+    fn poll_metrics(&mut self) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        match watcher.poll(&self.config.model) {
+            None => {}
+            Some(Ok(metrics)) => {
+                self.metrics = metrics;
+                self.facts.metric_updates += 1;
+            }
+            Some(Err(e)) => {
+                self.facts.metric_errors += 1;
+                tracing::warn!("metrics file ignored, the last metrics stay: {e}");
+            }
+        }
+    }
+
+    fn publish_or_log(&mut self, swap: bool) {
+        if let Err(e) = self.publish(swap) {
+            tracing::error!("publication failed, the previous one keeps serving: {e}");
+        }
+        self.announce();
+    }
+
+    fn announce(&self) {
+        self.published.send_replace(self.facts);
+    }
+
+    /// Recomputes every selection and publishes what changed; `swap` for a config change.
+    fn publish(&mut self, swap: bool) -> Result<(), DaemonError> {
+        let start = Instant::now();
+        let model = &self.config.model;
+        let classes = client_classes(model, &self.metrics, self.config.balancer.max_classes);
+        if classes.over_bound > 0 {
+            tracing::warn!(
+                "{} LDNS prefixes exceed balancer.max_classes ({}): they get their region's class",
+                classes.over_bound,
+                self.config.balancer.max_classes
+            );
+        }
+        let Publication {
+            sets,
+            selections,
+            prefixes,
+            ..
+        } = publication(
+            model,
+            &self.metrics,
+            &classes,
+            &mut self.ids,
+            &mut self.damper,
+            &self.statics,
+        );
+        if !swap && self.last.as_ref() == Some(&sets) && self.last_prefixes == prefixes {
+            return Ok(());
+        }
+        if let Some(dp) = self.dataplane.as_mut() {
+            let report = if swap {
+                dp.tables.swap(&selections, &prefixes)?
+            } else {
+                dp.tables.update(&selections, &prefixes)?
+            };
+            tracing::debug!(
+                "published {} selections, {} prefixes: {} writes{} in {:?}",
+                selections.len(),
+                prefixes.len(),
+                report.writes,
+                if report.swapped { " (swap)" } else { "" },
+                report.elapsed
+            );
+        }
+        let snapshot = Snapshot::new(sets.iter().cloned(), &prefixes);
+        let catalog = if swap {
+            Arc::new(Catalog::new(self.zones.clone(), &snapshot.dynamic_names())?)
+        } else {
+            self.current_catalog()
+        };
+        let served = Arc::new(Served { catalog, snapshot });
+        match self.served.write() {
+            Ok(mut cell) => *cell = served,
+            Err(poisoned) => *poisoned.into_inner() = served,
+        }
+        self.last = Some(sets);
+        self.last_prefixes = prefixes;
+        self.facts.generation += 1;
+        tracing::debug!("publication took {:?}", start.elapsed());
+        Ok(())
+    }
+}
+
+impl Balancer {
+    fn current_catalog(&self) -> Arc<Catalog> {
+        match self.served.read() {
+            Ok(cell) => cell.catalog.clone(),
+            Err(poisoned) => poisoned.into_inner().catalog.clone(),
+        }
+    }
+}
+
+/// The zones of `config`, loaded and validated.
+pub(super) fn load_zones(config: &Config) -> Result<Vec<Zone>, DaemonError> {
+    Ok(config
+        .zones
+        .iter()
+        .map(|z| Zone::load(&z.origin, &z.file))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The last core: the default home of the balancer, away from core 0 where most interrupts
+/// and the first tokio workers land.
+fn last_core() -> Option<usize> {
+    core_affinity::get_core_ids()?.last().map(|c| c.id)
+}
