@@ -1,6 +1,9 @@
 //! Weights to a slot table: each address gets a share of the `SLOTS` slots in proportion to
 //! its weight (at least one), and the slots are interleaved (smooth weighted round robin) so
 //! that consecutive picks spread over the addresses instead of repeating one address.
+//!
+//! Static persist uses another table ([`persist_slot_table`]): a client keeps hashing to the
+//! same slot, so the table must change as little as possible when a member comes or goes.
 use xgslb_common::SLOTS;
 
 /// Slot table for `weights` (1..=8 entries, each >= 1).
@@ -50,6 +53,51 @@ fn shares(weights: &[u32]) -> Vec<u32> {
     shares
 }
 
+/// A stable 64-bit key of a name (FNV-1a 64), e.g. of a virtual server for
+/// [`persist_slot_table`]: the same name gives the same key in every process and version.
+pub fn stable_key(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Slot table for static persist: slot `s` goes to the member maximising
+/// `weight / -ln(u)`, `u` uniform in (0, 1) from a hash of (`s`, member key) (weighted
+/// rendezvous hashing). A member's expected share of slots is its weight over the total (a
+/// member may get no slot at all when its share is small: with 64 slots nothing guarantees
+/// one), and removing or adding a member only moves the slots it loses or wins: every other
+/// slot keeps its member. Values are indices into `members` (keys: e.g. [`stable_key`] of the
+/// VS name; weights 0 count as 1). Empty `members`: all zeros.
+pub fn persist_slot_table(members: &[(u64, u32)]) -> [u8; SLOTS] {
+    let mut table = [0u8; SLOTS];
+    for (s, slot) in table.iter_mut().enumerate() {
+        *slot = rendezvous(s as u64, members) as u8;
+    }
+    table
+}
+
+/// Index of the member that wins `slot` (0 when there is none).
+fn rendezvous(slot: u64, members: &[(u64, u32)]) -> usize {
+    let mut best = (0usize, f64::NEG_INFINITY);
+    for (i, &(key, w)) in members.iter().enumerate() {
+        let h = mix64(key ^ mix64(slot.wrapping_add(0x9e37_79b9_7f4a_7c15)));
+        // 53 random bits, centred in their interval: never 0, never 1.
+        let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let score = w.max(1) as f64 / -u.ln();
+        if score > best.1 {
+            best = (i, score);
+        }
+    }
+    best.0
+}
+
+/// The splitmix64 finaliser: every input bit flips every output bit with probability 1/2.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +133,61 @@ mod tests {
     fn eight_addresses_fill_every_slot() {
         let t = slot_table(&[1; 8]);
         assert_eq!(counts(&t, 8), vec![8; 8]);
+    }
+
+    #[test]
+    fn stable_key_is_fnv1a() {
+        // FNV-1a 64 test vectors.
+        assert_eq!(stable_key(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_key("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(stable_key("foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn persist_table_is_stable_when_a_member_leaves() {
+        let names = ["tokyo-www", "newyork-www", "london-www", "sydney-www"];
+        let all: Vec<(u64, u32)> = names.iter().map(|n| (stable_key(n), 1)).collect();
+        let before = persist_slot_table(&all);
+        assert_eq!(persist_slot_table(&all), before, "deterministic");
+        // Without london (index 2): its slots move, no other slot does.
+        let rest: Vec<(u64, u32)> = [0, 1, 3].iter().map(|&i| all[i]).collect();
+        let after = persist_slot_table(&rest);
+        let moved = before.iter().filter(|&&b| b == 2).count();
+        assert!(moved > 0);
+        for (b, a) in before.iter().zip(&after) {
+            let b_name = names[*b as usize];
+            let a_name = names[[0, 1, 3][*a as usize]];
+            if *b != 2 {
+                assert_eq!(a_name, b_name);
+            } else {
+                assert_ne!(a_name, "london-www");
+            }
+        }
+        // And back: london wins exactly its old slots again.
+        assert_eq!(persist_slot_table(&all), before);
+    }
+
+    #[test]
+    fn persist_shares_follow_weights() {
+        // Over many slots (the table has only 64), shares are close to weight / total.
+        let members = [
+            (stable_key("a"), 1),
+            (stable_key("b"), 3),
+            (stable_key("c"), 4),
+        ];
+        let n = 80_000u64;
+        let mut count = [0u64; 3];
+        for s in 0..n {
+            count[rendezvous(s, &members)] += 1;
+        }
+        for (c, w) in count.iter().zip([1.0, 3.0, 4.0]) {
+            let share = *c as f64 / n as f64;
+            assert!((share - w / 8.0).abs() < 0.01, "{count:?}");
+        }
+        // Equal weights over the real table: 64 slots over 2 members, neither starved.
+        let t = persist_slot_table(&[(stable_key("x"), 1), (stable_key("y"), 1)]);
+        let zeros = counts(&t, 2)[0];
+        assert!((16..=48).contains(&zeros), "{zeros}");
+        assert_eq!(persist_slot_table(&[]), [0; SLOTS]);
     }
 }

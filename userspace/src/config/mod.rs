@@ -1,5 +1,9 @@
 //! The TOML configuration, validated as a whole: every error names the key and why, and a
 //! config that fails validation is never half applied.
+//!
+//! This module reads the listener, zone and answer sections; [`gslb`] reads the GSLB sections
+//! (balancer, sites, servers, virtual servers, pools, wide IPs, regions, topology) into a
+//! [`Model`].
 use std::{
     collections::HashSet,
     net::{IpAddr, SocketAddr},
@@ -9,6 +13,12 @@ use std::{
 use hickory_proto::rr::Name;
 use serde::Deserialize;
 use xgslb_common::{MAX_ADDRS, MAX_LISTENERS};
+
+use crate::model::Model;
+
+pub mod gslb;
+
+pub use gslb::BalancerConfig;
 
 /// Why a config was refused.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +51,22 @@ struct RawConfig {
     zone: Vec<RawZone>,
     #[serde(default)]
     answer: Vec<RawAnswer>,
+    #[serde(default)]
+    balancer: gslb::RawBalancer,
+    #[serde(default)]
+    site: Vec<gslb::RawSite>,
+    #[serde(default)]
+    site_server: Vec<gslb::RawSiteServer>,
+    #[serde(default)]
+    virtual_server: Vec<gslb::RawVs>,
+    #[serde(default)]
+    pool: Vec<gslb::RawPool>,
+    #[serde(default)]
+    wideip: Vec<gslb::RawWideIp>,
+    #[serde(default)]
+    region: Vec<gslb::RawRegion>,
+    #[serde(default)]
+    topology: Vec<gslb::RawTopology>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +150,10 @@ pub struct Config {
     pub zones: Vec<ZoneConfig>,
     /// Answer sets.
     pub answers: Vec<AnswerConfig>,
+    /// Sites, servers, virtual servers, pools, wide IPs, regions, topology and damping.
+    pub model: Model,
+    /// The balancer thread.
+    pub balancer: BalancerConfig,
 }
 
 /// One zone.
@@ -145,7 +175,7 @@ pub struct AnswerConfig {
 }
 
 /// The largest TTL RFC 2181 8 allows.
-const MAX_TTL: u32 = (1 << 31) - 1;
+pub(crate) const MAX_TTL: u32 = (1 << 31) - 1;
 
 impl Config {
     /// Reads and validates `path`.
@@ -281,6 +311,23 @@ impl Config {
             });
         }
 
+        let (model, balancer) = gslb::validate(
+            gslb::Raw {
+                balancer: raw.balancer,
+                site: raw.site,
+                site_server: raw.site_server,
+                virtual_server: raw.virtual_server,
+                pool: raw.pool,
+                wideip: raw.wideip,
+                region: raw.region,
+                topology: raw.topology,
+            },
+            &zones,
+            &answers,
+            base,
+        )
+        .map_err(|e| invalid(e.key, e.why))?;
+
         Ok(Config {
             path: path.to_owned(),
             listen,
@@ -289,12 +336,14 @@ impl Config {
             xdp_mode: raw.server.xdp_mode,
             zones,
             answers,
+            model,
+            balancer,
         })
     }
 }
 
 /// A fully qualified domain name (a trailing dot is implied).
-fn parse_name(s: &str) -> Result<Name, String> {
+pub(crate) fn parse_name(s: &str) -> Result<Name, String> {
     let mut name = Name::from_utf8(s).map_err(|e| format!("{s:?} is not a domain name: {e}"))?;
     name.set_fqdn(true);
     Ok(name)

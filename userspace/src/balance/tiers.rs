@@ -1,0 +1,104 @@
+//! A pool's tiers: preferred, then alternate, then fallback, until one yields an outcome.
+//!
+//! A tier yields nothing (and the next is tried) when its method is None, when no member is
+//! available, when a dynamic method finds no member with its metric, when Topology finds no
+//! member scoring above 0, or when Fallback IP has no address configured. Fallback IP, Drop
+//! Packet and Return to DNS are terminal: they decide the pool without looking at members.
+//! When no tier yields anything, the pool yields nothing (the wide IP moves on).
+use super::{
+    Outcome, available,
+    methods::{self, Input, MethodResult},
+    vs_name,
+};
+use crate::model::{ClientContext, Metrics, Model, PoolId, PoolMember};
+
+/// Names of the three tiers, in order.
+pub const TIER_NAMES: [&str; 3] = ["preferred", "alternate", "fallback"];
+
+/// What a pool yields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolDecision {
+    pub outcome: Outcome,
+    /// The weights came from a dynamic method (and so are damped).
+    pub dynamic: bool,
+}
+
+/// Runs pool `pool`'s tiers for `client`. `None`: no tier yielded anything.
+pub fn pool_outcome(
+    model: &Model,
+    pool: PoolId,
+    metrics: &Metrics,
+    client: &ClientContext,
+    trace: &mut Vec<String>,
+) -> Option<PoolDecision> {
+    let Some(p) = model.pools.get(pool) else {
+        trace.push(format!("no pool #{pool}"));
+        return None;
+    };
+    // Availability once per pool: it does not depend on the method.
+    let mut up: Vec<PoolMember> = Vec::with_capacity(p.members.len());
+    let mut out: Vec<String> = Vec::new();
+    for m in &p.members {
+        match available(model, m.vs, metrics) {
+            Ok(()) => up.push(*m),
+            Err(why) => out.push(format!("{} out ({why})", vs_name(model, m.vs))),
+        }
+    }
+    let input = Input {
+        model,
+        pool: p,
+        members: &up,
+        metrics,
+        client,
+    };
+    for (tier, &method) in TIER_NAMES.iter().zip(&p.tiers) {
+        let prefix = format!("pool {}: tier {tier} {}", p.name, method.name());
+        if methods::picks_members(method) {
+            trace.extend(out.iter().map(|o| format!("{prefix}: {o}")));
+        }
+        let mut notes = Vec::new();
+        let result = methods::run(method, &input, &mut notes);
+        trace.extend(notes.into_iter().map(|n| format!("{prefix}: {n}")));
+        let outcome = match result {
+            MethodResult::Next(why) => {
+                trace.push(format!("{prefix}: {why}, next tier"));
+                continue;
+            }
+            MethodResult::Members { members, persist } => {
+                let list: Vec<String> = members
+                    .iter()
+                    .map(|&(vs, w)| format!("{} {w}", vs_name(model, vs)))
+                    .collect();
+                trace.push(format!(
+                    "{prefix}: answer {}{}",
+                    list.join(", "),
+                    if persist { " (persist)" } else { "" }
+                ));
+                Outcome::Answer {
+                    members,
+                    ttl: p.ttl,
+                    records: p.records,
+                    persist,
+                }
+            }
+            MethodResult::FallbackIp(addr) => {
+                trace.push(format!("{prefix}: fallback address {addr}"));
+                Outcome::FallbackIp { addr, ttl: p.ttl }
+            }
+            MethodResult::Drop => {
+                trace.push(format!("{prefix}: drop"));
+                Outcome::Drop
+            }
+            MethodResult::ReturnToDns => {
+                trace.push(format!("{prefix}: return to DNS"));
+                Outcome::ReturnToDns
+            }
+        };
+        return Some(PoolDecision {
+            outcome,
+            dynamic: method.is_dynamic(),
+        });
+    }
+    trace.push(format!("pool {}: no tier answers", p.name));
+    None
+}
