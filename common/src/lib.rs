@@ -15,8 +15,9 @@ use core::mem::size_of;
 pub const NAME_KEY_LEN: usize = 96;
 /// Most addresses one answer set holds.
 pub const MAX_ADDRS: usize = 8;
-/// Entries in an answer set's slot table. A power of two so that the pick is a mask.
-pub const SLOTS: usize = 64;
+/// Entries in an answer set's slot table. A power of two so that the pick is a mask; 128 so
+/// that every weight's share of answers is within 1/128 (0.8 points) of its exact share.
+pub const SLOTS: usize = 128;
 /// Most selections (name, qtype, region) the selection map holds.
 pub const MAX_SELECTIONS: u32 = 65_536;
 /// Most listener address:port pairs.
@@ -233,8 +234,8 @@ impl AnswerSet {
         } else {
             (self.persist_v4 as u32, 4u64)
         };
-        let hi_bits = if bits > 64 { 64 } else { bits };
-        let lo_bits = if bits > 64 { bits - 64 } else { 0 };
+        let hi_bits = bits.min(64);
+        let lo_bits = bits.saturating_sub(64);
         let h = mix64((hi & high_mask(hi_bits)) ^ family);
         let h = mix64(h ^ (lo & high_mask(lo_bits)));
         (h >> 32) as u32
@@ -491,7 +492,7 @@ mod tests {
         set.slots[1] = 2;
         assert_eq!(set.answer_index(1, 0), Some(2));
         assert_eq!(set.answer_index(1, 1), Some(0));
-        assert_eq!(set.answer_index(65, 2), Some(1));
+        assert_eq!(set.answer_index(SLOTS as u32 + 1, 2), Some(1));
         set.slots[2] = 3;
         assert_eq!(set.answer_index(2, 0), None);
         assert!(!set.is_valid());

@@ -43,6 +43,8 @@ unsafe fn swap_bytes<const N: usize>(a: *mut u8, b: *mut u8) {
 
 /// The answer set for `key` and the client's class: the class's own, else the default
 /// class's (the balancer publishes a class only where its answer differs from the default).
+// By reference on purpose: passed by value, the key is copied with a `memcpy` call.
+#[allow(clippy::needless_borrows_for_generic_args)]
 #[inline(always)]
 fn lookup_selection(key: &mut SelectionKey, class: u32) -> Result<&AnswerSet, Verdict> {
     let table = SELECTIONS

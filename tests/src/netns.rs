@@ -130,7 +130,16 @@ impl NetnsPair {
     /// Adds another address (CIDR, on the client veth's subnet) to the client, so that one
     /// namespace can ask as several LDNSs (`dig -b ADDR`).
     pub fn add_client_address(&self, cidr: &str) {
-        let mut args = vec!["ip", "-n", &self.client, "addr", "add", cidr, "dev", CLIENT_IF];
+        let mut args = vec![
+            "ip",
+            "-n",
+            &self.client,
+            "addr",
+            "add",
+            cidr,
+            "dev",
+            CLIENT_IF,
+        ];
         if cidr.contains(':') {
             args.push("nodad");
         }

@@ -141,7 +141,11 @@ fn ask(dp: &mut DataPlane, name: &str, client: IpAddr, id: u16) -> Option<Vec<Ip
         IpAddr::V4(_) => IpAddr::V4(SERVER4),
         IpAddr::V6(_) => IpAddr::V6(SERVER6),
     };
-    let q = Udp::query(client, server, dns_query(id, 0x0100, &wire_name(name), 1, 1, None));
+    let q = Udp::query(
+        client,
+        server,
+        dns_query(id, 0x0100, &wire_name(name), 1, 1, None),
+    );
     let input = q.to_bytes();
     let mut out = vec![0u8; 2048];
     let res = dp
@@ -237,10 +241,7 @@ fn answer_shares_follow_ratios_and_computed_weights() {
     );
     assert_shares(
         &shares(&mut dp, "lc.example.test", N),
-        &[
-            ("198.18.1.1", 301.0 / 402.0),
-            ("198.18.2.1", 101.0 / 402.0),
-        ],
+        &[("198.18.1.1", 301.0 / 402.0), ("198.18.2.1", 101.0 / 402.0)],
         "least connections 100 vs 300",
     );
     assert_shares(
@@ -280,15 +281,10 @@ fn sticky_answers(dp: &mut DataPlane, host: u8) -> BTreeMap<String, IpAddr> {
             0,
             u16::from(host),
         ));
+        // A answers over both transports: an IPv6 LDNS is hashed by its /56.
         for (prefix, client) in [(format!("v4 {p}"), v4), (format!("v6 {p}"), v6)] {
-            if client.is_ipv6() {
-                // AAAA is the slow path's: persist over IPv6 LDNSs is checked on A answers.
-                let a = ask(dp, "sticky.example.test", client, 1).expect("answered");
-                out.insert(prefix, a[0]);
-            } else {
-                let a = ask(dp, "sticky.example.test", client, 1).expect("answered");
-                out.insert(prefix, a[0]);
-            }
+            let a = ask(dp, "sticky.example.test", client, 1).expect("answered");
+            out.insert(prefix, a[0]);
         }
     }
     out
@@ -308,7 +304,11 @@ fn static_persist_keeps_each_ldns_prefix_and_moves_only_the_leaving_members() {
     let before = sticky_answers(&mut dp, 1);
     // Other hosts of the same prefixes, and the pick counter moving, change nothing.
     dp.set_pick_counter(12345).expect("pick counter");
-    assert_eq!(sticky_answers(&mut dp, 200), before, "another host of the prefix moved");
+    assert_eq!(
+        sticky_answers(&mut dp, 200),
+        before,
+        "another host of the prefix moved"
+    );
     // Every member serves some prefixes (256 prefixes over 4 IPv4 members).
     let used: HashSet<_> = before.values().collect();
     assert_eq!(used.len(), 4, "members used: {used:?}");
@@ -318,7 +318,11 @@ fn static_persist_keeps_each_ldns_prefix_and_moves_only_the_leaving_members() {
     dp.tables
         .swap(&again.selections, &again.prefixes)
         .expect("publish");
-    assert_eq!(sticky_answers(&mut dp, 1), before, "a republication moved prefixes");
+    assert_eq!(
+        sticky_answers(&mut dp, 1),
+        before,
+        "a republication moved prefixes"
+    );
 
     // frankfurt-a goes down: only the prefixes it had move.
     let gone: IpAddr = "198.18.2.1".parse().expect("address");

@@ -243,7 +243,18 @@ pub async fn run(
         published,
     };
     // From here on, stop the balancer on every way out.
-    let result = serve(&cfg, mode, iface.as_deref(), served, udp, tcp, ready, handle, &shutdown).await;
+    let result = serve(
+        &cfg,
+        mode,
+        iface.as_deref(),
+        served,
+        udp,
+        tcp,
+        ready,
+        handle,
+        &shutdown,
+    )
+    .await;
     let _ = events.send(Event::Shutdown);
     let dataplane = balancer_thread.join().unwrap_or_else(|_| {
         tracing::error!("the balancer thread panicked");

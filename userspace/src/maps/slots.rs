@@ -4,7 +4,7 @@
 //!
 //! Static persist uses another table ([`persist_slot_table`]): a client keeps hashing to the
 //! same slot, so the table must change as little as possible when a member comes or goes.
-use xgslb_common::SLOTS;
+use xgslb_common::{SLOTS, mix64};
 
 /// Slot table for `weights` (1..=8 entries, each >= 1).
 pub fn slot_table(weights: &[u32]) -> [u8; SLOTS] {
@@ -29,16 +29,18 @@ pub fn slot_table(weights: &[u32]) -> [u8; SLOTS] {
     table
 }
 
-/// Slots per address: largest remainder apportionment of SLOTS, every address at least one.
+/// Slots per address: largest remainder apportionment of SLOTS (each share within one slot
+/// of its exact proportion, so within 1/SLOTS of the weight's share of answers), then every
+/// address that got none takes one from the address with the most: a weight too small for a
+/// slot still answers sometimes, as its weight says it should.
 fn shares(weights: &[u32]) -> Vec<u32> {
-    let n = weights.len().max(1);
     let total: u64 = weights.iter().map(|&w| w.max(1) as u64).sum::<u64>().max(1);
-    let free = (SLOTS - n) as u64;
-    let mut shares: Vec<u32> = Vec::with_capacity(n);
-    let mut rema: Vec<(u64, usize)> = Vec::with_capacity(n);
+    let slots = SLOTS as u64;
+    let mut shares: Vec<u32> = Vec::with_capacity(weights.len());
+    let mut rema: Vec<(u64, usize)> = Vec::with_capacity(weights.len());
     for (i, &w) in weights.iter().enumerate() {
-        let exact = free * w.max(1) as u64;
-        shares.push(1 + (exact / total) as u32);
+        let exact = slots * w.max(1) as u64;
+        shares.push((exact / total) as u32);
         rema.push((exact % total, i));
     }
     let mut left = SLOTS as u32 - shares.iter().sum::<u32>();
@@ -49,6 +51,14 @@ fn shares(weights: &[u32]) -> Vec<u32> {
         }
         shares[i] += 1;
         left -= 1;
+    }
+    for i in 0..shares.len() {
+        if shares[i] == 0
+            && let Some(richest) = (0..shares.len()).max_by_key(|&j| (shares[j], usize::MAX - j))
+        {
+            shares[richest] -= 1;
+            shares[i] = 1;
+        }
     }
     shares
 }
@@ -64,8 +74,7 @@ pub fn stable_key(name: &str) -> u64 {
 /// Slot table for static persist: slot `s` goes to the member maximising
 /// `weight / -ln(u)`, `u` uniform in (0, 1) from a hash of (`s`, member key) (weighted
 /// rendezvous hashing). A member's expected share of slots is its weight over the total (a
-/// member may get no slot at all when its share is small: with 64 slots nothing guarantees
-/// one), and removing or adding a member only moves the slots it loses or wins: every other
+/// member may get no slot at all when its share is small: nothing guarantees one), and removing or adding a member only moves the slots it loses or wins: every other
 /// slot keeps its member. Values are indices into `members` (keys: e.g. [`stable_key`] of the
 /// VS name; weights 0 count as 1). Empty `members`: all zeros.
 pub fn persist_slot_table(members: &[(u64, u32)]) -> [u8; SLOTS] {
@@ -91,13 +100,6 @@ fn rendezvous(slot: u64, members: &[(u64, u32)]) -> usize {
     best.0
 }
 
-/// The splitmix64 finaliser: every input bit flips every output bit with probability 1/2.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,28 +113,30 @@ mod tests {
     #[test]
     fn equal_weights_share_equally_and_alternate() {
         let t = slot_table(&[1, 1]);
-        assert_eq!(counts(&t, 2), vec![32, 32]);
+        assert_eq!(counts(&t, 2), vec![64, 64]);
         assert!(t.windows(2).all(|w| w[0] != w[1]));
     }
 
     #[test]
     fn weights_are_proportional() {
         let t = slot_table(&[3, 1]);
-        assert_eq!(counts(&t, 2), vec![48, 16]);
+        assert_eq!(counts(&t, 2), vec![96, 32]);
         let t = slot_table(&[1, 1, 1]);
-        assert_eq!(counts(&t, 3), vec![22, 21, 21]);
+        assert_eq!(counts(&t, 3), vec![43, 43, 42]);
+        let t = slot_table(&[5, 3]);
+        assert_eq!(counts(&t, 2), vec![80, 48]);
     }
 
     #[test]
     fn a_tiny_weight_still_gets_a_slot() {
         let t = slot_table(&[1_000_000, 1]);
-        assert_eq!(counts(&t, 2), vec![63, 1]);
+        assert_eq!(counts(&t, 2), vec![127, 1]);
     }
 
     #[test]
     fn eight_addresses_fill_every_slot() {
         let t = slot_table(&[1; 8]);
-        assert_eq!(counts(&t, 8), vec![8; 8]);
+        assert_eq!(counts(&t, 8), vec![16; 8]);
     }
 
     #[test]
@@ -169,7 +173,7 @@ mod tests {
 
     #[test]
     fn persist_shares_follow_weights() {
-        // Over many slots (the table has only 64), shares are close to weight / total.
+        // Over many slots (the table has only SLOTS), shares are close to weight / total.
         let members = [
             (stable_key("a"), 1),
             (stable_key("b"), 3),
@@ -184,10 +188,10 @@ mod tests {
             let share = *c as f64 / n as f64;
             assert!((share - w / 8.0).abs() < 0.01, "{count:?}");
         }
-        // Equal weights over the real table: 64 slots over 2 members, neither starved.
+        // Equal weights over the real table: SLOTS slots over 2 members, neither starved.
         let t = persist_slot_table(&[(stable_key("x"), 1), (stable_key("y"), 1)]);
         let zeros = counts(&t, 2)[0];
-        assert!((16..=48).contains(&zeros), "{zeros}");
+        assert!((SLOTS / 4..=3 * SLOTS / 4).contains(&zeros), "{zeros}");
         assert_eq!(persist_slot_table(&[]), [0; SLOTS]);
     }
 }

@@ -37,7 +37,7 @@ impl ClassTable {
                 .insert(p, class);
         }
         let mut by_len: Vec<_> = lens.into_iter().map(|((l, _), m)| (l, m)).collect();
-        by_len.sort_by(|a, b| b.0.cmp(&a.0));
+        by_len.sort_by_key(|e| std::cmp::Reverse(e.0));
         Self { by_len }
     }
 
