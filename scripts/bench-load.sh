@@ -143,6 +143,7 @@ gen_xdp_off() {
 setup_data() {
     mkdir -p "$WORK/xgslb" "$WORK/knot" "$WORK/nsd"
     cp "$ROOT/config/example.test.zone" "$WORK/xgslb/example.test.zone"
+    cp "$ROOT/config/metrics.example.toml" "$WORK/xgslb/metrics.example.toml"
     # xgslb: config/example.toml with the bench's pin directory and only the IPv4 listener.
     sed -e 's|^listen = .*|listen = ["198.18.0.2:53"]|' \
         -e "s|^pin_dir = .*|pin_dir = \"$PIN_DIR\"|" \

@@ -2,7 +2,9 @@
 # Two network namespaces joined by a veth pair, for the demo and end-to-end runs.
 #
 #   netns.sh up   PREFIX VETH   creates PREFIX-srv (VETH-s0: 198.18.0.2/24, 2001:db8::2/64)
-#                               and PREFIX-cli (VETH-c0: 198.18.0.1/24, 2001:db8::1/64)
+#                               and PREFIX-cli (VETH-c0: 198.18.0.1/24, 2001:db8::1/64, and
+#                               a second LDNS address in another demo region: 198.18.0.130/24,
+#                               2001:db8::8000:0:0:1/64, for `dig -b`)
 #   netns.sh down PREFIX        removes both namespaces (their veth ends go with them)
 #
 # Idempotent: `up` first removes what an earlier run left. Bounded: no waiting loops (IPv6
@@ -41,6 +43,8 @@ up() {
     ip -n "$cli" addr add 198.18.0.1/24 dev "$c0"
     ip -n "$srv" addr add 2001:db8::2/64 dev "$s0" nodad
     ip -n "$cli" addr add 2001:db8::1/64 dev "$c0" nodad
+    ip -n "$cli" addr add 198.18.0.130/24 dev "$c0"
+    ip -n "$cli" addr add 2001:db8::8000:0:0:1/64 dev "$c0" nodad
     # Partial checksums from tx offload would reach the XDP program unfinished, and its
     # replies would carry them wrong: have the client's kernel compute full checksums.
     ip netns exec "$cli" ethtool -K "$c0" tx off >/dev/null

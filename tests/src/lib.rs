@@ -2,6 +2,7 @@
 //! independent checksum implementation, unique bpffs pin directories, and network namespaces.
 pub mod daemon;
 pub mod frame;
+pub mod gslb;
 pub mod netns;
 pub mod pins;
 
@@ -12,4 +13,21 @@ pub fn require_root() {
     if unsafe { libc::geteuid() } != 0 {
         panic!("this test needs root (BPF, netns, XDP); run it with `sudo` or as root");
     }
+}
+
+/// One BPF_PROG_TEST_RUN of `prog` on `input` (repeat 1): the XDP action, the output frame
+/// and the kernel's time for the run.
+pub fn xdp_run(
+    prog: &mut aya::programs::Xdp,
+    input: &[u8],
+) -> Result<(u32, Vec<u8>, std::time::Duration), aya::programs::ProgramError> {
+    use aya::programs::{TestRun, TestRunOptions};
+    let mut out = vec![0u8; 2048];
+    let res = prog.test_run(TestRunOptions {
+        data_in: Some(input),
+        data_out: Some(&mut out),
+        ..Default::default()
+    })?;
+    out.truncate(res.data_size_out as usize);
+    Ok((res.return_value, out, res.duration))
 }

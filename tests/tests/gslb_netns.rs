@@ -8,32 +8,9 @@ use xgslb::config::XdpModeSetting;
 use xgslb_common::Counter;
 use xgslb_tests::{
     daemon::{ConfigDir, Daemon, test_config},
+    gslb::THREE_SITES,
     netns::{NetnsPair, SERVER_V4, SERVER_V6},
 };
-
-/// Two sites, a virtual server each, and a pool per method under test.
-const SITES: &str = r#"
-[[site]]
-name = "tokyo"
-[[site]]
-name = "newyork"
-[[site_server]]
-name = "tokyo-lb"
-site = "tokyo"
-[[site_server]]
-name = "newyork-lb"
-site = "newyork"
-[[virtual_server]]
-name = "tokyo-a"
-server = "tokyo-lb"
-address = "198.18.1.1"
-port = 80
-[[virtual_server]]
-name = "newyork-a"
-server = "newyork-lb"
-address = "198.18.3.1"
-port = 80
-"#;
 
 /// What dig printed: the status and the answer records (sorted, whitespace normalised), or
 /// `None` when no response came.
@@ -112,7 +89,7 @@ fn topology_sends_each_client_region_to_its_site_from_xdp() {
     pair.add_client_address("198.18.0.77/24");
     pair.add_client_address("2001:db8::8:77/64");
     let cfg = ConfigDir::new(&test_config(&format!(
-        r#"{SITES}
+        r#"{THREE_SITES}
 [[region]]
 name = "near"
 prefixes = ["198.18.0.0/26", "2001:db8::/112"]
@@ -127,9 +104,19 @@ score = 100
 ldns = "far"
 site = "newyork"
 score = 100
+[[virtual_server]]
+name = "tokyo-6"
+server = "tokyo-lb"
+address = "2001:db8:1::1"
+port = 80
+[[virtual_server]]
+name = "newyork-6"
+server = "newyork-lb"
+address = "2001:db8:3::1"
+port = 80
 [[pool]]
 name = "geo"
-members = ["tokyo-a", "newyork-a"]
+members = ["tokyo-a", "newyork-a", "tokyo-6", "newyork-6"]
 preferred = "topology"
 [[wideip]]
 name = "geo.example.test."
@@ -158,12 +145,28 @@ pools = ["geo"]
     let after = d.stats();
     let answered = after[Counter::Answered as usize] - before[Counter::Answered as usize];
     assert_eq!(answered, 12, "XDP answered {answered} of 12: {after:?}");
+
+    // AAAA is the slow path's, from the same classes: the IPv6 virtual server of each site.
+    for (server, source, want) in [
+        (SERVER_V4, "198.18.0.1", "2001:db8:1::1"),
+        (SERVER_V4, "198.18.0.77", "2001:db8:3::1"),
+        (v6.as_str(), "2001:db8::1", "2001:db8:1::1"),
+        (v6.as_str(), "2001:db8::8:77", "2001:db8:3::1"),
+    ] {
+        let reply = dig(&pair, server, "geo.example.test", "AAAA", Some(source));
+        assert_eq!(first_address(&reply), want, "AAAA from {source}: {reply:?}");
+    }
+    assert_eq!(
+        d.stats()[Counter::Answered as usize],
+        after[Counter::Answered as usize],
+        "XDP answered an AAAA query"
+    );
 }
 
 /// One wide IP per all-down behaviour, each over a pool whose only member is disabled.
 fn all_down_config() -> String {
     let mut text = format!(
-        r#"{SITES}
+        r#"{THREE_SITES}
 [[virtual_server]]
 name = "off"
 server = "tokyo-lb"
@@ -272,7 +275,7 @@ preferred = "global_availability"
 name = "ga.example.test."
 pools = ["both"]
 "#;
-    let cfg = ConfigDir::new(&test_config(&format!("{SITES}{pool}")));
+    let cfg = ConfigDir::new(&test_config(&format!("{THREE_SITES}{pool}")));
     let metrics = cfg.path().with_file_name("metrics.toml");
     write(&metrics, "[[vs]]\nname = \"tokyo-a\"\nup = true\n");
     let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);

@@ -11,7 +11,6 @@ use std::{
     },
 };
 
-use aya::programs::{TestRun, TestRunOptions};
 use hickory_proto::{op::Message, rr::RData};
 use xgslb::{
     config::Config,
@@ -22,50 +21,17 @@ use xgslb::{
 use xgslb_tests::{
     daemon::{ConfigDir, test_config},
     frame::{Udp, XDP_PASS, XDP_TX, dns_query, wire_name},
+    gslb::THREE_SITES,
     pins::PinDir,
-    require_root,
+    require_root, xdp_run,
 };
 
 const SERVER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 
-/// Three sites with a controller each; virtual servers 198.18.1.N at tokyo, .2.N at
-/// frankfurt, .3.N at newyork, and an IPv6 one per site.
-const MODEL: &str = r#"
-[[site]]
-name = "tokyo"
-[[site]]
-name = "frankfurt"
-[[site]]
-name = "newyork"
-
-[[site_server]]
-name = "tokyo-lb"
-site = "tokyo"
-[[site_server]]
-name = "frankfurt-lb"
-site = "frankfurt"
-[[site_server]]
-name = "newyork-lb"
-site = "newyork"
-
-[[virtual_server]]
-name = "tokyo-a"
-server = "tokyo-lb"
-address = "198.18.1.1"
-port = 80
-ratio = 5
-[[virtual_server]]
-name = "frankfurt-a"
-server = "frankfurt-lb"
-address = "198.18.2.1"
-port = 80
-ratio = 3
-[[virtual_server]]
-name = "newyork-a"
-server = "newyork-lb"
-address = "198.18.3.1"
-port = 80
+/// The three sites of `THREE_SITES`, another IPv4 virtual server at tokyo, and an IPv6 one
+/// at tokyo and frankfurt.
+const MORE: &str = r#"
 [[virtual_server]]
 name = "tokyo-b"
 server = "tokyo-lb"
@@ -84,7 +50,7 @@ port = 80
 
 [[pool]]
 name = "by-ratio"
-members = ["tokyo-a", "frankfurt-a"]
+members = [{ vs = "tokyo-a", ratio = 5 }, { vs = "frankfurt-a", ratio = 3 }]
 preferred = "ratio"
 
 [[pool]]
@@ -123,7 +89,7 @@ persist_v6 = 56
 "#;
 
 fn config(extra: &str) -> (ConfigDir, Config) {
-    let dir = ConfigDir::new(&test_config(&format!("{MODEL}\n{extra}")));
+    let dir = ConfigDir::new(&test_config(&format!("{THREE_SITES}{MORE}\n{extra}")));
     let cfg = Config::load(&dir.path()).unwrap_or_else(|e| panic!("config: {e}"));
     (dir, cfg)
 }
@@ -146,22 +112,12 @@ fn ask(dp: &mut DataPlane, name: &str, client: IpAddr, id: u16) -> Option<Vec<Ip
         server,
         dns_query(id, 0x0100, &wire_name(name), 1, 1, None),
     );
-    let input = q.to_bytes();
-    let mut out = vec![0u8; 2048];
-    let res = dp
-        .program()
-        .test_run(TestRunOptions {
-            data_in: Some(&input),
-            data_out: Some(&mut out),
-            ..Default::default()
-        })
-        .expect("test_run");
-    match res.return_value {
+    let (action, out, _) = xdp_run(dp.program(), &q.to_bytes()).expect("test_run");
+    match action {
         XDP_TX => {}
         XDP_PASS => return None,
         other => panic!("{name} from {client}: XDP action {other}"),
     }
-    out.truncate(res.data_size_out as usize);
     let l4 = 14 + if client.is_ipv4() { 20 } else { 40 };
     let msg = Message::from_vec(&out[l4 + 8..]).expect("the XDP answer parses");
     Some(

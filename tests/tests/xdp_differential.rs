@@ -5,7 +5,6 @@
 //! response to the same query with the same pick; everything else must be XDP_PASS, unchanged.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use aya::programs::{TestRun, TestRunOptions};
 use hickory_proto::{
     op::Message,
     rr::{LowerName, RecordType},
@@ -19,9 +18,10 @@ use xgslb::{
 };
 use xgslb_tests::{
     daemon::{ConfigDir, test_config},
-    frame::{Opt, Udp, XDP_PASS, XDP_TX, dns_query, fold, inet_sum, wire_name},
+    frame::{Opt, Udp, XDP_DROP, XDP_PASS, XDP_TX, dns_query, fold, inet_sum, wire_name},
+    gslb::THREE_SITES,
     pins::PinDir,
-    require_root,
+    require_root, xdp_run,
 };
 
 const QUERIES: usize = 100_000;
@@ -53,6 +53,67 @@ ttl = 5
 addresses = [{ ip = "198.18.4.1" }]
 "#;
 
+/// Wide IPs over `THREE_SITES`: by ratio, by the client's region, persisting per LDNS prefix,
+/// and two all-down behaviours (drop, SERVFAIL).
+const WIDEIPS: &str = r#"
+[[virtual_server]]
+name = "off"
+server = "tokyo-lb"
+address = "198.18.1.99"
+port = 80
+enabled = false
+[[region]]
+name = "r1"
+prefixes = ["198.18.0.0/26", "2001:db8::/112"]
+[[region]]
+name = "r2"
+prefixes = ["198.18.0.64/26", "2001:db8::1:0/112"]
+[[topology]]
+ldns = "r1"
+site = "tokyo"
+score = 10
+[[topology]]
+ldns = "r2"
+site = "newyork"
+score = 10
+[[pool]]
+name = "ratio"
+members = [{ vs = "tokyo-a", ratio = 5 }, { vs = "frankfurt-a", ratio = 3 }]
+preferred = "ratio"
+records = 2
+[[pool]]
+name = "geo"
+members = ["tokyo-a", "frankfurt-a", "newyork-a"]
+preferred = "topology"
+alternate = "round_robin"
+[[pool]]
+name = "sticky"
+members = ["tokyo-a", "frankfurt-a", "newyork-a"]
+preferred = "static_persist"
+[[pool]]
+name = "down"
+members = ["off"]
+[[wideip]]
+name = "gr.example.test."
+pools = ["ratio"]
+[[wideip]]
+name = "gt.example.test."
+pools = ["geo"]
+[[wideip]]
+name = "gp.example.test."
+pools = ["sticky"]
+persist_v4 = 28
+persist_v6 = 120
+[[wideip]]
+name = "gd.example.test."
+pools = ["down"]
+when_all_down = "drop"
+[[wideip]]
+name = "gs.example.test."
+pools = ["down"]
+when_all_down = "servfail"
+"#;
+
 /// The slow path's dynamic answers with the pick the XDP program used.
 struct FixedPick<'a>(&'a Snapshot, u32);
 
@@ -74,6 +135,11 @@ const NAMES: &[&str] = &[
     "host.lab.example.test",
     "www.example.org",
     "",
+    "gr.example.test",
+    "gt.example.test",
+    "gp.example.test",
+    "gd.example.test",
+    "gs.example.test",
 ];
 
 fn random_case(rng: &mut StdRng, name: &str) -> String {
@@ -172,16 +238,32 @@ fn query(rng: &mut StdRng) -> Vec<u8> {
     q
 }
 
-fn server_client(v6: bool) -> (IpAddr, IpAddr) {
+/// The server, and a client LDNS in region r1, r2 or none, with a random host part.
+fn server_client(rng: &mut StdRng, v6: bool) -> (IpAddr, IpAddr) {
+    let region = rng.random_range(0..3u16);
     if v6 {
         (
             IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
-            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x99)),
+            IpAddr::V6(Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0,
+                0,
+                0,
+                0,
+                region,
+                rng.random(),
+            )),
         )
     } else {
         (
             IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
-            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 99)),
+            IpAddr::V4(Ipv4Addr::new(
+                198,
+                18,
+                0,
+                64 * region as u8 + rng.random_range(1..64),
+            )),
         )
     }
 }
@@ -270,18 +352,20 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
         .unwrap_or_else(rand::random);
     let mut rng = StdRng::seed_from_u64(seed);
 
-    let dir = ConfigDir::new(&test_config(ANSWERS));
+    let dir = ConfigDir::new(&test_config(&format!("{ANSWERS}{THREE_SITES}{WIDEIPS}")));
     let cfg = Config::load(&dir.path()).expect("config");
     let built = build(&cfg).expect("build");
     let pins = PinDir::new("diff");
     let mut dp = DataPlane::load(pins.path()).expect("load");
     publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen)).expect("listeners");
-    dp.tables.swap(&built.selections, &[]).expect("selections");
+    dp.tables
+        .swap(&built.selections, &built.prefixes)
+        .expect("selections");
 
-    let (mut answered, mut passed) = (0usize, 0usize);
+    let (mut answered, mut passed, mut dropped) = (0usize, 0usize, 0usize);
     for n in 0..QUERIES {
         let v6 = rng.random_bool(0.3);
-        let (server, client) = server_client(v6);
+        let (server, client) = server_client(&mut rng, v6);
         let mut q = Udp::query(client, server, query(&mut rng));
         q.sport = rng.random_range(1024..65535);
         if rng.random_bool(0.1) {
@@ -298,23 +382,15 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
         let input = q.to_bytes();
         let pick: u32 = rng.random();
         dp.set_pick_counter(pick).expect("pick counter");
-        let mut out = vec![0u8; 2048];
-        let res = dp
-            .program()
-            .test_run(TestRunOptions {
-                data_in: Some(&input),
-                data_out: Some(&mut out),
-                ..Default::default()
-            })
+        let (action, out, _) = xdp_run(dp.program(), &input)
             .unwrap_or_else(|e| panic!("seed {seed} query {n}: test_run: {e}"));
-        out.truncate(res.data_size_out as usize);
         let fail = |why: String| -> ! {
             panic!(
                 "seed {seed} (XGSLB_DIFF_SEED={seed} replays it), query {n}: {why}\n  input {:02x?}\n  output {:02x?}",
                 input, out
             )
         };
-        match res.return_value {
+        match action {
             XDP_PASS => {
                 passed += 1;
                 if out != input {
@@ -346,6 +422,18 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
                     ));
                 }
             }
+            XDP_DROP => {
+                dropped += 1;
+                let slow = built.catalog.respond(
+                    &q.payload,
+                    Transport::Udp,
+                    client,
+                    &FixedPick(&built.snapshot, pick),
+                );
+                if slow.is_some() {
+                    fail("XDP dropped a query the slow path answers".into());
+                }
+            }
             other => fail(format!("action {other}")),
         }
     }
@@ -355,4 +443,5 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
         "seed {seed}: only {answered} answered by XDP"
     );
     assert!(passed > QUERIES / 10, "seed {seed}: only {passed} passed");
+    assert!(dropped > 0, "seed {seed}: no query met a drop policy");
 }

@@ -62,10 +62,15 @@ fn main() -> ExitCode {
         Task::Build => setup::ensure().and_then(|()| build()),
         Task::Run { iface, config } => setup::ensure().and_then(|()| {
             build()?;
-            let config = config.unwrap_or_else(|| root().join("config/example.toml"));
-            match iface {
-                Some(iface) => run::foreground(&iface, &config),
-                None => run::demo(&config),
+            match (iface, config) {
+                (Some(iface), config) => {
+                    let config = config.unwrap_or_else(|| root().join("config/example.toml"));
+                    run::foreground(&iface, &config)
+                }
+                (None, Some(config)) => run::demo(&config),
+                // The demo's own copy of the example, so that its metrics file can be edited
+                // while it runs without touching the repository.
+                (None, None) => run::demo(&run::demo_config()?),
             }
         }),
         Task::Test => setup::ensure().and_then(|()| test()),

@@ -65,6 +65,19 @@ pub(crate) fn catch_signals() {
     }
 }
 
+/// Copies config/example.toml, its zone and its metrics file to target/demo/ and returns the
+/// config's path there.
+pub fn demo_config() -> Result<std::path::PathBuf> {
+    let dir = target_dir().join("demo");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    for file in ["example.toml", "example.test.zone", "metrics.example.toml"] {
+        let from = root().join("config").join(file);
+        std::fs::copy(&from, dir.join(file))
+            .with_context(|| format!("copy {} to {}", from.display(), dir.display()))?;
+    }
+    Ok(dir.join("example.toml"))
+}
+
 /// The demo: namespaces up, xgslbd in the server one, instructions once it is ready, and
 /// everything removed on Ctrl-C or when xgslbd stops or fails.
 pub fn demo(config: &Path) -> Result<()> {
@@ -142,7 +155,7 @@ pub fn demo(config: &Path) -> Result<()> {
         }
         if !ready && ready_rx.try_recv().is_ok() {
             ready = true;
-            print_instructions();
+            print_instructions(config);
         }
         if !ready && started.elapsed() > READY_TIMEOUT {
             bail!("xgslbd did not print `{READY}` within {READY_TIMEOUT:?}");
@@ -151,17 +164,30 @@ pub fn demo(config: &Path) -> Result<()> {
     }
 }
 
-fn print_instructions() {
+fn print_instructions(config: &Path) {
     let ctl = target_dir().join("release/xgslbctl");
+    let metrics = config.with_file_name("metrics.example.toml");
     println!(
         "\nThe demo is up: xgslbd serves in namespace {SERVER_NS} (XDP on {SERVER_IFACE}).
 Try, from another terminal:
   ip netns exec {CLIENT_NS} dig @198.18.0.2 www.example.test A
   ip netns exec {CLIENT_NS} kdig @2001:db8::2 cdn.example.test A
   ip netns exec {CLIENT_NS} dig @198.18.0.2 example.test SOA      (slow path)
-  {} stats --pin-dir {DEMO_PIN_DIR}   (`answered` counts the XDP answers)
+Regions: the client has an LDNS address in each of two regions; topology sends one to
+frankfurt (198.18.2.10) and the other to tokyo (198.18.1.10):
+  ip netns exec {CLIENT_NS} dig @198.18.0.2 geo.example.test A +short -b 198.18.0.1
+  ip netns exec {CLIENT_NS} dig @198.18.0.2 geo.example.test A +short -b 198.18.0.130
+  ip netns exec {CLIENT_NS} dig @2001:db8::2 geo.example.test A +short -b 2001:db8::8000:0:0:1
+Metrics: dyn.example.test weighs its app servers by least connections (frankfurt-app has
+the fewest). Give it more and the answers move to tokyo within a few intervals (damped):
+  for i in $(seq 20); do ip netns exec {CLIENT_NS} dig @198.18.0.2 dyn.example.test +short; done | sort | uniq -c
+  sed -i 's/^connections = 100$/connections = 5000/' {}
+  {} stats --pin-dir {DEMO_PIN_DIR}   (`answered` counts the XDP answers, `generation` the publications)
+SIGHUP to xgslbd reloads {}.
 Ctrl-C here stops xgslbd and removes the namespaces.\n",
-        ctl.display()
+        metrics.display(),
+        ctl.display(),
+        config.display()
     );
 }
 

@@ -34,6 +34,9 @@
 //!
 //! Each figure is the median of several batches; the batches of all cases are interleaved so
 //! that a slow moment of the machine touches them all alike. The thread is pinned to one CPU.
+#[path = "xgslb-bench/scale.rs"]
+mod scale;
+
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
@@ -70,6 +73,9 @@ struct Args {
     /// Override the repeat count of the repeat=N runs (made even).
     #[arg(long)]
     repeat: Option<u32>,
+    /// Only the scale part (publication, memory, lookups at size).
+    #[arg(long)]
+    scale_only: bool,
     /// Where to write the figures as JSON.
     #[arg(long, default_value = "target/bench/results.json")]
     out: PathBuf,
@@ -143,6 +149,11 @@ fn run(args: &Args) -> Result<()> {
     let cpu = pin_to_last_cpu();
     let pins = PinDir::new("bench");
     let mut dp = setup(pins.path())?;
+    if args.scale_only {
+        let scale = scale::run(&mut dp, &[125, 12_500, 125_000], scale::PREFIXES)?;
+        println!("{}", serde_json::to_string_pretty(&scale)?);
+        return Ok(());
+    }
     let mut cases = cases();
 
     // Warm-up (caches, branch predictors, the JIT image): not recorded.
@@ -161,10 +172,19 @@ fn run(args: &Args) -> Result<()> {
     }
     let report = Report::new(&cases, plan, args.smoke, nproc, cpu)?;
     print!("{}", report.markdown());
+    // Wide IPs x 8 classes: 1k to 1M entries (smoke: 1k and 10k).
+    let (sizes, prefixes): (&[u32], usize) = if args.smoke {
+        (&[125, 1_250], 2_000)
+    } else {
+        (&[125, 12_500, 125_000], scale::PREFIXES)
+    };
+    let scale = scale::run(&mut dp, sizes, prefixes)?;
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
-    let json = serde_json::to_string_pretty(&report.json())?;
+    let mut json = report.json();
+    json["scale"] = scale;
+    let json = serde_json::to_string_pretty(&json)?;
     std::fs::write(&args.out, json + "\n")
         .with_context(|| format!("write {}", args.out.display()))?;
     println!("\nresults: {}", args.out.display());

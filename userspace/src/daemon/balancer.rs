@@ -269,11 +269,13 @@ impl Balancer {
                 dp.tables.update(&selections, &prefixes)?
             };
             tracing::debug!(
-                "published {} selections, {} prefixes: {} writes{} in {:?}",
+                "published {} selections, {} prefixes: {} writes{}, in service after {:?}, \
+                 done in {:?}",
                 selections.len(),
                 prefixes.len(),
                 report.writes,
                 if report.swapped { " (swap)" } else { "" },
+                report.live,
                 report.elapsed
             );
         }

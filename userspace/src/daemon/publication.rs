@@ -222,3 +222,114 @@ fn address_bytes(addr: IpAddr) -> [u8; 16] {
         IpAddr::V6(a) => a.octets(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::{
+        config::Config,
+        model::{Metrics, VsMetrics},
+    };
+
+    const CONFIG: &str = r#"
+[server]
+listen = ["198.18.0.2:53"]
+[balancer]
+damping = { max_step = 0.10, hysteresis = 0.02 }
+[[zone]]
+origin = "example.test."
+file = "example.test.zone"
+[[site]]
+name = "a"
+[[site_server]]
+name = "lb"
+site = "a"
+[[virtual_server]]
+name = "one"
+server = "lb"
+address = "198.18.1.1"
+port = 80
+[[virtual_server]]
+name = "two"
+server = "lb"
+address = "198.18.1.2"
+port = 80
+[[pool]]
+name = "p"
+members = ["one", "two"]
+preferred = "least_connections"
+[[wideip]]
+name = "lc.example.test."
+pools = ["p"]
+"#;
+
+    fn connections(cfg: &Config, one: u64, two: u64) -> Metrics {
+        let mut m = Metrics::default();
+        for (name, c) in [("one", one), ("two", two)] {
+            let vs = cfg.model.vss.iter().position(|v| v.name == name).unwrap();
+            m.vs.insert(
+                vs,
+                VsMetrics {
+                    connections: Some(c),
+                    ..VsMetrics::default()
+                },
+            );
+        }
+        m
+    }
+
+    /// Share of answers "one" gets in the default class's decision.
+    fn share_of_one(p: &Publication) -> f64 {
+        let (_, _, d) = &p.decisions[0];
+        let Outcome::Answer { members, .. } = &d.outcome else {
+            panic!("not an answer: {d:?}");
+        };
+        let total: u32 = members.iter().map(|m| m.1).sum();
+        members
+            .iter()
+            .find(|m| m.0 == 0)
+            .map_or(0.0, |m| m.1 as f64)
+            / total as f64
+    }
+
+    #[test]
+    fn a_step_in_metrics_moves_shares_at_most_max_step_per_interval() {
+        let cfg = Config::parse(Path::new("/etc/xgslb/xgslb.toml"), CONFIG).unwrap();
+        let (mut ids, mut damper) = (ClassIds::default(), Damper::new());
+        let mut publish = |m: &Metrics| {
+            let classes = crate::balance::classes::client_classes(&cfg.model, m, 16);
+            publication(&cfg.model, m, &classes, &mut ids, &mut damper, &[])
+        };
+        // Equal load: half each.
+        let even = connections(&cfg, 100, 100);
+        assert!((share_of_one(&publish(&even)) - 0.5).abs() < 1e-3);
+        // "two" becomes far busier: the target for "one" is 1 / (1 + 1/1001) = 99.9%.
+        let step = connections(&cfg, 0, 1000);
+        let mut last = 0.5;
+        let mut intervals = 0;
+        loop {
+            let now = share_of_one(&publish(&step));
+            assert!(
+                now - last <= 0.10 + 1e-3,
+                "moved {:.3} in one interval (from {last:.3} to {now:.3})",
+                now - last
+            );
+            intervals += 1;
+            if (now - last).abs() < 1e-9 {
+                break;
+            }
+            last = now;
+            assert!(intervals < 20, "did not settle");
+        }
+        assert!(
+            (last - 1001.0 / 1002.0).abs() < 0.02 + 1e-3,
+            "settled at {last:.3}"
+        );
+        assert!(intervals >= 4, "a 0.4 move took {intervals} intervals");
+        // A small wobble inside the hysteresis changes nothing.
+        let wobble = connections(&cfg, 0, 990);
+        assert_eq!(share_of_one(&publish(&wobble)), last);
+    }
+}

@@ -1,6 +1,6 @@
 //! Publication: the selections user space wants served, diffed against what the maps hold,
 //! applied as single-entry operations. The diff is pure so it is tested without a kernel.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap as StdHashMap};
 
 use aya::maps::{HashMap, MapData, MapError};
 use xgslb_common::ListenerKey;
@@ -34,7 +34,33 @@ pub fn diff<K: Ord + Clone, V: PartialEq + Clone>(
     ops
 }
 
-/// A Pod map key ordered by its bytes, so that any key type can sit in a BTreeMap.
+/// The same as `diff`, for hash maps (no order between the puts, deletes still last): what
+/// the selection table keeps, where a million ordered keys cost more than the map writes.
+pub fn diff_unordered<K, V, S>(
+    desired: &StdHashMap<K, V, S>,
+    published: &StdHashMap<K, V, S>,
+) -> Vec<MapOp<K, V>>
+where
+    K: Eq + std::hash::Hash + Clone,
+    V: PartialEq + Clone,
+    S: std::hash::BuildHasher,
+{
+    let mut ops: Vec<MapOp<K, V>> = desired
+        .iter()
+        .filter(|(k, v)| published.get(k) != Some(v))
+        .map(|(k, v)| MapOp::Put(k.clone(), v.clone()))
+        .collect();
+    ops.extend(
+        published
+            .keys()
+            .filter(|k| !desired.contains_key(k))
+            .map(|k| MapOp::Delete(k.clone())),
+    );
+    ops
+}
+
+/// A Pod map key compared, ordered and hashed by its bytes, so that any key type can sit in
+/// a BTreeMap or a HashMap.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ByBytes<K>(pub(crate) K);
 
@@ -47,6 +73,11 @@ impl<K: bytemuck::Pod> Eq for ByBytes<K> {}
 impl<K: bytemuck::Pod> PartialOrd for ByBytes<K> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
+    }
+}
+impl<K: bytemuck::Pod> std::hash::Hash for ByBytes<K> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        bytemuck::bytes_of(&self.0).hash(state);
     }
 }
 impl<K: bytemuck::Pod> Ord for ByBytes<K> {
@@ -102,5 +133,18 @@ mod tests {
             vec![MapOp::Put(2, 20), MapOp::Put(4, 4), MapOp::Delete(3)]
         );
         assert!(diff(&desired, &desired).is_empty());
+    }
+
+    #[test]
+    fn unordered_diff_puts_before_deletes_and_skips_equal_entries() {
+        let published: StdHashMap<u8, u8> = [(1, 1), (2, 2), (3, 3)].into();
+        let desired: StdHashMap<u8, u8> = [(1, 1), (2, 20), (4, 4)].into();
+        let mut ops = diff_unordered(&desired, &published);
+        assert_eq!(ops.pop(), Some(MapOp::Delete(3)));
+        ops.sort_by_key(|op| match op {
+            MapOp::Put(k, _) | MapOp::Delete(k) => *k,
+        });
+        assert_eq!(ops, vec![MapOp::Put(2, 20), MapOp::Put(4, 4)]);
+        assert!(diff_unordered(&desired, &desired).is_empty());
     }
 }

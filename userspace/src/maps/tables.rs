@@ -8,7 +8,8 @@
 //! the slot updates still gets an answer of the old or the new config: an unknown class falls
 //! back to the default class's answer, in either table.
 use std::{
-    collections::BTreeMap,
+    collections::HashMap as StdHashMap,
+    hash::{BuildHasherDefault, Hasher},
     net::IpAddr,
     time::{Duration, Instant},
 };
@@ -20,7 +21,7 @@ use aya::maps::{
 use ipnet::IpNet;
 use xgslb_common::{AnswerSet, ClassId, MAX_REGION_PREFIXES, MAX_SELECTIONS, Meta, SelectionKey};
 
-use super::publish::{ByBytes, MapOp, diff};
+use super::publish::{ByBytes, MapOp, diff_unordered};
 
 /// BPF_F_NO_PREALLOC: as the templates in ebpf/src/maps.rs (the kernel requires the flags
 /// of an inner map to equal its template's).
@@ -37,7 +38,9 @@ pub struct PublishReport {
     pub writes: usize,
     /// Whether the tables were swapped whole.
     pub swapped: bool,
-    /// Time spent writing.
+    /// Time until the new content was in service (for a swap: the outer maps updated).
+    pub live: Duration,
+    /// Time spent in all, bookkeeping included.
     pub elapsed: Duration,
 }
 
@@ -49,8 +52,10 @@ pub struct Tables {
     meta_map: Array<MapData, Meta>,
     /// The selection table in service, once this process has swapped one in.
     current: Option<SelectionTable>,
-    /// Its entries, ordered by key bytes.
-    published: BTreeMap<ByBytes<SelectionKey>, AnswerSet>,
+    /// The region tries in service with it.
+    tries: Option<(Trie4, Trie6)>,
+    /// Its entries, by key bytes.
+    published: Published,
     /// The prefixes of the tries in service.
     published_prefixes: Vec<(IpNet, ClassId)>,
     meta: Meta,
@@ -72,7 +77,8 @@ impl Tables {
             regions6,
             meta_map,
             current: None,
-            published: BTreeMap::new(),
+            tries: None,
+            published: Published::default(),
             published_prefixes: Vec::new(),
             meta,
         }
@@ -102,9 +108,21 @@ impl Tables {
         let capacity = (selections.len() as u32)
             .saturating_mul(2)
             .max(MAX_SELECTIONS);
-        let mut table = SelectionTable::create(capacity, BPF_F_NO_PREALLOC)?;
-        for (k, v) in selections {
-            table.insert(k, v, 0)?;
+        let table = SelectionTable::create(capacity, BPF_F_NO_PREALLOC)?;
+        {
+            use aya::maps::IterableMap;
+            use std::os::fd::{AsFd, AsRawFd};
+            let fd = table.map().fd().as_fd().as_raw_fd();
+            for chunk in selections.chunks(BATCH) {
+                let keys: Vec<SelectionKey> = chunk.iter().map(|e| e.0).collect();
+                let values: Vec<AnswerSet> = chunk.iter().map(|e| e.1).collect();
+                update_batch(fd, &keys, &values).map_err(|io_error| {
+                    MapError::SyscallError(aya::sys::SyscallError {
+                        call: "bpf_map_update_batch",
+                        io_error,
+                    })
+                })?;
+            }
         }
         let trie4 = Trie4::create(trie_capacity(v4.len()), BPF_F_NO_PREALLOC)?;
         let mut trie4 = trie4;
@@ -123,8 +141,10 @@ impl Tables {
         self.regions4.set(0, &trie4, 0)?;
         self.regions6.set(0, &trie6, 0)?;
         self.selections.set(0, &table, 0)?;
+        let live = start.elapsed();
         self.current = Some(table);
-        self.published = selections.iter().map(|&(k, v)| (ByBytes(k), v)).collect();
+        self.tries = Some((trie4, trie6));
+        self.published = index(selections);
         self.published_prefixes = prefixes.to_vec();
         self.meta.generation += 1;
         self.meta.swaps += 1;
@@ -134,6 +154,7 @@ impl Tables {
         Ok(PublishReport {
             writes: selections.len() + prefixes.len() + 3,
             swapped: true,
+            live,
             elapsed: start.elapsed(),
         })
     }
@@ -154,8 +175,8 @@ impl Tables {
             return self.swap(selections, prefixes);
         };
         let start = Instant::now();
-        let desired: BTreeMap<_, _> = selections.iter().map(|&(k, v)| (ByBytes(k), v)).collect();
-        let ops = diff(&desired, &self.published);
+        let desired = index(selections);
+        let ops = diff_unordered(&desired, &self.published);
         for op in &ops {
             match op {
                 MapOp::Put(k, v) => table.insert(k.0, v, 0)?,
@@ -171,13 +192,149 @@ impl Tables {
         Ok(PublishReport {
             writes: ops.len(),
             swapped: false,
+            live: start.elapsed(),
             elapsed: start.elapsed(),
         })
+    }
+
+    /// Writes one entry of the table in service (a metric change the caller already
+    /// computed); `false` when no table has been swapped in by this process yet.
+    pub fn put(&mut self, key: SelectionKey, set: AnswerSet) -> Result<bool, MapError> {
+        let Some(table) = self.current.as_mut() else {
+            return Ok(false);
+        };
+        table.insert(key, set, 0)?;
+        self.published.insert(ByBytes(key), set);
+        self.meta.generation += 1;
+        Ok(true)
+    }
+
+    /// Kernel memory held by the table and tries in service, bytes (the maps' `memlock` as
+    /// /proc reports it: for these no-prealloc maps, what their elements take now).
+    pub fn memory_bytes(&self) -> std::io::Result<u64> {
+        use aya::maps::IterableMap;
+        use std::os::fd::{AsFd, AsRawFd};
+        let mut fds = Vec::new();
+        if let Some(t) = &self.current {
+            fds.push(t.map().fd().as_fd().as_raw_fd());
+        }
+        if let Some((t4, t6)) = &self.tries {
+            fds.push(t4.map().fd().as_fd().as_raw_fd());
+            fds.push(t6.map().fd().as_fd().as_raw_fd());
+        }
+        let mut total = 0;
+        for fd in fds {
+            let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
+            total += info
+                .lines()
+                .find_map(|l| l.strip_prefix("memlock:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(total)
     }
 
     fn write_meta(&mut self) -> Result<(), MapError> {
         self.meta_map.set(0, self.meta, 0)
     }
+}
+
+/// What this process published, by key bytes. Hashed with `WordHasher`: it is bookkeeping
+/// over our own keys (no adversary picks them), and a million entries must index fast.
+type Published = StdHashMap<ByBytes<SelectionKey>, AnswerSet, BuildHasherDefault<WordHasher>>;
+
+fn index(selections: &[(SelectionKey, AnswerSet)]) -> Published {
+    let mut map = Published::with_capacity_and_hasher(selections.len(), Default::default());
+    map.extend(selections.iter().map(|&(k, v)| (ByBytes(k), v)));
+    map
+}
+
+/// A multiply-rotate hash over 8-byte words (the FxHash step): a few cycles per word.
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.add(u64::from_le_bytes(b));
+        }
+        for &b in words.remainder() {
+            self.add(b as u64);
+        }
+    }
+}
+
+impl WordHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// Entries written per BPF_MAP_UPDATE_BATCH call when a table is built.
+const BATCH: usize = 8192;
+
+/// `bpf(BPF_MAP_UPDATE_BATCH)`: writes `keys[i]` -> `values[i]` into the map `fd` in one
+/// system call. aya has no batch operations; filling a million-entry table one syscall per
+/// entry spends most of its time crossing into the kernel.
+fn update_batch<K: bytemuck::Pod, V: bytemuck::Pod>(
+    fd: std::os::fd::RawFd,
+    keys: &[K],
+    values: &[V],
+) -> std::io::Result<()> {
+    /// The `batch` member of `union bpf_attr` (include/uapi/linux/bpf.h).
+    #[repr(C)]
+    struct BatchAttr {
+        in_batch: u64,
+        out_batch: u64,
+        keys: u64,
+        values: u64,
+        count: u32,
+        map_fd: u32,
+        elem_flags: u64,
+        flags: u64,
+    }
+    const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+    assert_eq!(keys.len(), values.len());
+    let mut done = 0usize;
+    while done < keys.len() {
+        let mut attr = BatchAttr {
+            in_batch: 0,
+            out_batch: 0,
+            keys: keys[done..].as_ptr() as u64,
+            values: values[done..].as_ptr() as u64,
+            count: (keys.len() - done) as u32,
+            map_fd: fd as u32,
+            elem_flags: 0,
+            flags: 0,
+        };
+        // SAFETY: the attr points at `count` keys and values that outlive the call; the
+        // kernel writes back only `count` (how many it processed).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_UPDATE_BATCH,
+                &mut attr as *mut BatchAttr,
+                size_of::<BatchAttr>() as u32,
+            )
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if attr.count == 0 {
+            return Err(std::io::Error::other(
+                "the kernel took no element of a batch",
+            ));
+        }
+        done += attr.count as usize;
+    }
+    Ok(())
 }
 
 /// Entries of a new trie: its content and headroom; never below the template's.
