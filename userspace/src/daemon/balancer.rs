@@ -33,6 +33,11 @@ pub enum Event {
     Reload(Box<Config>),
     /// New metrics (a whole set; the metrics file's, until agents exist).
     Metrics(Metrics),
+    /// An operator's change to the running model; `done` gets the outcome.
+    Admin {
+        command: Admin,
+        done: crossbeam_channel::Sender<Result<(), String>>,
+    },
     /// Attach the XDP program (after the first publication): the balancer holds the program.
     Attach {
         iface: String,
@@ -41,6 +46,16 @@ pub enum Event {
     },
     /// Stop; the thread returns the data plane.
     Shutdown,
+}
+
+/// Operator changes to the running model. They last until the next reload, which serves the
+/// config file as written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Admin {
+    /// Take a virtual server out of rotation (false) or put it back (true).
+    SetEnabled { vs: String, enabled: bool },
+    /// Change a virtual server's ratio (>= 1).
+    SetRatio { vs: String, ratio: u32 },
 }
 
 /// What the slow path answers from: the zones and the published selections.
@@ -144,6 +159,13 @@ impl Balancer {
                         self.facts.metric_updates += 1;
                         self.publish_or_log(false);
                     }
+                    Ok(Event::Admin { command, done }) => {
+                        let result = self.admin(&command);
+                        if result.is_ok() {
+                            self.publish_or_log(false);
+                        }
+                        let _ = done.send(result);
+                    }
                     Ok(Event::Attach { iface, mode, done }) => {
                         let result = match self.dataplane.as_mut() {
                             Some(dp) => dp.attach(&iface, mode).map_err(DaemonError::from),
@@ -160,6 +182,39 @@ impl Balancer {
                 },
             }
         }
+    }
+
+    /// Applies an operator's change to the model; the caller publishes.
+    fn admin(&mut self, command: &Admin) -> Result<(), String> {
+        let find = |name: &str| {
+            self.config
+                .model
+                .vss
+                .iter()
+                .position(|v| v.name == name)
+                .ok_or_else(|| format!("no virtual server {name:?}"))
+        };
+        match command {
+            Admin::SetEnabled { vs, enabled } => {
+                let i = find(vs)?;
+                self.config.model.vss[i].enabled = *enabled;
+            }
+            Admin::SetRatio { vs, ratio } => {
+                if *ratio == 0 {
+                    return Err("ratio: must be at least 1".into());
+                }
+                let i = find(vs)?;
+                self.config.model.vss[i].ratio = *ratio;
+                // Pool members that took the VS's ratio follow it.
+                for pool in &mut self.config.model.pools {
+                    for m in pool.members.iter_mut().filter(|m| m.vs == i) {
+                        m.ratio = *ratio;
+                    }
+                }
+            }
+        }
+        tracing::info!("admin: {command:?}");
+        Ok(())
     }
 
     fn reload(&mut self, config: Config) {
@@ -321,3 +376,7 @@ pub(super) fn load_zones(config: &Config) -> Result<Vec<Zone>, DaemonError> {
 fn last_core() -> Option<usize> {
     core_affinity::get_core_ids()?.last().map(|c| c.id)
 }
+
+#[cfg(test)]
+#[path = "balancer_tests.rs"]
+mod tests;

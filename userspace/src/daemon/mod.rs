@@ -48,6 +48,9 @@ pub enum DaemonError {
     /// A map write failed.
     #[error("publishing to the XDP maps: {0}")]
     Publish(#[from] aya::maps::MapError),
+    /// An operator's change was refused.
+    #[error("{0}")]
+    Admin(String),
     /// The daemon has stopped; the request cannot be handled.
     #[error("xgslbd has stopped")]
     Stopped,
@@ -138,6 +141,19 @@ impl DaemonHandle {
         self.events
             .send(Event::Metrics(metrics))
             .map_err(|_| DaemonError::Stopped)
+    }
+
+    /// Applies an operator's change (enable, disable, ratio) and waits until it is
+    /// published; an unknown virtual server or a bad value is refused with the reason.
+    pub fn admin(&self, command: balancer::Admin) -> Result<(), DaemonError> {
+        let (done, outcome) = crossbeam_channel::bounded(1);
+        self.events
+            .send(Event::Admin { command, done })
+            .map_err(|_| DaemonError::Stopped)?;
+        outcome
+            .recv()
+            .map_err(|_| DaemonError::Stopped)?
+            .map_err(DaemonError::Admin)
     }
 
     /// Publication facts as of now.
@@ -245,8 +261,7 @@ pub async fn run(
     // From here on, stop the balancer on every way out.
     let result = serve(
         &cfg,
-        mode,
-        iface.as_deref(),
+        (mode, iface.as_deref(), &pin_dir),
         served,
         udp,
         tcp,
@@ -276,8 +291,7 @@ pub async fn run(
 #[allow(clippy::too_many_arguments)]
 async fn serve(
     cfg: &Config,
-    mode: XdpModeSetting,
-    iface: Option<&str>,
+    (mode, iface, pin_dir): (XdpModeSetting, Option<&str>, &Path),
     served: ServedCell,
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
@@ -305,7 +319,7 @@ async fn serve(
                 let used = rx.await.map_err(|_| DaemonError::Stopped)??;
                 tracing::info!(
                     "XDP attached to {iface} ({used:?}), maps in {}",
-                    cfg.pin_dir.display()
+                    pin_dir.display()
                 );
             }
             None => tracing::warn!(

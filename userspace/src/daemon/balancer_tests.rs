@@ -1,0 +1,180 @@
+//! The balancer thread without a kernel (no data plane): events in, what the slow path serves
+//! out. Admin changes, metrics and a bad admin command, then shutdown.
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    path::Path,
+};
+
+use hickory_proto::{
+    op::{Message, MessageType, OpCode, Query, ResponseCode},
+    rr::{Name, RData, RecordType},
+};
+
+use super::*;
+use crate::{
+    dns::Transport,
+    model::{Metrics, VsMetrics},
+};
+
+const CONFIG: &str = r#"
+[server]
+listen = ["198.18.0.2:53"]
+[[zone]]
+origin = "example.test."
+file = "example.test.zone"
+[[site]]
+name = "a"
+[[site_server]]
+name = "lb"
+site = "a"
+[[virtual_server]]
+name = "one"
+server = "lb"
+address = "198.18.1.1"
+port = 80
+[[virtual_server]]
+name = "two"
+server = "lb"
+address = "198.18.1.2"
+port = 80
+[[pool]]
+name = "p"
+members = ["one", "two"]
+[[wideip]]
+name = "app.example.test."
+pools = ["p"]
+when_all_down = "return_to_dns"
+"#;
+
+fn config(dir: &Path) -> Config {
+    let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.test.zone");
+    std::fs::copy(zone, dir.join("example.test.zone")).unwrap();
+    let path = dir.join("xgslb.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    Config::load(&path).unwrap()
+}
+
+/// The A addresses the slow path answers for app.example.test over `n` queries, and the
+/// rcode of the last.
+fn ask(served: &ServedCell, n: usize) -> (Vec<IpAddr>, ResponseCode) {
+    let mut q = Message::new(1, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(
+        Name::from_ascii("app.example.test.").unwrap(),
+        RecordType::A,
+    ));
+    let bytes = q.to_vec().unwrap();
+    let client = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+    let mut addrs = Vec::new();
+    let mut rcode = ResponseCode::NoError;
+    for _ in 0..n {
+        let s = served.read().unwrap().clone();
+        let response = s
+            .catalog
+            .respond(&bytes, Transport::Udp, client, &s.snapshot)
+            .unwrap();
+        let m = Message::from_vec(&response).unwrap();
+        rcode = m.metadata.response_code;
+        addrs.extend(m.answers.iter().filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            _ => None,
+        }));
+    }
+    addrs.sort();
+    addrs.dedup();
+    (addrs, rcode)
+}
+
+fn addrs(list: &[&str]) -> Vec<IpAddr> {
+    list.iter().map(|a| a.parse().unwrap()).collect()
+}
+
+fn admin(events: &crossbeam_channel::Sender<Event>, command: Admin) -> Result<(), String> {
+    let (done, outcome) = crossbeam_channel::bounded(1);
+    events.send(Event::Admin { command, done }).unwrap();
+    outcome.recv().unwrap()
+}
+
+#[test]
+fn admin_and_metrics_events_change_what_is_served_and_bad_commands_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let two = cfg.model.vss.iter().position(|v| v.name == "two").unwrap();
+    let (balancer, served, published) = Balancer::start(cfg, None).unwrap();
+    let (events, inbox) = crossbeam_channel::unbounded();
+    let thread = std::thread::spawn(move || balancer.run(inbox));
+
+    assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1", "198.18.1.2"]));
+
+    admin(
+        &events,
+        Admin::SetEnabled {
+            vs: "one".into(),
+            enabled: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.2"]), "one is disabled");
+
+    let before = *published.borrow();
+    let err = admin(
+        &events,
+        Admin::SetEnabled {
+            vs: "three".into(),
+            enabled: false,
+        },
+    )
+    .unwrap_err();
+    assert!(err.contains("three"), "{err}");
+    let err = admin(
+        &events,
+        Admin::SetRatio {
+            vs: "two".into(),
+            ratio: 0,
+        },
+    )
+    .unwrap_err();
+    assert!(err.contains("ratio"), "{err}");
+    assert_eq!(*published.borrow(), before, "a refused command published");
+    assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.2"]));
+
+    // two reported down as well: all down, so the zone's static record (return to DNS).
+    let mut metrics = Metrics::default();
+    metrics.vs.insert(
+        two,
+        VsMetrics {
+            up: Some(false),
+            ..VsMetrics::default()
+        },
+    );
+    events.send(Event::Metrics(metrics)).unwrap();
+    // Events are handled in order: an admin command's reply means the metrics are published.
+    admin(
+        &events,
+        Admin::SetEnabled {
+            vs: "one".into(),
+            enabled: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        ask(&served, 2),
+        (addrs(&["198.18.0.82"]), ResponseCode::NoError)
+    );
+
+    // one back: it answers alone (two is still down).
+    admin(
+        &events,
+        Admin::SetEnabled {
+            vs: "one".into(),
+            enabled: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1"]));
+
+    events.send(Event::Shutdown).unwrap();
+    assert!(
+        thread.join().unwrap().is_none(),
+        "no data plane to hand back"
+    );
+}
