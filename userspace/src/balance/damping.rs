@@ -104,6 +104,18 @@ impl Damper {
         }
     }
 
+    /// Starts `key` from `from`'s weights when `key` has none: a class that appears (its LDNS
+    /// prefixes regrouped because path rankings changed) is damped from what its clients
+    /// were served under the default class, instead of jumping to its target.
+    pub fn seed(&mut self, key: DampKey, from: DampKey) {
+        if self.state.contains_key(&key) {
+            return;
+        }
+        if let Some(w) = self.state.get(&from).cloned() {
+            self.state.insert(key, w);
+        }
+    }
+
     /// Keeps only the keys `keep` accepts (drop wide IPs or classes that no longer exist).
     pub fn retain(&mut self, mut keep: impl FnMut(&DampKey) -> bool) {
         self.state.retain(|k, _| keep(k));

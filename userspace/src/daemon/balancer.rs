@@ -231,15 +231,16 @@ impl Balancer {
             &mut self.statics,
             selections::answer_sets(&self.config.answers),
         );
-        self.watcher = self
+        let new_watcher = self
             .config
             .balancer
             .metrics_file
             .as_ref()
             .map(|p| MetricsWatcher::new(p.clone()));
+        let old_watcher = std::mem::replace(&mut self.watcher, new_watcher);
         // Damping state and metrics refer to model indices, which a new model renumbers.
-        self.damper = Damper::new();
-        self.metrics = Metrics::default();
+        let old_damper = std::mem::take(&mut self.damper);
+        let old_metrics = std::mem::take(&mut self.metrics);
         self.poll_metrics();
         match self.publish(true) {
             Ok(()) => {
@@ -252,7 +253,9 @@ impl Balancer {
                 self.config = old;
                 self.zones = old_zones;
                 self.statics = old_statics;
-                self.damper = Damper::new();
+                self.watcher = old_watcher;
+                self.damper = old_damper;
+                self.metrics = old_metrics;
                 if let Err(e) = self.publish(true) {
                     tracing::error!("cannot republish the old config: {e}");
                 }
@@ -317,11 +320,27 @@ impl Balancer {
         if !swap && self.last.as_ref() == Some(&sets) && self.last_prefixes == prefixes {
             return Ok(());
         }
+        // The slow path's side is built first: a config the catalog refuses (a wide IP at a
+        // CNAME or below a cut) never reaches the maps.
+        let snapshot = Snapshot::new(sets.iter().cloned(), &prefixes);
+        let catalog = if swap {
+            Arc::new(Catalog::new(self.zones.clone(), &snapshot.dynamic_names())?)
+        } else {
+            self.current_catalog()
+        };
         if let Some(dp) = self.dataplane.as_mut() {
-            let report = if swap {
-                dp.tables.swap(&selections, &prefixes)?
+            let written = if swap {
+                dp.tables.swap(&selections, &prefixes)
             } else {
-                dp.tables.update(&selections, &prefixes)?
+                dp.tables.update(&selections, &prefixes)
+            };
+            let report = match written {
+                Ok(report) => report,
+                Err(e) => {
+                    // Publish again on the next tick, whatever it computes.
+                    self.last = None;
+                    return Err(e.into());
+                }
             };
             tracing::debug!(
                 "published {} selections, {} prefixes: {} writes{}, in service after {:?}, \
@@ -334,12 +353,6 @@ impl Balancer {
                 report.elapsed
             );
         }
-        let snapshot = Snapshot::new(sets.iter().cloned(), &prefixes);
-        let catalog = if swap {
-            Arc::new(Catalog::new(self.zones.clone(), &snapshot.dynamic_names())?)
-        } else {
-            self.current_catalog()
-        };
         let served = Arc::new(Served { catalog, snapshot });
         match self.served.write() {
             Ok(mut cell) => *cell = served,

@@ -125,12 +125,13 @@ pub struct DaemonHandle {
 }
 
 impl DaemonHandle {
-    /// Reads and validates the config file again (zones included) and hands it to the
+    /// Reads and validates the config file again (zones and the catalog included) and hands it to the
     /// balancer. A config that fails is refused with the reason, and the old one keeps
     /// serving. Changes under `[server]` (listeners, interface, pins) take a restart.
     pub fn reload(&self) -> Result<(), DaemonError> {
         let cfg = Config::load(&self.config_path)?;
-        balancer::load_zones(&cfg)?;
+        // Zones, wide IPs against them (CNAMEs, cuts), everything the balancer will build.
+        build(&cfg)?;
         self.events
             .send(Event::Reload(Box::new(cfg)))
             .map_err(|_| DaemonError::Stopped)

@@ -28,20 +28,31 @@ pub struct ClassIds {
     next: ClassId,
 }
 
+/// Largest class id: the selection key holds a u16.
+const MAX_CLASS_ID: ClassId = u16::MAX as ClassId;
+
 impl ClassIds {
-    /// The id of the class with `key`; the default class is always `DEFAULT_CLASS`.
-    pub fn id(&mut self, key: &str) -> ClassId {
+    /// Ids for `keys` (one publication's classes, the default class's key among them).
+    /// Ids are never reused while they may be in service; when they run out, the classes in
+    /// use are renumbered all at once (the publication then swaps everything in anew).
+    pub fn assign(&mut self, keys: &[&str]) -> Vec<ClassId> {
+        let new = keys
+            .iter()
+            .filter(|k| **k != balance::classes::DEFAULT_KEY && !self.by_key.contains_key(**k))
+            .count() as ClassId;
+        if self.next.saturating_add(new) > MAX_CLASS_ID {
+            self.by_key.clear();
+            self.next = 0;
+        }
+        keys.iter().map(|k| self.id(k)).collect()
+    }
+
+    fn id(&mut self, key: &str) -> ClassId {
         if key == balance::classes::DEFAULT_KEY {
             return DEFAULT_CLASS as ClassId;
         }
         if let Some(id) = self.by_key.get(key) {
             return *id;
-        }
-        if self.next >= u16::MAX as ClassId {
-            // Ids are never reused while they may be in service; once 65,534 have been handed
-            // out, start over (the next publication then swaps in everything anew).
-            self.by_key.clear();
-            self.next = 0;
         }
         self.next += 1;
         self.by_key.insert(key.to_owned(), self.next);
@@ -71,24 +82,35 @@ pub fn publication(
     damper: &mut Damper,
     statics: &[(Name, RecordType, AnswerSet)],
 ) -> Publication {
-    let class_ids: Vec<ClassId> = classes.classes.iter().map(|c| ids.id(&c.key)).collect();
+    let keys: Vec<&str> = classes.classes.iter().map(|c| c.key.as_str()).collect();
+    let class_ids = ids.assign(&keys);
     let mut out = Publication {
+        // Prefixes of the default class stay in the tries: one inside a prefix of another
+        // class (put back to the default by the class bound) must not match the outer one.
         prefixes: classes
             .prefixes
             .iter()
             .filter_map(|&(p, i)| class_ids.get(i).map(|&id| (p, id)))
-            .filter(|&(_, id)| id != DEFAULT_CLASS as ClassId)
             .collect(),
         ..Publication::default()
     };
+    // Damping state of wide IPs and classes that are gone goes with them.
+    let live: std::collections::HashSet<(usize, u64)> = (0..model.wideips.len())
+        .flat_map(|w| classes.classes.iter().map(move |c| (w, c.key_hash())))
+        .collect();
+    damper.retain(|k| live.contains(k));
     for (name, rtype, set) in statics {
         out.sets
             .push((name.clone(), *rtype, DEFAULT_CLASS as ClassId, *set));
     }
     for (w, wideip) in model.wideips.iter().enumerate() {
         let mut default_sets: Option<[AnswerSet; 2]> = None;
+        let default_key = classes.classes.first().map(|c| (w, c.key_hash()));
         for (class, &id) in classes.classes.iter().zip(&class_ids) {
             let decision = balance::decide(model, w, metrics, &class.context);
+            if let Some(from) = default_key {
+                damper.seed((w, class.key_hash()), from);
+            }
             let outcome = damper.apply(
                 (w, class.key_hash()),
                 decision.outcome.clone(),
@@ -292,6 +314,23 @@ pools = ["p"]
             .find(|m| m.0 == 0)
             .map_or(0.0, |m| m.1 as f64)
             / total as f64
+    }
+
+    #[test]
+    fn class_ids_are_stable_distinct_and_renumbered_at_once_when_they_run_out() {
+        let mut ids = ClassIds::default();
+        let first = ids.assign(&["default", "a", "b"]);
+        assert_eq!(first, vec![0, 1, 2]);
+        assert_eq!(ids.assign(&["b", "default", "c"]), vec![2, 0, 3]);
+        // Near the end of the id space, a publication needing more renumbers all its classes.
+        ids.next = MAX_CLASS_ID - 1;
+        let got = ids.assign(&["default", "a", "x", "y"]);
+        assert_eq!(got, vec![0, 1, 2, 3]);
+        assert_eq!(
+            ids.assign(&["y", "x", "a"]),
+            vec![3, 2, 1],
+            "stable after renumbering"
+        );
     }
 
     #[test]

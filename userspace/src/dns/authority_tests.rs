@@ -878,3 +878,43 @@ fn other_zone_answers_its_own_names_only() {
             .all(|r| !r.name.to_string().ends_with("example.net."))
     );
 }
+
+/// Every dynamic RRset returns to DNS (the wide IPs' all-down behaviour).
+struct AllReturnToDns;
+
+impl DynamicAnswers for AllReturnToDns {
+    fn answer(&self, _: &LowerName, _: RecordType, _: IpAddr) -> Dynamic {
+        Dynamic::ReturnToDns
+    }
+}
+
+#[test]
+fn return_to_dns_answers_the_zone_records_or_the_wildcard_covering_the_name() {
+    let dynamic = [
+        (name("www.example.com."), RecordType::A),
+        (name("gslb.wild.example.com."), RecordType::A),
+        (name("other.example.com."), RecordType::A),
+    ];
+    let catalog = Catalog::new(vec![zone("example.com.", ZONE)], &dynamic).expect("catalog");
+    let ask = |qname: &str| {
+        let bytes = query(qname, RecordType::A).to_vec().unwrap();
+        let r = catalog
+            .respond(&bytes, Transport::Udp, CLIENT, &AllReturnToDns)
+            .expect("a response");
+        let m = Message::from_vec(&r).unwrap();
+        let answers: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
+        (m.metadata.response_code, answers)
+    };
+    // The zone file's own record of the name.
+    assert_eq!(
+        ask("www.example.com."),
+        (ResponseCode::NoError, vec!["192.0.2.80".into()])
+    );
+    // No record of its own, but *.wild covers it: the wildcard's.
+    assert_eq!(
+        ask("gslb.wild.example.com."),
+        (ResponseCode::NoError, vec!["192.0.2.99".into()])
+    );
+    // Neither: NODATA (the name exists, as a wide IP).
+    assert_eq!(ask("other.example.com."), (ResponseCode::NoError, vec![]));
+}

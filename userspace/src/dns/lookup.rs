@@ -125,7 +125,7 @@ impl Lookup<'_> {
                     res.drop = true;
                     return None;
                 }
-                answer => dynamic_records(node, owner, qtype, answer),
+                answer => self.dynamic_records(node, node_name, owner, qtype, answer),
             }
         } else {
             self.rrset(node, node_name, owner, qtype)
@@ -153,11 +153,64 @@ impl Lookup<'_> {
     ) -> Vec<Record> {
         if node.is_dynamic(rtype) {
             let answer = self.dynamic.answer(node_name, rtype, self.client);
-            return dynamic_records(node, owner, rtype, answer);
+            return self.dynamic_records(node, node_name, owner, rtype, answer);
         }
         node.rrset(rtype)
             .map(|r| with_owner(r, owner))
             .unwrap_or_default()
+    }
+
+    /// The records a dynamic answer stands for, with `owner` as owner name. Outside the
+    /// question's own RRset (ANY, additional data) SERVFAIL and drop add nothing.
+    fn dynamic_records(
+        &self,
+        node: &Node,
+        node_name: &LowerName,
+        owner: &Name,
+        rtype: RecordType,
+        answer: Dynamic,
+    ) -> Vec<Record> {
+        let mut records = match answer {
+            Dynamic::Records(records) => records,
+            Dynamic::ReturnToDns => match node.shadowed.get(&u16::from(rtype)) {
+                Some(records) => records.clone(),
+                None => self.wildcard_records(node_name, rtype),
+            },
+            Dynamic::ServFail | Dynamic::Drop => Vec::new(),
+        };
+        records.retain(|r| r.record_type() == rtype);
+        for record in &mut records {
+            record.name = owner.clone();
+        }
+        records
+    }
+
+    /// Return to DNS for a wide IP the zone file does not name: the records a wildcard would
+    /// have given it (RFC 4592), from the nearest ancestor with a `*` child, up to the first
+    /// ancestor the zone file itself names.
+    fn wildcard_records(&self, name: &LowerName, rtype: RecordType) -> Vec<Record> {
+        let mut ancestor = name.base_name();
+        while self.zone.origin.zone_of(&ancestor) {
+            let Ok(star) = Name::from(&ancestor).prepend_label("*") else {
+                return Vec::new();
+            };
+            if let Some(node) = self.zone.nodes.get(&LowerName::new(&star)) {
+                return node
+                    .rrset(rtype)
+                    .map(<[Record]>::to_vec)
+                    .unwrap_or_default();
+            }
+            let named = self
+                .zone
+                .nodes
+                .get(&ancestor)
+                .is_some_and(|n| !n.rrsets.is_empty());
+            if named || ancestor == self.zone.origin {
+                break;
+            }
+            ancestor = ancestor.base_name();
+        }
+        Vec::new()
     }
 
     /// ANY (RFC 8482): over UDP one RRset, the lowest type number present, so the answer is
@@ -232,25 +285,6 @@ impl Lookup<'_> {
         }
         out
     }
-}
-
-/// The records a dynamic answer stands for, with `owner` as owner name. Outside the
-/// question's own RRset (ANY, additional data) SERVFAIL and drop add nothing.
-fn dynamic_records(node: &Node, owner: &Name, rtype: RecordType, answer: Dynamic) -> Vec<Record> {
-    let mut records = match answer {
-        Dynamic::Records(records) => records,
-        Dynamic::ReturnToDns => node
-            .shadowed
-            .get(&u16::from(rtype))
-            .cloned()
-            .unwrap_or_default(),
-        Dynamic::ServFail | Dynamic::Drop => Vec::new(),
-    };
-    records.retain(|r| r.record_type() == rtype);
-    for record in &mut records {
-        record.name = owner.clone();
-    }
-    records
 }
 
 /// Copies of `records` with `owner` as owner name (keeps the query's letter case, and gives

@@ -138,9 +138,20 @@ impl Tables {
             }
         }
         // Tries first: a class the new table does not know falls back to the default class.
-        self.regions4.set(0, &trie4, 0)?;
-        self.regions6.set(0, &trie6, 0)?;
-        self.selections.set(0, &table, 0)?;
+        // Should a slot update fail, the slots hold a mix: forget what is in service, so that
+        // the next publication swaps everything again instead of diffing against a guess.
+        let slots = (|| {
+            self.regions4.set(0, &trie4, 0)?;
+            self.regions6.set(0, &trie6, 0)?;
+            self.selections.set(0, &table, 0)
+        })();
+        if let Err(e) = slots {
+            self.current = None;
+            self.tries = None;
+            self.published.clear();
+            self.published_prefixes.clear();
+            return Err(e);
+        }
         let live = start.elapsed();
         self.current = Some(table);
         self.tries = Some((trie4, trie6));
@@ -150,9 +161,12 @@ impl Tables {
         self.meta.swaps += 1;
         self.meta.selections = selections.len() as u64;
         self.meta.prefixes = prefixes.len() as u64;
-        self.write_meta()?;
+        // The new tables serve already: a stale meta map is not worth failing for.
+        if let Err(e) = self.write_meta() {
+            tracing::warn!("cannot write the meta map (xgslbctl shows stale facts): {e}");
+        }
         Ok(PublishReport {
-            writes: selections.len() + prefixes.len() + 3,
+            writes: selections.len() + prefixes.len() + 4,
             swapped: true,
             live,
             elapsed: start.elapsed(),
@@ -177,17 +191,23 @@ impl Tables {
         let start = Instant::now();
         let desired = index(selections);
         let ops = diff_unordered(&desired, &self.published);
-        for op in &ops {
-            match op {
-                MapOp::Put(k, v) => table.insert(k.0, v, 0)?,
-                MapOp::Delete(k) => table.remove(&k.0)?,
-            }
+        let written = ops.iter().try_for_each(|op| match op {
+            MapOp::Put(k, v) => table.insert(k.0, v, 0),
+            MapOp::Delete(k) => table.remove(&k.0),
+        });
+        if let Err(e) = written {
+            // A full table (more classes differ from the default than it was sized for) or
+            // any other failure: a swap builds a table sized for what is wanted now.
+            tracing::warn!("single-entry update failed ({e}); swapping the tables whole");
+            return self.swap(selections, prefixes);
         }
         self.published = desired;
         if !ops.is_empty() {
             self.meta.generation += 1;
             self.meta.selections = selections.len() as u64;
-            self.write_meta()?;
+            if let Err(e) = self.write_meta() {
+                tracing::warn!("cannot write the meta map (xgslbctl shows stale facts): {e}");
+            }
         }
         Ok(PublishReport {
             writes: ops.len(),
@@ -206,6 +226,8 @@ impl Tables {
         table.insert(key, set, 0)?;
         self.published.insert(ByBytes(key), set);
         self.meta.generation += 1;
+        self.meta.selections = self.published.len() as u64;
+        self.write_meta()?;
         Ok(true)
     }
 
