@@ -76,6 +76,9 @@ struct Args {
     /// Only the scale part (publication, memory, lookups at size).
     #[arg(long)]
     scale_only: bool,
+    /// Wide IP counts of the scale part (each with 8 client classes).
+    #[arg(long, value_delimiter = ',')]
+    scale_sizes: Option<Vec<u32>>,
     /// Where to write the figures as JSON.
     #[arg(long, default_value = "target/bench/results.json")]
     out: PathBuf,
@@ -150,7 +153,11 @@ fn run(args: &Args) -> Result<()> {
     let pins = PinDir::new("bench");
     let mut dp = setup(pins.path())?;
     if args.scale_only {
-        let scale = scale::run(&mut dp, &[125, 12_500, 125_000], scale::PREFIXES)?;
+        let sizes = args
+            .scale_sizes
+            .clone()
+            .unwrap_or(scale::FULL_SIZES.to_vec());
+        let scale = scale::run(&mut dp, &sizes, scale::PREFIXES)?;
         println!("{}", serde_json::to_string_pretty(&scale)?);
         return Ok(());
     }
@@ -173,12 +180,13 @@ fn run(args: &Args) -> Result<()> {
     let report = Report::new(&cases, plan, args.smoke, nproc, cpu)?;
     print!("{}", report.markdown());
     // Wide IPs x 8 classes: 1k to 1M entries (smoke: 1k and 10k).
-    let (sizes, prefixes): (&[u32], usize) = if args.smoke {
-        (&[125, 1_250], 2_000)
+    let (sizes, prefixes) = if args.smoke {
+        (vec![125, 1_250], 2_000)
     } else {
-        (&[125, 12_500, 125_000], scale::PREFIXES)
+        let sizes = args.scale_sizes.clone();
+        (sizes.unwrap_or(scale::FULL_SIZES.to_vec()), scale::PREFIXES)
     };
-    let scale = scale::run(&mut dp, sizes, prefixes)?;
+    let scale = scale::run(&mut dp, &sizes, prefixes)?;
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }

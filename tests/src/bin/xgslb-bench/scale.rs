@@ -16,6 +16,10 @@ use xgslb_tests::{
 
 /// Client classes per wide IP, as the issue sizes the table.
 const CLASSES: u32 = 8;
+/// Wide IP counts of a full run: 1k to 1M entries (the 2 s swap target's size), through
+/// 1,000 and 100,000 wide IPs. A million wide IPs (8M entries, 3.5 GB of kernel memory, 9 GB
+/// of bench memory) is `--scale-sizes 1000000`.
+pub const FULL_SIZES: [u32; 5] = [125, 1_000, 12_500, 100_000, 125_000];
 /// Region trie prefixes of a full run.
 pub const PREFIXES: usize = 100_000;
 /// The size the swap target is stated for.
@@ -87,8 +91,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// ns per hit query (repeat=1 runs, each checked to be XDP_TX), median of the batches.
-fn hit_ns(dp: &mut DataPlane) -> Result<f64> {
+/// ns per hit query (repeat=1 runs, each checked to be XDP_TX): the median and the fastest
+/// of the batches. The spread is wide on this VM (right after a swap the kernel also frees
+/// the previous table in the background); the median is what the target is judged on.
+fn hit_ns(dp: &mut DataPlane) -> Result<(f64, f64)> {
     let q = Udp::query(
         CLIENT4.into(),
         SERVER4.into(),
@@ -107,7 +113,7 @@ fn hit_ns(dp: &mut DataPlane) -> Result<f64> {
     }
     batches.remove(0); // warm-up
     batches.sort_by(f64::total_cmp);
-    Ok(percentile(&batches, 0.5))
+    Ok((percentile(&batches, 0.5), batches[0]))
 }
 
 /// Runs the scale part; `sizes` are wide IP counts. Prints a Markdown table, returns JSON.
@@ -116,7 +122,7 @@ pub fn run(dp: &mut DataPlane, sizes: &[u32], prefixes_n: usize) -> Result<Value
     let mut md = String::from(
         "\n### Scale: publication and lookups\n\n\
          | wide IPs x 8 classes | entries | full swap: in service / done (ms) | kernel memory \
-         (MiB) | single update p50 / p99 (us) | XDP hit (ns) |\n|---:|---:|---:|---:|---:|---:|\n",
+         (MiB) | single update p50 / p99 (us) | XDP hit, median (fastest) (ns) |\n|---:|---:|---:|---:|---:|---:|\n",
     );
     let trie = prefixes(prefixes_n);
     let mut hit_small = None;
@@ -139,11 +145,11 @@ pub fn run(dp: &mut DataPlane, sizes: &[u32], prefixes_n: usize) -> Result<Value
         }
         update_us.sort_by(f64::total_cmp);
         let (p50, p99) = (percentile(&update_us, 0.5), percentile(&update_us, 0.99));
-        let hit = hit_ns(dp)?;
+        let (hit, fastest) = hit_ns(dp)?;
         hit_small.get_or_insert(hit);
         md += &format!(
             "| {wideips} | {} | {swap_ms:.0} / {total_ms:.0} | {memory:.1} | {p50:.1} / {p99:.1} \
-             | {hit:.0} |\n",
+             | {hit:.0} ({fastest:.0}) |\n",
             entries.len()
         );
         rows.push(json!({
@@ -157,9 +163,16 @@ pub fn run(dp: &mut DataPlane, sizes: &[u32], prefixes_n: usize) -> Result<Value
             "single_update_p50_us": p50,
             "single_update_p99_us": p99,
             "xdp_hit_ns": hit,
+            "xdp_hit_fastest_batch_ns": fastest,
         }));
     }
-    let largest = rows.last().cloned().unwrap_or(Value::Null);
+    // Targets are stated for 1M entries: judge on that row when it was run, else the largest.
+    let largest = rows
+        .iter()
+        .find(|r| r["entries"].as_u64() == Some(MILLION))
+        .or(rows.last())
+        .cloned()
+        .unwrap_or(Value::Null);
     let swap_ms = largest["full_swap_ms"].as_f64().unwrap_or(f64::NAN);
     let entries = largest["entries"].as_u64().unwrap_or(0);
     let p99 = largest["single_update_p99_us"].as_f64().unwrap_or(f64::NAN);
@@ -173,11 +186,11 @@ pub fn run(dp: &mut DataPlane, sizes: &[u32], prefixes_n: usize) -> Result<Value
     };
     md += &format!(
         "\nRegion tries: {} prefixes. XDP hit from a client inside one of them (repeat=1 \
-         kernel time, median of {BATCHES} batches of {RUNS}).\n\
-         - full swap of the largest table ({entries} entries), until it is in service: \
+         kernel time, median and fastest of {BATCHES} batches of {RUNS}).\n\
+         - full swap of {entries} entries, until it is in service: \
          {swap_ms:.0} ms; target (1M entries < 2000 ms): {swap_verdict}\n\
          - single update p99: {p99:.1} us; target (< 1000 us): {}\n\
-         - XDP hit, smallest to largest table: {growth:+.1}%; target (< +20%): {}\n",
+         - XDP hit, smallest table to {entries} entries: {growth:+.1}%; target (< +20%): {}\n",
         trie.len(),
         verdict(p99 < 1000.0),
         verdict(growth < 20.0),
