@@ -25,6 +25,11 @@ pub const MAX_LISTENERS: u32 = 64;
 /// Most prefixes in each region trie (IPv4 and IPv6 alike). The trie maps an LDNS address to
 /// its client class; the balancer bounds the number of classes, not of prefixes.
 pub const MAX_REGION_PREFIXES: u32 = 262_144;
+/// LDNS addresses the sampled query counts keep (least recently seen evicted first).
+pub const MAX_LDNS_TRACKED: u32 = 65_536;
+/// One query in 2^LDNS_SAMPLE_SHIFT is counted by LDNS address: enough to rank the busiest
+/// resolvers, cheap enough for the hot path.
+pub const LDNS_SAMPLE_SHIFT: u32 = 4;
 /// Client class of an address no region prefix covers; also the fallback of every lookup.
 pub const DEFAULT_CLASS: u16 = 0;
 /// UDP payload size xgslb advertises in its OPT RR, on both paths (RFC 9715 / DNS flag day 2020).
@@ -51,6 +56,9 @@ pub mod map_names {
     pub const SCRATCH: &str = "XGSLB_SCRATCH_V2";
     /// `Meta` written by xgslbd for `xgslbctl` (the program never reads it), one entry.
     pub const META: &str = "XGSLB_META_V2";
+    /// LRU per-CPU `LdnsKey` -> u64: sampled query counts by LDNS address and class, which
+    /// xgslbd reads to tell agents which LDNSs to probe.
+    pub const LDNS: &str = "XGSLB_LDNS_V2";
 }
 
 /// XDP program names in the object.
@@ -265,6 +273,21 @@ impl AnswerSet {
 /// prefix, which becomes `SelectionKey::region`.
 pub type ClassId = u32;
 
+/// Key of the LDNS sample map: a source address and the client class it mapped to.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct LdnsKey {
+    /// IPv4 in the first 4 bytes (rest zero), or IPv6.
+    pub addr: [u8; 16],
+    /// The class (low 16 bits significant).
+    pub class: u16,
+    /// 4 or 6.
+    pub family: u8,
+    /// Explicit padding; always zero.
+    pub _pad: [u8; 5],
+}
+const _: () = assert!(size_of::<LdnsKey>() == 24);
+
 /// What xgslbd tells `xgslbctl` through the pinned meta map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
@@ -431,8 +454,12 @@ pub struct Scratch {
     pub launder: u64,
     /// What parsing found, handed from the parse stage to the answer stage.
     pub query: ParsedQuery,
+    /// Queries seen by the answer stage on this CPU: picks the sampled ones.
+    pub sampled: u64,
+    /// The LDNS sample key under construction (kept off the stack like the selection key).
+    pub ldns: LdnsKey,
 }
-const _: () = assert!(size_of::<Scratch>() == 128);
+const _: () = assert!(size_of::<Scratch>() == 160);
 
 /// A query the XDP program may answer, as its parse stage leaves it for its answer stage.
 /// (The two are separate BPF functions, each verified once; see ebpf/src/main.rs.)
@@ -470,6 +497,7 @@ mod user {
     unsafe impl aya::Pod for super::Scratch {}
     unsafe impl aya::Pod for super::ParsedQuery {}
     unsafe impl aya::Pod for super::Meta {}
+    unsafe impl aya::Pod for super::LdnsKey {}
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! resize the frame, swap addresses, write the header, the records and the OPT, checksum.
 use aya_ebpf::{helpers::bpf_xdp_adjust_tail, programs::XdpContext};
 use xgslb_common::{
-    Action, AnswerSet, Counter, DEFAULT_CLASS, EDNS_UDP_SIZE, MAX_ADDRS, ParsedQuery, PickMode,
+    Action, AnswerSet, Counter, DEFAULT_CLASS, EDNS_UDP_SIZE, MAX_ADDRS, PickMode, Scratch,
     SelectionKey,
 };
 
@@ -13,7 +13,7 @@ use crate::{
         DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, MAX_PKT_OFF, OPT_FIXED_LEN, UDP_HLEN, flags,
         load_be16, opaque, ptr_at,
     },
-    region::{class_of, read_source},
+    region::{class_of, read_source, sample_ldns},
 };
 
 /// Why the program does not answer.
@@ -67,7 +67,8 @@ fn lookup_selection(key: &mut SelectionKey, class: u32) -> Result<&AnswerSet, Ve
 
 /// Answers `q` in place; `Ok` means the frame is ready for XDP_TX.
 #[inline(always)]
-pub fn answer(ctx: &XdpContext, q: &ParsedQuery, key: &mut SelectionKey) -> Result<(), Verdict> {
+pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<(), Verdict> {
+    let q = &scratch.query;
     // The query arrives through map memory: bound what becomes an offset again.
     let l3_off = q.l3_off as usize;
     let tail_off = q.tail_off as usize;
@@ -76,7 +77,9 @@ pub fn answer(ctx: &XdpContext, q: &ParsedQuery, key: &mut SelectionKey) -> Resu
     }
     let v6 = q.v6 != 0;
     let src = read_source(ctx, l3_off, v6).ok_or(Verdict::Pass(Counter::PassTruncated))?;
-    let set = lookup_selection(key, class_of(&src, v6))?;
+    let class = class_of(&src, v6);
+    sample_ldns(&mut scratch.sampled, &mut scratch.ldns, &src, v6, class);
+    let set = lookup_selection(&mut scratch.key, class)?;
     match Action::from_u8(set.action) {
         Some(Action::Answer) => {}
         Some(Action::SlowPath) => return Err(Verdict::Pass(Counter::PassSlowPath)),

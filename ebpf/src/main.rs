@@ -86,8 +86,7 @@ pub extern "C" fn xgslb_answer(ctx: *mut xdp_md) -> u32 {
     };
     // SAFETY: as in `xgslb_parse_dns`.
     let scratch = unsafe { &mut *scratch };
-    let query = scratch.query;
-    match answer::answer(&ctx, &query, &mut scratch.key) {
+    match answer::answer(&ctx, scratch) {
         Ok(()) => STAGE_OK,
         Err(Verdict::Pass(reason)) => reason as u32,
         Err(Verdict::Drop) => Counter::Dropped as u32,

@@ -3,11 +3,11 @@
 use aya_ebpf::{
     btf_maps::{ArrayOfMaps, HashMap as BtfHashMap, LpmTrie},
     macros::{btf_map, map},
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray},
 };
 use xgslb_common::{
-    AnswerSet, ClassId, ListenerKey, MAX_LISTENERS, MAX_REGION_PREFIXES, MAX_SELECTIONS, Meta,
-    Scratch, SelectionKey, Stats,
+    AnswerSet, ClassId, LdnsKey, ListenerKey, MAX_LDNS_TRACKED, MAX_LISTENERS, MAX_REGION_PREFIXES,
+    MAX_SELECTIONS, Meta, Scratch, SelectionKey, Stats,
 };
 
 /// BPF_F_NO_PREALLOC: an update frees the old element only after an RCU grace period, so a
@@ -58,3 +58,8 @@ pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 /// object so that it is created and pinned with the other maps.
 #[map(name = "XGSLB_META_V2")]
 pub static META: Array<Meta> = Array::pinned(1, 0);
+
+/// (LDNS address, class) -> sampled queries, per CPU; the least recently seen are evicted.
+/// Only this program writes it; xgslbd reads and clears it.
+#[map(name = "XGSLB_LDNS_V2")]
+pub static LDNS: LruPerCpuHashMap<LdnsKey, u64> = LruPerCpuHashMap::pinned(MAX_LDNS_TRACKED, 0);

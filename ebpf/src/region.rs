@@ -1,9 +1,9 @@
 //! The client class of the LDNS that sent a query: its source address, looked up in the
 //! region tries (longest prefix match). The class selects the answer set for that client.
-use xgslb_common::{ClassId, DEFAULT_CLASS};
+use xgslb_common::{ClassId, DEFAULT_CLASS, LDNS_SAMPLE_SHIFT, LdnsKey};
 
 use crate::{
-    maps::{REGIONS4, REGIONS6},
+    maps::{LDNS, REGIONS4, REGIONS6},
     parse::ptr_at,
 };
 
@@ -76,4 +76,35 @@ pub fn class_of(src: &Source, v6: bool) -> ClassId {
         REGIONS4.get(0).and_then(|t| t.get(k)).copied()
     };
     found.unwrap_or(DEFAULT_CLASS as ClassId)
+}
+
+// By reference on purpose: passed by value, the key is copied with a `memcpy` call.
+#[allow(clippy::needless_borrows_for_generic_args)]
+/// Counts one query in 2^LDNS_SAMPLE_SHIFT by LDNS address and class, so that xgslbd can tell
+/// agents which resolvers send the most queries (and are worth probing). `sampled` is this
+/// CPU's query count; `key` is scratch space for the map key.
+#[inline(always)]
+pub fn sample_ldns(sampled: &mut u64, key: &mut LdnsKey, src: &Source, v6: bool, class: ClassId) {
+    let n = *sampled;
+    *sampled = n.wrapping_add(1);
+    if n & ((1 << LDNS_SAMPLE_SHIFT) - 1) != 0 {
+        return;
+    }
+    let words = core::ptr::addr_of_mut!(key.addr).cast::<u64>();
+    // SAFETY: `LdnsKey` is 8-aligned and its first 16 bytes are the address; the third word
+    // holds class, family and padding. Volatile keeps them whole-word stores (no memset).
+    unsafe {
+        words.write_volatile(src.hi.to_be());
+        words.add(1).write_volatile(src.lo.to_be());
+        // Little endian (bpfel): class in bytes 16-17, family in byte 18.
+        let tail = (class as u16 as u64) | ((if v6 { 6u64 } else { 4 }) << 16);
+        words.add(2).write_volatile(tail);
+    }
+    match LDNS.get_ptr_mut(&*key) {
+        // SAFETY: this CPU's value of a per-CPU map; XDP runs with preemption off.
+        Some(count) => unsafe { *count += 1 },
+        None => {
+            let _ = LDNS.insert(&*key, &1, 0);
+        }
+    }
 }

@@ -410,3 +410,52 @@ pools = ["p"]
         "the queries did not overlap the swaps: {seen:?}"
     );
 }
+
+#[test]
+fn the_busiest_ldns_of_each_class_are_sampled_for_probing() {
+    require_root();
+    let (_dir, cfg) = config(
+        r#"
+[[region]]
+name = "near"
+prefixes = ["198.18.0.0/26"]
+"#,
+    );
+    let pins = PinDir::new("ldns");
+    let mut dp = dataplane(&pins, &cfg);
+    let built = build(&cfg).expect("build");
+    dp.tables
+        .swap(&built.selections, &built.prefixes)
+        .expect("publish");
+    // 1 query in 16 is counted: 1,600, 320 and 32 queries from three LDNSs, two of them in
+    // the "near" region, one outside any.
+    let busy: IpAddr = "198.18.0.1".parse().expect("a");
+    let less: IpAddr = "198.18.0.2".parse().expect("b");
+    let far: IpAddr = "198.18.0.200".parse().expect("c");
+    for (client, n) in [(busy, 1_600), (less, 320), (far, 32)] {
+        for i in 0..n {
+            ask(&mut dp, "ratio.example.test", client, i as u16).expect("answered");
+        }
+    }
+    let samples = dp.take_ldns_samples().expect("samples");
+    let count = |a: IpAddr| -> u64 {
+        let IpAddr::V4(a) = a else {
+            return 0;
+        };
+        samples
+            .iter()
+            .filter(|(k, _)| k.family == 4 && k.addr[..4] == a.octets())
+            .map(|(_, c)| c)
+            .sum()
+    };
+    let (b, l, f) = (count(busy), count(less), count(far));
+    // Sampling is per CPU: the counts are 100, 20 and 2 give or take a sample each.
+    assert!(
+        (99..=101).contains(&b) && (19..=21).contains(&l) && (1..=3).contains(&f),
+        "{samples:?}"
+    );
+    let top = xgslb::daemon::probe_targets::top_ldns(&samples, 1, 8);
+    assert_eq!(top, vec![busy, far], "the busiest of each class");
+    // Taking the samples starts a new period.
+    assert!(dp.take_ldns_samples().expect("samples").is_empty());
+}

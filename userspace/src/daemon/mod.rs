@@ -3,6 +3,7 @@
 //! serves), the program attached, the UDP and TCP servers started; reloads and metrics go to
 //! the balancer; then a clean shutdown (detach) or leaving the pinned program serving.
 pub mod balancer;
+pub mod probe_targets;
 pub mod publication;
 pub mod selections;
 

@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader, VerifierLogLevel,
-    maps::{Array, ArrayOfMaps, HashMap, MapData, PerCpuArray, PerCpuValues},
+    maps::{Array, ArrayOfMaps, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
     programs::{
         Xdp, XdpMode,
         links::{FdLink, PinnedLink},
         xdp::XdpLink,
     },
 };
-use xgslb_common::{Counter, ListenerKey, Meta, Stats, map_names, prog_names};
+use xgslb_common::{Counter, LdnsKey, ListenerKey, Meta, Stats, map_names, prog_names};
 
 use super::tables::Tables;
 
@@ -76,6 +76,7 @@ pub struct DataPlane {
     pub listeners: HashMap<MapData, ListenerKey, u32>,
     stats: PerCpuArray<MapData, Stats>,
     pick: PerCpuArray<MapData, u32>,
+    ldns: PerCpuHashMap<MapData, LdnsKey, u64>,
     link: Option<LinkPin>,
 }
 
@@ -146,6 +147,8 @@ impl DataPlane {
             PerCpuArray::try_from(take(map_names::STATS)?).map_err(map_err(map_names::STATS))?;
         let pick =
             PerCpuArray::try_from(take(map_names::PICK)?).map_err(map_err(map_names::PICK))?;
+        let ldns =
+            PerCpuHashMap::try_from(take(map_names::LDNS)?).map_err(map_err(map_names::LDNS))?;
         Ok(Self {
             ebpf,
             pin_dir: pin_dir.to_owned(),
@@ -153,6 +156,7 @@ impl DataPlane {
             listeners,
             stats,
             pick,
+            ldns,
             link: None,
         })
     }
@@ -305,6 +309,21 @@ impl DataPlane {
         read_stats(&self.stats)
     }
 
+    /// The sampled query counts by (LDNS address, class) since the last call, summed over
+    /// CPUs; the map is emptied so that the next call counts a new period.
+    pub fn take_ldns_samples(&mut self) -> Result<Vec<(LdnsKey, u64)>, DataPlaneError> {
+        let mut out = Vec::new();
+        for entry in self.ldns.iter() {
+            let (key, per_cpu) = entry.map_err(map_err(map_names::LDNS))?;
+            out.push((key, per_cpu.iter().sum()));
+        }
+        for (key, _) in &out {
+            // Evicted or deleted meanwhile: nothing to clear.
+            let _ = self.ldns.remove(key);
+        }
+        Ok(out)
+    }
+
     /// Sets every CPU's pick counter (tests use it to make picks predictable).
     pub fn set_pick_counter(&mut self, value: u32) -> Result<(), DataPlaneError> {
         let n = aya::util::nr_cpus()
@@ -331,6 +350,7 @@ impl DataPlane {
             map_names::REGIONS4,
             map_names::REGIONS6,
             map_names::META,
+            map_names::LDNS,
             map_names::LISTENERS,
             map_names::STATS,
             map_names::PICK,

@@ -78,8 +78,14 @@ pub struct Load {
 /// One typed record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
-    Health { vs: String, up: bool },
-    Load { vs: String, load: Load },
+    Health {
+        vs: String,
+        up: bool,
+    },
+    Load {
+        vs: String,
+        load: Load,
+    },
     Path {
         ldns: IpNet,
         rtt_us: u32,
@@ -87,7 +93,9 @@ pub enum Record {
         /// 0..=1 (carried in ten-thousandths).
         completion: f64,
     },
-    ProbeRequest { ldns: IpNet },
+    ProbeRequest {
+        ldns: IpNet,
+    },
 }
 
 /// A decoded, verified datagram.
@@ -167,7 +175,12 @@ pub struct Key {
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Key {{ id: {}, secret: <{} bytes> }}", self.id, self.secret.len())
+        write!(
+            f,
+            "Key {{ id: {}, secret: <{} bytes> }}",
+            self.id,
+            self.secret.len()
+        )
     }
 }
 
