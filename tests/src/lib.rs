@@ -3,6 +3,7 @@
 pub mod daemon;
 pub mod frame;
 pub mod gslb;
+pub mod lan;
 pub mod netns;
 pub mod pins;
 
