@@ -130,7 +130,8 @@ pub enum Reject {
     Stale,
     /// The agent's key is bound to another site than the one it reports for.
     WrongSite,
-    /// A report names a virtual server the EDNS does not know, or one at another site.
+    /// A report names a virtual server the EDNS does not know, or one at another site than
+    /// the report's (so a report for a site the EDNS does not know is refused too).
     UnknownVs,
 }
 
@@ -149,6 +150,11 @@ impl Reject {
         Reject::WrongSite,
         Reject::UnknownVs,
     ];
+
+    /// Its position in [`Reject::ALL`] (a counter index).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     /// Stable snake_case name for stats.
     pub const fn name(self) -> &'static str {
