@@ -21,15 +21,23 @@
 //! Records (strings are a length byte then UTF-8; unknown record types are skipped, so a
 //! newer agent can talk to an older EDNS):
 //! - 1 health: VS name, up (1 byte: 0 down, 1 up)
-//! - 2 load: VS name, presence bits (1 byte: connections, packets/s, kbit/s, cpu, capacity,
-//!   score), then each present value: u64, u64, u64, u16 (cpu in hundredths of a percent),
-//!   u64, u64
+//! - 2 load: VS name, presence bits (1 byte: bit 0 connections, 1 packets/s, 2 kbit/s, 3 cpu,
+//!   4 capacity, 5 score; bits 6 and 7 zero), then each present value in that order: u64,
+//!   u64, u64, u16 (cpu in hundredths of a percent, <= 10000), u64, u64
 //! - 3 path: family (4 or 6), prefix length, address (4 or 16 bytes), RTT in microseconds
-//!   (u32), hops (u8), completion in ten-thousandths (u16)
+//!   (u32), hops (u8), completion in ten-thousandths (u16, <= 10000)
 //! - 4 probe request (replies only): family, prefix length, address: an LDNS prefix the EDNS
 //!   wants probed
 //!
-//! A datagram is at most [`MAX_DATAGRAM`] bytes; agents split larger reports.
+//! Names (agent id, site, VS) are 1..=63 bytes of UTF-8 without control characters; only a
+//! reply's site may be empty. Health, load and path records travel in reports, probe
+//! requests in replies. A record's length must be exactly what its fields take, a prefix's
+//! host bits must be zero (length <= 32 or 128), and the record count must account for every
+//! byte up to the tag. Anything else that verifies is `Malformed`.
+//!
+//! A datagram is at most [`MAX_DATAGRAM`] bytes; [`encode`] splits larger reports over
+//! consecutive sequence numbers (every record fits one datagram: the longest header is 158
+//! bytes, the longest record 110). A report with no records is a heartbeat.
 use std::net::IpAddr;
 
 use hmac::{Hmac, Mac};
