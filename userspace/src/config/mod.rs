@@ -3,7 +3,7 @@
 //!
 //! This module reads the listener, zone and answer sections; [`gslb`] reads the GSLB sections
 //! (balancer, sites, servers, virtual servers, pools, wide IPs, regions, topology) into a
-//! [`Model`].
+//! [`Model`]; [`agents`] reads `[agents]`, the agent ingest and its keys.
 use std::{
     collections::HashSet,
     net::{IpAddr, SocketAddr},
@@ -16,8 +16,10 @@ use xgslb_common::{MAX_ADDRS, MAX_LISTENERS};
 
 use crate::model::Model;
 
+pub mod agents;
 pub mod gslb;
 
+pub use agents::{AgentKey, AgentsConfig};
 pub use gslb::BalancerConfig;
 
 /// Why a config was refused.
@@ -67,6 +69,8 @@ struct RawConfig {
     region: Vec<gslb::RawRegion>,
     #[serde(default)]
     topology: Vec<gslb::RawTopology>,
+    #[serde(default)]
+    agents: Option<agents::RawAgents>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +158,8 @@ pub struct Config {
     pub model: Model,
     /// The balancer thread.
     pub balancer: BalancerConfig,
+    /// The agent ingest (`[agents]`), if agents report.
+    pub agents: Option<AgentsConfig>,
 }
 
 /// One zone.
@@ -328,6 +334,12 @@ impl Config {
         )
         .map_err(|e| invalid(e.key, e.why))?;
 
+        let agents = raw
+            .agents
+            .map(|a| agents::validate(a, &listen, &model, base))
+            .transpose()
+            .map_err(|e| invalid(e.key, e.why))?;
+
         Ok(Config {
             path: path.to_owned(),
             listen,
@@ -338,6 +350,7 @@ impl Config {
             answers,
             model,
             balancer,
+            agents,
         })
     }
 }
@@ -393,8 +406,17 @@ addresses = [{ ip = "198.18.1.10", weight = 3 }, { ip = "2001:db8::10" }]
 
     #[test]
     fn the_example_config_validates() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.toml");
-        Config::load(&path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        // Git does not keep modes: a fresh clone has the secrets at 0644, which is refused.
+        for site in ["tokyo", "frankfurt", "newyork"] {
+            let key = dir.join(format!("agent-{site}.key"));
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let c = Config::load(&dir.join("example.toml")).unwrap();
+        let agents = c.agents.unwrap();
+        assert_eq!(agents.keys.len(), 3);
+        assert!(agents.keys.iter().all(|k| k.key.secret.len() == 64));
     }
 
     #[test]
