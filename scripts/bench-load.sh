@@ -144,8 +144,11 @@ setup_data() {
     mkdir -p "$WORK/xgslb" "$WORK/knot" "$WORK/nsd"
     cp "$ROOT/config/example.test.zone" "$WORK/xgslb/example.test.zone"
     cp "$ROOT/config/metrics.example.toml" "$WORK/xgslb/metrics.example.toml"
-    # xgslb: config/example.toml with the bench's pin directory and only the IPv4 listener.
-    sed -e 's|^listen = .*|listen = ["198.18.0.2:53"]|' \
+    cp "$ROOT"/config/agent-*.key "$WORK/xgslb/"
+    chmod 0600 "$WORK"/xgslb/agent-*.key
+    # xgslb: config/example.toml with the bench's pin directory and only the IPv4 listener
+    # (the [server] one: the [agents] listen is a single address and stays).
+    sed -e 's|^listen = \[.*|listen = ["198.18.0.2:53"]|' \
         -e "s|^pin_dir = .*|pin_dir = \"$PIN_DIR\"|" \
         "$ROOT/config/example.toml" >"$WORK/xgslb/xgslb.toml"
     grep -q "^listen = \[\"198.18.0.2:53\"\]" "$WORK/xgslb/xgslb.toml"

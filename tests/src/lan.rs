@@ -70,11 +70,37 @@ impl Lan {
         // The router between the two segments.
         let router = lan.ns("router");
         lan.add_ns(&router);
-        lan.plug(&router, "a", "eth0", "198.18.10.254/24", "2001:db8:10::fe/64");
-        lan.plug(&router, "b", "eth1", "198.18.11.254/24", "2001:db8:11::fe/64");
-        run(&["ip", "netns", "exec", &router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        lan.plug(
+            &router,
+            "a",
+            "eth0",
+            "198.18.10.254/24",
+            "2001:db8:10::fe/64",
+        );
+        lan.plug(
+            &router,
+            "b",
+            "eth1",
+            "198.18.11.254/24",
+            "2001:db8:11::fe/64",
+        );
         run(&[
-            "ip", "netns", "exec", &router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1",
+            "ip",
+            "netns",
+            "exec",
+            &router,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &router,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.forwarding=1",
         ]);
         lan
     }
@@ -123,7 +149,9 @@ impl Lan {
         run(&["ip", "-n", ns, "addr", "add", v4, "dev", ifname]);
         run(&["ip", "-n", ns, "addr", "add", v6, "dev", ifname, "nodad"]);
         // Full checksums from senders (see netns.rs): replies built from partial ones are wrong.
-        run(&["ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off"]);
+        run(&[
+            "ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off",
+        ]);
         run(&["ip", "-n", ns, "link", "set", ifname, "up"]);
     }
 
@@ -147,8 +175,27 @@ impl Lan {
         self.plug(&ns, seg, HOST_IF, &format!("{v4}/24"), &format!("{v6}/64"));
         let gw4 = format!("198.18.{net4}.254");
         let gw6 = format!("2001:db8:{net6:x}::fe");
-        run(&["ip", "-n", &ns, "route", "add", "198.18.0.0/15", "via", &gw4]);
-        run(&["ip", "-n", &ns, "-6", "route", "add", "2001:db8::/32", "via", &gw6]);
+        run(&[
+            "ip",
+            "-n",
+            &ns,
+            "route",
+            "add",
+            "198.18.0.0/15",
+            "via",
+            &gw4,
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &ns,
+            "-6",
+            "route",
+            "add",
+            "2001:db8::/32",
+            "via",
+            &gw6,
+        ]);
         Host { ns, v4, v6 }
     }
 

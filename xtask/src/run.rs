@@ -33,6 +33,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// group); this process only waits for it to shut down.
 pub fn foreground(iface: &str, config: &Path) -> Result<()> {
     catch_signals();
+    owner_only_keys(config.parent().unwrap_or(Path::new(".")))?;
     let bin = target_dir().join("release/xgslbd");
     Cmd::new(
         &bin,
@@ -70,12 +71,36 @@ pub(crate) fn catch_signals() {
 pub fn demo_config() -> Result<std::path::PathBuf> {
     let dir = target_dir().join("demo");
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    for file in ["example.toml", "example.test.zone", "metrics.example.toml"] {
+    let keys = [
+        "agent-tokyo.key",
+        "agent-frankfurt.key",
+        "agent-newyork.key",
+    ];
+    for file in ["example.toml", "example.test.zone", "metrics.example.toml"]
+        .into_iter()
+        .chain(keys)
+    {
         let from = root().join("config").join(file);
         std::fs::copy(&from, dir.join(file))
             .with_context(|| format!("copy {} to {}", from.display(), dir.display()))?;
     }
+    owner_only_keys(&dir)?;
     Ok(dir.join("example.toml"))
+}
+
+/// Makes the agent key files in `dir` owner-only, as xgslbd requires of secrets: git keeps
+/// no file modes, so a fresh clone has them readable by all.
+pub fn owner_only_keys(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))?;
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_some_and(|x| x == "key") {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("chmod 0600 {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The demo: namespaces up, xgslbd in the server one, instructions once it is ready, and

@@ -18,12 +18,19 @@ use super::{
     publication::{ClassIds, Publication, publication},
     selections,
 };
+use std::net::SocketAddr;
+
+use super::{ingest::IngestShared, probe_targets::top_ldns};
 use crate::{
     balance::{classes::client_classes, damping::Damper},
     config::Config,
     dns::{Catalog, Zone},
     maps::{AttachMode, DataPlane, snapshot::Snapshot},
     metrics::file::MetricsWatcher,
+    metrics::{
+        ingest::{AgentMetrics, VsIndex, overlay},
+        wire::Datagram,
+    },
     model::Metrics,
 };
 
@@ -31,8 +38,14 @@ use crate::{
 pub enum Event {
     /// A validated config to serve from now on (zones, model, static answers).
     Reload(Box<Config>),
-    /// New metrics (a whole set; the metrics file's, until agents exist).
+    /// New metrics in place of the metrics file's (tests, and overrides).
     Metrics(Metrics),
+    /// A report the ingest verified, from `from`, received at `at_ms` (Unix ms).
+    Report {
+        datagram: Datagram,
+        from: SocketAddr,
+        at_ms: u64,
+    },
     /// An operator's change to the running model; `done` gets the outcome.
     Admin {
         command: Admin,
@@ -47,6 +60,22 @@ pub enum Event {
     /// Stop; the thread returns the data plane.
     Shutdown,
 }
+
+/// What handling an event asks of the loop.
+enum Handled {
+    /// Nothing more (the handler published, or nothing changed).
+    Done,
+    /// What is served must be recomputed.
+    Changed,
+    /// Shut down.
+    Stop,
+}
+
+/// LDNSs asked of each client class, and in all, when agents are told what to probe.
+const PROBES_PER_CLASS: usize = 4;
+const MAX_PROBE_TARGETS: usize = 64;
+/// Intervals between refreshes of the LDNSs to probe (each refresh counts a new period).
+const PROBE_REFRESH_INTERVALS: u64 = 10;
 
 /// Operator changes to the running model. They last until the next reload, which serves the
 /// config file as written.
@@ -80,6 +109,8 @@ pub struct Published {
     pub metric_updates: u64,
     /// Metrics files refused (the last good metrics stayed).
     pub metric_errors: u64,
+    /// Agent reports applied.
+    pub reports: u64,
 }
 
 /// The balancer's state.
@@ -87,7 +118,14 @@ pub struct Balancer {
     config: Config,
     zones: Vec<Zone>,
     statics: Vec<(Name, RecordType, AnswerSet)>,
-    metrics: Metrics,
+    /// The metrics file's (or `Event::Metrics`'): laid over the agents' field by field.
+    file_metrics: Metrics,
+    /// What agents reported.
+    agent_metrics: AgentMetrics,
+    /// Shared with the ingest task, when `[agents]` is configured.
+    ingest: Option<Arc<IngestShared>>,
+    /// Intervals run, for the slower periodic work.
+    intervals: u64,
     watcher: Option<MetricsWatcher>,
     ids: ClassIds,
     damper: Damper,
@@ -106,6 +144,7 @@ impl Balancer {
     pub fn start(
         config: Config,
         dataplane: Option<DataPlane>,
+        ingest: Option<Arc<IngestShared>>,
     ) -> Result<(Self, ServedCell, watch::Receiver<Published>), DaemonError> {
         let zones = load_zones(&config)?;
         let statics = selections::answer_sets(&config.answers);
@@ -119,7 +158,10 @@ impl Balancer {
             config,
             zones,
             statics,
-            metrics: Metrics::default(),
+            file_metrics: Metrics::default(),
+            agent_metrics: AgentMetrics::new(),
+            ingest,
+            intervals: 0,
             watcher,
             ids: ClassIds::default(),
             damper: Damper::new(),
@@ -133,6 +175,7 @@ impl Balancer {
             last: None,
             last_prefixes: Vec::new(),
         };
+        b.share_model();
         b.poll_metrics();
         b.publish(true)?;
         let served = b.served.clone();
@@ -151,36 +194,150 @@ impl Balancer {
         }
         let ticks = tick(self.config.balancer.interval);
         loop {
-            select! {
+            let first = select! {
                 recv(events) -> event => match event {
-                    Ok(Event::Reload(config)) => self.reload(*config),
-                    Ok(Event::Metrics(metrics)) => {
-                        self.metrics = metrics;
-                        self.facts.metric_updates += 1;
-                        self.publish_or_log(false);
-                    }
-                    Ok(Event::Admin { command, done }) => {
-                        let result = self.admin(&command);
-                        if result.is_ok() {
-                            self.publish_or_log(false);
-                        }
-                        let _ = done.send(result);
-                    }
-                    Ok(Event::Attach { iface, mode, done }) => {
-                        let result = match self.dataplane.as_mut() {
-                            Some(dp) => dp.attach(&iface, mode).map_err(DaemonError::from),
-                            None => Err(DaemonError::Stopped),
-                        };
-                        let _ = done.send(result);
-                    }
-                    Ok(Event::Shutdown) | Err(_) => return self.dataplane,
+                    Ok(event) => event,
+                    Err(_) => return self.dataplane,
                 },
                 recv(ticks) -> _ => {
-                    self.poll_metrics();
-                    // Damped weights move a step per interval even without new metrics.
-                    self.publish_or_log(false);
+                    self.interval();
+                    continue;
                 },
+            };
+            // Take every event already waiting, then publish once: under a flood of reports
+            // the balancer publishes as fast as it can, not once per report.
+            let mut dirty = false;
+            let mut next = Some(first);
+            while let Some(event) = next {
+                match self.handle(event) {
+                    Handled::Stop => return self.dataplane,
+                    Handled::Changed => dirty = true,
+                    Handled::Done => {}
+                }
+                next = events.try_recv().ok();
             }
+            if dirty {
+                self.publish_or_log(false);
+            }
+        }
+    }
+
+    /// One event; whether what is served must be recomputed.
+    fn handle(&mut self, event: Event) -> Handled {
+        match event {
+            Event::Reload(config) => {
+                self.reload(*config);
+                Handled::Done
+            }
+            Event::Metrics(metrics) => {
+                self.file_metrics = metrics;
+                self.facts.metric_updates += 1;
+                Handled::Changed
+            }
+            Event::Report {
+                datagram,
+                from,
+                at_ms,
+            } => {
+                self.agent_metrics.apply(&datagram, from, at_ms);
+                self.facts.reports += 1;
+                Handled::Changed
+            }
+            Event::Admin { command, done } => {
+                let result = self.admin(&command);
+                let changed = result.is_ok();
+                if changed {
+                    // Published before the reply, so that the caller sees its change served.
+                    self.publish_or_log(false);
+                }
+                let _ = done.send(result);
+                Handled::Done
+            }
+            Event::Attach { iface, mode, done } => {
+                let result = match self.dataplane.as_mut() {
+                    Some(dp) => dp.attach(&iface, mode).map_err(DaemonError::from),
+                    None => Err(DaemonError::Stopped),
+                };
+                let _ = done.send(result);
+                Handled::Done
+            }
+            Event::Shutdown => Handled::Stop,
+        }
+    }
+
+    /// The periodic work: the metrics file, agents' timeouts, the LDNSs to probe, and a
+    /// publication (damped weights move a step per interval even without new metrics).
+    fn interval(&mut self) {
+        self.intervals += 1;
+        self.poll_metrics();
+        if let Some(agents) = &self.config.agents {
+            let now = super::ingest::now_ms();
+            // Forget what has been silent for ten timeouts (the VSs stay known, and down).
+            if self.intervals.is_multiple_of(10) {
+                let max_age = agents.report_timeout_ms.saturating_mul(10);
+                self.agent_metrics.expire(&self.config.model, now, max_age);
+            }
+            if self.intervals % PROBE_REFRESH_INTERVALS == 1 {
+                self.refresh_probe_targets();
+            }
+        }
+        self.publish_or_log(false);
+    }
+
+    /// Asks agents (in the ingest's replies) to probe the busiest LDNSs of each class.
+    fn refresh_probe_targets(&mut self) {
+        let (Some(shared), Some(dp)) = (&self.ingest, self.dataplane.as_mut()) else {
+            return;
+        };
+        match dp.take_ldns_samples() {
+            Ok(samples) => {
+                let targets = top_ldns(&samples, PROBES_PER_CLASS, MAX_PROBE_TARGETS);
+                if let Ok(mut t) = shared.probe_targets.write() {
+                    *t = Arc::new(targets);
+                }
+            }
+            Err(e) => tracing::warn!("cannot read the LDNS samples: {e}"),
+        }
+    }
+
+    /// Hands the agents' states to the daemon handle.
+    fn share_agents(&self) {
+        let (Some(shared), Some(agents)) = (&self.ingest, &self.config.agents) else {
+            return;
+        };
+        let states = self
+            .agent_metrics
+            .agents(super::ingest::now_ms(), agents.report_timeout_ms);
+        if let Ok(mut a) = shared.agents.lock() {
+            *a = states;
+        }
+    }
+
+    /// Gives the ingest the model's virtual servers and the `[agents]` config.
+    fn share_model(&self) {
+        let Some(shared) = &self.ingest else {
+            return;
+        };
+        if let Ok(mut i) = shared.index.write() {
+            *i = Arc::new(VsIndex::new(&self.config.model));
+        }
+        if let (Some(c), Ok(mut r)) = (&self.config.agents, shared.reconfigure.lock()) {
+            *r = Some(c.clone());
+        }
+    }
+
+    /// The metrics decisions are made from: the agents' with the metrics file's over them.
+    fn current_metrics(&self) -> Metrics {
+        match &self.config.agents {
+            Some(agents) => overlay(
+                self.agent_metrics.metrics(
+                    &self.config.model,
+                    super::ingest::now_ms(),
+                    agents.report_timeout_ms,
+                ),
+                &self.file_metrics,
+            ),
+            None => self.file_metrics.clone(),
         }
     }
 
@@ -240,10 +397,11 @@ impl Balancer {
         let old_watcher = std::mem::replace(&mut self.watcher, new_watcher);
         // Damping state and metrics refer to model indices, which a new model renumbers.
         let old_damper = std::mem::take(&mut self.damper);
-        let old_metrics = std::mem::take(&mut self.metrics);
+        let old_metrics = std::mem::take(&mut self.file_metrics);
         self.poll_metrics();
         match self.publish(true) {
             Ok(()) => {
+                self.share_model();
                 self.facts.reloads += 1;
                 self.announce();
                 tracing::info!("reloaded {}", self.config.path.display());
@@ -255,7 +413,7 @@ impl Balancer {
                 self.statics = old_statics;
                 self.watcher = old_watcher;
                 self.damper = old_damper;
-                self.metrics = old_metrics;
+                self.file_metrics = old_metrics;
                 if let Err(e) = self.publish(true) {
                     tracing::error!("cannot republish the old config: {e}");
                 }
@@ -271,7 +429,7 @@ impl Balancer {
         match watcher.poll(&self.config.model) {
             None => {}
             Some(Ok(metrics)) => {
-                self.metrics = metrics;
+                self.file_metrics = metrics;
                 self.facts.metric_updates += 1;
             }
             Some(Err(e)) => {
@@ -285,6 +443,7 @@ impl Balancer {
         if let Err(e) = self.publish(swap) {
             tracing::error!("publication failed, the previous one keeps serving: {e}");
         }
+        self.share_agents();
         self.announce();
     }
 
@@ -295,8 +454,9 @@ impl Balancer {
     /// Recomputes every selection and publishes what changed; `swap` for a config change.
     fn publish(&mut self, swap: bool) -> Result<(), DaemonError> {
         let start = Instant::now();
+        let metrics = self.current_metrics();
         let model = &self.config.model;
-        let classes = client_classes(model, &self.metrics, self.config.balancer.max_classes);
+        let classes = client_classes(model, &metrics, self.config.balancer.max_classes);
         if classes.over_bound > 0 {
             tracing::warn!(
                 "{} LDNS prefixes exceed balancer.max_classes ({}): they get their region's class",
@@ -311,7 +471,7 @@ impl Balancer {
             ..
         } = publication(
             model,
-            &self.metrics,
+            &metrics,
             &classes,
             &mut self.ids,
             &mut self.damper,

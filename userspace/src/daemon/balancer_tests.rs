@@ -99,7 +99,7 @@ fn admin_and_metrics_events_change_what_is_served_and_bad_commands_change_nothin
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
     let two = cfg.model.vss.iter().position(|v| v.name == "two").unwrap();
-    let (balancer, served, published) = Balancer::start(cfg, None).unwrap();
+    let (balancer, served, published) = Balancer::start(cfg, None, None).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let thread = std::thread::spawn(move || balancer.run(inbox));
 

@@ -3,6 +3,7 @@
 //! serves), the program attached, the UDP and TCP servers started; reloads and metrics go to
 //! the balancer; then a clean shutdown (detach) or leaving the pinned program serving.
 pub mod balancer;
+pub mod ingest;
 pub mod probe_targets;
 pub mod publication;
 pub mod selections;
@@ -28,6 +29,9 @@ use crate::{
     model::Metrics,
 };
 use balancer::{Balancer, Event, Published, ServedCell};
+use ingest::{IngestShared, serve_ingest};
+
+use crate::metrics::ingest::{AgentStatus, Ingest, IngestCounters};
 use publication::{ClassIds, publication};
 
 /// Why xgslbd could not start.
@@ -123,6 +127,16 @@ pub struct DaemonHandle {
     config_path: PathBuf,
     events: crossbeam_channel::Sender<Event>,
     published: watch::Receiver<Published>,
+    ingest: Option<Arc<IngestShared>>,
+}
+
+/// The agents as xgslbd sees them.
+#[derive(Clone, Debug, Default)]
+pub struct AgentsView {
+    /// Datagrams accepted, and refused by reason.
+    pub counters: IngestCounters,
+    /// Each agent's last report, address and state.
+    pub agents: Vec<AgentStatus>,
 }
 
 impl DaemonHandle {
@@ -156,6 +170,19 @@ impl DaemonHandle {
             .recv()
             .map_err(|_| DaemonError::Stopped)?
             .map_err(DaemonError::Admin)
+    }
+
+    /// The agents' counters and states (`None` without `[agents]`).
+    pub fn agents(&self) -> Option<AgentsView> {
+        let shared = self.ingest.as_ref()?;
+        Some(AgentsView {
+            counters: shared
+                .counters
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_default(),
+            agents: shared.agents.lock().map(|a| a.clone()).unwrap_or_default(),
+        })
     }
 
     /// Publication facts as of now.
@@ -236,6 +263,23 @@ pub async fn run(
         udp.push(UdpSocket::bind(addr).await.map_err(bind_err("UDP"))?);
         tcp.push(TcpListener::bind(addr).await.map_err(bind_err("TCP"))?);
     }
+    let agents = match &cfg.agents {
+        Some(a) => {
+            let socket = UdpSocket::bind(a.listen)
+                .await
+                .map_err(|source| DaemonError::Bind {
+                    proto: "UDP (agents)",
+                    addr: a.listen,
+                    source,
+                })?;
+            Some((
+                socket,
+                Ingest::from_config(a),
+                Arc::new(IngestShared::default()),
+            ))
+        }
+        None => None,
+    };
 
     let mode = opts.xdp_mode.unwrap_or(cfg.xdp_mode);
     let pin_dir = opts.pin_dir.clone().unwrap_or_else(|| cfg.pin_dir.clone());
@@ -249,7 +293,8 @@ pub async fn run(
 
     // The balancer publishes the first selections before the program is attached (an
     // adopted program keeps serving the old ones until then).
-    let (balancer, served, published) = Balancer::start(cfg.clone(), dataplane)?;
+    let shared = agents.as_ref().map(|(_, _, shared)| shared.clone());
+    let (balancer, served, published) = Balancer::start(cfg.clone(), dataplane, shared.clone())?;
     let (events, inbox) = crossbeam_channel::unbounded();
     let balancer_thread = std::thread::Builder::new()
         .name("xgslb-balancer".into())
@@ -259,14 +304,14 @@ pub async fn run(
         config_path: config_path.to_owned(),
         events: events.clone(),
         published,
+        ingest: shared,
     };
     // From here on, stop the balancer on every way out.
     let result = serve(
         &cfg,
         (mode, iface.as_deref(), &pin_dir),
         served,
-        udp,
-        tcp,
+        (udp, tcp, agents),
         ready,
         handle,
         &shutdown,
@@ -290,13 +335,14 @@ pub async fn run(
 
 /// Attaches XDP (through the balancer's data plane: attach needs the program, which the
 /// balancer holds), starts the servers, and waits for shutdown.
-#[allow(clippy::too_many_arguments)]
+/// The agents' socket, its ingest and what the ingest shares with the balancer.
+type AgentSocket = (UdpSocket, Ingest, Arc<IngestShared>);
+
 async fn serve(
     cfg: &Config,
     (mode, iface, pin_dir): (XdpModeSetting, Option<&str>, &Path),
     served: ServedCell,
-    udp: Vec<UdpSocket>,
-    tcp: Vec<TcpListener>,
+    (udp, tcp, agents): (Vec<UdpSocket>, Vec<TcpListener>, Option<AgentSocket>),
     ready: impl FnOnce(DaemonHandle),
     handle: DaemonHandle,
     shutdown: &CancellationToken,
@@ -343,6 +389,18 @@ async fn serve(
         tasks.spawn(log_exit(
             "TCP",
             serve_tcp(l, responder.clone(), shutdown.clone()),
+        ));
+    }
+    if let Some((socket, ingest, shared)) = agents {
+        tasks.spawn(log_exit(
+            "agent ingest",
+            serve_ingest(
+                socket,
+                ingest,
+                shared,
+                handle.events.clone(),
+                shutdown.clone(),
+            ),
         ));
     }
     tasks.close();

@@ -176,6 +176,11 @@ impl Ingest {
         Ok(d)
     }
 
+    /// The key with `id`, to sign replies with.
+    pub fn key(&self, id: u32) -> Option<&Key> {
+        self.keys.get(&id).map(|k| &k.key)
+    }
+
     pub fn counters(&self) -> &IngestCounters {
         &self.counters
     }
