@@ -8,6 +8,8 @@
 //! - `dns`: the slow path: zones, authoritative answers, UDP and TCP servers.
 //! - `maps`: the XDP program and its maps: load, attach, publish, read counters.
 //! - `daemon`: xgslbd put together: config, data plane, slow path, signals.
+//! - `agent`: xgslb-agent: health checks, load, LDNS path probes, reports to the EDNSs.
+pub mod agent;
 pub mod balance;
 pub mod config;
 pub mod daemon;
