@@ -62,15 +62,33 @@ impl Daemon {
         d
     }
 
+    /// Starts xgslbd in namespace `ns`, XDP attached to `iface` natively, with its own pins.
+    pub fn start_in(ns: &str, iface: &str, config: &Path) -> Self {
+        let pins = PinDir::new("daemon");
+        let opts = daemon::Options {
+            iface: Some(iface.into()),
+            xdp_mode: Some(XdpModeSetting::Native),
+            pin_dir: Some(pins.path().to_owned()),
+            leave_serving: false,
+        };
+        let mut d = Self::start_ns(ns, config, opts);
+        d._pins = Some(pins);
+        d
+    }
+
     /// Starts xgslbd with `opts` as given (the caller owns the pin directory).
     pub fn start_with(pair: &NetnsPair, config: &Path, opts: daemon::Options) -> Self {
+        Self::start_ns(&pair.server, config, opts)
+    }
+
+    fn start_ns(ns: &str, config: &Path, opts: daemon::Options) -> Self {
         let shutdown = CancellationToken::new();
         let (ready_tx, ready_rx) = mpsc::channel();
         let pin_dir = opts
             .pin_dir
             .clone()
             .expect("tests name their pin directory");
-        let server_ns = pair.server.clone();
+        let server_ns = ns.to_owned();
         let config = config.to_owned();
         let token = shutdown.clone();
         let thread = std::thread::spawn(move || {

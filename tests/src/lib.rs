@@ -1,11 +1,13 @@
 //! Helpers shared by the integration tests in `tests/tests/`: frame building with an
 //! independent checksum implementation, unique bpffs pin directories, and network namespaces.
+pub mod agents;
 pub mod daemon;
 pub mod frame;
 pub mod gslb;
 pub mod lan;
 pub mod netns;
 pub mod pins;
+pub mod servers;
 
 /// Fails loudly when the test cannot run here (not root): under CI=true a skip would hide a
 /// missing capability, so it is an error; elsewhere too, since the suite needs root.

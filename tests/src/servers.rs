@@ -4,8 +4,8 @@
 //! has no netem qdisc (CONFIG_NET_SCH_NETEM is off), so the LDNS host itself makes a path slow
 //! or lossy, on real UDP traffic.
 use std::{
-    collections::BinaryHeap,
     cmp::Reverse,
+    collections::BinaryHeap,
     io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::fd::AsRawFd,
@@ -77,12 +77,14 @@ impl HttpServer {
 
     /// Stops accepting and closes the listening socket (connections get refused).
     pub fn stop(&mut self) {
+        // Once only: after the thread ends the fd is closed, and its number may be reused.
+        let Some(t) = self.thread.take() else {
+            return;
+        };
         self.stop.store(true, Ordering::Relaxed);
         // SAFETY: the listener's fd is open until its thread ends, which this wakes.
         unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let _ = t.join();
     }
 }
 

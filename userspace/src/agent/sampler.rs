@@ -21,6 +21,10 @@ const MAX_COMMAND_OUTPUT: u64 = 64 * 1024;
 pub struct Roots {
     /// `/proc`
     pub proc: PathBuf,
+    /// The socket tables of the calling thread's network namespace:
+    /// `/proc/thread-self/net`. (`/proc/net` is the process's: the namespace of its first
+    /// thread, not of a thread that entered another one, as an agent run in-process does.)
+    pub proc_net: PathBuf,
     /// `/sys/class/net`
     pub net: PathBuf,
 }
@@ -29,6 +33,7 @@ impl Default for Roots {
     fn default() -> Self {
         Roots {
             proc: PathBuf::from("/proc"),
+            proc_net: PathBuf::from("/proc/thread-self/net"),
             net: PathBuf::from("/sys/class/net"),
         }
     }
@@ -114,12 +119,13 @@ impl Sampler {
 
     async fn connections(&self, port: u16) -> Result<u64, String> {
         let mut total = 0;
-        for file in ["net/tcp", "net/tcp6"] {
-            match tokio::fs::read_to_string(self.roots.proc.join(file)).await {
+        for file in ["tcp", "tcp6"] {
+            let path = self.roots.proc_net.join(file);
+            match tokio::fs::read_to_string(&path).await {
                 Ok(text) => total += load::established_connections(&text, port)?,
                 // No IPv6 in this kernel: no tcp6 file.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && file == "net/tcp6" => {}
-                Err(e) => return Err(format!("/proc/{file}: {e}")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && file == "tcp6" => {}
+                Err(e) => return Err(format!("{}: {e}", path.display())),
             }
         }
         Ok(total)
@@ -237,6 +243,7 @@ mod tests {
         };
         let roots = Roots {
             proc: d.path().join("proc"),
+            proc_net: d.path().join("proc/net"),
             net: d.path().join("net"),
         };
         let mut s = Sampler::new("www".into(), config, roots);
@@ -264,6 +271,7 @@ mod tests {
         };
         let roots = Roots {
             proc: d.path().join("nothing"),
+            proc_net: d.path().join("nothing"),
             net: d.path().join("nothing"),
         };
         let l = Sampler::new("www".into(), config, roots).sample().await;

@@ -111,6 +111,8 @@ pub struct Published {
     pub metric_errors: u64,
     /// Agent reports applied.
     pub reports: u64,
+    /// Balancer intervals run (every one announces, whether or not anything changed).
+    pub intervals: u64,
 }
 
 /// The balancer's state.
@@ -269,6 +271,7 @@ impl Balancer {
     /// publication (damped weights move a step per interval even without new metrics).
     fn interval(&mut self) {
         self.intervals += 1;
+        self.facts.intervals = self.intervals;
         self.poll_metrics();
         if let Some(agents) = &self.config.agents {
             let now = super::ingest::now_ms();

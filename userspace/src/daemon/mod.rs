@@ -128,6 +128,7 @@ pub struct DaemonHandle {
     events: crossbeam_channel::Sender<Event>,
     published: watch::Receiver<Published>,
     ingest: Option<Arc<IngestShared>>,
+    served: ServedCell,
 }
 
 /// The agents as xgslbd sees them.
@@ -183,6 +184,23 @@ impl DaemonHandle {
                 .unwrap_or_default(),
             agents: shared.agents.lock().map(|a| a.clone()).unwrap_or_default(),
         })
+    }
+
+    /// What the published selections answer to an A query for `name` from `client` when the
+    /// round-robin counter holds `pick` (what XDP answers then), or `None` for a name that
+    /// does not parse. For comparing what two daemons publish.
+    pub fn answer(&self, name: &str, client: IpAddr, pick: u32) -> Option<crate::dns::Dynamic> {
+        let name = hickory_proto::rr::Name::from_ascii(name).ok()?;
+        let served = match self.served.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        Some(served.snapshot.answer_with_pick(
+            &hickory_proto::rr::LowerName::new(&name),
+            hickory_proto::rr::RecordType::A,
+            client,
+            pick,
+        ))
     }
 
     /// Publication facts as of now.
@@ -305,6 +323,7 @@ pub async fn run(
         events: events.clone(),
         published,
         ingest: shared,
+        served: served.clone(),
     };
     // From here on, stop the balancer on every way out.
     let result = serve(
