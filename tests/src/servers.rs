@@ -145,7 +145,7 @@ impl Ldns {
                     shape.map(|i| shapes[i].1).unwrap_or_default();
                 if let Some(i) = shape {
                     counts[i] += 1;
-                    if drop_every > 0 && counts[i] % drop_every == 0 {
+                    if drop_every > 0 && counts[i].is_multiple_of(drop_every) {
                         continue;
                     }
                 }
