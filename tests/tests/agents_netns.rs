@@ -158,8 +158,21 @@ pools = ["hops"]
         path
     }
 
-    /// An agent's config for `site` at `host`, reporting to every EDNS in `edns`.
-    fn agent_config(&self, site: &str, host: &Host, key_id: u32, edns: &[&Host]) -> PathBuf {
+    /// An agent's config for `site` at `host`, reporting to every EDNS in `edns`, probing
+    /// the LDNS host: from its own list, or (`static_ldns` false) only when an EDNS asks.
+    fn agent_config_probing(
+        &self,
+        site: &str,
+        host: &Host,
+        key_id: u32,
+        edns: &[&Host],
+        static_ldns: bool,
+    ) -> PathBuf {
+        let ldns = if static_ldns {
+            format!("\"{}\"", self.ldns.v4)
+        } else {
+            String::new()
+        };
         let mut text = format!(
             r#"
 agent_id = "{site}-1"
@@ -179,13 +192,12 @@ fall = 2
 connections_port = 80
 
 [probes]
-ldns = ["{ldns}"]
+ldns = [{ldns}]
 interval_ms = 300
 count = 4
 timeout_ms = 200
 "#,
             addr = host.v4,
-            ldns = self.ldns.v4,
         );
         for e in edns {
             text.push_str(&format!(
@@ -278,6 +290,10 @@ struct Running {
 }
 
 fn start(w: &World, both: bool) -> Running {
+    start_probing(w, both, true)
+}
+
+fn start_probing(w: &World, both: bool, static_ldns: bool) -> Running {
     let http = |h: &Host| HttpServer::start(&h.ns, SocketAddr::new(h.v4.parse().expect("v4"), 80));
     let tokyo_http = http(&w.tokyo);
     let newyork_http = http(&w.newyork);
@@ -290,10 +306,13 @@ fn start(w: &World, both: bool) -> Running {
         .enumerate()
         .map(|(i, h)| Daemon::start_in(&h.ns, HOST_IF, &w.edns_config(h, &format!("xgslbd{i}"))))
         .collect();
-    let tokyo_agent = Agent::start(&w.tokyo.ns, &w.agent_config("tokyo", &w.tokyo, 1, &edns));
+    let tokyo_agent = Agent::start(
+        &w.tokyo.ns,
+        &w.agent_config_probing("tokyo", &w.tokyo, 1, &edns, static_ldns),
+    );
     let newyork_agent = Agent::start(
         &w.newyork.ns,
-        &w.agent_config("newyork", &w.newyork, 2, &edns),
+        &w.agent_config_probing("newyork", &w.newyork, 2, &edns, static_ldns),
     );
     for d in &daemons {
         wait_for(d, "both agents report", |v| {
@@ -578,4 +597,42 @@ fn bad_datagrams_are_refused_counted_and_change_nothing() {
             .all(|a| *a == tokyo),
         "a refused datagram changed the answer"
     );
+}
+
+#[test]
+fn agents_probe_the_ldns_that_xgslbd_sees_asking() {
+    let w = World::new("asked");
+    let _ldns = Ldns::start(
+        &w.ldns.ns,
+        w.ldns.v4.parse().expect("v4"),
+        vec![(
+            w.tokyo.v4.parse().expect("v4"),
+            PathShape {
+                delay: Duration::from_millis(60),
+                drop_every: 0,
+            },
+        )],
+    );
+    // The agents know no LDNS: they probe only what xgslbd's replies ask for.
+    let r = start_probing(&w, false, false);
+    let d = &r.daemons[0];
+    let newyork = w.newyork.v4.clone();
+    // Without path metrics for the LDNS, round trip time has nothing to go on: the pool
+    // falls through its tiers and the wide IP returns to DNS (no record for rtt.: NODATA).
+    assert!(w.ask(&w.edns, "rtt.example.test", 1)[0].is_empty());
+    // The LDNS asks (XDP samples 1 query in 16), xgslbd ranks it among the busiest and
+    // tells the agents, they probe it, and round trip time picks the nearer site.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answers = w.ask(&w.edns, "rtt.example.test", 32);
+        let n = answers.iter().filter(|a| **a == newyork).count();
+        if n >= 28 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "newyork got {n} of 32 rtt answers: {answers:?}"
+        );
+        next_interval(d);
+    }
 }
