@@ -34,6 +34,8 @@
 //!
 //! Each figure is the median of several batches; the batches of all cases are interleaved so
 //! that a slow moment of the machine touches them all alike. The thread is pinned to one CPU.
+#[path = "xgslb-bench/ingest.rs"]
+mod ingest;
 #[path = "xgslb-bench/scale.rs"]
 mod scale;
 
@@ -76,6 +78,9 @@ struct Args {
     /// Only the scale part (publication, memory, lookups at size).
     #[arg(long)]
     scale_only: bool,
+    /// Only the agent ingest part.
+    #[arg(long)]
+    ingest_only: bool,
     /// Wide IP counts of the scale part (each with 8 client classes).
     #[arg(long, value_delimiter = ',')]
     scale_sizes: Option<Vec<u32>>,
@@ -152,6 +157,11 @@ fn run(args: &Args) -> Result<()> {
     let cpu = pin_to_last_cpu();
     let pins = PinDir::new("bench");
     let mut dp = setup(pins.path())?;
+    if args.ingest_only {
+        let ingest = ingest::run(args.smoke)?;
+        println!("{}", serde_json::to_string_pretty(&ingest)?);
+        return Ok(());
+    }
     if args.scale_only {
         let sizes = args
             .scale_sizes
@@ -190,8 +200,10 @@ fn run(args: &Args) -> Result<()> {
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
+    let ingest = ingest::run(args.smoke)?;
     let mut json = report.json();
     json["scale"] = scale;
+    json["ingest"] = ingest;
     let json = serde_json::to_string_pretty(&json)?;
     std::fs::write(&args.out, json + "\n")
         .with_context(|| format!("write {}", args.out.display()))?;
