@@ -112,6 +112,7 @@ pub fn demo(config: &Path) -> Result<()> {
     let mut demo = Demo {
         netns: netns.display().to_string(),
         child: None,
+        helpers: Vec::new(),
     };
     Cmd::new("bash", &[demo.netns.as_str(), "up", DEMO_PREFIX, DEMO_VETH]).run()?;
     // veth hands the frames xgslbd sends with XDP_TX only to a peer running NAPI, which an
@@ -155,6 +156,7 @@ pub fn demo(config: &Path) -> Result<()> {
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start xgslbd")?;
+    start_sites(&mut demo, config)?;
     let stdout = child.stdout.take().context("xgslbd stdout")?;
     demo.child = Some(child);
 
@@ -203,6 +205,10 @@ frankfurt (198.18.2.10) and the other to tokyo (198.18.1.10):
   ip netns exec {CLIENT_NS} dig @198.18.0.2 geo.example.test A +short -b 198.18.0.1
   ip netns exec {CLIENT_NS} dig @198.18.0.2 geo.example.test A +short -b 198.18.0.130
   ip netns exec {CLIENT_NS} dig @2001:db8::2 geo.example.test A +short -b 2001:db8::8000:0:0:1
+Agents: one per site checks the HTTP server behind each virtual server. Stop tokyo-www's
+and gslb.example.test (round robin over every www) stops answering 198.18.1.10:
+  for i in $(seq 12); do ip netns exec {CLIENT_NS} dig @198.18.0.2 gslb.example.test +short; done | sort | uniq -c
+  pkill -f 'demo-http --listen 198.18.1.10:80'
 Metrics: dyn.example.test weighs its app servers by least connections (frankfurt-app has
 the fewest). Give it more and the answers move to tokyo within a few intervals (damped):
   for i in $(seq 20); do ip netns exec {CLIENT_NS} dig @198.18.0.2 dyn.example.test +short; done | sort | uniq -c
@@ -216,10 +222,88 @@ Ctrl-C here stops xgslbd and removes the namespaces.\n",
     );
 }
 
+/// The demo's sites: each v4 virtual server's address on the server namespace's loopback
+/// with a small HTTP server behind it, and an agent per site checking them and reporting to
+/// xgslbd (its [agents] port), all in the server namespace.
+const DEMO_SITES: [(&str, &str, u32, &[(&str, &str)]); 3] = [
+    (
+        "tokyo",
+        "agent-tokyo.key",
+        1,
+        &[("tokyo-www", "198.18.1.10:80"), ("tokyo-app", "198.18.1.40:8080")],
+    ),
+    (
+        "frankfurt",
+        "agent-frankfurt.key",
+        2,
+        &[
+            ("frankfurt-www", "198.18.2.10:80"),
+            ("frankfurt-app", "198.18.2.40:8080"),
+        ],
+    ),
+    (
+        "newyork",
+        "agent-newyork.key",
+        3,
+        &[
+            ("newyork-www", "198.18.3.10:80"),
+            ("newyork-app", "198.18.3.40:8080"),
+        ],
+    ),
+];
+
+fn start_sites(demo: &mut Demo, config: &Path) -> Result<()> {
+    let dir = config.parent().unwrap_or(Path::new("."));
+    let ctl = target_dir().join("release/xgslbctl");
+    let agent = target_dir().join("release/xgslb-agent");
+    let in_server = |program: &Path, args: &[String]| {
+        let mut a = vec![
+            format!("--net=/run/netns/{SERVER_NS}"),
+            program.display().to_string(),
+        ];
+        a.extend_from_slice(args);
+        Cmd::new("nsenter", &a).dir(root()).into_command()
+    };
+    for (site, key, key_id, vss) in DEMO_SITES {
+        let mut text = format!(
+            "# A demo agent (written by cargo xtask run).\nagent_id = \"{site}-demo\"\n\
+             site = \"{site}\"\ninterval_ms = 500\n\n[[edns]]\naddress = \"198.18.0.2:5300\"\n\
+             key_id = {key_id}\nsecret_file = \"{key}\"\n"
+        );
+        for (vs, addr) in vss {
+            let ip = addr.split(':').next().unwrap_or_default();
+            Cmd::new(
+                "ip",
+                &["-n", SERVER_NS, "addr", "add", &format!("{ip}/32"), "dev", "lo"],
+            )
+            .run()?;
+            let server = in_server(&ctl, &["demo-http".into(), "--listen".into(), addr.to_string()])
+                .stdout(Stdio::null())
+                .spawn()
+                .with_context(|| format!("start the demo server of {vs}"))?;
+            demo.helpers.push(server);
+            text.push_str(&format!(
+                "\n[[vs]]\nname = \"{vs}\"\n[vs.check]\nkind = \"http\"\n\
+                 url = \"http://{addr}/\"\ninterval_ms = 500\ntimeout_ms = 400\n"
+            ));
+        }
+        let path = dir.join(format!("agent-{site}.toml"));
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        let child = in_server(&agent, &["--config".into(), path.display().to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("start the {site} agent"))?;
+        demo.helpers.push(child);
+    }
+    Ok(())
+}
+
 /// What the demo set up, removed on drop: on Ctrl-C, on any error, on a panic.
 struct Demo {
     netns: String,
     child: Option<Child>,
+    /// The demo's HTTP servers and agents, killed on drop.
+    helpers: Vec<Child>,
 }
 
 impl Demo {
@@ -230,6 +314,10 @@ impl Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
+        for helper in &mut self.helpers {
+            let _ = helper.kill();
+            let _ = helper.wait();
+        }
         if let Some(child) = &mut self.child {
             stop(child);
         }
