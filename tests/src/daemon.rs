@@ -44,6 +44,7 @@ pub struct Daemon {
     /// The pin directory, when this daemon owns it (removed on drop).
     _pins: Option<PinDir>,
     handle: Option<daemon::DaemonHandle>,
+    control: PathBuf,
 }
 
 impl Daemon {
@@ -56,6 +57,7 @@ impl Daemon {
             xdp_mode: Some(mode),
             pin_dir: Some(pins.path().to_owned()),
             leave_serving: false,
+            control_socket: None,
         };
         let mut d = Self::start_with(pair, config, opts);
         d._pins = Some(pins);
@@ -70,6 +72,7 @@ impl Daemon {
             xdp_mode: Some(XdpModeSetting::Native),
             pin_dir: Some(pins.path().to_owned()),
             leave_serving: false,
+            control_socket: None,
         };
         let mut d = Self::start_ns(ns, config, opts);
         d._pins = Some(pins);
@@ -81,7 +84,14 @@ impl Daemon {
         Self::start_ns(&pair.server, config, opts)
     }
 
-    fn start_ns(ns: &str, config: &Path, opts: daemon::Options) -> Self {
+    fn start_ns(ns: &str, config: &Path, mut opts: daemon::Options) -> Self {
+        // Each daemon its own control socket, beside its pins' name.
+        let control = opts.control_socket.get_or_insert_with(|| {
+            let pins = opts.pin_dir.clone().unwrap_or_default();
+            let tag = pins.file_name().map(|n| n.to_string_lossy().into_owned());
+            PathBuf::from(format!("/tmp/{}.control.sock", tag.unwrap_or_default()))
+        });
+        let control = control.clone();
         let shutdown = CancellationToken::new();
         let (ready_tx, ready_rx) = mpsc::channel();
         let pin_dir = opts
@@ -113,6 +123,7 @@ impl Daemon {
             pin_dir,
             _pins: None,
             handle: None,
+            control,
         };
         match ready_rx.recv_timeout(START_TIMEOUT) {
             Ok(handle) => d.handle = Some(handle),
@@ -157,6 +168,11 @@ impl Daemon {
                 panic!("no publication: {what} (last: {now:?})");
             }
         }
+    }
+
+    /// Its control socket.
+    pub fn control_socket(&self) -> &Path {
+        &self.control
     }
 
     /// XDP counters, summed over CPUs.

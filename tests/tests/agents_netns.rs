@@ -349,6 +349,31 @@ fn health_follows_the_servers_and_the_agents_and_two_edns_answer_alike() {
     for (d, e) in r.daemons.iter().zip(edns) {
         wait_answer(&w, d, e, "ga.example.test", tokyo);
     }
+    // `xgslbctl status` (its client, over the control socket) lists both agents.
+    let status = xgslb::control::client::request(
+        r.daemons[0].control_socket(),
+        &xgslb::control::protocol::Request {
+            version: xgslb::control::protocol::VERSION,
+            command: xgslb::control::protocol::Command::Status,
+        },
+    )
+    .expect("status over the control socket");
+    let st = status.status.expect("a status");
+    let mut seen: Vec<(String, String, String)> = st
+        .agents
+        .iter()
+        .map(|a| (a.agent.clone(), a.site.clone(), a.state.clone()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("newyork-1".into(), "newyork".into(), "up".into()),
+            ("tokyo-1".into(), "tokyo".into(), "up".into()),
+        ]
+    );
+    assert!(st.agents.iter().any(|a| a.address.starts_with(&w.tokyo.v4)));
+    assert!(st.ingest_accepted > 0 && st.reports > 0, "{st:?}");
 
     // tokyo's server stops: after `fall` failed checks, both EDNSs answer newyork.
     r.tokyo_http.stop();

@@ -48,6 +48,7 @@ fn leave_serving_keeps_answering_and_a_restart_adopts_the_pins() {
         xdp_mode: Some(XdpModeSetting::Native),
         pin_dir: Some(pins.path().to_owned()),
         leave_serving,
+        control_socket: None,
     };
 
     let d = Daemon::start_with(&pair, &cfg.path(), opts(true));

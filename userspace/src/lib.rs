@@ -7,11 +7,13 @@
 //! - `metrics`: the metrics the balancer weighs (the metrics file for now).
 //! - `dns`: the slow path: zones, authoritative answers, UDP and TCP servers.
 //! - `maps`: the XDP program and its maps: load, attach, publish, read counters.
+//! - `control`: the control socket (protocol, server in xgslbd, client for xgslbctl).
 //! - `daemon`: xgslbd put together: config, data plane, slow path, signals.
 //! - `agent`: xgslb-agent: health checks, load, LDNS path probes, reports to the EDNSs.
 pub mod agent;
 pub mod balance;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod dns;
 pub mod maps;

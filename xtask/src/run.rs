@@ -214,23 +214,36 @@ the fewest). Give it more and the answers move to tokyo within a few intervals (
   for i in $(seq 20); do ip netns exec {CLIENT_NS} dig @198.18.0.2 dyn.example.test +short; done | sort | uniq -c
   sed -i 's/^connections = 100$/connections = 5000/' {}
   {} stats --pin-dir {DEMO_PIN_DIR}   (`answered` counts the XDP answers, `generation` the publications)
+  {} status      (the agents: address, site, last report, state; the ingest's counters)
 SIGHUP to xgslbd reloads {}.
 Ctrl-C here stops xgslbd and removes the namespaces.\n",
         metrics.display(),
+        ctl.display(),
         ctl.display(),
         config.display()
     );
 }
 
+/// A demo site: name, key file, key id, and its virtual servers (name, address:port).
+type DemoSite = (
+    &'static str,
+    &'static str,
+    u32,
+    &'static [(&'static str, &'static str)],
+);
+
 /// The demo's sites: each v4 virtual server's address on the server namespace's loopback
 /// with a small HTTP server behind it, and an agent per site checking them and reporting to
 /// xgslbd (its [agents] port), all in the server namespace.
-const DEMO_SITES: [(&str, &str, u32, &[(&str, &str)]); 3] = [
+const DEMO_SITES: [DemoSite; 3] = [
     (
         "tokyo",
         "agent-tokyo.key",
         1,
-        &[("tokyo-www", "198.18.1.10:80"), ("tokyo-app", "198.18.1.40:8080")],
+        &[
+            ("tokyo-www", "198.18.1.10:80"),
+            ("tokyo-app", "198.18.1.40:8080"),
+        ],
     ),
     (
         "frankfurt",
@@ -274,13 +287,24 @@ fn start_sites(demo: &mut Demo, config: &Path) -> Result<()> {
             let ip = addr.split(':').next().unwrap_or_default();
             Cmd::new(
                 "ip",
-                &["-n", SERVER_NS, "addr", "add", &format!("{ip}/32"), "dev", "lo"],
+                &[
+                    "-n",
+                    SERVER_NS,
+                    "addr",
+                    "add",
+                    &format!("{ip}/32"),
+                    "dev",
+                    "lo",
+                ],
             )
             .run()?;
-            let server = in_server(&ctl, &["demo-http".into(), "--listen".into(), addr.to_string()])
-                .stdout(Stdio::null())
-                .spawn()
-                .with_context(|| format!("start the demo server of {vs}"))?;
+            let server = in_server(
+                &ctl,
+                &["demo-http".into(), "--listen".into(), addr.to_string()],
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("start the demo server of {vs}"))?;
             demo.helpers.push(server);
             text.push_str(&format!(
                 "\n[[vs]]\nname = \"{vs}\"\n[vs.check]\nkind = \"http\"\n\

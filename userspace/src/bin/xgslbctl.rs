@@ -1,5 +1,5 @@
-//! xgslbctl: operate a running xgslbd. For now it reads the XDP counters from the pinned
-//! stats map; the control socket comes with its own issue.
+//! xgslbctl: operate a running xgslbd: `status` over its control socket, `stats` from the
+//! pinned maps.
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
@@ -14,6 +14,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// What xgslbd publishes, its agents (address, site, last report, state) and the agent
+    /// ingest's counters, over the control socket.
+    Status {
+        /// xgslbd's control socket.
+        #[arg(long, default_value = "/run/xgslb/control.sock")]
+        socket: PathBuf,
+        /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// XDP counters (frames received, answered, passed to the kernel by reason, dropped)
     /// and the publication generation.
     Stats {
@@ -59,6 +69,7 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Status { socket, json } => status(&socket, json),
         Command::DemoHttp { listen } => match demo_http(listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -146,4 +157,75 @@ fn demo_http(listen: std::net::SocketAddr) -> std::io::Result<()> {
         });
     }
     Ok(())
+}
+
+/// `xgslbctl status`: exit 0 on an answer, 1 when xgslbd answers with an error, 2 when it
+/// cannot be reached.
+fn status(socket: &std::path::Path, json: bool) -> ExitCode {
+    use xgslb::control::{
+        client,
+        protocol::{Command as Req, Request, VERSION},
+    };
+    let response = match client::request(
+        socket,
+        &Request {
+            version: VERSION,
+            command: Req::Status,
+        },
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "xgslbctl: cannot reach xgslbd at {}: {e} (is it running? --socket names \
+                 its control socket)",
+                socket.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let Some(st) = response.status.filter(|_| response.ok) else {
+        eprintln!(
+            "xgslbctl: xgslbd refused: {}",
+            response.error.unwrap_or_default()
+        );
+        return ExitCode::FAILURE;
+    };
+    if json {
+        match serde_json::to_string(&st) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("xgslbctl: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    for (name, v) in [
+        ("generation", st.generation),
+        ("reloads", st.reloads),
+        ("metric_updates", st.metric_updates),
+        ("metric_errors", st.metric_errors),
+        ("agent_reports", st.reports),
+    ] {
+        println!("{name:<24}{v:>14}");
+    }
+    if !st.agents_configured {
+        println!("\nagents: not configured ([agents] in the config)");
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "\n{:<20} {:<12} {:<24} {:>4} {:>10} {:>8} {:<6}",
+        "AGENT", "SITE", "ADDRESS", "KEY", "AGE (ms)", "RECORDS", "STATE"
+    );
+    for a in &st.agents {
+        println!(
+            "{:<20} {:<12} {:<24} {:>4} {:>10} {:>8} {:<6}",
+            a.agent, a.site, a.address, a.key_id, a.age_ms, a.records, a.state
+        );
+    }
+    println!("\n{:<24}{:>14}", "ingest_accepted", st.ingest_accepted);
+    for (reason, n) in &st.ingest_rejected {
+        println!("{:<24}{n:>14}", format!("rejected_{reason}"));
+    }
+    ExitCode::SUCCESS
 }

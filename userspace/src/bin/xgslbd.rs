@@ -25,6 +25,9 @@ struct Cli {
     /// On exit, leave the pinned XDP program attached and answering.
     #[arg(long)]
     leave_serving: bool,
+    /// The control socket (overrides server.control_socket).
+    #[arg(long)]
+    control_socket: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
             xdp_mode: cli.xdp_mode,
             pin_dir: cli.pin_dir,
             leave_serving: cli.leave_serving,
+            control_socket: cli.control_socket,
         };
         let ready = |handle: daemon::DaemonHandle| {
             println!("xgslbd ready");

@@ -83,10 +83,16 @@ struct RawServer {
     pin_dir: PathBuf,
     #[serde(default)]
     xdp_mode: XdpModeSetting,
+    #[serde(default = "default_control_socket")]
+    control_socket: PathBuf,
 }
 
 fn default_pin_dir() -> PathBuf {
     PathBuf::from("/sys/fs/bpf/xgslb")
+}
+
+fn default_control_socket() -> PathBuf {
+    PathBuf::from("/run/xgslb/control.sock")
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +156,8 @@ pub struct Config {
     pub pin_dir: PathBuf,
     /// XDP attach mode.
     pub xdp_mode: XdpModeSetting,
+    /// The control socket `xgslbctl` talks to.
+    pub control_socket: PathBuf,
     /// Zones: origin and file (resolved against the config's directory).
     pub zones: Vec<ZoneConfig>,
     /// Answer sets.
@@ -346,6 +354,7 @@ impl Config {
             interface: raw.server.interface,
             pin_dir: raw.server.pin_dir,
             xdp_mode: raw.server.xdp_mode,
+            control_socket: raw.server.control_socket,
             zones,
             answers,
             model,

@@ -56,6 +56,12 @@ pub enum DaemonError {
     /// An operator's change was refused.
     #[error("{0}")]
     Admin(String),
+    /// The control socket could not be made.
+    #[error("cannot listen on the control socket {path}: {source}")]
+    Control {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The daemon has stopped; the request cannot be handled.
     #[error("xgslbd has stopped")]
     Stopped,
@@ -82,6 +88,8 @@ pub struct Options {
     pub pin_dir: Option<PathBuf>,
     /// On shutdown leave the pinned program attached and answering.
     pub leave_serving: bool,
+    /// The control socket (else the config's `server.control_socket`).
+    pub control_socket: Option<PathBuf>,
 }
 
 /// What both paths serve for a config with no metrics yet, computed the way the balancer
@@ -203,6 +211,39 @@ impl DaemonHandle {
         ))
     }
 
+    /// What `xgslbctl status` shows.
+    pub fn status(&self) -> crate::control::protocol::Status {
+        let p = self.published();
+        let agents = self.agents();
+        let (agents_configured, lines, counters) = match agents {
+            Some(v) => (true, v.agents, v.counters),
+            None => (false, Vec::new(), IngestCounters::default()),
+        };
+        crate::control::protocol::Status {
+            generation: p.generation,
+            reloads: p.reloads,
+            metric_updates: p.metric_updates,
+            metric_errors: p.metric_errors,
+            reports: p.reports,
+            agents_configured,
+            agents: lines
+                .into_iter()
+                .map(|a| crate::control::protocol::AgentLine {
+                    agent: a.agent,
+                    site: a.state.site,
+                    address: a.state.address.to_string(),
+                    key_id: a.state.key_id,
+                    age_ms: a.age_ms,
+                    last_sequence: a.state.last_sequence,
+                    records: a.state.records,
+                    state: a.liveness.name().into(),
+                })
+                .collect(),
+            ingest_accepted: counters.accepted,
+            ingest_rejected: counters.by_name().map(|(n, c)| (n.to_owned(), c)).collect(),
+        }
+    }
+
     /// Publication facts as of now.
     pub fn published(&self) -> Published {
         *self.published.borrow()
@@ -281,6 +322,15 @@ pub async fn run(
         udp.push(UdpSocket::bind(addr).await.map_err(bind_err("UDP"))?);
         tcp.push(TcpListener::bind(addr).await.map_err(bind_err("TCP"))?);
     }
+    let control_path = opts
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| cfg.control_socket.clone());
+    let control =
+        crate::control::server::bind(&control_path).map_err(|source| DaemonError::Control {
+            path: control_path.clone(),
+            source,
+        })?;
     let agents = match &cfg.agents {
         Some(a) => {
             let socket = UdpSocket::bind(a.listen)
@@ -330,7 +380,12 @@ pub async fn run(
         &cfg,
         (mode, iface.as_deref(), &pin_dir),
         served,
-        (udp, tcp, agents),
+        Sockets {
+            udp,
+            tcp,
+            agents,
+            control: (control, control_path),
+        },
         ready,
         handle,
         &shutdown,
@@ -357,11 +412,20 @@ pub async fn run(
 /// The agents' socket, its ingest and what the ingest shares with the balancer.
 type AgentSocket = (UdpSocket, Ingest, Arc<IngestShared>);
 
+/// Everything bound before the data plane was touched.
+struct Sockets {
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+    agents: Option<AgentSocket>,
+    /// The control socket's listener and path.
+    control: (tokio::net::UnixListener, PathBuf),
+}
+
 async fn serve(
     cfg: &Config,
     (mode, iface, pin_dir): (XdpModeSetting, Option<&str>, &Path),
     served: ServedCell,
-    (udp, tcp, agents): (Vec<UdpSocket>, Vec<TcpListener>, Option<AgentSocket>),
+    sockets: Sockets,
     ready: impl FnOnce(DaemonHandle),
     handle: DaemonHandle,
     shutdown: &CancellationToken,
@@ -396,6 +460,12 @@ async fn serve(
         }
     }
 
+    let Sockets {
+        udp,
+        tcp,
+        agents,
+        control: (control, control_path),
+    } = sockets;
     let responder: Arc<dyn Responder> = Arc::new(LiveResponder { served });
     let tasks = TaskTracker::new();
     for s in udp {
@@ -410,6 +480,16 @@ async fn serve(
             serve_tcp(l, responder.clone(), shutdown.clone()),
         ));
     }
+    let status_handle = handle.clone();
+    tasks.spawn(log_exit(
+        "control socket",
+        crate::control::server::serve_control(
+            control,
+            control_path,
+            Arc::new(move || status_handle.status()),
+            shutdown.clone(),
+        ),
+    ));
     if let Some((socket, ingest, shared)) = agents {
         tasks.spawn(log_exit(
             "agent ingest",

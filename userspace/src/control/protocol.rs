@@ -1,0 +1,141 @@
+//! The control protocol: newline-delimited JSON. A request is
+//! `{"version": 1, "command": "status"}`; a response is `{"version": 1, "ok": true, ...}` or
+//! `{"version": 1, "ok": false, "error": "why"}`. A request over [`MAX_REQUEST`] bytes, one
+//! that is not JSON, of another version or with an unknown command gets an error response
+//! naming the problem, and the connection goes on.
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+/// Longest request line, newline excluded.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// A request as sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub version: u32,
+    pub command: Command,
+}
+
+/// What a request asks for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "name")]
+pub enum Command {
+    /// Publication facts, the agents and the ingest counters.
+    Status,
+}
+
+/// The answer to `status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Publications that changed what is served.
+    pub generation: u64,
+    pub reloads: u64,
+    pub metric_updates: u64,
+    pub metric_errors: u64,
+    /// Agent reports applied.
+    pub reports: u64,
+    /// Whether `[agents]` is configured.
+    pub agents_configured: bool,
+    pub agents: Vec<AgentLine>,
+    /// Agent datagrams accepted.
+    pub ingest_accepted: u64,
+    /// Agent datagrams refused, by reason (every reason listed).
+    pub ingest_rejected: Vec<(String, u64)>,
+}
+
+/// One agent in `status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentLine {
+    pub agent: String,
+    pub site: String,
+    pub address: String,
+    pub key_id: u32,
+    /// Milliseconds since its last report.
+    pub age_ms: u64,
+    pub last_sequence: u64,
+    /// Records in its last datagram.
+    pub records: usize,
+    /// "up", or "stale" past the report timeout.
+    pub state: String,
+}
+
+/// A response line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub version: u32,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<Status>,
+}
+
+impl Response {
+    pub fn error(why: impl Into<String>) -> Self {
+        Self {
+            version: VERSION,
+            ok: false,
+            error: Some(why.into()),
+            status: None,
+        }
+    }
+
+    pub fn status(status: Status) -> Self {
+        Self {
+            version: VERSION,
+            ok: true,
+            error: None,
+            status: Some(status),
+        }
+    }
+}
+
+/// Reads a request line; the error says what is wrong with it.
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    if line.len() > MAX_REQUEST {
+        return Err(format!(
+            "request of {} bytes, the limit is {MAX_REQUEST}",
+            line.len()
+        ));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
+    match value.get("version").and_then(|v| v.as_u64()) {
+        Some(v) if v == VERSION as u64 => {}
+        Some(v) => return Err(format!("version {v}: this xgslbd speaks {VERSION}")),
+        None => return Err("no \"version\"".into()),
+    }
+    serde_json::from_value(value).map_err(|e| format!("bad request: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_bad_ones_say_why() {
+        let ok = parse_request(br#"{"version":1,"command":{"name":"status"}}"#).unwrap();
+        assert_eq!(ok.command, Command::Status);
+        let cases: [(&[u8], &str); 5] = [
+            (b"status", "not JSON"),
+            (br#"{"command":{"name":"status"}}"#, "no \"version\""),
+            (br#"{"version":7,"command":{"name":"status"}}"#, "version 7"),
+            (
+                br#"{"version":1,"command":{"name":"explode"}}"#,
+                "bad request",
+            ),
+            (
+                br#"{"version":1,"command":{"name":"status"},"x":1}"#,
+                "bad request",
+            ),
+        ];
+        for (line, want) in cases {
+            let err = parse_request(line).unwrap_err();
+            assert!(err.contains(want), "{err:?} lacks {want:?}");
+        }
+        let big = vec![b' '; MAX_REQUEST + 1];
+        assert!(parse_request(&big).unwrap_err().contains("limit"));
+    }
+}

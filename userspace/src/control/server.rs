@@ -1,0 +1,190 @@
+//! The control socket in xgslbd: a Unix stream listener (mode 0600) that answers requests
+//! from root (or xgslbd's own user) line by line. A bad request gets an error response and
+//! the connection goes on; a peer of another user is told why and closed.
+use std::{
+    io,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{UnixListener, UnixStream},
+};
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::{Command, MAX_REQUEST, Response, Status, parse_request};
+
+/// What the socket reads its answers from.
+pub type StatusSource = Arc<dyn Fn() -> Status + Send + Sync>;
+
+/// Binds `path` (replacing a stale socket file), owner-only.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves `listener` until `shutdown`, then removes the socket file at `path`.
+pub async fn serve_control(
+    listener: UnixListener,
+    path: PathBuf,
+    status: StatusSource,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection(stream, status.clone(), shutdown.clone()));
+                }
+                Err(e) => tracing::warn!("control socket: accept failed: {e}"),
+            },
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+/// Whether the peer may drive xgslbd: root, or the user xgslbd runs as.
+fn allowed(stream: &UnixStream) -> Result<(), String> {
+    let cred = stream
+        .peer_cred()
+        .map_err(|e| format!("cannot read the peer's credentials: {e}"))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if cred.uid() == 0 || cred.uid() == me {
+        Ok(())
+    } else {
+        Err(format!("permission denied: uid {} is not root", cred.uid()))
+    }
+}
+
+async fn connection(mut stream: UnixStream, status: StatusSource, shutdown: CancellationToken) {
+    if let Err(why) = allowed(&stream) {
+        let _ = write(&mut stream, &Response::error(why)).await;
+        return;
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Past the limit without a newline, the rest of the line is skipped, then refused.
+    let mut overlong = false;
+    loop {
+        let n = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = stream.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            let response = if overlong {
+                overlong = false;
+                Response::error(format!("request over {MAX_REQUEST} bytes"))
+            } else {
+                answer(&line[..line.len() - 1], &status)
+            };
+            if write(&mut stream, &response).await.is_err() {
+                return;
+            }
+        }
+        if buf.len() > MAX_REQUEST {
+            overlong = true;
+            buf.clear();
+        }
+    }
+}
+
+fn answer(line: &[u8], status: &StatusSource) -> Response {
+    match parse_request(line) {
+        Ok(r) => match r.command {
+            Command::Status => Response::status(status()),
+        },
+        Err(why) => Response::error(why),
+    }
+}
+
+async fn write(stream: &mut UnixStream, response: &Response) -> io::Result<()> {
+    let mut line = serde_json::to_vec(response).map_err(io::Error::other)?;
+    line.push(b'\n');
+    stream.write_all(&line).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::{client, protocol::Request};
+
+    #[tokio::test]
+    async fn answers_status_and_survives_bad_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/control.sock");
+        let listener = bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let status: StatusSource = Arc::new(|| Status {
+            generation: 7,
+            ..Status::default()
+        });
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve_control(
+            listener,
+            path.clone(),
+            status,
+            shutdown.clone(),
+        ));
+        let p = path.clone();
+        let lines = tokio::task::spawn_blocking(move || {
+            use std::io::{BufRead, BufReader, Write};
+            let mut s = std::os::unix::net::UnixStream::connect(&p).unwrap();
+            let big = vec![b'x'; MAX_REQUEST + 10];
+            s.write_all(b"nonsense\n").unwrap();
+            s.write_all(&big).unwrap();
+            s.write_all(b"\n{\"version\":1,\"command\":{\"name\":\"status\"}}\n")
+                .unwrap();
+            let mut r = BufReader::new(s);
+            (0..3)
+                .map(|_| {
+                    let mut l = String::new();
+                    r.read_line(&mut l).unwrap();
+                    serde_json::from_str::<Response>(&l).unwrap()
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        assert!(lines[0].error.as_deref().unwrap().contains("not JSON"));
+        assert!(lines[1].error.as_deref().unwrap().contains("bytes"));
+        assert_eq!(lines[2].status.as_ref().unwrap().generation, 7);
+        // A new connection through the client works too.
+        let p = path.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            client::request(
+                &p,
+                &Request {
+                    version: crate::control::protocol::VERSION,
+                    command: Command::Status,
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(r.ok);
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
+        assert!(!path.exists(), "the socket file is removed on shutdown");
+    }
+}
