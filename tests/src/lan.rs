@@ -8,22 +8,9 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
+use crate::netns::run;
 
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    if !out.status.success() {
-        panic!(
-            "{args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
-}
+static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// The interface of every host (inside its own namespace).
 pub const HOST_IF: &str = "eth0";

@@ -26,7 +26,8 @@ pub struct NetnsPair {
     client_xdp: Option<(xgslb::maps::DataPlane, crate::pins::PinDir)>,
 }
 
-fn run(args: &[&str]) -> Output {
+/// Runs a command to completion; panics with its output when it fails.
+pub fn run(args: &[&str]) -> Output {
     let out = Command::new(args[0])
         .args(&args[1..])
         .output()

@@ -8,6 +8,7 @@
 //! - `dns`: the slow path: zones, authoritative answers, UDP and TCP servers.
 //! - `maps`: the XDP program and its maps: load, attach, publish, read counters.
 //! - `control`: the control socket (protocol, server in xgslbd, client for xgslbctl).
+//! - `signals`: SIGINT/SIGTERM to a cancellation token, for the binaries.
 //! - `daemon`: xgslbd put together: config, data plane, slow path, signals.
 //! - `agent`: xgslb-agent: health checks, load, LDNS path probes, reports to the EDNSs.
 pub mod agent;
@@ -19,3 +20,4 @@ pub mod dns;
 pub mod maps;
 pub mod metrics;
 pub mod model;
+pub mod signals;

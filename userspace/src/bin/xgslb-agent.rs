@@ -42,23 +42,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async {
         let shutdown = CancellationToken::new();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                tracing::error!("cannot install signal handlers");
-                return;
-            };
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            tracing::info!("shutting down");
-            signals.cancel();
-        });
+        xgslb::signals::cancel_on_termination(shutdown.clone());
         agent::run(config, shutdown, || println!("xgslb-agent ready")).await?;
         Ok(())
     })
