@@ -329,3 +329,139 @@ pools = ["both"]
     d.wait_published("reload", |p| p.reloads > seen.reloads);
     assert_eq!(ask(), "198.18.3.1", "newyork is first in the reloaded pool");
 }
+
+fn control(
+    d: &Daemon,
+    command: xgslb::control::protocol::Command,
+) -> xgslb::control::protocol::Response {
+    xgslb::control::client::request(
+        d.control_socket(),
+        &xgslb::control::protocol::Request {
+            version: xgslb::control::protocol::VERSION,
+            command,
+        },
+    )
+    .expect("the control socket answers")
+}
+
+#[test]
+fn control_socket_explains_drains_enables_and_checks_reloads() {
+    use xgslb::control::protocol::{Command, Target};
+    let pair = NetnsPair::new("ctl");
+    let text = format!(
+        r#"{THREE_SITES}
+[[pool]]
+name = "ratio"
+members = [{{ vs = "tokyo-a", ratio = 3 }}, "frankfurt-a", "newyork-a"]
+preferred = "ratio"
+[[wideip]]
+name = "www2.example.test."
+pools = ["ratio"]
+"#
+    );
+    let cfg = ConfigDir::new(&test_config(&text));
+    let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
+    let answers = |n: usize| -> Vec<String> {
+        let mut v: Vec<String> = (0..n)
+            .map(|_| first_address(&dig(&pair, SERVER_V4, "www2.example.test", "A", None)))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    assert_eq!(answers(10), vec!["198.18.1.1", "198.18.2.1", "198.18.3.1"]);
+
+    // explain: the ratio tier, and the shares the table holds (3:1:1 over 128 slots).
+    let r = control(
+        &d,
+        Command::Explain {
+            wideip: "www2.example.test".into(),
+            client: "198.18.0.1".into(),
+        },
+    );
+    let e = r.explain.expect("an explanation");
+    assert!(e.trace.iter().any(|l| l.contains("ratio")), "{e:?}");
+    let shares: Vec<(String, i64)> = e
+        .a_records
+        .iter()
+        .map(|(a, s)| (a.clone(), (s * 128.0).round() as i64))
+        .collect();
+    assert_eq!(
+        shares,
+        vec![
+            ("198.18.1.1".into(), 77),
+            ("198.18.2.1".into(), 26),
+            ("198.18.3.1".into(), 25)
+        ],
+        "{e:?}"
+    );
+
+    // drain tokyo-a: no more answers to it, from XDP, once published (the reply comes after).
+    let r = control(
+        &d,
+        Command::Drain {
+            target: Target::Vs("tokyo-a".into()),
+        },
+    );
+    assert!(r.ok, "{r:?}");
+    assert_eq!(answers(10), vec!["198.18.2.1", "198.18.3.1"]);
+    // disable the newyork site: frankfurt alone.
+    assert!(
+        control(
+            &d,
+            Command::Disable {
+                target: Target::Site("newyork".into())
+            }
+        )
+        .ok
+    );
+    assert_eq!(answers(6), vec!["198.18.2.1"]);
+    // enable both back.
+    for target in [Target::Vs("tokyo-a".into()), Target::Site("newyork".into())] {
+        assert!(control(&d, Command::Enable { target }).ok);
+    }
+    assert_eq!(answers(10), vec!["198.18.1.1", "198.18.2.1", "198.18.3.1"]);
+
+    // Refused commands say why and change nothing.
+    let r = control(
+        &d,
+        Command::Disable {
+            target: Target::Vs("nowhere".into()),
+        },
+    );
+    assert!(
+        !r.ok && r.error.as_deref().unwrap_or("").contains("nowhere"),
+        "{r:?}"
+    );
+    let r = control(
+        &d,
+        Command::SetRatio {
+            vs: "tokyo-a".into(),
+            ratio: 0,
+        },
+    );
+    assert!(!r.ok, "{r:?}");
+
+    // reload --check: a broken config is refused, naming the key, and changes nothing.
+    let good = std::fs::read_to_string(cfg.path()).expect("read");
+    std::fs::write(
+        cfg.path(),
+        good.replace("preferred = \"ratio\"", "preferred = \"rratio\""),
+    )
+    .expect("write");
+    let r = control(&d, Command::Reload { check: true });
+    assert!(
+        !r.ok
+            && r.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("pool[0].preferred"),
+        "{r:?}"
+    );
+    let r = control(&d, Command::Reload { check: false });
+    assert!(!r.ok, "{r:?}");
+    assert_eq!(answers(10), vec!["198.18.1.1", "198.18.2.1", "198.18.3.1"]);
+    std::fs::write(cfg.path(), &good).expect("write");
+    let r = control(&d, Command::Reload { check: true });
+    assert!(r.ok, "{r:?}");
+}

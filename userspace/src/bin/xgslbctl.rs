@@ -12,8 +12,91 @@ struct Cli {
     command: Command,
 }
 
+/// Which virtual server or site a command acts on.
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+struct TargetArgs {
+    /// A virtual server.
+    #[arg(long)]
+    vs: Option<String>,
+    /// Every virtual server of a site.
+    #[arg(long)]
+    site: Option<String>,
+}
+
+impl TargetArgs {
+    fn target(self) -> xgslb::control::protocol::Target {
+        use xgslb::control::protocol::Target;
+        match (self.vs, self.site) {
+            (Some(vs), _) => Target::Vs(vs),
+            (None, Some(site)) => Target::Site(site),
+            // clap's group makes exactly one of them present.
+            (None, None) => Target::Vs(String::new()),
+        }
+    }
+}
+
+/// The control socket option of the commands that use it.
+#[derive(clap::Args, Debug)]
+struct SocketArgs {
+    /// xgslbd's control socket.
+    #[arg(long, default_value = "/run/xgslb/control.sock")]
+    socket: PathBuf,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// How xgslbd decided a wide IP's answer for a client: the tiers and methods tried, why
+    /// each virtual server was in or out, and the addresses and shares XDP holds.
+    Explain {
+        /// The wide IP.
+        wideip: String,
+        /// The client's (LDNS's) address.
+        #[arg(long)]
+        client: String,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Put a virtual server (--vs) or a site's (--site) back in rotation.
+    Enable {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Take a virtual server or a site's out of rotation.
+    Disable {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Stop new answers to a virtual server or a site's (resolvers keep cached answers
+    /// until their TTL).
+    Drain {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Set a virtual server's ratio.
+    SetRatio {
+        #[arg(long)]
+        vs: String,
+        ratio: u32,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Re-read the config (--check: only validate it).
+    Reload {
+        #[arg(long)]
+        check: bool,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
     /// What xgslbd publishes, its agents (address, site, last report, state) and the agent
     /// ingest's counters, over the control socket.
     Status {
@@ -70,6 +153,39 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Status { socket, json } => status(&socket, json),
+        Command::Explain {
+            wideip,
+            client,
+            socket,
+        } => send(
+            socket,
+            xgslb::control::protocol::Command::Explain { wideip, client },
+        ),
+        Command::Enable { target, socket } => send(
+            socket,
+            xgslb::control::protocol::Command::Enable {
+                target: target.target(),
+            },
+        ),
+        Command::Disable { target, socket } => send(
+            socket,
+            xgslb::control::protocol::Command::Disable {
+                target: target.target(),
+            },
+        ),
+        Command::Drain { target, socket } => send(
+            socket,
+            xgslb::control::protocol::Command::Drain {
+                target: target.target(),
+            },
+        ),
+        Command::SetRatio { vs, ratio, socket } => send(
+            socket,
+            xgslb::control::protocol::Command::SetRatio { vs, ratio },
+        ),
+        Command::Reload { check, socket } => {
+            send(socket, xgslb::control::protocol::Command::Reload { check })
+        }
         Command::DemoHttp { listen } => match demo_http(listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -228,4 +344,52 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
         println!("{:<24}{n:>14}", format!("rejected_{reason}"));
     }
     ExitCode::SUCCESS
+}
+
+/// Sends one command and prints the answer: exit 0 when done, 1 when xgslbd refuses (the
+/// reason on stderr), 2 when it cannot be reached.
+fn send(socket: SocketArgs, command: xgslb::control::protocol::Command) -> ExitCode {
+    use xgslb::control::{
+        client,
+        protocol::{Request, VERSION},
+    };
+    let response = match client::request(
+        &socket.socket,
+        &Request {
+            version: VERSION,
+            command,
+        },
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "xgslbctl: cannot reach xgslbd at {}: {e}",
+                socket.socket.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    if socket.json {
+        match serde_json::to_string(&response) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("xgslbctl: {e}"),
+        }
+    } else if let Some(e) = &response.explain {
+        println!("{} for {} (client class {})", e.wideip, e.client, e.class);
+        for line in &e.trace {
+            println!("  {line}");
+        }
+        println!("outcome: {}", e.outcome);
+        for (addr, share) in &e.a_records {
+            println!("  A {addr:<40} {:>6.1}% of answers", share * 100.0);
+        }
+    } else if let Some(m) = &response.message {
+        println!("{m}");
+    }
+    if response.ok {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("xgslbctl: {}", response.error.unwrap_or_default());
+        ExitCode::FAILURE
+    }
 }

@@ -20,10 +20,46 @@ pub struct Request {
 
 /// What a request asks for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "name")]
+#[serde(rename_all = "snake_case", tag = "name", deny_unknown_fields)]
 pub enum Command {
     /// Publication facts, the agents and the ingest counters.
     Status,
+    /// How the balancer decided a wide IP's answer for a client address.
+    Explain { wideip: String, client: String },
+    /// Put a virtual server (or every one of a site) back in rotation.
+    Enable { target: Target },
+    /// Take a virtual server (or a site's) out of rotation.
+    Disable { target: Target },
+    /// Stop new answers to a virtual server (or a site's); DNS has no connections to drain,
+    /// so this is `disable` for answers, while resolvers' caches run out their TTL.
+    Drain { target: Target },
+    /// Set a virtual server's ratio (>= 1).
+    SetRatio { vs: String, ratio: u32 },
+    /// Re-read the config; with `check`, only validate it (zones and all).
+    Reload { check: bool },
+}
+
+/// A virtual server or a site.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Target {
+    Vs(String),
+    Site(String),
+}
+
+/// The answer to `explain`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Explain {
+    pub wideip: String,
+    pub client: String,
+    /// The client class the address falls in (0: the default class).
+    pub class: u32,
+    /// The decision, step by step: tiers and methods tried, why each VS was in or out.
+    pub trace: Vec<String>,
+    /// The outcome, after damping.
+    pub outcome: String,
+    /// What XDP and the slow path hold for A: each address and its share of answers.
+    pub a_records: Vec<(String, f64)>,
 }
 
 /// The answer to `status`.
@@ -70,24 +106,50 @@ pub struct Response {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status: Option<Status>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub explain: Option<Explain>,
+    /// What a command did, in words.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub message: Option<String>,
 }
 
 impl Response {
-    pub fn error(why: impl Into<String>) -> Self {
+    fn empty(ok: bool) -> Self {
         Self {
             version: VERSION,
-            ok: false,
-            error: Some(why.into()),
+            ok,
+            error: None,
             status: None,
+            explain: None,
+            message: None,
+        }
+    }
+
+    pub fn error(why: impl Into<String>) -> Self {
+        Self {
+            error: Some(why.into()),
+            ..Self::empty(false)
         }
     }
 
     pub fn status(status: Status) -> Self {
         Self {
-            version: VERSION,
-            ok: true,
-            error: None,
             status: Some(status),
+            ..Self::empty(true)
+        }
+    }
+
+    pub fn explain(explain: Explain) -> Self {
+        Self {
+            explain: Some(explain),
+            ..Self::empty(true)
+        }
+    }
+
+    pub fn done(message: impl Into<String>) -> Self {
+        Self {
+            message: Some(message.into()),
+            ..Self::empty(true)
         }
     }
 }

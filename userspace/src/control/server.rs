@@ -14,10 +14,10 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{Command, MAX_REQUEST, Response, Status, parse_request};
+use super::protocol::{Command, MAX_REQUEST, Response, parse_request};
 
-/// What the socket reads its answers from.
-pub type StatusSource = Arc<dyn Fn() -> Status + Send + Sync>;
+/// What answers a command (it may block: it runs off the I/O threads).
+pub type Handler = Arc<dyn Fn(Command) -> Response + Send + Sync>;
 
 /// Binds `path` (replacing a stale socket file), owner-only.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
@@ -38,7 +38,7 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 pub async fn serve_control(
     listener: UnixListener,
     path: PathBuf,
-    status: StatusSource,
+    handler: Handler,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     loop {
@@ -46,7 +46,7 @@ pub async fn serve_control(
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, status.clone(), shutdown.clone()));
+                    tokio::spawn(connection(stream, handler.clone(), shutdown.clone()));
                 }
                 Err(e) => tracing::warn!("control socket: accept failed: {e}"),
             },
@@ -70,7 +70,7 @@ fn allowed(stream: &UnixStream) -> Result<(), String> {
     }
 }
 
-async fn connection(mut stream: UnixStream, status: StatusSource, shutdown: CancellationToken) {
+async fn connection(mut stream: UnixStream, handler: Handler, shutdown: CancellationToken) {
     if let Err(why) = allowed(&stream) {
         let _ = write(&mut stream, &Response::error(why)).await;
         return;
@@ -94,7 +94,7 @@ async fn connection(mut stream: UnixStream, status: StatusSource, shutdown: Canc
                 overlong = false;
                 Response::error(format!("request over {MAX_REQUEST} bytes"))
             } else {
-                answer(&line[..line.len() - 1], &status)
+                answer(&line[..line.len() - 1], &handler).await
             };
             if write(&mut stream, &response).await.is_err() {
                 return;
@@ -107,11 +107,14 @@ async fn connection(mut stream: UnixStream, status: StatusSource, shutdown: Canc
     }
 }
 
-fn answer(line: &[u8], status: &StatusSource) -> Response {
+async fn answer(line: &[u8], handler: &Handler) -> Response {
     match parse_request(line) {
-        Ok(r) => match r.command {
-            Command::Status => Response::status(status()),
-        },
+        Ok(r) => {
+            let handler = handler.clone();
+            tokio::task::spawn_blocking(move || handler(r.command))
+                .await
+                .unwrap_or_else(|e| Response::error(format!("the command failed: {e}")))
+        }
         Err(why) => Response::error(why),
     }
 }
@@ -134,15 +137,18 @@ mod tests {
         let listener = bind(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let status: StatusSource = Arc::new(|| Status {
-            generation: 7,
-            ..Status::default()
+        let handler: Handler = Arc::new(|c| match c {
+            Command::Status => Response::status(crate::control::protocol::Status {
+                generation: 7,
+                ..Default::default()
+            }),
+            _ => Response::error("not in this test"),
         });
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(serve_control(
             listener,
             path.clone(),
-            status,
+            handler,
             shutdown.clone(),
         ));
         let p = path.clone();

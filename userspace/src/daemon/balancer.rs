@@ -9,7 +9,7 @@ use std::{
 };
 
 use crossbeam_channel::{Receiver, select, tick};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{LowerName, Name, RecordType};
 use tokio::sync::watch;
 use xgslb_common::AnswerSet;
 
@@ -83,6 +83,8 @@ const PROBE_REFRESH_INTERVALS: u64 = 10;
 pub enum Admin {
     /// Take a virtual server out of rotation (false) or put it back (true).
     SetEnabled { vs: String, enabled: bool },
+    /// The same for every virtual server of a site.
+    SetSiteEnabled { site: String, enabled: bool },
     /// Change a virtual server's ratio (>= 1).
     SetRatio { vs: String, ratio: u32 },
 }
@@ -93,6 +95,18 @@ pub struct Served {
     /// `[[answer]]` set's) do not depend on metrics.
     pub catalog: Arc<Catalog>,
     pub snapshot: Snapshot,
+    /// The decisions behind the snapshot, for `explain`.
+    pub decisions: Decisions,
+}
+
+/// Every wide IP's decision per client class, as the last publication made them.
+#[derive(Default)]
+pub struct Decisions {
+    /// Wide IP names (lowercase), by index.
+    pub wideips: Vec<LowerName>,
+    /// Virtual server names, by index (traces and answers name them).
+    pub vss: Vec<String>,
+    pub by_class: std::collections::HashMap<(usize, u32), crate::balance::Decision>,
 }
 
 /// The slow path's handle on what the balancer publishes.
@@ -171,6 +185,7 @@ impl Balancer {
             served: Arc::new(RwLock::new(Arc::new(Served {
                 catalog: Arc::new(Catalog::new(Vec::new(), &[])?),
                 snapshot: Snapshot::default(),
+                decisions: Decisions::default(),
             }))),
             published,
             facts: Published::default(),
@@ -359,6 +374,17 @@ impl Balancer {
                 let i = find(vs)?;
                 self.config.model.vss[i].enabled = *enabled;
             }
+            Admin::SetSiteEnabled { site, enabled } => {
+                let model = &mut self.config.model;
+                let s = model
+                    .sites
+                    .iter()
+                    .position(|x| x.name == *site)
+                    .ok_or_else(|| format!("no site {site:?}"))?;
+                for vs in model.vss.iter_mut().filter(|v| v.site == s) {
+                    vs.enabled = *enabled;
+                }
+            }
             Admin::SetRatio { vs, ratio } => {
                 if *ratio == 0 {
                     return Err("ratio: must be at least 1".into());
@@ -471,7 +497,7 @@ impl Balancer {
             sets,
             selections,
             prefixes,
-            ..
+            decisions,
         } = publication(
             model,
             &metrics,
@@ -516,7 +542,23 @@ impl Balancer {
                 report.elapsed
             );
         }
-        let served = Arc::new(Served { catalog, snapshot });
+        let decisions = Decisions {
+            wideips: model
+                .wideips
+                .iter()
+                .map(|w| LowerName::new(&w.name))
+                .collect(),
+            vss: model.vss.iter().map(|v| v.name.clone()).collect(),
+            by_class: decisions
+                .into_iter()
+                .map(|(w, class, d)| ((w, class), d))
+                .collect(),
+        };
+        let served = Arc::new(Served {
+            catalog,
+            snapshot,
+            decisions,
+        });
         match self.served.write() {
             Ok(mut cell) => *cell = served,
             Err(poisoned) => *poisoned.into_inner() = served,

@@ -211,6 +211,147 @@ impl DaemonHandle {
         ))
     }
 
+    /// Answers a control command.
+    pub fn command(
+        &self,
+        command: crate::control::protocol::Command,
+    ) -> crate::control::protocol::Response {
+        use crate::control::protocol::{Command, Response, Target};
+        let admin = |target: Target, enabled: bool, verb: &str| {
+            let (cmd, what) = match target {
+                Target::Vs(vs) => (
+                    balancer::Admin::SetEnabled {
+                        vs: vs.clone(),
+                        enabled,
+                    },
+                    format!("virtual server {vs}"),
+                ),
+                Target::Site(site) => (
+                    balancer::Admin::SetSiteEnabled {
+                        site: site.clone(),
+                        enabled,
+                    },
+                    format!("site {site}"),
+                ),
+            };
+            match self.admin(cmd) {
+                Ok(()) => Response::done(format!("{verb} {what}; published")),
+                Err(e) => Response::error(e.to_string()),
+            }
+        };
+        match command {
+            Command::Status => Response::status(self.status()),
+            Command::Explain { wideip, client } => match self.explain(&wideip, &client) {
+                Ok(e) => Response::explain(e),
+                Err(e) => Response::error(e),
+            },
+            Command::Enable { target } => admin(target, true, "enabled"),
+            Command::Disable { target } => admin(target, false, "disabled"),
+            Command::Drain { target } => admin(target, false, "draining (no new answers)"),
+            Command::SetRatio { vs, ratio } => {
+                match self.admin(balancer::Admin::SetRatio {
+                    vs: vs.clone(),
+                    ratio,
+                }) {
+                    Ok(()) => Response::done(format!("ratio of {vs} set to {ratio}; published")),
+                    Err(e) => Response::error(e.to_string()),
+                }
+            }
+            Command::Reload { check: true } => match Config::load(&self.config_path)
+                .map_err(DaemonError::from)
+                .and_then(|cfg| build(&cfg))
+            {
+                Ok(_) => Response::done(format!("{} is valid", self.config_path.display())),
+                Err(e) => Response::error(e.to_string()),
+            },
+            Command::Reload { check: false } => match self.reload() {
+                Ok(()) => Response::done(format!(
+                    "{} validated; the balancer applies it",
+                    self.config_path.display()
+                )),
+                Err(e) => Response::error(e.to_string()),
+            },
+        }
+    }
+
+    /// How the wide IP `name` was decided for a client at `client`.
+    pub fn explain(
+        &self,
+        name: &str,
+        client: &str,
+    ) -> Result<crate::control::protocol::Explain, String> {
+        let addr: IpAddr = client
+            .parse()
+            .map_err(|_| format!("client {client:?} is not an IP address"))?;
+        let parsed = hickory_proto::rr::Name::from_ascii(name)
+            .map_err(|e| format!("{name:?} is not a domain name: {e}"))?;
+        let mut fqdn = parsed.clone();
+        fqdn.set_fqdn(true);
+        let lower = hickory_proto::rr::LowerName::new(&fqdn);
+        let served = match self.served.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let d = &served.decisions;
+        let w = d
+            .wideips
+            .iter()
+            .position(|n| *n == lower)
+            .ok_or_else(|| format!("{fqdn} is not a wide IP"))?;
+        let class = served.snapshot.class_of(addr);
+        let decision = d
+            .by_class
+            .get(&(w, class))
+            .or_else(|| d.by_class.get(&(w, xgslb_common::DEFAULT_CLASS as u32)))
+            .ok_or_else(|| format!("no decision for {fqdn} yet"))?;
+        let mut a_records = Vec::new();
+        if let Some((_, set)) =
+            served
+                .snapshot
+                .set_for(&lower, hickory_proto::rr::RecordType::A, class)
+        {
+            let count = set.count as usize;
+            for (i, a) in set.addrs.iter().take(count).enumerate() {
+                let slots = set.slots.iter().filter(|&&s| s as usize == i).count();
+                a_records.push((
+                    std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
+                    slots as f64 / xgslb_common::SLOTS as f64,
+                ));
+            }
+        }
+        let outcome = match &decision.outcome {
+            crate::balance::Outcome::Answer {
+                members,
+                ttl,
+                records,
+                persist,
+            } => {
+                let total: u32 = members.iter().map(|m| m.1).sum::<u32>().max(1);
+                let list: Vec<String> = members
+                    .iter()
+                    .map(|(vs, wgt)| {
+                        let name = d.vss.get(*vs).map_or("?", String::as_str);
+                        format!("{name} {:.1}%", *wgt as f64 * 100.0 / total as f64)
+                    })
+                    .collect();
+                format!(
+                    "answer {}; ttl {ttl}, {records} record(s){}",
+                    list.join(", "),
+                    if *persist { ", static persist" } else { "" }
+                )
+            }
+            other => format!("{other:?}"),
+        };
+        Ok(crate::control::protocol::Explain {
+            wideip: fqdn.to_string(),
+            client: addr.to_string(),
+            class,
+            trace: decision.trace.clone(),
+            outcome,
+            a_records,
+        })
+    }
+
     /// What `xgslbctl status` shows.
     pub fn status(&self) -> crate::control::protocol::Status {
         let p = self.published();
@@ -486,7 +627,7 @@ async fn serve(
         crate::control::server::serve_control(
             control,
             control_path,
-            Arc::new(move || status_handle.status()),
+            Arc::new(move |c| status_handle.command(c)),
             shutdown.clone(),
         ),
     ));
