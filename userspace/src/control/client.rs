@@ -17,10 +17,20 @@ pub fn request(path: &Path, request: &Request) -> io::Result<Response> {
     stream.set_read_timeout(Some(TIMEOUT))?;
     let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
     line.push(b'\n');
-    stream.write_all(&line)?;
+    // A refused peer is told why and closed at once: the write may then fail while the
+    // reason waits to be read.
+    let written = stream.write_all(&line);
     let mut reader = BufReader::new(stream);
     let mut answer = String::new();
-    reader.read_line(&mut answer)?;
+    match reader.read_line(&mut answer) {
+        Ok(n) if n > 0 => {}
+        Ok(_) => {
+            return Err(written
+                .err()
+                .unwrap_or_else(|| io::ErrorKind::UnexpectedEof.into()));
+        }
+        Err(e) => return Err(written.err().unwrap_or(e)),
+    }
     serde_json::from_str(&answer)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad response: {e}")))
 }
