@@ -405,6 +405,36 @@ pools = ["ratio"]
     );
     assert!(r.ok, "{r:?}");
     assert_eq!(answers(10), vec!["198.18.2.1", "198.18.3.1"]);
+    // show vs: the live model says why tokyo-a is out.
+    let table = control(
+        &d,
+        Command::Show {
+            what: xgslb::control::protocol::ShowWhat::Vs,
+        },
+    )
+    .table
+    .expect("a table");
+    assert_eq!(table[0][0], "VS");
+    let tokyo = table
+        .iter()
+        .find(|r| r[0] == "tokyo-a")
+        .expect("tokyo-a listed");
+    assert_eq!(tokyo[4], "false", "{table:?}");
+    assert!(tokyo[5].starts_with("no: "), "{table:?}");
+    let pools = control(
+        &d,
+        Command::Show {
+            what: xgslb::control::protocol::ShowWhat::Pools,
+        },
+    )
+    .table
+    .expect("a table");
+    assert!(
+        pools
+            .iter()
+            .any(|r| r[0] == "ratio" && r[2].contains("tokyo-a:3")),
+        "{pools:?}"
+    );
     // disable the newyork site: frankfurt alone.
     assert!(
         control(

@@ -90,6 +90,13 @@ enum Command {
         #[command(flatten)]
         socket: SocketArgs,
     },
+    /// The model as xgslbd holds it now (with operator changes and health).
+    Show {
+        #[arg(value_enum)]
+        what: xgslb::control::protocol::ShowWhat,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
     /// Re-read the config (--check: only validate it).
     Reload {
         #[arg(long)]
@@ -183,6 +190,9 @@ fn main() -> ExitCode {
             socket,
             xgslb::control::protocol::Command::SetRatio { vs, ratio },
         ),
+        Command::Show { what, socket } => {
+            send(socket, xgslb::control::protocol::Command::Show { what })
+        }
         Command::Reload { check, socket } => {
             send(socket, xgslb::control::protocol::Command::Reload { check })
         }
@@ -383,6 +393,8 @@ fn send(socket: SocketArgs, command: xgslb::control::protocol::Command) -> ExitC
         for (addr, share) in &e.a_records {
             println!("  A {addr:<40} {:>6.1}% of answers", share * 100.0);
         }
+    } else if let Some(rows) = &response.table {
+        print_table(rows);
     } else if let Some(m) = &response.message {
         println!("{m}");
     }
@@ -391,5 +403,27 @@ fn send(socket: SocketArgs, command: xgslb::control::protocol::Command) -> ExitC
     } else {
         eprintln!("xgslbctl: {}", response.error.unwrap_or_default());
         ExitCode::FAILURE
+    }
+}
+
+/// Rows as aligned columns (the first row is the header).
+fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
     }
 }

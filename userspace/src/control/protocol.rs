@@ -37,6 +37,20 @@ pub enum Command {
     SetRatio { vs: String, ratio: u32 },
     /// Re-read the config; with `check`, only validate it (zones and all).
     Reload { check: bool },
+    /// A table of the model's objects as the balancer holds them now.
+    Show { what: ShowWhat },
+}
+
+/// What `show` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ShowWhat {
+    Sites,
+    Servers,
+    Vs,
+    Pools,
+    Wideips,
+    Regions,
 }
 
 /// A virtual server or a site.
@@ -108,6 +122,9 @@ pub struct Response {
     pub status: Option<Status>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub explain: Option<Explain>,
+    /// A table: the first row names the columns.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub table: Option<Vec<Vec<String>>>,
     /// What a command did, in words.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub message: Option<String>,
@@ -121,7 +138,15 @@ impl Response {
             error: None,
             status: None,
             explain: None,
+            table: None,
             message: None,
+        }
+    }
+
+    pub fn table(rows: Vec<Vec<String>>) -> Self {
+        Self {
+            table: Some(rows),
+            ..Self::empty(true)
         }
     }
 

@@ -57,6 +57,11 @@ pub enum Event {
         mode: AttachMode,
         done: tokio::sync::oneshot::Sender<Result<aya::programs::XdpMode, DaemonError>>,
     },
+    /// A table of the live model (for `xgslbctl show`).
+    Show {
+        what: crate::control::protocol::ShowWhat,
+        done: crossbeam_channel::Sender<Vec<Vec<String>>>,
+    },
     /// Stop; the thread returns the data plane.
     Shutdown,
 }
@@ -278,6 +283,10 @@ impl Balancer {
                 let _ = done.send(result);
                 Handled::Done
             }
+            Event::Show { what, done } => {
+                let _ = done.send(self.show(what));
+                Handled::Done
+            }
             Event::Shutdown => Handled::Stop,
         }
     }
@@ -357,6 +366,121 @@ impl Balancer {
             ),
             None => self.file_metrics.clone(),
         }
+    }
+
+    /// The live model as a table, header first.
+    fn show(&self, what: crate::control::protocol::ShowWhat) -> Vec<Vec<String>> {
+        use crate::control::protocol::ShowWhat;
+        let m = &self.config.model;
+        let row = |cells: &[&str]| cells.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
+        let name_of_site = |s: usize| m.sites.get(s).map_or("?", |x| x.name.as_str());
+        let mut out = Vec::new();
+        match what {
+            ShowWhat::Sites => {
+                out.push(row(&["SITE", "SERVERS", "VIRTUAL SERVERS"]));
+                for (i, site) in m.sites.iter().enumerate() {
+                    let servers = m.servers.iter().filter(|x| x.site == i).count();
+                    let vss = m.vss.iter().filter(|v| v.site == i).count();
+                    out.push(vec![
+                        site.name.clone(),
+                        servers.to_string(),
+                        vss.to_string(),
+                    ]);
+                }
+            }
+            ShowWhat::Servers => {
+                out.push(row(&["SERVER", "SITE", "KIND"]));
+                for s in &m.servers {
+                    out.push(vec![
+                        s.name.clone(),
+                        name_of_site(s.site).to_owned(),
+                        format!("{:?}", s.kind).to_lowercase(),
+                    ]);
+                }
+            }
+            ShowWhat::Vs => {
+                out.push(row(&[
+                    "VS",
+                    "SITE",
+                    "ADDRESS",
+                    "RATIO",
+                    "ENABLED",
+                    "AVAILABLE",
+                    "CONNECTIONS",
+                ]));
+                let metrics = self.current_metrics();
+                for (i, v) in m.vss.iter().enumerate() {
+                    let available = match crate::balance::available(m, i, &metrics) {
+                        Ok(()) => "yes".to_owned(),
+                        Err(why) => format!("no: {why}"),
+                    };
+                    let conns = metrics
+                        .vs
+                        .get(&i)
+                        .and_then(|x| x.connections)
+                        .map_or("-".to_owned(), |c| c.to_string());
+                    out.push(vec![
+                        v.name.clone(),
+                        name_of_site(v.site).to_owned(),
+                        std::net::SocketAddr::new(v.addr, v.port).to_string(),
+                        v.ratio.to_string(),
+                        v.enabled.to_string(),
+                        available,
+                        conns,
+                    ]);
+                }
+            }
+            ShowWhat::Pools => {
+                out.push(row(&["POOL", "TIERS", "MEMBERS", "TTL", "RECORDS"]));
+                for p in &m.pools {
+                    let tiers: Vec<&str> = p.tiers.iter().map(|t| t.name()).collect();
+                    let members: Vec<String> = p
+                        .members
+                        .iter()
+                        .map(|mb| {
+                            let n = m.vss.get(mb.vs).map_or("?", |v| v.name.as_str());
+                            format!("{n}:{}", mb.ratio)
+                        })
+                        .collect();
+                    out.push(vec![
+                        p.name.clone(),
+                        tiers.join(" > "),
+                        members.join(" "),
+                        p.ttl.to_string(),
+                        p.records.to_string(),
+                    ]);
+                }
+            }
+            ShowWhat::Wideips => {
+                out.push(row(&["WIDE IP", "POOLS", "POOL METHOD", "WHEN ALL DOWN"]));
+                for w in &m.wideips {
+                    let pools: Vec<&str> = w
+                        .pools
+                        .iter()
+                        .map(|p| m.pools.get(*p).map_or("?", |x| x.name.as_str()))
+                        .collect();
+                    out.push(vec![
+                        w.name.to_string(),
+                        pools.join(" "),
+                        format!("{:?}", w.pool_method),
+                        format!("{:?}", w.all_down),
+                    ]);
+                }
+            }
+            ShowWhat::Regions => {
+                out.push(row(&["REGION", "PREFIXES", "MEMBERS"]));
+                for r in &m.regions {
+                    let prefixes: Vec<String> = r.prefixes.iter().map(|p| p.to_string()).collect();
+                    let members: Vec<&str> = r
+                        .members
+                        .iter()
+                        .map(|x| m.regions.get(*x).map_or("?", |y| y.name.as_str()))
+                        .collect();
+                    out.push(vec![r.name.clone(), prefixes.join(" "), members.join(" ")]);
+                }
+            }
+        }
+        out
     }
 
     /// Applies an operator's change to the model; the caller publishes.

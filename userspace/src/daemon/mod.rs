@@ -264,6 +264,16 @@ impl DaemonHandle {
                 Ok(_) => Response::done(format!("{} is valid", self.config_path.display())),
                 Err(e) => Response::error(e.to_string()),
             },
+            Command::Show { what } => {
+                let (done, table) = crossbeam_channel::bounded(1);
+                if self.events.send(Event::Show { what, done }).is_err() {
+                    return Response::error("xgslbd is stopping");
+                }
+                match table.recv() {
+                    Ok(rows) => Response::table(rows),
+                    Err(_) => Response::error("xgslbd is stopping"),
+                }
+            }
             Command::Reload { check: false } => match self.reload() {
                 Ok(()) => Response::done(format!(
                     "{} validated; the balancer applies it",
