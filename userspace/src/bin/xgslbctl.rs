@@ -123,6 +123,21 @@ enum Command {
         /// One JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print again every this many seconds (with the rate since the last print) until
+        /// interrupted.
+        #[arg(long, value_name = "SECONDS")]
+        watch: Option<u64>,
+    },
+    /// The pinned maps: paths, the publication generation and entry counts.
+    Maps {
+        /// bpffs directory of the daemon's pinned maps.
+        #[arg(long, default_value = "/sys/fs/bpf/xgslb")]
+        pin_dir: PathBuf,
+    },
+    /// Shell completions for xgslbctl, on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Attach an XDP_PASS program to the client end of a veth pair (test and demo
     /// topologies): veth delivers XDP_TX frames only to a peer whose receive side runs NAPI,
@@ -221,46 +236,119 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Stats { pin_dir, json } => {
-            let read = xgslb::maps::dataplane::read_pinned_stats(&pin_dir).and_then(|stats| {
-                xgslb::maps::dataplane::read_pinned_meta(&pin_dir).map(|meta| (stats, meta))
-            });
-            match read {
-                Ok((stats, meta)) => {
-                    let publication = [
-                        ("generation", meta.generation),
-                        ("swaps", meta.swaps),
-                        ("selections", meta.selections),
-                        ("region_prefixes", meta.prefixes),
-                    ];
-                    if json {
-                        let fields: Vec<String> = Counter::ALL
-                            .iter()
-                            .map(|c| (c.name(), stats[*c as usize]))
-                            .chain(publication)
-                            .map(|(name, v)| format!("\"{name}\":{v}"))
-                            .collect();
-                        println!("{{{}}}", fields.join(","));
-                    } else {
-                        for c in Counter::ALL {
-                            println!("{:<24}{:>14}", c.name(), stats[c as usize]);
-                        }
-                        for (name, v) in publication {
-                            println!("{name:<24}{v:>14}");
-                        }
-                    }
-                    ExitCode::SUCCESS
-                }
+        Command::Stats {
+            pin_dir,
+            json,
+            watch,
+        } => stats(&pin_dir, json, watch),
+        Command::Maps { pin_dir } => maps(&pin_dir),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            // Into memory first: the generator panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "xgslbctl", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!(
-                        "xgslbctl: {e} (is xgslbd running with --pin-dir {}?)",
-                        pin_dir.display()
-                    );
-                    ExitCode::from(2)
+                    eprintln!("xgslbctl: {e}");
+                    ExitCode::FAILURE
                 }
             }
         }
     }
+}
+
+/// `xgslbctl stats`: the XDP counters and publication facts from the pinned maps; exit 2
+/// when they cannot be read.
+fn stats(pin_dir: &std::path::Path, json: bool, watch: Option<u64>) -> ExitCode {
+    let mut last: Option<[u64; Counter::COUNT]> = None;
+    loop {
+        let read = xgslb::maps::dataplane::read_pinned_stats(pin_dir).and_then(|stats| {
+            xgslb::maps::dataplane::read_pinned_meta(pin_dir).map(|meta| (stats, meta))
+        });
+        let (stats, meta) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!(
+                    "xgslbctl: {e} (is xgslbd running with --pin-dir {}?)",
+                    pin_dir.display()
+                );
+                return ExitCode::from(2);
+            }
+        };
+        let publication = [
+            ("generation", meta.generation),
+            ("swaps", meta.swaps),
+            ("selections", meta.selections),
+            ("region_prefixes", meta.prefixes),
+        ];
+        if json {
+            let fields: Vec<String> = Counter::ALL
+                .iter()
+                .map(|c| (c.name(), stats[*c as usize]))
+                .chain(publication)
+                .map(|(name, v)| format!("\"{name}\":{v}"))
+                .collect();
+            println!("{{{}}}", fields.join(","));
+        } else {
+            for c in Counter::ALL {
+                let v = stats[c as usize];
+                match (watch, last) {
+                    (Some(secs), Some(prev)) => {
+                        let rate = v.saturating_sub(prev[c as usize]) as f64 / secs.max(1) as f64;
+                        println!("{:<24}{v:>14}{rate:>14.1}/s", c.name());
+                    }
+                    _ => println!("{:<24}{v:>14}", c.name()),
+                }
+            }
+            for (name, v) in publication {
+                println!("{name:<24}{v:>14}");
+            }
+        }
+        let Some(secs) = watch else {
+            return ExitCode::SUCCESS;
+        };
+        last = Some(stats);
+        println!();
+        std::thread::sleep(std::time::Duration::from_secs(secs.max(1)));
+    }
+}
+
+/// `xgslbctl maps`: the pins under `pin_dir` and what the meta map says of the tables.
+fn maps(pin_dir: &std::path::Path) -> ExitCode {
+    let meta = match xgslb::maps::dataplane::read_pinned_meta(pin_dir) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!(
+                "xgslbctl: {e} (is xgslbd running with --pin-dir {}?)",
+                pin_dir.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut pins: Vec<String> = std::fs::read_dir(pin_dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    pins.sort();
+    for p in pins {
+        println!("{p}");
+    }
+    println!();
+    for (name, v) in [
+        ("generation", meta.generation),
+        ("swaps", meta.swaps),
+        ("selections", meta.selections),
+        ("region_prefixes", meta.prefixes),
+    ] {
+        println!("{name:<24}{v:>14}");
+    }
+    ExitCode::SUCCESS
 }
 
 /// Serves `200 ok` on `listen` until killed: one thread per connection, each answering one
