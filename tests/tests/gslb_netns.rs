@@ -495,3 +495,99 @@ pools = ["ratio"]
     let r = control(&d, Command::Reload { check: true });
     assert!(r.ok, "{r:?}");
 }
+
+/// One scrape of `/metrics` at `addr`, from the client namespace, parsed by a real
+/// Prometheus text-format parser.
+fn scrape(pair: &NetnsPair, addr: &str) -> prometheus_parse::Scrape {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = addr.parse().expect("addr");
+    let body = xgslb_tests::servers::in_ns(&pair.client, move || {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
+            .expect("connect to the metrics endpoint");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .expect("request");
+        let mut all = String::new();
+        s.read_to_string(&mut all).expect("response");
+        all
+    })
+    .join()
+    .expect("scrape thread");
+    let (head, body) = body.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("parses")
+}
+
+fn sample(s: &prometheus_parse::Scrape, name: &str, label: (&str, &str)) -> f64 {
+    s.samples
+        .iter()
+        .find(|x| x.metric == name && x.labels.get(label.0) == Some(label.1))
+        .map(|x| match x.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+        .unwrap_or_else(|| panic!("no {name}{{{}={}}}", label.0, label.1))
+}
+
+#[test]
+fn prometheus_counts_match_the_queries_each_path_answered() {
+    let pair = NetnsPair::new("prom");
+    let text = test_config(&format!(
+        r#"{THREE_SITES}
+[[pool]]
+name = "one"
+members = ["tokyo-a"]
+[[wideip]]
+name = "app.example.test."
+pools = ["one"]
+"#
+    ))
+    .replace(
+        "[server]\n",
+        "[server]\nmetrics_listen = \"198.18.0.2:9153\"\n",
+    );
+    let cfg = ConfigDir::new(&text);
+    let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
+    let before = scrape(&pair, "198.18.0.2:9153");
+    // 5 A queries XDP answers, 3 AAAA queries the slow path answers (the zone has app's A
+    // only: NOERROR with no records), 2 for a name that does not exist (NXDOMAIN).
+    for _ in 0..5 {
+        assert_eq!(
+            first_address(&dig(&pair, SERVER_V4, "app.example.test", "A", None)),
+            "198.18.1.1"
+        );
+    }
+    for _ in 0..3 {
+        let r = dig(&pair, SERVER_V4, "app.example.test", "AAAA", None).expect("a reply");
+        assert_eq!(r.status, "NOERROR");
+    }
+    for _ in 0..2 {
+        let r = dig(&pair, SERVER_V4, "nope.example.test", "A", None).expect("a reply");
+        assert_eq!(r.status, "NXDOMAIN");
+    }
+    let after = scrape(&pair, "198.18.0.2:9153");
+    let delta = |name: &str, label: (&str, &str)| {
+        sample(&after, name, label) - sample(&before, name, label)
+    };
+    assert_eq!(
+        delta("xgslb_xdp_packets_total", ("outcome", "answered")),
+        5.0
+    );
+    assert_eq!(
+        delta("xgslb_slow_path_responses_total", ("rcode", "NOERROR")),
+        3.0
+    );
+    assert_eq!(
+        delta("xgslb_slow_path_responses_total", ("rcode", "NXDOMAIN")),
+        2.0
+    );
+    assert_eq!(sample(&after, "xgslb_vs_available", ("vs", "tokyo-a")), 1.0);
+    // The counters agree with the pinned maps xgslbctl stats reads.
+    let stats = d.stats();
+    assert_eq!(
+        sample(&after, "xgslb_xdp_packets_total", ("outcome", "answered")),
+        stats[xgslb_common::Counter::Answered as usize] as f64
+    );
+}

@@ -85,6 +85,8 @@ struct RawServer {
     xdp_mode: XdpModeSetting,
     #[serde(default = "default_control_socket")]
     control_socket: PathBuf,
+    #[serde(default)]
+    metrics_listen: Option<String>,
 }
 
 fn default_pin_dir() -> PathBuf {
@@ -158,6 +160,8 @@ pub struct Config {
     pub xdp_mode: XdpModeSetting,
     /// The control socket `xgslbctl` talks to.
     pub control_socket: PathBuf,
+    /// Where the Prometheus text endpoint listens (`/metrics`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// Zones: origin and file (resolved against the config's directory).
     pub zones: Vec<ZoneConfig>,
     /// Answer sets.
@@ -243,6 +247,16 @@ impl Config {
             }
             listen.push(addr);
         }
+
+        let metrics_listen = match &raw.server.metrics_listen {
+            None => None,
+            Some(l) => Some(l.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "server.metrics_listen".into(),
+                    format!("{l:?} is not address:port (IPv6 as [addr]:port)"),
+                )
+            })?),
+        };
 
         let mut zones = Vec::new();
         let mut origins = HashSet::new();
@@ -355,6 +369,7 @@ impl Config {
             pin_dir: raw.server.pin_dir,
             xdp_mode: raw.server.xdp_mode,
             control_socket: raw.server.control_socket,
+            metrics_listen,
             zones,
             answers,
             model,

@@ -62,6 +62,10 @@ pub enum Event {
         what: crate::control::protocol::ShowWhat,
         done: crossbeam_channel::Sender<Vec<Vec<String>>>,
     },
+    /// Each virtual server's (name, site, available) now.
+    Availability {
+        done: crossbeam_channel::Sender<Vec<(String, String, bool)>>,
+    },
     /// Stop; the thread returns the data plane.
     Shutdown,
 }
@@ -281,6 +285,27 @@ impl Balancer {
                     None => Err(DaemonError::Stopped),
                 };
                 let _ = done.send(result);
+                Handled::Done
+            }
+            Event::Availability { done } => {
+                let metrics = self.current_metrics();
+                let m = &self.config.model;
+                let rows = m
+                    .vss
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        (
+                            v.name.clone(),
+                            m.sites
+                                .get(v.site)
+                                .map_or("?", |x| x.name.as_str())
+                                .to_owned(),
+                            crate::balance::available(m, i, &metrics).is_ok(),
+                        )
+                    })
+                    .collect();
+                let _ = done.send(rows);
                 Handled::Done
             }
             Event::Show { what, done } => {

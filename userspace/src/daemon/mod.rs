@@ -5,6 +5,7 @@
 pub mod balancer;
 pub mod ingest;
 pub mod probe_targets;
+pub mod prometheus;
 pub mod publication;
 pub mod selections;
 
@@ -362,6 +363,15 @@ impl DaemonHandle {
         })
     }
 
+    /// Each virtual server's (name, site, in rotation) as the balancer sees it now.
+    pub fn vs_availability(&self) -> Vec<(String, String, bool)> {
+        let (done, rows) = crossbeam_channel::bounded(1);
+        if self.events.send(Event::Availability { done }).is_err() {
+            return Vec::new();
+        }
+        rows.recv().unwrap_or_default()
+    }
+
     /// What `xgslbctl status` shows.
     pub fn status(&self) -> crate::control::protocol::Status {
         let p = self.published();
@@ -406,9 +416,10 @@ impl DaemonHandle {
     }
 }
 
-/// Answers from whatever the balancer published last.
+/// Answers from whatever the balancer published last, counting responses by rcode.
 struct LiveResponder {
     served: ServedCell,
+    rcodes: Arc<prometheus::RcodeCounters>,
 }
 
 impl Responder for LiveResponder {
@@ -417,9 +428,11 @@ impl Responder for LiveResponder {
             Ok(cell) => cell.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        served
+        let response = served
             .catalog
-            .respond(query, transport, client, &served.snapshot)
+            .respond(query, transport, client, &served.snapshot);
+        self.rcodes.count(response.as_deref());
+        response
     }
 }
 
@@ -482,6 +495,18 @@ pub async fn run(
             path: control_path.clone(),
             source,
         })?;
+    let metrics_listener = match cfg.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Bind {
+                    proto: "TCP (metrics)",
+                    addr,
+                    source,
+                })?,
+        ),
+        None => None,
+    };
     let agents = match &cfg.agents {
         Some(a) => {
             let socket = UdpSocket::bind(a.listen)
@@ -536,6 +561,7 @@ pub async fn run(
             tcp,
             agents,
             control: (control, control_path),
+            metrics: metrics_listener,
         },
         ready,
         handle,
@@ -570,6 +596,8 @@ struct Sockets {
     agents: Option<AgentSocket>,
     /// The control socket's listener and path.
     control: (tokio::net::UnixListener, PathBuf),
+    /// The Prometheus endpoint's listener, if configured.
+    metrics: Option<TcpListener>,
 }
 
 async fn serve(
@@ -616,8 +644,13 @@ async fn serve(
         tcp,
         agents,
         control: (control, control_path),
+        metrics,
     } = sockets;
-    let responder: Arc<dyn Responder> = Arc::new(LiveResponder { served });
+    let rcodes = Arc::new(prometheus::RcodeCounters::default());
+    let responder: Arc<dyn Responder> = Arc::new(LiveResponder {
+        served,
+        rcodes: rcodes.clone(),
+    });
     let tasks = TaskTracker::new();
     for s in udp {
         tasks.spawn(log_exit(
@@ -629,6 +662,17 @@ async fn serve(
         tasks.spawn(log_exit(
             "TCP",
             serve_tcp(l, responder.clone(), shutdown.clone()),
+        ));
+    }
+    if let Some(listener) = metrics {
+        let sources = Arc::new(prometheus::Sources {
+            handle: handle.clone(),
+            pin_dir: (mode != XdpModeSetting::Off).then(|| pin_dir.to_owned()),
+            rcodes,
+        });
+        tasks.spawn(log_exit(
+            "metrics endpoint",
+            prometheus::serve_metrics(listener, sources, shutdown.clone()),
         ));
     }
     let status_handle = handle.clone();

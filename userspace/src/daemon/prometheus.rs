@@ -1,0 +1,217 @@
+//! The Prometheus text endpoint (`server.metrics_listen`, path `/metrics`): XDP counters by
+//! outcome, slow-path responses by rcode, publication facts, agent reports and ingest
+//! refusals by reason, and each virtual server's availability. Read-only, local by intent.
+use std::{
+    fmt::Write as _,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+use tokio_util::sync::CancellationToken;
+use xgslb_common::Counter;
+
+use super::DaemonHandle;
+
+/// Slow-path responses by rcode (0..=15; 16 counts queries answered with nothing).
+#[derive(Default)]
+pub struct RcodeCounters {
+    counts: [AtomicU64; 17],
+}
+
+impl RcodeCounters {
+    /// Counts one response (its header's rcode), or a query left unanswered.
+    pub fn count(&self, response: Option<&[u8]>) {
+        let i = match response {
+            Some(r) if r.len() >= 4 => (r[3] & 0x0f) as usize,
+            Some(_) => return,
+            None => 16,
+        };
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        const NAMES: [&str; 17] = [
+            "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN",
+            "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE", "RCODE11", "RCODE12", "RCODE13", "RCODE14",
+            "RCODE15", "none",
+        ];
+        NAMES
+            .iter()
+            .zip(&self.counts)
+            .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+/// What the endpoint reads from.
+pub struct Sources {
+    pub handle: DaemonHandle,
+    /// The pinned maps' directory, when XDP is loaded.
+    pub pin_dir: Option<PathBuf>,
+    pub rcodes: Arc<RcodeCounters>,
+}
+
+/// Serves `/metrics` on `listener` until `shutdown`.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    sources: Arc<Sources>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    loop {
+        let (mut stream, _) = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!("metrics endpoint: accept failed: {e}");
+                    continue;
+                }
+            },
+        };
+        let sources = sources.clone();
+        tokio::spawn(async move {
+            // The request line is all that matters; a client that sends nothing is cut off.
+            let mut buf = [0u8; 2048];
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+                    .await;
+            let Ok(Ok(n)) = read else {
+                return;
+            };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if request.starts_with("GET /metrics ") {
+                let s = sources.clone();
+                match tokio::task::spawn_blocking(move || render(&s)).await {
+                    Ok(body) => ("200 OK", body),
+                    Err(_) => ("500 Internal Server Error", String::new()),
+                }
+            } else {
+                ("404 Not Found", "only /metrics here\n".to_owned())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+        });
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The metrics in the text exposition format.
+pub fn render(s: &Sources) -> String {
+    let mut out = String::new();
+    if let Some(dir) = &s.pin_dir
+        && let Ok(stats) = crate::maps::dataplane::read_pinned_stats(dir)
+    {
+        family(
+            &mut out,
+            "xgslb_xdp_packets_total",
+            "counter",
+            "Frames the XDP program saw, by what it did (answered, dropped, pass_<reason>).",
+        );
+        for c in Counter::ALL {
+            let _ = writeln!(
+                out,
+                "xgslb_xdp_packets_total{{outcome=\"{}\"}} {}",
+                c.name(),
+                stats[c as usize]
+            );
+        }
+    }
+    family(
+        &mut out,
+        "xgslb_slow_path_responses_total",
+        "counter",
+        "Slow-path responses by rcode (none: queries answered with nothing).",
+    );
+    for (rcode, n) in s.rcodes.snapshot() {
+        let _ = writeln!(
+            out,
+            "xgslb_slow_path_responses_total{{rcode=\"{rcode}\"}} {n}"
+        );
+    }
+    let st = s.handle.status();
+    for (name, kind, help, v) in [
+        (
+            "xgslb_publication_generation",
+            "gauge",
+            "Publications that changed what is served.",
+            st.generation,
+        ),
+        (
+            "xgslb_reloads_total",
+            "counter",
+            "Config reloads applied.",
+            st.reloads,
+        ),
+        (
+            "xgslb_metric_updates_total",
+            "counter",
+            "Metric sets applied from the metrics file.",
+            st.metric_updates,
+        ),
+        (
+            "xgslb_agent_reports_total",
+            "counter",
+            "Agent reports applied.",
+            st.reports,
+        ),
+        (
+            "xgslb_ingest_accepted_total",
+            "counter",
+            "Agent datagrams accepted.",
+            st.ingest_accepted,
+        ),
+    ] {
+        family(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+    family(
+        &mut out,
+        "xgslb_ingest_rejected_total",
+        "counter",
+        "Agent datagrams refused, by reason.",
+    );
+    for (reason, n) in &st.ingest_rejected {
+        let _ = writeln!(
+            out,
+            "xgslb_ingest_rejected_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+    family(
+        &mut out,
+        "xgslb_vs_available",
+        "gauge",
+        "1 when the virtual server is in rotation (enabled, not down, within its limits).",
+    );
+    for (vs, site, up) in s.handle.vs_availability() {
+        let _ = writeln!(
+            out,
+            "xgslb_vs_available{{vs=\"{}\",site=\"{}\"}} {}",
+            escape(&vs),
+            escape(&site),
+            u8::from(up)
+        );
+    }
+    out
+}
+
+/// A label value escaped for the text format.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
