@@ -28,17 +28,40 @@ struct Cli {
     /// The control socket (overrides server.control_socket).
     #[arg(long)]
     control_socket: Option<PathBuf>,
+    /// Log lines as text for people or JSON for collectors. Levels come from RUST_LOG
+    /// (default info); nothing is logged per packet.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// The log level when RUST_LOG is not set (error, warn, info, debug, trace).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(f) => f,
+        Err(_) => match tracing_subscriber::EnvFilter::try_new(&cli.log_level) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("xgslbd: --log-level {:?}: {e}", cli.log_level);
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match serve(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
