@@ -494,6 +494,35 @@ pools = ["ratio"]
     std::fs::write(cfg.path(), &good).expect("write");
     let r = control(&d, Command::Reload { check: true });
     assert!(r.ok, "{r:?}");
+    assert!(
+        r.message.as_deref().unwrap_or("").ends_with("none"),
+        "{r:?}"
+    );
+    // A changed ratio: --check prints the decision it would change, and applies nothing.
+    std::fs::write(
+        cfg.path(),
+        good.replace(
+            "{ vs = \"tokyo-a\", ratio = 3 }",
+            "{ vs = \"tokyo-a\", ratio = 1 }",
+        ),
+    )
+    .expect("write");
+    let r = control(&d, Command::Reload { check: true });
+    let m = r.message.unwrap_or_default();
+    assert!(
+        m.contains("~ www2.example.test.: frankfurt-a 20%, newyork-a 20%, tokyo-a 60% -> frankfurt-a 33%, newyork-a 33%, tokyo-a 33%"),
+        "{m}"
+    );
+    let e = control(
+        &d,
+        Command::Explain {
+            wideip: "www2.example.test".into(),
+            client: "198.18.0.1".into(),
+        },
+    )
+    .explain
+    .expect("an explanation");
+    assert_eq!(e.a_records[0], ("198.18.1.1".into(), 77.0 / 128.0), "{e:?}");
 }
 
 /// One scrape of `/metrics` at `addr`, from the client namespace, parsed by a real

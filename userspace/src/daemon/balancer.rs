@@ -62,6 +62,12 @@ pub enum Event {
         what: crate::control::protocol::ShowWhat,
         done: crossbeam_channel::Sender<Vec<Vec<String>>>,
     },
+    /// What a config would decide, against what is served: one line per wide IP whose
+    /// default-class answer would differ (the config is validated by the caller).
+    DiffDecisions {
+        config: Box<Config>,
+        done: crossbeam_channel::Sender<Vec<String>>,
+    },
     /// Each virtual server's (name, site, available) now.
     Availability {
         done: crossbeam_channel::Sender<Vec<(String, String, bool)>>,
@@ -287,6 +293,10 @@ impl Balancer {
                 let _ = done.send(result);
                 Handled::Done
             }
+            Event::DiffDecisions { config, done } => {
+                let _ = done.send(self.diff_decisions(&config));
+                Handled::Done
+            }
             Event::Availability { done } => {
                 let metrics = self.current_metrics();
                 let m = &self.config.model;
@@ -391,6 +401,62 @@ impl Balancer {
             ),
             None => self.file_metrics.clone(),
         }
+    }
+
+    /// Per wide IP, the default class's answer now and under `config` (with today's
+    /// metrics, undamped), where they differ.
+    fn diff_decisions(&self, config: &Config) -> Vec<String> {
+        let now = super::ingest::now_ms();
+        let summarize = |model: &crate::model::Model, metrics: &Metrics| {
+            let mut out = std::collections::BTreeMap::new();
+            let ctx = crate::model::ClientContext::default();
+            for (w, wideip) in model.wideips.iter().enumerate() {
+                let d = crate::balance::decide(model, w, metrics, &ctx);
+                let text = match &d.outcome {
+                    crate::balance::Outcome::Answer { members, .. } => {
+                        let total: u32 = members.iter().map(|m| m.1).sum::<u32>().max(1);
+                        let mut parts: Vec<String> = members
+                            .iter()
+                            .map(|(vs, wgt)| {
+                                let name = model.vss.get(*vs).map_or("?", |v| v.name.as_str());
+                                format!("{name} {:.0}%", *wgt as f64 * 100.0 / total as f64)
+                            })
+                            .collect();
+                        parts.sort();
+                        parts.join(", ")
+                    }
+                    other => format!("{other:?}"),
+                };
+                out.insert(wideip.name.to_string(), text);
+            }
+            out
+        };
+        let metrics_for = |c: &Config| match &c.agents {
+            Some(a) => overlay(
+                self.agent_metrics
+                    .metrics(&c.model, now, a.report_timeout_ms),
+                &self.file_metrics,
+            ),
+            None => self.file_metrics.clone(),
+        };
+        let old = summarize(&self.config.model, &metrics_for(&self.config));
+        let new = summarize(&config.model, &metrics_for(config));
+        let mut lines = Vec::new();
+        for (name, before) in &old {
+            match new.get(name) {
+                None => lines.push(format!("- {name}: {before} (removed)")),
+                Some(after) if after != before => {
+                    lines.push(format!("~ {name}: {before} -> {after}"))
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, after) in &new {
+            if !old.contains_key(name) {
+                lines.push(format!("+ {name}: {after} (new)"));
+            }
+        }
+        lines
     }
 
     /// The live model as a table, header first.

@@ -258,13 +258,36 @@ impl DaemonHandle {
                     Err(e) => Response::error(e.to_string()),
                 }
             }
-            Command::Reload { check: true } => match Config::load(&self.config_path)
-                .map_err(DaemonError::from)
-                .and_then(|cfg| build(&cfg))
-            {
-                Ok(_) => Response::done(format!("{} is valid", self.config_path.display())),
-                Err(e) => Response::error(e.to_string()),
-            },
+            Command::Reload { check: true } => {
+                let cfg = match Config::load(&self.config_path)
+                    .map_err(DaemonError::from)
+                    .and_then(|cfg| build(&cfg).map(|_| cfg))
+                {
+                    Ok(cfg) => cfg,
+                    Err(e) => return Response::error(e.to_string()),
+                };
+                let (done, diff) = crossbeam_channel::bounded(1);
+                let sent = self.events.send(Event::DiffDecisions {
+                    config: Box::new(cfg),
+                    done,
+                });
+                let lines = match (sent, diff.recv()) {
+                    (Ok(()), Ok(lines)) => lines,
+                    _ => return Response::error("xgslbd is stopping"),
+                };
+                let mut text = format!(
+                    "{} is valid; nothing applied. Decisions (default class) that would change:",
+                    self.config_path.display()
+                );
+                if lines.is_empty() {
+                    text.push_str(" none");
+                }
+                for l in lines {
+                    text.push_str("\n  ");
+                    text.push_str(&l);
+                }
+                Response::done(text)
+            }
             Command::Show { what } => {
                 let (done, table) = crossbeam_channel::bounded(1);
                 if self.events.send(Event::Show { what, done }).is_err() {
