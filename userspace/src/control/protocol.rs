@@ -51,6 +51,7 @@ pub enum ShowWhat {
     Pools,
     Wideips,
     Regions,
+    Agents,
 }
 
 /// A virtual server or a site.

@@ -142,6 +142,8 @@ pub struct Published {
     pub reports: u64,
     /// Balancer intervals run (every one announces, whether or not anything changed).
     pub intervals: u64,
+    /// How long the last publication took, microseconds (decisions, maps, snapshot).
+    pub last_publication_us: u64,
 }
 
 /// The balancer's state.
@@ -558,6 +560,26 @@ impl Balancer {
                     ]);
                 }
             }
+            ShowWhat::Agents => {
+                out.push(row(&[
+                    "AGENT", "SITE", "ADDRESS", "KEY", "AGE (ms)", "STATE",
+                ]));
+                if let Some(agents) = &self.config.agents {
+                    for a in self
+                        .agent_metrics
+                        .agents(super::ingest::now_ms(), agents.report_timeout_ms)
+                    {
+                        out.push(vec![
+                            a.agent,
+                            a.state.site,
+                            a.state.address.to_string(),
+                            a.state.key_id.to_string(),
+                            a.age_ms.to_string(),
+                            a.liveness.name().to_owned(),
+                        ]);
+                    }
+                }
+            }
             ShowWhat::Regions => {
                 out.push(row(&["REGION", "PREFIXES", "MEMBERS"]));
                 for r in &m.regions {
@@ -781,6 +803,7 @@ impl Balancer {
         self.last = Some(sets);
         self.last_prefixes = prefixes;
         self.facts.generation += 1;
+        self.facts.last_publication_us = start.elapsed().as_micros() as u64;
         tracing::debug!("publication took {:?}", start.elapsed());
         Ok(())
     }

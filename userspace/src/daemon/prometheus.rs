@@ -144,6 +144,18 @@ pub fn render(s: &Sources) -> String {
         );
     }
     let st = s.handle.status();
+    let p = s.handle.published();
+    family(
+        &mut out,
+        "xgslb_publication_duration_seconds",
+        "gauge",
+        "How long the last publication took (decisions, maps, snapshot).",
+    );
+    let _ = writeln!(
+        out,
+        "xgslb_publication_duration_seconds {}",
+        p.last_publication_us as f64 / 1e6
+    );
     for (name, kind, help, v) in [
         (
             "xgslb_publication_generation",

@@ -1,0 +1,162 @@
+//! Every xgslbctl command against a running xgslbd (in-process, loopback, XDP off), in both
+//! output forms: text for people and --json for scripts.
+use std::{path::Path, process::Command, sync::mpsc, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+use xgslb::daemon::{self, DaemonHandle};
+
+const CONFIG: &str = r#"
+[server]
+listen = ["127.0.0.1:0"]
+xdp_mode = "off"
+control_socket = "CONTROL"
+
+[[zone]]
+origin = "example.test."
+file = "example.test.zone"
+
+[[site]]
+name = "tokyo"
+[[site]]
+name = "newyork"
+[[site_server]]
+name = "tokyo-lb"
+site = "tokyo"
+[[site_server]]
+name = "newyork-lb"
+site = "newyork"
+[[virtual_server]]
+name = "tokyo-a"
+server = "tokyo-lb"
+address = "198.18.1.1"
+port = 80
+[[virtual_server]]
+name = "newyork-a"
+server = "newyork-lb"
+address = "198.18.3.1"
+port = 80
+[[region]]
+name = "near"
+prefixes = ["198.18.0.0/24"]
+[[pool]]
+name = "p"
+members = ["tokyo-a", "newyork-a"]
+preferred = "ratio"
+[[wideip]]
+name = "www2.example.test."
+pools = ["p"]
+"#;
+
+fn ctl(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xgslbctl"))
+        .args(args)
+        .output()
+        .expect("run xgslbctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_command_in_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.test.zone");
+    std::fs::copy(zone, dir.path().join("example.test.zone")).unwrap();
+    let socket = dir.path().join("control.sock");
+    let config = dir.path().join("xgslb.toml");
+    std::fs::write(&config, CONFIG.replace("CONTROL", socket.to_str().unwrap())).unwrap();
+
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let (ready_tx, ready_rx) = mpsc::channel::<DaemonHandle>();
+    let cfg = config.clone();
+    let daemon = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(daemon::run(
+            &cfg,
+            daemon::Options::default(),
+            move |h| {
+                let _ = ready_tx.send(h);
+            },
+            token,
+        ))
+        .map_err(|e| e.to_string())
+    });
+    let _handle = ready_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("xgslbd started");
+    let s = socket.to_str().unwrap();
+
+    // Each command: (arguments, a piece of its text output, a piece of its JSON output).
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (vec!["status"], "generation", "\"generation\""),
+        (
+            vec!["explain", "www2.example.test", "--client", "198.18.0.1"],
+            "outcome: answer",
+            "\"trace\"",
+        ),
+        (vec!["show", "sites"], "tokyo", "\"table\""),
+        (vec!["show", "servers"], "tokyo-lb", "\"table\""),
+        (vec!["show", "vs"], "198.18.1.1:80", "\"table\""),
+        (vec!["show", "pools"], "tokyo-a:1", "\"table\""),
+        (vec!["show", "wideips"], "www2.example.test.", "\"table\""),
+        (vec!["show", "regions"], "198.18.0.0/24", "\"table\""),
+        (vec!["show", "agents"], "AGENT", "\"table\""),
+        (vec!["drain", "--vs", "tokyo-a"], "draining", "\"message\""),
+        (
+            vec!["disable", "--site", "newyork"],
+            "disabled site newyork",
+            "\"ok\":true",
+        ),
+        (
+            vec!["enable", "--site", "newyork"],
+            "enabled site newyork",
+            "\"ok\":true",
+        ),
+        (
+            vec!["enable", "--vs", "tokyo-a"],
+            "enabled virtual server tokyo-a",
+            "\"ok\":true",
+        ),
+        (
+            vec!["set-ratio", "--vs", "tokyo-a", "3"],
+            "ratio of tokyo-a set to 3",
+            "\"ok\":true",
+        ),
+        (vec!["reload", "--check"], "is valid", "\"ok\":true"),
+        (vec!["reload"], "validated", "\"ok\":true"),
+    ];
+    for (args, text, json) in cases {
+        let mut a = args.clone();
+        a.extend(["--socket", s]);
+        let (code, out, err) = ctl(&a);
+        assert_eq!(code, 0, "{a:?}: {err}");
+        assert!(out.contains(text), "{a:?} text lacks {text:?}:\n{out}");
+        a.push("--json");
+        let (code, out, err) = ctl(&a);
+        assert_eq!(code, 0, "{a:?}: {err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("{a:?}: not JSON ({e}): {out}"));
+        assert!(v.is_object(), "{a:?}");
+        assert!(out.contains(json), "{a:?} JSON lacks {json:?}: {out}");
+    }
+    // A refused command: exit 1, the reason on stderr, and in the JSON.
+    let (code, _, err) = ctl(&["drain", "--vs", "nowhere", "--socket", s]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nowhere"), "{err}");
+    let (code, out, _) = ctl(&["drain", "--vs", "nowhere", "--socket", s, "--json"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("\"ok\":false") && out.contains("nowhere"),
+        "{out}"
+    );
+
+    shutdown.cancel();
+    daemon.join().unwrap().unwrap();
+}
