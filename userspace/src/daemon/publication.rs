@@ -3,6 +3,7 @@
 //! Pure, so that it is tested without a kernel; the balancer thread applies the result.
 use std::{collections::HashMap, net::IpAddr};
 
+use bytemuck::Zeroable;
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 use xgslb_common::{
@@ -94,9 +95,18 @@ pub fn publication(
             .collect(),
         ..Publication::default()
     };
+    // Each address family is decided on its own: the other family's virtual servers count
+    // as down, so that a tier picking the "best" VS (global availability, topology) falls
+    // to the next best of the family asked for instead of leaving it with no answer.
+    let family_metrics = [false, true].map(|v6| only_family(model, metrics, v6));
     // Damping state of wide IPs and classes that are gone goes with them.
     let live: std::collections::HashSet<(usize, u64)> = (0..model.wideips.len())
-        .flat_map(|w| classes.classes.iter().map(move |c| (w, c.key_hash())))
+        .flat_map(|w| {
+            classes
+                .classes
+                .iter()
+                .flat_map(move |c| [false, true].map(|v6| (w, damp_key(c.key_hash(), v6))))
+        })
         .collect();
     damper.retain(|k| live.contains(k));
     for (name, rtype, set) in statics {
@@ -105,27 +115,40 @@ pub fn publication(
     }
     for (w, wideip) in model.wideips.iter().enumerate() {
         let mut default_sets: Option<[AnswerSet; 2]> = None;
-        let default_key = classes.classes.first().map(|c| (w, c.key_hash()));
+        let default_hash = classes.classes.first().map(|c| c.key_hash());
+        let has_family = [false, true].map(|v6| wideip_has_family(model, wideip, v6));
         for (class, &id) in classes.classes.iter().zip(&class_ids) {
-            let decision = balance::decide(model, w, metrics, &class.context);
-            if let Some(from) = default_key {
-                damper.seed((w, class.key_hash()), from);
+            let mut sets = [AnswerSet::zeroed(); 2];
+            for (f, v6) in [false, true].into_iter().enumerate() {
+                if !has_family[f] {
+                    // No VS of this family in any pool: NODATA, not the all-down behaviour.
+                    sets[f] = answer_set(model, wideip, &Outcome::NoData, v6);
+                    continue;
+                }
+                let decision = balance::decide(model, w, &family_metrics[f], &class.context);
+                let key = (w, damp_key(class.key_hash(), v6));
+                if let Some(from) = default_hash {
+                    damper.seed(key, (w, damp_key(from, v6)));
+                }
+                let outcome = damper.apply(
+                    key,
+                    decision.outcome.clone(),
+                    decision.dynamic,
+                    &model.damping,
+                );
+                sets[f] = answer_set(model, wideip, &outcome, v6);
+                // `explain` shows the A decision (AAAA's for a wide IP without IPv4).
+                if !v6 || !has_family[0] {
+                    out.decisions.push((
+                        w,
+                        id,
+                        Decision {
+                            outcome,
+                            ..decision
+                        },
+                    ));
+                }
             }
-            let outcome = damper.apply(
-                (w, class.key_hash()),
-                decision.outcome.clone(),
-                decision.dynamic,
-                &model.damping,
-            );
-            let sets = [false, true].map(|v6| answer_set(model, wideip, &outcome, v6));
-            out.decisions.push((
-                w,
-                id,
-                Decision {
-                    outcome,
-                    ..decision
-                },
-            ));
             // A class is published only where it differs from the default class: that keeps
             // the table to (wide IPs + differing classes), and the XDP lookup falls back.
             match &default_sets {
@@ -147,6 +170,36 @@ pub fn publication(
         })
         .collect();
     out
+}
+
+/// The damping key of a class's answers of one family.
+fn damp_key(class_hash: u64, v6: bool) -> u64 {
+    if v6 { !class_hash } else { class_hash }
+}
+
+/// `metrics` with every virtual server of the other family reported down.
+fn only_family(model: &Model, metrics: &Metrics, v6: bool) -> Metrics {
+    let mut m = metrics.clone();
+    for (i, vs) in model.vss.iter().enumerate() {
+        if vs.addr.is_ipv6() != v6 {
+            m.vs.entry(i).or_default().up = Some(false);
+        }
+    }
+    m
+}
+
+/// Whether any pool of the wide IP has a virtual server of the family.
+fn wideip_has_family(model: &Model, wideip: &crate::model::WideIp, v6: bool) -> bool {
+    wideip.pools.iter().any(|&p| {
+        model.pools.get(p).is_some_and(|pool| {
+            pool.members.iter().any(|m| {
+                model
+                    .vss
+                    .get(m.vs)
+                    .is_some_and(|vs| vs.addr.is_ipv6() == v6)
+            })
+        })
+    })
 }
 
 /// The answer set of one address family for an outcome.
@@ -314,6 +367,80 @@ pools = ["p"]
             .find(|m| m.0 == 0)
             .map_or(0.0, |m| m.1 as f64)
             / total as f64
+    }
+
+    #[test]
+    fn each_family_falls_to_its_own_next_best_virtual_server() {
+        // Topology prefers tokyo (score 200) over newyork (10); tokyo has only an IPv6 VS.
+        // Decided across families, A would get nothing; decided per family, A goes to
+        // newyork's IPv4 VS and AAAA to tokyo's IPv6 one.
+        let text = r#"
+[server]
+listen = ["198.18.0.2:53"]
+[[zone]]
+origin = "example.test."
+file = "example.test.zone"
+[[site]]
+name = "tokyo"
+[[site]]
+name = "newyork"
+[[site_server]]
+name = "t"
+site = "tokyo"
+[[site_server]]
+name = "n"
+site = "newyork"
+[[virtual_server]]
+name = "tokyo-6"
+server = "t"
+address = "2001:db8:1::1"
+port = 80
+[[virtual_server]]
+name = "newyork-4"
+server = "n"
+address = "198.18.3.1"
+port = 80
+[[topology]]
+ldns = "any"
+site = "tokyo"
+score = 200
+[[topology]]
+ldns = "any"
+site = "newyork"
+score = 10
+[[pool]]
+name = "geo"
+members = ["tokyo-6", "newyork-4"]
+preferred = "topology"
+[[wideip]]
+name = "geo.example.test."
+pools = ["geo"]
+when_all_down = "servfail"
+"#;
+        let cfg = Config::parse(Path::new("/etc/xgslb/xgslb.toml"), text).unwrap();
+        let metrics = Metrics::default();
+        let classes = crate::balance::classes::client_classes(&cfg.model, &metrics, 16);
+        let p = publication(
+            &cfg.model,
+            &metrics,
+            &classes,
+            &mut ClassIds::default(),
+            &mut Damper::new(),
+            &[],
+        );
+        let set = |t: RecordType| {
+            p.sets
+                .iter()
+                .find(|(_, rt, _, _)| *rt == t)
+                .map(|(_, _, _, s)| *s)
+                .unwrap()
+        };
+        let a = set(RecordType::A);
+        assert_eq!((a.action, a.count), (Action::Answer as u8, 1));
+        assert_eq!(&a.addrs[0][..4], &[198, 18, 3, 1]);
+        let aaaa = set(RecordType::AAAA);
+        assert_eq!((aaaa.action, aaaa.count), (Action::Answer as u8, 1));
+        assert_eq!(aaaa.addrs[0][..2], [0x20, 0x01]);
     }
 
     #[test]
