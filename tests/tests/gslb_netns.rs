@@ -510,7 +510,7 @@ pools = ["ratio"]
     let r = control(&d, Command::Reload { check: true });
     let m = r.message.unwrap_or_default();
     assert!(
-        m.contains("~ www2.example.test.: frankfurt-a 20%, newyork-a 20%, tokyo-a 60% -> frankfurt-a 33%, newyork-a 33%, tokyo-a 33%"),
+        m.contains("~ www2.example.test. A: frankfurt-a 20%, newyork-a 20%, tokyo-a 60% -> frankfurt-a 33%, newyork-a 33%, tokyo-a 33%"),
         "{m}"
     );
     let e = control(

@@ -405,15 +405,16 @@ impl Balancer {
         }
     }
 
-    /// Per wide IP, the default class's answer now and under `config` (with today's
+    /// Per wide IP, the default class's A answer now and under `config` (with today's
     /// metrics, undamped), where they differ.
     fn diff_decisions(&self, config: &Config) -> Vec<String> {
         let now = super::ingest::now_ms();
         let summarize = |model: &crate::model::Model, metrics: &Metrics| {
             let mut out = std::collections::BTreeMap::new();
             let ctx = crate::model::ClientContext::default();
+            let metrics = super::publication::only_family(model, metrics, false);
             for (w, wideip) in model.wideips.iter().enumerate() {
-                let d = crate::balance::decide(model, w, metrics, &ctx);
+                let d = crate::balance::decide(model, w, &metrics, &ctx);
                 let text = match &d.outcome {
                     crate::balance::Outcome::Answer { members, .. } => {
                         let total: u32 = members.iter().map(|m| m.1).sum::<u32>().max(1);
@@ -446,16 +447,16 @@ impl Balancer {
         let mut lines = Vec::new();
         for (name, before) in &old {
             match new.get(name) {
-                None => lines.push(format!("- {name}: {before} (removed)")),
+                None => lines.push(format!("- {name} A: {before} (removed)")),
                 Some(after) if after != before => {
-                    lines.push(format!("~ {name}: {before} -> {after}"))
+                    lines.push(format!("~ {name} A: {before} -> {after}"))
                 }
                 Some(_) => {}
             }
         }
         for (name, after) in &new {
             if !old.contains_key(name) {
-                lines.push(format!("+ {name}: {after} (new)"));
+                lines.push(format!("+ {name} A: {after} (new)"));
             }
         }
         lines

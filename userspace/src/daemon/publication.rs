@@ -125,7 +125,8 @@ pub fn publication(
                     sets[f] = answer_set(model, wideip, &Outcome::NoData, v6);
                     continue;
                 }
-                let decision = balance::decide(model, w, &family_metrics[f], &class.context);
+                let mut decision = balance::decide(model, w, &family_metrics[f], &class.context);
+                label_other_family(model, &mut decision.trace, v6);
                 let key = (w, damp_key(class.key_hash(), v6));
                 if let Some(from) = default_hash {
                     damper.seed(key, (w, damp_key(from, v6)));
@@ -177,8 +178,27 @@ fn damp_key(class_hash: u64, v6: bool) -> u64 {
     if v6 { !class_hash } else { class_hash }
 }
 
+/// Says why the other family's virtual servers were out of a family's decision (they are
+/// marked down for it), instead of the plain "down" of a health report.
+fn label_other_family(model: &Model, trace: &mut [String], v6: bool) {
+    let why = if v6 {
+        "out (IPv4: this is the AAAA decision)"
+    } else {
+        "out (IPv6: this is the A decision)"
+    };
+    for vs in model.vss.iter().filter(|vs| vs.addr.is_ipv6() != v6) {
+        let plain = format!("{} out (down)", vs.name);
+        for line in trace.iter_mut() {
+            if line.ends_with(&plain) {
+                let keep = line.len() - plain.len();
+                *line = format!("{}{} {why}", &line[..keep], vs.name);
+            }
+        }
+    }
+}
+
 /// `metrics` with every virtual server of the other family reported down.
-fn only_family(model: &Model, metrics: &Metrics, v6: bool) -> Metrics {
+pub(crate) fn only_family(model: &Model, metrics: &Metrics, v6: bool) -> Metrics {
     let mut m = metrics.clone();
     for (i, vs) in model.vss.iter().enumerate() {
         if vs.addr.is_ipv6() != v6 {
