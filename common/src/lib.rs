@@ -41,7 +41,7 @@ pub mod map_names {
     /// Outer array (one slot) holding the current selection table, a hash map of
     /// `SelectionKey` -> `AnswerSet`. A config change builds a new table and swaps it in
     /// with one update of the slot; metric changes update single entries of the current one.
-    pub const SELECTIONS: &str = "XGSLB_SEL_V2";
+    pub const SELECTIONS: &str = "XGSLB_SEL_V3";
     /// Outer array (one slot) holding the current IPv4 region trie: prefix -> `ClassId`.
     pub const REGIONS4: &str = "XGSLB_REG4_V2";
     /// Outer array (one slot) holding the current IPv6 region trie: prefix -> `ClassId`.
@@ -56,6 +56,9 @@ pub mod map_names {
     pub const SCRATCH: &str = "XGSLB_SCRATCH_V2";
     /// `Meta` written by xgslbd for `xgslbctl` (the program never reads it), one entry.
     pub const META: &str = "XGSLB_META_V2";
+    /// Per-CPU u64 array: answers by (answer set's `stat`, leading address index), for
+    /// "answers per wide IP by virtual server and region".
+    pub const ANSWERS: &str = "XGSLB_ANS_V3";
     /// LRU per-CPU `LdnsKey` -> u64: sampled query counts by LDNS address and class, which
     /// xgslbd reads to tell agents which LDNSs to probe.
     pub const LDNS: &str = "XGSLB_LDNS_V2";
@@ -188,12 +191,20 @@ pub struct AnswerSet {
     pub slow: u8,
     /// Explicit padding so the type has none implicit; always zero.
     pub _pad: u8,
+    /// Where this set's answers are counted in the answer counters (`ANSWERS`): counter
+    /// `stat * MAX_ADDRS + i` counts answers led by `addrs[i]`; `NO_STAT` counts nothing.
+    pub stat: u32,
     /// Each slot holds an index into `addrs`; an address's share of slots is its weight.
     pub slots: [u8; SLOTS],
     /// Addresses: IPv4 in the first 4 bytes (rest zero), IPv6 in all 16.
     pub addrs: [[u8; 16]; MAX_ADDRS],
 }
-const _: () = assert!(size_of::<AnswerSet>() == 12 + SLOTS + 16 * MAX_ADDRS);
+const _: () = assert!(size_of::<AnswerSet>() == 16 + SLOTS + 16 * MAX_ADDRS);
+
+/// `AnswerSet::stat` of a set whose answers are not counted.
+pub const NO_STAT: u32 = u32::MAX;
+/// Answer sets with counters (each `MAX_ADDRS` of them, one per leading address).
+pub const MAX_ANSWER_STATS: u32 = 16_384;
 
 /// The 64-bit finaliser of SplitMix64: a cheap, well-mixed hash step with no loop, so the XDP
 /// program and user space compute persist picks the same way.

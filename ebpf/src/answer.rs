@@ -2,13 +2,13 @@
 //! resize the frame, swap addresses, write the header, the records and the OPT, checksum.
 use aya_ebpf::{helpers::bpf_xdp_adjust_tail, programs::XdpContext};
 use xgslb_common::{
-    Action, AnswerSet, Counter, DEFAULT_CLASS, EDNS_UDP_SIZE, MAX_ADDRS, PickMode, Scratch,
-    SelectionKey,
+    Action, AnswerSet, Counter, DEFAULT_CLASS, EDNS_UDP_SIZE, MAX_ADDRS, MAX_ANSWER_STATS,
+    PickMode, Scratch, SelectionKey,
 };
 
 use crate::{
     checksum::{at_parity, finish_udp, fold, sum_be16, sum_u32},
-    maps::{PICK, SELECTIONS},
+    maps::{ANSWERS, PICK, SELECTIONS},
     parse::{
         DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, MAX_PKT_OFF, OPT_FIXED_LEN, UDP_HLEN, flags,
         load_be16, opaque, ptr_at,
@@ -103,9 +103,10 @@ pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<(), Verdict> {
         Some(PickMode::Persist) => set.persist_pick(src.hi, src.lo, v6),
         None => return Err(Verdict::Pass(Counter::PassBadSelection)),
     };
-    if set.answer_index(pick, 0).is_none() {
+    let Some(lead) = set.answer_index(pick, 0) else {
         return Err(Verdict::Pass(Counter::PassBadSelection));
-    }
+    };
+    let stat = set.stat;
 
     let has_opt = q.has_opt != 0;
     let ip_hlen = if v6 { IPV6_HLEN } else { IPV4_HLEN };
@@ -216,5 +217,19 @@ pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<(), Verdict> {
         };
         store_be16(udp.add(6), csum);
     }
+    count_answer(stat, lead);
     Ok(())
+}
+
+/// Counts an answer led by address `lead` of the set with stat slot `stat`.
+#[inline(always)]
+fn count_answer(stat: u32, lead: u32) {
+    if stat >= MAX_ANSWER_STATS {
+        return; // NO_STAT, or a slot past the map
+    }
+    let i = stat * MAX_ADDRS as u32 + (lead & (MAX_ADDRS as u32 - 1));
+    if let Some(c) = ANSWERS.get_ptr_mut(i) {
+        // SAFETY: this CPU's counter; XDP runs with preemption off.
+        unsafe { *c += 1 };
+    }
 }

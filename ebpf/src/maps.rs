@@ -6,8 +6,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray},
 };
 use xgslb_common::{
-    AnswerSet, ClassId, LdnsKey, ListenerKey, MAX_LDNS_TRACKED, MAX_LISTENERS, MAX_REGION_PREFIXES,
-    MAX_SELECTIONS, Meta, Scratch, SelectionKey, Stats,
+    AnswerSet, ClassId, LdnsKey, ListenerKey, MAX_ADDRS, MAX_ANSWER_STATS, MAX_LDNS_TRACKED,
+    MAX_LISTENERS, MAX_REGION_PREFIXES, MAX_SELECTIONS, Meta, Scratch, SelectionKey, Stats,
 };
 
 /// BPF_F_NO_PREALLOC: an update frees the old element only after an RCU grace period, so a
@@ -27,7 +27,7 @@ pub type Region4Trie = LpmTrie<[u8; 4], ClassId, { MAX_REGION_PREFIXES as usize 
 pub type Region6Trie = LpmTrie<[u8; 16], ClassId, { MAX_REGION_PREFIXES as usize }>;
 
 /// Slot 0: the selection table in service. User space swaps in a whole new table at once.
-#[btf_map(name = "XGSLB_SEL_V2")]
+#[btf_map(name = "XGSLB_SEL_V3")]
 pub static SELECTIONS: ArrayOfMaps<SelectionTable, 1> = ArrayOfMaps::new();
 
 /// Slot 0: the IPv4 region trie in service.
@@ -63,3 +63,8 @@ pub static META: Array<Meta> = Array::pinned(1, 0);
 /// Only this program writes it; xgslbd reads and clears it.
 #[map(name = "XGSLB_LDNS_V2")]
 pub static LDNS: LruPerCpuHashMap<LdnsKey, u64> = LruPerCpuHashMap::pinned(MAX_LDNS_TRACKED, 0);
+
+/// Answers by (answer set's stat slot, leading address), per CPU: what xgslbd exports as
+/// answers per wide IP by virtual server and region.
+#[map(name = "XGSLB_ANS_V3")]
+pub static ANSWERS: PerCpuArray<u64> = PerCpuArray::pinned(MAX_ANSWER_STATS * MAX_ADDRS as u32, 0);

@@ -613,6 +613,21 @@ pools = ["one"]
         2.0
     );
     assert_eq!(sample(&after, "xgslb_vs_available", ("vs", "tokyo-a")), 1.0);
+    // Answers per wide IP by region and VS: the 5 XDP answers, led by tokyo-a, default class.
+    let answers = after
+        .samples
+        .iter()
+        .find(|x| {
+            x.metric == "xgslb_answers_total"
+                && x.labels.get("wideip") == Some("app.example.test.")
+                && x.labels.get("vs") == Some("tokyo-a")
+                && x.labels.get("region") == Some("default")
+        })
+        .expect("xgslb_answers_total for app by tokyo-a");
+    assert!(
+        matches!(answers.value, prometheus_parse::Value::Counter(v) if v == 5.0),
+        "{answers:?}"
+    );
     // The counters agree with the pinned maps xgslbctl stats reads.
     let stats = d.stats();
     assert_eq!(

@@ -15,7 +15,7 @@ use xgslb_common::AnswerSet;
 
 use super::{
     DaemonError,
-    publication::{ClassIds, Publication, publication},
+    publication::{ClassIds, Publication, StatIds, publication_counted},
     selections,
 };
 use std::net::SocketAddr;
@@ -122,6 +122,8 @@ pub struct Decisions {
     /// Virtual server names, by index (traces and answers name them).
     pub vss: Vec<String>,
     pub by_class: std::collections::HashMap<(usize, u32), crate::balance::Decision>,
+    /// What each answer-counter slot counts.
+    pub stats: Vec<super::publication::StatLabel>,
 }
 
 /// The slow path's handle on what the balancer publishes.
@@ -161,6 +163,8 @@ pub struct Balancer {
     intervals: u64,
     watcher: Option<MetricsWatcher>,
     ids: ClassIds,
+    /// Answer-counter slots, kept for the process's life.
+    stat_ids: StatIds,
     damper: Damper,
     dataplane: Option<DataPlane>,
     served: ServedCell,
@@ -197,6 +201,7 @@ impl Balancer {
             intervals: 0,
             watcher,
             ids: ClassIds::default(),
+            stat_ids: StatIds::default(),
             damper: Damper::new(),
             dataplane,
             served: Arc::new(RwLock::new(Arc::new(Served {
@@ -736,13 +741,15 @@ impl Balancer {
             selections,
             prefixes,
             decisions,
-        } = publication(
+            stats,
+        } = publication_counted(
             model,
             &metrics,
             &classes,
             &mut self.ids,
             &mut self.damper,
             &self.statics,
+            Some(&mut self.stat_ids),
         );
         if !swap && self.last.as_ref() == Some(&sets) && self.last_prefixes == prefixes {
             return Ok(());
@@ -791,6 +798,7 @@ impl Balancer {
                 .into_iter()
                 .map(|(w, class, d)| ((w, class), d))
                 .collect(),
+            stats,
         };
         let served = Arc::new(Served {
             catalog,

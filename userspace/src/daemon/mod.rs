@@ -386,6 +386,15 @@ impl DaemonHandle {
         })
     }
 
+    /// What each answer-counter slot counts, as last published.
+    pub fn answer_stats(&self) -> Vec<publication::StatLabel> {
+        let served = match self.served.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        served.decisions.stats.clone()
+    }
+
     /// Each virtual server's (name, site, in rotation) as the balancer sees it now.
     pub fn vs_availability(&self) -> Vec<(String, String, bool)> {
         let (done, rows) = crossbeam_channel::bounded(1);

@@ -131,6 +131,29 @@ pub fn render(s: &Sources) -> String {
             );
         }
     }
+    if let Some(dir) = &s.pin_dir
+        && let Ok(counts) = crate::maps::dataplane::read_pinned_answer_counts(dir)
+    {
+        family(
+            &mut out,
+            "xgslb_answers_total",
+            "counter",
+            "A answers XDP gave per wide IP, by client class (region) and leading virtual server.",
+        );
+        for label in s.handle.answer_stats() {
+            for (i, lead) in label.leads.iter().enumerate() {
+                let at = label.slot as usize * xgslb_common::MAX_ADDRS + i;
+                let n = counts.get(at).copied().unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "xgslb_answers_total{{wideip=\"{}\",region=\"{}\",vs=\"{}\"}} {n}",
+                    escape(&label.wideip),
+                    escape(&label.class),
+                    escape(lead)
+                );
+            }
+        }
+    }
     family(
         &mut out,
         "xgslb_slow_path_responses_total",

@@ -7,7 +7,8 @@ use bytemuck::Zeroable;
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 use xgslb_common::{
-    Action, AnswerSet, ClassId, DEFAULT_CLASS, MAX_ADDRS, PickMode, SelectionKey, SlowAnswer,
+    Action, AnswerSet, ClassId, DEFAULT_CLASS, MAX_ADDRS, NO_STAT, PickMode, SelectionKey,
+    SlowAnswer,
 };
 
 use crate::{
@@ -61,6 +62,41 @@ impl ClassIds {
     }
 }
 
+/// Answer-counter slots that stay with the same (wide IP, client class) across
+/// publications, so that a counter keeps counting the same thing.
+#[derive(Debug, Default)]
+pub struct StatIds {
+    by_key: HashMap<(String, String), u32>,
+}
+
+impl StatIds {
+    /// The slot of (`wideip`, `class`), or `NO_STAT` when every slot is taken.
+    fn slot(&mut self, wideip: &str, class: &str) -> u32 {
+        let key = (wideip.to_owned(), class.to_owned());
+        if let Some(s) = self.by_key.get(&key) {
+            return *s;
+        }
+        let next = self.by_key.len() as u32;
+        if next >= xgslb_common::MAX_ANSWER_STATS {
+            return xgslb_common::NO_STAT;
+        }
+        self.by_key.insert(key, next);
+        next
+    }
+}
+
+/// What one answer-counter slot counts: a wide IP's A answers to a client class, by the
+/// virtual server (or fallback address) leading each answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatLabel {
+    pub slot: u32,
+    pub wideip: String,
+    /// The client class's key ("default" for everyone else).
+    pub class: String,
+    /// By address index of the set: the VS name, or the address when no VS has it.
+    pub leads: Vec<String>,
+}
+
 /// Everything one publication holds.
 #[derive(Debug, Default)]
 pub struct Publication {
@@ -72,6 +108,8 @@ pub struct Publication {
     pub prefixes: Vec<(IpNet, ClassId)>,
     /// Each wide IP's decision per class id, for `explain`.
     pub decisions: Vec<(usize, ClassId, Decision)>,
+    /// What each answer-counter slot in use counts.
+    pub stats: Vec<StatLabel>,
 }
 
 /// Computes the publication: `statics` are the `[[answer]]` sets (default class only).
@@ -82,6 +120,19 @@ pub fn publication(
     ids: &mut ClassIds,
     damper: &mut Damper,
     statics: &[(Name, RecordType, AnswerSet)],
+) -> Publication {
+    publication_counted(model, metrics, classes, ids, damper, statics, None)
+}
+
+/// `publication`, with A answer sets given answer-counter slots from `stats`.
+pub fn publication_counted(
+    model: &Model,
+    metrics: &Metrics,
+    classes: &Classes,
+    ids: &mut ClassIds,
+    damper: &mut Damper,
+    statics: &[(Name, RecordType, AnswerSet)],
+    mut stats: Option<&mut StatIds>,
 ) -> Publication {
     let keys: Vec<&str> = classes.classes.iter().map(|c| c.key.as_str()).collect();
     let class_ids = ids.assign(&keys);
@@ -157,6 +208,27 @@ pub fn publication(
                 Some(d) if *d == sets => continue,
                 Some(_) => {}
             }
+            // Counted: the A answers XDP gives, by (wide IP, class); the rest not.
+
+            sets[1].stat = NO_STAT;
+            sets[0].stat = NO_STAT;
+            if sets[0].action == Action::Answer as u8
+                && let Some(stats) = stats.as_deref_mut()
+            {
+                let slot = stats.slot(&wideip.name.to_string(), &class.key);
+                sets[0].stat = slot;
+                if slot != NO_STAT {
+                    out.stats.push(StatLabel {
+                        slot,
+                        wideip: wideip.name.to_string(),
+                        class: class.key.clone(),
+                        leads: sets[0].addrs[..sets[0].count as usize]
+                            .iter()
+                            .map(|a| lead_name(model, a))
+                            .collect(),
+                    });
+                }
+            }
             for (rtype, set) in [RecordType::A, RecordType::AAAA].into_iter().zip(sets) {
                 out.sets.push((wideip.name.clone(), rtype, id, set));
             }
@@ -171,6 +243,16 @@ pub fn publication(
         })
         .collect();
     out
+}
+
+/// The VS whose address leads an answer, or the address itself (a fallback IP).
+fn lead_name(model: &Model, addr: &[u8; 16]) -> String {
+    let ip = IpAddr::from([addr[0], addr[1], addr[2], addr[3]]);
+    model
+        .vss
+        .iter()
+        .find(|v| v.addr == ip)
+        .map_or_else(|| ip.to_string(), |v| v.name.clone())
 }
 
 /// The damping key of a class's answers of one family.

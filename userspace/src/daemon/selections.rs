@@ -32,6 +32,8 @@ pub fn answer_sets(answers: &[AnswerConfig]) -> Vec<(Name, RecordType, AnswerSet
                 persist_v6: 0,
                 slow: 0,
                 _pad: 0,
+                // The [[answer]] sets are not wide IPs: not counted by name.
+                stat: xgslb_common::NO_STAT,
                 slots: slot_table(&weights),
                 addrs: [[0; 16]; MAX_ADDRS],
             };

@@ -351,6 +351,7 @@ impl DataPlane {
             map_names::REGIONS6,
             map_names::META,
             map_names::LDNS,
+            map_names::ANSWERS,
             map_names::LISTENERS,
             map_names::STATS,
             map_names::PICK,
@@ -460,4 +461,19 @@ pub fn read_pinned_meta(pin_dir: &Path) -> Result<Meta, DataPlaneError> {
     let map: Array<MapData, Meta> =
         Array::try_from(aya::maps::Map::Array(data)).map_err(map_err(map_names::META))?;
     map.get(&0, 0).map_err(map_err(map_names::META))
+}
+
+/// The answer counters pinned in `pin_dir`, summed over CPUs, indexed by
+/// `stat * MAX_ADDRS + leading address` (see `AnswerSet::stat`).
+pub fn read_pinned_answer_counts(pin_dir: &Path) -> Result<Vec<u64>, DataPlaneError> {
+    let data =
+        MapData::from_pin(pin_dir.join(map_names::ANSWERS)).map_err(map_err(map_names::ANSWERS))?;
+    let map: PerCpuArray<MapData, u64> = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data))
+        .map_err(map_err(map_names::ANSWERS))?;
+    let mut out = Vec::with_capacity(map.len() as usize);
+    for i in 0..map.len() {
+        let per_cpu = map.get(&i, 0).map_err(map_err(map_names::ANSWERS))?;
+        out.push(per_cpu.iter().sum());
+    }
+    Ok(out)
 }
