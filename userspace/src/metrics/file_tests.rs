@@ -6,45 +6,7 @@ use std::{
 use super::*;
 use crate::config::Config;
 
-/// A model with sites tokyo (0), newyork (1) and virtual servers tokyo-www (0), newyork-www
-/// (1), newyork-api (2).
-fn model() -> Model {
-    let text = r#"
-[server]
-listen = ["198.18.0.2:53"]
-
-[[site]]
-name = "tokyo"
-[[site]]
-name = "newyork"
-
-[[site_server]]
-name = "tokyo-lb"
-site = "tokyo"
-[[site_server]]
-name = "newyork-lb"
-site = "newyork"
-
-[[virtual_server]]
-name = "tokyo-www"
-server = "tokyo-lb"
-address = "198.18.1.10"
-port = 80
-[[virtual_server]]
-name = "newyork-www"
-server = "newyork-lb"
-address = "198.18.3.10"
-port = 80
-[[virtual_server]]
-name = "newyork-api"
-server = "newyork-lb"
-address = "198.18.3.30"
-port = 443
-"#;
-    Config::parse(Path::new("/etc/xgslb/xgslb.toml"), text)
-        .unwrap()
-        .model
-}
+use crate::metrics::test_model::model;
 
 const GOOD: &str = r#"
 [[vs]]

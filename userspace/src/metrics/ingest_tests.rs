@@ -1,53 +1,10 @@
-use std::path::Path;
-
 use super::*;
-use crate::{
-    config::Config,
-    metrics::wire::{Header, MAX_DATAGRAM, TAG_LEN, encode},
-};
+use crate::metrics::wire::{Header, MAX_DATAGRAM, TAG_LEN, encode};
 
 const NOW: u64 = 1_700_000_000_000;
 const TIMEOUT: u64 = 3000;
 
-/// Sites tokyo (0), newyork (1); virtual servers tokyo-www (0), newyork-www (1),
-/// newyork-api (2).
-fn model() -> Model {
-    let text = r#"
-[server]
-listen = ["198.18.0.2:53"]
-
-[[site]]
-name = "tokyo"
-[[site]]
-name = "newyork"
-
-[[site_server]]
-name = "tokyo-lb"
-site = "tokyo"
-[[site_server]]
-name = "newyork-lb"
-site = "newyork"
-
-[[virtual_server]]
-name = "tokyo-www"
-server = "tokyo-lb"
-address = "198.18.1.10"
-port = 80
-[[virtual_server]]
-name = "newyork-www"
-server = "newyork-lb"
-address = "198.18.3.10"
-port = 80
-[[virtual_server]]
-name = "newyork-api"
-server = "newyork-lb"
-address = "198.18.3.30"
-port = 443
-"#;
-    Config::parse(Path::new("/etc/xgslb/xgslb.toml"), text)
-        .unwrap()
-        .model
-}
+use crate::metrics::test_model::model;
 
 fn key(id: u32) -> Key {
     Key {
