@@ -3,24 +3,23 @@
 //! crossbeam channel; every interval it also polls the metrics file. Whatever changed is
 //! recomputed, published to the maps (a swap for a config, single entries for metrics) and
 //! handed to the slow path as a new snapshot, so both paths answer from the same data.
-use std::{
-    sync::{Arc, RwLock},
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use crossbeam_channel::{Receiver, select, tick};
 use hickory_proto::rr::{LowerName, Name, RecordType};
 use tokio::sync::watch;
 use xgslb_common::AnswerSet;
 
+use std::net::SocketAddr;
+
 use super::{
     DaemonError,
+    cell::SwapCell,
+    ingest::IngestShared,
+    probe_targets::top_ldns,
     publication::{ClassIds, Publication, StatIds, publication_counted},
     selections,
 };
-use std::net::SocketAddr;
-
-use super::{ingest::IngestShared, probe_targets::top_ldns};
 use crate::{
     balance::{classes::client_classes, damping::Damper},
     config::Config,
@@ -127,7 +126,7 @@ pub struct Decisions {
 }
 
 /// The slow path's handle on what the balancer publishes.
-pub type ServedCell = Arc<RwLock<Arc<Served>>>;
+pub type ServedCell = Arc<SwapCell<Served>>;
 
 /// Publication facts the daemon's users can wait on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -204,11 +203,11 @@ impl Balancer {
             stat_ids: StatIds::default(),
             damper: Damper::new(),
             dataplane,
-            served: Arc::new(RwLock::new(Arc::new(Served {
+            served: Arc::new(SwapCell::new(Served {
                 catalog: Arc::new(Catalog::new(Vec::new(), &[])?),
                 snapshot: Snapshot::default(),
                 decisions: Decisions::default(),
-            }))),
+            })),
             published,
             facts: Published::default(),
             last: None,
@@ -361,9 +360,7 @@ impl Balancer {
         match dp.take_ldns_samples() {
             Ok(samples) => {
                 let targets = top_ldns(&samples, PROBES_PER_CLASS, MAX_PROBE_TARGETS);
-                if let Ok(mut t) = shared.probe_targets.write() {
-                    *t = Arc::new(targets);
-                }
+                shared.probe_targets.store(Arc::new(targets));
             }
             Err(e) => tracing::warn!("cannot read the LDNS samples: {e}"),
         }
@@ -387,9 +384,9 @@ impl Balancer {
         let Some(shared) = &self.ingest else {
             return;
         };
-        if let Ok(mut i) = shared.index.write() {
-            *i = Arc::new(VsIndex::new(&self.config.model));
-        }
+        shared
+            .index
+            .store(Arc::new(VsIndex::new(&self.config.model)));
         if let (Some(c), Ok(mut r)) = (&self.config.agents, shared.reconfigure.lock()) {
             *r = Some(c.clone());
         }
@@ -805,10 +802,7 @@ impl Balancer {
             snapshot,
             decisions,
         });
-        match self.served.write() {
-            Ok(mut cell) => *cell = served,
-            Err(poisoned) => *poisoned.into_inner() = served,
-        }
+        self.served.store(served);
         self.last = Some(sets);
         self.last_prefixes = prefixes;
         self.facts.generation += 1;
@@ -820,10 +814,7 @@ impl Balancer {
 
 impl Balancer {
     fn current_catalog(&self) -> Arc<Catalog> {
-        match self.served.read() {
-            Ok(cell) => cell.catalog.clone(),
-            Err(poisoned) => poisoned.into_inner().catalog.clone(),
-        }
+        self.served.load().catalog.clone()
     }
 }
 

@@ -67,7 +67,7 @@ fn ask(served: &ServedCell, n: usize) -> (Vec<IpAddr>, ResponseCode) {
     let mut addrs = Vec::new();
     let mut rcode = ResponseCode::NoError;
     for _ in 0..n {
-        let s = served.read().unwrap().clone();
+        let s = served.load();
         let response = s
             .catalog
             .respond(&bytes, Transport::Udp, client, &s.snapshot)

@@ -3,7 +3,7 @@
 //! over its channel and is answered with the LDNS addresses the agents should probe.
 use std::{
     net::IpAddr,
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use super::balancer::Event;
+use super::{balancer::Event, cell::SwapCell};
 use crate::{
     config::AgentsConfig,
     metrics::{
@@ -24,31 +24,15 @@ use crate::{
 #[derive(Default)]
 pub struct IngestShared {
     /// The virtual servers reports may name (replaced on reload).
-    pub index: RwLock<Arc<VsIndex>>,
+    pub index: SwapCell<VsIndex>,
     /// The LDNS addresses to ask agents to probe (refreshed by the balancer).
-    pub probe_targets: RwLock<Arc<Vec<IpAddr>>>,
+    pub probe_targets: SwapCell<Vec<IpAddr>>,
     /// A new `[agents]` config for the ingest to take (keys, limits), after a reload.
     pub reconfigure: Mutex<Option<AgentsConfig>>,
     /// The ingest's counters, as of its last datagram.
     pub counters: Mutex<IngestCounters>,
     /// The agents, as of the balancer's last publication.
     pub agents: Mutex<Vec<AgentStatus>>,
-}
-
-impl IngestShared {
-    fn index(&self) -> Arc<VsIndex> {
-        match self.index.read() {
-            Ok(i) => i.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn probe_targets(&self) -> Arc<Vec<IpAddr>> {
-        match self.probe_targets.read() {
-            Ok(t) => t.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
 }
 
 /// Milliseconds since the Unix epoch (the protocol's clock).
@@ -87,7 +71,7 @@ pub async fn serve_ingest(
         if let Some(c) = pending {
             ingest.reconfigure(&c);
         }
-        let result = ingest.accept(&buf[..n], now, &shared.index());
+        let result = ingest.accept(&buf[..n], now, &shared.index.load());
         if let Ok(mut c) = shared.counters.lock() {
             c.clone_from(ingest.counters());
         }
@@ -108,7 +92,8 @@ pub async fn serve_ingest(
                 site: String::new(),
             };
             let records: Vec<Record> = shared
-                .probe_targets()
+                .probe_targets
+                .load()
                 .iter()
                 .map(|&a| Record::ProbeRequest {
                     ldns: IpNet::from(a),

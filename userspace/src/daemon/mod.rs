@@ -3,6 +3,7 @@
 //! serves), the program attached, the UDP and TCP servers started; reloads and metrics go to
 //! the balancer; then a clean shutdown (detach) or leaving the pinned program serving.
 pub mod balancer;
+pub mod cell;
 pub mod ingest;
 pub mod probe_targets;
 pub mod prometheus;
@@ -200,10 +201,7 @@ impl DaemonHandle {
     /// does not parse. For comparing what two daemons publish.
     pub fn answer(&self, name: &str, client: IpAddr, pick: u32) -> Option<crate::dns::Dynamic> {
         let name = hickory_proto::rr::Name::from_ascii(name).ok()?;
-        let served = match self.served.read() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        let served = self.served.load();
         Some(served.snapshot.answer_with_pick(
             &hickory_proto::rr::LowerName::new(&name),
             hickory_proto::rr::RecordType::A,
@@ -322,10 +320,7 @@ impl DaemonHandle {
         let mut fqdn = parsed.clone();
         fqdn.set_fqdn(true);
         let lower = hickory_proto::rr::LowerName::new(&fqdn);
-        let served = match self.served.read() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        let served = self.served.load();
         let d = &served.decisions;
         let w = d
             .wideips
@@ -388,10 +383,7 @@ impl DaemonHandle {
 
     /// What each answer-counter slot counts, as last published.
     pub fn answer_stats(&self) -> Vec<publication::StatLabel> {
-        let served = match self.served.read() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        let served = self.served.load();
         served.decisions.stats.clone()
     }
 
@@ -456,10 +448,7 @@ struct LiveResponder {
 
 impl Responder for LiveResponder {
     fn respond(&self, query: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>> {
-        let served = match self.served.read() {
-            Ok(cell) => cell.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        let served = self.served.load();
         let response = served
             .catalog
             .respond(query, transport, client, &served.snapshot);
