@@ -350,12 +350,9 @@ fn health_follows_the_servers_and_the_agents_and_two_edns_answer_alike() {
         wait_answer(&w, d, e, "ga.example.test", tokyo);
     }
     // `xgslbctl status` (its client, over the control socket) lists both agents.
-    let status = xgslb::control::client::request(
+    let status = xgslb::control::client::command(
         r.daemons[0].control_socket(),
-        &xgslb::control::protocol::Request {
-            version: xgslb::control::protocol::VERSION,
-            command: xgslb::control::protocol::Command::Status,
-        },
+        xgslb::control::protocol::Command::Status,
     )
     .expect("status over the control socket");
     let st = status.status.expect("a status");

@@ -334,14 +334,8 @@ fn control(
     d: &Daemon,
     command: xgslb::control::protocol::Command,
 ) -> xgslb::control::protocol::Response {
-    xgslb::control::client::request(
-        d.control_socket(),
-        &xgslb::control::protocol::Request {
-            version: xgslb::control::protocol::VERSION,
-            command,
-        },
-    )
-    .expect("the control socket answers")
+    xgslb::control::client::command(d.control_socket(), command)
+        .expect("the control socket answers")
 }
 
 #[test]

@@ -373,29 +373,28 @@ fn demo_http(listen: std::net::SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
+/// One command over the control socket; exit code 2 (said why) when xgslbd cannot be
+/// reached.
+fn ask(
+    socket: &std::path::Path,
+    command: xgslb::control::protocol::Command,
+) -> Result<xgslb::control::protocol::Response, ExitCode> {
+    xgslb::control::client::command(socket, command).map_err(|e| {
+        eprintln!(
+            "xgslbctl: cannot reach xgslbd at {}: {e} (is it running? --socket names its \
+             control socket)",
+            socket.display()
+        );
+        ExitCode::from(2)
+    })
+}
+
 /// `xgslbctl status`: exit 0 on an answer, 1 when xgslbd answers with an error, 2 when it
 /// cannot be reached.
 fn status(socket: &std::path::Path, json: bool) -> ExitCode {
-    use xgslb::control::{
-        client,
-        protocol::{Command as Req, Request, VERSION},
-    };
-    let response = match client::request(
-        socket,
-        &Request {
-            version: VERSION,
-            command: Req::Status,
-        },
-    ) {
+    let response = match ask(socket, xgslb::control::protocol::Command::Status) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!(
-                "xgslbctl: cannot reach xgslbd at {}: {e} (is it running? --socket names \
-                 its control socket)",
-                socket.display()
-            );
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let Some(st) = response.status.filter(|_| response.ok) else {
         eprintln!(
@@ -447,25 +446,9 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
 /// Sends one command and prints the answer: exit 0 when done, 1 when xgslbd refuses (the
 /// reason on stderr), 2 when it cannot be reached.
 fn send(socket: SocketArgs, command: xgslb::control::protocol::Command) -> ExitCode {
-    use xgslb::control::{
-        client,
-        protocol::{Request, VERSION},
-    };
-    let response = match client::request(
-        &socket.socket,
-        &Request {
-            version: VERSION,
-            command,
-        },
-    ) {
+    let response = match ask(&socket.socket, command) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!(
-                "xgslbctl: cannot reach xgslbd at {}: {e}",
-                socket.socket.display()
-            );
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     if socket.json {
         match serde_json::to_string(&response) {

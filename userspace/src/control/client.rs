@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use super::protocol::{Request, Response};
+use super::protocol::{Command, Request, Response, VERSION};
 
 /// How long xgslbd may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,4 +33,15 @@ pub fn request(path: &Path, request: &Request) -> io::Result<Response> {
     }
     serde_json::from_str(&answer)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad response: {e}")))
+}
+
+/// Sends `command` in a request of this build's protocol version.
+pub fn command(path: &Path, command: Command) -> io::Result<Response> {
+    request(
+        path,
+        &Request {
+            version: VERSION,
+            command,
+        },
+    )
 }

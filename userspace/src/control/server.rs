@@ -128,7 +128,7 @@ async fn write(stream: &mut UnixStream, response: &Response) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::{client, protocol::Request};
+    use crate::control::client;
 
     #[tokio::test]
     async fn answers_status_and_survives_bad_requests() {
@@ -176,18 +176,10 @@ mod tests {
         assert_eq!(lines[2].status.as_ref().unwrap().generation, 7);
         // A new connection through the client works too.
         let p = path.clone();
-        let r = tokio::task::spawn_blocking(move || {
-            client::request(
-                &p,
-                &Request {
-                    version: crate::control::protocol::VERSION,
-                    command: Command::Status,
-                },
-            )
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        let r = tokio::task::spawn_blocking(move || client::command(&p, Command::Status))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(r.ok);
         shutdown.cancel();
         server.await.unwrap().unwrap();
