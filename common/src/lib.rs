@@ -9,6 +9,9 @@
 use bytemuck::{Pod, Zeroable};
 use core::mem::size_of;
 
+mod entry;
+pub use entry::*;
+
 /// Longest question name (wire form, root label included) the XDP path answers. Longer names
 /// go to the slow path. 96 bytes covers every name GSLB operators use in practice while keeping
 /// the hashed key small (the kernel hashes the whole key on every lookup).
@@ -18,8 +21,9 @@ pub const MAX_ADDRS: usize = 8;
 /// Entries in an answer set's slot table. A power of two so that the pick is a mask; 128 so
 /// that every weight's share of answers is within 1/128 (0.8 points) of its exact share.
 pub const SLOTS: usize = 128;
-/// Most selections (name, qtype, region) the selection map holds.
-pub const MAX_SELECTIONS: u32 = 65_536;
+/// Entries an answer table is created with at least (user space sizes each table to what it
+/// holds, with room for single-entry updates).
+pub const MIN_TABLE_ENTRIES: u32 = 65_536;
 /// Most listener address:port pairs.
 pub const MAX_LISTENERS: u32 = 64;
 /// Most prefixes in each region trie (IPv4 and IPv6 alike). The trie maps an LDNS address to
@@ -30,6 +34,12 @@ pub const MAX_LDNS_TRACKED: u32 = 65_536;
 /// One query in 2^LDNS_SAMPLE_SHIFT is counted by LDNS address: enough to rank the busiest
 /// resolvers, cheap enough for the hot path.
 pub const LDNS_SAMPLE_SHIFT: u32 = 4;
+/// BPF_F_NO_PREALLOC, the flag of the answer table and the region tries: an update frees the
+/// old element only after an RCU grace period, so a reader that looked up the old value keeps
+/// reading it whole while user space replaces it. (A preallocated hash map recycles elements
+/// at once, which could tear a concurrent read.) The kernel requires an inner map's flags to
+/// equal its template's, so both sides use this one.
+pub const BPF_F_NO_PREALLOC: u32 = 1;
 /// Client class of an address no region prefix covers; also the fallback of every lookup.
 pub const DEFAULT_CLASS: u16 = 0;
 /// UDP payload size xgslb advertises in its OPT RR, on both paths (RFC 9715 / DNS flag day 2020).
@@ -38,10 +48,15 @@ pub const EDNS_UDP_SIZE: u16 = 1232;
 /// Map names carry a layout version so that a new xgslbd never adopts a pinned map of an older
 /// layout: a layout change bumps the suffix.
 pub mod map_names {
-    /// Outer array (one slot) holding the current selection table, a hash map of
-    /// `SelectionKey` -> `AnswerSet`. A config change builds a new table and swaps it in
-    /// with one update of the slot; metric changes update single entries of the current one.
-    pub const SELECTIONS: &str = "XGSLB_SEL_V3";
+    /// Outer array (one slot) holding the current answer table, a hash map of u64 (see
+    /// `entry_key`) -> `Entry`. A config change builds a new table and swaps it in with one
+    /// update of the slot; metric changes update single entries of the current one.
+    pub const ENTRIES: &str = "XGSLB_ENT_V4";
+    /// One u64: the seed of the answer table's name hashes (`name_hash`), random, chosen by
+    /// the first xgslbd that builds a table and kept by later tables and processes (0: none
+    /// yet). Were it changed, a query meeting the new seed and the old table would miss and
+    /// be passed, never answered from a wrong entry (entries hold their names).
+    pub const SEED: &str = "XGSLB_SEED_V4";
     /// Outer array (one slot) holding the current IPv4 region trie: prefix -> `ClassId`.
     pub const REGIONS4: &str = "XGSLB_REG4_V2";
     /// Outer array (one slot) holding the current IPv6 region trie: prefix -> `ClassId`.
@@ -49,11 +64,11 @@ pub mod map_names {
     /// `ListenerKey` -> `u32` (1 = answer here).
     pub const LISTENERS: &str = "XGSLB_LSN_V2";
     /// Per-CPU `Stats`, one entry.
-    pub const STATS: &str = "XGSLB_STAT_V2";
+    pub const STATS: &str = "XGSLB_STAT_V4";
     /// Per-CPU `u32` round-robin pick counter, one entry.
     pub const PICK: &str = "XGSLB_PICK_V2";
     /// Per-CPU `Scratch`, one entry; the program's working memory.
-    pub const SCRATCH: &str = "XGSLB_SCRATCH_V2";
+    pub const SCRATCH: &str = "XGSLB_SCRATCH_V4";
     /// `Meta` written by xgslbd for `xgslbctl` (the program never reads it), one entry.
     pub const META: &str = "XGSLB_META_V2";
     /// Per-CPU u64 array: answers by (answer set's `stat`, leading address index), for
@@ -77,23 +92,24 @@ pub mod prog_names {
 /// DNS record types the XDP path knows by number.
 pub mod qtype {
     pub const A: u16 = 1;
+    pub const NS: u16 = 2;
+    pub const CNAME: u16 = 5;
+    pub const SOA: u16 = 6;
+    pub const MX: u16 = 15;
+    pub const TXT: u16 = 16;
     pub const AAAA: u16 = 28;
     pub const OPT: u16 = 41;
-}
+    pub const DS: u16 = 43;
+    pub const HTTPS: u16 = 65;
 
-/// Key of the selection map: which answer set serves a question.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
-pub struct SelectionKey {
-    /// Question name in wire form (length-prefixed labels, root label included), ASCII letters
-    /// lowercased, zero padded to the end.
-    pub name: [u8; NAME_KEY_LEN],
-    /// Question type (host order).
-    pub qtype: u16,
-    /// Region of the LDNS; 0 is the default region.
-    pub region: u16,
+    /// Whether the XDP path may answer this query type from the answer table. Meta types
+    /// (OPT, TKEY, TSIG, IXFR, AXFR, MAILB, MAILA, ANY: 128 to 255 and 41), type 0 and DS
+    /// (answered from the parent side of a cut, RFC 4035 3.1.4.1) go to the slow path.
+    #[inline(always)]
+    pub const fn answerable(t: u16) -> bool {
+        !(t == 0 || t == OPT || t == DS || (t >= 128 && t <= 255))
+    }
 }
-const _: () = assert!(size_of::<SelectionKey>() == NAME_KEY_LEN + 4);
 
 /// How the XDP program picks the first address of an answer.
 #[repr(u8)]
@@ -281,7 +297,7 @@ impl AnswerSet {
 
 /// Value of the region tries (keyed by the kernel's LPM layout: a u32 prefix length in bits,
 /// then the address in network order: `[u8; 4]` or `[u8; 16]`): the client class of the
-/// prefix, which becomes `SelectionKey::region`.
+/// prefix, which becomes `EntryHead::class`.
 pub type ClassId = u32;
 
 /// Key of the LDNS sample map: a source address and the client class it mapped to.
@@ -334,8 +350,16 @@ const _: () = assert!(size_of::<ListenerKey>() == 20);
 pub enum Counter {
     /// Every frame the program saw.
     Received = 0,
-    /// Answered with XDP_TX.
+    /// Answered with XDP_TX (each also counts under one of the four kinds below).
     Answered,
+    /// Answered: A or AAAA records of an answer set or wide IP.
+    AnsweredAddresses,
+    /// Answered: a precomputed RRset of the zone, with its authority and additional data.
+    AnsweredRecords,
+    /// Answered: NODATA (NOERROR, no records, the SOA in authority).
+    AnsweredNoData,
+    /// Answered: NXDOMAIN.
+    AnsweredNxDomain,
     /// Dropped (a frame the program had begun to rewrite and could not finish).
     Dropped,
     /// Passed: not IPv4 or IPv6 (after up to two VLAN tags).
@@ -364,19 +388,22 @@ pub enum Counter {
     PassNameTooLong,
     /// Passed: class other than IN.
     PassQclass,
-    /// Passed: a query type the XDP path does not answer.
+    /// Passed: a query type the XDP path does not answer (meta types, DS).
     PassQtype,
     /// Passed: the additional record is not an OPT this path answers (version, options, shape).
     PassEdns,
     /// Passed: bytes after the last record, or lengths that disagree.
     PassTrailing,
-    /// Passed: no selection for the name and type.
+    /// Passed: the name is in no zone the answer table holds.
     PassNoSelection,
-    /// Passed: the selection is malformed or uses a pick mode this program does not know.
+    /// Passed: the entry is malformed or uses a pick mode this program does not know.
     PassBadSelection,
+    /// Passed: the response does not fit the client's UDP size.
+    PassTooBig,
     /// Passed: the frame could not be resized for the answer.
     PassResize,
-    /// Passed: the selection defers to the slow path (return to DNS, SERVFAIL, NODATA).
+    /// Passed: the entry defers to the slow path (return to DNS, SERVFAIL, CNAME, referral,
+    /// wildcard, a response too large to precompute).
     PassSlowPath,
     /// Dropped: the selection says drop (Drop Packet).
     DropPolicy,
@@ -389,6 +416,10 @@ impl Counter {
     pub const ALL: [Counter; Counter::COUNT] = [
         Counter::Received,
         Counter::Answered,
+        Counter::AnsweredAddresses,
+        Counter::AnsweredRecords,
+        Counter::AnsweredNoData,
+        Counter::AnsweredNxDomain,
         Counter::Dropped,
         Counter::PassNotIp,
         Counter::PassIpv4Header,
@@ -408,16 +439,32 @@ impl Counter {
         Counter::PassTrailing,
         Counter::PassNoSelection,
         Counter::PassBadSelection,
+        Counter::PassTooBig,
         Counter::PassResize,
         Counter::PassSlowPath,
         Counter::DropPolicy,
     ];
+
+    /// The kind of an answer (each answered frame counts as `Answered` and one of these).
+    pub const fn is_answer_kind(self) -> bool {
+        matches!(
+            self,
+            Counter::AnsweredAddresses
+                | Counter::AnsweredRecords
+                | Counter::AnsweredNoData
+                | Counter::AnsweredNxDomain
+        )
+    }
 
     /// Stable snake_case name for stats output.
     pub const fn name(self) -> &'static str {
         match self {
             Counter::Received => "received",
             Counter::Answered => "answered",
+            Counter::AnsweredAddresses => "answered_addresses",
+            Counter::AnsweredRecords => "answered_records",
+            Counter::AnsweredNoData => "answered_nodata",
+            Counter::AnsweredNxDomain => "answered_nxdomain",
             Counter::Dropped => "dropped",
             Counter::PassNotIp => "pass_not_ip",
             Counter::PassIpv4Header => "pass_ipv4_header",
@@ -437,6 +484,7 @@ impl Counter {
             Counter::PassTrailing => "pass_trailing",
             Counter::PassNoSelection => "pass_no_selection",
             Counter::PassBadSelection => "pass_bad_selection",
+            Counter::PassTooBig => "pass_too_big",
             Counter::PassResize => "pass_resize",
             Counter::PassSlowPath => "pass_slow_path",
             Counter::DropPolicy => "drop_policy",
@@ -451,26 +499,47 @@ pub struct Stats {
     pub counters: [u64; Counter::COUNT],
 }
 
-/// Per-CPU working memory of the XDP program (never read by user space). The selection key
+/// Per-CPU working memory of the XDP program (never read by user space). The question name
 /// lives here rather than on the stack: the verifier tracks every stack byte it writes, and a
 /// name written at a variable length splits its states past what it can explore.
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct Scratch {
-    /// The key being built for this frame.
-    pub key: SelectionKey,
-    /// Explicit padding to the u64 that follows; never read.
-    pub _pad: [u8; 4],
+    /// The question name in wire form, lowercased, zero padded; the bytes past
+    /// `NAME_KEY_LEN` stay zero so that `NAME_KEY_LEN` bytes read from any label start stay
+    /// inside (names are compared a whole key's words at a time, without branches).
+    pub name: [u8; 2 * NAME_KEY_LEN],
+    /// `hashes[i]`: the hash of the name's suffix from label `i` (0: the whole name).
+    pub hashes: [u64; MAX_NAME_LABELS],
+    /// `labels[i]`: offset of label `i` in `name`.
+    pub labels: [u8; MAX_NAME_LABELS],
     /// A value stored and loaded back so the verifier forgets its exact value.
     pub launder: u64,
     /// What parsing found, handed from the parse stage to the answer stage.
     pub query: ParsedQuery,
     /// Queries seen by the answer stage on this CPU: picks the sampled ones.
     pub sampled: u64,
-    /// The LDNS sample key under construction (kept off the stack like the selection key).
+    /// The LDNS sample key under construction (kept off the stack like the name).
     pub ldns: LdnsKey,
+    /// The frame's headers and question, while they move to make room at the front for an
+    /// answer the tailroom cannot hold.
+    pub frame: [u8; FRAME_HEAD_MAX],
 }
-const _: () = assert!(size_of::<Scratch>() == 160);
+/// Most bytes of headers and question the program moves (Ethernet, two VLAN tags, IPv6, UDP,
+/// DNS header, a question of `NAME_KEY_LEN` bytes and its type and class).
+/// Rounded up to whole words (the scratch has no padding).
+pub const FRAME_HEAD_MAX: usize = (14 + 8 + 40 + 8 + 12 + NAME_KEY_LEN + 4).next_multiple_of(8);
+const _: () = assert!(
+    size_of::<Scratch>()
+        == 2 * NAME_KEY_LEN
+            + 8 * MAX_NAME_LABELS
+            + MAX_NAME_LABELS
+            + 8
+            + 24
+            + 8
+            + 24
+            + FRAME_HEAD_MAX
+);
 
 /// A query the XDP program may answer, as its parse stage leaves it for its answer stage.
 /// (The two are separate BPF functions, each verified once; see ebpf/src/main.rs.)
@@ -487,6 +556,11 @@ pub struct ParsedQuery {
     pub flags: u16,
     /// Ones' complement sum of the name bytes, as placed from an even offset, folded.
     pub name_sum: u32,
+    /// Query type.
+    pub qtype: u16,
+    /// Largest DNS message the client accepts over UDP: 512 without EDNS, else its size
+    /// clamped to 512..=EDNS_UDP_SIZE (what the slow path allows).
+    pub limit: u16,
     /// 1 when the query had an OPT RR.
     pub has_opt: u8,
     /// 1 when that OPT had the DO bit (copied to the answer, RFC 3225).
@@ -495,13 +569,17 @@ pub struct ParsedQuery {
     pub udp_csum_zero: u8,
     /// 1 for IPv6, 0 for IPv4.
     pub v6: u8,
+    /// Labels of the name (root excluded), 1..=MAX_NAME_LABELS.
+    pub labels: u8,
+    /// Explicit padding; always zero.
+    pub _pad: [u8; 3],
 }
-const _: () = assert!(size_of::<ParsedQuery>() == 16);
+const _: () = assert!(size_of::<ParsedQuery>() == 24);
 
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: each type is #[repr(C)], bytemuck::Pod (no padding, any bit pattern valid).
-    unsafe impl aya::Pod for super::SelectionKey {}
+    unsafe impl aya::Pod for super::Entry {}
     unsafe impl aya::Pod for super::AnswerSet {}
     unsafe impl aya::Pod for super::ListenerKey {}
     unsafe impl aya::Pod for super::Stats {}

@@ -1,21 +1,22 @@
-//! The xgslb XDP program: answers A queries for published selections with XDP_TX and passes
+//! The xgslb XDP program: answers queries from the answer table with XDP_TX (A and AAAA of
+//! answer sets and wide IPs, precomputed static RRsets, NODATA and NXDOMAIN) and passes
 //! everything else to the kernel untouched (ARCHITECTURE.md "Data plane").
 //!
 //! The work is split in three stages: the entry parses Ethernet, VLAN, IP and UDP; then two
-//! global BPF functions parse the DNS query and write the answer. The verifier checks a global
-//! function once, on its own, with its arguments unknown: without the split it would walk the
-//! answer stage once for every way of reaching it (every name length, VLAN count, address
-//! family, option count) and give up at its 1M-instruction limit.
+//! global BPF functions parse the DNS query (and hash its name's suffixes) and write the
+//! answer. Why, and the other things done for the verifier's sake: `verifier.rs`.
 #![no_std]
 #![no_main]
 
 mod answer;
 mod checksum;
+mod lookup;
 mod maps;
 mod parse;
 mod reflector;
 mod region;
 mod stats;
+mod verifier;
 
 use aya_ebpf::{
     bindings::{xdp_action, xdp_md},
@@ -39,8 +40,8 @@ pub fn xgslb(ctx: XdpContext) -> u32 {
             reason => reason,
         },
     };
-    if outcome == STAGE_OK {
-        stats::count(Counter::Answered as u32);
+    if (Counter::AnsweredAddresses as u32..=Counter::AnsweredNxDomain as u32).contains(&outcome) {
+        stats::count_answer(outcome);
         xdp_action::XDP_TX
     } else if outcome == Counter::Dropped as u32 || outcome == Counter::DropPolicy as u32 {
         stats::count(outcome);
@@ -52,7 +53,8 @@ pub fn xgslb(ctx: XdpContext) -> u32 {
 }
 
 /// Parse stage: the DNS query of the datagram `l3` (an `L3` packed) describes, into this
-/// CPU's scratch (selection key and `ParsedQuery`). Returns `STAGE_OK` or a pass counter.
+/// CPU's scratch (name, label offsets, suffix hashes, `ParsedQuery`). Returns `STAGE_OK` or a
+/// pass counter.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn xgslb_parse_dns(ctx: *mut xdp_md, l3: u64) -> u32 {
@@ -63,10 +65,7 @@ pub extern "C" fn xgslb_parse_dns(ctx: *mut xdp_md, l3: u64) -> u32 {
     // SAFETY: this CPU's scratch value; XDP runs with preemption off, so nothing else uses
     // it until this frame is done.
     let scratch = unsafe { &mut *scratch };
-    // The name is written whole by the parse (copied, then cleared past its end).
-    scratch.key.qtype = 0;
-    scratch.key.region = 0;
-    match parse::parse_dns(&ctx, &mut scratch.key, parse::L3::unpack(l3)) {
+    match parse::parse_dns(&ctx, scratch, parse::L3::unpack(l3)) {
         Ok(q) => {
             scratch.query = q;
             STAGE_OK
@@ -75,8 +74,9 @@ pub extern "C" fn xgslb_parse_dns(ctx: *mut xdp_md, l3: u64) -> u32 {
     }
 }
 
-/// Answer stage: answers the query in this CPU's scratch in place. Returns `STAGE_OK`
-/// (XDP_TX), `Counter::Dropped` or `Counter::DropPolicy` (XDP_DROP), or a pass counter.
+/// Answer stage: answers the query in this CPU's scratch in place. Returns the answered-kind
+/// counter (XDP_TX), `Counter::Dropped` or `Counter::DropPolicy` (XDP_DROP), or a pass
+/// counter.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn xgslb_answer(ctx: *mut xdp_md) -> u32 {
@@ -87,11 +87,24 @@ pub extern "C" fn xgslb_answer(ctx: *mut xdp_md) -> u32 {
     // SAFETY: as in `xgslb_parse_dns`.
     let scratch = unsafe { &mut *scratch };
     match answer::answer(&ctx, scratch) {
-        Ok(()) => STAGE_OK,
+        Ok(kind) => kind as u32,
         Err(Verdict::Pass(reason)) => reason as u32,
         Err(Verdict::Drop) => Counter::Dropped as u32,
         Err(Verdict::DropPolicy) => Counter::DropPolicy as u32,
     }
+}
+
+/// Fallback stage: for a question without an entry of its own, which name's fallback entry
+/// answers it (`lookup::fallback`). A stage of its own so that the verifier walks the label
+/// loop once, not once for every way the answer stage goes on from each label.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xgslb_fallback(labels: u64) -> u32 {
+    let Some(scratch) = maps::SCRATCH.get_ptr(0) else {
+        return lookup::FALLBACK_MISS;
+    };
+    // SAFETY: as in `xgslb_parse_dns`; only read here.
+    lookup::fallback(unsafe { &*scratch }, labels as usize)
 }
 
 /// The program has no panicking paths; were one to appear, this infinite loop makes the

@@ -6,29 +6,31 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray},
 };
 use xgslb_common::{
-    AnswerSet, ClassId, LdnsKey, ListenerKey, MAX_ADDRS, MAX_ANSWER_STATS, MAX_LDNS_TRACKED,
-    MAX_LISTENERS, MAX_REGION_PREFIXES, MAX_SELECTIONS, Meta, Scratch, SelectionKey, Stats,
+    BPF_F_NO_PREALLOC, ClassId, Entry, LdnsKey, ListenerKey, MAX_ADDRS, MAX_ANSWER_STATS,
+    MAX_LDNS_TRACKED, MAX_LISTENERS, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES, Meta, Scratch, Stats,
+    map_names,
 };
 
-/// BPF_F_NO_PREALLOC: an update frees the old element only after an RCU grace period, so a
-/// reader that looked up the old value keeps reading it whole while user space replaces it.
-/// (A preallocated hash map recycles elements at once, which could tear a concurrent read.)
-const BPF_F_NO_PREALLOC: usize = 1;
-
-/// A selection table: (question name, qtype, client class) -> the answer set to serve. Only
-/// the template of the tables user space creates; the program reads them through
-/// `SELECTIONS`. (A hash table's size is not part of the template the kernel compares, so
-/// user space sizes each table to what it holds.)
-pub type SelectionTable =
-    BtfHashMap<SelectionKey, AnswerSet, { MAX_SELECTIONS as usize }, BPF_F_NO_PREALLOC>;
+/// An answer table: `entry_key` -> `Entry`. Only the template of the tables user space
+/// creates; the program reads them through `ENTRIES`. (A hash table's size is not part of
+/// the template the kernel compares, so user space sizes each table to what it holds.)
+pub type EntryTable =
+    BtfHashMap<u64, Entry, { MIN_TABLE_ENTRIES as usize }, { BPF_F_NO_PREALLOC as usize }>;
 /// An IPv4 region trie: LDNS prefix -> client class.
 pub type Region4Trie = LpmTrie<[u8; 4], ClassId, { MAX_REGION_PREFIXES as usize }>;
 /// An IPv6 region trie: LDNS prefix -> client class.
 pub type Region6Trie = LpmTrie<[u8; 16], ClassId, { MAX_REGION_PREFIXES as usize }>;
 
-/// Slot 0: the selection table in service. User space swaps in a whole new table at once.
-#[btf_map(name = "XGSLB_SEL_V3")]
-pub static SELECTIONS: ArrayOfMaps<SelectionTable, 1> = ArrayOfMaps::new();
+// The names in the attributes must be the literals of `xgslb_common::map_names` (a macro
+// attribute takes no constant); `names_match_the_abi` below checks that they are.
+
+/// Slot 0: the answer table in service. User space swaps in a whole new table at once.
+#[btf_map(name = "XGSLB_ENT_V4")]
+pub static ENTRIES: ArrayOfMaps<EntryTable, 1> = ArrayOfMaps::new();
+
+/// The seed of the name hashes of the table in service (`xgslb_common::name_hash`).
+#[map(name = "XGSLB_SEED_V4")]
+pub static SEED: Array<u64> = Array::pinned(1, 0);
 
 /// Slot 0: the IPv4 region trie in service.
 #[btf_map(name = "XGSLB_REG4_V2")]
@@ -43,7 +45,7 @@ pub static REGIONS6: ArrayOfMaps<Region6Trie, 1> = ArrayOfMaps::new();
 pub static LISTENERS: HashMap<ListenerKey, u32> = HashMap::pinned(MAX_LISTENERS, 0);
 
 /// One `Stats` per CPU: counters by outcome and pass reason.
-#[map(name = "XGSLB_STAT_V2")]
+#[map(name = "XGSLB_STAT_V4")]
 pub static STATS: PerCpuArray<Stats> = PerCpuArray::pinned(1, 0);
 
 /// One u32 per CPU: the round-robin pick counter that walks answer sets' slot tables.
@@ -51,7 +53,7 @@ pub static STATS: PerCpuArray<Stats> = PerCpuArray::pinned(1, 0);
 pub static PICK: PerCpuArray<u32> = PerCpuArray::pinned(1, 0);
 
 /// One `Scratch` per CPU: the selection key under construction and the launder slot.
-#[map(name = "XGSLB_SCRATCH_V2")]
+#[map(name = "XGSLB_SCRATCH_V4")]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Publication facts for `xgslbctl` (generation, sizes). Never read here: declared in the
@@ -68,3 +70,32 @@ pub static LDNS: LruPerCpuHashMap<LdnsKey, u64> = LruPerCpuHashMap::pinned(MAX_L
 /// answers per wide IP by virtual server and region.
 #[map(name = "XGSLB_ANS_V3")]
 pub static ANSWERS: PerCpuArray<u64> = PerCpuArray::pinned(MAX_ANSWER_STATS * MAX_ADDRS as u32, 0);
+
+/// The literal names above, as the ABI defines them (checked at compile time).
+const _: () = {
+    const fn eq(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    assert!(eq(map_names::ENTRIES, "XGSLB_ENT_V4"));
+    assert!(eq(map_names::SEED, "XGSLB_SEED_V4"));
+    assert!(eq(map_names::REGIONS4, "XGSLB_REG4_V2"));
+    assert!(eq(map_names::REGIONS6, "XGSLB_REG6_V2"));
+    assert!(eq(map_names::LISTENERS, "XGSLB_LSN_V2"));
+    assert!(eq(map_names::STATS, "XGSLB_STAT_V4"));
+    assert!(eq(map_names::PICK, "XGSLB_PICK_V2"));
+    assert!(eq(map_names::SCRATCH, "XGSLB_SCRATCH_V4"));
+    assert!(eq(map_names::META, "XGSLB_META_V2"));
+    assert!(eq(map_names::LDNS, "XGSLB_LDNS_V2"));
+    assert!(eq(map_names::ANSWERS, "XGSLB_ANS_V3"));
+};

@@ -2,9 +2,15 @@
 //! or IPv6, UDP, the DNS header, the question and an optional OPT RR. Each failed check names
 //! the counter of the reason the frame is passed to the kernel.
 use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
-use xgslb_common::{Counter, ListenerKey, NAME_KEY_LEN, ParsedQuery, SelectionKey, qtype};
+use xgslb_common::{
+    Counter, EDNS_UDP_SIZE, ListenerKey, MAX_NAME_LABELS, NAME_KEY_LEN, ParsedQuery, Scratch,
+    hash_word, mix64, qtype,
+};
 
-use crate::maps::{LISTENERS, SCRATCH};
+use crate::{
+    maps::{LISTENERS, SEED},
+    verifier::{launder, opaque},
+};
 
 pub const ETH_HLEN: usize = 14;
 pub const IPV4_HLEN: usize = 20;
@@ -78,32 +84,6 @@ impl L3 {
 /// Largest packet offset the program touches. The verifier only trusts a bounds check on a
 /// pointer whose variable offset it can bound well below 64 KiB.
 pub const MAX_PKT_OFF: usize = 1023;
-
-/// `v`, hidden from the optimiser (a volatile stack round trip) so that a bound check the
-/// verifier needs is not folded away by a compiler that already proved it.
-#[inline(always)]
-pub fn opaque(v: usize) -> usize {
-    let slot = v;
-    // SAFETY: a read of a local.
-    unsafe { core::ptr::read_volatile(&slot) }
-}
-
-/// `v` as a value the verifier knows only to be at most `max` (`None` if it is larger).
-///
-/// The name loop ends at up to NAME_KEY_LEN distinct exact offsets; the verifier would
-/// otherwise walk the rest of the program once for each (times the VLAN and option cases) and
-/// give up. A store to and load from a map value makes it one state with a range.
-#[inline(always)]
-pub fn launder(v: usize, max: usize) -> Option<usize> {
-    let scratch = SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: this CPU's scratch value; XDP runs with preemption off.
-    let v = unsafe {
-        let slot = core::ptr::addr_of_mut!((*scratch).launder);
-        core::ptr::write_volatile(slot, v as u64);
-        core::ptr::read_volatile(slot) as usize
-    };
-    if v > max { None } else { Some(v) }
-}
 
 /// Pointer to `len` bytes at `off`, or `None` when the frame is shorter.
 #[inline(always)]
@@ -332,9 +312,13 @@ fn check_listener(key: &mut ListenerWords) -> Result<(), Counter> {
     Err(Counter::PassNotListener)
 }
 
-/// Parses the DNS query of the datagram `l3` describes, filling `key` with its selection key.
+/// RFC 1035 4.2.1: the UDP payload limit without EDNS, and the floor with it (RFC 6891 6.2.5).
+const CLASSIC_UDP_SIZE: u16 = 512;
+
+/// Parses the DNS query of the datagram `l3` describes into `scratch`: the name lowercased,
+/// its labels and the hash of each of its suffixes, and the `ParsedQuery`.
 #[inline(always)]
-pub fn parse_dns(ctx: &XdpContext, key: &mut SelectionKey, l3: L3) -> Result<ParsedQuery, Counter> {
+pub fn parse_dns(ctx: &XdpContext, scratch: &mut Scratch, l3: L3) -> Result<ParsedQuery, Counter> {
     let L3 {
         l3_off,
         v6,
@@ -371,10 +355,10 @@ pub fn parse_dns(ctx: &XdpContext, key: &mut SelectionKey, l3: L3) -> Result<Par
         return Err(Counter::PassSectionCounts);
     }
 
-    // The name, label by label, lowercased into the key; its bytes summed for the checksum.
+    // The name, label by label, lowercased into the scratch; its bytes summed for the checksum.
     let qname_off = dns_off + DNS_HLEN;
-    let name_len = read_name(ctx, key, qname_off, dns_end)?;
-    let name_sum = fold_name(key, name_len);
+    let (name_len, labels) = read_name(ctx, scratch, qname_off, dns_end)?;
+    let name_sum = fold_name(scratch, name_len);
 
     let tail_off = launder(qname_off + name_len, MAX_PKT_OFF).ok_or(Counter::PassTruncated)?;
     if tail_off + 4 > dns_end {
@@ -385,20 +369,22 @@ pub fn parse_dns(ctx: &XdpContext, key: &mut SelectionKey, l3: L3) -> Result<Par
     if qclass != CLASS_IN {
         return Err(Counter::PassQclass);
     }
-    if qt != qtype::A {
+    if !qtype::answerable(qt) {
         return Err(Counter::PassQtype);
     }
-    key.qtype = qt;
 
     let rest = tail_off + 4;
-    let (has_opt, dnssec_ok) = if ar == 0 {
+    let (has_opt, dnssec_ok, limit) = if ar == 0 {
         if rest != dns_end {
             return Err(Counter::PassTrailing);
         }
-        (false, false)
+        (false, false, CLASSIC_UDP_SIZE)
     } else {
-        (true, parse_opt(ctx, rest, dns_end)?)
+        let (dnssec_ok, size) = parse_opt(ctx, rest, dns_end)?;
+        // What the slow path allows: the client's size, at most ours, at least 512.
+        (true, dnssec_ok, size.clamp(CLASSIC_UDP_SIZE, EDNS_UDP_SIZE))
     };
+    hash_suffixes(scratch, labels)?;
 
     Ok(ParsedQuery {
         l3_off: l3_off as u16,
@@ -406,27 +392,30 @@ pub fn parse_dns(ctx: &XdpContext, key: &mut SelectionKey, l3: L3) -> Result<Par
         name_len: name_len as u16,
         flags: qflags,
         name_sum,
+        qtype: qt,
+        limit,
         has_opt: has_opt as u8,
         dnssec_ok: dnssec_ok as u8,
         udp_csum_zero: udp_csum_zero as u8,
         v6: v6 as u8,
+        labels: labels as u8,
+        _pad: [0; 3],
     })
 }
 
-/// Most labels a name of NAME_KEY_LEN bytes can have.
-const MAX_LABELS: usize = NAME_KEY_LEN / 2;
 /// The name as 8-byte words.
 const NAME_WORDS: usize = NAME_KEY_LEN / 8;
 
-/// Copies the question name at `qname_off` into `key.name` with one helper call and walks its
-/// labels there (a handful of steps, not one per byte). Returns its length in wire form.
+/// Copies the question name at `qname_off` into `scratch.name` with one helper call and walks
+/// its labels there, noting where each starts. Returns its length in wire form and its label
+/// count (root excluded).
 #[inline(always)]
 fn read_name(
     ctx: &XdpContext,
-    key: &mut SelectionKey,
+    scratch: &mut Scratch,
     qname_off: usize,
     dns_end: usize,
-) -> Result<usize, Counter> {
+) -> Result<(usize, usize), Counter> {
     if qname_off >= dns_end {
         return Err(Counter::PassTruncated);
     }
@@ -435,12 +424,13 @@ fn read_name(
     if n == 0 {
         return Err(Counter::PassTruncated);
     }
-    // SAFETY: `key.name` has NAME_KEY_LEN >= n bytes; the helper checks the packet range.
+    // SAFETY: `scratch.name` has more than NAME_KEY_LEN >= n bytes; the helper checks the
+    // packet range.
     let rc = unsafe {
         bpf_xdp_load_bytes(
             ctx.ctx,
             qname_off as u32,
-            key.name.as_mut_ptr().cast(),
+            scratch.name.as_mut_ptr().cast(),
             n as u32,
         )
     };
@@ -448,7 +438,7 @@ fn read_name(
         return Err(Counter::PassTruncated);
     }
     let mut pos = 0usize;
-    for _ in 0..MAX_LABELS {
+    for i in 0..=MAX_NAME_LABELS {
         if pos >= n {
             // The name runs past what was copied: past the message, or past the key.
             return Err(if n < NAME_KEY_LEN {
@@ -457,32 +447,38 @@ fn read_name(
                 Counter::PassNameTooLong
             });
         }
-        let len = *key.name.get(pos).ok_or(Counter::PassNameTooLong)? as usize;
+        let len = *scratch.name.get(pos).ok_or(Counter::PassNameTooLong)? as usize;
         if len == 0 {
-            return Ok(pos + 1);
+            if i == 0 {
+                // The root: no zone of ours; the slow path refuses it.
+                return Err(Counter::PassNoSelection);
+            }
+            return Ok((pos + 1, i));
         }
         // 0xc0 is a compression pointer (never in a question we answer exactly like the slow
         // path), 0x40 and 0x80 are extended or obsolete label types.
         if len & 0xc0 != 0 {
             return Err(Counter::PassBadLabel);
         }
+        let slot = scratch.labels.get_mut(i).ok_or(Counter::PassNameTooLong)?;
+        *slot = pos as u8;
         pos += len + 1;
     }
     Err(Counter::PassNameTooLong)
 }
 
-/// Clears `key.name` past the name (the copy brought the type, class and more), returns the
-/// ones' complement sum of the name as sent, and lowercases the key, 8 bytes at a time.
+/// Clears `scratch.name` past the name (the copy brought the type, class and more), returns
+/// the ones' complement sum of the name as sent, and lowercases it, 8 bytes at a time.
 #[inline(always)]
-fn fold_name(key: &mut SelectionKey, name_len: usize) -> u32 {
-    let words = key.name.as_mut_ptr().cast::<u64>();
+fn fold_name(scratch: &mut Scratch, name_len: usize) -> u32 {
+    let words = scratch.name.as_mut_ptr().cast::<u64>();
     let mut sum = 0u64;
     for w in 0..NAME_WORDS {
-        // SAFETY: w < NAME_WORDS words of key.name; read_unaligned as [u8] has no alignment.
+        // SAFETY: w < NAME_WORDS words of the name; read_unaligned as [u8] has no alignment.
         let start = w * 8;
         if start >= name_len {
             // Volatile: a plain store here becomes a call to `memset`, a byte loop on BPF.
-            // SAFETY: key.name is at offset 0 of the 8-aligned `Scratch`; w < NAME_WORDS.
+            // SAFETY: the name is at offset 0 of the 8-aligned `Scratch`; w < NAME_WORDS.
             unsafe { words.add(w).write_volatile(0) };
             continue;
         }
@@ -493,13 +489,53 @@ fn fold_name(key: &mut SelectionKey, name_len: usize) -> u32 {
             x
         };
         sum += (x & 0xffff_ffff) + (x >> 32);
-        // SAFETY: w < NAME_WORDS words of key.name.
+        // SAFETY: w < NAME_WORDS words of the name.
         unsafe { words.add(w).write_unaligned(ascii_lower8(x)) };
     }
     // The words were loaded little endian: their 16-bit sum is the byte-swapped big-endian
     // sum (RFC 1071 2(B)); the name starts at an even offset of the message.
     let folded = crate::checksum::fold(((sum & 0xffff_ffff) + (sum >> 32)) as u32);
     folded.swap_bytes() as u32
+}
+
+/// Fills `scratch.hashes` with the hash of every suffix of the name, from the root up, as
+/// `xgslb_common::name_hash` computes them: one pass over the labels' words.
+#[inline(always)]
+fn hash_suffixes(scratch: &mut Scratch, labels: usize) -> Result<(), Counter> {
+    let mut h = *SEED.get(0).ok_or(Counter::PassBadSelection)?;
+    let name = scratch.name.as_ptr();
+    for j in 0..MAX_NAME_LABELS {
+        if j >= labels {
+            break;
+        }
+        let i = opaque(labels - 1 - j) & (MAX_NAME_LABELS - 1);
+        let off = *scratch.labels.get(i).ok_or(Counter::PassNameTooLong)? as usize;
+        if off >= NAME_KEY_LEN {
+            return Err(Counter::PassNameTooLong);
+        }
+        // The label's wire bytes: its length byte and the label.
+        let seg = *scratch.name.get(off).ok_or(Counter::PassNameTooLong)? as usize + 1;
+        for k in 0..8 {
+            let at = k * 8;
+            if at >= seg {
+                break;
+            }
+            let p = off + at;
+            if p >= NAME_KEY_LEN {
+                return Err(Counter::PassNameTooLong);
+            }
+            // SAFETY: p + 8 <= NAME_KEY_LEN + 8, the size of `scratch.name`.
+            let mut w = unsafe { name.add(p).cast::<u64>().read_unaligned() };
+            let rem = seg - at;
+            if rem < 8 {
+                w &= (1u64 << (8 * rem)) - 1;
+            }
+            h = hash_word(h, w);
+        }
+        h = mix64(h);
+        *scratch.hashes.get_mut(i).ok_or(Counter::PassNameTooLong)? = h;
+    }
+    Ok(())
 }
 
 /// ASCII lowercase of 8 bytes at once; other bytes unchanged (RFC 4343). Label length bytes
@@ -515,17 +551,19 @@ fn ascii_lower8(x: u64) -> u64 {
 }
 
 /// Checks the OPT RR at `off` (the query's last record, ending at `dns_end`) and returns its
-/// DO bit. Options are walked to prove the record well formed, then ignored (RFC 6891 6.1.2).
+/// DO bit and UDP payload size. Options are walked to prove the record well formed, then
+/// ignored (RFC 6891 6.1.2).
 #[inline(always)]
-fn parse_opt(ctx: &XdpContext, off: usize, dns_end: usize) -> Result<bool, Counter> {
+fn parse_opt(ctx: &XdpContext, off: usize, dns_end: usize) -> Result<(bool, u16), Counter> {
     if off + OPT_FIXED_LEN > dns_end {
         return Err(Counter::PassTruncated);
     }
     let opt = ptr_at(ctx, off, OPT_FIXED_LEN).ok_or(Counter::PassTruncated)?;
-    let (owner, rtype, ext_rcode, version, opt_flags, rdlen) = unsafe {
+    let (owner, rtype, size, ext_rcode, version, opt_flags, rdlen) = unsafe {
         (
             *opt,
             load_be16(opt.add(1)),
+            load_be16(opt.add(3)),
             *opt.add(5),
             *opt.add(6),
             load_be16(opt.add(7)),
@@ -567,5 +605,5 @@ fn parse_opt(ctx: &XdpContext, off: usize, dns_end: usize) -> Result<bool, Count
     if o != dns_end {
         return Err(Counter::PassEdns);
     }
-    Ok(opt_flags & 0x8000 != 0)
+    Ok((opt_flags & 0x8000 != 0, size))
 }

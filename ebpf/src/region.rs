@@ -82,14 +82,23 @@ pub fn class_of(src: &Source, v6: bool) -> ClassId {
 #[allow(clippy::needless_borrows_for_generic_args)]
 /// Counts one query in 2^LDNS_SAMPLE_SHIFT by LDNS address and class, so that xgslbd can tell
 /// agents which resolvers send the most queries (and are worth probing). `sampled` is this
-/// CPU's query count; `key` is scratch space for the map key.
+/// CPU's query count; `key` is scratch space for the map key. The class is worked out here
+/// when the lookup did not need it (`known` false): for the sampled queries only.
 #[inline(always)]
-pub fn sample_ldns(sampled: &mut u64, key: &mut LdnsKey, src: &Source, v6: bool, class: ClassId) {
+pub fn sample_ldns(
+    sampled: &mut u64,
+    key: &mut LdnsKey,
+    src: &Source,
+    v6: bool,
+    class: ClassId,
+    known: bool,
+) {
     let n = *sampled;
     *sampled = n.wrapping_add(1);
     if n & ((1 << LDNS_SAMPLE_SHIFT) - 1) != 0 {
         return;
     }
+    let class = if known { class } else { class_of(src, v6) };
     let words = core::ptr::addr_of_mut!(key.addr).cast::<u64>();
     // SAFETY: `LdnsKey` is 8-aligned and its first 16 bytes are the address; the third word
     // holds class, family and padding. Volatile keeps them whole-word stores (no memset).

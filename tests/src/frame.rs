@@ -220,29 +220,28 @@ pub fn dns_query(
     m
 }
 
-/// The response the XDP program writes: QR and AA set, RD and CD copied, the question as sent,
-/// A records pointing at the question name, and a plain OPT (size 1232, DO copied) when the
-/// query had one.
-pub fn dns_a_reply(
+/// The response to `query` (whose name is `qname_len` bytes of wire form): header with QR,
+/// `flags` (AA, RCODE) and the query's RD and CD, the echoed question, then `records` as
+/// given (`an`, `ns`, `ar` of them) and an OPT (our size, DO as given) when `opt_do` is set.
+pub fn dns_reply(
     query: &[u8],
     qname_len: usize,
-    ttl: u32,
-    addrs: &[[u8; 4]],
+    flags: u16,
+    counts: [u16; 3],
+    records: &[u8],
     opt_do: Option<bool>,
 ) -> Vec<u8> {
     let qflags = u16::from_be_bytes([query[2], query[3]]);
-    let flags = 0x8400 | (qflags & 0x0110);
+    let flags = 0x8000 | flags | (qflags & 0x0110);
     let mut m = Vec::new();
     m.extend_from_slice(&query[0..2]);
     m.extend_from_slice(&flags.to_be_bytes());
-    m.extend_from_slice(&[0, 1, 0, addrs.len() as u8, 0, 0, 0, opt_do.is_some() as u8]);
+    m.extend_from_slice(&[0, 1]);
+    m.extend_from_slice(&counts[0].to_be_bytes());
+    m.extend_from_slice(&counts[1].to_be_bytes());
+    m.extend_from_slice(&(counts[2] + opt_do.is_some() as u16).to_be_bytes());
     m.extend_from_slice(&query[12..12 + qname_len + 4]);
-    for a in addrs {
-        m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
-        m.extend_from_slice(&ttl.to_be_bytes());
-        m.extend_from_slice(&[0, 4]);
-        m.extend_from_slice(a);
-    }
+    m.extend_from_slice(records);
     if let Some(d) = opt_do {
         m.extend_from_slice(&[
             0,
@@ -259,4 +258,59 @@ pub fn dns_a_reply(
         ]);
     }
     m
+}
+
+/// An answer record owned by the question name (a pointer to offset 12).
+pub fn rr_at_question(rtype: u16, ttl: u32, rdata: &[u8]) -> Vec<u8> {
+    let mut r = vec![0xc0, 0x0c];
+    r.extend_from_slice(&rtype.to_be_bytes());
+    r.extend_from_slice(&[0, 1]);
+    r.extend_from_slice(&ttl.to_be_bytes());
+    r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    r.extend_from_slice(rdata);
+    r
+}
+
+/// The response to an A query with one A record per address, TTL `ttl`.
+pub fn dns_a_reply(
+    query: &[u8],
+    qname_len: usize,
+    ttl: u32,
+    addrs: &[[u8; 4]],
+    opt_do: Option<bool>,
+) -> Vec<u8> {
+    let records: Vec<u8> = addrs
+        .iter()
+        .flat_map(|a| rr_at_question(1, ttl, a))
+        .collect();
+    dns_reply(
+        query,
+        qname_len,
+        0x0400,
+        [addrs.len() as u16, 0, 0],
+        &records,
+        opt_do,
+    )
+}
+
+/// The response to an AAAA query with one AAAA record per address, TTL `ttl`.
+pub fn dns_aaaa_reply(
+    query: &[u8],
+    qname_len: usize,
+    ttl: u32,
+    addrs: &[[u8; 16]],
+    opt_do: Option<bool>,
+) -> Vec<u8> {
+    let records: Vec<u8> = addrs
+        .iter()
+        .flat_map(|a| rr_at_question(28, ttl, a))
+        .collect();
+    dns_reply(
+        query,
+        qname_len,
+        0x0400,
+        [addrs.len() as u16, 0, 0],
+        &records,
+        opt_do,
+    )
 }

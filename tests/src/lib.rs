@@ -8,6 +8,7 @@ pub mod lan;
 pub mod netns;
 pub mod pins;
 pub mod servers;
+pub mod zone;
 
 /// Fails loudly when the test cannot run here (not root): under CI=true a skip would hide a
 /// missing capability, so it is an error; elsewhere too, since the suite needs root.

@@ -186,7 +186,7 @@ fn answer_shares_follow_ratios_and_computed_weights() {
     }
     let built = build_with(&cfg, &metrics).expect("build");
     dp.tables
-        .swap(&built.selections, &built.prefixes)
+        .swap(&built.entries, &built.prefixes)
         .expect("publish");
 
     const N: usize = 100_000;
@@ -254,7 +254,7 @@ fn static_persist_keeps_each_ldns_prefix_and_moves_only_the_leaving_members() {
     let mut dp = dataplane(&pins, &cfg);
     let built = build(&cfg).expect("build");
     dp.tables
-        .swap(&built.selections, &built.prefixes)
+        .swap(&built.entries, &built.prefixes)
         .expect("publish");
 
     let before = sticky_answers(&mut dp, 1);
@@ -272,7 +272,7 @@ fn static_persist_keeps_each_ldns_prefix_and_moves_only_the_leaving_members() {
     // A publication of the same members (a full swap) keeps every prefix where it was.
     let again = build(&cfg).expect("build");
     dp.tables
-        .swap(&again.selections, &again.prefixes)
+        .swap(&again.entries, &again.prefixes)
         .expect("publish");
     assert_eq!(
         sticky_answers(&mut dp, 1),
@@ -298,7 +298,7 @@ fn static_persist_keeps_each_ldns_prefix_and_moves_only_the_leaving_members() {
     );
     let down = build_with(&cfg, &metrics).expect("build");
     dp.tables
-        .update(&down.selections, &down.prefixes)
+        .update(&down.entries, &down.prefixes)
         .expect("publish");
     let after = sticky_answers(&mut dp, 1);
     let mut moved = 0;
@@ -361,7 +361,7 @@ pools = ["p"]
     let mut writer = DataPlane::load(pins.path()).expect("load the writer");
     writer
         .tables
-        .swap(&a.selections, &a.prefixes)
+        .swap(&a.entries, &a.prefixes)
         .expect("publish A");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -371,7 +371,7 @@ pools = ["p"]
             let next = if i % 2 == 0 { &b } else { &a };
             writer
                 .tables
-                .swap(&next.selections, &next.prefixes)
+                .swap(&next.entries, &next.prefixes)
                 .expect("swap");
         }
         stop_writer.store(true, Ordering::Relaxed);
@@ -425,7 +425,7 @@ prefixes = ["198.18.0.0/26"]
     let mut dp = dataplane(&pins, &cfg);
     let built = build(&cfg).expect("build");
     dp.tables
-        .swap(&built.selections, &built.prefixes)
+        .swap(&built.entries, &built.prefixes)
         .expect("publish");
     // 1 query in 16 is counted: 1,600, 320 and 32 queries from three LDNSs, two of them in
     // the "near" region, one outside any.

@@ -1,13 +1,16 @@
-//! Differential test of the two paths: at least 100,000 random and mutated queries (seeded;
-//! the seed is printed on failure, and XGSLB_DIFF_SEED replays one) through the XDP program
-//! with BPF_PROG_TEST_RUN. Every XDP_TX output must be a well-formed frame back to the sender
-//! (addresses and ports swapped, checksums valid) whose DNS message is exactly the slow path's
-//! response to the same query with the same pick; everything else must be XDP_PASS, unchanged.
+//! Differential test of the two paths: 1,000,000 random and mutated queries (seeded; the seed
+//! is printed on failure, and XGSLB_DIFF_SEED replays one) through the XDP program with
+//! BPF_PROG_TEST_RUN: every query type, names that exist, that do not, under wildcards, cuts
+//! and empty non-terminals, CNAMEs, both families, with and without OPT. Every XDP_TX output
+//! must be a well-formed frame back to the sender (addresses and ports swapped, checksums
+//! valid) whose DNS message is, section by section and flag by flag, the response the
+//! authoritative logic computes from the zone for that query with the same pick (not the
+//! bytes XDP copied); everything else must be XDP_PASS, unchanged.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::{
     op::Message,
-    rr::{LowerName, RecordType},
+    rr::{LowerName, Record, RecordType},
 };
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use xgslb::{
@@ -16,6 +19,7 @@ use xgslb::{
     dns::{Dynamic, DynamicAnswers, Transport},
     maps::{DataPlane, publish::publish_listeners, snapshot::Snapshot},
 };
+use xgslb_common::Counter;
 use xgslb_tests::{
     daemon::{ConfigDir, test_config},
     frame::{Opt, Udp, XDP_DROP, XDP_PASS, XDP_TX, dns_query, fold, inet_sum, wire_name},
@@ -24,7 +28,7 @@ use xgslb_tests::{
     require_root, xdp_run,
 };
 
-const QUERIES: usize = 100_000;
+const QUERIES: usize = 1_000_000;
 
 const ANSWERS: &str = r#"
 [[answer]]
@@ -133,6 +137,17 @@ const NAMES: &[&str] = &[
     "nope.example.test",
     "x.shop.example.test",
     "host.lab.example.test",
+    "lab.example.test",
+    "ns.lab.example.test",
+    "shop.example.test",
+    "a.b.shop.example.test",
+    "ns1.example.test",
+    "mail.example.test",
+    "api.example.test",
+    "app.example.test",
+    "failover.example.test",
+    "deep.er.nope.example.test",
+    "x.www.example.test",
     "www.example.org",
     "",
     "gr.example.test",
@@ -167,14 +182,23 @@ fn random_query(rng: &mut StdRng) -> Vec<u8> {
         }
         v.push(0);
         v
+    } else if rng.random_bool(0.1) && !name.is_empty() {
+        // A label that does not exist, below a name that may.
+        let label: String = (0..rng.random_range(1..12))
+            .map(|_| (b'a' + rng.random_range(0..26u8)) as char)
+            .collect();
+        wire_name(&random_case(rng, &format!("{label}.{name}")))
     } else {
         wire_name(&random_case(rng, name))
     };
-    let qtype = match rng.random_range(0..10) {
-        0..=5 => 1,
-        6 => 28,
-        7 => 255,
-        8 => 15,
+    let qtype = match rng.random_range(0..20) {
+        0..=7 => 1,
+        8..=10 => 28,
+        11 => 65,
+        12 => 255,
+        13 => 15,
+        14 => [2, 5, 6, 16, 43, 64, 99][rng.random_range(0..7)],
+        15 => rng.random_range(0..300),
         _ => rng.random(),
     };
     let qclass = if rng.random_bool(0.95) {
@@ -327,20 +351,36 @@ fn unwrap_reply(query: &Udp, out: &[u8]) -> Result<Vec<u8>, String> {
     Ok(udp[8..].to_vec())
 }
 
-/// The parts of a response both paths must agree on.
-fn essentials(m: &Message) -> String {
-    let edns = m.edns.as_ref().map(|e| {
-        (
-            e.version(),
-            e.flags().dnssec_ok,
-            e.flags().z,
-            e.max_payload(),
-        )
-    });
-    format!(
-        "header {:?}\nq {:?}\nan {:?}\nns {:?}\nar {:?}\nedns {:?}",
-        m.metadata, m.queries, m.answers, m.authorities, m.additionals, edns
-    )
+/// The parts of a response both paths must agree on: the header (flags, rcode, counts as
+/// decoded), the question as sent, and every section's records, compared as DNS compares
+/// them (names without regard to case: the paths may compress a name against the question's
+/// spelling or spell it out), and the EDNS fields.
+#[derive(Debug, PartialEq)]
+struct Essentials {
+    header: String,
+    question: String,
+    answers: Vec<Record>,
+    authorities: Vec<Record>,
+    additionals: Vec<Record>,
+    edns: Option<(u8, bool, u16, u16)>,
+}
+
+fn essentials(m: &Message) -> Essentials {
+    Essentials {
+        header: format!("{:?}", m.metadata),
+        question: format!("{:?}", m.queries),
+        answers: m.answers.clone(),
+        authorities: m.authorities.clone(),
+        additionals: m.additionals.clone(),
+        edns: m.edns.as_ref().map(|e| {
+            (
+                e.version(),
+                e.flags().dnssec_ok,
+                e.flags().z,
+                e.max_payload(),
+            )
+        }),
+    }
 }
 
 #[test]
@@ -359,11 +399,16 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
     let mut dp = DataPlane::load(pins.path()).expect("load");
     publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen)).expect("listeners");
     dp.tables
-        .swap(&built.selections, &built.prefixes)
+        .swap(&built.entries, &built.prefixes)
         .expect("selections");
 
+    // XGSLB_DIFF_QUERIES: fewer (or more) queries, for a quick look while developing.
+    let queries: usize = std::env::var("XGSLB_DIFF_QUERIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(QUERIES);
     let (mut answered, mut passed, mut dropped) = (0usize, 0usize, 0usize);
-    for n in 0..QUERIES {
+    for n in 0..queries {
         let v6 = rng.random_bool(0.3);
         let (server, client) = server_client(&mut rng, v6);
         let mut q = Udp::query(client, server, query(&mut rng));
@@ -418,7 +463,7 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
                 let (a, b) = (essentials(&xdp), essentials(&slow));
                 if a != b {
                     fail(format!(
-                        "XDP and the slow path differ:\nXDP:\n{a}\nslow path:\n{b}"
+                        "XDP and the slow path differ:\nXDP:\n{a:#?}\nslow path:\n{b:#?}"
                     ));
                 }
             }
@@ -438,10 +483,26 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
         }
     }
     // The corpus must exercise both paths, or the test proves nothing.
+    let stats = dp.stats().expect("stats");
+    for kind in [
+        Counter::AnsweredAddresses,
+        Counter::AnsweredRecords,
+        Counter::AnsweredNoData,
+        Counter::AnsweredNxDomain,
+        Counter::PassSlowPath,
+        Counter::PassNoSelection,
+    ] {
+        assert!(
+            stats[kind as usize] > (queries / 1000) as u64,
+            "seed {seed}: only {} {} of {queries}",
+            stats[kind as usize],
+            kind.name()
+        );
+    }
     assert!(
-        answered > QUERIES / 10,
+        answered > queries / 10,
         "seed {seed}: only {answered} answered by XDP"
     );
-    assert!(passed > QUERIES / 10, "seed {seed}: only {passed} passed");
+    assert!(passed > queries / 10, "seed {seed}: only {passed} passed");
     assert!(dropped > 0, "seed {seed}: no query met a drop policy");
 }

@@ -5,15 +5,16 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use aya::programs::{TestRun, TestRunOptions};
-use xgslb::maps::{DataPlane, key::selection_key, publish::publish_listeners, slots::slot_table};
-use xgslb_common::{AnswerSet, Counter, ListenerKey, MAX_ADDRS, PickMode, SelectionKey, qtype};
+use hickory_proto::rr::{Name, RecordType};
+use xgslb::maps::{DataPlane, publish::publish_listeners, slots::slot_table};
+use xgslb_common::{AnswerSet, Counter, ListenerKey, MAX_ADDRS, PickMode, qtype};
 use xgslb_tests::{
     frame::{
-        CLIENT4, CLIENT6, Opt, SERVER4, SERVER6, Udp, XDP_PASS, XDP_TX, dns_a_reply, dns_query,
-        wire_name,
+        CLIENT4, CLIENT6, Opt, SERVER4, SERVER6, Udp, XDP_PASS, XDP_TX, dns_a_reply,
+        dns_aaaa_reply, dns_query, wire_name,
     },
     pins::PinDir,
-    require_root,
+    require_root, zone,
 };
 
 const ONE: [u8; 4] = [198, 18, 1, 10];
@@ -26,6 +27,10 @@ const EIGHT: [[u8; 4]; 8] = [
     [198, 18, 2, 6],
     [198, 18, 2, 7],
     [198, 18, 2, 8],
+];
+
+const V6: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
 ];
 
 fn answer_set(addrs: &[[u8; 4]], records: u8, ttl: u32) -> AnswerSet {
@@ -44,8 +49,8 @@ fn answer_set(addrs: &[[u8; 4]], records: u8, ttl: u32) -> AnswerSet {
     set
 }
 
-fn key(name: &str, t: u16) -> SelectionKey {
-    selection_key(&hickory_proto::rr::Name::from_ascii(name).unwrap(), t, 0).unwrap()
+fn name(s: &str) -> Name {
+    Name::from_ascii(s).unwrap()
 }
 
 fn setup(pins: &PinDir) -> DataPlane {
@@ -65,21 +70,30 @@ fn setup(pins: &PinDir) -> DataPlane {
         },
     ];
     publish_listeners(&mut dp.listeners, &listeners).expect("listeners");
-    let sels = [
+    let mut v6 = answer_set(&[ONE], 1, 300);
+    v6.addrs[0] = V6;
+    let sets = vec![
         (
-            key("www.example.test.", qtype::A),
+            name("www.example.test."),
+            RecordType::A,
+            0,
             answer_set(&[ONE], 1, 300),
         ),
+        (name("www.example.test."), RecordType::AAAA, 0, v6),
         (
-            key("multi.example.test.", qtype::A),
+            name("multi.example.test."),
+            RecordType::A,
+            0,
             answer_set(&EIGHT, 8, 60),
         ),
         (
-            key("two.example.test.", qtype::A),
+            name("two.example.test."),
+            RecordType::A,
+            0,
             answer_set(&EIGHT[..2], 1, 30),
         ),
     ];
-    dp.tables.swap(&sels, &[]).expect("selections");
+    dp.tables.swap(&zone::entries(&sets), &[]).expect("entries");
     dp
 }
 
@@ -90,7 +104,8 @@ fn v4key(a: Ipv4Addr) -> [u8; 16] {
 }
 
 enum Expect {
-    Tx(Vec<u8>),
+    /// This frame, counted as this kind of answer.
+    Tx(Vec<u8>, Counter),
     Pass(Counter),
 }
 
@@ -116,11 +131,33 @@ fn hit(
     opt_do: Option<bool>,
 ) -> Fixture {
     let reply = dns_a_reply(&q.payload, wire_name(name).len(), ttl, addrs, opt_do);
+    tx(desc, q, reply, Counter::AnsweredAddresses)
+}
+
+fn tx(desc: &str, q: Udp, reply: Vec<u8>, kind: Counter) -> Fixture {
     Fixture {
         desc: desc.into(),
         input: q.to_bytes(),
-        expect: Expect::Tx(q.reply(reply).to_bytes()),
+        expect: Expect::Tx(q.reply(reply).to_bytes(), kind),
     }
+}
+
+/// NODATA for `name` (a name of the test zone).
+fn nodata(desc: &str, q: Udp, name: &str, opt_do: Option<bool>) -> Fixture {
+    let reply = zone::nodata(&q.payload, name, opt_do);
+    tx(desc, q, reply, Counter::AnsweredNoData)
+}
+
+/// NXDOMAIN for `name` under the test zone's apex.
+fn nxdomain(desc: &str, q: Udp, name: &str, opt_do: Option<bool>) -> Fixture {
+    let reply = zone::nxdomain(&q.payload, name, opt_do);
+    tx(desc, q, reply, Counter::AnsweredNxDomain)
+}
+
+/// The apex's MX, with mail's address in additional.
+fn mx(desc: &str, q: Udp, opt_do: Option<bool>) -> Fixture {
+    let reply = zone::apex_mx(&q.payload, opt_do);
+    tx(desc, q, reply, Counter::AnsweredRecords)
 }
 
 fn pass(desc: &str, input: Vec<u8>, reason: Counter) -> Fixture {
@@ -217,13 +254,13 @@ fn fixtures() -> Vec<Fixture> {
             hit("one VLAN tag, IPv6", q, www, 300, &[ONE], None)
         },
         pass(
-            "name not in the map",
-            q4(a_query("nope.example.test")).to_bytes(),
+            "name in no zone",
+            q4(a_query("www.example.org")).to_bytes(),
             Counter::PassNoSelection,
         ),
         pass(
-            "AAAA",
-            q4(dns_query(1, RD, &wire_name(www), qtype::AAAA, 1, None)).to_bytes(),
+            "DS (answered from the parent side)",
+            q4(dns_query(1, RD, &wire_name(www), qtype::DS, 1, None)).to_bytes(),
             Counter::PassQtype,
         ),
         pass(
@@ -416,6 +453,113 @@ fn fixtures() -> Vec<Fixture> {
             pass("TCP", b, Counter::PassNotUdp)
         },
     ];
+    let aaaa = |id| dns_query(id, RD, &wire_name(www), qtype::AAAA, 1, None);
+    let aaaa_opt = |id, d| {
+        dns_query(
+            id,
+            RD,
+            &wire_name(www),
+            qtype::AAAA,
+            1,
+            Some(&Opt {
+                dnssec_ok: d,
+                ..Opt::plain()
+            }),
+        )
+    };
+    for (desc, q, opt) in [
+        ("AAAA hit over IPv4", q4(aaaa(3)), None),
+        ("AAAA hit over IPv6", q6(aaaa(3)), None),
+        (
+            "AAAA hit with OPT and DO over IPv6",
+            q6(aaaa_opt(3, true)),
+            Some(true),
+        ),
+    ] {
+        let len = wire_name(www).len();
+        let reply = dns_aaaa_reply(&q.payload, len, 300, &[V6], opt);
+        f.push(tx(desc, q, reply, Counter::AnsweredAddresses));
+    }
+    let https = |id, opt: Option<&Opt>| dns_query(id, RD, &wire_name(www), qtype::HTTPS, 1, opt);
+    f.push(nodata(
+        "HTTPS NODATA over IPv4",
+        q4(https(4, None)),
+        www,
+        None,
+    ));
+    f.push(nodata(
+        "HTTPS NODATA over IPv6 with OPT",
+        q6(https(4, Some(&Opt::plain()))),
+        www,
+        Some(false),
+    ));
+    f.push(nodata(
+        "TXT NODATA, mixed case",
+        q4(dns_query(
+            4,
+            0,
+            &wire_name("MaIl.example.TEST"),
+            qtype::TXT,
+            1,
+            None,
+        )),
+        "MaIl.example.TEST",
+        None,
+    ));
+    let apex = "example.test";
+    f.push(mx(
+        "MX with additional over IPv4",
+        q4(dns_query(5, RD, &wire_name(apex), qtype::MX, 1, None)),
+        None,
+    ));
+    f.push(mx(
+        "MX with additional over IPv6 with OPT",
+        q6(dns_query(
+            5,
+            RD,
+            &wire_name(apex),
+            qtype::MX,
+            1,
+            Some(&Opt::plain()),
+        )),
+        Some(false),
+    ));
+    for (desc, name, q, opt) in [
+        (
+            "NXDOMAIN over IPv4",
+            "nope.example.test",
+            q4(a_query("nope.example.test")),
+            None,
+        ),
+        (
+            "NXDOMAIN over IPv6 with OPT, two labels deep, odd length",
+            "ab.cde.example.test",
+            q6(dns_query(
+                6,
+                RD,
+                &wire_name("ab.cde.example.test"),
+                qtype::MX,
+                1,
+                Some(&Opt::plain()),
+            )),
+            Some(false),
+        ),
+        (
+            "NXDOMAIN below an existing name, mixed case",
+            "X.Www.Example.Test",
+            q4(dns_query(
+                6,
+                0,
+                &wire_name("X.Www.Example.Test"),
+                qtype::HTTPS,
+                1,
+                None,
+            )),
+            None,
+        ),
+    ] {
+        f.push(nxdomain(desc, q, name, opt));
+    }
     // Every truncation of an A hit must pass. BPF_PROG_TEST_RUN refuses frames shorter than an
     // Ethernet header (EINVAL), as no driver hands XDP such a frame either.
     let full = q4(dns_query(9, RD, &wire_name(www), 1, 1, Some(&Opt::plain()))).to_bytes();
@@ -462,8 +606,8 @@ fn xdp_fixtures() {
             .map(|c| c.name())
             .collect();
         match &fx.expect {
-            Expect::Tx(want) => {
-                if res.return_value != XDP_TX || &out != want || grew != ["answered"] {
+            Expect::Tx(want, kind) => {
+                if res.return_value != XDP_TX || &out != want || grew != ["answered", kind.name()] {
                     failures.push(format!(
                         "{}: action {} counters {:?}\n  got  {:02x?}\n  want {:02x?}",
                         fx.desc, res.return_value, grew, out, want

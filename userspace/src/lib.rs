@@ -6,6 +6,8 @@
 //! - `balance`: the balancing methods, pure functions of model, metrics and client.
 //! - `metrics`: the metrics the balancer weighs (the metrics file for now).
 //! - `dns`: the slow path: zones, authoritative answers, UDP and TCP servers.
+//! - `plan`: the desired data-plane state: the answer table's entries, from the zones'
+//!   precomputed responses and the published answer sets.
 //! - `maps`: the XDP program and its maps: load, attach, publish, read counters.
 //! - `control`: the control socket (protocol, server in xgslbd, client for xgslbctl).
 //! - `signals`: SIGINT/SIGTERM to a cancellation token, for the binaries.
@@ -20,4 +22,5 @@ pub mod dns;
 pub mod maps;
 pub mod metrics;
 pub mod model;
+pub mod plan;
 pub mod signals;

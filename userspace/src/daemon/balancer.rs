@@ -169,6 +169,9 @@ pub struct Balancer {
     served: ServedCell,
     published: watch::Sender<Published>,
     facts: Published,
+    /// The answer-table entries of the zones' precomputed responses, made with the catalog
+    /// (on reload): publications add the answer sets' entries to them.
+    static_entries: Vec<xgslb_common::Entry>,
     /// The last publication's content, to tell whether a tick changed anything.
     last: Option<Vec<(Name, RecordType, u32, AnswerSet)>>,
     last_prefixes: Vec<(ipnet::IpNet, u32)>,
@@ -210,6 +213,7 @@ impl Balancer {
             })),
             published,
             facts: Published::default(),
+            static_entries: Vec::new(),
             last: None,
             last_prefixes: Vec::new(),
         };
@@ -735,7 +739,6 @@ impl Balancer {
         }
         let Publication {
             sets,
-            selections,
             prefixes,
             decisions,
             stats,
@@ -754,16 +757,19 @@ impl Balancer {
         // The slow path's side is built first: a config the catalog refuses (a wide IP at a
         // CNAME or below a cut) never reaches the maps.
         let snapshot = Snapshot::new(sets.iter().cloned(), &prefixes);
-        let catalog = if swap {
-            Arc::new(Catalog::new(self.zones.clone(), &snapshot.dynamic_names())?)
+        let (catalog, statics) = if swap {
+            let catalog = Catalog::new(self.zones.clone(), &snapshot.dynamic_names())?;
+            let statics = crate::plan::static_entries(&catalog.precompute());
+            (Arc::new(catalog), Some(statics))
         } else {
-            self.current_catalog()
+            (self.current_catalog(), None)
         };
+        let entries = crate::plan::plan(statics.as_ref().unwrap_or(&self.static_entries), &sets);
         if let Some(dp) = self.dataplane.as_mut() {
             let written = if swap {
-                dp.tables.swap(&selections, &prefixes)
+                dp.tables.swap(&entries, &prefixes)
             } else {
-                dp.tables.update(&selections, &prefixes)
+                dp.tables.update(&entries, &prefixes)
             };
             let report = match written {
                 Ok(report) => report,
@@ -774,9 +780,9 @@ impl Balancer {
                 }
             };
             tracing::debug!(
-                "published {} selections, {} prefixes: {} writes{}, in service after {:?}, \
+                "published {} entries, {} prefixes: {} writes{}, in service after {:?}, \
                  done in {:?}",
-                selections.len(),
+                entries.len(),
                 prefixes.len(),
                 report.writes,
                 if report.swapped { " (swap)" } else { "" },
@@ -803,6 +809,9 @@ impl Balancer {
             decisions,
         });
         self.served.store(served);
+        if let Some(statics) = statics {
+            self.static_entries = statics;
+        }
         self.last = Some(sets);
         self.last_prefixes = prefixes;
         self.facts.generation += 1;

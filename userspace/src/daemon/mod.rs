@@ -99,7 +99,8 @@ pub struct Options {
 pub struct Built {
     pub catalog: Catalog,
     pub snapshot: Arc<Snapshot>,
-    pub selections: Vec<(xgslb_common::SelectionKey, xgslb_common::AnswerSet)>,
+    /// The answer table's entries.
+    pub entries: Vec<xgslb_common::Entry>,
     pub prefixes: Vec<(ipnet::IpNet, xgslb_common::ClassId)>,
 }
 
@@ -121,12 +122,13 @@ pub fn build_with(cfg: &Config, metrics: &Metrics) -> Result<Built, DaemonError>
         &mut Damper::new(),
         &selections::answer_sets(&cfg.answers),
     );
+    let catalog = Catalog::new(zones, &Snapshot::new(p.sets.clone(), &[]).dynamic_names())?;
+    let entries = crate::plan::plan(&crate::plan::static_entries(&catalog.precompute()), &p.sets);
     let snapshot = Arc::new(Snapshot::new(p.sets, &p.prefixes));
-    let catalog = Catalog::new(zones, &snapshot.dynamic_names())?;
     Ok(Built {
         catalog,
         snapshot,
-        selections: p.selections,
+        entries,
         prefixes: p.prefixes,
     })
 }

@@ -122,11 +122,25 @@ pub fn render(s: &Sources) -> String {
             "counter",
             "Frames the XDP program saw, by what it did (answered, dropped, pass_<reason>).",
         );
-        for c in Counter::ALL {
+        for c in Counter::ALL.into_iter().filter(|c| !c.is_answer_kind()) {
             let _ = writeln!(
                 out,
                 "xgslb_xdp_packets_total{{outcome=\"{}\"}} {}",
                 c.name(),
+                stats[c as usize]
+            );
+        }
+        family(
+            &mut out,
+            "xgslb_xdp_answers_by_kind_total",
+            "counter",
+            "Frames the XDP program answered, by kind (addresses, records, nodata, nxdomain).",
+        );
+        for c in Counter::ALL.into_iter().filter(|c| c.is_answer_kind()) {
+            let _ = writeln!(
+                out,
+                "xgslb_xdp_answers_by_kind_total{{kind=\"{}\"}} {}",
+                c.name().trim_start_matches("answered_"),
                 stats[c as usize]
             );
         }

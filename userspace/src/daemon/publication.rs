@@ -7,14 +7,12 @@ use bytemuck::Zeroable;
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 use xgslb_common::{
-    Action, AnswerSet, ClassId, DEFAULT_CLASS, MAX_ADDRS, NO_STAT, PickMode, SelectionKey,
-    SlowAnswer,
+    Action, AnswerSet, ClassId, DEFAULT_CLASS, MAX_ADDRS, NO_STAT, PickMode, SlowAnswer,
 };
 
 use crate::{
     balance::{self, Decision, Outcome, classes::Classes, damping::Damper},
     maps::{
-        key::selection_key,
         slots::{persist_slot_table, slot_table, stable_key},
         snapshot::SetEntry,
     },
@@ -100,10 +98,8 @@ pub struct StatLabel {
 /// Everything one publication holds.
 #[derive(Debug, Default)]
 pub struct Publication {
-    /// Every answer set, for the slow path.
+    /// Every answer set, for the slow path and the plan.
     pub sets: Vec<SetEntry>,
-    /// The ones whose name fits the XDP key, for the selection table.
-    pub selections: Vec<(SelectionKey, AnswerSet)>,
     /// Region trie prefixes and their class ids.
     pub prefixes: Vec<(IpNet, ClassId)>,
     /// Each wide IP's decision per class id, for `explain`.
@@ -234,14 +230,6 @@ pub fn publication_counted(
             }
         }
     }
-    out.selections = out
-        .sets
-        .iter()
-        .filter_map(|(name, rtype, class, set)| {
-            let key = selection_key(name, u16::from(*rtype), *class as u16)?;
-            Some((key, *set))
-        })
-        .collect();
     out
 }
 

@@ -1,12 +1,9 @@
 //! From the configured answer sets to what is published: `AnswerSet`s per (name, type) for
-//! the slow path's snapshot, and selection map entries for the XDP program.
+//! the slow path's snapshot and the plan.
 use hickory_proto::rr::{Name, RecordType};
-use xgslb_common::{Action, AnswerSet, MAX_ADDRS, PickMode, SelectionKey};
+use xgslb_common::{Action, AnswerSet, MAX_ADDRS, PickMode};
 
-use crate::{
-    config::AnswerConfig,
-    maps::{key::selection_key, slots::slot_table},
-};
+use crate::{config::AnswerConfig, maps::slots::slot_table};
 
 /// The A and AAAA answer sets of the configured answers (a family with no address has none).
 pub fn answer_sets(answers: &[AnswerConfig]) -> Vec<(Name, RecordType, AnswerSet)> {
@@ -49,20 +46,6 @@ pub fn answer_sets(answers: &[AnswerConfig]) -> Vec<(Name, RecordType, AnswerSet
     out
 }
 
-/// Selection map entries (region 0) for the sets; names longer than the XDP key are left to
-/// the slow path, with a warning.
-pub fn selection_entries(sets: &[(Name, RecordType, AnswerSet)]) -> Vec<(SelectionKey, AnswerSet)> {
-    sets.iter()
-        .filter_map(|(name, rtype, set)| {
-            let key = selection_key(name, u16::from(*rtype), 0);
-            if key.is_none() {
-                tracing::warn!("{name} is longer than the XDP key: the slow path answers it");
-            }
-            key.map(|k| (k, *set))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +70,5 @@ mod tests {
         assert!(v4.is_valid());
         let (_, t, v6) = &sets[1];
         assert_eq!((*t, v6.count, v6.records), (RecordType::AAAA, 1, 1));
-        assert_eq!(selection_entries(&sets).len(), 2);
     }
 }

@@ -165,8 +165,13 @@ impl Catalog {
         Ok(())
     }
 
+    /// The zones, in no order.
+    pub(crate) fn zones(&self) -> impl Iterator<Item = &ZoneIndex> {
+        self.zones.values()
+    }
+
     /// The origin of the closest enclosing zone of `name`, if any.
-    fn zone_origin_for(&self, name: &LowerName) -> Option<LowerName> {
+    pub(crate) fn zone_origin_for(&self, name: &LowerName) -> Option<LowerName> {
         let mut current = name.clone();
         loop {
             if self.zones.contains_key(&current) {

@@ -7,10 +7,13 @@
 //! - `lookup`: the authoritative answer inside one zone (CNAME, wildcard, referral, ANY).
 //! - `response`: the response header, EDNS and the size limit (truncation).
 //! - `authority`: the catalog of zones and the handler from query bytes to response bytes.
+//! - `precompute`: the responses that depend on nothing but the question, as wire bytes for
+//!   the XDP program.
 //! - `server`: UDP and TCP transports around any [`server::Responder`].
 pub mod authority;
 mod index;
 mod lookup;
+pub mod precompute;
 mod request;
 mod response;
 pub mod server;

@@ -70,7 +70,7 @@ pub enum AttachMode {
 pub struct DataPlane {
     ebpf: Ebpf,
     pin_dir: PathBuf,
-    /// The selection table and region tries (map-in-map).
+    /// The answer table and region tries (map-in-map).
     pub tables: Tables,
     /// Listener address:port pairs.
     pub listeners: HashMap<MapData, ListenerKey, u32>,
@@ -103,11 +103,7 @@ impl DataPlane {
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(pin_dir);
         // BTF maps (the outer maps) carry no pinning attribute: pin them by path.
-        let outer = [
-            map_names::SELECTIONS,
-            map_names::REGIONS4,
-            map_names::REGIONS6,
-        ];
+        let outer = [map_names::ENTRIES, map_names::REGIONS4, map_names::REGIONS6];
         for name in outer {
             loader.map_pin_path(name, pin_dir.join(name));
         }
@@ -133,8 +129,9 @@ impl DataPlane {
         let mut take =
             |name: &'static str| ebpf.take_map(name).ok_or(DataPlaneError::Missing(name));
         let tables = Tables::new(
-            ArrayOfMaps::try_from(take(map_names::SELECTIONS)?)
-                .map_err(map_err(map_names::SELECTIONS))?,
+            ArrayOfMaps::try_from(take(map_names::ENTRIES)?)
+                .map_err(map_err(map_names::ENTRIES))?,
+            Array::try_from(take(map_names::SEED)?).map_err(map_err(map_names::SEED))?,
             ArrayOfMaps::try_from(take(map_names::REGIONS4)?)
                 .map_err(map_err(map_names::REGIONS4))?,
             ArrayOfMaps::try_from(take(map_names::REGIONS6)?)
@@ -346,7 +343,8 @@ impl DataPlane {
             }
         }
         for name in [
-            map_names::SELECTIONS,
+            map_names::ENTRIES,
+            map_names::SEED,
             map_names::REGIONS4,
             map_names::REGIONS6,
             map_names::META,

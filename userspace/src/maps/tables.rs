@@ -1,9 +1,16 @@
-//! The selection table and the region tries in service, behind their outer maps (map-in-map).
+//! The answer table and the region tries in service, behind their outer maps (map-in-map).
 //!
 //! A config change (`swap`) builds new inner maps off line, fills them, and puts each in its
 //! outer map's single slot with one update: the XDP program sees the old table or the new one,
 //! never a mix of entries. A metric change (`update`) writes only the entries that changed, in
-//! the table in service. Region class ids are stable across swaps (the balancer keeps them), so
+//! the table in service.
+//!
+//! The name hashes of the keys are seeded with a random seed, chosen when the first table is
+//! built and none is in service yet (a restarted xgslbd adopts the one serving), and kept for
+//! every later table: a seed change between two tables would leave a moment where a query
+//! meets the new seed and the old table and misses (it would be passed, never answered
+//! wrongly: entries hold their names). Nobody outside learns the seed, so nobody can aim two
+//! names at one key. Region class ids are stable across swaps (the balancer keeps them), so
 //! a query that meets the new trie and the old table, or the reverse, in the instant between
 //! the slot updates still gets an answer of the old or the new config: an unknown class falls
 //! back to the default class's answer, in either table.
@@ -19,15 +26,14 @@ use aya::maps::{
     lpm_trie::{Key, LpmTrie},
 };
 use ipnet::IpNet;
-use xgslb_common::{AnswerSet, ClassId, MAX_REGION_PREFIXES, MAX_SELECTIONS, Meta, SelectionKey};
+use xgslb_common::{
+    BPF_F_NO_PREALLOC, ClassId, Entry, EntryKind, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES, Meta,
+    entry_key, name_hash,
+};
 
-use super::publish::{ByBytes, MapOp, diff_unordered};
+use super::publish::{MapOp, diff_unordered};
 
-/// BPF_F_NO_PREALLOC: as the templates in ebpf/src/maps.rs (the kernel requires the flags
-/// of an inner map to equal its template's).
-const BPF_F_NO_PREALLOC: u32 = 1;
-
-type SelectionTable = HashMap<MapData, SelectionKey, AnswerSet>;
+type EntryTable = HashMap<MapData, u64, Entry>;
 type Trie4 = LpmTrie<MapData, [u8; 4], ClassId>;
 type Trie6 = LpmTrie<MapData, [u8; 16], ClassId>;
 
@@ -46,12 +52,15 @@ pub struct PublishReport {
 
 /// The outer maps and what the tables in service hold.
 pub struct Tables {
-    selections: ArrayOfMaps<MapData, SelectionTable>,
+    entries: ArrayOfMaps<MapData, EntryTable>,
+    seed_map: Array<MapData, u64>,
+    /// The name-hash seed of the table in service.
+    seed: u64,
     regions4: ArrayOfMaps<MapData, Trie4>,
     regions6: ArrayOfMaps<MapData, Trie6>,
     meta_map: Array<MapData, Meta>,
-    /// The selection table in service, once this process has swapped one in.
-    current: Option<SelectionTable>,
+    /// The answer table in service, once this process has swapped one in.
+    current: Option<EntryTable>,
     /// The region tries in service with it.
     tries: Option<(Trie4, Trie6)>,
     /// Its entries, by key bytes.
@@ -65,14 +74,18 @@ impl Tables {
     /// Wraps the outer maps and the meta map of a loaded object. Until the first `swap`,
     /// whatever a previous xgslbd left in the slots keeps serving.
     pub fn new(
-        selections: ArrayOfMaps<MapData, SelectionTable>,
+        entries: ArrayOfMaps<MapData, EntryTable>,
+        seed_map: Array<MapData, u64>,
         regions4: ArrayOfMaps<MapData, Trie4>,
         regions6: ArrayOfMaps<MapData, Trie6>,
         meta_map: Array<MapData, Meta>,
     ) -> Self {
         let meta = meta_map.get(&0, 0).unwrap_or_default();
+        let seed = seed_map.get(&0, 0).unwrap_or_default();
         Self {
-            selections,
+            entries,
+            seed_map,
+            seed,
             regions4,
             regions6,
             meta_map,
@@ -89,16 +102,38 @@ impl Tables {
         self.meta
     }
 
-    /// Entries of the selection table in service, as this process published them.
+    /// Entries of the answer table in service, as this process published them.
     pub fn published_len(&self) -> usize {
         self.published.len()
     }
 
-    /// Replaces the selection table and the region tries with new ones holding exactly
-    /// `selections` and `prefixes`.
+    /// The name-hash seed of the table in service.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Replaces the answer table and the region tries with new ones holding exactly
+    /// `entries` and `prefixes`.
     pub fn swap(
         &mut self,
-        selections: &[(SelectionKey, AnswerSet)],
+        entries: &[Entry],
+        prefixes: &[(IpNet, ClassId)],
+    ) -> Result<PublishReport, MapError> {
+        let seed = if self.seed == 0 {
+            random_seed()
+        } else {
+            self.seed
+        };
+        let keyed = keyed(seed, entries);
+        self.swap_keyed(seed, &keyed, prefixes)
+    }
+
+    /// `swap` with the seed and keys given: for tests that place an entry under another's key
+    /// (a forced hash collision). The seed is kept for later swaps.
+    pub fn swap_keyed(
+        &mut self,
+        seed: u64,
+        selections: &[(u64, Entry)],
         prefixes: &[(IpNet, ClassId)],
     ) -> Result<PublishReport, MapError> {
         let start = Instant::now();
@@ -107,15 +142,15 @@ impl Tables {
         // room for the single-entry updates that add keys until the next swap.
         let capacity = (selections.len() as u32)
             .saturating_mul(2)
-            .max(MAX_SELECTIONS);
-        let table = SelectionTable::create(capacity, BPF_F_NO_PREALLOC)?;
+            .max(MIN_TABLE_ENTRIES);
+        let table = EntryTable::create(capacity, BPF_F_NO_PREALLOC)?;
         {
             use aya::maps::IterableMap;
             use std::os::fd::{AsFd, AsRawFd};
             let fd = table.map().fd().as_fd().as_raw_fd();
             for chunk in selections.chunks(BATCH) {
-                let keys: Vec<SelectionKey> = chunk.iter().map(|e| e.0).collect();
-                let values: Vec<AnswerSet> = chunk.iter().map(|e| e.1).collect();
+                let keys: Vec<u64> = chunk.iter().map(|e| e.0).collect();
+                let values: Vec<Entry> = chunk.iter().map(|e| e.1).collect();
                 update_batch(fd, &keys, &values).map_err(|io_error| {
                     MapError::SyscallError(aya::sys::SyscallError {
                         call: "bpf_map_update_batch",
@@ -143,7 +178,8 @@ impl Tables {
         let slots = (|| {
             self.regions4.set(0, &trie4, 0)?;
             self.regions6.set(0, &trie6, 0)?;
-            self.selections.set(0, &table, 0)
+            self.seed_map.set(0, seed, 0)?;
+            self.entries.set(0, &table, 0)
         })();
         if let Err(e) = slots {
             self.current = None;
@@ -153,6 +189,7 @@ impl Tables {
             return Err(e);
         }
         let live = start.elapsed();
+        self.seed = seed;
         self.current = Some(table);
         self.tries = Some((trie4, trie6));
         self.published = index(selections);
@@ -179,21 +216,21 @@ impl Tables {
     /// the prefixes changed (the classes and their entries must change together).
     pub fn update(
         &mut self,
-        selections: &[(SelectionKey, AnswerSet)],
+        selections: &[Entry],
         prefixes: &[(IpNet, ClassId)],
     ) -> Result<PublishReport, MapError> {
-        if self.published_prefixes != prefixes {
+        if self.published_prefixes != prefixes || self.current.is_none() {
             return self.swap(selections, prefixes);
         }
+        let start = Instant::now();
+        let desired = index(&keyed(self.seed, selections));
         let Some(table) = self.current.as_mut() else {
             return self.swap(selections, prefixes);
         };
-        let start = Instant::now();
-        let desired = index(selections);
         let ops = diff_unordered(&desired, &self.published);
         let written = ops.iter().try_for_each(|op| match op {
-            MapOp::Put(k, v) => table.insert(k.0, v, 0),
-            MapOp::Delete(k) => table.remove(&k.0),
+            MapOp::Put(k, v) => table.insert(k, v, 0),
+            MapOp::Delete(k) => table.remove(k),
         });
         if let Err(e) = written {
             // A full table (more classes differ from the default than it was sized for) or
@@ -218,13 +255,17 @@ impl Tables {
     }
 
     /// Writes one entry of the table in service (a metric change the caller already
-    /// computed); `false` when no table has been swapped in by this process yet.
-    pub fn put(&mut self, key: SelectionKey, set: AnswerSet) -> Result<bool, MapError> {
+    /// computed); `false` when no table has been swapped in by this process yet, or the
+    /// entry's name cannot be hashed.
+    pub fn put(&mut self, entry: Entry) -> Result<bool, MapError> {
+        let Some(key) = key_of(self.seed, &entry) else {
+            return Ok(false);
+        };
         let Some(table) = self.current.as_mut() else {
             return Ok(false);
         };
-        table.insert(key, set, 0)?;
-        self.published.insert(ByBytes(key), set);
+        table.insert(key, entry, 0)?;
+        self.published.insert(key, entry);
         self.meta.generation += 1;
         self.meta.selections = self.published.len() as u64;
         self.write_meta()?;
@@ -261,14 +302,39 @@ impl Tables {
     }
 }
 
-/// What this process published, by key bytes. Hashed with `WordHasher`: it is bookkeeping
-/// over our own keys (no adversary picks them), and a million entries must index fast.
-type Published = StdHashMap<ByBytes<SelectionKey>, AnswerSet, BuildHasherDefault<WordHasher>>;
+/// What this process published, by key. Hashed with `WordHasher`: the keys are already
+/// seeded hashes, and a million entries must index fast.
+type Published = StdHashMap<u64, Entry, BuildHasherDefault<WordHasher>>;
 
-fn index(selections: &[(SelectionKey, AnswerSet)]) -> Published {
-    let mut map = Published::with_capacity_and_hasher(selections.len(), Default::default());
-    map.extend(selections.iter().map(|&(k, v)| (ByBytes(k), v)));
+fn index(entries: &[(u64, Entry)]) -> Published {
+    let mut map = Published::with_capacity_and_hasher(entries.len(), Default::default());
+    map.extend(entries.iter().copied());
     map
+}
+
+/// The table key of `entry` under `seed`; `None` for a name the program cannot hash (the
+/// planner never makes one).
+pub fn key_of(seed: u64, entry: &Entry) -> Option<u64> {
+    let h = &entry.head;
+    let kind = EntryKind::from_u8(h.kind)?;
+    Some(entry_key(name_hash(seed, &h.name)?, h.qtype, h.class, kind))
+}
+
+/// Every entry with its key under `seed` (entries whose name cannot be hashed left out).
+pub fn keyed(seed: u64, entries: &[Entry]) -> Vec<(u64, Entry)> {
+    entries
+        .iter()
+        .filter_map(|e| key_of(seed, e).map(|k| (k, *e)))
+        .collect()
+}
+
+/// A seed nobody outside can guess: std's per-process random SipHash keys (from the OS),
+/// which differ for every `RandomState`.
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    let state = std::collections::hash_map::RandomState::new();
+    // Zero means "none chosen yet".
+    state.hash_one(Instant::now()).max(1)
 }
 
 /// A multiply-rotate hash over 8-byte words (the FxHash step): a few cycles per word.

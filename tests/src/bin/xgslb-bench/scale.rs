@@ -5,10 +5,14 @@
 use std::{net::Ipv4Addr, time::Instant};
 
 use anyhow::{Context, Result, ensure};
+use hickory_proto::rr::RecordType;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde_json::{Value, json};
-use xgslb::maps::{DataPlane, key::selection_key, slots::slot_table};
-use xgslb_common::{AnswerSet, ClassId, MAX_ADDRS, PickMode, SelectionKey, qtype};
+use xgslb::{
+    maps::{DataPlane, slots::slot_table},
+    plan::plan,
+};
+use xgslb_common::{AnswerSet, ClassId, Entry, MAX_ADDRS, PickMode};
 use xgslb_tests::{
     frame::{CLIENT4, SERVER4, Udp, XDP_TX, dns_query, wire_name},
     xdp_run,
@@ -51,21 +55,22 @@ fn set(i: u32) -> AnswerSet {
 }
 
 /// `wideips` x CLASSES entries: class 0 (default) and 7 regional ones per name.
-fn table(wideips: u32) -> Result<Vec<(SelectionKey, AnswerSet)>> {
-    let mut out = Vec::with_capacity((wideips * CLASSES) as usize);
+fn table(wideips: u32) -> Result<Vec<Entry>> {
+    let mut sets = Vec::with_capacity((wideips * CLASSES) as usize);
     for i in 0..wideips {
         let n = name(i);
         for c in 0..CLASSES {
-            let key = selection_key(&n, qtype::A, c as u16).context("name fits the key")?;
-            out.push((key, set(i + c)));
+            sets.push((n.clone(), RecordType::A, c, set(i + c)));
         }
     }
+    let out = plan(&[], &sets);
+    ensure!(out.len() == sets.len(), "every name fits the answer table");
     Ok(out)
 }
 
 /// `n` distinct prefixes: /24s of 198.18.0.0/15 (512), then /120s of 2001:db8::/32; the
 /// client's own prefix is among them, mapped to class 3.
-fn prefixes(n: usize) -> Vec<(IpNet, ClassId)> {
+pub fn prefixes(n: usize) -> Vec<(IpNet, ClassId)> {
     let mut out = Vec::with_capacity(n);
     for i in 0..512u32.min(n as u32) {
         let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (i << 8));
@@ -137,10 +142,12 @@ pub fn run(dp: &mut DataPlane, sizes: &[u32], prefixes_n: usize) -> Result<Value
         let memory = dp.tables.memory_bytes().context("map memory")? as f64 / (1 << 20) as f64;
         let mut update_us = Vec::with_capacity(UPDATES);
         for u in 0..UPDATES {
-            let (key, mut s) = entries[(u * 7919) % entries.len()];
+            let e = entries[(u * 7919) % entries.len()];
+            let mut s = e.answer_set();
             s.ttl = 60 + u as u32;
+            let e = Entry::new(e.head, bytemuck::bytes_of(&s));
             let start = Instant::now();
-            dp.tables.put(key, s).context("single update")?;
+            dp.tables.put(e).context("single update")?;
             update_us.push(start.elapsed().as_secs_f64() * 1e6);
         }
         update_us.sort_by(f64::total_cmp);

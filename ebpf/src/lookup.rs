@@ -1,0 +1,161 @@
+//! Finding the entry that answers a parsed question in the answer table: the exact question
+//! (the client's class only where the entry says classes differ), else the name's entry for
+//! any other type, else the closest existing ancestor's entry for names below it that do not
+//! exist. Every candidate's name, type, class and kind are compared with the question, so a
+//! hash collision is a miss, never another name's answer.
+use xgslb_common::{
+    ANY_CLASS, ClassId, DEFAULT_CLASS, Entry, EntryKind, MAX_NAME_LABELS, NAME_KEY_LEN, Scratch,
+    entry_key,
+};
+
+use crate::{maps::ENTRIES, region::Source, verifier::opaque};
+
+/// `Found::class` when the lookup did not need the client's class.
+pub const CLASS_UNKNOWN: u64 = u64::MAX;
+
+/// The entry found.
+pub struct Found<'a> {
+    pub entry: &'a Entry,
+    /// The client's class when the lookup worked it out, else `CLASS_UNKNOWN`. (One u64,
+    /// not a class and a flag: LLVM merges adjacent small fields into misaligned stack loads,
+    /// which the verifier refuses.)
+    pub class: u64,
+}
+
+/// Whether `scratch.name` from `off` (a label start) is the name in `entry`: both are zero
+/// past their ends and a wire name is never a prefix of another, so a whole key's words
+/// compared from `off` decide. Without branches: each word's difference is or-ed in, so
+/// the verifier walks it once instead of forking at every word.
+#[inline(always)]
+fn same_name(scratch: &Scratch, off: usize, entry: &Entry) -> bool {
+    if off >= NAME_KEY_LEN {
+        return false;
+    }
+    let name = scratch.name.as_ptr();
+    let theirs = entry.head.name.as_ptr();
+    let mut diff = 0u64;
+    for k in 0..NAME_KEY_LEN / 8 {
+        // SAFETY: off + 8k + 8 <= 2 * NAME_KEY_LEN (the scratch name); 8k + 8 <= NAME_KEY_LEN.
+        unsafe {
+            diff |= name.add(off + 8 * k).cast::<u64>().read_unaligned()
+                ^ theirs.add(8 * k).cast::<u64>().read_unaligned();
+        }
+    }
+    diff == 0
+}
+
+/// The entry of key `key` if it answers (`qtype`, `class`, `kind`) for the name at `off`.
+#[inline(always)]
+fn get<'a>(
+    table: &'a crate::maps::EntryTable,
+    scratch: &Scratch,
+    key: u64,
+    off: usize,
+    qtype: u16,
+    class: u16,
+    kind: EntryKind,
+) -> Option<&'a Entry> {
+    // SAFETY: the element stays valid for this program run (RCU, no-prealloc table).
+    let e = unsafe { &*table.get_ptr(key)? };
+    let h = &e.head;
+    (h.qtype == qtype && h.class == class && h.kind == kind as u8 && same_name(scratch, off, e))
+        .then_some(e)
+}
+
+/// Why nothing was found.
+pub enum Miss {
+    /// No answer table in service.
+    NoTable,
+    /// The name is in no zone the table holds.
+    NoZone,
+}
+
+/// The entry answering the question in `scratch`; `class_of` works out the client's class
+/// when an entry says it matters.
+#[inline(always)]
+pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Result<Found<'a>, Miss> {
+    let table = ENTRIES.get(0).ok_or(Miss::NoTable)?;
+    // SAFETY: the table reference lives as long as this program run (RCU).
+    let table: &'a crate::maps::EntryTable = unsafe { &*(table as *const _) };
+    let q = &scratch.query;
+    let qtype = q.qtype;
+    let h0 = scratch.hashes[0];
+    let exact = entry_key(h0, qtype, ANY_CLASS, EntryKind::Exact);
+    if let Some(e) = get(table, scratch, exact, 0, qtype, ANY_CLASS, EntryKind::Exact) {
+        if e.head.classed == 0 {
+            return Ok(Found {
+                entry: e,
+                class: CLASS_UNKNOWN,
+            });
+        }
+        let class = crate::region::class_of(src, v6);
+        if class != DEFAULT_CLASS as ClassId {
+            let c = class as u16;
+            let key = entry_key(h0, qtype, c, EntryKind::Exact);
+            if let Some(own) = get(table, scratch, key, 0, qtype, c, EntryKind::Exact) {
+                return Ok(Found {
+                    entry: own,
+                    class: class as u64,
+                });
+            }
+        }
+        return Ok(Found {
+            entry: e,
+            class: class as u64,
+        });
+    }
+    // The fallbacks: found by their own stage function (see `fallback`), then looked up
+    // again here, where the entry is used.
+    let (i, kind) = match crate::xgslb_fallback(q.labels as u64) {
+        0 => (0, EntryKind::OtherType),
+        i if (i as usize) < MAX_NAME_LABELS => (i as usize, EntryKind::Child),
+        _ => return Err(Miss::NoZone),
+    };
+    let i = opaque(i) & (MAX_NAME_LABELS - 1);
+    let off = scratch.labels[i] as usize;
+    let key = entry_key(scratch.hashes[i], 0, ANY_CLASS, kind);
+    if let Some(e) = get(
+        table,
+        scratch,
+        key,
+        if i == 0 { 0 } else { off },
+        0,
+        ANY_CLASS,
+        kind,
+    ) {
+        return Ok(Found {
+            entry: e,
+            class: CLASS_UNKNOWN,
+        });
+    }
+    Err(Miss::NoZone)
+}
+
+/// `fallback`'s answer when neither the name nor any ancestor has an entry.
+pub const FALLBACK_MISS: u32 = u32::MAX;
+
+/// For a question with no `Exact` entry: 0 when the name has an `OtherType` entry (it
+/// exists), else the index of the label where its closest existing ancestor starts (that
+/// ancestor's `Child` entry), else `FALLBACK_MISS`.
+#[inline(always)]
+pub fn fallback(scratch: &Scratch, labels: usize) -> u32 {
+    let Some(table) = ENTRIES.get(0) else {
+        return FALLBACK_MISS;
+    };
+    let other = entry_key(scratch.hashes[0], 0, ANY_CLASS, EntryKind::OtherType);
+    if get(table, scratch, other, 0, 0, ANY_CLASS, EntryKind::OtherType).is_some() {
+        return 0;
+    }
+    for i in 1..MAX_NAME_LABELS {
+        if i >= labels {
+            break;
+        }
+        let i = opaque(i) & (MAX_NAME_LABELS - 1);
+        let off = scratch.labels[i] as usize;
+        let key = entry_key(scratch.hashes[i], 0, ANY_CLASS, EntryKind::Child);
+        if get(table, scratch, key, off, 0, ANY_CLASS, EntryKind::Child).is_some() {
+            return i as u32;
+        }
+    }
+    FALLBACK_MISS
+}

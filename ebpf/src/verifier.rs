@@ -1,0 +1,45 @@
+//! Everything the program does only to be accepted by the kernel's verifier, in one place.
+//!
+//! - **Stage functions.** The DNS parse and the answer are global BPF functions (exported with
+//!   bpf-linker's `--export`, see ebpf/.cargo/config.toml). The verifier checks a global
+//!   function once, with its arguments unknown; inlined, the answer stage would be walked
+//!   once per way of reaching it (name lengths, VLAN counts, families, option counts) and
+//!   verification would pass its 1M-instruction limit. Values cross the boundary as scalars
+//!   (`parse::L3::pack`) or through the per-CPU scratch map, and are bounded again on the
+//!   other side.
+//! - **`opaque`.** LLVM removes a bounds check it has proved redundant, or computes a checked
+//!   pointer twice; the verifier, which cannot follow the proof, then rejects the access.
+//!   A volatile round trip hides the value from the optimiser.
+//! - **`launder`.** A loop that ends at one of N exact offsets leaves N verifier states
+//!   behind it; a store to and load from map memory turns them into one state with a range.
+//! - **Scratch in a map, not on the stack.** The verifier tracks every stack byte; a name
+//!   written at a variable length splits its states past what it can explore.
+//! - **Word stores, no memset/memcpy.** On BPF those are byte loops (`llvm-objdump -r` on the
+//!   object must show no memset/memcpy relocations): keys are built with whole-word volatile
+//!   stores, and map keys are passed by reference (by value they are copied with `memcpy`).
+//! - **Masks on indices.** The verifier cannot bound a modulo, and LLVM drops a mask it can
+//!   prove useless: such masks go on `opaque` values.
+
+use crate::maps::SCRATCH;
+
+/// `v`, hidden from the optimiser (a volatile stack round trip) so that a bound check the
+/// verifier needs is not folded away by a compiler that already proved it.
+#[inline(always)]
+pub fn opaque(v: usize) -> usize {
+    let slot = v;
+    // SAFETY: a read of a local.
+    unsafe { core::ptr::read_volatile(&slot) }
+}
+
+/// `v` as a value the verifier knows only to be at most `max` (`None` if it is larger).
+#[inline(always)]
+pub fn launder(v: usize, max: usize) -> Option<usize> {
+    let scratch = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch value; XDP runs with preemption off.
+    let v = unsafe {
+        let slot = core::ptr::addr_of_mut!((*scratch).launder);
+        core::ptr::write_volatile(slot, v as u64);
+        core::ptr::read_volatile(slot) as usize
+    };
+    if v > max { None } else { Some(v) }
+}
