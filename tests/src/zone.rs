@@ -4,8 +4,7 @@
 use hickory_proto::rr::{Name, RecordType};
 use xgslb::{
     dns::{Catalog, Zone},
-    maps::snapshot::SetEntry,
-    plan::{plan, static_entries},
+    plan::{plan, snapshot::SetEntry, static_entries},
 };
 use xgslb_common::Entry;
 

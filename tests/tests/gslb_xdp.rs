@@ -411,6 +411,133 @@ pools = ["p"]
     );
 }
 
+/// The DNS message of one XDP answer to `name`/`qtype` from 198.18.0.1, or `None` when the
+/// program passed the query.
+fn ask_message(dp: &mut DataPlane, name: &str, qtype: u16, id: u16) -> Option<Message> {
+    let client = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+    let q = Udp::query(
+        client,
+        IpAddr::V4(SERVER4),
+        dns_query(id, 0x0100, &wire_name(name), qtype, 1, None),
+    );
+    let (action, out, _) = xdp_run(dp.program(), &q.to_bytes()).expect("test_run");
+    match action {
+        XDP_TX => Some(Message::from_vec(&out[14 + 20 + 8..]).expect("the XDP answer parses")),
+        XDP_PASS => None,
+        other => panic!("{name} {qtype}: XDP action {other}"),
+    }
+}
+
+/// What a reload of the zone file changes, as XDP answers it: api's address, mail's (which
+/// is the MX's additional data), and a name only the old zone has.
+#[derive(Debug, PartialEq)]
+struct ZoneView {
+    api: Vec<String>,
+    mx_additional: Vec<String>,
+    old: (String, Vec<String>),
+}
+
+fn zone_view(dp: &mut DataPlane, id: u16) -> ZoneView {
+    let mut ask = |name: &str, qtype: u16| {
+        ask_message(dp, name, qtype, id)
+            .unwrap_or_else(|| panic!("{name} {qtype} was passed during a reload"))
+    };
+    let records = |rs: &[hickory_proto::rr::Record]| -> Vec<String> {
+        rs.iter().map(|r| r.data.to_string()).collect()
+    };
+    let api = ask("api.example.test", 1);
+    let mx = ask("example.test", 15);
+    let old = ask("old.example.test", 16);
+    ZoneView {
+        api: records(&api.answers),
+        mx_additional: records(&mx.additionals),
+        old: (
+            old.metadata.response_code.to_string(),
+            records(&old.answers),
+        ),
+    }
+}
+
+#[test]
+fn a_reload_changes_static_answers_whole_within_one_publication() {
+    require_root();
+    let dir_a = ConfigDir::new(&test_config(""));
+    let dir_b = ConfigDir::new(&test_config(""));
+    // A: the demo zone and a TXT at old; B: api and mail moved, old gone.
+    let zone_of = |dir: &ConfigDir| dir.path().with_file_name("example.test.zone");
+    let demo = std::fs::read_to_string(zone_of(&dir_a)).expect("zone");
+    std::fs::write(zone_of(&dir_a), format!("{demo}old IN TXT \"old\"\n")).expect("zone A");
+    let moved = demo
+        .replace("198.18.0.81", "198.18.0.99")
+        .replace("198.18.0.25", "198.18.0.26");
+    assert_ne!(moved, demo);
+    std::fs::write(zone_of(&dir_b), moved).expect("zone B");
+    let cfg_a = Config::load(&dir_a.path()).expect("config A");
+    let cfg_b = Config::load(&dir_b.path()).expect("config B");
+    let a = build(&cfg_a).expect("build A");
+    let b = build(&cfg_b).expect("build B");
+
+    let pins = PinDir::new("reload");
+    let mut reader = dataplane(&pins, &cfg_a);
+    let mut writer = DataPlane::load(pins.path()).expect("load the writer");
+    writer
+        .tables
+        .swap(&a.entries, &a.prefixes)
+        .expect("publish A");
+    let view_a = zone_view(&mut reader, 1);
+    writer
+        .tables
+        .swap(&b.entries, &b.prefixes)
+        .expect("publish B");
+    // Within one publication: the very next query sees B.
+    let view_b = zone_view(&mut reader, 2);
+    assert_eq!(view_a.api, ["198.18.0.81"]);
+    assert_eq!(view_b.api, ["198.18.0.99"]);
+    assert_eq!(view_a.mx_additional, ["198.18.0.25"]);
+    assert_eq!(view_b.mx_additional, ["198.18.0.26"]);
+    assert_eq!(view_a.old, ("No Error".to_owned(), vec!["old".to_owned()]));
+    assert_eq!(view_b.old.0, "Non-Existent Domain");
+
+    // Under reloads back and forth, every query sees A or B, whole.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_writer = stop.clone();
+    let swaps = std::thread::spawn(move || {
+        for i in 0..300 {
+            let next = if i % 2 == 0 { &a } else { &b };
+            writer
+                .tables
+                .swap(&next.entries, &next.prefixes)
+                .expect("swap");
+        }
+        stop_writer.store(true, Ordering::Relaxed);
+    });
+    let (mut seen_a, mut seen_b, mut n) = (0, 0, 0u16);
+    // Bounded: the writer's swaps end the loop, and so does the query count.
+    while !stop.load(Ordering::Relaxed) && n < 60_000 {
+        // One question at a time is one entry: each answer is A's or B's whole.
+        let api = zone_view(&mut reader, n).api;
+        if api == view_a.api {
+            seen_a += 1;
+        } else if api == view_b.api {
+            seen_b += 1;
+        } else {
+            panic!("api answered {api:?}, in neither zone");
+        }
+        let mx = ask_message(&mut reader, "example.test", 15, n).expect("MX from XDP");
+        let additional: Vec<String> = mx.additionals.iter().map(|r| r.data.to_string()).collect();
+        assert!(
+            additional == view_a.mx_additional || additional == view_b.mx_additional,
+            "MX with additional {additional:?}: a mix"
+        );
+        n += 1;
+    }
+    swaps.join().expect("writer thread");
+    assert!(
+        seen_a > 0 && seen_b > 0,
+        "the queries did not overlap the reloads: {seen_a} {seen_b}"
+    );
+}
+
 #[test]
 fn the_busiest_ldns_of_each_class_are_sampled_for_probing() {
     require_root();

@@ -17,7 +17,8 @@ use xgslb::{
     config::Config,
     daemon::{build, listener_keys},
     dns::{Dynamic, DynamicAnswers, Transport},
-    maps::{DataPlane, publish::publish_listeners, snapshot::Snapshot},
+    maps::{DataPlane, publish::publish_listeners},
+    plan::snapshot::Snapshot,
 };
 use xgslb_common::Counter;
 use xgslb_tests::{

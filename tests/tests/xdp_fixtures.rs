@@ -6,7 +6,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use aya::programs::{TestRun, TestRunOptions};
 use hickory_proto::rr::{Name, RecordType};
-use xgslb::maps::{DataPlane, publish::publish_listeners, slots::slot_table};
+use xgslb::{
+    maps::{DataPlane, publish::publish_listeners, tables::keyed},
+    plan::{slots::slot_table, snapshot::SetEntry},
+};
 use xgslb_common::{AnswerSet, Counter, ListenerKey, MAX_ADDRS, PickMode, qtype};
 use xgslb_tests::{
     frame::{
@@ -70,9 +73,17 @@ fn setup(pins: &PinDir) -> DataPlane {
         },
     ];
     publish_listeners(&mut dp.listeners, &listeners).expect("listeners");
+    dp.tables
+        .swap(&zone::entries(&sets()), &[])
+        .expect("entries");
+    dp
+}
+
+/// The answer sets of the fixtures, beside the test zone's static records.
+fn sets() -> Vec<SetEntry> {
     let mut v6 = answer_set(&[ONE], 1, 300);
     v6.addrs[0] = V6;
-    let sets = vec![
+    vec![
         (
             name("www.example.test."),
             RecordType::A,
@@ -92,9 +103,7 @@ fn setup(pins: &PinDir) -> DataPlane {
             0,
             answer_set(&EIGHT[..2], 1, 30),
         ),
-    ];
-    dp.tables.swap(&zone::entries(&sets), &[]).expect("entries");
-    dp
+    ]
 }
 
 fn v4key(a: Ipv4Addr) -> [u8; 16] {
@@ -635,4 +644,53 @@ fn xdp_fixtures() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// A 64-bit collision, forced: each of two names' A entries placed under the other's key.
+/// The program compares the name an entry holds, so neither is answered with the other's
+/// records (each falls back to what its name has without that entry).
+#[test]
+fn a_name_on_another_names_key_is_never_answered_with_its_records() {
+    require_root();
+    let pins = PinDir::new("collide");
+    let mut dp = setup(&pins);
+    let seed = dp.tables.seed();
+    let mut keyed = keyed(seed, &zone::entries(&sets()));
+    let at = |keyed: &[(u64, xgslb_common::Entry)], n: &str| {
+        let wire = xgslb::plan::key::wire_name(&name(n)).expect("a name that fits");
+        keyed
+            .iter()
+            .position(|(_, e)| e.head.name == wire && e.head.qtype == qtype::A && e.head.kind == 0)
+            .expect("an A entry")
+    };
+    let (www, mail) = (
+        at(&keyed, "www.example.test."),
+        at(&keyed, "mail.example.test."),
+    );
+    let (kw, km) = (keyed[www].0, keyed[mail].0);
+    keyed[www].0 = km;
+    keyed[mail].0 = kw;
+    dp.tables
+        .swap_keyed(seed, &keyed, &[])
+        .expect("the colliding table");
+    for (asked, theirs) in [
+        ("www.example.test", [198, 18, 0, 25]),
+        ("mail.example.test", ONE),
+    ] {
+        let q = q4(a_query(asked));
+        let (action, out, _) = xgslb_tests::xdp_run(dp.program(), &q.to_bytes()).expect("run");
+        if action == XDP_TX {
+            let msg = hickory_proto::op::Message::from_vec(&out[14 + 20 + 8..]).expect("parses");
+            for r in &msg.answers {
+                assert_ne!(
+                    r.data,
+                    hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A(theirs.into())),
+                    "{asked} answered with the other name's record"
+                );
+            }
+            assert!(msg.answers.is_empty(), "{asked}: {:?}", msg.answers);
+        } else {
+            assert_eq!(action, XDP_PASS, "{asked}");
+        }
+    }
 }

@@ -389,3 +389,11 @@ pub struct ClientContext {
     /// Path metrics from each site to this client's LDNS prefix, if probed.
     pub paths: Option<HashMap<SiteId, PathMetrics>>,
 }
+
+/// A stable 64-bit key of a name (FNV-1a 64), e.g. of a virtual server for a persist slot
+/// table or of a client class: the same name gives the same key in every process and version.
+pub fn stable_key(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}

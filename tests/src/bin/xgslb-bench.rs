@@ -50,7 +50,10 @@ use aya::programs::{TestRun, TestRunOptions, Xdp};
 use clap::Parser;
 use hickory_proto::rr::{Name, RecordType};
 use serde_json::json;
-use xgslb::maps::{DataPlane, publish::publish_listeners, slots::slot_table};
+use xgslb::{
+    maps::{DataPlane, publish::publish_listeners},
+    plan::slots::slot_table,
+};
 use xgslb_common::{AnswerSet, Counter, ListenerKey, MAX_ADDRS, PickMode, qtype};
 use xgslb_tests::{
     frame::{

@@ -25,10 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use ipnet::IpNet;
 
 use super::topology::ancestors;
-use crate::{
-    maps::slots::stable_key,
-    model::{ClientContext, Metrics, Model, PathMetrics, RegionId, SiteId},
-};
+use crate::model::{ClientContext, Metrics, Model, PathMetrics, RegionId, SiteId};
 
 /// Key of the class of clients matching no prefix.
 pub const DEFAULT_KEY: &str = "default";
@@ -45,7 +42,7 @@ pub struct ClientClass {
 impl ClientClass {
     /// A stable hash of the key (for damping state and the like).
     pub fn key_hash(&self) -> u64 {
-        stable_key(&self.key)
+        crate::model::stable_key(&self.key)
     }
 }
 
@@ -461,6 +458,6 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(client_classes(&model, &metrics(), 64), a);
         }
-        assert_eq!(a.classes[0].key_hash(), stable_key("default"));
+        assert_eq!(a.classes[0].key_hash(), crate::model::stable_key("default"));
     }
 }

@@ -12,25 +12,23 @@ use xgslb_common::AnswerSet;
 
 use std::net::SocketAddr;
 
-use super::{
-    DaemonError,
-    cell::SwapCell,
-    ingest::IngestShared,
-    probe_targets::top_ldns,
-    publication::{ClassIds, Publication, StatIds, publication_counted},
-    selections,
-};
+use super::{DaemonError, cell::SwapCell, ingest::IngestShared, probe_targets::top_ldns};
 use crate::{
     balance::{classes::client_classes, damping::Damper},
     config::Config,
     dns::{Catalog, Zone},
-    maps::{AttachMode, DataPlane, snapshot::Snapshot},
+    maps::{AttachMode, DataPlane},
     metrics::file::MetricsWatcher,
     metrics::{
         ingest::{AgentMetrics, VsIndex, overlay},
         wire::Datagram,
     },
     model::Metrics,
+    plan::snapshot::Snapshot,
+    plan::{
+        answer_sets::answer_sets,
+        publication::{ClassIds, Publication, StatIds, publication_counted},
+    },
 };
 
 /// What the balancer is told.
@@ -122,7 +120,7 @@ pub struct Decisions {
     pub vss: Vec<String>,
     pub by_class: std::collections::HashMap<(usize, u32), crate::balance::Decision>,
     /// What each answer-counter slot counts.
-    pub stats: Vec<super::publication::StatLabel>,
+    pub stats: Vec<crate::plan::publication::StatLabel>,
 }
 
 /// The slow path's handle on what the balancer publishes.
@@ -186,7 +184,7 @@ impl Balancer {
         ingest: Option<Arc<IngestShared>>,
     ) -> Result<(Self, ServedCell, watch::Receiver<Published>), DaemonError> {
         let zones = load_zones(&config)?;
-        let statics = selections::answer_sets(&config.answers);
+        let statics = answer_sets(&config.answers);
         let watcher = config
             .balancer
             .metrics_file
@@ -418,7 +416,7 @@ impl Balancer {
         let summarize = |model: &crate::model::Model, metrics: &Metrics| {
             let mut out = std::collections::BTreeMap::new();
             let ctx = crate::model::ClientContext::default();
-            let metrics = super::publication::only_family(model, metrics, false);
+            let metrics = crate::plan::publication::only_family(model, metrics, false);
             for (w, wideip) in model.wideips.iter().enumerate() {
                 let d = crate::balance::decide(model, w, &metrics, &ctx);
                 let text = match &d.outcome {
@@ -657,10 +655,7 @@ impl Balancer {
         };
         let old = std::mem::replace(&mut self.config, config);
         let old_zones = std::mem::replace(&mut self.zones, zones);
-        let old_statics = std::mem::replace(
-            &mut self.statics,
-            selections::answer_sets(&self.config.answers),
-        );
+        let old_statics = std::mem::replace(&mut self.statics, answer_sets(&self.config.answers));
         let new_watcher = self
             .config
             .balancer

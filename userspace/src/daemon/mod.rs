@@ -7,8 +7,6 @@ pub mod cell;
 pub mod ingest;
 pub mod probe_targets;
 pub mod prometheus;
-pub mod publication;
-pub mod selections;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -27,14 +25,18 @@ use crate::{
     balance::{classes::client_classes, damping::Damper},
     config::{Config, ConfigError, XdpModeSetting},
     dns::{Catalog, CatalogError, Responder, Transport, ZoneError, serve_tcp, serve_udp},
-    maps::{AttachMode, DataPlane, DataPlaneError, publish::publish_listeners, snapshot::Snapshot},
+    maps::{AttachMode, DataPlane, DataPlaneError, publish::publish_listeners},
     model::Metrics,
+    plan::snapshot::Snapshot,
 };
 use balancer::{Balancer, Event, Published, ServedCell};
 use ingest::{IngestShared, serve_ingest};
 
 use crate::metrics::ingest::{AgentStatus, Ingest, IngestCounters};
-use publication::{ClassIds, publication};
+use crate::plan::{
+    answer_sets,
+    publication::{ClassIds, publication},
+};
 
 /// Why xgslbd could not start.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +122,7 @@ pub fn build_with(cfg: &Config, metrics: &Metrics) -> Result<Built, DaemonError>
         &classes,
         &mut ClassIds::default(),
         &mut Damper::new(),
-        &selections::answer_sets(&cfg.answers),
+        &answer_sets::answer_sets(&cfg.answers),
     );
     let catalog = Catalog::new(zones, &Snapshot::new(p.sets.clone(), &[]).dynamic_names())?;
     let entries = crate::plan::plan(&crate::plan::static_entries(&catalog.precompute()), &p.sets);
@@ -384,7 +386,7 @@ impl DaemonHandle {
     }
 
     /// What each answer-counter slot counts, as last published.
-    pub fn answer_stats(&self) -> Vec<publication::StatLabel> {
+    pub fn answer_stats(&self) -> Vec<crate::plan::publication::StatLabel> {
         let served = self.served.load();
         served.decisions.stats.clone()
     }

@@ -172,12 +172,12 @@ impl Catalog {
         if trip.0.get() {
             return Precomputed::SlowPath;
         }
-        tail_of(&response, name).unwrap_or(Precomputed::SlowPath)
+        tail_of(&response).unwrap_or(Precomputed::SlowPath)
     }
 }
 
 /// The part of `response` after its question, without its final OPT.
-fn tail_of(response: &[u8], name: &Name) -> Option<Precomputed> {
+fn tail_of(response: &[u8]) -> Option<Precomputed> {
     let be16 = |i: usize| -> Option<u16> {
         Some(u16::from_be_bytes([
             *response.get(i)?,

@@ -119,12 +119,25 @@ impl Tables {
         entries: &[Entry],
         prefixes: &[(IpNet, ClassId)],
     ) -> Result<PublishReport, MapError> {
-        let seed = if self.seed == 0 {
-            random_seed()
-        } else {
-            self.seed
+        // The seed in service first (no miss window); a new one only if two of these names
+        // meet on one key under it.
+        let current = (self.seed != 0).then_some(self.seed);
+        let seeds = current
+            .into_iter()
+            .chain(std::iter::repeat_with(random_seed).take(SEED_TRIES));
+        let (seed, keyed) = match assign_keys(entries, seeds, key_of) {
+            Some(found) => found,
+            None => {
+                // 64-bit keys of a few million names meet with odds below 1e-7 per seed: this
+                // is not expected in a lifetime. Serve what fits rather than nothing.
+                let seed = random_seed();
+                tracing::error!("every seed tried put two names on one key; serving anyway");
+                (seed, keyed(seed, entries))
+            }
         };
-        let keyed = keyed(seed, entries);
+        if Some(seed) != current && current.is_some() {
+            tracing::warn!("two names met on one key; the name hashes have a new seed");
+        }
         self.swap_keyed(seed, &keyed, prefixes)
     }
 
@@ -223,7 +236,10 @@ impl Tables {
             return self.swap(selections, prefixes);
         }
         let start = Instant::now();
-        let desired = index(&keyed(self.seed, selections));
+        let Some(desired) = keyed_unique(self.seed, selections, key_of).map(|k| index(&k)) else {
+            // Two names on one key under this seed: a swap finds another.
+            return self.swap(selections, prefixes);
+        };
         let Some(table) = self.current.as_mut() else {
             return self.swap(selections, prefixes);
         };
@@ -318,6 +334,45 @@ pub fn key_of(seed: u64, entry: &Entry) -> Option<u64> {
     let h = &entry.head;
     let kind = EntryKind::from_u8(h.kind)?;
     Some(entry_key(name_hash(seed, &h.name)?, h.qtype, h.class, kind))
+}
+
+/// Seeds tried after the one in service before giving up on a table without a shared key.
+const SEED_TRIES: usize = 8;
+
+/// Every entry keyed under `seed` by `key_of`, or `None` when two entries for different
+/// questions share a key: the table could hold only one, and the other's question would get
+/// its fallback's answer (NODATA, NXDOMAIN) instead of its own.
+pub fn keyed_unique(
+    seed: u64,
+    entries: &[Entry],
+    key_of: impl Fn(u64, &Entry) -> Option<u64>,
+) -> Option<Vec<(u64, Entry)>> {
+    let mut heads: StdHashMap<u64, &xgslb_common::EntryHead, BuildHasherDefault<WordHasher>> =
+        StdHashMap::with_capacity_and_hasher(entries.len(), Default::default());
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let Some(k) = key_of(seed, e) else {
+            continue;
+        };
+        if let Some(other) = heads.insert(k, &e.head)
+            && *other != e.head
+        {
+            return None;
+        }
+        out.push((k, *e));
+    }
+    Some(out)
+}
+
+/// The first of `seeds` under which no two entries share a key, with the keyed entries.
+pub fn assign_keys(
+    entries: &[Entry],
+    seeds: impl IntoIterator<Item = u64>,
+    key_of: impl Fn(u64, &Entry) -> Option<u64>,
+) -> Option<(u64, Vec<(u64, Entry)>)> {
+    seeds
+        .into_iter()
+        .find_map(|seed| keyed_unique(seed, entries, &key_of).map(|k| (seed, k)))
 }
 
 /// Every entry with its key under `seed` (entries whose name cannot be hashed left out).
@@ -428,4 +483,46 @@ fn update_batch<K: bytemuck::Pod, V: bytemuck::Pod>(
 /// Entries of a new trie: its content and headroom; never below the template's.
 fn trie_capacity(n: usize) -> u32 {
     (n as u32).saturating_mul(2).max(MAX_REGION_PREFIXES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xgslb_common::{Body, EntryHead};
+
+    fn entry(name: &[u8], qtype: u16) -> Entry {
+        let mut head = EntryHead {
+            name: [0; xgslb_common::NAME_KEY_LEN],
+            qtype,
+            class: 0,
+            kind: EntryKind::Exact as u8,
+            body: Body::Pass as u8,
+            classed: 0,
+            _pad: 0,
+        };
+        head.name[..name.len()].copy_from_slice(name);
+        Entry::new(head, &[])
+    }
+
+    #[test]
+    fn two_names_on_one_key_take_another_seed() {
+        let a = entry(b"\x01a\x00", 1);
+        let b = entry(b"\x01b\x00", 1);
+        // Under seed 7 every entry gets key 1: a collision. Under 8 keys are distinct.
+        let key = |seed: u64, e: &Entry| {
+            Some(if seed == 7 {
+                1
+            } else {
+                key_of(seed, e).unwrap_or(0)
+            })
+        };
+        assert!(keyed_unique(7, &[a, b], key).is_none());
+        // The same question twice is no collision.
+        assert!(keyed_unique(7, &[a, a], key).is_some());
+        let (seed, keyed) = assign_keys(&[a, b], [7, 8], key).expect("a seed without collision");
+        assert_eq!(seed, 8);
+        assert_eq!(keyed.len(), 2);
+        assert_ne!(keyed[0].0, keyed[1].0);
+        assert!(assign_keys(&[a, b], [7], key).is_none());
+    }
 }

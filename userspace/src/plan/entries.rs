@@ -11,8 +11,8 @@ use xgslb_common::{
 };
 
 use super::key::wire_name;
+use super::snapshot::SetEntry;
 use crate::dns::precompute::{Precompute, Precomputed, Prepared, WireTail};
-use crate::maps::snapshot::SetEntry;
 
 /// The entries of the zones' precomputed responses. Names the XDP path cannot key are left
 /// out (it passes their queries).

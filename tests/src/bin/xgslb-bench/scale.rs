@@ -9,8 +9,8 @@ use hickory_proto::rr::RecordType;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde_json::{Value, json};
 use xgslb::{
-    maps::{DataPlane, slots::slot_table},
-    plan::plan,
+    maps::DataPlane,
+    plan::{plan, slots::slot_table},
 };
 use xgslb_common::{AnswerSet, ClassId, Entry, MAX_ADDRS, PickMode};
 use xgslb_tests::{

@@ -12,11 +12,11 @@ use xgslb_common::{
 
 use crate::{
     balance::{self, Decision, Outcome, classes::Classes, damping::Damper},
-    maps::{
+    model::{Metrics, Model, VsId},
+    plan::{
         slots::{persist_slot_table, slot_table, stable_key},
         snapshot::SetEntry,
     },
-    model::{Metrics, Model, VsId},
 };
 
 /// Client class ids that stay the same for the same class across publications, so that a

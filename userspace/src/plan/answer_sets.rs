@@ -3,7 +3,8 @@
 use hickory_proto::rr::{Name, RecordType};
 use xgslb_common::{Action, AnswerSet, MAX_ADDRS, PickMode};
 
-use crate::{config::AnswerConfig, maps::slots::slot_table};
+use super::slots::slot_table;
+use crate::config::AnswerConfig;
 
 /// The A and AAAA answer sets of the configured answers (a family with no address has none).
 pub fn answer_sets(answers: &[AnswerConfig]) -> Vec<(Name, RecordType, AnswerSet)> {

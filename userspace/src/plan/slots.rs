@@ -63,13 +63,7 @@ fn shares(weights: &[u32]) -> Vec<u32> {
     shares
 }
 
-/// A stable 64-bit key of a name (FNV-1a 64), e.g. of a virtual server for
-/// [`persist_slot_table`]: the same name gives the same key in every process and version.
-pub fn stable_key(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
+pub use crate::model::stable_key;
 
 /// Slot table for static persist: slot `s` goes to the member maximising
 /// `weight / -ln(u)`, `u` uniform in (0, 1) from a hash of (`s`, member key) (weighted
