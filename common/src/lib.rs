@@ -9,7 +9,9 @@
 use bytemuck::{Pod, Zeroable};
 use core::mem::size_of;
 
+mod class;
 mod entry;
+pub use class::*;
 pub use entry::*;
 
 /// Longest question name (wire form, root label included) the XDP path answers. Longer names
@@ -61,6 +63,10 @@ pub mod map_names {
     pub const REGIONS4: &str = "XGSLB_REG4_V2";
     /// Outer array (one slot) holding the current IPv6 region trie: prefix -> `ClassId`.
     pub const REGIONS6: &str = "XGSLB_REG6_V2";
+    /// Outer array (one slot) holding the current class table: `ClassKey` -> `ClassId`.
+    pub const CLASSES: &str = "XGSLB_CLS_V1";
+    /// One `ClassLengths`: the prefix lengths the class table holds, per family.
+    pub const CLASS_LENGTHS: &str = "XGSLB_CLSLEN_V1";
     /// `ListenerKey` -> `u32` (1 = answer here).
     pub const LISTENERS: &str = "XGSLB_LSN_V2";
     /// Per-CPU `Stats`, one entry.
@@ -233,7 +239,7 @@ pub const fn mix64(mut z: u64) -> u64 {
 
 /// The top `bits` bits of a 64-bit word set (`bits` 0..=64).
 #[inline(always)]
-const fn high_mask(bits: u32) -> u64 {
+pub(crate) const fn high_mask(bits: u32) -> u64 {
     if bits == 0 {
         0
     } else if bits >= 64 {
@@ -580,6 +586,8 @@ const _: () = assert!(size_of::<ParsedQuery>() == 24);
 mod user {
     // SAFETY: each type is #[repr(C)], bytemuck::Pod (no padding, any bit pattern valid).
     unsafe impl aya::Pod for super::Entry {}
+    unsafe impl aya::Pod for super::ClassKey {}
+    unsafe impl aya::Pod for super::ClassLengths {}
     unsafe impl aya::Pod for super::AnswerSet {}
     unsafe impl aya::Pod for super::ListenerKey {}
     unsafe impl aya::Pod for super::Stats {}

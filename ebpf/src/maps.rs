@@ -6,9 +6,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray},
 };
 use xgslb_common::{
-    BPF_F_NO_PREALLOC, ClassId, Entry, LdnsKey, ListenerKey, MAX_ADDRS, MAX_ANSWER_STATS,
-    MAX_LDNS_TRACKED, MAX_LISTENERS, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES, Meta, Scratch, Stats,
-    map_names,
+    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, Entry, LdnsKey, ListenerKey, MAX_ADDRS,
+    MAX_ANSWER_STATS, MAX_LDNS_TRACKED, MAX_LISTENERS, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES,
+    Meta, Scratch, Stats, map_names,
 };
 
 /// An answer table: `entry_key` -> `Entry`. Only the template of the tables user space
@@ -31,6 +31,19 @@ pub static ENTRIES: ArrayOfMaps<EntryTable, 1> = ArrayOfMaps::new();
 /// The seed of the name hashes of the table in service (`xgslb_common::name_hash`).
 #[map(name = "XGSLB_SEED_V4")]
 pub static SEED: Array<u64> = Array::pinned(1, 0);
+
+/// A class table: masked prefix -> client class (see `xgslb_common::ClassKey`); a template
+/// like `EntryTable`.
+pub type ClassTable =
+    BtfHashMap<ClassKey, ClassId, { MAX_REGION_PREFIXES as usize }, { BPF_F_NO_PREALLOC as usize }>;
+
+/// Slot 0: the class table in service.
+#[btf_map(name = "XGSLB_CLS_V1")]
+pub static CLASSES: ArrayOfMaps<ClassTable, 1> = ArrayOfMaps::new();
+
+/// The prefix lengths the class table in service holds.
+#[map(name = "XGSLB_CLSLEN_V1")]
+pub static CLASS_LENGTHS: Array<ClassLengths> = Array::pinned(1, 0);
 
 /// Slot 0: the IPv4 region trie in service.
 #[btf_map(name = "XGSLB_REG4_V2")]
@@ -89,6 +102,8 @@ const _: () = {
     }
     assert!(eq(map_names::ENTRIES, "XGSLB_ENT_V4"));
     assert!(eq(map_names::SEED, "XGSLB_SEED_V4"));
+    assert!(eq(map_names::CLASSES, "XGSLB_CLS_V1"));
+    assert!(eq(map_names::CLASS_LENGTHS, "XGSLB_CLSLEN_V1"));
     assert!(eq(map_names::REGIONS4, "XGSLB_REG4_V2"));
     assert!(eq(map_names::REGIONS6, "XGSLB_REG6_V2"));
     assert!(eq(map_names::LISTENERS, "XGSLB_LSN_V2"));

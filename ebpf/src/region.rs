@@ -1,9 +1,11 @@
 //! The client class of the LDNS that sent a query: its source address, looked up in the
 //! region tries (longest prefix match). The class selects the answer set for that client.
-use xgslb_common::{ClassId, DEFAULT_CLASS, LDNS_SAMPLE_SHIFT, LdnsKey};
+use xgslb_common::{
+    ClassId, ClassKey, DEFAULT_CLASS, LDNS_SAMPLE_SHIFT, LdnsKey, MAX_CLASS_LENGTHS,
+};
 
 use crate::{
-    maps::{LDNS, REGIONS4, REGIONS6},
+    maps::{CLASS_LENGTHS, CLASSES, LDNS, REGIONS4, REGIONS6},
     parse::ptr_at,
 };
 
@@ -49,9 +51,43 @@ pub fn read_source(
     }
 }
 
-/// The class of `src`: the value of the longest prefix containing it, else the default.
+// By reference on purpose: passed by value, the key is copied with a `memcpy` call.
+#[allow(clippy::needless_borrows_for_generic_args)]
+/// The class of `src`: the value of the longest prefix containing it, else the default. One
+/// class-table lookup per prefix length in use, longest first; the family's LPM trie when
+/// it has more lengths than the table takes.
 #[inline(always)]
 pub fn class_of(src: &Source, v6: bool) -> ClassId {
+    let Some(lengths) = CLASS_LENGTHS.get(0) else {
+        return DEFAULT_CLASS as ClassId;
+    };
+    if (if v6 { lengths.trie6 } else { lengths.trie4 }) != 0 {
+        return trie_class_of(src, v6);
+    }
+    let Some(table) = CLASSES.get(0) else {
+        return DEFAULT_CLASS as ClassId;
+    };
+    let n = if v6 { lengths.n6 } else { lengths.n4 } as usize;
+    for i in 0..MAX_CLASS_LENGTHS {
+        if i >= n {
+            break;
+        }
+        let key = if v6 {
+            ClassKey::v6(src.hi, src.lo, lengths.v6[i])
+        } else {
+            ClassKey::v4((src.hi >> 32) as u32, lengths.v4[i])
+        };
+        // SAFETY: a value of the table in service, valid for this run (RCU).
+        if let Some(class) = unsafe { table.get(&key) } {
+            return *class;
+        }
+    }
+    DEFAULT_CLASS as ClassId
+}
+
+/// The class of `src` from the family's LPM trie.
+#[inline(always)]
+fn trie_class_of(src: &Source, v6: bool) -> ClassId {
     let mut key = TrieKey {
         prefix_len: 0,
         data: [0; 4],

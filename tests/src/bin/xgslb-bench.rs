@@ -101,6 +101,9 @@ struct Args {
     /// Only the agent ingest part.
     #[arg(long)]
     ingest_only: bool,
+    /// Only the in-kernel cases (no scale, no ingest part): for comparing program changes.
+    #[arg(long)]
+    cases_only: bool,
     /// Wide IP counts of the scale part (each with 8 client classes).
     #[arg(long, value_delimiter = ',')]
     scale_sizes: Option<Vec<u32>>,
@@ -209,6 +212,9 @@ fn run(args: &Args) -> Result<()> {
     }
     let report = Report::new(&cases, plan, args.smoke, nproc, cpu)?;
     print!("{}", report.markdown());
+    if args.cases_only {
+        return Ok(());
+    }
     // Wide IPs x 8 classes: 1k to 1M entries (smoke: 1k and 10k).
     let (sizes, prefixes) = if args.smoke {
         (vec![125, 1_250], 2_000)
@@ -300,6 +306,21 @@ fn a_query(opt: Option<&Opt>) -> Vec<u8> {
 fn hit(name: &'static str, q: Udp, opt_do: Option<bool>) -> Case {
     let reply = dns_a_reply(&q.payload, wire_name(HIT).len(), TTL, &[HIT_ADDR], opt_do);
     answer_case(name, q, reply, Counter::AnsweredAddresses)
+}
+
+/// A case passed for `reason`, unchanged (and so repeatable).
+fn pass_case(name: &'static str, frame: Vec<u8>, reason: Counter) -> Case {
+    Case {
+        name,
+        prog: Prog::Xgslb,
+        frame: frame.clone(),
+        action: XDP_PASS,
+        out_once: frame.clone(),
+        out_repeated: Some(frame),
+        counter: Some(reason),
+        single: Vec::new(),
+        repeated: Vec::new(),
+    }
 }
 
 /// A case answered with `reply`, counted as `kind`.
@@ -412,6 +433,22 @@ fn cases() -> Vec<Case> {
             let reply = zone::nxdomain(&q.payload, NX, None);
             answer_case("NXDOMAIN IPv4", q, reply, Counter::AnsweredNxDomain)
         },
+        // The cost of the stages, from passes that stop after them (repeatable: a pass
+        // leaves the frame as it was).
+        pass_case(
+            "stage: to the listener check (PASS, another port)",
+            {
+                let mut q = v4(a_query(None));
+                q.dport = 5353;
+                q.to_bytes()
+            },
+            Counter::PassNotListener,
+        ),
+        pass_case(
+            "stage: to the question type (PASS, ANY)",
+            v4(dns_query(0xbeef, 0x0100, &wire_name(HIT), 255, 1, None)).to_bytes(),
+            Counter::PassQtype,
+        ),
         Case {
             name: "miss (no selection, PASS)",
             prog: Prog::Xgslb,

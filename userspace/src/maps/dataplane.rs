@@ -103,7 +103,12 @@ impl DataPlane {
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(pin_dir);
         // BTF maps (the outer maps) carry no pinning attribute: pin them by path.
-        let outer = [map_names::ENTRIES, map_names::REGIONS4, map_names::REGIONS6];
+        let outer = [
+            map_names::ENTRIES,
+            map_names::REGIONS4,
+            map_names::REGIONS6,
+            map_names::CLASSES,
+        ];
         for name in outer {
             loader.map_pin_path(name, pin_dir.join(name));
         }
@@ -136,6 +141,10 @@ impl DataPlane {
                 .map_err(map_err(map_names::REGIONS4))?,
             ArrayOfMaps::try_from(take(map_names::REGIONS6)?)
                 .map_err(map_err(map_names::REGIONS6))?,
+            ArrayOfMaps::try_from(take(map_names::CLASSES)?)
+                .map_err(map_err(map_names::CLASSES))?,
+            Array::try_from(take(map_names::CLASS_LENGTHS)?)
+                .map_err(map_err(map_names::CLASS_LENGTHS))?,
             Array::try_from(take(map_names::META)?).map_err(map_err(map_names::META))?,
         );
         let listeners = HashMap::try_from(take(map_names::LISTENERS)?)
@@ -347,6 +356,8 @@ impl DataPlane {
             map_names::SEED,
             map_names::REGIONS4,
             map_names::REGIONS6,
+            map_names::CLASSES,
+            map_names::CLASS_LENGTHS,
             map_names::META,
             map_names::LDNS,
             map_names::ANSWERS,

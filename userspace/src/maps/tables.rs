@@ -27,13 +27,14 @@ use aya::maps::{
 };
 use ipnet::IpNet;
 use xgslb_common::{
-    BPF_F_NO_PREALLOC, ClassId, Entry, EntryKind, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES, Meta,
-    entry_key, name_hash,
+    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, Entry, EntryKind, MAX_CLASS_LENGTHS,
+    MAX_HASHED_V6_LEN, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES, Meta, entry_key, name_hash,
 };
 
 use super::publish::{MapOp, diff_unordered};
 
 type EntryTable = HashMap<MapData, u64, Entry>;
+type ClassTable = HashMap<MapData, ClassKey, ClassId>;
 type Trie4 = LpmTrie<MapData, [u8; 4], ClassId>;
 type Trie6 = LpmTrie<MapData, [u8; 16], ClassId>;
 
@@ -58,11 +59,13 @@ pub struct Tables {
     seed: u64,
     regions4: ArrayOfMaps<MapData, Trie4>,
     regions6: ArrayOfMaps<MapData, Trie6>,
+    classes: ArrayOfMaps<MapData, ClassTable>,
+    class_lengths: Array<MapData, ClassLengths>,
     meta_map: Array<MapData, Meta>,
     /// The answer table in service, once this process has swapped one in.
     current: Option<EntryTable>,
-    /// The region tries in service with it.
-    tries: Option<(Trie4, Trie6)>,
+    /// The region tries and class table in service with it.
+    tries: Option<(Trie4, Trie6, ClassTable)>,
     /// Its entries, by key bytes.
     published: Published,
     /// The prefixes of the tries in service.
@@ -78,6 +81,8 @@ impl Tables {
         seed_map: Array<MapData, u64>,
         regions4: ArrayOfMaps<MapData, Trie4>,
         regions6: ArrayOfMaps<MapData, Trie6>,
+        classes: ArrayOfMaps<MapData, ClassTable>,
+        class_lengths: Array<MapData, ClassLengths>,
         meta_map: Array<MapData, Meta>,
     ) -> Self {
         let meta = meta_map.get(&0, 0).unwrap_or_default();
@@ -88,6 +93,8 @@ impl Tables {
             seed,
             regions4,
             regions6,
+            classes,
+            class_lengths,
             meta_map,
             current: None,
             tries: None,
@@ -185,12 +192,37 @@ impl Tables {
                 trie6.insert(&Key::new(p.prefix_len() as u32, a.octets()), class, 0)?;
             }
         }
-        // Tries first: a class the new table does not know falls back to the default class.
-        // Should a slot update fail, the slots hold a mix: forget what is in service, so that
-        // the next publication swaps everything again instead of diffing against a guess.
+        let (class_entries, lengths) = class_table(prefixes);
+        let classes =
+            ClassTable::create((class_entries.len() as u32).max(1024), BPF_F_NO_PREALLOC)?;
+        {
+            use aya::maps::IterableMap;
+            use std::os::fd::{AsFd, AsRawFd};
+            let fd = classes.map().fd().as_fd().as_raw_fd();
+            for chunk in class_entries.chunks(BATCH) {
+                let keys: Vec<ClassKey> = chunk.iter().map(|e| e.0).collect();
+                let values: Vec<ClassId> = chunk.iter().map(|e| e.1).collect();
+                update_batch(fd, &keys, &values).map_err(|io_error| {
+                    MapError::SyscallError(aya::sys::SyscallError {
+                        call: "bpf_map_update_batch",
+                        io_error,
+                    })
+                })?;
+            }
+        }
+        // Classes first: a class the new table does not know falls back to the default class.
+        // While the class table changes, the program tries the old and the new lengths (a
+        // length with no prefix is a miss). Should a slot update fail, the slots hold a mix:
+        // forget what is in service, so that the next publication swaps everything again
+        // instead of diffing against a guess.
+        let old_lengths = self.class_lengths.get(&0, 0).unwrap_or_default();
         let slots = (|| {
             self.regions4.set(0, &trie4, 0)?;
             self.regions6.set(0, &trie6, 0)?;
+            self.class_lengths
+                .set(0, union_lengths(&old_lengths, &lengths), 0)?;
+            self.classes.set(0, &classes, 0)?;
+            self.class_lengths.set(0, lengths, 0)?;
             self.seed_map.set(0, seed, 0)?;
             self.entries.set(0, &table, 0)
         })();
@@ -204,7 +236,7 @@ impl Tables {
         let live = start.elapsed();
         self.seed = seed;
         self.current = Some(table);
-        self.tries = Some((trie4, trie6));
+        self.tries = Some((trie4, trie6, classes));
         self.published = index(selections);
         self.published_prefixes = prefixes.to_vec();
         self.meta.generation += 1;
@@ -297,9 +329,10 @@ impl Tables {
         if let Some(t) = &self.current {
             fds.push(t.map().fd().as_fd().as_raw_fd());
         }
-        if let Some((t4, t6)) = &self.tries {
+        if let Some((t4, t6, classes)) = &self.tries {
             fds.push(t4.map().fd().as_fd().as_raw_fd());
             fds.push(t6.map().fd().as_fd().as_raw_fd());
+            fds.push(classes.map().fd().as_fd().as_raw_fd());
         }
         let mut total = 0;
         for fd in fds {
@@ -334,6 +367,83 @@ pub fn key_of(seed: u64, entry: &Entry) -> Option<u64> {
     let h = &entry.head;
     let kind = EntryKind::from_u8(h.kind)?;
     Some(entry_key(name_hash(seed, &h.name)?, h.qtype, h.class, kind))
+}
+
+/// The class table of `prefixes` and its lengths: each prefix masked, under its length. A
+/// family with more than `MAX_CLASS_LENGTHS` lengths (or, for IPv6, a prefix longer than
+/// `MAX_HASHED_V6_LEN`) stays out of the table and is looked up in its trie.
+pub fn class_table(prefixes: &[(IpNet, ClassId)]) -> (Vec<(ClassKey, ClassId)>, ClassLengths) {
+    let lengths_of = |v6: bool| {
+        let mut l: Vec<u8> = prefixes
+            .iter()
+            .filter(|(p, _)| p.addr().is_ipv6() == v6)
+            .map(|(p, _)| p.prefix_len())
+            .collect();
+        l.sort_unstable_by(|a, b| b.cmp(a));
+        l.dedup();
+        l
+    };
+    let (l4, l6) = (lengths_of(false), lengths_of(true));
+    let trie4 = l4.len() > MAX_CLASS_LENGTHS;
+    let trie6 = l6.len() > MAX_CLASS_LENGTHS || l6.first().is_some_and(|&l| l > MAX_HASHED_V6_LEN);
+    let mut out = ClassLengths {
+        trie4: trie4 as u8,
+        trie6: trie6 as u8,
+        ..ClassLengths::default()
+    };
+    if !trie4 {
+        out.n4 = l4.len() as u8;
+        out.v4[..l4.len()].copy_from_slice(&l4);
+    }
+    if !trie6 {
+        out.n6 = l6.len() as u8;
+        out.v6[..l6.len()].copy_from_slice(&l6);
+    }
+    let entries = prefixes
+        .iter()
+        .filter_map(|&(p, class)| match p.trunc() {
+            IpNet::V4(n) if !trie4 => {
+                Some((ClassKey::v4(u32::from(n.addr()), n.prefix_len()), class))
+            }
+            IpNet::V6(n) if !trie6 => {
+                let a = u128::from(n.addr());
+                Some((
+                    ClassKey::v6((a >> 64) as u64, a as u64, n.prefix_len()),
+                    class,
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    (entries, out)
+}
+
+/// The lengths of `a` and `b` together (a family whose lengths do not fit goes to its trie).
+fn union_lengths(a: &ClassLengths, b: &ClassLengths) -> ClassLengths {
+    let merge = |x: &[u8], y: &[u8]| {
+        let mut l: Vec<u8> = x.iter().chain(y).copied().collect();
+        l.sort_unstable_by(|p, q| q.cmp(p));
+        l.dedup();
+        l
+    };
+    let l4 = merge(&a.v4[..a.n4 as usize], &b.v4[..b.n4 as usize]);
+    let l6 = merge(&a.v6[..a.n6 as usize], &b.v6[..b.n6 as usize]);
+    let trie4 = a.trie4 != 0 || b.trie4 != 0 || l4.len() > MAX_CLASS_LENGTHS;
+    let trie6 = a.trie6 != 0 || b.trie6 != 0 || l6.len() > MAX_CLASS_LENGTHS;
+    let mut out = ClassLengths {
+        trie4: trie4 as u8,
+        trie6: trie6 as u8,
+        ..ClassLengths::default()
+    };
+    if !trie4 {
+        out.n4 = l4.len() as u8;
+        out.v4[..l4.len()].copy_from_slice(&l4);
+    }
+    if !trie6 {
+        out.n6 = l6.len() as u8;
+        out.v6[..l6.len()].copy_from_slice(&l6);
+    }
+    out
 }
 
 /// Seeds tried after the one in service before giving up on a table without a shared key.
@@ -502,6 +612,29 @@ mod tests {
         };
         head.name[..name.len()].copy_from_slice(name);
         Entry::new(head, &[])
+    }
+
+    #[test]
+    fn the_class_table_holds_each_prefix_under_its_length_longest_first() {
+        let p = |s: &str, c| (s.parse::<IpNet>().unwrap(), c);
+        let (entries, lengths) = class_table(&[
+            p("198.18.0.0/15", 1),
+            p("198.18.64.9/24", 2),
+            p("2001:db8::/32", 3),
+        ]);
+        assert_eq!((lengths.n4, &lengths.v4[..2]), (2, &[24, 15][..]));
+        assert_eq!((lengths.n6, lengths.v6[0], lengths.trie6), (1, 32, 0));
+        assert!(entries.contains(&(ClassKey::v4(u32::from_be_bytes([198, 18, 64, 0]), 24), 2)));
+        // Too many IPv4 lengths, or an IPv6 /128: that family goes to its trie.
+        let many: Vec<_> = (16..=25).map(|l| p(&format!("10.0.0.0/{l}"), 1)).collect();
+        let (entries, lengths) = class_table(&[&many[..], &[p("2001:db8::1/128", 2)]].concat());
+        assert_eq!((lengths.trie4, lengths.n4, lengths.trie6), (1, 0, 1));
+        assert!(entries.is_empty());
+        let u = union_lengths(
+            &class_table(&[p("10.0.0.0/8", 1)]).1,
+            &class_table(&[p("10.0.0.0/16", 1)]).1,
+        );
+        assert_eq!((u.n4, &u.v4[..2]), (2, &[16, 8][..]));
     }
 
     #[test]
