@@ -406,10 +406,19 @@ fn finish(
         // SAFETY: every access below is inside the checked header span.
         unsafe {
             swap_bytes::<4>(ip.add(12), ip.add(16));
-            store_be16(ip.add(2), (IPV4_HLEN + udp_len) as u16);
+            // The header checksum, updated for the two words that change (RFC 1624 eqn. 3;
+            // the query's was checked): total length, and TTL beside the protocol. Swapping
+            // the addresses leaves the sum as it was.
+            let total = (IPV4_HLEN + udp_len) as u16;
+            let ttl_proto = (REPLY_TTL as u16) << 8 | *ip.add(9) as u16;
+            let sum = !load_be16(ip.add(10)) as u32
+                + !load_be16(ip.add(2)) as u32
+                + total as u32
+                + !load_be16(ip.add(8)) as u32
+                + ttl_proto as u32;
+            store_be16(ip.add(2), total);
             *ip.add(8) = REPLY_TTL;
-            store_be16(ip.add(10), 0);
-            store_be16(ip.add(10), !fold(sum_be16(ip, IPV4_HLEN / 2)));
+            store_be16(ip.add(10), !fold(sum));
             // Source and destination addresses.
             pseudo_sum = sum_be16(ip.add(12), 4);
             udp = ip.add(IPV4_HLEN);

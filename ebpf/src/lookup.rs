@@ -22,26 +22,39 @@ pub struct Found<'a> {
     pub class: u64,
 }
 
-/// Whether `scratch.name` from `off` (a label start) is the name in `entry`: both are zero
-/// past their ends and a wire name is never a prefix of another, so a whole key's words
-/// compared from `off` decide. Without branches: each word's difference is or-ed in, so
-/// the verifier walks it once instead of forking at every word.
+/// Whether `scratch.name` from `off` (a label start) to the name's end is the name in
+/// `entry`. A wire name is never a prefix of another, so its own bytes decide: the words
+/// that hold them, the last masked (the entry's name is zero past its end; the scratch may
+/// hold anything past the question's).
 #[inline(always)]
 fn same_name(scratch: &Scratch, off: usize, entry: &Entry) -> bool {
-    if off >= NAME_KEY_LEN {
+    let len = scratch.query.name_len as usize;
+    if off >= len || len > NAME_KEY_LEN {
         return false;
     }
     let name = scratch.name.as_ptr();
     let theirs = entry.head.name.as_ptr();
-    let mut diff = 0u64;
+    let rest = len - off;
     for k in 0..NAME_KEY_LEN / 8 {
-        // SAFETY: off + 8k + 8 <= 2 * NAME_KEY_LEN (the scratch name); 8k + 8 <= NAME_KEY_LEN.
-        unsafe {
-            diff |= name.add(off + 8 * k).cast::<u64>().read_unaligned()
-                ^ theirs.add(8 * k).cast::<u64>().read_unaligned();
+        let at = 8 * k;
+        if at >= rest {
+            break;
+        }
+        // SAFETY: off + at + 8 <= 2 * NAME_KEY_LEN (the scratch name); at + 8 <= NAME_KEY_LEN.
+        let (mut a, b) = unsafe {
+            (
+                name.add(off + at).cast::<u64>().read_unaligned(),
+                theirs.add(at).cast::<u64>().read_unaligned(),
+            )
+        };
+        if rest - at < 8 {
+            a &= (1u64 << (8 * (rest - at))) - 1;
+        }
+        if a != b {
+            return false;
         }
     }
-    diff == 0
+    true
 }
 
 /// The entry of key `key` if it answers (`qtype`, `class`, `kind`) for the name at `off`.

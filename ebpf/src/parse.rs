@@ -9,7 +9,7 @@ use xgslb_common::{
 
 use crate::{
     maps::{LISTENERS, SEED},
-    verifier::{launder, opaque},
+    verifier::{launder_in, opaque},
 };
 
 pub const ETH_HLEN: usize = 14;
@@ -360,7 +360,8 @@ pub fn parse_dns(ctx: &XdpContext, scratch: &mut Scratch, l3: L3) -> Result<Pars
     let (name_len, labels) = read_name(ctx, scratch, qname_off, dns_end)?;
     let name_sum = fold_name(scratch, name_len);
 
-    let tail_off = launder(qname_off + name_len, MAX_PKT_OFF).ok_or(Counter::PassTruncated)?;
+    let tail_off =
+        launder_in(scratch, qname_off + name_len, MAX_PKT_OFF).ok_or(Counter::PassTruncated)?;
     if tail_off + 4 > dns_end {
         return Err(Counter::PassTruncated);
     }
@@ -420,7 +421,8 @@ fn read_name(
         return Err(Counter::PassTruncated);
     }
     let avail = dns_end - qname_off;
-    let n = launder(avail.min(NAME_KEY_LEN), NAME_KEY_LEN).ok_or(Counter::PassTruncated)?;
+    let n =
+        launder_in(scratch, avail.min(NAME_KEY_LEN), NAME_KEY_LEN).ok_or(Counter::PassTruncated)?;
     if n == 0 {
         return Err(Counter::PassTruncated);
     }
@@ -467,21 +469,20 @@ fn read_name(
     Err(Counter::PassNameTooLong)
 }
 
-/// Clears `scratch.name` past the name (the copy brought the type, class and more), returns
-/// the ones' complement sum of the name as sent, and lowercases it, 8 bytes at a time.
+/// Returns the ones' complement sum of the name as sent and lowercases it in place, 8 bytes
+/// at a time, over the name's own words only (the last one cleared past the name). What lies
+/// beyond is never read unmasked: names are hashed label by label and compared over their
+/// length (`lookup::same_name`).
 #[inline(always)]
 fn fold_name(scratch: &mut Scratch, name_len: usize) -> u32 {
     let words = scratch.name.as_mut_ptr().cast::<u64>();
     let mut sum = 0u64;
     for w in 0..NAME_WORDS {
-        // SAFETY: w < NAME_WORDS words of the name; read_unaligned as [u8] has no alignment.
         let start = w * 8;
         if start >= name_len {
-            // Volatile: a plain store here becomes a call to `memset`, a byte loop on BPF.
-            // SAFETY: the name is at offset 0 of the 8-aligned `Scratch`; w < NAME_WORDS.
-            unsafe { words.add(w).write_volatile(0) };
-            continue;
+            break;
         }
+        // SAFETY: w < NAME_WORDS words of the name; read_unaligned as [u8] has no alignment.
         let x = unsafe { words.add(w).read_unaligned() };
         let x = if name_len - start < 8 {
             x & ((1u64 << (8 * (name_len - start))) - 1)

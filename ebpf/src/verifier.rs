@@ -20,6 +20,8 @@
 //! - **Masks on indices.** The verifier cannot bound a modulo, and LLVM drops a mask it can
 //!   prove useless: such masks go on `opaque` values.
 
+use xgslb_common::Scratch;
+
 use crate::maps::SCRATCH;
 
 /// `v`, hidden from the optimiser (a volatile stack round trip) so that a bound check the
@@ -36,8 +38,15 @@ pub fn opaque(v: usize) -> usize {
 pub fn launder(v: usize, max: usize) -> Option<usize> {
     let scratch = SCRATCH.get_ptr_mut(0)?;
     // SAFETY: this CPU's scratch value; XDP runs with preemption off.
+    launder_in(unsafe { &mut *scratch }, v, max)
+}
+
+/// `launder` through a scratch the caller already holds (no map lookup).
+#[inline(always)]
+pub fn launder_in(scratch: &mut Scratch, v: usize, max: usize) -> Option<usize> {
+    // SAFETY: a field of the caller's scratch.
     let v = unsafe {
-        let slot = core::ptr::addr_of_mut!((*scratch).launder);
+        let slot = core::ptr::addr_of_mut!(scratch.launder);
         core::ptr::write_volatile(slot, v as u64);
         core::ptr::read_volatile(slot) as usize
     };

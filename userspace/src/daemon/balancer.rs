@@ -33,8 +33,9 @@ use crate::{
 
 /// What the balancer is told.
 pub enum Event {
-    /// A validated config to serve from now on (zones, model, static answers).
-    Reload(Box<Config>),
+    /// A validated config to serve from now on (model, static answers) with its zones, parsed
+    /// once by the caller's validation.
+    Reload(Box<(Config, Vec<Zone>)>),
     /// New metrics in place of the metrics file's (tests, and overrides).
     Metrics(Metrics),
     /// A report the ingest verified, from `from`, received at `at_ms` (Unix ms).
@@ -265,8 +266,9 @@ impl Balancer {
     /// One event; whether what is served must be recomputed.
     fn handle(&mut self, event: Event) -> Handled {
         match event {
-            Event::Reload(config) => {
-                self.reload(*config);
+            Event::Reload(validated) => {
+                let (config, zones) = *validated;
+                self.reload(config, zones);
                 Handled::Done
             }
             Event::Metrics(metrics) => {
@@ -645,14 +647,7 @@ impl Balancer {
         Ok(())
     }
 
-    fn reload(&mut self, config: Config) {
-        let zones = match load_zones(&config) {
-            Ok(z) => z,
-            Err(e) => {
-                tracing::error!("reload refused, the old config keeps serving: {e}");
-                return;
-            }
-        };
+    fn reload(&mut self, config: Config, zones: Vec<Zone>) {
         let old = std::mem::replace(&mut self.config, config);
         let old_zones = std::mem::replace(&mut self.zones, zones);
         let old_statics = std::mem::replace(&mut self.statics, answer_sets(&self.config.answers));

@@ -160,10 +160,12 @@ impl DaemonHandle {
     /// serving. Changes under `[server]` (listeners, interface, pins) take a restart.
     pub fn reload(&self) -> Result<(), DaemonError> {
         let cfg = Config::load(&self.config_path)?;
-        // Zones, wide IPs against them (CNAMEs, cuts), everything the balancer will build.
-        build(&cfg)?;
+        // The zones, parsed once here, and the GSLB names against them (CNAMEs, cuts): the
+        // balancer plans and publishes from these.
+        let zones = balancer::load_zones(&cfg)?;
+        Catalog::new(zones.clone(), &crate::plan::dynamic_names(&cfg))?;
         self.events
-            .send(Event::Reload(Box::new(cfg)))
+            .send(Event::Reload(Box::new((cfg, zones))))
             .map_err(|_| DaemonError::Stopped)
     }
 

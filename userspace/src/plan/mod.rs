@@ -21,3 +21,25 @@ pub mod slots;
 pub mod snapshot;
 
 pub use entries::{plan, static_entries};
+
+use hickory_proto::rr::{Name, RecordType};
+
+/// The (name, type) pairs a config answers from answer sets, in place of the zones' records:
+/// A and AAAA of every wide IP (every class gets both), and the families an `[[answer]]`
+/// has addresses of. What the catalog is built with, known before any decision.
+pub fn dynamic_names(cfg: &crate::config::Config) -> Vec<(Name, RecordType)> {
+    let mut out: Vec<(Name, RecordType)> = cfg
+        .model
+        .wideips
+        .iter()
+        .flat_map(|w| [RecordType::A, RecordType::AAAA].map(|t| (w.name.clone(), t)))
+        .collect();
+    out.extend(
+        answer_sets::answer_sets(&cfg.answers)
+            .into_iter()
+            .map(|(name, t, _)| (name, t)),
+    );
+    out.sort();
+    out.dedup();
+    out
+}

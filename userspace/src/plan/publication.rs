@@ -534,6 +534,28 @@ when_all_down = "servfail"
     }
 
     #[test]
+    fn the_names_known_before_deciding_are_the_names_published() {
+        let text = format!(
+            "{CONFIG}\n[[answer]]\nname = \"www.example.test.\"\nttl = 30\naddresses = [{{ ip = \"2001:db8::1\" }}]\n"
+        );
+        let cfg = Config::parse(Path::new("/etc/xgslb/xgslb.toml"), &text).unwrap();
+        let metrics = Metrics::default();
+        let classes = crate::balance::classes::client_classes(&cfg.model, &metrics, 16);
+        let statics = crate::plan::answer_sets::answer_sets(&cfg.answers);
+        let p = publication(
+            &cfg.model,
+            &metrics,
+            &classes,
+            &mut ClassIds::default(),
+            &mut Damper::new(),
+            &statics,
+        );
+        let published = crate::plan::snapshot::Snapshot::new(p.sets, &p.prefixes).dynamic_names();
+        assert_eq!(crate::plan::dynamic_names(&cfg), published);
+        assert_eq!(published.len(), 3, "{published:?}");
+    }
+
+    #[test]
     fn class_ids_are_stable_distinct_and_renumbered_at_once_when_they_run_out() {
         let mut ids = ClassIds::default();
         let first = ids.assign(&["default", "a", "b"]);
