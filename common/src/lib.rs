@@ -26,8 +26,8 @@ pub const SLOTS: usize = 128;
 /// Entries an answer table is created with at least (user space sizes each table to what it
 /// holds, with room for single-entry updates).
 pub const MIN_TABLE_ENTRIES: u32 = 65_536;
-/// Most listener address:port pairs.
-pub const MAX_LISTENERS: u32 = 64;
+/// Most listener address:port pairs (the program compares a query's destination with each).
+pub const MAX_LISTENERS: u32 = 16;
 /// Most prefixes in each region trie (IPv4 and IPv6 alike). The trie maps an LDNS address to
 /// its client class; the balancer bounds the number of classes, not of prefixes.
 pub const MAX_REGION_PREFIXES: u32 = 262_144;
@@ -67,8 +67,8 @@ pub mod map_names {
     pub const CLASSES: &str = "XGSLB_CLS_V1";
     /// One `ClassLengths`: the prefix lengths the class table holds, per family.
     pub const CLASS_LENGTHS: &str = "XGSLB_CLSLEN_V1";
-    /// `ListenerKey` -> `u32` (1 = answer here).
-    pub const LISTENERS: &str = "XGSLB_LSN_V2";
+    /// One `ListenerSet`: the address:port pairs the program answers on.
+    pub const LISTENERS: &str = "XGSLB_LSN_V3";
     /// Per-CPU `Stats`, one entry.
     pub const STATS: &str = "XGSLB_STAT_V4";
     /// Per-CPU `u32` round-robin pick counter, one entry.
@@ -335,7 +335,7 @@ pub struct Meta {
     pub prefixes: u64,
 }
 
-/// Key of the listener map: an address and UDP port the XDP program answers on.
+/// An address and UDP port the XDP program answers on, as configured.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct ListenerKey {
@@ -349,6 +349,56 @@ pub struct ListenerKey {
     pub _pad: u8,
 }
 const _: () = assert!(size_of::<ListenerKey>() == 20);
+
+/// A listener as the program compares it: three words, no hashing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Listener {
+    /// The address as two big-endian words (IPv4 in the low 32 bits of `hi`, `lo` zero);
+    /// both zero: any address of the family.
+    pub hi: u64,
+    pub lo: u64,
+    /// `Listener::tag` of the port and family.
+    pub tag: u64,
+}
+const _: () = assert!(size_of::<Listener>() == 24);
+
+impl Listener {
+    /// The tag of a port (host order) and family (4 or 6): never zero, so an unused slot
+    /// matches nothing.
+    #[inline(always)]
+    pub const fn tag(port: u16, family: u8) -> u64 {
+        1 << 32 | (family as u64) << 16 | port as u64
+    }
+
+    /// The listener of a configured address and port.
+    pub fn from_key(k: &ListenerKey) -> Self {
+        let word = |b: &[u8]| {
+            let mut w = [0u8; 8];
+            w[8 - b.len()..].copy_from_slice(b);
+            u64::from_be_bytes(w)
+        };
+        let (hi, lo) = if k.family == 4 {
+            (word(&k.addr[..4]), 0)
+        } else {
+            (word(&k.addr[..8]), word(&k.addr[8..]))
+        };
+        Self {
+            hi,
+            lo,
+            tag: Self::tag(k.port, k.family),
+        }
+    }
+}
+
+/// Value of the listener map (one entry): `count` listeners in `slots`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct ListenerSet {
+    pub slots: [Listener; MAX_LISTENERS as usize],
+    pub count: u64,
+}
+const _: () = assert!(size_of::<ListenerSet>() == 24 * MAX_LISTENERS as usize + 8);
 
 /// What the XDP program did with a frame, one per-CPU counter each.
 #[repr(u32)]
@@ -575,10 +625,9 @@ pub struct ParsedQuery {
     pub udp_csum_zero: u8,
     /// 1 for IPv6, 0 for IPv4.
     pub v6: u8,
-    /// Labels of the name (root excluded), 1..=MAX_NAME_LABELS.
-    pub labels: u8,
-    /// Explicit padding; always zero.
-    pub _pad: [u8; 3],
+    /// Labels of the name (root excluded), 1..=MAX_NAME_LABELS. (A u32: three padding bytes
+    /// would be written with a `memset` call, a byte loop on BPF.)
+    pub labels: u32,
 }
 const _: () = assert!(size_of::<ParsedQuery>() == 24);
 
@@ -590,6 +639,7 @@ mod user {
     unsafe impl aya::Pod for super::ClassLengths {}
     unsafe impl aya::Pod for super::AnswerSet {}
     unsafe impl aya::Pod for super::ListenerKey {}
+    unsafe impl aya::Pod for super::ListenerSet {}
     unsafe impl aya::Pod for super::Stats {}
     unsafe impl aya::Pod for super::Scratch {}
     unsafe impl aya::Pod for super::ParsedQuery {}

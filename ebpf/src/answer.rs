@@ -233,8 +233,12 @@ fn answer_set(
         if aaaa {
             let a = ptr_at(ctx, at + RR_HEAD_LEN, 16).ok_or(Verdict::Drop)?;
             // SAFETY: 16 bytes checked by `ptr_at`; `addr` is 16 bytes of map value.
+            // Two word copies: a `[u8; 16]` copy becomes a call to `memmove`, a byte loop.
             unsafe {
-                a.cast::<[u8; 16]>().write_unaligned(*addr);
+                let words = addr.as_ptr().cast::<u64>();
+                let (hi, lo) = (words.read_unaligned(), words.add(1).read_unaligned());
+                a.cast::<u64>().write_unaligned(hi);
+                a.add(8).cast::<u64>().write_unaligned(lo);
                 sum += sum_be16(addr.as_ptr(), 8);
             }
         } else {

@@ -3,12 +3,12 @@
 use aya_ebpf::{
     btf_maps::{ArrayOfMaps, HashMap as BtfHashMap, LpmTrie},
     macros::{btf_map, map},
-    maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray},
+    maps::{Array, LruPerCpuHashMap, PerCpuArray},
 };
 use xgslb_common::{
-    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, Entry, LdnsKey, ListenerKey, MAX_ADDRS,
-    MAX_ANSWER_STATS, MAX_LDNS_TRACKED, MAX_LISTENERS, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES,
-    Meta, Scratch, Stats, map_names,
+    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, Entry, LdnsKey, ListenerSet, MAX_ADDRS,
+    MAX_ANSWER_STATS, MAX_LDNS_TRACKED, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES, Meta, Scratch,
+    Stats, map_names,
 };
 
 /// An answer table: `entry_key` -> `Entry`. Only the template of the tables user space
@@ -53,9 +53,10 @@ pub static REGIONS4: ArrayOfMaps<Region4Trie, 1> = ArrayOfMaps::new();
 #[btf_map(name = "XGSLB_REG6_V2")]
 pub static REGIONS6: ArrayOfMaps<Region6Trie, 1> = ArrayOfMaps::new();
 
-/// (destination address, UDP port) -> 1 when this program answers queries sent there.
-#[map(name = "XGSLB_LSN_V2")]
-pub static LISTENERS: HashMap<ListenerKey, u32> = HashMap::pinned(MAX_LISTENERS, 0);
+/// The (destination address, UDP port) pairs this program answers queries sent to. Written
+/// whole by xgslbd when it starts, before the program is attached or adopted.
+#[map(name = "XGSLB_LSN_V3")]
+pub static LISTENERS: Array<ListenerSet> = Array::pinned(1, 0);
 
 /// One `Stats` per CPU: counters by outcome and pass reason.
 #[map(name = "XGSLB_STAT_V4")]
@@ -106,7 +107,7 @@ const _: () = {
     assert!(eq(map_names::CLASS_LENGTHS, "XGSLB_CLSLEN_V1"));
     assert!(eq(map_names::REGIONS4, "XGSLB_REG4_V2"));
     assert!(eq(map_names::REGIONS6, "XGSLB_REG6_V2"));
-    assert!(eq(map_names::LISTENERS, "XGSLB_LSN_V2"));
+    assert!(eq(map_names::LISTENERS, "XGSLB_LSN_V3"));
     assert!(eq(map_names::STATS, "XGSLB_STAT_V4"));
     assert!(eq(map_names::PICK, "XGSLB_PICK_V2"));
     assert!(eq(map_names::SCRATCH, "XGSLB_SCRATCH_V4"));

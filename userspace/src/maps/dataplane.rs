@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader, VerifierLogLevel,
-    maps::{Array, ArrayOfMaps, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
+    maps::{Array, ArrayOfMaps, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
     programs::{
         Xdp, XdpMode,
         links::{FdLink, PinnedLink},
         xdp::XdpLink,
     },
 };
-use xgslb_common::{Counter, LdnsKey, ListenerKey, Meta, Stats, map_names, prog_names};
+use xgslb_common::{Counter, LdnsKey, ListenerSet, Meta, Stats, map_names, prog_names};
 
 use super::tables::Tables;
 
@@ -73,7 +73,7 @@ pub struct DataPlane {
     /// The answer table and region tries (map-in-map).
     pub tables: Tables,
     /// Listener address:port pairs.
-    pub listeners: HashMap<MapData, ListenerKey, u32>,
+    pub listeners: Array<MapData, ListenerSet>,
     stats: PerCpuArray<MapData, Stats>,
     pick: PerCpuArray<MapData, u32>,
     ldns: PerCpuHashMap<MapData, LdnsKey, u64>,
@@ -147,8 +147,8 @@ impl DataPlane {
                 .map_err(map_err(map_names::CLASS_LENGTHS))?,
             Array::try_from(take(map_names::META)?).map_err(map_err(map_names::META))?,
         );
-        let listeners = HashMap::try_from(take(map_names::LISTENERS)?)
-            .map_err(map_err(map_names::LISTENERS))?;
+        let listeners =
+            Array::try_from(take(map_names::LISTENERS)?).map_err(map_err(map_names::LISTENERS))?;
         let stats =
             PerCpuArray::try_from(take(map_names::STATS)?).map_err(map_err(map_names::STATS))?;
         let pick =
@@ -485,4 +485,30 @@ pub fn read_pinned_answer_counts(pin_dir: &Path) -> Result<Vec<u64>, DataPlaneEr
         out.push(per_cpu.iter().sum());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
+
+    /// On BPF, `memset`, `memcpy` and `memmove` are byte-at-a-time loops: the program builds
+    /// keys and copies with word stores instead (ebpf/src/verifier.rs). A call to one of them
+    /// is a relocation against its symbol.
+    #[test]
+    fn the_xdp_program_calls_no_byte_loop_memory_function() {
+        let obj = object::File::parse(super::XDP_OBJECT).expect("the embedded object parses");
+        let mut calls = Vec::new();
+        for section in obj.sections() {
+            for (_, reloc) in section.relocations() {
+                if let RelocationTarget::Symbol(i) = reloc.target()
+                    && let Ok(sym) = obj.symbol_by_index(i)
+                    && let Ok(name) = sym.name()
+                    && ["memset", "memcpy", "memmove"].contains(&name)
+                {
+                    calls.push(format!("{} in {}", name, section.name().unwrap_or("?")));
+                }
+            }
+        }
+        assert!(calls.is_empty(), "byte-loop calls: {calls:?}");
+    }
 }

@@ -2,8 +2,9 @@
 //! applied as single-entry operations. The diff is pure so it is tested without a kernel.
 use std::collections::{BTreeMap, HashMap as StdHashMap};
 
-use aya::maps::{HashMap, MapData, MapError};
-use xgslb_common::ListenerKey;
+use aya::maps::{Array, HashMap, MapData, MapError};
+use bytemuck::Zeroable;
+use xgslb_common::{Listener, ListenerKey, ListenerSet};
 
 /// One map write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,18 +112,59 @@ where
     Ok(ops.len())
 }
 
-/// Publishes the listeners.
+/// The listener set of `listeners` (at most `MAX_LISTENERS`; config validation says so).
+pub fn listener_set(listeners: &[ListenerKey]) -> ListenerSet {
+    let mut set = ListenerSet::zeroed();
+    let n = listeners.len().min(set.slots.len());
+    for (slot, key) in set.slots.iter_mut().zip(&listeners[..n]) {
+        *slot = Listener::from_key(key);
+    }
+    set.count = n as u64;
+    set
+}
+
+/// Publishes the listeners; returns how many.
 pub fn publish_listeners(
-    map: &mut HashMap<MapData, ListenerKey, u32>,
+    map: &mut Array<MapData, ListenerSet>,
     listeners: &[ListenerKey],
 ) -> Result<usize, MapError> {
-    let desired: Vec<(ListenerKey, u32)> = listeners.iter().map(|&k| (k, 1)).collect();
-    sync_map(map, &desired)
+    let set = listener_set(listeners);
+    map.set(0, set, 0)?;
+    Ok(set.count as usize)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listeners_become_words_and_wildcards_match_any_address() {
+        let v4 = ListenerKey {
+            addr: [198, 18, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            port: 53,
+            family: 4,
+            _pad: 0,
+        };
+        let any6 = ListenerKey {
+            addr: [0; 16],
+            port: 5353,
+            family: 6,
+            _pad: 0,
+        };
+        let set = listener_set(&[v4, any6]);
+        assert_eq!(set.count, 2);
+        assert_eq!(
+            set.slots[0],
+            Listener {
+                hi: 0xc612_0002,
+                lo: 0,
+                tag: Listener::tag(53, 4),
+            }
+        );
+        assert_eq!((set.slots[1].hi, set.slots[1].lo), (0, 0));
+        assert_ne!(set.slots[1].tag, Listener::tag(5353, 4));
+        assert_eq!(set.slots[2], Listener::default());
+    }
 
     #[test]
     fn diff_puts_changes_before_deletes_and_skips_equal_entries() {
