@@ -1,26 +1,39 @@
 #!/usr/bin/env bash
 # The load bench: a generator namespace and a server namespace over one veth pair, and on the
 # server end, in turn, each system answering the same zone at 198.18.0.2:
-#   xgslb-xdp    xgslbd with its XDP program attached natively (A answers by XDP_TX)
+#   xgslb-xdp    xgslbd with its XDP program attached natively (answers by XDP_TX)
 #   xgslb-slow   xgslbd with --xdp-mode off (the slow path answers everything)
 #   knot-udp     knotd, UDP sockets
 #   knot-xdp     knotd in XDP mode (AF_XDP on the server veth)
 #   nsd          nsd, UDP sockets, response rate limiting off
 #   reflector    xgslb_reflector (XDP_TX of the query with QR set): the ceiling
-# loaded from the generator namespace by dnsperf (sockets; hot name, then a mix) and kxdpgun
-# (AF_XDP; fixed rates stepped up until loss passes 1%, a flat-out run, the mix flat out).
+# loaded from the generator namespace by dnsperf (sockets) and kxdpgun (AF_XDP), each with
+# three query files ("mixes"), at fixed rates stepped up until loss passes 1% and flat out:
+#   hot      www.example.test A, only
+#   gslb     what resolvers send a GSLB zone: 40% A and 30% AAAA of the wide IPs and answer
+#            sets, 15% HTTPS (type 65) of the same names, 10% names that do not exist (a
+#            random label each), 5% SOA/NS/MX/TXT of the apex; shuffled
+#   nxflood  nonexistent names only, a different random label on every query (1,000,000)
 #
 #   bench-load.sh --bin-dir DIR --out FILE [--smoke] [--systems "xgslb-xdp nsd ..."]
 #
 # DIR holds xgslbd and xgslbctl. FILE gets one JSON object per line: per system and load the
 # queries sent and answered, the duration, and CPU time deltas (clock ticks turned into
 # seconds): all CPUs' non-idle time and softirq time from /proc/stat, and the server
-# processes' own user+system time from /proc/PID/stat; a system that could not run gets a
-# line with "skipped". cargo xtask bench turns it into the table, results.json and the chart.
+# processes' own user+system time from /proc/PID/stat; for xgslb-xdp the XDP program's
+# counters (frames received, answered); for a system with an XDP program on the server veth
+# (xgslb-xdp, knot-xdp, reflector) the program's own cost, run_time_ns / run_cnt of
+# kernel.bpf_stats_enabled, as xdp_prog_ns_per_packet (null for the others); a system that
+# could not run gets a line with "skipped". cargo xtask bench turns it into the tables,
+# results.json and the chart.
+#
+# kernel.bpf_stats_enabled is 1 for the whole run (every system, so that every system's and
+# the generator's XDP programs pay its two clock reads per packet alike) and set back to what
+# it was on exit.
 #
 # Traffic stays inside the two namespaces (198.18.0.0/15 only). Every wait is bounded, and
 # everything is removed on exit, failure or Ctrl-C: processes, XDP programs (knotd and
-# kxdpgun leave theirs attached), pins, namespaces, the temporary directory.
+# kxdpgun leave theirs attached), pins, namespaces, the temporary directory, the sysctl.
 set -euo pipefail
 
 PREFIX=xgslb-bench
@@ -51,18 +64,40 @@ done
 BIN_DIR=$(cd "$BIN_DIR" && pwd)
 CTL=$BIN_DIR/xgslbctl
 
+# Time budget of a full run: the whole bench must stay under 20 minutes and its in-kernel
+# part takes 2-3, so this part gets at most 15. Measured (2 vCPUs): a kxdpgun run takes 2 s
+# more than its duration (it waits 1 s before sending and about 1 s for late replies; 3 s
+# with the 1M-name nxflood file or flat out), a dnsperf run its duration (1 s more when it
+# waits out its timeout for lost queries), a system's start, readiness and stop 1-3 s. A
+# system that loses nothing at any step (xgslb-xdp, reflector):
+#   dnsperf  hot 5 steps x 3 s + flat 4 s; gslb, nxflood 2 x 3 s + flat 4 s each: 41 s
+#   kxdpgun  hot 9 x (3 + 2) s + flat 7 s; gslb, nxflood 4 x (3 + 2.5) s + flat 7 s each:
+#            52 + 29 + 29 = 110 s
+# 151 s each, measured. kxdpgun's steps stop after the first to lose more than 1% (dnsperf
+# holds its own rate down and rarely loses that much): Knot XDP took 132 s, xgslb's slow
+# path 104 s, and Knot UDP and NSD, which lose past 100-150k, take about 120 s: about 13
+# minutes for the six. A smoke run takes about 17 s per system, 100 s in all.
 if [ "$SMOKE" = 1 ]; then
-    # Proves every piece runs; the figures mean little.
+    # Proves every piece runs: every tool with every mix once (one fixed rate for hot, flat
+    # out for the others); the figures mean little.
     STEP_SECS=1 FLAT_SECS=1 PERF_SECS=1
-    RATES="20000"
-    PERF_RATES="10000"
-    FLAT=0 MIX=0
+    RATES="20000" PERF_RATES="10000"
+    MIX_RATES="" MIX_PERF_RATES=""
+    FLAT_HOT=0
 else
-    STEP_SECS=3 FLAT_SECS=4 PERF_SECS=4
-    RATES="10000 25000 50000 100000 150000 200000 250000 300000 350000 400000"
-    PERF_RATES="10000 25000 50000 75000 100000 125000"
-    FLAT=1 MIX=1
+    STEP_SECS=3 FLAT_SECS=4 PERF_SECS=3 PERF_FLAT_SECS=4
+    RATES="25000 50000 100000 150000 200000 250000 300000 350000 400000"
+    PERF_RATES="25000 50000 75000 100000 125000"
+    MIX_RATES="50000 100000 200000 300000"
+    MIX_PERF_RATES="50000 100000"
+    FLAT_HOT=1
 fi
+PERF_FLAT_SECS=${PERF_FLAT_SECS:-$PERF_SECS}
+MIXES="gslb nxflood"
+# Lines of the query files: the gslb mix's 10% nonexistent names are distinct within the
+# file; nxflood's names are all distinct.
+GSLB_LINES=100000
+NXFLOOD_LINES=1000000
 # kxdpgun: one sending thread on CPU 1 (the machine has 2), batches of 32. "Flat out" is a
 # rate far above what one thread sends.
 KXDPGUN_OPTS=(-F 1 -b 32)
@@ -72,6 +107,9 @@ STEP_STOP_LOSS=1
 
 WORK=$(mktemp -d /tmp/xgslb-bench.XXXXXX)
 SERVER_PID=""
+XDP_PROG_ID=""
+# kernel.bpf_stats_enabled before this run, set back on exit (empty: not changed yet).
+BPF_STATS_WAS=""
 : >"$OUT"
 
 log() { echo "bench-load: [${SECONDS}s] $*" >&2; }
@@ -116,6 +154,7 @@ remove_pins() {
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    bpf_stats_restore
     stop_server
     srv_xdp_off
     remove_pins
@@ -125,6 +164,19 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'log interrupted; exit 130' INT TERM
+
+# The XDP programs' run time: on (1) while the loads run, set back to the previous value on
+# exit. The sysctl counts per program run_time_ns and run_cnt (bpftool prog show).
+bpf_stats_on() {
+    BPF_STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
+    sysctl -q -w kernel.bpf_stats_enabled=1
+}
+bpf_stats_restore() {
+    [ -n "$BPF_STATS_WAS" ] || return 0
+    sysctl -q -w kernel.bpf_stats_enabled="$BPF_STATS_WAS" ||
+        log "could not set kernel.bpf_stats_enabled back to $BPF_STATS_WAS"
+    BPF_STATS_WAS=""
+}
 
 # The generator end runs an XDP_PASS program (veth hands XDP_TX frames only to a peer running
 # NAPI) except while kxdpgun runs, which attaches its own and leaves it behind.
@@ -152,15 +204,26 @@ setup_data() {
         -e "s|^pin_dir = .*|pin_dir = \"$PIN_DIR\"|" \
         "$ROOT/config/example.toml" >"$WORK/xgslb/xgslb.toml"
     grep -q "^listen = \[\"198.18.0.2:53\"\]" "$WORK/xgslb/xgslb.toml"
-    # Knot and NSD: the same zone with the answer sets written as static records; www's A
-    # answer is the first address of its set (xgslb returns 1 record per answer too).
+    # Knot and NSD: the same zone with the answer sets and wide IPs written as static
+    # records, as many per answer as xgslb gives this generator (www: 1 of its set; cdn: 2;
+    # the wide IPs: their pools' records per answer, and NODATA for AAAA where no pool has
+    # an IPv6 member). app and failover already have static records in the zone.
     {
         cat "$ROOT/config/example.test.zone"
-        echo "; answer sets of example.toml, as static records"
-        echo "www     IN A    198.18.1.10"
-        echo "cdn 60  IN A    198.18.1.20"
-        echo "cdn 60  IN A    198.18.2.20"
-        echo "cdn 60  IN AAAA 2001:db8:1::20"
+        echo "; answer sets and wide IPs of example.toml, as static records"
+        echo "www      30 IN A    198.18.1.10"
+        echo "cdn      60 IN A    198.18.1.20"
+        echo "cdn      60 IN A    198.18.2.20"
+        echo "cdn      60 IN AAAA 2001:db8:1::20"
+        echo "gslb     30 IN A    198.18.1.10"
+        echo "gslb     30 IN AAAA 2001:db8:1::10"
+        echo "geo      30 IN A    198.18.2.10"
+        echo "geo      30 IN AAAA 2001:db8:2::10"
+        echo "dyn      10 IN A    198.18.2.40"
+        echo "fast     10 IN A    198.18.1.10"
+        echo "fast     10 IN AAAA 2001:db8:1::10"
+        echo "near     30 IN A    198.18.1.10"
+        echo "near     30 IN AAAA 2001:db8:1::10"
     } >"$WORK/static.zone"
     cp "$WORK/static.zone" "$WORK/knot/example.test.zone"
     cp "$WORK/static.zone" "$WORK/nsd/example.test.zone"
@@ -200,26 +263,41 @@ zone:
 EOF
     nsd-checkconf "$WORK/nsd/nsd.conf"
 
-    # Query files (dnsperf and kxdpgun read the same "name type" lines).
+    write_queries
+}
+
+# Query files: dnsperf and kxdpgun read the same "name type" lines, in a loop.
+write_queries() {
     echo "www.example.test A" >"$WORK/hot.txt"
-    cat >"$WORK/mix.txt" <<EOF
-www.example.test A
-www.example.test A
-www.example.test A
-www.example.test A
-www.example.test A
-www.example.test A
-www.example.test AAAA
-api.example.test A
-nothere.example.test A
-example.test SOA
-example.test MX
-www.example.test A
-api.example.test AAAA
-x.nothere.example.test AAAA
-mail.example.test A
-cdn.example.test A
-EOF
+    # gslb: per 20 lines 8 A, 6 AAAA, 3 HTTPS of a name drawn from the wide IPs and answer
+    # sets, 2 of a nonexistent name (A or AAAA; a label of 64 random bits and the line
+    # number, so distinct), 1 of SOA/NS/MX/TXT of the apex; then shuffled. Random bits come
+    # from /dev/urandom (mawk's rand() would do for the draws but not for the labels).
+    od -An -v -w8 -tx8 -N $((GSLB_LINES * 8)) /dev/urandom |
+        awk -v names="www cdn gslb geo dyn fast app failover near" '
+            BEGIN { n = split(names, name, " "); split("SOA NS MX TXT", apex, " ") }
+            {
+                # Two draws from the 64 random bits: 4 hex digits each (mawk has no strtonum).
+                d1 = 0; d2 = 0
+                for (i = 1; i <= 4; i++) {
+                    d1 = d1 * 16 + index("0123456789abcdef", substr($1, i, 1)) - 1
+                    d2 = d2 * 16 + index("0123456789abcdef", substr($1, i + 4, 1)) - 1
+                }
+                k = NR % 20
+                if (k < 8) print name[d1 % n + 1] ".example.test A"
+                else if (k < 14) print name[d1 % n + 1] ".example.test AAAA"
+                else if (k < 17) print name[d1 % n + 1] ".example.test HTTPS"
+                else if (k < 19) printf "x%s%x.example.test %s\n", $1, NR, (d2 % 2 ? "AAAA" : "A")
+                else print "example.test " apex[d1 % 4 + 1]
+            }' | shuf >"$WORK/gslb.txt"
+    # nxflood: every name a different random label directly under the apex (not under the
+    # wildcard *.shop nor the delegation lab), A.
+    od -An -v -w8 -tx8 -N $((NXFLOOD_LINES * 8)) /dev/urandom |
+        awk '{ printf "r%s%x.example.test A\n", $1, NR }' >"$WORK/nxflood.txt"
+    local f
+    for f in gslb nxflood; do
+        [ -s "$WORK/$f.txt" ] || { log "could not write the $f query file"; return 1; }
+    done
 }
 
 write_knot_conf() {
@@ -352,22 +430,51 @@ stat_ticks() {
     awk '$1 == "cpu" { print $2 + $3 + $4 + $6 + $7 + $8 + $9, $8 }' /proc/stat
 }
 
-xdp_answered() {
-    if [ "$CUR_SYS" = xgslb-xdp ]; then
-        "$CTL" stats --pin-dir "$PIN_DIR" --json 2>/dev/null |
-            sed -n 's/.*"answered":\([0-9]*\).*/\1/p'
+# xgslb's XDP counters, "answered received" (from xgslbctl stats), or "null null".
+xdp_counters() {
+    local j a r
+    if [ "$CUR_SYS" = xgslb-xdp ] && j=$("$CTL" stats --pin-dir "$PIN_DIR" --json 2>/dev/null); then
+        a=$(sed -n 's/.*"answered":\([0-9]*\).*/\1/p' <<<"$j")
+        r=$(sed -n 's/.*"received":\([0-9]*\).*/\1/p' <<<"$j")
+        echo "${a:-null} ${r:-null}"
     else
-        echo null
+        echo "null null"
     fi
+}
+
+# The id of the XDP program attached to the server veth (xgslb, knotd's, the reflector), or
+# nothing.
+srv_xdp_prog_id() {
+    ip -n "$SRV_NS" -j link show dev "$SRV_IF" 2>/dev/null |
+        sed -n 's/.*"xdp":{[^}]*"prog":{"id":\([0-9]*\).*/\1/p'
+}
+
+# "run_time_ns run_cnt" of program $1 (kernel.bpf_stats_enabled counts them), or "null null".
+# bpftool leaves both out while they are 0.
+prog_stats() {
+    local j t c
+    if [ -n "$1" ] && j=$(bpftool -j prog show id "$1" 2>/dev/null); then
+        t=$(sed -n 's/.*"run_time_ns":\([0-9]*\).*/\1/p' <<<"$j")
+        c=$(sed -n 's/.*"run_cnt":\([0-9]*\).*/\1/p' <<<"$j")
+        echo "${t:-0} ${c:-0}"
+    else
+        echo "null null"
+    fi
+}
+
+# delta A0 A1: A1 - A0, or null if either is unknown.
+delta() {
+    if [ "$1" = null ] || [ "$2" = null ]; then echo null; else echo $(($2 - $1)); fi
 }
 
 # measure TOOL MIX RATE SECS: one load, one JSON line.
 measure() {
     local tool=$1 mix=$2 rate=$3 secs=$4 out="$WORK/run.out"
-    local s0 s1 p0 p1 x0 x1 sent answered dur
+    local s0 s1 p0 p1 x0 x1 b0 b1 sent answered dur
     read -r -a s0 <<<"$(stat_ticks)"
     p0=$(server_ticks)
-    x0=$(xdp_answered)
+    read -r -a x0 <<<"$(xdp_counters)"
+    read -r -a b0 <<<"$(prog_stats "$XDP_PROG_ID")"
     if [ "$tool" = kxdpgun ]; then
         local q=$rate
         [ "$rate" = flat ] && q=$FLAT_RATE
@@ -379,9 +486,10 @@ measure() {
         gen timeout $((secs + 20)) dnsperf -s "$SERVER" -d "$WORK/$mix.txt" -l "$secs" \
             -c 4 -q 500 -t 1 "${qps[@]}" >"$out" 2>&1 || true
     fi
+    read -r -a b1 <<<"$(prog_stats "$XDP_PROG_ID")"
     read -r -a s1 <<<"$(stat_ticks)"
     p1=$(server_ticks)
-    x1=$(xdp_answered)
+    read -r -a x1 <<<"$(xdp_counters)"
     if [ "$tool" = kxdpgun ]; then
         sent=$(sed -n 's/^total queries: *\([0-9]*\).*/\1/p' "$out")
         answered=$(sed -n 's/^total replies: *\([0-9]*\).*/\1/p' "$out")
@@ -399,23 +507,32 @@ measure() {
         LAST_LOSS=100
         return 0
     fi
-    local xd=null
-    [ "$x0" = null ] || [ -z "$x0" ] || [ -z "$x1" ] || xd=$((x1 - x0))
+    local xa xr bt bc ns=null
+    xa=$(delta "${x0[0]}" "${x1[0]}")
+    xr=$(delta "${x0[1]}" "${x1[1]}")
+    bt=$(delta "${b0[0]}" "${b1[0]}")
+    bc=$(delta "${b0[1]}" "${b1[1]}")
+    if [ "$bt" != null ] && [ "$bc" != null ] && [ "$bc" -gt 0 ]; then
+        ns=$(awk -v t="$bt" -v c="$bc" 'BEGIN { printf "%.1f", t / c }')
+    fi
     local rate_json=$rate
     [ "$rate" = flat ] && rate_json=null
-    printf '{"system":"%s","tool":"%s","mix":"%s","rate":%s,"duration_s":%s,"sent":%s,"answered":%s,"cpu_busy_ticks":%s,"cpu_softirq_ticks":%s,"server_proc_ticks":%s,"xdp_answered":%s}\n' \
+    printf '{"system":"%s","tool":"%s","mix":"%s","rate":%s,"duration_s":%s,"sent":%s,"answered":%s,"cpu_busy_ticks":%s,"cpu_softirq_ticks":%s,"server_proc_ticks":%s,"xdp_answered":%s,"xdp_received":%s,"xdp_prog_runs":%s,"xdp_prog_ns_per_packet":%s}\n' \
         "$CUR_SYS" "$tool" "$mix" "$rate_json" "$dur" "$sent" "$answered" \
-        $((s1[0] - s0[0])) $((s1[1] - s0[1])) $((p1 - p0)) "$xd" >>"$OUT"
+        $((s1[0] - s0[0])) $((s1[1] - s0[1])) $((p1 - p0)) "$xa" "$xr" "$bc" "$ns" >>"$OUT"
     LAST_LOSS=$(awk -v s="$sent" -v a="$answered" 'BEGIN { print (s > 0 ? (s - a) * 100 / s : 100) }')
-    log "$CUR_SYS $tool $mix rate=$rate: sent $sent answered $answered in ${dur}s (loss ${LAST_LOSS}%)"
+    local prog=""
+    [ "$ns" = null ] || prog=", XDP program $ns ns/packet"
+    log "$CUR_SYS $tool $mix rate=$rate: sent $sent answered $answered in ${dur}s (loss ${LAST_LOSS}%$prog)"
 }
 
-# Fixed rates stepped up until a step loses more than STEP_STOP_LOSS percent.
+# step_rates TOOL MIX SECS RATE...: fixed rates stepped up until a step loses more than
+# STEP_STOP_LOSS percent.
 step_rates() {
-    local tool=$1 secs=$2 r
-    shift 2
+    local tool=$1 mix=$2 secs=$3 r
+    shift 3
     for r in "$@"; do
-        measure "$tool" hot "$r" "$secs"
+        measure "$tool" "$mix" "$r" "$secs"
         if awk -v l="$LAST_LOSS" -v m="$STEP_STOP_LOSS" 'BEGIN { exit !(l > m) }'; then
             break
         fi
@@ -423,20 +540,33 @@ step_rates() {
 }
 
 run_loads() {
+    local mix
+    XDP_PROG_ID=$(srv_xdp_prog_id)
+    if [ -n "$XDP_PROG_ID" ]; then
+        log "$CUR_SYS: XDP program $XDP_PROG_ID ($(bpftool -j prog show id "$XDP_PROG_ID" 2>/dev/null |
+            sed -n 's/.*"name":"\([^"]*\)".*/\1/p')) on $SRV_IF"
+    fi
     # Sockets first, while the generator end runs the pass program.
     # shellcheck disable=SC2086 # the rate lists split on purpose
-    step_rates dnsperf "$PERF_SECS" $PERF_RATES
-    measure dnsperf hot flat "$PERF_SECS"
-    [ "$MIX" = 1 ] && measure dnsperf mix flat "$PERF_SECS"
+    step_rates dnsperf hot "$PERF_SECS" $PERF_RATES
+    measure dnsperf hot flat "$PERF_FLAT_SECS"
+    for mix in $MIXES; do
+        # shellcheck disable=SC2086
+        step_rates dnsperf "$mix" "$PERF_SECS" $MIX_PERF_RATES
+        measure dnsperf "$mix" flat "$PERF_FLAT_SECS"
+    done
     gen_xdp_off
     # shellcheck disable=SC2086
-    step_rates kxdpgun "$STEP_SECS" $RATES
-    if [ "$FLAT" = 1 ]; then
-        measure kxdpgun hot flat "$FLAT_SECS"
-        measure kxdpgun mix flat "$FLAT_SECS"
-    fi
+    step_rates kxdpgun hot "$STEP_SECS" $RATES
+    [ "$FLAT_HOT" = 1 ] && measure kxdpgun hot flat "$FLAT_SECS"
+    for mix in $MIXES; do
+        # shellcheck disable=SC2086
+        step_rates kxdpgun "$mix" "$STEP_SECS" $MIX_RATES
+        measure kxdpgun "$mix" flat "$FLAT_SECS"
+    done
     gen_xdp_off
     gen_pass_on
+    XDP_PROG_ID=""
 }
 
 skip() {
@@ -446,13 +576,14 @@ skip() {
 
 # --- main ----------------------------------------------------------------------------------
 
-for tool in kxdpgun dnsperf knotd nsd dig; do
+for tool in kxdpgun dnsperf knotd nsd dig bpftool sysctl od shuf; do
     command -v "$tool" >/dev/null || { log "$tool is missing (cargo xtask setup installs it)"; exit 1; }
 done
 [ -x "$CTL" ] && [ -x "$BIN_DIR/xgslbd" ] || { log "no xgslbd/xgslbctl in $BIN_DIR"; exit 1; }
 
 setup_data
 bash "$HERE/netns.sh" up "$PREFIX" "$VETH"
+bpf_stats_on
 remove_pins
 gen_pass_on
 

@@ -1,7 +1,7 @@
 //! The load bench's report: scripts/bench-load.sh runs the systems and loads and writes one
-//! JSON line per system and load; this turns them into the Markdown table on stdout, the
+//! JSON line per system and load; this turns them into the Markdown tables on stdout, the
 //! `load` object of target/bench/results.json, the chart target/bench/load.svg and the
-//! target checks of the issue.
+//! target checks of the issues.
 use std::{fmt::Write as _, path::Path};
 
 use anyhow::{Context, Result};
@@ -18,6 +18,26 @@ const SYSTEMS: &[(&str, &str)] = &[
     ("nsd", "#2ca02c"),
     ("reflector", "#7f7f7f"),
 ];
+
+/// The query files (mixes) the script loads every system with, what they hold, and a short
+/// title for the chart.
+const MIXES: &[(&str, &str, &str)] = &[
+    ("hot", "www.example.test A only", "hot: www.example.test A"),
+    (
+        "gslb",
+        "40% A, 30% AAAA, 15% HTTPS of the wide IPs and answer sets, 10% nonexistent names, \
+         5% SOA/NS/MX/TXT",
+        "gslb: what resolvers send a GSLB zone",
+    ),
+    (
+        "nxflood",
+        "nonexistent names only, a new random label each",
+        "nxflood: a new nonexistent name each query",
+    ),
+];
+
+/// The load tools, in the order of the tables.
+const TOOLS: &[&str] = &["kxdpgun", "dnsperf"];
 
 /// "Highest rate answered with at most this loss" (percent), from the issue.
 const LOSS_OK_PCT: f64 = 0.1;
@@ -41,6 +61,13 @@ struct Run {
     proc_s: f64,
     /// For xgslb-xdp: how many answers the XDP program counted.
     xdp_answered: Option<u64>,
+    /// For xgslb-xdp: how many frames the XDP program saw.
+    xdp_received: Option<u64>,
+    /// For a system with an XDP program on the server veth: the program's runs during the
+    /// load and its mean run time (kernel.bpf_stats_enabled), which on veth is the program's
+    /// own cost, apart from the generator's that shares its CPU.
+    xdp_prog_runs: Option<u64>,
+    xdp_prog_ns: Option<f64>,
 }
 
 impl Run {
@@ -72,6 +99,13 @@ impl Run {
     }
     fn is_rate_curve(&self) -> bool {
         self.tool == "kxdpgun" && self.mix == "hot"
+    }
+    /// The share of the frames the XDP program saw that it answered itself (xgslb-xdp).
+    fn xdp_share(&self) -> Option<f64> {
+        match (self.xdp_answered, self.xdp_received) {
+            (Some(a), Some(r)) if r > 0 => Some(a as f64 / r as f64),
+            _ => None,
+        }
     }
 }
 
@@ -126,17 +160,20 @@ fn parse(lines: &str) -> Result<(Vec<Run>, Vec<NotRun>)> {
             softirq_s: t("cpu_softirq_ticks"),
             proc_s: t("server_proc_ticks"),
             xdp_answered: v["xdp_answered"].as_u64(),
+            xdp_received: v["xdp_received"].as_u64(),
+            xdp_prog_runs: v["xdp_prog_runs"].as_u64(),
+            xdp_prog_ns: v["xdp_prog_ns_per_packet"].as_f64(),
         });
     }
     Ok((runs, skipped))
 }
 
-/// The highest answered rate of a system's hot-name runs by `tool` with at most 0.1% loss:
+/// The highest answered rate of a system's runs of `mix` by `tool` with at most 0.1% loss:
 /// None if the system has no such run at all, 0 if every run lost more.
-fn best_ok(runs: &[Run], system: &str, tool: &str) -> Option<f64> {
+fn best_ok(runs: &[Run], system: &str, tool: &str, mix: &str) -> Option<f64> {
     let mut curve = runs
         .iter()
-        .filter(|r| r.system == system && r.tool == tool && r.mix == "hot")
+        .filter(|r| r.system == system && r.tool == tool && r.mix == mix)
         .peekable();
     curve.peek()?;
     Some(
@@ -216,16 +253,247 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.digits$}"))
 }
 
-/// One target check: the measured ratio against the wanted one, or why it was not measured.
-fn check(out: &mut Vec<Value>, text: &mut String, name: &str, ratio: Option<f64>, want: f64) {
-    let (verdict, shown) = match ratio {
-        Some(r) if r.is_infinite() => ("MET", "only the first answered without loss".into()),
-        Some(r) if r >= want => ("MET", format!("{r:.2}x")),
-        Some(r) => ("MISSED", format!("{r:.2}x")),
-        None => ("NOT MEASURED", "n/a".into()),
+/// A system's flat-out run of `mix` by `tool`.
+fn flat<'a>(runs: &'a [Run], system: &str, tool: &str, mix: &str) -> Option<&'a Run> {
+    runs.iter()
+        .find(|r| r.system == system && r.tool == tool && r.mix == mix && r.rate.is_none())
+}
+
+/// How a target compares the measured value with the wanted one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Want {
+    /// value >= x, shown as a ratio
+    AtLeast(f64),
+    /// value > x, shown as a ratio
+    MoreThan(f64),
+    /// value <= x, shown as a ratio
+    AtMost(f64),
+    /// value >= x, both shown as percentages of 1
+    ShareAtLeast(f64),
+}
+
+impl Want {
+    fn met(self, v: f64) -> bool {
+        match self {
+            Want::AtLeast(w) | Want::ShareAtLeast(w) => v >= w,
+            Want::MoreThan(w) => v > w,
+            Want::AtMost(w) => v <= w,
+        }
+    }
+    fn show(self, v: f64) -> String {
+        match self {
+            Want::ShareAtLeast(_) => format!("{:.2}%", v * 100.0),
+            _ => format!("{v:.2}x"),
+        }
+    }
+    fn wanted(self) -> String {
+        match self {
+            Want::AtLeast(w) => format!(">= {w}x"),
+            Want::MoreThan(w) => format!("> {w}x"),
+            Want::AtMost(w) => format!("<= {w}x"),
+            Want::ShareAtLeast(w) => format!(">= {}%", w * 100.0),
+        }
+    }
+    fn parts(self) -> (&'static str, f64) {
+        match self {
+            Want::AtLeast(w) | Want::ShareAtLeast(w) => (">=", w),
+            Want::MoreThan(w) => (">", w),
+            Want::AtMost(w) => ("<=", w),
+        }
+    }
+}
+
+/// A measured value, or why there is none.
+type Measured = Result<f64, String>;
+
+/// The verdict of one target and how the value reads.
+fn judge(value: &Measured, want: Want) -> (&'static str, String) {
+    match value {
+        Ok(v) if v.is_infinite() => (
+            if want.met(*v) { "MET" } else { "MISSED" },
+            "only the first answered without loss".into(),
+        ),
+        Ok(v) if v.is_nan() => ("NOT MEASURED", "not a number".into()),
+        Ok(v) => (if want.met(*v) { "MET" } else { "MISSED" }, want.show(*v)),
+        Err(why) => ("NOT MEASURED", why.clone()),
+    }
+}
+
+/// One target check: the measured value against the wanted one, or why it was not measured.
+fn check(out: &mut Vec<Value>, text: &mut String, name: &str, value: Measured, want: Want) {
+    let (verdict, shown) = judge(&value, want);
+    let _ = writeln!(
+        text,
+        "- {name}: {shown} (target {}): {verdict}",
+        want.wanted()
+    );
+    let (cmp, wanted) = want.parts();
+    out.push(json!({
+        "target": name,
+        "ratio": value.as_ref().ok().filter(|v| v.is_finite()),
+        "comparison": cmp,
+        "wanted": wanted,
+        "verdict": verdict,
+        "why_not_measured": value.err(),
+    }));
+}
+
+/// a / b of two measured figures of systems `an` and `bn`, or why there is none.
+fn ratio_of(a: Option<f64>, an: &str, b: Option<f64>, bn: &str) -> Measured {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Ok(a / b),
+        (Some(a), Some(_)) if a > 0.0 => Ok(f64::INFINITY),
+        (Some(_), Some(_)) => Err(format!("neither {an} nor {bn} has a figure above 0")),
+        (None, None) => Err(format!("no run of {an} nor of {bn}")),
+        (None, _) => Err(format!("no run of {an}")),
+        (_, None) => Err(format!("no run of {bn}")),
+    }
+}
+
+/// The load's targets (issue "Bench additions" and the ones before it): one line each in
+/// `text`, one object each in the returned list.
+fn targets(runs: &[Run], text: &mut String) -> Vec<Value> {
+    let mut targets = Vec::new();
+    let t = text;
+    // A system whose every run lost more than 0.1% counts as 0.
+    let best = |a: &str, b: &str| {
+        ratio_of(
+            best_ok(runs, a, "kxdpgun", "hot"),
+            a,
+            best_ok(runs, b, "kxdpgun", "hot"),
+            b,
+        )
     };
-    let _ = writeln!(text, "- {name}: {shown} (target >= {want}x): {verdict}");
-    out.push(json!({ "target": name, "ratio": ratio, "wanted": want, "verdict": verdict }));
+    check(
+        &mut targets,
+        t,
+        "hot name: xgslb XDP vs reflector (highest rate <= 0.1% loss, kxdpgun)",
+        best("xgslb-xdp", "reflector"),
+        Want::AtLeast(0.95),
+    );
+    check(
+        &mut targets,
+        t,
+        "hot name: xgslb XDP vs Knot XDP (highest rate <= 0.1% loss, kxdpgun)",
+        best("xgslb-xdp", "knot-xdp"),
+        Want::AtLeast(1.5),
+    );
+    check(
+        &mut targets,
+        t,
+        "hot name: xgslb XDP vs Knot UDP (highest rate <= 0.1% loss, kxdpgun)",
+        best("xgslb-xdp", "knot-udp"),
+        Want::AtLeast(2.5),
+    );
+    check(
+        &mut targets,
+        t,
+        "hot name: xgslb slow path vs Knot UDP (highest rate <= 0.1% loss, kxdpgun)",
+        best("xgslb-slow", "knot-udp"),
+        Want::AtLeast(1.0),
+    );
+    // Knot XDP's CPU per answer over xgslb's must be at least 4, compared at the highest
+    // rate both answered with at most 0.1% loss.
+    let (cpu_name, cpu_ratio) = match common_rate(runs, "xgslb-xdp", "knot-xdp") {
+        Some((rate, x, k)) => (
+            format!(
+                "hot name: server CPU per answer at {}k qps, Knot XDP over xgslb XDP",
+                rate / 1000
+            ),
+            match (k.per_million(k.server_s()), x.per_million(x.server_s())) {
+                (Some(k), Some(x)) if x > 0.0 => Ok(k / x),
+                _ => Err("no CPU time counted for xgslb XDP".to_owned()),
+            },
+        ),
+        None => (
+            "hot name: server CPU per answer, Knot XDP over xgslb XDP".into(),
+            Err("no kxdpgun rate both answered with at most 0.1% loss".into()),
+        ),
+    };
+    check(&mut targets, t, &cpu_name, cpu_ratio, Want::AtLeast(4.0));
+
+    // The XDP program's own cost per packet under the gslb mix, against the reflector's under
+    // the same load (both kxdpgun flat out).
+    let ns = |sys: &str| flat(runs, sys, "kxdpgun", "gslb").and_then(|r| r.xdp_prog_ns);
+    check(
+        &mut targets,
+        t,
+        "gslb mix, live: xgslb XDP program ns per packet vs the reflector's (kxdpgun flat out)",
+        ratio_of(ns("xgslb-xdp"), "xgslb-xdp", ns("reflector"), "reflector"),
+        Want::AtMost(3.5),
+    );
+    for mix in ["gslb", "nxflood"] {
+        let answered = |sys: &str| flat(runs, sys, "kxdpgun", mix).map(Run::answered_qps);
+        check(
+            &mut targets,
+            t,
+            &format!("{mix}: xgslb XDP vs reflector, answered flat out (kxdpgun)"),
+            ratio_of(
+                answered("xgslb-xdp"),
+                "xgslb-xdp",
+                answered("reflector"),
+                "reflector",
+            ),
+            Want::AtLeast(0.95),
+        );
+        check(
+            &mut targets,
+            t,
+            &format!("{mix}: xgslb XDP vs Knot XDP, answered flat out (kxdpgun)"),
+            ratio_of(
+                answered("xgslb-xdp"),
+                "xgslb-xdp",
+                answered("knot-xdp"),
+                "knot-xdp",
+            ),
+            Want::MoreThan(1.0),
+        );
+    }
+    check(
+        &mut targets,
+        t,
+        "gslb mix: XDP's share (queries the XDP program answered itself, of those it saw; \
+         xgslb-xdp, all gslb runs)",
+        gslb_share(runs),
+        Want::ShareAtLeast(0.99),
+    );
+    targets
+}
+
+/// XDP's share of the gslb mix on xgslb-xdp: the XDP program's answers over the frames it
+/// saw, summed over every gslb run (either tool). Loss on the way back does not bend it, as
+/// it would answers over the generator's count of replies.
+fn gslb_share(runs: &[Run]) -> Measured {
+    let (a, r) = runs
+        .iter()
+        .filter(|r| r.system == "xgslb-xdp" && r.mix == "gslb")
+        .filter_map(|r| Some((r.xdp_answered?, r.xdp_received?)))
+        .fold((0, 0), |(a, r), (x, y)| (a + x, r + y));
+    if r == 0 {
+        return Err("no gslb run of xgslb-xdp with the XDP counters".into());
+    }
+    Ok(a as f64 / r as f64)
+}
+
+/// "answered (loss%)" of a flat-out run, or "n/a".
+fn fmt_flat(r: Option<&Run>) -> String {
+    r.map_or("n/a".into(), |r| {
+        format!("{:.0}k ({:.1}%)", r.answered_qps() / 1000.0, r.loss_pct())
+    })
+}
+
+/// "highest rate <= 0.1% loss" of a system, tool and mix, for the summary table.
+fn fmt_best(runs: &[Run], sys: &str, tool: &str, mix: &str) -> String {
+    let all_ok = runs
+        .iter()
+        .filter(|r| r.system == sys && r.tool == tool && r.mix == mix)
+        .all(|r| r.loss_pct() <= LOSS_OK_PCT);
+    match best_ok(runs, sys, tool, mix) {
+        None => "n/a".into(),
+        Some(0.0) => "none".into(),
+        Some(b) if all_ok => format!("{:.0}k (lost none)", b / 1000.0),
+        Some(b) => format!("{:.0}k", b / 1000.0),
+    }
 }
 
 /// Reads the script's lines, prints the report, adds `load` to results.json, writes the chart.
@@ -233,6 +501,7 @@ pub fn report(lines_path: &Path, results: &Path, svg: &Path, smoke: bool) -> Res
     let lines = std::fs::read_to_string(lines_path)
         .with_context(|| format!("cannot read {}", lines_path.display()))?;
     let (mut runs, skipped) = parse(&lines)?;
+    // Stable: within a system the script's order (tool, mix, rates up, flat out) stays.
     runs.sort_by_key(|r| SYSTEMS.iter().position(|(s, _)| *s == r.system));
 
     let mut md = String::new();
@@ -245,14 +514,19 @@ pub fn report(lines_path: &Path, results: &Path, svg: &Path, smoke: bool) -> Res
             ""
         }
     );
+    md.push_str("Query files (mixes):\n");
+    for (mix, what, _) in MIXES {
+        let _ = writeln!(md, "- {mix}: {what}");
+    }
     md.push_str(
-        "| system | load | offered qps | answered qps | loss % | server CPU s/M answers | \
-         all CPU s/M answers | answered by XDP % |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+        "\n| system | load | offered qps | answered qps | loss % | server CPU s/M answers | \
+         all CPU s/M answers | XDP answered % of seen | XDP program ns/packet |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in &runs {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} |",
             r.system,
             r.load(),
             r.offered_qps(),
@@ -260,126 +534,89 @@ pub fn report(lines_path: &Path, results: &Path, svg: &Path, smoke: bool) -> Res
             r.loss_pct(),
             fmt_opt(r.per_million(r.server_s()), 2),
             fmt_opt(r.per_million(r.busy_s), 2),
-            r.xdp_answered.map_or(String::new(), |n| format!(
-                "{:.1}",
-                n as f64 * 100.0 / r.answered.max(1) as f64
-            )),
+            r.xdp_share()
+                .map_or(String::new(), |s| format!("{:.1}", s * 100.0)),
+            r.xdp_prog_ns.map_or(String::new(), |n| format!("{n:.1}")),
         );
     }
     for NotRun { what, why } in &skipped {
-        let _ = writeln!(md, "| {what} | not run: {why} | | | | | | |");
+        let _ = writeln!(md, "| {what} | not run: {why} | | | | | | | |");
     }
     md.push_str(
         "\nServer CPU = the server processes' user+system time plus all softirq time (XDP \
          programs and socket receive run there, on both ends of the veth, so it is an upper \
-         bound); all CPU = every CPU's non-idle time, generator included. Both share 2 vCPUs.\n",
+         bound); all CPU = every CPU's non-idle time, generator included. Both share 2 vCPUs. \
+         XDP answered % of seen: the frames xgslb's XDP program answered over those it saw \
+         (the rest went to the slow path). XDP program ns/packet: run_time_ns / run_cnt of \
+         the program on the server veth (kernel.bpf_stats_enabled, on for every system); on \
+         veth it runs on the generator's CPU, so flat-out rates stop at what generator and \
+         program do together, and this is the program's own share.\n",
     );
 
+    // Per mix: the highest loss-free rate and the flat-out run of each tool.
     let mut best = Vec::new();
-    for tool in ["kxdpgun", "dnsperf"] {
+    for (mix, what, _) in MIXES {
         let _ = writeln!(
             md,
-            "\nHighest rate answered with at most {LOSS_OK_PCT}% loss ({tool}, hot name):"
+            "\n### {mix} ({what})\n\n| system | kxdpgun: highest rate <= {LOSS_OK_PCT}% loss | \
+             kxdpgun flat out: answered (loss) | XDP program ns/packet (kxdpgun flat out) | \
+             dnsperf: highest rate <= {LOSS_OK_PCT}% loss | dnsperf flat out: answered (loss) |\n\
+             |---|---:|---:|---:|---:|---:|"
         );
         for (sys, _) in SYSTEMS {
-            let b = best_ok(&runs, sys, tool);
-            let steps_all_ok = runs
-                .iter()
-                .filter(|r| r.system == *sys && r.tool == tool && r.mix == "hot")
-                .all(|r| r.loss_pct() <= LOSS_OK_PCT);
+            if !runs.iter().any(|r| r.system == *sys && r.mix == *mix) {
+                continue;
+            }
+            let kflat = flat(&runs, sys, "kxdpgun", mix);
             let _ = writeln!(
                 md,
-                "- {sys}: {}{}",
-                match b {
-                    Some(0.0) => "none: every run lost more".into(),
-                    b => fmt_opt(b, 0),
-                },
-                if b.is_some() && steps_all_ok {
-                    " (no run lost more: a lower bound, set by the rates tried or the generator)"
-                } else {
-                    ""
-                }
+                "| {sys} | {} | {} | {} | {} | {} |",
+                fmt_best(&runs, sys, "kxdpgun", mix),
+                fmt_flat(kflat),
+                fmt_opt(kflat.and_then(|r| r.xdp_prog_ns), 1),
+                fmt_best(&runs, sys, "dnsperf", mix),
+                fmt_flat(flat(&runs, sys, "dnsperf", mix)),
             );
-            best.push(json!({
-                "system": sys,
-                "tool": tool,
-                "qps": b,
-                "lower_bound": b.is_some() && steps_all_ok,
-            }));
+        }
+        for tool in TOOLS {
+            for (sys, _) in SYSTEMS {
+                let b = best_ok(&runs, sys, tool, mix);
+                let all_ok = runs
+                    .iter()
+                    .filter(|r| r.system == *sys && r.tool == *tool && r.mix == *mix)
+                    .all(|r| r.loss_pct() <= LOSS_OK_PCT);
+                best.push(json!({
+                    "system": sys,
+                    "tool": tool,
+                    "mix": mix,
+                    "qps": b,
+                    "lower_bound": b.is_some() && all_ok,
+                }));
+            }
         }
     }
+    let _ = writeln!(
+        md,
+        "\n\"lost none\": no run of that tool and mix lost more than {LOSS_OK_PCT}%, so the \
+         figure is a lower bound, set by the rates tried or the generator; \"none\": every \
+         run lost more."
+    );
 
-    // A system whose every run lost more than 0.1% counts as 0.
-    let ratio =
-        |a: &str, b: &str| match (best_ok(&runs, a, "kxdpgun"), best_ok(&runs, b, "kxdpgun")) {
-            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-            (Some(a), Some(_)) if a > 0.0 => Some(f64::INFINITY),
-            _ => None,
-        };
-    let mut targets = Vec::new();
+    if let Some((rate, x, k)) = common_rate(&runs, "xgslb-xdp", "knot-xdp") {
+        let _ = writeln!(
+            md,
+            "\nCPU s per million answers at {}k qps (hot name, both without loss): xgslb XDP \
+             {} server / {} all, Knot XDP {} server / {} all.",
+            rate / 1000,
+            fmt_opt(x.per_million(x.server_s()), 2),
+            fmt_opt(x.per_million(x.busy_s), 2),
+            fmt_opt(k.per_million(k.server_s()), 2),
+            fmt_opt(k.per_million(k.busy_s), 2),
+        );
+    }
+
     let mut t = String::new();
-    check(
-        &mut targets,
-        &mut t,
-        "xgslb XDP vs reflector (highest rate <= 0.1% loss)",
-        ratio("xgslb-xdp", "reflector"),
-        0.95,
-    );
-    check(
-        &mut targets,
-        &mut t,
-        "xgslb XDP vs Knot XDP",
-        ratio("xgslb-xdp", "knot-xdp"),
-        1.5,
-    );
-    check(
-        &mut targets,
-        &mut t,
-        "xgslb XDP vs Knot UDP",
-        ratio("xgslb-xdp", "knot-udp"),
-        2.5,
-    );
-    check(
-        &mut targets,
-        &mut t,
-        "xgslb slow path vs Knot UDP",
-        ratio("xgslb-slow", "knot-udp"),
-        1.0,
-    );
-    // Knot XDP's CPU per answer over xgslb's must be at least 4, compared at the highest
-    // rate both answered with at most 0.1% loss.
-    let (cpu_name, cpu_ratio) = match common_rate(&runs, "xgslb-xdp", "knot-xdp") {
-        Some((rate, x, k)) => {
-            let (xs, ks) = (x.per_million(x.server_s()), k.per_million(k.server_s()));
-            let (xa, ka) = (x.per_million(x.busy_s), k.per_million(k.busy_s));
-            let _ = writeln!(
-                md,
-                "\nCPU s per million answers at {}k qps (both without loss): xgslb XDP {} \
-                 server / {} all, Knot XDP {} server / {} all.",
-                rate / 1000,
-                fmt_opt(xs, 2),
-                fmt_opt(xa, 2),
-                fmt_opt(ks, 2),
-                fmt_opt(ka, 2),
-            );
-            let r = match (ks, xs) {
-                (Some(k), Some(x)) if x > 0.0 => Some(k / x),
-                _ => None,
-            };
-            (
-                format!(
-                    "server CPU per answer at {}k qps: Knot XDP over xgslb XDP",
-                    rate / 1000
-                ),
-                r,
-            )
-        }
-        None => (
-            "server CPU per answer: Knot XDP over xgslb XDP (no common loss-free rate)".into(),
-            None,
-        ),
-    };
-    check(&mut targets, &mut t, &cpu_name, cpu_ratio, 4.0);
+    let targets = targets(&runs, &mut t);
     let _ = writeln!(
         md,
         "\nTargets (the load part; in-kernel figures above):\n{t}{}",
@@ -396,6 +633,8 @@ pub fn report(lines_path: &Path, results: &Path, svg: &Path, smoke: bool) -> Res
         "machine": machine(),
         "versions": versions(),
         "loss_ok_pct": LOSS_OK_PCT,
+        "mixes": MIXES.iter().map(|(m, what, _)| json!({ "mix": m, "queries": what }))
+            .collect::<Vec<_>>(),
         "runs": runs.iter().map(|r| json!({
             "system": r.system,
             "tool": r.tool,
@@ -414,6 +653,10 @@ pub fn report(lines_path: &Path, results: &Path, svg: &Path, smoke: bool) -> Res
             "all_cpu_s_per_million": r.per_million(r.busy_s),
             "all_cpu_s": r.busy_s,
             "xdp_answered": r.xdp_answered,
+            "xdp_received": r.xdp_received,
+            "xdp_share": r.xdp_share(),
+            "xdp_prog_runs": r.xdp_prog_runs,
+            "xdp_prog_ns_per_packet": r.xdp_prog_ns,
         })).collect::<Vec<_>>(),
         "not_run": skipped.iter().map(|n| json!({ "what": n.what, "why": n.why }))
             .collect::<Vec<_>>(),
@@ -438,47 +681,69 @@ pub fn report(lines_path: &Path, results: &Path, svg: &Path, smoke: bool) -> Res
     Ok(())
 }
 
-/// Answered against offered qps of the kxdpgun hot runs, a line per system, as a small SVG.
+/// Answered against offered qps of the kxdpgun runs (fixed rates and flat out), one panel
+/// per mix and a line per system in each, as a small SVG.
 fn chart(runs: &[Run], smoke: bool) -> String {
     const W: f64 = 720.0;
-    const H: f64 = 440.0;
+    const PANEL: f64 = 400.0; // height of one panel
+    const TITLE: f64 = 30.0; // the chart's title above the panels
+    let mut s = String::new();
+    let h = TITLE + PANEL * MIXES.len() as f64;
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{W}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="20" text-anchor="middle" font-size="15">Answered vs offered qps, kxdpgun (fixed rates, then flat out){}</text>"#,
+        W / 2.0,
+        if smoke { ", smoke run" } else { "" }
+    );
+    for (i, (mix, _, title)) in MIXES.iter().enumerate() {
+        panel(&mut s, runs, mix, title, TITLE + PANEL * i as f64, W, PANEL);
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// One panel of the chart: the kxdpgun runs of `mix`, titled `title`, at vertical offset
+/// `top`.
+fn panel(s: &mut String, runs: &[Run], mix: &str, title: &str, top: f64, w: f64, h: f64) {
     const L: f64 = 80.0; // left margin
     const B: f64 = 50.0; // bottom margin
     const T: f64 = 40.0; // top margin
     const R: f64 = 150.0; // right margin (legend)
-    let curve: Vec<&Run> = runs.iter().filter(|r| r.is_rate_curve()).collect();
+    let curve: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.tool == "kxdpgun" && r.mix == mix)
+        .collect();
     let max = curve
         .iter()
         .flat_map(|r| [r.offered_qps(), r.answered_qps()])
         .fold(1.0_f64, f64::max);
     // A round axis maximum: 1, 2 or 5 times a power of ten.
     let mag = 10f64.powf(max.log10().floor());
-    let top = [1.0, 2.0, 5.0, 10.0]
+    let axis = [1.0, 2.0, 5.0, 10.0]
         .iter()
         .map(|m| m * mag)
         .find(|v| *v >= max)
         .unwrap_or(10.0 * mag);
-    let x = |q: f64| L + q / top * (W - L - R);
-    let y = |q: f64| H - B - q / top * (H - B - T);
-    let mut s = String::new();
+    let x = |q: f64| L + q / axis * (w - L - R);
+    let y = |q: f64| top + h - B - q / axis * (h - B - T);
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="14">Answered vs offered qps (kxdpgun, hot A name){}</text>"#,
-        (W - R + L) / 2.0,
-        if smoke { ", smoke run" } else { "" }
+        r#"<text x="{}" y="{}" text-anchor="middle" font-size="14">{title}</text>"#,
+        (w - R + L) / 2.0,
+        top + 24.0,
     );
     for i in 0..=5 {
-        let q = top * f64::from(i) / 5.0;
+        let q = axis * f64::from(i) / 5.0;
         let _ = writeln!(
             s,
             r##"<line x1="{x0}" y1="{yq}" x2="{x1}" y2="{yq}" stroke="#ddd"/><text x="{tx}" y="{ty}" text-anchor="end">{k}k</text>"##,
             x0 = L,
-            x1 = W - R,
+            x1 = w - R,
             yq = y(q),
             tx = L - 6.0,
             ty = y(q) + 4.0,
@@ -489,8 +754,8 @@ fn chart(runs: &[Run], smoke: bool) -> String {
             r##"<line x1="{xq}" y1="{y0}" x2="{xq}" y2="{y1}" stroke="#ddd"/><text x="{xq}" y="{ty}" text-anchor="middle">{k}k</text>"##,
             xq = x(q),
             y0 = y(0.0),
-            y1 = T,
-            ty = H - B + 16.0,
+            y1 = top + T,
+            ty = top + h - B + 16.0,
             k = q / 1000.0
         );
     }
@@ -499,20 +764,19 @@ fn chart(runs: &[Run], smoke: bool) -> String {
         r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="4 4"/>"##,
         x(0.0),
         y(0.0),
-        x(top),
-        y(top)
+        x(axis),
+        y(axis)
     );
     let _ = writeln!(
         s,
         r#"<text x="{}" y="{}" text-anchor="middle">offered qps</text>"#,
-        (W - R + L) / 2.0,
-        H - 12.0
+        (w - R + L) / 2.0,
+        top + h - 14.0
     );
+    let mid = top + (h - B + T) / 2.0;
     let _ = writeln!(
         s,
-        r#"<text x="18" y="{}" text-anchor="middle" transform="rotate(-90 18 {})">answered qps</text>"#,
-        (H - B + T) / 2.0,
-        (H - B + T) / 2.0
+        r#"<text x="18" y="{mid}" text-anchor="middle" transform="rotate(-90 18 {mid})">answered qps</text>"#,
     );
     for (i, (sys, colour)) in SYSTEMS.iter().enumerate() {
         let mut pts: Vec<(f64, f64)> = curve
@@ -521,13 +785,13 @@ fn chart(runs: &[Run], smoke: bool) -> String {
             .map(|r| (r.offered_qps(), r.answered_qps()))
             .collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let ly = T + 10.0 + 18.0 * i as f64;
+        let ly = top + T + 10.0 + 18.0 * i as f64;
         let _ = writeln!(
             s,
             r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{sys}{}</text>"#,
-            W - R + 10.0,
-            W - R + 30.0,
-            W - R + 36.0,
+            w - R + 10.0,
+            w - R + 30.0,
+            w - R + 36.0,
             ly + 4.0,
             if pts.is_empty() { " (not run)" } else { "" }
         );
@@ -552,8 +816,6 @@ fn chart(runs: &[Run], smoke: bool) -> String {
             );
         }
     }
-    s.push_str("</svg>\n");
-    s
 }
 
 #[cfg(test)]
@@ -565,15 +827,21 @@ mod tests {
 {"system":"xgslb-xdp","tool":"kxdpgun","mix":"hot","rate":200000,"duration_s":3,"sent":600000,"answered":600000,"cpu_busy_ticks":300,"cpu_softirq_ticks":120,"server_proc_ticks":0,"xdp_answered":600000}
 {"system":"knot-xdp","tool":"kxdpgun","mix":"hot","rate":100000,"duration_s":3,"sent":300000,"answered":300000,"cpu_busy_ticks":450,"cpu_softirq_ticks":100,"server_proc_ticks":200,"xdp_answered":null}
 {"system":"knot-xdp","tool":"kxdpgun","mix":"hot","rate":200000,"duration_s":3,"sent":600000,"answered":540000,"cpu_busy_ticks":600,"cpu_softirq_ticks":100,"server_proc_ticks":400,"xdp_answered":null}
-{"system":"knot-xdp","tool":"dnsperf","mix":"mix","rate":null,"duration_s":4,"sent":400000,"answered":400000,"cpu_busy_ticks":600,"cpu_softirq_ticks":100,"server_proc_ticks":400,"xdp_answered":null}
+{"system":"knot-xdp","tool":"dnsperf","mix":"gslb","rate":null,"duration_s":4,"sent":400000,"answered":400000,"cpu_busy_ticks":600,"cpu_softirq_ticks":100,"server_proc_ticks":400,"xdp_answered":null}
 {"system":"xgslb-slow","tool":"kxdpgun","mix":"hot","rate":10000,"duration_s":3,"sent":30000,"answered":20000,"cpu_busy_ticks":60,"cpu_softirq_ticks":10,"server_proc_ticks":40,"xdp_answered":null}
+{"system":"xgslb-xdp","tool":"kxdpgun","mix":"gslb","rate":100000,"duration_s":3,"sent":300000,"answered":300000,"cpu_busy_ticks":150,"cpu_softirq_ticks":60,"server_proc_ticks":10,"xdp_answered":298000,"xdp_received":300000,"xdp_prog_runs":300000,"xdp_prog_ns_per_packet":190.0}
+{"system":"xgslb-xdp","tool":"kxdpgun","mix":"gslb","rate":null,"duration_s":4,"sent":1200000,"answered":1000000,"cpu_busy_ticks":800,"cpu_softirq_ticks":300,"server_proc_ticks":20,"xdp_answered":1190000,"xdp_received":1200000,"xdp_prog_runs":1200000,"xdp_prog_ns_per_packet":200.0}
+{"system":"reflector","tool":"kxdpgun","mix":"gslb","rate":null,"duration_s":4,"sent":1600000,"answered":1040000,"cpu_busy_ticks":800,"cpu_softirq_ticks":300,"server_proc_ticks":0,"xdp_answered":null,"xdp_received":null,"xdp_prog_runs":1600000,"xdp_prog_ns_per_packet":50.0}
+{"system":"knot-xdp","tool":"kxdpgun","mix":"gslb","rate":null,"duration_s":4,"sent":1600000,"answered":800000,"cpu_busy_ticks":800,"cpu_softirq_ticks":300,"server_proc_ticks":500,"xdp_answered":null,"xdp_received":null,"xdp_prog_runs":1600000,"xdp_prog_ns_per_packet":30.0}
+{"system":"xgslb-xdp","tool":"kxdpgun","mix":"nxflood","rate":null,"duration_s":4,"sent":1200000,"answered":1200000,"cpu_busy_ticks":800,"cpu_softirq_ticks":300,"server_proc_ticks":0,"xdp_answered":1200000,"xdp_received":1200000,"xdp_prog_runs":1200000,"xdp_prog_ns_per_packet":150.0}
+{"system":"reflector","tool":"kxdpgun","mix":"nxflood","rate":null,"duration_s":4,"sent":1600000,"answered":1600000,"cpu_busy_ticks":800,"cpu_softirq_ticks":300,"server_proc_ticks":0,"xdp_answered":null,"xdp_received":null,"xdp_prog_runs":1600000,"xdp_prog_ns_per_packet":50.0}
 {"system":"nsd","skipped":"did not start"}
 "#;
 
     #[test]
     fn highest_loss_free_rate_and_common_rate() {
         let (runs, skipped) = parse(LINES).expect("sample lines parse");
-        assert_eq!(runs.len(), 6);
+        assert_eq!(runs.len(), 12);
         assert_eq!(
             skipped,
             vec![NotRun {
@@ -581,12 +849,24 @@ mod tests {
                 why: "did not start".into()
             }]
         );
-        assert_eq!(best_ok(&runs, "xgslb-xdp", "kxdpgun"), Some(200000.0));
+        assert_eq!(
+            best_ok(&runs, "xgslb-xdp", "kxdpgun", "hot"),
+            Some(200000.0)
+        );
         // The 200k run lost 10%; the dnsperf run is another tool and another mix.
-        assert_eq!(best_ok(&runs, "knot-xdp", "kxdpgun"), Some(100000.0));
-        assert_eq!(best_ok(&runs, "knot-xdp", "dnsperf"), None);
-        assert_eq!(best_ok(&runs, "xgslb-slow", "kxdpgun"), Some(0.0));
-        assert_eq!(best_ok(&runs, "reflector", "kxdpgun"), None);
+        assert_eq!(best_ok(&runs, "knot-xdp", "kxdpgun", "hot"), Some(100000.0));
+        assert_eq!(best_ok(&runs, "knot-xdp", "dnsperf", "hot"), None);
+        assert_eq!(
+            best_ok(&runs, "knot-xdp", "dnsperf", "gslb"),
+            Some(100000.0)
+        );
+        assert_eq!(best_ok(&runs, "xgslb-slow", "kxdpgun", "hot"), Some(0.0));
+        assert_eq!(best_ok(&runs, "reflector", "kxdpgun", "hot"), None);
+        // The gslb step at 100k lost nothing; the flat run lost 17%.
+        assert_eq!(
+            best_ok(&runs, "xgslb-xdp", "kxdpgun", "gslb"),
+            Some(100000.0)
+        );
         let (rate, x, k) = common_rate(&runs, "xgslb-xdp", "knot-xdp").expect("100k is common");
         assert_eq!(rate, 100000);
         assert_eq!(
@@ -596,11 +876,71 @@ mod tests {
     }
 
     #[test]
-    fn chart_has_a_line_per_system_run() {
+    fn targets_of_the_mixes() {
+        let (runs, _) = parse(LINES).expect("sample lines parse");
+        let mut text = String::new();
+        let t = targets(&runs, &mut text);
+        let verdict = |prefix: &str| -> (&str, Option<f64>) {
+            let v = t
+                .iter()
+                .find(|v| v["target"].as_str().unwrap().starts_with(prefix))
+                .unwrap_or_else(|| panic!("no target {prefix}"));
+            (v["verdict"].as_str().unwrap(), v["ratio"].as_f64())
+        };
+        // 200 ns against 50: 4x, over 3.5x.
+        assert_eq!(
+            verdict("gslb mix, live: xgslb XDP program ns"),
+            ("MISSED", Some(4.0))
+        );
+        // Flat out, gslb: 250k against the reflector's 260k (0.96x) and Knot's 200k.
+        let (v, r) = verdict("gslb: xgslb XDP vs reflector");
+        assert_eq!(v, "MET");
+        assert!((r.unwrap() - 250.0 / 260.0).abs() < 1e-9);
+        assert_eq!(verdict("gslb: xgslb XDP vs Knot XDP"), ("MET", Some(1.25)));
+        // nxflood: 300k against 400k; Knot XDP has no nxflood run.
+        assert_eq!(
+            verdict("nxflood: xgslb XDP vs reflector"),
+            ("MISSED", Some(0.75))
+        );
+        assert_eq!(
+            verdict("nxflood: xgslb XDP vs Knot XDP"),
+            ("NOT MEASURED", None)
+        );
+        assert!(text.contains("nxflood: xgslb XDP vs Knot XDP, answered flat out (kxdpgun): no run of knot-xdp (target > 1x): NOT MEASURED"));
+        // (298k + 1,190k) / (300k + 1,200k) = 99.2%.
+        let (v, r) = verdict("gslb mix: XDP's share");
+        assert_eq!(v, "MET");
+        assert!((r.unwrap() - 1_488_000.0 / 1_500_000.0).abs() < 1e-9);
+        // Every target has a line and a verdict.
+        assert_eq!(text.lines().count(), t.len());
+        assert!(t.iter().all(|v| v["verdict"].is_string()));
+    }
+
+    #[test]
+    fn wants_compare_and_show() {
+        assert!(Want::AtMost(3.5).met(3.5) && !Want::AtMost(3.5).met(3.6));
+        assert!(!Want::MoreThan(1.0).met(1.0) && Want::MoreThan(1.0).met(1.01));
+        assert_eq!(Want::ShareAtLeast(0.99).wanted(), ">= 99%");
+        assert_eq!(Want::ShareAtLeast(0.99).show(0.98765), "98.77%");
+        assert_eq!(
+            judge(&Ok(f64::INFINITY), Want::AtLeast(0.95)).0,
+            "MET",
+            "the other system lost more at every rate"
+        );
+        assert_eq!(
+            judge(&Err("no run".into()), Want::AtMost(3.5)),
+            ("NOT MEASURED", "no run".to_owned())
+        );
+    }
+
+    #[test]
+    fn chart_has_a_line_per_system_and_mix_run() {
         let (runs, _) = parse(LINES).expect("sample lines parse");
         let svg = chart(&runs, false);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
-        assert_eq!(svg.matches("<polyline").count(), 3);
-        assert!(svg.contains("nsd (not run)"));
+        // hot: xgslb-xdp, xgslb-slow, knot-xdp; gslb: xgslb-xdp, knot-xdp, reflector;
+        // nxflood: xgslb-xdp, reflector.
+        assert_eq!(svg.matches("<polyline").count(), 8);
+        assert_eq!(svg.matches("nsd (not run)").count(), 3);
     }
 }
