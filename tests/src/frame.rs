@@ -279,18 +279,8 @@ pub fn dns_a_reply(
     addrs: &[[u8; 4]],
     opt_do: Option<bool>,
 ) -> Vec<u8> {
-    let records: Vec<u8> = addrs
-        .iter()
-        .flat_map(|a| rr_at_question(1, ttl, a))
-        .collect();
-    dns_reply(
-        query,
-        qname_len,
-        0x0400,
-        [addrs.len() as u16, 0, 0],
-        &records,
-        opt_do,
-    )
+    let addrs: Vec<&[u8]> = addrs.iter().map(|a| &a[..]).collect();
+    address_reply(query, qname_len, 1, ttl, &addrs, opt_do)
 }
 
 /// The response to an AAAA query with one AAAA record per address, TTL `ttl`.
@@ -301,9 +291,22 @@ pub fn dns_aaaa_reply(
     addrs: &[[u8; 16]],
     opt_do: Option<bool>,
 ) -> Vec<u8> {
+    let addrs: Vec<&[u8]> = addrs.iter().map(|a| &a[..]).collect();
+    address_reply(query, qname_len, 28, ttl, &addrs, opt_do)
+}
+
+/// An authoritative answer of `rtype` records holding `addrs`, owned by the question name.
+fn address_reply(
+    query: &[u8],
+    qname_len: usize,
+    rtype: u16,
+    ttl: u32,
+    addrs: &[&[u8]],
+    opt_do: Option<bool>,
+) -> Vec<u8> {
     let records: Vec<u8> = addrs
         .iter()
-        .flat_map(|a| rr_at_question(28, ttl, a))
+        .flat_map(|a| rr_at_question(rtype, ttl, a))
         .collect();
     dns_reply(
         query,

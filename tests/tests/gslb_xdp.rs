@@ -14,7 +14,7 @@ use std::{
 use hickory_proto::{op::Message, rr::RData};
 use xgslb::{
     config::Config,
-    daemon::{build, build_with, listener_keys},
+    daemon::{Built, build, build_with, listener_keys},
     maps::{DataPlane, publish::publish_listeners},
     model::{Metrics, VsMetrics},
 };
@@ -314,6 +314,30 @@ fn static_persist_keeps_each_ldns_prefix_and_moves_only_the_leaving_members() {
     assert!(moved > 0, "no prefix was on the member that left");
 }
 
+/// A thread that publishes `first` and `second` in turn, `swaps` times, then sets the flag
+/// it returns; the thread returns the writer.
+fn swap_back_and_forth(
+    mut writer: DataPlane,
+    first: Built,
+    second: Built,
+    swaps: usize,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<DataPlane>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = stop.clone();
+    let thread = std::thread::spawn(move || {
+        for i in 0..swaps {
+            let next = if i % 2 == 0 { &first } else { &second };
+            writer
+                .tables
+                .swap(&next.entries, &next.prefixes)
+                .expect("swap");
+        }
+        done.store(true, Ordering::Relaxed);
+        writer
+    });
+    (stop, thread)
+}
+
 #[test]
 fn config_swaps_never_show_a_mix_or_a_missing_wide_ip() {
     require_root();
@@ -364,19 +388,7 @@ pools = ["p"]
         .swap(&a.entries, &a.prefixes)
         .expect("publish A");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_writer = stop.clone();
-    let swaps = std::thread::spawn(move || {
-        for i in 0..400 {
-            let next = if i % 2 == 0 { &b } else { &a };
-            writer
-                .tables
-                .swap(&next.entries, &next.prefixes)
-                .expect("swap");
-        }
-        stop_writer.store(true, Ordering::Relaxed);
-        writer
-    });
+    let (stop, swaps) = swap_back_and_forth(writer, b, a, 400);
     let in_a: HashSet<IpAddr> = ["198.18.1.1", "198.18.1.2"]
         .iter()
         .map(|s| s.parse().expect("a"))
@@ -499,18 +511,7 @@ fn a_reload_changes_static_answers_whole_within_one_publication() {
     assert_eq!(view_b.old.0, "Non-Existent Domain");
 
     // Under reloads back and forth, every query sees A or B, whole.
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_writer = stop.clone();
-    let swaps = std::thread::spawn(move || {
-        for i in 0..300 {
-            let next = if i % 2 == 0 { &a } else { &b };
-            writer
-                .tables
-                .swap(&next.entries, &next.prefixes)
-                .expect("swap");
-        }
-        stop_writer.store(true, Ordering::Relaxed);
-    });
+    let (stop, swaps) = swap_back_and_forth(writer, a, b, 300);
     let (mut seen_a, mut seen_b, mut n) = (0, 0, 0u16);
     // Bounded: the writer's swaps end the loop, and so does the query count.
     while !stop.load(Ordering::Relaxed) && n < 60_000 {

@@ -22,17 +22,17 @@ records = 3
 addresses = [{ ip = "198.18.1.1" }, { ip = "198.18.1.2", weight = 5 }, { ip = "198.18.1.3" }]
 "#;
 
-/// The answer section of a query, one line per record, sorted (rotation order aside).
-fn answer_section(
+/// What `tool` prints for a query, with `extra` options; the tool must succeed.
+fn run(
     pair: &NetnsPair,
     tool: &str,
     server: &str,
     name: &str,
     qtype: &str,
     extra: &[&str],
-) -> Vec<String> {
+) -> String {
     let at = format!("@{server}");
-    let mut args = vec![tool, at.as_str(), name, qtype, "+noall", "+answer"];
+    let mut args = vec![tool, at.as_str(), name, qtype];
     args.extend_from_slice(if tool == "dig" {
         &["+tries=1", "+time=3"]
     } else {
@@ -46,7 +46,12 @@ fn answer_section(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The record lines of a tool's output (comments, the question and pseudo-sections left
+/// out), whitespace collapsed, lowercased and sorted (rotation order aside).
+fn records(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
@@ -61,8 +66,21 @@ fn answer_section(
     lines
 }
 
+/// The answer section of a query, one line per record, sorted.
+fn answer_section(
+    pair: &NetnsPair,
+    tool: &str,
+    server: &str,
+    name: &str,
+    qtype: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let extra = [&["+noall", "+answer"], extra].concat();
+    records(&run(pair, tool, server, name, qtype, &extra))
+}
+
 /// The whole response as the tool prints it: the status, then every record of every section
-/// (one line each, sorted), the question and pseudo-sections left out.
+/// (one line each, sorted).
 fn response(
     pair: &NetnsPair,
     tool: &str,
@@ -71,34 +89,15 @@ fn response(
     qtype: &str,
     extra: &[&str],
 ) -> Vec<String> {
-    let at = format!("@{server}");
-    let mut args = vec![tool, at.as_str(), name, qtype];
-    args.extend_from_slice(if tool == "dig" {
-        &["+tries=1", "+time=3"]
-    } else {
-        &["+retry=0", "+time=3"]
-    });
-    args.extend_from_slice(extra);
-    let out = pair.client_cmd(&args);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{args:?}: {text}");
+    let text = run(pair, tool, server, name, qtype, extra);
     let status = text
         .split("status: ")
         .nth(1)
         .and_then(|s| s.split([',', ';']).next())
-        .unwrap_or_else(|| panic!("{args:?}: no status in {text}"));
-    let mut lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
-        .map(|l| {
-            l.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_lowercase()
-        })
-        .collect();
-    lines.sort();
-    lines.insert(0, status.to_owned());
+        .unwrap_or_else(|| panic!("{tool} {name} {qtype}: no status in {text}"))
+        .to_owned();
+    let mut lines = records(&text);
+    lines.insert(0, status);
     lines
 }
 

@@ -384,21 +384,9 @@ pub fn class_table(prefixes: &[(IpNet, ClassId)]) -> (Vec<(ClassKey, ClassId)>, 
         l
     };
     let (l4, l6) = (lengths_of(false), lengths_of(true));
-    let trie4 = l4.len() > MAX_CLASS_LENGTHS;
-    let trie6 = l6.len() > MAX_CLASS_LENGTHS || l6.first().is_some_and(|&l| l > MAX_HASHED_V6_LEN);
-    let mut out = ClassLengths {
-        trie4: trie4 as u8,
-        trie6: trie6 as u8,
-        ..ClassLengths::default()
-    };
-    if !trie4 {
-        out.n4 = l4.len() as u8;
-        out.v4[..l4.len()].copy_from_slice(&l4);
-    }
-    if !trie6 {
-        out.n6 = l6.len() as u8;
-        out.v6[..l6.len()].copy_from_slice(&l6);
-    }
+    let v6_too_long = l6.first().is_some_and(|&l| l > MAX_HASHED_V6_LEN);
+    let out = pack_lengths(&l4, &l6, false, v6_too_long);
+    let (trie4, trie6) = (out.trie4 != 0, out.trie6 != 0);
     let entries = prefixes
         .iter()
         .filter_map(|&(p, class)| match p.trunc() {
@@ -428,8 +416,19 @@ fn union_lengths(a: &ClassLengths, b: &ClassLengths) -> ClassLengths {
     };
     let l4 = merge(&a.v4[..a.n4 as usize], &b.v4[..b.n4 as usize]);
     let l6 = merge(&a.v6[..a.n6 as usize], &b.v6[..b.n6 as usize]);
-    let trie4 = a.trie4 != 0 || b.trie4 != 0 || l4.len() > MAX_CLASS_LENGTHS;
-    let trie6 = a.trie6 != 0 || b.trie6 != 0 || l6.len() > MAX_CLASS_LENGTHS;
+    pack_lengths(
+        &l4,
+        &l6,
+        a.trie4 != 0 || b.trie4 != 0,
+        a.trie6 != 0 || b.trie6 != 0,
+    )
+}
+
+/// `ClassLengths` of the lengths `l4` and `l6` (longest first); a family goes to its trie
+/// when told to or when its lengths do not fit.
+fn pack_lengths(l4: &[u8], l6: &[u8], trie4: bool, trie6: bool) -> ClassLengths {
+    let trie4 = trie4 || l4.len() > MAX_CLASS_LENGTHS;
+    let trie6 = trie6 || l6.len() > MAX_CLASS_LENGTHS;
     let mut out = ClassLengths {
         trie4: trie4 as u8,
         trie6: trie6 as u8,
@@ -437,11 +436,11 @@ fn union_lengths(a: &ClassLengths, b: &ClassLengths) -> ClassLengths {
     };
     if !trie4 {
         out.n4 = l4.len() as u8;
-        out.v4[..l4.len()].copy_from_slice(&l4);
+        out.v4[..l4.len()].copy_from_slice(l4);
     }
     if !trie6 {
         out.n6 = l6.len() as u8;
-        out.v6[..l6.len()].copy_from_slice(&l6);
+        out.v6[..l6.len()].copy_from_slice(l6);
     }
     out
 }
