@@ -2,10 +2,7 @@
 //! take the precomputed tail, resize the frame, swap addresses, write the header, the records
 //! and the OPT, and checksum (from sums of the parts, never a pass over the frame).
 use aya_ebpf::{
-    helpers::{
-        bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
-        generated::{bpf_xdp_load_bytes, bpf_xdp_store_bytes},
-    },
+    helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, generated::bpf_xdp_store_bytes},
     programs::XdpContext,
 };
 use xgslb_common::{
@@ -144,30 +141,42 @@ fn resize(
 /// Makes the frame `delta` bytes longer when its tailroom is short (veth hands XDP frames
 /// with little, for one): the room comes from the headroom, and the headers and question
 /// (`keep` bytes) move to the new start, so that the frame reads as before with `delta` more
-/// bytes after the question.
+/// bytes after the question. The move is a forward copy a word at a time inside the frame
+/// (the destination is below the source, so no word is overwritten before it is read):
+/// cheaper than copying out and back through helpers.
 #[inline(always)]
 fn grow_at_head(ctx: &XdpContext, keep: usize, delta: i32) -> Result<(), Verdict> {
-    let scratch = crate::maps::SCRATCH
-        .get_ptr_mut(0)
-        .ok_or(Verdict::Pass(Counter::PassResize))?;
-    // Laundered: the helpers need the length's bounds on the very value they get.
-    let keep = crate::verifier::launder(keep, FRAME_HEAD_MAX)
-        .filter(|&k| k > 0 && delta > 0)
-        .ok_or(Verdict::Pass(Counter::PassResize))?;
-    // SAFETY: this CPU's scratch; `keep` bytes fit its frame buffer; the helpers check the
-    // packet ranges.
-    unsafe {
-        let buf = core::ptr::addr_of_mut!((*scratch).frame).cast::<core::ffi::c_void>();
-        if bpf_xdp_load_bytes(ctx.ctx, 0, buf, keep as u32) != 0 {
-            return Err(Verdict::Pass(Counter::PassResize));
+    if keep == 0 || keep > FRAME_HEAD_MAX || delta <= 0 || delta as usize > MAX_PKT_OFF / 2 {
+        return Err(Verdict::Pass(Counter::PassResize));
+    }
+    // SAFETY: plain helper call on this program's context.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -delta) } != 0 {
+        return Err(Verdict::Pass(Counter::PassResize));
+    }
+    // From here on the frame is no longer the query: a failure drops it.
+    let d = delta as usize;
+    for k in 0..FRAME_HEAD_MAX / 8 {
+        let at = 8 * k;
+        if at + 8 > keep {
+            break;
         }
-        if bpf_xdp_adjust_head(ctx.ctx, -delta) != 0 {
-            return Err(Verdict::Pass(Counter::PassResize));
+        let src = ptr_at(ctx, d + at, 8).ok_or(Verdict::Drop)?;
+        let dst = ptr_at(ctx, at, 8).ok_or(Verdict::Drop)?;
+        // SAFETY: 8 bytes each, checked by `ptr_at`.
+        unsafe {
+            dst.cast::<u64>()
+                .write_unaligned(src.cast::<u64>().read_unaligned())
+        };
+    }
+    let whole = keep & !7;
+    for i in 0..7 {
+        if whole + i >= keep {
+            break;
         }
-        // From here on the frame is no longer the query: a failure drops it.
-        if bpf_xdp_store_bytes(ctx.ctx, 0, buf, keep as u32) != 0 {
-            return Err(Verdict::Drop);
-        }
+        let src = ptr_at(ctx, d + whole + i, 1).ok_or(Verdict::Drop)?;
+        let dst = ptr_at(ctx, whole + i, 1).ok_or(Verdict::Drop)?;
+        // SAFETY: one byte each, checked by `ptr_at`.
+        unsafe { *dst = *src };
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use xgslb_common::{
 
 use crate::{
     maps::{LISTENERS, SEED},
-    verifier::{launder_in, opaque},
+    verifier::{launder, opaque},
 };
 
 pub const ETH_HLEN: usize = 14;
@@ -305,7 +305,7 @@ pub fn parse_dns(ctx: &XdpContext, scratch: &mut Scratch, l3: L3) -> Result<Pars
     let name_sum = fold_name(scratch, name_len);
 
     let tail_off =
-        launder_in(scratch, qname_off + name_len, MAX_PKT_OFF).ok_or(Counter::PassTruncated)?;
+        launder(scratch, qname_off + name_len, MAX_PKT_OFF).ok_or(Counter::PassTruncated)?;
     if tail_off + 4 > dns_end {
         return Err(Counter::PassTruncated);
     }
@@ -365,7 +365,7 @@ fn read_name(
     }
     let avail = dns_end - qname_off;
     let n =
-        launder_in(scratch, avail.min(NAME_KEY_LEN), NAME_KEY_LEN).ok_or(Counter::PassTruncated)?;
+        launder(scratch, avail.min(NAME_KEY_LEN), NAME_KEY_LEN).ok_or(Counter::PassTruncated)?;
     if n == 0 {
         return Err(Counter::PassTruncated);
     }

@@ -22,8 +22,6 @@
 
 use xgslb_common::Scratch;
 
-use crate::maps::SCRATCH;
-
 /// `v`, hidden from the optimiser (a volatile stack round trip) so that a bound check the
 /// verifier needs is not folded away by a compiler that already proved it.
 #[inline(always)]
@@ -33,17 +31,10 @@ pub fn opaque(v: usize) -> usize {
     unsafe { core::ptr::read_volatile(&slot) }
 }
 
-/// `v` as a value the verifier knows only to be at most `max` (`None` if it is larger).
+/// `v` as a value the verifier knows only to be at most `max` (`None` if it is larger): a
+/// round trip through the caller's scratch.
 #[inline(always)]
-pub fn launder(v: usize, max: usize) -> Option<usize> {
-    let scratch = SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: this CPU's scratch value; XDP runs with preemption off.
-    launder_in(unsafe { &mut *scratch }, v, max)
-}
-
-/// `launder` through a scratch the caller already holds (no map lookup).
-#[inline(always)]
-pub fn launder_in(scratch: &mut Scratch, v: usize, max: usize) -> Option<usize> {
+pub fn launder(scratch: &mut Scratch, v: usize, max: usize) -> Option<usize> {
     // SAFETY: a field of the caller's scratch.
     let v = unsafe {
         let slot = core::ptr::addr_of_mut!(scratch.launder);
