@@ -199,7 +199,9 @@ fn print_instructions(config: &Path) {
 Try, from another terminal:
   ip netns exec {CLIENT_NS} dig @198.18.0.2 www.example.test A
   ip netns exec {CLIENT_NS} kdig @2001:db8::2 cdn.example.test A
-  ip netns exec {CLIENT_NS} dig @198.18.0.2 example.test SOA      (slow path)
+  ip netns exec {CLIENT_NS} dig @198.18.0.2 www.example.test AAAA  (static: from XDP too)
+  ip netns exec {CLIENT_NS} dig @198.18.0.2 nothere.example.test A (NXDOMAIN from XDP)
+  ip netns exec {CLIENT_NS} dig @198.18.0.2 host.lab.example.test A (a referral: slow path)
 Regions: the client has an LDNS address in each of two regions; topology sends one to
 frankfurt (198.18.2.10) and the other to tokyo (198.18.1.10):
   ip netns exec {CLIENT_NS} dig @198.18.0.2 geo.example.test A +short -b 198.18.0.1
