@@ -219,6 +219,10 @@ impl Balancer {
         b.share_model();
         b.poll_metrics();
         b.publish(true)?;
+        // The first publication's facts (the metrics file read at start among them) are
+        // announced now: a waiter that reads them before the first tick must not take that
+        // tick's announcement of the same facts for news.
+        b.announce();
         let served = b.served.clone();
         Ok((b, served, rx))
     }
