@@ -489,6 +489,52 @@ fn fixtures() -> Vec<Fixture> {
         let reply = dns_aaaa_reply(&q.payload, len, 300, &[V6], opt);
         f.push(tx(desc, q, reply, Counter::AnsweredAddresses));
     }
+    // Every new kind of answer over both families, with and without OPT (DO set or not).
+    let opts = [None, Some(false), Some(true)];
+    for (v6, opt) in [false, true]
+        .into_iter()
+        .flat_map(|v6| opts.map(|o| (v6, o)))
+    {
+        let fam = if v6 { "IPv6" } else { "IPv4" };
+        let with = match opt {
+            None => "no OPT",
+            Some(false) => "OPT",
+            Some(true) => "OPT with DO",
+        };
+        let edns = opt.map(|d| Opt {
+            dnssec_ok: d,
+            ..Opt::plain()
+        });
+        let ask = |name: &str, t: u16| {
+            let m = dns_query(11, RD, &wire_name(name), t, 1, edns.as_ref());
+            if v6 { q6(m) } else { q4(m) }
+        };
+        let q = ask(www, qtype::AAAA);
+        let reply = dns_aaaa_reply(&q.payload, wire_name(www).len(), 300, &[V6], opt);
+        f.push(tx(
+            &format!("matrix: AAAA, {fam}, {with}"),
+            q,
+            reply,
+            Counter::AnsweredAddresses,
+        ));
+        f.push(nodata(
+            &format!("matrix: NODATA (HTTPS), {fam}, {with}"),
+            ask(www, qtype::HTTPS),
+            www,
+            opt,
+        ));
+        f.push(mx(
+            &format!("matrix: MX with additional, {fam}, {with}"),
+            ask("example.test", qtype::MX),
+            opt,
+        ));
+        f.push(nxdomain(
+            &format!("matrix: NXDOMAIN, {fam}, {with}"),
+            ask("no.such.example.test", qtype::A),
+            "no.such.example.test",
+            opt,
+        ));
+    }
     let https = |id, opt: Option<&Opt>| dns_query(id, RD, &wire_name(www), qtype::HTTPS, 1, opt);
     f.push(nodata(
         "HTTPS NODATA over IPv4",
