@@ -1,8 +1,9 @@
-//! Publication: the selections user space wants served, diffed against what the maps hold,
-//! applied as single-entry operations. The diff is pure so it is tested without a kernel.
-use std::collections::{BTreeMap, HashMap as StdHashMap};
+//! Publication: the entries user space wants served, diffed against what the maps hold,
+//! applied as single-entry operations; and the listener set. The diff is pure so it is tested
+//! without a kernel.
+use std::collections::HashMap as StdHashMap;
 
-use aya::maps::{Array, HashMap, MapData, MapError};
+use aya::maps::{Array, MapData, MapError};
 use bytemuck::Zeroable;
 use xgslb_common::{Listener, ListenerKey, ListenerSet};
 
@@ -15,29 +16,10 @@ pub enum MapOp<K, V> {
     Delete(K),
 }
 
-/// Operations that turn `published` into `desired`: changed and new entries first, then
-/// deletions, so a name present in both is never missing in between.
-pub fn diff<K: Ord + Clone, V: PartialEq + Clone>(
-    desired: &BTreeMap<K, V>,
-    published: &BTreeMap<K, V>,
-) -> Vec<MapOp<K, V>> {
-    let mut ops: Vec<MapOp<K, V>> = desired
-        .iter()
-        .filter(|(k, v)| published.get(k) != Some(v))
-        .map(|(k, v)| MapOp::Put(k.clone(), v.clone()))
-        .collect();
-    ops.extend(
-        published
-            .keys()
-            .filter(|k| !desired.contains_key(k))
-            .map(|k| MapOp::Delete(k.clone())),
-    );
-    ops
-}
-
-/// The same as `diff`, for hash maps (no order between the puts, deletes still last): what
-/// the selection table keeps, where a million ordered keys cost more than the map writes.
-pub fn diff_unordered<K, V, S>(
+/// Operations that turn `published` into `desired`: changed and new entries first (in no
+/// order: a million ordered keys would cost more than the map writes), then deletions, so a
+/// key present in both is never missing in between.
+pub fn diff<K, V, S>(
     desired: &StdHashMap<K, V, S>,
     published: &StdHashMap<K, V, S>,
 ) -> Vec<MapOp<K, V>>
@@ -58,58 +40,6 @@ where
             .map(|k| MapOp::Delete(k.clone())),
     );
     ops
-}
-
-/// A Pod map key compared, ordered and hashed by its bytes, so that any key type can sit in
-/// a BTreeMap or a HashMap.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ByBytes<K>(pub(crate) K);
-
-impl<K: bytemuck::Pod> PartialEq for ByBytes<K> {
-    fn eq(&self, other: &Self) -> bool {
-        bytemuck::bytes_of(&self.0) == bytemuck::bytes_of(&other.0)
-    }
-}
-impl<K: bytemuck::Pod> Eq for ByBytes<K> {}
-impl<K: bytemuck::Pod> PartialOrd for ByBytes<K> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<K: bytemuck::Pod> std::hash::Hash for ByBytes<K> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        bytemuck::bytes_of(&self.0).hash(state);
-    }
-}
-impl<K: bytemuck::Pod> Ord for ByBytes<K> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        bytemuck::bytes_of(&self.0).cmp(bytemuck::bytes_of(&other.0))
-    }
-}
-
-/// Brings a hash map to `desired` and returns the number of operations applied.
-pub fn sync_map<K, V>(
-    map: &mut HashMap<MapData, K, V>,
-    desired: &[(K, V)],
-) -> Result<usize, MapError>
-where
-    K: aya::Pod + bytemuck::Pod,
-    V: aya::Pod + PartialEq,
-{
-    let mut published = BTreeMap::new();
-    for entry in map.iter() {
-        let (k, v) = entry?;
-        published.insert(ByBytes(k), v);
-    }
-    let desired: BTreeMap<_, _> = desired.iter().map(|&(k, v)| (ByBytes(k), v)).collect();
-    let ops = diff(&desired, &published);
-    for op in &ops {
-        match op {
-            MapOp::Put(k, v) => map.insert(k.0, v, 0)?,
-            MapOp::Delete(k) => map.remove(&k.0)?,
-        }
-    }
-    Ok(ops.len())
 }
 
 /// The listener set of `listeners` (at most `MAX_LISTENERS`; config validation says so).
@@ -168,25 +98,14 @@ mod tests {
 
     #[test]
     fn diff_puts_changes_before_deletes_and_skips_equal_entries() {
-        let published: BTreeMap<u8, u8> = [(1, 1), (2, 2), (3, 3)].into();
-        let desired: BTreeMap<u8, u8> = [(1, 1), (2, 20), (4, 4)].into();
-        assert_eq!(
-            diff(&desired, &published),
-            vec![MapOp::Put(2, 20), MapOp::Put(4, 4), MapOp::Delete(3)]
-        );
-        assert!(diff(&desired, &desired).is_empty());
-    }
-
-    #[test]
-    fn unordered_diff_puts_before_deletes_and_skips_equal_entries() {
         let published: StdHashMap<u8, u8> = [(1, 1), (2, 2), (3, 3)].into();
         let desired: StdHashMap<u8, u8> = [(1, 1), (2, 20), (4, 4)].into();
-        let mut ops = diff_unordered(&desired, &published);
+        let mut ops = diff(&desired, &published);
         assert_eq!(ops.pop(), Some(MapOp::Delete(3)));
         ops.sort_by_key(|op| match op {
             MapOp::Put(k, _) | MapOp::Delete(k) => *k,
         });
         assert_eq!(ops, vec![MapOp::Put(2, 20), MapOp::Put(4, 4)]);
-        assert!(diff_unordered(&desired, &desired).is_empty());
+        assert!(diff(&desired, &desired).is_empty());
     }
 }

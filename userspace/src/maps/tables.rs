@@ -31,7 +31,7 @@ use xgslb_common::{
     MAX_HASHED_V6_LEN, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES, Meta, entry_key, name_hash,
 };
 
-use super::publish::{MapOp, diff_unordered};
+use super::publish::{MapOp, diff};
 
 type EntryTable = HashMap<MapData, u64, Entry>;
 type ClassTable = HashMap<MapData, ClassKey, ClassId>;
@@ -275,7 +275,7 @@ impl Tables {
         let Some(table) = self.current.as_mut() else {
             return self.swap(selections, prefixes);
         };
-        let ops = diff_unordered(&desired, &self.published);
+        let ops = diff(&desired, &self.published);
         let written = ops.iter().try_for_each(|op| match op {
             MapOp::Put(k, v) => table.insert(k, v, 0),
             MapOp::Delete(k) => table.remove(k),
