@@ -124,7 +124,7 @@ pub fn build_with(cfg: &Config, metrics: &Metrics) -> Result<Built, DaemonError>
         &mut Damper::new(),
         &answer_sets::answer_sets(&cfg.answers),
     );
-    let catalog = Catalog::new(zones, &Snapshot::new(p.sets.clone(), &[]).dynamic_names())?;
+    let catalog = Catalog::new(zones, &crate::plan::dynamic_names(cfg))?;
     let entries = crate::plan::plan(&crate::plan::static_entries(&catalog.precompute()), &p.sets);
     let snapshot = Arc::new(Snapshot::new(p.sets, &p.prefixes));
     Ok(Built {
