@@ -12,7 +12,7 @@ use xgslb_common::{
 
 use crate::{
     checksum::{at_parity, finish_udp, fold, sum_be16, sum_u32},
-    lookup::{CLASS_UNKNOWN, Miss, find},
+    lookup::{CLASS_UNKNOWN, find},
     maps::{ANSWERS, PICK},
     parse::{
         DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, MAX_PKT_OFF, OPT_FIXED_LEN, UDP_HLEN, flags,
@@ -74,11 +74,7 @@ pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdic
     }
     let v6 = q.v6 != 0;
     let src = read_source(ctx, l3_off, v6).ok_or(Verdict::Pass(Counter::PassTruncated))?;
-    let found = find(scratch, &src, v6).map_err(|m| {
-        Verdict::Pass(match m {
-            Miss::NoTable | Miss::NoZone => Counter::PassNoSelection,
-        })
-    })?;
+    let found = find(scratch, &src, v6).ok_or(Verdict::Pass(Counter::PassNoSelection))?;
     let known = found.class != CLASS_UNKNOWN;
     sample_ldns(
         &mut scratch.sampled,

@@ -75,19 +75,12 @@ fn get<'a>(
         .then_some(e)
 }
 
-/// Why nothing was found.
-pub enum Miss {
-    /// No answer table in service.
-    NoTable,
-    /// The name is in no zone the table holds.
-    NoZone,
-}
-
-/// The entry answering the question in `scratch`; `class_of` works out the client's class
-/// when an entry says it matters.
+/// The entry answering the question in `scratch` (`None`: the name is in no zone the table
+/// holds, or no table is in service); the client's class is worked out only when an entry
+/// says it matters.
 #[inline(always)]
-pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Result<Found<'a>, Miss> {
-    let table = ENTRIES.get(0).ok_or(Miss::NoTable)?;
+pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Option<Found<'a>> {
+    let table = ENTRIES.get(0)?;
     // SAFETY: the table reference lives as long as this program run (RCU).
     let table: &'a crate::maps::EntryTable = unsafe { &*(table as *const _) };
     let q = &scratch.query;
@@ -96,7 +89,7 @@ pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Result<Found<'a>, 
     let exact = entry_key(h0, qtype, ANY_CLASS, EntryKind::Exact);
     if let Some(e) = get(table, scratch, exact, 0, qtype, ANY_CLASS, EntryKind::Exact) {
         if e.head.classed == 0 {
-            return Ok(Found {
+            return Some(Found {
                 entry: e,
                 class: CLASS_UNKNOWN,
             });
@@ -106,13 +99,13 @@ pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Result<Found<'a>, 
             let c = class as u16;
             let key = entry_key(h0, qtype, c, EntryKind::Exact);
             if let Some(own) = get(table, scratch, key, 0, qtype, c, EntryKind::Exact) {
-                return Ok(Found {
+                return Some(Found {
                     entry: own,
                     class: class as u64,
                 });
             }
         }
-        return Ok(Found {
+        return Some(Found {
             entry: e,
             class: class as u64,
         });
@@ -122,26 +115,16 @@ pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Result<Found<'a>, 
     let (i, kind) = match crate::xgslb_fallback(q.labels as u64) {
         0 => (0, EntryKind::OtherType),
         i if (i as usize) < MAX_NAME_LABELS => (i as usize, EntryKind::Child),
-        _ => return Err(Miss::NoZone),
+        _ => return None,
     };
     let i = opaque(i) & (MAX_NAME_LABELS - 1);
+    // Label 0 starts at offset 0: the name itself, for `OtherType`.
     let off = scratch.labels[i] as usize;
     let key = entry_key(scratch.hashes[i], 0, ANY_CLASS, kind);
-    if let Some(e) = get(
-        table,
-        scratch,
-        key,
-        if i == 0 { 0 } else { off },
-        0,
-        ANY_CLASS,
-        kind,
-    ) {
-        return Ok(Found {
-            entry: e,
-            class: CLASS_UNKNOWN,
-        });
-    }
-    Err(Miss::NoZone)
+    get(table, scratch, key, off, 0, ANY_CLASS, kind).map(|entry| Found {
+        entry,
+        class: CLASS_UNKNOWN,
+    })
 }
 
 /// `fallback`'s answer when neither the name nor any ancestor has an entry.

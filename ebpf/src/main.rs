@@ -40,14 +40,14 @@ pub fn xgslb(ctx: XdpContext) -> u32 {
             reason => reason,
         },
     };
-    if (Counter::AnsweredAddresses as u32..=Counter::AnsweredNxDomain as u32).contains(&outcome) {
-        stats::count_answer(outcome);
+    let answered =
+        (Counter::AnsweredAddresses as u32..=Counter::AnsweredNxDomain as u32).contains(&outcome);
+    stats::count(outcome, answered);
+    if answered {
         xdp_action::XDP_TX
     } else if outcome == Counter::Dropped as u32 || outcome == Counter::DropPolicy as u32 {
-        stats::count(outcome);
         xdp_action::XDP_DROP
     } else {
-        stats::count(outcome);
         xdp_action::XDP_PASS
     }
 }
