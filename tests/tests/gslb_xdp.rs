@@ -314,6 +314,27 @@ fn static_persist_keeps_each_ldns_prefix_and_moves_only_the_leaving_members() {
     assert!(moved > 0, "no prefix was on the member that left");
 }
 
+/// The configs in `dir_a` and `dir_b` built, and two handles on one set of pinned maps: a
+/// reader whose program answers, and a writer that has published A.
+fn reader_and_writer(
+    dir_a: &ConfigDir,
+    dir_b: &ConfigDir,
+    pins: &str,
+) -> (PinDir, DataPlane, DataPlane, Built, Built) {
+    let cfg_a = Config::load(&dir_a.path()).expect("config A");
+    let cfg_b = Config::load(&dir_b.path()).expect("config B");
+    let a = build(&cfg_a).expect("build A");
+    let b = build(&cfg_b).expect("build B");
+    let pins = PinDir::new(pins);
+    let reader = dataplane(&pins, &cfg_a);
+    let mut writer = DataPlane::load(pins.path()).expect("load the writer");
+    writer
+        .tables
+        .swap(&a.entries, &a.prefixes)
+        .expect("publish A");
+    (pins, reader, writer, a, b)
+}
+
 /// A thread that publishes `first` and `second` in turn, `swaps` times, then sets the flag
 /// it returns; the thread returns the writer.
 fn swap_back_and_forth(
@@ -374,19 +395,7 @@ pools = ["p"]
     };
     let dir_a = ConfigDir::new(&test_config(&pool("198.18.1.")));
     let dir_b = ConfigDir::new(&test_config(&pool("198.18.2.")));
-    let cfg_a = Config::load(&dir_a.path()).expect("config A");
-    let cfg_b = Config::load(&dir_b.path()).expect("config B");
-    let a = build(&cfg_a).expect("build A");
-    let b = build(&cfg_b).expect("build B");
-
-    let pins = PinDir::new("swap");
-    // Two handles on the same pinned maps: one program answers, the other side publishes.
-    let mut reader = dataplane(&pins, &cfg_a);
-    let mut writer = DataPlane::load(pins.path()).expect("load the writer");
-    writer
-        .tables
-        .swap(&a.entries, &a.prefixes)
-        .expect("publish A");
+    let (_pins, mut reader, writer, a, b) = reader_and_writer(&dir_a, &dir_b, "swap");
 
     let (stop, swaps) = swap_back_and_forth(writer, b, a, 400);
     let in_a: HashSet<IpAddr> = ["198.18.1.1", "198.18.1.2"]
@@ -484,18 +493,7 @@ fn a_reload_changes_static_answers_whole_within_one_publication() {
         .replace("198.18.0.25", "198.18.0.26");
     assert_ne!(moved, demo);
     std::fs::write(zone_of(&dir_b), moved).expect("zone B");
-    let cfg_a = Config::load(&dir_a.path()).expect("config A");
-    let cfg_b = Config::load(&dir_b.path()).expect("config B");
-    let a = build(&cfg_a).expect("build A");
-    let b = build(&cfg_b).expect("build B");
-
-    let pins = PinDir::new("reload");
-    let mut reader = dataplane(&pins, &cfg_a);
-    let mut writer = DataPlane::load(pins.path()).expect("load the writer");
-    writer
-        .tables
-        .swap(&a.entries, &a.prefixes)
-        .expect("publish A");
+    let (_pins, mut reader, mut writer, a, b) = reader_and_writer(&dir_a, &dir_b, "reload");
     let view_a = zone_view(&mut reader, 1);
     writer
         .tables
