@@ -95,8 +95,10 @@ pub struct EntryHead {
     /// 1 on an `ANY_CLASS` entry when some client classes have an entry of their own for
     /// the same question: only then does the program work out the client's class.
     pub classed: u8,
-    /// Explicit padding; always zero.
-    pub _pad: u8,
+    /// The stamp of the table holding the entry (the publisher's, changed at each swap): a
+    /// lookup whose probes met two tables, one before a swap and one after, sees two stamps
+    /// and passes the query rather than answer from a mix of both.
+    pub table: u8,
 }
 const _: () = assert!(size_of::<EntryHead>() == NAME_KEY_LEN + 8);
 

@@ -458,6 +458,8 @@ pub enum Counter {
     PassTooBig,
     /// Passed: the frame could not be resized for the answer.
     PassResize,
+    /// Passed: a table swap came between the lookups of one question (they met two tables).
+    PassTableSwapped,
     /// Passed: the entry defers to the slow path (return to DNS, SERVFAIL, CNAME, referral,
     /// wildcard, a response too large to precompute).
     PassSlowPath,
@@ -497,6 +499,7 @@ impl Counter {
         Counter::PassBadSelection,
         Counter::PassTooBig,
         Counter::PassResize,
+        Counter::PassTableSwapped,
         Counter::PassSlowPath,
         Counter::DropPolicy,
     ];
@@ -542,6 +545,7 @@ impl Counter {
             Counter::PassBadSelection => "pass_bad_selection",
             Counter::PassTooBig => "pass_too_big",
             Counter::PassResize => "pass_resize",
+            Counter::PassTableSwapped => "pass_table_swapped",
             Counter::PassSlowPath => "pass_slow_path",
             Counter::DropPolicy => "drop_policy",
         }

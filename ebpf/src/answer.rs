@@ -74,7 +74,7 @@ pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdic
     }
     let v6 = q.v6 != 0;
     let src = read_source(ctx, l3_off, v6).ok_or(Verdict::Pass(Counter::PassTruncated))?;
-    let found = find(scratch, &src, v6).ok_or(Verdict::Pass(Counter::PassNoSelection))?;
+    let found = find(scratch, &src, v6).map_err(Verdict::Pass)?;
     let known = found.class != CLASS_UNKNOWN;
     sample_ldns(
         &mut scratch.sampled,

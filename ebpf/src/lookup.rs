@@ -2,10 +2,13 @@
 //! (the client's class only where the entry says classes differ), else the name's entry for
 //! any other type, else the closest existing ancestor's entry for names below it that do not
 //! exist. Every candidate's name, type, class and kind are compared with the question, so a
-//! hash collision is a miss, never another name's answer.
+//! hash collision is a miss, never another name's answer. The fallback's probes run in their
+//! own function, which takes the table in service again: the stamp of the entry it found must
+//! be that of the entry used, or a swap came between and the query is passed (an answer from
+//! two tables could be neither config's).
 use xgslb_common::{
-    ANY_CLASS, ClassId, DEFAULT_CLASS, Entry, EntryKind, MAX_NAME_LABELS, NAME_KEY_LEN, Scratch,
-    entry_key,
+    ANY_CLASS, ClassId, Counter, DEFAULT_CLASS, Entry, EntryKind, MAX_NAME_LABELS, NAME_KEY_LEN,
+    Scratch, entry_key,
 };
 
 use crate::{maps::ENTRIES, region::Source, verifier::opaque};
@@ -75,12 +78,12 @@ fn get<'a>(
         .then_some(e)
 }
 
-/// The entry answering the question in `scratch` (`None`: the name is in no zone the table
-/// holds, or no table is in service); the client's class is worked out only when an entry
-/// says it matters.
+/// The entry answering the question in `scratch`, else why the query is passed (the name is
+/// in no zone the table holds, no table is in service, or a swap came between the lookups);
+/// the client's class is worked out only when an entry says it matters.
 #[inline(always)]
-pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Option<Found<'a>> {
-    let table = ENTRIES.get(0)?;
+pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Result<Found<'a>, Counter> {
+    let table = ENTRIES.get(0).ok_or(Counter::PassNoSelection)?;
     // SAFETY: the table reference lives as long as this program run (RCU).
     let table: &'a crate::maps::EntryTable = unsafe { &*(table as *const _) };
     let q = &scratch.query;
@@ -89,7 +92,7 @@ pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Option<Found<'a>> 
     let exact = entry_key(h0, qtype, ANY_CLASS, EntryKind::Exact);
     if let Some(e) = get(table, scratch, exact, 0, qtype, ANY_CLASS, EntryKind::Exact) {
         if e.head.classed == 0 {
-            return Some(Found {
+            return Ok(Found {
                 entry: e,
                 class: CLASS_UNKNOWN,
             });
@@ -99,32 +102,40 @@ pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Option<Found<'a>> 
             let c = class as u16;
             let key = entry_key(h0, qtype, c, EntryKind::Exact);
             if let Some(own) = get(table, scratch, key, 0, qtype, c, EntryKind::Exact) {
-                return Some(Found {
+                return Ok(Found {
                     entry: own,
                     class: class as u64,
                 });
             }
         }
-        return Some(Found {
+        return Ok(Found {
             entry: e,
             class: class as u64,
         });
     }
     // The fallbacks: found by their own stage function (see `fallback`), then looked up
     // again here, where the entry is used.
-    let (i, kind) = match crate::xgslb_fallback(q.labels as u64) {
-        0 => (0, EntryKind::OtherType),
-        i if (i as usize) < MAX_NAME_LABELS => (i as usize, EntryKind::Child),
-        _ => return None,
+    let found = crate::xgslb_fallback(q.labels as u64);
+    if found == FALLBACK_MISS {
+        return Err(Counter::PassNoSelection);
+    }
+    let (i, stamp) = ((found & 0xff) as usize, (found >> 8) as u8);
+    let kind = if i == 0 {
+        EntryKind::OtherType
+    } else {
+        EntryKind::Child
     };
     let i = opaque(i) & (MAX_NAME_LABELS - 1);
     // Label 0 starts at offset 0: the name itself, for `OtherType`.
     let off = scratch.labels[i] as usize;
     let key = entry_key(scratch.hashes[i], 0, ANY_CLASS, kind);
-    get(table, scratch, key, off, 0, ANY_CLASS, kind).map(|entry| Found {
-        entry,
-        class: CLASS_UNKNOWN,
-    })
+    match get(table, scratch, key, off, 0, ANY_CLASS, kind) {
+        Some(entry) if entry.head.table == stamp => Ok(Found {
+            entry,
+            class: CLASS_UNKNOWN,
+        }),
+        _ => Err(Counter::PassTableSwapped),
+    }
 }
 
 /// `fallback`'s answer when neither the name nor any ancestor has an entry.
@@ -132,15 +143,16 @@ pub const FALLBACK_MISS: u32 = u32::MAX;
 
 /// For a question with no `Exact` entry: 0 when the name has an `OtherType` entry (it
 /// exists), else the index of the label where its closest existing ancestor starts (that
-/// ancestor's `Child` entry), else `FALLBACK_MISS`.
+/// ancestor's `Child` entry), with the entry's table stamp in bits 8..16; else
+/// `FALLBACK_MISS`.
 #[inline(always)]
 pub fn fallback(scratch: &Scratch, labels: usize) -> u32 {
     let Some(table) = ENTRIES.get(0) else {
         return FALLBACK_MISS;
     };
     let other = entry_key(scratch.hashes[0], 0, ANY_CLASS, EntryKind::OtherType);
-    if get(table, scratch, other, 0, 0, ANY_CLASS, EntryKind::OtherType).is_some() {
-        return 0;
+    if let Some(e) = get(table, scratch, other, 0, 0, ANY_CLASS, EntryKind::OtherType) {
+        return (e.head.table as u32) << 8;
     }
     for i in 1..MAX_NAME_LABELS {
         if i >= labels {
@@ -149,8 +161,8 @@ pub fn fallback(scratch: &Scratch, labels: usize) -> u32 {
         let i = opaque(i) & (MAX_NAME_LABELS - 1);
         let off = scratch.labels[i] as usize;
         let key = entry_key(scratch.hashes[i], 0, ANY_CLASS, EntryKind::Child);
-        if get(table, scratch, key, off, 0, ANY_CLASS, EntryKind::Child).is_some() {
-            return i as u32;
+        if let Some(e) = get(table, scratch, key, off, 0, ANY_CLASS, EntryKind::Child) {
+            return (e.head.table as u32) << 8 | i as u32;
         }
     }
     FALLBACK_MISS

@@ -16,7 +16,7 @@
 //! back to the default class's answer, in either table.
 use std::{
     collections::HashMap as StdHashMap,
-    hash::{BuildHasherDefault, Hasher},
+    hash::BuildHasherDefault,
     net::IpAddr,
     time::{Duration, Instant},
 };
@@ -32,6 +32,7 @@ use xgslb_common::{
 };
 
 use super::publish::{MapOp, diff};
+use crate::plan::key::WordHasher;
 
 type EntryTable = HashMap<MapData, u64, Entry>;
 type ClassTable = HashMap<MapData, ClassKey, ClassId>;
@@ -57,6 +58,9 @@ pub struct Tables {
     seed_map: Array<MapData, u64>,
     /// The name-hash seed of the table in service.
     seed: u64,
+    /// The stamp of the table in service (`EntryHead::table`): the count of swaps made on
+    /// these maps, so every swap, by this process or the one before, changes it.
+    stamp: u8,
     regions4: ArrayOfMaps<MapData, Trie4>,
     regions6: ArrayOfMaps<MapData, Trie6>,
     classes: ArrayOfMaps<MapData, ClassTable>,
@@ -91,6 +95,7 @@ impl Tables {
             entries,
             seed_map,
             seed,
+            stamp: meta.swaps as u8,
             regions4,
             regions6,
             classes,
@@ -157,6 +162,7 @@ impl Tables {
         prefixes: &[(IpNet, ClassId)],
     ) -> Result<PublishReport, MapError> {
         let start = Instant::now();
+        let stamp = (self.meta.swaps + 1) as u8;
         let (v4, v6): (Vec<_>, Vec<_>) = prefixes.iter().partition(|(p, _)| p.addr().is_ipv4());
         // Sized to the content (hash tables may differ in size from their template), with
         // room for the single-entry updates that add keys until the next swap.
@@ -170,7 +176,7 @@ impl Tables {
             let fd = table.map().fd().as_fd().as_raw_fd();
             for chunk in selections.chunks(BATCH) {
                 let keys: Vec<u64> = chunk.iter().map(|e| e.0).collect();
-                let values: Vec<Entry> = chunk.iter().map(|e| e.1).collect();
+                let values: Vec<Entry> = chunk.iter().map(|e| stamped(e.1, stamp)).collect();
                 update_batch(fd, &keys, &values).map_err(|io_error| {
                     MapError::SyscallError(aya::sys::SyscallError {
                         call: "bpf_map_update_batch",
@@ -235,9 +241,10 @@ impl Tables {
         }
         let live = start.elapsed();
         self.seed = seed;
+        self.stamp = stamp;
         self.current = Some(table);
         self.tries = Some((trie4, trie6, classes));
-        self.published = index(selections);
+        self.published = index(selections, stamp);
         self.published_prefixes = prefixes.to_vec();
         self.meta.generation += 1;
         self.meta.swaps += 1;
@@ -268,7 +275,9 @@ impl Tables {
             return self.swap(selections, prefixes);
         }
         let start = Instant::now();
-        let Some(desired) = keyed_unique(self.seed, selections, key_of).map(|k| index(&k)) else {
+        let Some(desired) =
+            keyed_unique(self.seed, selections, key_of).map(|k| index(&k, self.stamp))
+        else {
             // Two names on one key under this seed: a swap finds another.
             return self.swap(selections, prefixes);
         };
@@ -306,6 +315,7 @@ impl Tables {
     /// computed); `false` when no table has been swapped in by this process yet, or the
     /// entry's name cannot be hashed.
     pub fn put(&mut self, entry: Entry) -> Result<bool, MapError> {
+        let entry = stamped(entry, self.stamp);
         let Some(key) = key_of(self.seed, &entry) else {
             return Ok(false);
         };
@@ -355,9 +365,16 @@ impl Tables {
 /// seeded hashes, and a million entries must index fast.
 type Published = StdHashMap<u64, Entry, BuildHasherDefault<WordHasher>>;
 
-fn index(entries: &[(u64, Entry)]) -> Published {
+/// `entry` as the table with stamp `stamp` holds it.
+fn stamped(mut entry: Entry, stamp: u8) -> Entry {
+    entry.head.table = stamp;
+    entry
+}
+
+/// `entries` as the table with stamp `stamp` holds them, by key.
+fn index(entries: &[(u64, Entry)], stamp: u8) -> Published {
     let mut map = Published::with_capacity_and_hasher(entries.len(), Default::default());
-    map.extend(entries.iter().copied());
+    map.extend(entries.iter().map(|&(k, e)| (k, stamped(e, stamp))));
     map
 }
 
@@ -501,34 +518,6 @@ fn random_seed() -> u64 {
     state.hash_one(Instant::now()).max(1)
 }
 
-/// A multiply-rotate hash over 8-byte words (the FxHash step): a few cycles per word.
-#[derive(Default)]
-struct WordHasher(u64);
-
-impl Hasher for WordHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(w);
-            self.add(u64::from_le_bytes(b));
-        }
-        for &b in words.remainder() {
-            self.add(b as u64);
-        }
-    }
-}
-
-impl WordHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
 /// Entries written per BPF_MAP_UPDATE_BATCH call when a table is built.
 const BATCH: usize = 8192;
 
@@ -607,7 +596,7 @@ mod tests {
             kind: EntryKind::Exact as u8,
             body: Body::Pass as u8,
             classed: 0,
-            _pad: 0,
+            table: 0,
         };
         head.name[..name.len()].copy_from_slice(name);
         Entry::new(head, &[])

@@ -113,7 +113,7 @@ fn head(
         kind: kind as u8,
         body: body as u8,
         classed: 0,
-        _pad: 0,
+        table: 0,
     }
 }
 
