@@ -19,6 +19,7 @@ use xgslb::{
     dns::{Dynamic, DynamicAnswers, Transport},
     maps::{DataPlane, publish::publish_listeners},
     plan::snapshot::Snapshot,
+    udp::{PlanAnswers, Planned},
 };
 use xgslb_common::Counter;
 use xgslb_tests::{
@@ -505,5 +506,74 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
         "seed {seed}: only {answered} answered by XDP"
     );
     assert!(passed > queries / 10, "seed {seed}: only {passed} passed");
+    assert!(dropped > 0, "seed {seed}: no query met a drop policy");
+}
+
+/// The UDP workers' answers from the plan against the full handler, over the same corpus: a
+/// query the plan answers must get the full handler's response for the same pick, compared
+/// as the XDP answers are (the plan, like XDP, compresses owner names against the question
+/// as the client spelled it); a drop must be the handler's drop. No kernel is involved.
+#[test]
+fn plan_answers_are_what_the_full_handler_answers() {
+    let seed: u64 = std::env::var("XGSLB_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let dir = ConfigDir::new(&test_config(&format!("{ANSWERS}{THREE_SITES}{WIDEIPS}")));
+    let cfg = Config::load(&dir.path()).expect("config");
+    let built = build(&cfg).expect("build");
+    let plan = PlanAnswers::new(built.entries.clone(), &built.prefixes);
+    let mut out = [0u8; xgslb::udp::answer::MAX_RESPONSE];
+    let (mut answered, mut handled, mut dropped) = (0usize, 0usize, 0usize);
+    for n in 0..200_000 {
+        let v6 = rng.random_bool(0.3);
+        let (_, client) = server_client(&mut rng, v6);
+        let q = query(&mut rng);
+        let start: u32 = rng.random();
+        let mut pick = start;
+        let planned = plan.answer(&q, client, &mut pick, &mut out);
+        let full = built.catalog.respond(
+            &q,
+            Transport::Udp,
+            client,
+            &FixedPick(&built.snapshot, start),
+        );
+        let fail = |why: &str| -> ! {
+            panic!(
+                "seed {seed} (XGSLB_DIFF_SEED={seed} replays it), query {n}: {why}\n  query {q:02x?}"
+            )
+        };
+        match planned {
+            Planned::Answered(len) => {
+                answered += 1;
+                let full = full.unwrap_or_else(|| fail("the handler sends nothing"));
+                let parse = |b: &[u8]| {
+                    Message::from_vec(b).unwrap_or_else(|e| fail(&format!("does not parse: {e}")))
+                };
+                let (a, b) = (essentials(&parse(&out[..len])), essentials(&parse(&full)));
+                if a != b {
+                    fail(&format!(
+                        "the plan's response differs:\nplan:\n{a:#?}\nhandler:\n{b:#?}"
+                    ));
+                }
+            }
+            Planned::Drop => {
+                dropped += 1;
+                if full.is_some() {
+                    fail("the plan dropped a query the handler answers");
+                }
+            }
+            Planned::SlowPath => handled += 1,
+        }
+    }
+    assert!(
+        answered > 20_000,
+        "seed {seed}: only {answered} from the plan"
+    );
+    assert!(
+        handled > 20_000,
+        "seed {seed}: only {handled} left to the handler"
+    );
     assert!(dropped > 0, "seed {seed}: no query met a drop policy");
 }

@@ -8,6 +8,8 @@
 //! - `dns`: the slow path: zones, authoritative answers, UDP and TCP servers.
 //! - `plan`: the desired data-plane state: the answer table's entries, from the zones'
 //!   precomputed responses and the published answer sets.
+//! - `udp`: the slow path's UDP workers, one per core, answering from the plan where they
+//!   can.
 //! - `maps`: the XDP program and its maps: load, attach, publish, read counters.
 //! - `control`: the control socket (protocol, server in xgslbd, client for xgslbctl).
 //! - `signals`: SIGINT/SIGTERM to a cancellation token, for the binaries.
@@ -24,3 +26,4 @@ pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod signals;
+pub mod udp;

@@ -108,8 +108,29 @@ pub struct Served {
     /// `[[answer]]` set's) do not depend on metrics.
     pub catalog: Arc<Catalog>,
     pub snapshot: Snapshot,
+    /// The answer table the XDP program was given, for the UDP workers to answer from.
+    pub plan: crate::udp::PlanAnswers,
     /// The decisions behind the snapshot, for `explain`.
     pub decisions: Decisions,
+}
+
+impl crate::udp::Publication for Served {
+    fn plan(&self) -> &crate::udp::PlanAnswers {
+        &self.plan
+    }
+
+    fn respond(&self, query: &[u8], client: std::net::IpAddr) -> Option<Vec<u8>> {
+        self.catalog
+            .respond(query, crate::dns::Transport::Udp, client, &self.snapshot)
+    }
+}
+
+impl crate::udp::Source for SwapCell<Served> {
+    type Publication = Served;
+
+    fn current(&self) -> Arc<Served> {
+        self.load()
+    }
 }
 
 /// Every wide IP's decision per client class, as the last publication made them.
@@ -208,6 +229,7 @@ impl Balancer {
             served: Arc::new(SwapCell::new(Served {
                 catalog: Arc::new(Catalog::new(Vec::new(), &[])?),
                 snapshot: Snapshot::default(),
+                plan: crate::udp::PlanAnswers::default(),
                 decisions: Decisions::default(),
             })),
             published,
@@ -800,6 +822,7 @@ impl Balancer {
         let served = Arc::new(Served {
             catalog,
             snapshot,
+            plan: crate::udp::PlanAnswers::new(entries, &prefixes),
             decisions,
         });
         self.served.store(served);

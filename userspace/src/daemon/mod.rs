@@ -24,7 +24,7 @@ use xgslb_common::ListenerKey;
 use crate::{
     balance::{classes::client_classes, damping::Damper},
     config::{Config, ConfigError, XdpModeSetting},
-    dns::{Catalog, CatalogError, Responder, Transport, ZoneError, serve_tcp, serve_udp},
+    dns::{Catalog, CatalogError, Responder, Transport, ZoneError, serve_tcp},
     maps::{AttachMode, DataPlane, DataPlaneError, publish::publish_listeners},
     model::Metrics,
     plan::snapshot::Snapshot,
@@ -72,6 +72,9 @@ pub enum DaemonError {
     /// The balancer thread could not be started.
     #[error("cannot start the balancer thread: {0}")]
     Thread(std::io::Error),
+    /// The UDP worker threads could not be started.
+    #[error("cannot start the UDP workers: {0}")]
+    Workers(std::io::Error),
     /// A listen address could not be bound.
     #[error("cannot listen on {proto} {addr}: {source}")]
     Bind {
@@ -449,7 +452,7 @@ impl DaemonHandle {
 /// Answers from whatever the balancer published last, counting responses by rcode.
 struct LiveResponder {
     served: ServedCell,
-    rcodes: Arc<prometheus::RcodeCounters>,
+    rcodes: Arc<crate::dns::RcodeCounters>,
 }
 
 impl Responder for LiveResponder {
@@ -500,6 +503,12 @@ pub async fn run(
     let cfg = Config::load(config_path)?;
 
     // Bind before touching the data plane: a port in use fails fast and changes nothing.
+    // UDP: a reuseport group per address, a socket per worker (one worker per core).
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.id)
+        .collect();
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     for &addr in &cfg.listen {
@@ -510,7 +519,9 @@ pub async fn run(
                 source,
             }
         };
-        udp.push(UdpSocket::bind(addr).await.map_err(bind_err("UDP"))?);
+        udp.push(
+            crate::udp::socket::bind_group(addr, cores.len().max(1)).map_err(bind_err("UDP"))?,
+        );
         tcp.push(TcpListener::bind(addr).await.map_err(bind_err("TCP"))?);
     }
     let control_path = opts
@@ -585,6 +596,7 @@ pub async fn run(
         served,
         Sockets {
             udp,
+            cores,
             tcp,
             agents,
             control: (control, control_path),
@@ -618,7 +630,10 @@ type AgentSocket = (UdpSocket, Ingest, Arc<IngestShared>);
 
 /// Everything bound before the data plane was touched.
 struct Sockets {
-    udp: Vec<UdpSocket>,
+    /// A reuseport group per UDP listen address, a socket per worker.
+    udp: Vec<Vec<std::net::UdpSocket>>,
+    /// The cores the UDP workers are pinned to, by worker.
+    cores: Vec<usize>,
     tcp: Vec<TcpListener>,
     agents: Option<AgentSocket>,
     /// The control socket's listener and path.
@@ -668,23 +683,19 @@ async fn serve(
 
     let Sockets {
         udp,
+        cores,
         tcp,
         agents,
         control: (control, control_path),
         metrics,
     } = sockets;
-    let rcodes = Arc::new(prometheus::RcodeCounters::default());
+    let tcp_rcodes = Arc::new(crate::dns::RcodeCounters::default());
     let responder: Arc<dyn Responder> = Arc::new(LiveResponder {
-        served,
-        rcodes: rcodes.clone(),
+        served: served.clone(),
+        rcodes: tcp_rcodes.clone(),
     });
+    let workers = crate::udp::Workers::start(udp, &cores, served).map_err(DaemonError::Workers)?;
     let tasks = TaskTracker::new();
-    for s in udp {
-        tasks.spawn(log_exit(
-            "UDP",
-            serve_udp(s, responder.clone(), shutdown.clone()),
-        ));
-    }
     for l in tcp {
         tasks.spawn(log_exit(
             "TCP",
@@ -695,7 +706,8 @@ async fn serve(
         let sources = Arc::new(prometheus::Sources {
             handle: handle.clone(),
             pin_dir: (mode != XdpModeSetting::Off).then(|| pin_dir.to_owned()),
-            rcodes,
+            tcp_rcodes,
+            udp: workers.counters(),
         });
         tasks.spawn(log_exit(
             "metrics endpoint",
@@ -730,6 +742,10 @@ async fn serve(
 
     shutdown.cancelled().await;
     tasks.wait().await;
+    // The workers see the stop flag within their read timeout.
+    if let Err(e) = tokio::task::spawn_blocking(move || workers.stop()).await {
+        tracing::error!("waiting for the UDP workers: {e}");
+    }
     Ok(())
 }
 

@@ -1,14 +1,7 @@
 //! The Prometheus text endpoint (`server.metrics_listen`, path `/metrics`): XDP counters by
 //! outcome, slow-path responses by rcode, publication facts, agent reports and ingest
 //! refusals by reason, and each virtual server's availability. Read-only, local by intent.
-use std::{
-    fmt::Write as _,
-    path::PathBuf,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-};
+use std::{fmt::Write as _, path::PathBuf, sync::Arc};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -18,44 +11,18 @@ use tokio_util::sync::CancellationToken;
 use xgslb_common::Counter;
 
 use super::DaemonHandle;
-
-/// Slow-path responses by rcode (0..=15; 16 counts queries answered with nothing).
-#[derive(Default)]
-pub struct RcodeCounters {
-    counts: [AtomicU64; 17],
-}
-
-impl RcodeCounters {
-    /// Counts one response (its header's rcode), or a query left unanswered.
-    pub fn count(&self, response: Option<&[u8]>) {
-        let i = match response {
-            Some(r) if r.len() >= 4 => (r[3] & 0x0f) as usize,
-            Some(_) => return,
-            None => 16,
-        };
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        const NAMES: [&str; 17] = [
-            "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN",
-            "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE", "RCODE11", "RCODE12", "RCODE13", "RCODE14",
-            "RCODE15", "none",
-        ];
-        NAMES
-            .iter()
-            .zip(&self.counts)
-            .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
-            .collect()
-    }
-}
+use crate::dns::RcodeCounters;
+use crate::udp::WorkerCounters;
 
 /// What the endpoint reads from.
 pub struct Sources {
     pub handle: DaemonHandle,
     /// The pinned maps' directory, when XDP is loaded.
     pub pin_dir: Option<PathBuf>,
-    pub rcodes: Arc<RcodeCounters>,
+    /// The TCP server's responses by rcode.
+    pub tcp_rcodes: Arc<RcodeCounters>,
+    /// The UDP workers' counters.
+    pub udp: Vec<Arc<WorkerCounters>>,
 }
 
 /// Serves `/metrics` on `listener` until `shutdown`.
@@ -174,12 +141,36 @@ pub fn render(s: &Sources) -> String {
         "counter",
         "Slow-path responses by rcode (none: queries answered with nothing).",
     );
-    for (rcode, n) in s.rcodes.snapshot() {
+    let rcodes = std::iter::once(&*s.tcp_rcodes).chain(s.udp.iter().map(|w| &w.rcodes));
+    for (rcode, n) in RcodeCounters::sum(rcodes) {
         let _ = writeln!(
             out,
             "xgslb_slow_path_responses_total{{rcode=\"{rcode}\"}} {n}"
         );
     }
+    let udp = crate::udp::totals(&s.udp);
+    family(
+        &mut out,
+        "xgslb_slow_path_udp_total",
+        "counter",
+        "UDP queries the slow path's workers read, by what became of them.",
+    );
+    for (what, n) in [
+        ("received", udp.received),
+        ("answered_from_plan", udp.planned),
+        ("answered_by_handler", udp.handled),
+        ("unanswered", udp.unanswered),
+        ("send_failed", udp.send_failed),
+    ] {
+        let _ = writeln!(out, "xgslb_slow_path_udp_total{{outcome=\"{what}\"}} {n}");
+    }
+    family(
+        &mut out,
+        "xgslb_slow_path_udp_workers",
+        "gauge",
+        "UDP worker threads (one per core).",
+    );
+    let _ = writeln!(out, "xgslb_slow_path_udp_workers {}", udp.workers);
     let st = s.handle.status();
     let p = s.handle.published();
     family(

@@ -9,11 +9,13 @@
 //! - `authority`: the catalog of zones and the handler from query bytes to response bytes.
 //! - `precompute`: the responses that depend on nothing but the question, as wire bytes for
 //!   the XDP program.
+//! - `rcodes`: responses counted by rcode.
 //! - `server`: UDP and TCP transports around any [`server::Responder`].
 pub mod authority;
 mod index;
 mod lookup;
 pub mod precompute;
+mod rcodes;
 mod request;
 mod response;
 pub mod server;
@@ -23,5 +25,6 @@ pub mod zone;
 mod authority_tests;
 
 pub use authority::{Catalog, CatalogError, CatalogResponder, Dynamic, DynamicAnswers, Transport};
+pub use rcodes::RcodeCounters;
 pub use server::{Responder, serve_tcp, serve_udp};
 pub use zone::{Zone, ZoneError};

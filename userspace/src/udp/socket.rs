@@ -1,0 +1,92 @@
+//! The reuseport socket group of one listen address: one UDP socket per worker, all bound to
+//! the address with SO_REUSEPORT, and a classic BPF program on the group that hands each
+//! datagram to the socket of the CPU that received it (the worker pinned there), so a query
+//! is read, answered and sent on the core whose cache already holds it, and no two workers
+//! contend for one socket's queue.
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// How long a worker's blocking read waits before it looks at the stop flag.
+pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
+/// Receive buffer asked for each socket (the kernel caps it at net.core.rmem_max): room for
+/// a burst while the worker answers the previous batch.
+const RECV_BUFFER: usize = 4 << 20;
+
+/// `n` sockets bound to `addr` with SO_REUSEPORT, steered by CPU (socket `i` gets what CPU
+/// `c` received when `c % n == i`). With port 0 the first socket's port is used by the rest.
+pub fn bind_group(addr: SocketAddr, n: usize) -> io::Result<Vec<UdpSocket>> {
+    let n = n.max(1);
+    let mut at = addr;
+    let mut group = Vec::with_capacity(n);
+    for _ in 0..n {
+        let socket = Socket::new(Domain::for_address(at), Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_reuse_port(true)?;
+        // Best effort: a smaller buffer (rmem_max) still works, it only drops sooner.
+        let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+        socket.bind(&at.into())?;
+        socket.set_read_timeout(Some(READ_TIMEOUT))?;
+        let socket: UdpSocket = socket.into();
+        at = socket.local_addr()?;
+        group.push(socket);
+    }
+    steer_by_cpu(&group[0], n as u32)?;
+    Ok(group)
+}
+
+/// Attaches `A = cpu % n; return A` to the reuseport group of `socket`
+/// (SO_ATTACH_REUSEPORT_CBPF): the kernel picks the group's socket of that index.
+fn steer_by_cpu(socket: &UdpSocket, n: u32) -> io::Result<()> {
+    // linux/filter.h and linux/bpf_common.h.
+    const BPF_LD: u16 = 0x00;
+    const BPF_W: u16 = 0x00;
+    const BPF_ABS: u16 = 0x20;
+    const BPF_ALU: u16 = 0x04;
+    const BPF_MOD: u16 = 0x90;
+    const BPF_K: u16 = 0x00;
+    const BPF_RET: u16 = 0x06;
+    const BPF_A: u16 = 0x10;
+    const SKF_AD_OFF: i32 = -0x1000;
+    const SKF_AD_CPU: i32 = 36;
+    let mut program = [
+        libc::sock_filter {
+            code: BPF_LD | BPF_W | BPF_ABS,
+            jt: 0,
+            jf: 0,
+            k: (SKF_AD_OFF + SKF_AD_CPU) as u32,
+        },
+        libc::sock_filter {
+            code: BPF_ALU | BPF_MOD | BPF_K,
+            jt: 0,
+            jf: 0,
+            k: n,
+        },
+        libc::sock_filter {
+            code: BPF_RET | BPF_A,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: `fprog` points at `program`, both alive for the call; the kernel copies them.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

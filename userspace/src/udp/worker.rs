@@ -1,0 +1,255 @@
+//! The workers: one OS thread per core, pinned, each owning one socket of every listen
+//! address's reuseport group (the one the kernel steers its CPU's datagrams to). A worker
+//! reads a batch, takes the publication in service once for the whole batch (a pointer load,
+//! no lock), answers from the plan into its own buffers or through the full handler, and
+//! sends the batch. It counts into its own counters; nothing is logged per query.
+use std::io;
+use std::net::{IpAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::answer::{PlanAnswers, Planned};
+use super::batch::{BATCH, Outgoing, Received, client_ip};
+use super::socket::READ_TIMEOUT;
+use crate::dns::RcodeCounters;
+
+/// What the workers answer from: the publication in service.
+pub trait Source: Send + Sync + 'static {
+    type Publication: Publication;
+    /// The publication in service now (readers never block the publisher).
+    fn current(&self) -> Arc<Self::Publication>;
+}
+
+/// One publication as the workers use it.
+pub trait Publication: Send + Sync + 'static {
+    /// The plan's answers.
+    fn plan(&self) -> &PlanAnswers;
+    /// The full handler's response to a UDP query the plan does not answer.
+    fn respond(&self, query: &[u8], client: IpAddr) -> Option<Vec<u8>>;
+}
+
+/// One worker's counters, written by it alone (its own cache lines), summed by readers.
+#[derive(Default)]
+#[repr(align(128))]
+pub struct WorkerCounters {
+    /// Datagrams read.
+    pub received: AtomicU64,
+    /// Answered from the plan.
+    pub planned: AtomicU64,
+    /// Answered by the full handler.
+    pub handled: AtomicU64,
+    /// Read but not answered (the handler or the plan said drop, or a cut datagram).
+    pub unanswered: AtomicU64,
+    /// Responses the kernel refused to send.
+    pub send_failed: AtomicU64,
+    pub rcodes: RcodeCounters,
+}
+
+/// The sums of every worker's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub workers: usize,
+    pub received: u64,
+    pub planned: u64,
+    pub handled: u64,
+    pub unanswered: u64,
+    pub send_failed: u64,
+}
+
+/// The running workers.
+pub struct Workers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    counters: Vec<Arc<WorkerCounters>>,
+}
+
+impl Workers {
+    /// Starts one worker per socket group member: worker `i` serves socket `i` of every group
+    /// in `groups` (each group one listen address, all of one size), pinned to `cores[i]`
+    /// when given.
+    pub fn start<S: Source>(
+        groups: Vec<Vec<UdpSocket>>,
+        cores: &[usize],
+        source: Arc<S>,
+    ) -> io::Result<Self> {
+        let n = groups.first().map_or(0, Vec::len);
+        let mut per_worker: Vec<Vec<UdpSocket>> = (0..n).map(|_| Vec::new()).collect();
+        for group in groups {
+            for (i, s) in group.into_iter().enumerate() {
+                if let Some(w) = per_worker.get_mut(i) {
+                    w.push(s);
+                }
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::with_capacity(n);
+        let mut counters = Vec::with_capacity(n);
+        for (i, sockets) in per_worker.into_iter().enumerate() {
+            let c = Arc::new(WorkerCounters::default());
+            counters.push(c.clone());
+            let (stop, source, core) = (stop.clone(), source.clone(), cores.get(i).copied());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("xgslb-udp-{i}"))
+                    .spawn(move || {
+                        if let Some(id) = core {
+                            core_affinity::set_for_current(core_affinity::CoreId { id });
+                        }
+                        run(&sockets, &*source, &c, &stop);
+                    })?,
+            );
+        }
+        Ok(Self {
+            stop,
+            threads,
+            counters,
+        })
+    }
+
+    /// Every worker's counters.
+    pub fn counters(&self) -> Vec<Arc<WorkerCounters>> {
+        self.counters.clone()
+    }
+
+    /// Stops the workers (each within its read timeout) and waits for them.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            if t.join().is_err() {
+                tracing::error!("a UDP worker panicked");
+            }
+        }
+    }
+}
+
+/// The sums of `counters`.
+pub fn totals(counters: &[Arc<WorkerCounters>]) -> Totals {
+    let mut t = Totals {
+        workers: counters.len(),
+        ..Totals::default()
+    };
+    for c in counters {
+        t.received += c.received.load(Ordering::Relaxed);
+        t.planned += c.planned.load(Ordering::Relaxed);
+        t.handled += c.handled.load(Ordering::Relaxed);
+        t.unanswered += c.unanswered.load(Ordering::Relaxed);
+        t.send_failed += c.send_failed.load(Ordering::Relaxed);
+    }
+    t
+}
+
+/// At most one warning per this interval per worker; the rest are counted.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A worker's loop over its sockets until `stop`. With one socket it blocks in the read;
+/// with several (one per listen address) it waits in poll(2) for any of them.
+fn run<S: Source>(sockets: &[UdpSocket], source: &S, c: &WorkerCounters, stop: &AtomicBool) {
+    let mut received = Received::default();
+    let mut out = Outgoing::default();
+    let mut pick = 0u32;
+    let mut last_warning: Option<Instant> = None;
+    let mut fds: Vec<libc::pollfd> = sockets
+        .iter()
+        .map(|s| libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let several = sockets.len() > 1;
+    while !stop.load(Ordering::Relaxed) {
+        if several {
+            // SAFETY: `fds` is a live array of `fds.len()` pollfd.
+            let rc = unsafe {
+                libc::poll(
+                    fds.as_mut_ptr(),
+                    fds.len() as libc::nfds_t,
+                    READ_TIMEOUT.as_millis() as libc::c_int,
+                )
+            };
+            if rc <= 0 {
+                continue; // timeout, or EINTR: look at the stop flag again
+            }
+        }
+        for (socket, fd) in sockets.iter().zip(&fds) {
+            if several && fd.revents == 0 {
+                continue;
+            }
+            let n = match received.recv(socket, several) {
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    // Errors here are per datagram (an ICMP error reported on the socket).
+                    if last_warning.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
+                        tracing::warn!("dns udp: receive failed: {e}");
+                        last_warning = Some(Instant::now());
+                    }
+                    continue;
+                }
+            };
+            answer_batch(&received, n, source, c, &mut pick, &mut out);
+            let (_, failed) = out.send(socket);
+            if failed > 0 {
+                c.send_failed.fetch_add(failed as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Answers the `n` datagrams in `received` into `out`.
+fn answer_batch<S: Source>(
+    received: &Received,
+    n: usize,
+    source: &S,
+    c: &WorkerCounters,
+    pick: &mut u32,
+    out: &mut Outgoing,
+) {
+    let publication = source.current();
+    let plan = publication.plan();
+    c.received.fetch_add(n as u64, Ordering::Relaxed);
+    for i in 0..n.min(BATCH) {
+        let Some((query, from)) = received.get(i) else {
+            c.unanswered.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let client = client_ip(from);
+        let Some(slot) = out.next_slot() else {
+            break;
+        };
+        match plan.answer(query, client, pick, slot) {
+            Planned::Answered(len) => {
+                c.rcodes.count(Some(&slot[..len]));
+                out.push_slot(len, from);
+                c.planned.fetch_add(1, Ordering::Relaxed);
+            }
+            Planned::Drop => {
+                c.rcodes.count(None);
+                c.unanswered.fetch_add(1, Ordering::Relaxed);
+            }
+            Planned::SlowPath => match publication.respond(query, client) {
+                Some(response) => {
+                    c.rcodes.count(Some(&response));
+                    out.push_owned(response, from);
+                    c.handled.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {
+                    c.rcodes.count(None);
+                    c.unanswered.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+        }
+    }
+}
