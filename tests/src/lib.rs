@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod frame;
 pub mod gslb;
 pub mod lan;
+pub mod metrics;
 pub mod netns;
 pub mod pins;
 pub mod servers;

@@ -9,6 +9,7 @@ use xgslb_common::Counter;
 use xgslb_tests::{
     daemon::{ConfigDir, Daemon, test_config},
     gslb::THREE_SITES,
+    metrics::{sample, scrape},
     netns::{NetnsPair, SERVER_V4, SERVER_V6},
 };
 
@@ -518,41 +519,6 @@ pools = ["ratio"]
     .explain
     .expect("an explanation");
     assert_eq!(e.a_records[0], ("198.18.1.1".into(), 77.0 / 128.0), "{e:?}");
-}
-
-/// One scrape of `/metrics` at `addr`, from the client namespace, parsed by a real
-/// Prometheus text-format parser.
-fn scrape(pair: &NetnsPair, addr: &str) -> prometheus_parse::Scrape {
-    use std::io::{Read, Write};
-    let addr: std::net::SocketAddr = addr.parse().expect("addr");
-    let body = xgslb_tests::servers::in_ns(&pair.client, move || {
-        let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
-            .expect("connect to the metrics endpoint");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-            .expect("request");
-        let mut all = String::new();
-        s.read_to_string(&mut all).expect("response");
-        all
-    })
-    .join()
-    .expect("scrape thread");
-    let (head, body) = body.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
-    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("parses")
-}
-
-fn sample(s: &prometheus_parse::Scrape, name: &str, label: (&str, &str)) -> f64 {
-    s.samples
-        .iter()
-        .find(|x| x.metric == name && x.labels.get(label.0) == Some(label.1))
-        .map(|x| match x.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => f64::NAN,
-        })
-        .unwrap_or_else(|| panic!("no {name}{{{}={}}}", label.0, label.1))
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Differential test of the slow-path DNS logic against Knot DNS: the same zone file served by
-//! `knotd` and by our UDP server, the same queries to both over UDP; rcode, AA, TC and the
+//! `knotd` and by our UDP server, the same queries to both over UDP (ours: the UDP workers, answering from the plan or the full handler); rcode, AA, TC and the
 //! answer, authority and additional sections (as sets of records) must agree.
 //!
 //! Differences from Knot 3.2 that are intended, so they are not compared:
@@ -22,8 +22,36 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
 use tokio::net::UdpSocket;
-use tokio_util::sync::CancellationToken;
-use xgslb::dns::{Catalog, CatalogResponder, Dynamic, DynamicAnswers, Zone, serve_udp};
+use xgslb::dns::{Catalog, Dynamic, DynamicAnswers, Transport, Zone};
+use xgslb::udp::{PlanAnswers, Publication, Source, Workers};
+
+/// What the UDP workers serve here: the catalog, and the plan's answers from its
+/// precomputed responses (no GSLB names), as xgslbd would publish them.
+struct Served {
+    catalog: Catalog,
+    plan: PlanAnswers,
+}
+
+impl Publication for Served {
+    fn plan(&self) -> &PlanAnswers {
+        &self.plan
+    }
+
+    fn respond(&self, query: &[u8], client: std::net::IpAddr) -> Option<Vec<u8>> {
+        self.catalog
+            .respond(query, Transport::Udp, client, &NoDynamic)
+    }
+}
+
+struct Fixed(Arc<Served>);
+
+impl Source for Fixed {
+    type Publication = Served;
+
+    fn current(&self) -> Arc<Served> {
+        self.0.clone()
+    }
+}
 
 const ZONE: &str = r#"$ORIGIN example.com.
 $TTL 3600
@@ -317,11 +345,17 @@ async fn slowpath_matches_knot() {
 
     let zone = Zone::parse(&name("example.com."), ZONE).expect("zone");
     let catalog = Catalog::new(vec![zone], &[]).expect("catalog");
-    let responder = Arc::new(CatalogResponder::new(catalog, Arc::new(NoDynamic)));
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind ours");
-    let ours = socket.local_addr().expect("addr");
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve_udp(socket, responder, shutdown.clone()));
+    let entries = xgslb::plan::plan(&xgslb::plan::static_entries(&catalog.precompute()), &[]);
+    let served = Served {
+        catalog,
+        plan: PlanAnswers::new(entries, &[]),
+    };
+    // Two workers on one reuseport group, as xgslbd runs them (spread by hash).
+    let group = xgslb::udp::socket::bind_group("127.0.0.1:0".parse().expect("addr"), 2, false)
+        .expect("bind ours");
+    let ours = group[0].local_addr().expect("addr");
+    let workers =
+        Workers::start(vec![group], &[], Arc::new(Fixed(Arc::new(served)))).expect("workers");
 
     // Wait until knotd answers (it loads the zone after binding).
     let probe = query("example.com.", RecordType::SOA)
@@ -366,8 +400,10 @@ async fn slowpath_matches_knot() {
             differences.push(format!("--- {what}\nknot:\n{theirs}\nours:\n{mine}"));
         }
     }
-    shutdown.cancel();
-    server.await.expect("no panic").expect("no error");
+    let answered = xgslb::udp::totals(&workers.counters());
+    workers.stop();
+    // Both ways of answering were compared.
+    assert!(answered.planned > 0 && answered.handled > 0, "{answered:?}");
     drop(knot);
     assert!(
         differences.is_empty(),

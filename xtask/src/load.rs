@@ -392,6 +392,19 @@ fn targets(runs: &[Run], text: &mut String) -> Vec<Value> {
         best("xgslb-slow", "knot-udp"),
         Want::AtLeast(1.0),
     );
+    let best_gslb = |sys: &str| best_ok(runs, sys, "kxdpgun", "gslb");
+    check(
+        &mut targets,
+        t,
+        "gslb mix: xgslb slow path vs Knot UDP (highest rate <= 0.1% loss, kxdpgun)",
+        ratio_of(
+            best_gslb("xgslb-slow"),
+            "xgslb-slow",
+            best_gslb("knot-udp"),
+            "knot-udp",
+        ),
+        Want::AtLeast(1.0),
+    );
     // Knot XDP's CPU per answer over xgslb's must be at least 4, compared at the highest
     // rate both answered with at most 0.1% loss.
     let (cpu_name, cpu_ratio) = match common_rate(runs, "xgslb-xdp", "knot-xdp") {
@@ -613,6 +626,22 @@ pub fn report(lines_path: &Path, results: &Path, svg: &Path, smoke: bool) -> Res
             fmt_opt(k.per_million(k.server_s()), 2),
             fmt_opt(k.per_million(k.busy_s), 2),
         );
+    }
+
+    // The slow path's CPU beside the socket servers', each at the highest rate both answered.
+    for other in ["knot-udp", "nsd"] {
+        if let Some((rate, x, o)) = common_rate(&runs, "xgslb-slow", other) {
+            let _ = writeln!(
+                md,
+                "\nCPU s per million answers at {}k qps (hot name, both without loss): xgslb \
+                 slow path {} server / {} all, {other} {} server / {} all.",
+                rate / 1000,
+                fmt_opt(x.per_million(x.server_s()), 2),
+                fmt_opt(x.per_million(x.busy_s), 2),
+                fmt_opt(o.per_million(o.server_s()), 2),
+                fmt_opt(o.per_million(o.busy_s), 2),
+            );
+        }
     }
 
     let mut t = String::new();

@@ -114,12 +114,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// XDP counters (frames received, answered, passed to the kernel by reason, dropped)
-    /// and the publication generation.
+    /// XDP counters (frames received, answered, passed to the kernel by reason, dropped),
+    /// the publication generation, and the slow path's UDP counters (summed over its
+    /// workers): either part alone when only it can be read (XDP off: no pins).
     Stats {
         /// bpffs directory of the daemon's pinned maps.
         #[arg(long, default_value = "/sys/fs/bpf/xgslb")]
         pin_dir: PathBuf,
+        /// xgslbd's control socket (for the slow path's counters).
+        #[arg(long, default_value = "/run/xgslb/control.sock")]
+        socket: PathBuf,
         /// One JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -238,9 +242,10 @@ fn main() -> ExitCode {
         }
         Command::Stats {
             pin_dir,
+            socket,
             json,
             watch,
-        } => stats(&pin_dir, json, watch),
+        } => stats(&pin_dir, &socket, json, watch),
         Command::Maps { pin_dir } => maps(&pin_dir),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -260,57 +265,74 @@ fn main() -> ExitCode {
     }
 }
 
-/// `xgslbctl stats`: the XDP counters and publication facts from the pinned maps; exit 2
-/// when they cannot be read.
-fn stats(pin_dir: &std::path::Path, json: bool, watch: Option<u64>) -> ExitCode {
-    let mut last: Option<[u64; Counter::COUNT]> = None;
+/// `xgslbctl stats`: the XDP counters and publication facts from the pinned maps, and the
+/// slow path's UDP counters over the control socket; exit 2 when neither can be read.
+fn stats(
+    pin_dir: &std::path::Path,
+    socket: &std::path::Path,
+    json: bool,
+    watch: Option<u64>,
+) -> ExitCode {
+    let mut last: Option<Vec<u64>> = None;
     loop {
-        let read = xgslb::maps::dataplane::read_pinned_stats(pin_dir).and_then(|stats| {
+        let xdp = xgslb::maps::dataplane::read_pinned_stats(pin_dir).and_then(|stats| {
             xgslb::maps::dataplane::read_pinned_meta(pin_dir).map(|meta| (stats, meta))
         });
-        let (stats, meta) = match read {
-            Ok(r) => r,
-            Err(e) => {
+        let udp =
+            xgslb::control::client::command(socket, xgslb::control::protocol::Command::Status)
+                .map_err(|e| e.to_string())
+                .and_then(|r| {
+                    r.status
+                        .map(|s| s.udp)
+                        .ok_or_else(|| "no status".to_owned())
+                });
+        let mut fields: Vec<(&'static str, u64)> = Vec::new();
+        match (&xdp, &udp) {
+            (Err(x), Err(u)) => {
                 eprintln!(
-                    "xgslbctl: {e} (is xgslbd running with --pin-dir {}?)",
-                    pin_dir.display()
+                    "xgslbctl: {x} (is xgslbd running with --pin-dir {}?); control socket {}: {u}",
+                    pin_dir.display(),
+                    socket.display()
                 );
                 return ExitCode::from(2);
             }
-        };
-        let publication = [
-            ("generation", meta.generation),
-            ("swaps", meta.swaps),
-            ("selections", meta.selections),
-            ("region_prefixes", meta.prefixes),
-        ];
-        if json {
-            let fields: Vec<String> = Counter::ALL
-                .iter()
-                .map(|c| (c.name(), stats[*c as usize]))
-                .chain(publication)
-                .map(|(name, v)| format!("\"{name}\":{v}"))
-                .collect();
-            println!("{{{}}}", fields.join(","));
-        } else {
-            for c in Counter::ALL {
-                let v = stats[c as usize];
-                match (watch, last) {
-                    (Some(secs), Some(prev)) => {
-                        let rate = v.saturating_sub(prev[c as usize]) as f64 / secs.max(1) as f64;
-                        println!("{:<24}{v:>14}{rate:>14.1}/s", c.name());
-                    }
-                    _ => println!("{:<24}{v:>14}", c.name()),
+            _ => {
+                if let Ok((stats, meta)) = &xdp {
+                    fields.extend(Counter::ALL.iter().map(|c| (c.name(), stats[*c as usize])));
+                    fields.extend([
+                        ("generation", meta.generation),
+                        ("swaps", meta.swaps),
+                        ("selections", meta.selections),
+                        ("region_prefixes", meta.prefixes),
+                    ]);
+                }
+                if let Ok(udp) = &udp {
+                    fields.extend(udp.fields());
                 }
             }
-            for (name, v) in publication {
-                println!("{name:<24}{v:>14}");
+        }
+        if json {
+            let body: Vec<String> = fields
+                .iter()
+                .map(|(name, v)| format!("\"{name}\":{v}"))
+                .collect();
+            println!("{{{}}}", body.join(","));
+        } else {
+            let values: Vec<u64> = fields.iter().map(|f| f.1).collect();
+            for (i, (name, v)) in fields.iter().enumerate() {
+                match (watch, &last) {
+                    (Some(secs), Some(prev)) if prev.len() == values.len() => {
+                        let rate = v.saturating_sub(prev[i]) as f64 / secs.max(1) as f64;
+                        println!("{name:<24}{v:>14}{rate:>14.1}/s");
+                    }
+                    _ => println!("{name:<24}{v:>14}"),
+                }
             }
+            last = Some(values);
         }
         let Some(secs) = watch else {
             return ExitCode::SUCCESS;
         };
-        last = Some(stats);
         println!();
         std::thread::sleep(std::time::Duration::from_secs(secs.max(1)));
     }
@@ -420,6 +442,10 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
         ("metric_errors", st.metric_errors),
         ("agent_reports", st.reports),
     ] {
+        println!("{name:<24}{v:>14}");
+    }
+    println!();
+    for (name, v) in st.udp.fields() {
         println!("{name:<24}{v:>14}");
     }
     if !st.agents_configured {

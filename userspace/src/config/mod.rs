@@ -87,6 +87,8 @@ struct RawServer {
     control_socket: PathBuf,
     #[serde(default)]
     metrics_listen: Option<String>,
+    #[serde(default)]
+    udp_steering: UdpSteering,
 }
 
 fn default_pin_dir() -> PathBuf {
@@ -145,6 +147,23 @@ pub enum XdpModeSetting {
     Off,
 }
 
+/// How the kernel spreads UDP queries over the slow path's workers (one socket each in a
+/// SO_REUSEPORT group).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UdpSteering {
+    /// `cpu` when the interface spreads its receive over as many queues as there are
+    /// workers (RSS), else `hash`.
+    #[default]
+    Auto,
+    /// Each datagram to the worker of the CPU that received it (a classic BPF program on the
+    /// group): no cross-CPU traffic, when the NIC spreads receive over the CPUs.
+    Cpu,
+    /// The kernel's hash of addresses and ports: every worker busy even when every
+    /// datagram arrives on one CPU (one receive queue, veth).
+    Hash,
+}
+
 /// A validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -162,6 +181,8 @@ pub struct Config {
     pub control_socket: PathBuf,
     /// Where the Prometheus text endpoint listens (`/metrics`), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// How UDP queries are spread over the workers.
+    pub udp_steering: UdpSteering,
     /// Zones: origin and file (resolved against the config's directory).
     pub zones: Vec<ZoneConfig>,
     /// Answer sets.
@@ -370,6 +391,7 @@ impl Config {
             xdp_mode: raw.server.xdp_mode,
             control_socket: raw.server.control_socket,
             metrics_listen,
+            udp_steering: raw.server.udp_steering,
             zones,
             answers,
             model,

@@ -94,6 +94,47 @@ pub struct Status {
     pub ingest_accepted: u64,
     /// Agent datagrams refused, by reason (every reason listed).
     pub ingest_rejected: Vec<(String, u64)>,
+    /// The slow path's UDP workers, summed.
+    #[serde(default)]
+    pub udp: UdpCounters,
+}
+
+/// The slow path's UDP workers' counters, summed over the workers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UdpCounters {
+    pub workers: u64,
+    pub received: u64,
+    pub answered_from_plan: u64,
+    pub answered_by_handler: u64,
+    pub unanswered: u64,
+    pub send_failed: u64,
+}
+
+impl From<crate::udp::Totals> for UdpCounters {
+    fn from(t: crate::udp::Totals) -> Self {
+        Self {
+            workers: t.workers as u64,
+            received: t.received,
+            answered_from_plan: t.planned,
+            answered_by_handler: t.handled,
+            unanswered: t.unanswered,
+            send_failed: t.send_failed,
+        }
+    }
+}
+
+impl UdpCounters {
+    /// Name and value of each counter, as `xgslbctl` prints them.
+    pub fn fields(&self) -> [(&'static str, u64); 6] {
+        [
+            ("udp_workers", self.workers),
+            ("udp_received", self.received),
+            ("udp_answered_from_plan", self.answered_from_plan),
+            ("udp_answered_by_handler", self.answered_by_handler),
+            ("udp_unanswered", self.unanswered),
+            ("udp_send_failed", self.send_failed),
+        ]
+    }
 }
 
 /// One agent in `status`.

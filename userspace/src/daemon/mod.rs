@@ -146,6 +146,8 @@ pub struct DaemonHandle {
     published: watch::Receiver<Published>,
     ingest: Option<Arc<IngestShared>>,
     served: ServedCell,
+    /// The UDP workers' counters, once they run.
+    udp: Arc<std::sync::OnceLock<Vec<Arc<crate::udp::WorkerCounters>>>>,
 }
 
 /// The agents as xgslbd sees them.
@@ -435,7 +437,16 @@ impl DaemonHandle {
                 .collect(),
             ingest_accepted: counters.accepted,
             ingest_rejected: counters.by_name().map(|(n, c)| (n.to_owned(), c)).collect(),
+            udp: self.udp_totals().into(),
         }
+    }
+
+    /// The UDP workers' counters, summed (all zero before they start).
+    pub fn udp_totals(&self) -> crate::udp::Totals {
+        self.udp
+            .get()
+            .map(|c| crate::udp::totals(c))
+            .unwrap_or_default()
     }
 
     /// Publication facts as of now.
@@ -509,6 +520,17 @@ pub async fn run(
         .iter()
         .map(|c| c.id)
         .collect();
+    let iface_named = opts.iface.as_deref().or(cfg.interface.as_deref());
+    let by_cpu = crate::udp::socket::steer_by_cpu_for(cfg.udp_steering, iface_named, cores.len());
+    tracing::info!(
+        "{} UDP workers, queries spread {}",
+        cores.len().max(1),
+        if by_cpu {
+            "by receiving CPU"
+        } else {
+            "by address hash"
+        }
+    );
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     for &addr in &cfg.listen {
@@ -520,7 +542,8 @@ pub async fn run(
             }
         };
         udp.push(
-            crate::udp::socket::bind_group(addr, cores.len().max(1)).map_err(bind_err("UDP"))?,
+            crate::udp::socket::bind_group(addr, cores.len().max(1), by_cpu)
+                .map_err(bind_err("UDP"))?,
         );
         tcp.push(TcpListener::bind(addr).await.map_err(bind_err("TCP"))?);
     }
@@ -588,6 +611,7 @@ pub async fn run(
         published,
         ingest: shared,
         served: served.clone(),
+        udp: Arc::default(),
     };
     // From here on, stop the balancer on every way out.
     let result = serve(
@@ -695,6 +719,7 @@ async fn serve(
         rcodes: tcp_rcodes.clone(),
     });
     let workers = crate::udp::Workers::start(udp, &cores, served).map_err(DaemonError::Workers)?;
+    let _ = handle.udp.set(workers.counters());
     let tasks = TaskTracker::new();
     for l in tcp {
         tasks.spawn(log_exit(

@@ -171,6 +171,19 @@ pub fn render(s: &Sources) -> String {
         "UDP worker threads (one per core).",
     );
     let _ = writeln!(out, "xgslb_slow_path_udp_workers {}", udp.workers);
+    family(
+        &mut out,
+        "xgslb_slow_path_udp_worker_received_total",
+        "counter",
+        "UDP queries each worker read (the kernel hands each the datagrams of its CPU).",
+    );
+    for (i, w) in s.udp.iter().enumerate() {
+        let n = w.received.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "xgslb_slow_path_udp_worker_received_total{{worker=\"{i}\"}} {n}"
+        );
+    }
     let st = s.handle.status();
     let p = s.handle.published();
     family(

@@ -1,4 +1,4 @@
-//! The slow path: zones, authoritative answers and the UDP/TCP servers.
+//! The slow path: zones, authoritative answers and the TCP server (UDP: `crate::udp`).
 //!
 //! # Layout
 //! - `zone`: one zone loaded from an RFC 1035 zone file and validated.
@@ -10,7 +10,7 @@
 //! - `precompute`: the responses that depend on nothing but the question, as wire bytes for
 //!   the XDP program.
 //! - `rcodes`: responses counted by rcode.
-//! - `server`: UDP and TCP transports around any [`server::Responder`].
+//! - `server`: the TCP transport around any [`server::Responder`].
 pub mod authority;
 mod index;
 mod lookup;
@@ -26,5 +26,5 @@ mod authority_tests;
 
 pub use authority::{Catalog, CatalogError, CatalogResponder, Dynamic, DynamicAnswers, Transport};
 pub use rcodes::RcodeCounters;
-pub use server::{Responder, serve_tcp, serve_udp};
+pub use server::{Responder, serve_tcp};
 pub use zone::{Zone, ZoneError};

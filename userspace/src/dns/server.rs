@@ -1,6 +1,6 @@
-//! UDP and TCP transports for the slow path. They move bytes; the answers come from a
-//! [`Responder`], so the transports can be tested with any responder and the logic without
-//! sockets.
+//! The TCP transport of the slow path (UDP has its workers, `crate::udp`). It moves bytes;
+//! the answers come from a [`Responder`], so the transport can be tested with any responder
+//! and the logic without sockets.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -9,15 +9,13 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::authority::Transport;
 
-/// A DNS message can be up to 64 KiB; the UDP receive buffer takes the largest datagram.
-const MAX_MESSAGE: usize = 65535;
 /// A TCP connection with no complete query (or no progress writing) for this long is closed
 /// (RFC 7766 6.2.3 suggests seconds, not minutes, for a busy server).
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,43 +34,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub trait Responder: Send + Sync + 'static {
     /// The response to `query` from `client`, or `None` to send nothing.
     fn respond(&self, query: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>>;
-}
-
-/// Serves DNS over UDP on `socket` until `shutdown` is cancelled. One bad packet or one
-/// failed send never stops the loop.
-pub async fn serve_udp(
-    socket: UdpSocket,
-    responder: Arc<dyn Responder>,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut recv_log = LogLimiter::new();
-    let mut send_log = LogLimiter::new();
-    loop {
-        let received = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            received = socket.recv_from(&mut buf) => received,
-        };
-        let (len, peer) = match received {
-            Ok(received) => received,
-            // Errors here are per datagram (e.g. an ICMP error reported on the socket).
-            Err(err) => {
-                recv_log.warn(|suppressed| {
-                    tracing::warn!(%err, suppressed, "dns udp: receive failed");
-                });
-                continue;
-            }
-        };
-        let client = peer.ip().to_canonical();
-        let Some(response) = responder.respond(&buf[..len], Transport::Udp, client) else {
-            continue;
-        };
-        if let Err(err) = socket.send_to(&response, peer).await {
-            send_log.warn(|suppressed| {
-                tracing::warn!(%err, %peer, suppressed, "dns udp: send failed");
-            });
-        }
-    }
 }
 
 /// Serves DNS over TCP on `listener` until `shutdown` is cancelled, then waits for the open
