@@ -200,7 +200,10 @@ fn each_query_answered_once_by_every_worker(steering: &str, tag: &str) {
     // The workers' counters (what `xgslbctl stats` sums) saw each query once.
     let t = d.handle().udp_totals();
     assert_eq!(t.workers, cores.len());
-    assert_eq!((t.received, t.planned + t.handled), (answered as u64, answered as u64));
+    assert_eq!(
+        (t.received, t.planned + t.handled),
+        (answered as u64, answered as u64)
+    );
     let s = scrape(&pair, "198.18.0.2:9153");
     let workers = value(&s, "xgslb_slow_path_udp_workers");
     assert_eq!(workers as usize, cores.len(), "a worker per core");

@@ -448,6 +448,9 @@ addresses = [{ ip = "198.18.1.10", weight = 3 }, { ip = "2001:db8::10" }]
         assert_eq!(c.answers[0].records, 1);
         assert_eq!(c.xdp_mode, XdpModeSetting::Auto);
         assert_eq!(c.pin_dir, Path::new("/sys/fs/bpf/xgslb"));
+        assert_eq!(c.udp_steering, UdpSteering::Auto);
+        let hashed = GOOD.replace("[server]\n", "[server]\nudp_steering = \"hash\"\n");
+        assert_eq!(parse(&hashed).unwrap().udp_steering, UdpSteering::Hash);
     }
 
     #[test]
@@ -497,6 +500,10 @@ addresses = [{ ip = "198.18.1.10", weight = 3 }, { ip = "2001:db8::10" }]
                 "answer[0].records",
             ),
             (GOOD.replace("ttl = 30", "ttl = \"30\""), "invalid type"),
+            (
+                GOOD.replace("[server]\n", "[server]\nudp_steering = \"rss\"\n"),
+                "unknown variant `rss`",
+            ),
             (
                 format!(
                     "{GOOD}\n[[answer]]\nname = \"WWW.example.test\"\nttl = 1\naddresses = [{{ ip = \"198.18.0.9\" }}]"
