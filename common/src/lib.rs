@@ -95,6 +95,29 @@ pub mod prog_names {
     pub const PASS: &str = "xgslb_pass";
 }
 
+/// DNS header flag bits (RFC 1035 4.1.1, RFC 4035 for AD and CD), as both paths that
+/// answer from the answer table read and write them.
+pub mod flags {
+    pub const QR: u16 = 0x8000;
+    pub const OPCODE: u16 = 0x7800;
+    pub const AA: u16 = 0x0400;
+    pub const TC: u16 = 0x0200;
+    pub const RD: u16 = 0x0100;
+    pub const Z: u16 = 0x0040;
+    pub const CD: u16 = 0x0010;
+    pub const RCODE: u16 = 0x000f;
+}
+
+/// EDNS option codes that decide whether a query is answered from the answer table.
+pub mod edns_option {
+    /// RFC 5001: answered with the server's id, by the slow path.
+    pub const NSID: u16 = 3;
+    /// RFC 7871 client subnet: validated and answered with a scope, by the slow path.
+    pub const ECS: u16 = 8;
+    /// RFC 7873: ignored when well formed (8, or 16 to 40 bytes); else FORMERR.
+    pub const COOKIE: u16 = 10;
+}
+
 /// DNS record types the XDP path knows by number.
 pub mod qtype {
     pub const A: u16 = 1;

@@ -31,21 +31,8 @@ const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_UDP: u8 = 17;
 const CLASS_IN: u16 = 1;
-const EDNS_OPTION_NSID: u16 = 3;
-const EDNS_OPTION_ECS: u16 = 8;
-const EDNS_OPTION_COOKIE: u16 = 10;
-
-/// DNS header flag bits (RFC 1035 4.1.1, RFC 4035 for AD and CD).
-pub mod flags {
-    pub const QR: u16 = 0x8000;
-    pub const OPCODE: u16 = 0x7800;
-    pub const AA: u16 = 0x0400;
-    pub const TC: u16 = 0x0200;
-    pub const RD: u16 = 0x0100;
-    pub const Z: u16 = 0x0040;
-    pub const CD: u16 = 0x0010;
-    pub const RCODE: u16 = 0x000f;
-}
+pub use xgslb_common::flags;
+use xgslb_common::edns_option;
 
 /// Where the UDP datagram sits, as the entry point found it.
 #[derive(Clone, Copy)]
@@ -535,9 +522,9 @@ fn parse_opt(ctx: &XdpContext, off: usize, dns_end: usize) -> Result<(bool, u16)
         // RFC 7873 5.2.2: a malformed COOKIE is FORMERR; leave that to the slow path. Client
         // subnet (RFC 7871: validated, answered with a scope) and NSID (RFC 5001: answered
         // with the server's id) change the response, so the slow path decides on them.
-        if (code == EDNS_OPTION_COOKIE && !(len == 8 || (16..=40).contains(&len)))
-            || code == EDNS_OPTION_ECS
-            || code == EDNS_OPTION_NSID
+        if (code == edns_option::COOKIE && !(len == 8 || (16..=40).contains(&len)))
+            || code == edns_option::ECS
+            || code == edns_option::NSID
         {
             return Err(Counter::PassEdns);
         }

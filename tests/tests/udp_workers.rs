@@ -108,6 +108,53 @@ fn server(v6: bool) -> SocketAddr {
     .expect("address")
 }
 
+/// The machine's cores, by id.
+fn cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .expect("cores")
+        .iter()
+        .map(|c| c.id)
+        .collect()
+}
+
+/// `f(core)` on a thread in the client namespace pinned to each core; their results.
+fn on_every_core<T: Send + 'static>(
+    pair: &NetnsPair,
+    f: impl Fn(usize) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let f = std::sync::Arc::new(f);
+    let threads: Vec<_> = cores()
+        .into_iter()
+        .map(|core| {
+            let f = f.clone();
+            in_ns(&pair.client, move || {
+                core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                f(core)
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("client thread"))
+        .collect()
+}
+
+/// Every one of the `workers` workers read some of the queries (Prometheus says).
+fn every_worker_read_some(pair: &NetnsPair, workers: usize) {
+    let s = scrape(pair, "198.18.0.2:9153");
+    for w in 0..workers {
+        let got = sample(
+            &s,
+            "xgslb_slow_path_udp_worker_received_total",
+            ("worker", &w.to_string()),
+        );
+        assert!(
+            got > 0.0,
+            "worker {w} read nothing: the kernel did not spread"
+        );
+    }
+}
+
 /// Waits for the reply to `id` on `s`; returns it and whatever came before it.
 fn reply_to(s: &UdpSocket, id: u16) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut before = Vec::new();
@@ -142,60 +189,47 @@ fn each_query_answered_once_by_every_worker(steering: &str, tag: &str) {
     let cfg = Config::load(&dir.path()).expect("config");
     let built = std::sync::Arc::new(build(&cfg).expect("build"));
     let d = Daemon::start(&pair, &dir.path(), XdpModeSetting::Off);
-    let cores: Vec<usize> = core_affinity::get_core_ids()
-        .expect("cores")
-        .iter()
-        .map(|c| c.id)
-        .collect();
-    let threads: Vec<_> = cores
-        .iter()
-        .map(|&core| {
-            let built = built.clone();
-            in_ns(&pair.client, move || {
-                core_affinity::set_for_current(core_affinity::CoreId { id: core });
-                let sockets: Vec<(UdpSocket, bool)> = (0..2 * SOCKETS)
-                    .map(|i| (client_socket(i % 2 == 1), i % 2 == 1))
-                    .collect();
-                let mut answered = 0usize;
-                for round in 0..ROUNDS {
-                    let sent: Vec<(u16, Vec<u8>)> = sockets
-                        .iter()
-                        .enumerate()
-                        .map(|(i, (s, v6))| {
-                            let id = (core * 10_000 + round * 2 * SOCKETS + i) as u16;
-                            let q = query(id, QUESTIONS[(round + i) % QUESTIONS.len()]);
-                            s.send_to(&q, server(*v6)).expect("send");
-                            (id, q)
-                        })
-                        .collect();
-                    for ((s, v6), (id, q)) in sockets.iter().zip(&sent) {
-                        let (reply, extra) = reply_to(s, *id);
-                        assert!(extra.is_empty(), "replies to no query before {id}");
-                        let client: IpAddr = if *v6 { CLIENT_V6 } else { CLIENT_V4 }
-                            .parse()
-                            .expect("client");
-                        let want = built
-                            .catalog
-                            .respond(q, Transport::Udp, client, &*built.snapshot)
-                            .expect("the handler answers every question here");
-                        assert_eq!(essentials(&reply), essentials(&want), "query {id}");
-                        answered += 1;
-                    }
-                }
-                // Exactly once: nothing more is waiting on any socket.
-                for (s, _) in &sockets {
-                    s.set_nonblocking(true).expect("nonblocking");
-                    let mut buf = [0u8; 512];
-                    assert!(s.recv(&mut buf).is_err(), "a second reply");
-                }
-                answered
-            })
-        })
-        .collect();
-    let answered: usize = threads
-        .into_iter()
-        .map(|t| t.join().expect("client thread"))
-        .sum();
+    let cores = cores();
+    let answered: usize = on_every_core(&pair, move |core| {
+        let sockets: Vec<(UdpSocket, bool)> = (0..2 * SOCKETS)
+            .map(|i| (client_socket(i % 2 == 1), i % 2 == 1))
+            .collect();
+        let mut answered = 0usize;
+        for round in 0..ROUNDS {
+            let sent: Vec<(u16, Vec<u8>)> = sockets
+                .iter()
+                .enumerate()
+                .map(|(i, (s, v6))| {
+                    let id = (core * 10_000 + round * 2 * SOCKETS + i) as u16;
+                    let q = query(id, QUESTIONS[(round + i) % QUESTIONS.len()]);
+                    s.send_to(&q, server(*v6)).expect("send");
+                    (id, q)
+                })
+                .collect();
+            for ((s, v6), (id, q)) in sockets.iter().zip(&sent) {
+                let (reply, extra) = reply_to(s, *id);
+                assert!(extra.is_empty(), "replies to no query before {id}");
+                let client: IpAddr = if *v6 { CLIENT_V6 } else { CLIENT_V4 }
+                    .parse()
+                    .expect("client");
+                let want = built
+                    .catalog
+                    .respond(q, Transport::Udp, client, &*built.snapshot)
+                    .expect("the handler answers every question here");
+                assert_eq!(essentials(&reply), essentials(&want), "query {id}");
+                answered += 1;
+            }
+        }
+        // Exactly once: nothing more is waiting on any socket.
+        for (s, _) in &sockets {
+            s.set_nonblocking(true).expect("nonblocking");
+            let mut buf = [0u8; 512];
+            assert!(s.recv(&mut buf).is_err(), "a second reply");
+        }
+        answered
+    })
+    .into_iter()
+    .sum();
     assert_eq!(answered, cores.len() * 2 * SOCKETS * ROUNDS);
     // The workers' counters (what `xgslbctl stats` sums) saw each query once.
     let t = d.handle().udp_totals();
@@ -207,17 +241,7 @@ fn each_query_answered_once_by_every_worker(steering: &str, tag: &str) {
     let s = scrape(&pair, "198.18.0.2:9153");
     let workers = value(&s, "xgslb_slow_path_udp_workers");
     assert_eq!(workers as usize, cores.len(), "a worker per core");
-    for w in 0..cores.len() {
-        let got = sample(
-            &s,
-            "xgslb_slow_path_udp_worker_received_total",
-            ("worker", &w.to_string()),
-        );
-        assert!(
-            got > 0.0,
-            "worker {w} read nothing: the kernel did not spread"
-        );
-    }
+    every_worker_read_some(&pair, cores.len());
     // Both ways of answering were used.
     for outcome in ["answered_from_plan", "answered_by_handler"] {
         assert!(sample(&s, "xgslb_slow_path_udp_total", ("outcome", outcome)) > 0.0);
@@ -266,63 +290,39 @@ fn malformed_datagrams_to_every_worker_get_what_the_handler_gives_and_stop_none(
     long.resize(4000, 0);
     bad.push(long);
     let bad = std::sync::Arc::new(bad);
-    let cores: Vec<usize> = core_affinity::get_core_ids()
-        .expect("cores")
-        .iter()
-        .map(|c| c.id)
-        .collect();
-    let threads: Vec<_> = cores
-        .iter()
-        .map(|&core| {
-            let (built, bad) = (built.clone(), bad.clone());
-            in_ns(&pair.client, move || {
-                core_affinity::set_for_current(core_affinity::CoreId { id: core });
-                for v6 in [false, true] {
-                    let client: IpAddr = if v6 { CLIENT_V6 } else { CLIENT_V4 }
-                        .parse()
-                        .expect("client");
-                    for (i, b) in bad.iter().enumerate() {
-                        let s = client_socket(v6);
-                        s.send_to(b, server(v6)).expect("send");
-                        let id = 40_000 + i as u16;
-                        let after = query(id, QUESTIONS[1]);
-                        s.send_to(&after, server(v6)).expect("send");
-                        let (reply, before) = reply_to(&s, id);
-                        let want =
-                            built
-                                .catalog
-                                .respond(b, Transport::Udp, client, &*built.snapshot);
-                        match (before.as_slice(), want) {
-                            ([], None) => {}
-                            ([got], Some(want)) => assert_eq!(
-                                got, &want,
-                                "malformed datagram {i} ({v6}): the handler's response"
-                            ),
-                            (got, want) => panic!(
-                                "malformed datagram {i} ({v6}): got {got:02x?}, want {want:02x?}"
-                            ),
-                        }
-                        let want = built
-                            .catalog
-                            .respond(&after, Transport::Udp, client, &*built.snapshot)
-                            .expect("an answer");
-                        assert_eq!(essentials(&reply), essentials(&want));
+    on_every_core(&pair, move |_| {
+        for v6 in [false, true] {
+            let client: IpAddr = if v6 { CLIENT_V6 } else { CLIENT_V4 }
+                .parse()
+                .expect("client");
+            for (i, b) in bad.iter().enumerate() {
+                let s = client_socket(v6);
+                s.send_to(b, server(v6)).expect("send");
+                let id = 40_000 + i as u16;
+                let after = query(id, QUESTIONS[1]);
+                s.send_to(&after, server(v6)).expect("send");
+                let (reply, before) = reply_to(&s, id);
+                let want = built
+                    .catalog
+                    .respond(b, Transport::Udp, client, &*built.snapshot);
+                match (before.as_slice(), want) {
+                    ([], None) => {}
+                    ([got], Some(want)) => assert_eq!(
+                        got, &want,
+                        "malformed datagram {i} ({v6}): the handler's response"
+                    ),
+                    (got, want) => {
+                        panic!("malformed datagram {i} ({v6}): got {got:02x?}, want {want:02x?}")
                     }
                 }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("client thread");
-    }
-    let s = scrape(&pair, "198.18.0.2:9153");
-    for w in 0..cores.len() {
-        let got = sample(
-            &s,
-            "xgslb_slow_path_udp_worker_received_total",
-            ("worker", &w.to_string()),
-        );
-        assert!(got > 0.0, "worker {w} read nothing");
-    }
+                let want = built
+                    .catalog
+                    .respond(&after, Transport::Udp, client, &*built.snapshot)
+                    .expect("an answer");
+                assert_eq!(essentials(&reply), essentials(&want));
+            }
+        }
+    });
+    every_worker_read_some(&pair, cores().len());
     d.stop().expect("xgslbd stops cleanly");
 }

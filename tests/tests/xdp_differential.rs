@@ -385,18 +385,23 @@ fn essentials(m: &Message) -> Essentials {
     }
 }
 
-#[test]
-fn xdp_answers_exactly_what_the_slow_path_answers() {
-    require_root();
-    let seed: u64 = std::env::var("XGSLB_DIFF_SEED")
+/// The corpus's seed (XGSLB_DIFF_SEED's, else a random one, printed on failure) and its
+/// generator; the config of every kind of answer, and what both paths serve from it.
+fn setup() -> (u64, StdRng, Config, xgslb::daemon::Built) {
+    let seed = std::env::var("XGSLB_DIFF_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
-    let mut rng = StdRng::seed_from_u64(seed);
-
     let dir = ConfigDir::new(&test_config(&format!("{ANSWERS}{THREE_SITES}{WIDEIPS}")));
     let cfg = Config::load(&dir.path()).expect("config");
     let built = build(&cfg).expect("build");
+    (seed, StdRng::seed_from_u64(seed), cfg, built)
+}
+
+#[test]
+fn xdp_answers_exactly_what_the_slow_path_answers() {
+    require_root();
+    let (seed, mut rng, cfg, built) = setup();
     let pins = PinDir::new("diff");
     let mut dp = DataPlane::load(pins.path()).expect("load");
     publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen)).expect("listeners");
@@ -515,14 +520,7 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
 /// as the client spelled it); a drop must be the handler's drop. No kernel is involved.
 #[test]
 fn plan_answers_are_what_the_full_handler_answers() {
-    let seed: u64 = std::env::var("XGSLB_DIFF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    let mut rng = StdRng::seed_from_u64(seed);
-    let dir = ConfigDir::new(&test_config(&format!("{ANSWERS}{THREE_SITES}{WIDEIPS}")));
-    let cfg = Config::load(&dir.path()).expect("config");
-    let built = build(&cfg).expect("build");
+    let (seed, mut rng, _, built) = setup();
     let plan = PlanAnswers::new(built.entries.clone(), &built.prefixes);
     let mut out = [0u8; xgslb::udp::answer::MAX_RESPONSE];
     let (mut answered, mut handled, mut dropped) = (0usize, 0usize, 0usize);

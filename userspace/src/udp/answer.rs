@@ -1,8 +1,9 @@
 //! The slow path's answers from the plan: the entries the XDP program answers from (answer
 //! sets and precomputed response tails), read the way it reads them, written into a buffer
 //! the way it writes them into the frame. The same parse conditions send everything else
-//! (ECS, NSID, compression, meta types, ...) to the full handler, so a query gets the same
-//! bytes whichever path answers it, and no query answered here allocates.
+//! (ECS, NSID, compression, meta types, ...) to the full handler, so a query gets the XDP
+//! program's bytes from either, and the full handler's answer in substance (the
+//! differential tests compare them); no query answered here allocates.
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
@@ -10,8 +11,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use xgslb_common::{
     ANY_CLASS, AnswerSet, Body, ClassId, DEFAULT_CLASS, EDNS_UDP_SIZE, Entry, EntryKind, MAX_ADDRS,
-    MAX_NAME_LABELS, NAME_KEY_LEN, NO_FIX, PickMode, ResponseTail, TAIL_LEN, entry_key, hash_label,
-    qtype,
+    MAX_NAME_LABELS, NAME_KEY_LEN, NO_FIX, PickMode, ResponseTail, TAIL_LEN, edns_option,
+    entry_key, flags, hash_label, qtype,
 };
 
 use crate::plan::key::WordHasher;
@@ -41,20 +42,6 @@ const RR_HEAD_LEN: usize = 12;
 /// Largest response written here: the most the client's size may allow.
 pub const MAX_RESPONSE: usize = EDNS_UDP_SIZE as usize;
 
-mod flags {
-    pub const QR: u16 = 0x8000;
-    pub const OPCODE: u16 = 0x7800;
-    pub const AA: u16 = 0x0400;
-    pub const TC: u16 = 0x0200;
-    pub const RD: u16 = 0x0100;
-    pub const Z: u16 = 0x0040;
-    pub const CD: u16 = 0x0010;
-    pub const RCODE: u16 = 0x000f;
-}
-
-const EDNS_OPTION_NSID: u16 = 3;
-const EDNS_OPTION_ECS: u16 = 8;
-const EDNS_OPTION_COOKIE: u16 = 10;
 /// Index value of a key two entries share under this table's seed (odds below 1e-7 for a
 /// few million names): their questions go to the full handler.
 const SHARED_KEY: u32 = u32::MAX;
@@ -321,9 +308,9 @@ fn parse_opt(m: &[u8], off: usize) -> Option<(bool, u16)> {
             break;
         }
         let (code, len) = (be16(m, o)?, be16(m, o + 2)? as usize);
-        if (code == EDNS_OPTION_COOKIE && !(len == 8 || (16..=40).contains(&len)))
-            || code == EDNS_OPTION_ECS
-            || code == EDNS_OPTION_NSID
+        if (code == edns_option::COOKIE && !(len == 8 || (16..=40).contains(&len)))
+            || code == edns_option::ECS
+            || code == edns_option::NSID
         {
             return None;
         }
