@@ -95,8 +95,9 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
     })
 }
 
-/// SIGHUP reloads the config; a config that fails validation is refused and logged, and the
-/// old one keeps serving.
+/// SIGHUP reloads the config; a config that fails validation or publication is refused and
+/// logged, and the old one keeps serving. The reload waits for the publication, off the
+/// async threads.
 async fn reload_on_sighup(handle: daemon::DaemonHandle) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -104,9 +105,13 @@ async fn reload_on_sighup(handle: daemon::DaemonHandle) {
         return;
     };
     while hup.recv().await.is_some() {
-        match handle.reload() {
-            Ok(()) => tracing::info!("SIGHUP: config validated, reloading"),
-            Err(e) => tracing::error!("SIGHUP: reload refused, the old config keeps serving: {e}"),
+        let h = handle.clone();
+        match tokio::task::spawn_blocking(move || h.reload()).await {
+            Ok(Ok(())) => tracing::info!("SIGHUP: config reloaded and serving"),
+            Ok(Err(e)) => {
+                tracing::error!("SIGHUP: reload refused, the old config keeps serving: {e}")
+            }
+            Err(e) => tracing::error!("SIGHUP: the reload did not finish: {e}"),
         }
     }
 }

@@ -34,8 +34,12 @@ use crate::{
 /// What the balancer is told.
 pub enum Event {
     /// A validated config to serve from now on (model, static answers) with its zones, parsed
-    /// once by the caller's validation.
-    Reload(Box<(Config, Vec<Zone>)>),
+    /// once by the caller's validation; `done` gets the outcome once it is published (or
+    /// refused, the old config serving on).
+    Reload {
+        validated: Box<(Config, Vec<Zone>)>,
+        done: crossbeam_channel::Sender<Result<(), String>>,
+    },
     /// New metrics in place of the metrics file's (tests, and overrides).
     Metrics(Metrics),
     /// A report the ingest verified, from `from`, received at `at_ms` (Unix ms).
@@ -292,9 +296,9 @@ impl Balancer {
     /// One event; whether what is served must be recomputed.
     fn handle(&mut self, event: Event) -> Handled {
         match event {
-            Event::Reload(validated) => {
+            Event::Reload { validated, done } => {
                 let (config, zones) = *validated;
-                self.reload(config, zones);
+                let _ = done.send(self.reload(config, zones));
                 Handled::Done
             }
             Event::Metrics(metrics) => {
@@ -673,7 +677,9 @@ impl Balancer {
         Ok(())
     }
 
-    fn reload(&mut self, config: Config, zones: Vec<Zone>) {
+    /// Serves `config` from now on, or keeps the old one and says why (a publication that
+    /// failed: the catalog refused the GSLB names, or a map write).
+    fn reload(&mut self, config: Config, zones: Vec<Zone>) -> Result<(), String> {
         let old = std::mem::replace(&mut self.config, config);
         let old_zones = std::mem::replace(&mut self.zones, zones);
         let old_statics = std::mem::replace(&mut self.statics, answer_sets(&self.config.answers));
@@ -694,6 +700,7 @@ impl Balancer {
                 self.facts.reloads += 1;
                 self.announce();
                 tracing::info!("reloaded {}", self.config.path.display());
+                Ok(())
             }
             Err(e) => {
                 tracing::error!("reload refused, the old config keeps serving: {e}");
@@ -706,6 +713,7 @@ impl Balancer {
                 if let Err(e) = self.publish(true) {
                     tracing::error!("cannot republish the old config: {e}");
                 }
+                Err(e.to_string())
             }
         }
     }

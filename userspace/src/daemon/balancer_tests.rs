@@ -178,3 +178,59 @@ fn admin_and_metrics_events_change_what_is_served_and_bad_commands_change_nothin
         "no data plane to hand back"
     );
 }
+
+fn reload(
+    events: &crossbeam_channel::Sender<Event>,
+    config: Config,
+    zones: Vec<Zone>,
+) -> Result<(), String> {
+    let (done, outcome) = crossbeam_channel::bounded(1);
+    events
+        .send(Event::Reload {
+            validated: Box::new((config, zones)),
+            done,
+        })
+        .unwrap();
+    outcome.recv().unwrap()
+}
+
+/// A reload's reply comes once the new config is published (the very next query sees it),
+/// and a config whose publication fails gets the error while the old one serves on.
+#[test]
+fn a_reload_replies_once_published_and_a_failed_one_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let (balancer, served, published) = Balancer::start(cfg.clone(), None, None).unwrap();
+    let (events, inbox) = crossbeam_channel::unbounded();
+    let thread = std::thread::spawn(move || balancer.run(inbox));
+    assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1", "198.18.1.2"]));
+
+    // The pool without "two": published before the reply.
+    let path = dir.path().join("xgslb.toml");
+    std::fs::write(
+        &path,
+        CONFIG.replace("members = [\"one\", \"two\"]", "members = [\"one\"]"),
+    )
+    .unwrap();
+    let one_only = Config::load(&path).unwrap();
+    let zones = load_zones(&one_only).unwrap();
+    reload(&events, one_only, zones).unwrap();
+    assert_eq!(published.borrow().reloads, 1);
+    assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1"]), "served on reply");
+
+    // The same zone twice: the catalog refuses it when publishing. The reply says so, and
+    // the config before serves on.
+    let zones = load_zones(&cfg).unwrap();
+    let twice = [zones.clone(), zones].concat();
+    let err = reload(&events, cfg, twice).unwrap_err();
+    assert!(err.contains("given twice"), "{err}");
+    assert_eq!(published.borrow().reloads, 1);
+    assert_eq!(
+        ask(&served, 4).0,
+        addrs(&["198.18.1.1"]),
+        "the old config serves"
+    );
+
+    events.send(Event::Shutdown).unwrap();
+    assert!(thread.join().unwrap().is_none());
+}

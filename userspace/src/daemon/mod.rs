@@ -72,6 +72,9 @@ pub enum DaemonError {
     /// The balancer thread could not be started.
     #[error("cannot start the balancer thread: {0}")]
     Thread(std::io::Error),
+    /// A validated config could not be published; the old one serves on.
+    #[error("reload not applied, the old config keeps serving: {0}")]
+    NotApplied(String),
     /// The UDP worker threads could not be started.
     #[error("cannot start the UDP workers: {0}")]
     Workers(std::io::Error),
@@ -160,18 +163,27 @@ pub struct AgentsView {
 }
 
 impl DaemonHandle {
-    /// Reads and validates the config file again (zones and the catalog included) and hands it to the
-    /// balancer. A config that fails is refused with the reason, and the old one keeps
-    /// serving. Changes under `[server]` (listeners, interface, pins) take a restart.
+    /// Reads and validates the config file again (zones and the catalog included), hands it
+    /// to the balancer and waits until it is published. A config that fails, there or in the
+    /// publication, is refused with the reason, and the old one keeps serving. Changes under
+    /// `[server]` (listeners, interface, pins) take a restart. Blocks for a publication.
     pub fn reload(&self) -> Result<(), DaemonError> {
         let cfg = Config::load(&self.config_path)?;
         // The zones, parsed once here, and the GSLB names against them (CNAMEs, cuts): the
         // balancer plans and publishes from these.
         let zones = balancer::load_zones(&cfg)?;
         Catalog::new(zones.clone(), &crate::plan::dynamic_names(&cfg))?;
+        let (done, outcome) = crossbeam_channel::bounded(1);
         self.events
-            .send(Event::Reload(Box::new((cfg, zones))))
-            .map_err(|_| DaemonError::Stopped)
+            .send(Event::Reload {
+                validated: Box::new((cfg, zones)),
+                done,
+            })
+            .map_err(|_| DaemonError::Stopped)?;
+        outcome
+            .recv()
+            .map_err(|_| DaemonError::Stopped)?
+            .map_err(DaemonError::NotApplied)
     }
 
     /// Replaces the metrics the balancer weighs (until the metrics file changes again).
@@ -309,7 +321,7 @@ impl DaemonHandle {
             }
             Command::Reload { check: false } => match self.reload() {
                 Ok(()) => Response::done(format!(
-                    "{} validated; the balancer applies it",
+                    "{} reloaded: published and serving",
                     self.config_path.display()
                 )),
                 Err(e) => Response::error(e.to_string()),
