@@ -12,10 +12,12 @@
 //!   can.
 //! - `maps`: the XDP program and its maps: load, attach, publish, read counters.
 //! - `control`: the control socket (protocol, server in xgslbd, client for xgslbctl).
+//! - `backoff`: the log limiter and accept backoff of every server loop.
 //! - `signals`: SIGINT/SIGTERM to a cancellation token, for the binaries.
 //! - `daemon`: xgslbd put together: config, data plane, slow path, signals.
 //! - `agent`: xgslb-agent: health checks, load, LDNS path probes, reports to the EDNSs.
 pub mod agent;
+pub mod backoff;
 pub mod balance;
 pub mod config;
 pub mod control;

@@ -1,6 +1,8 @@
 //! The control socket in xgslbd: a Unix stream listener (mode 0600) that answers requests
 //! from root (or xgslbd's own user) line by line. A bad request gets an error response and
-//! the connection goes on; a peer of another user is told why and closed.
+//! the connection goes on; a peer of another user is told why and closed. At most
+//! `MAX_CONNECTIONS` are open (one more is told so and closed), a connection idle for
+//! `IDLE_TIMEOUT` is closed, and a failed accept (no file descriptors) pauses the loop.
 use std::{
     io,
     os::unix::fs::PermissionsExt,
@@ -15,6 +17,12 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{Command, MAX_REQUEST, Response, parse_request};
+use crate::backoff::{LogLimiter, accept_failed};
+
+/// Open control connections at most: an operator needs a few, and each holds memory.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A connection with no complete request for this long is closed.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What answers a command (it may block: it runs off the I/O threads).
 pub type Handler = Arc<dyn Fn(Command) -> Response + Send + Sync>;
@@ -41,14 +49,27 @@ pub async fn serve_control(
     handler: Handler,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut accept_log = LogLimiter::new();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, handler.clone(), shutdown.clone()));
+                Ok((mut stream, _)) => {
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        let busy = Response::error(format!(
+                            "{MAX_CONNECTIONS} control connections are open already"
+                        ));
+                        tokio::spawn(async move { write(&mut stream, &busy).await });
+                        continue;
+                    };
+                    let (handler, shutdown) = (handler.clone(), shutdown.clone());
+                    tokio::spawn(async move {
+                        connection(stream, handler, shutdown).await;
+                        drop(permit);
+                    });
                 }
-                Err(e) => tracing::warn!("control socket: accept failed: {e}"),
+                Err(e) => accept_failed("control socket", &e, &mut accept_log).await,
             },
         }
     }
@@ -82,9 +103,14 @@ async fn connection(mut stream: UnixStream, handler: Handler, shutdown: Cancella
     loop {
         let n = tokio::select! {
             () = shutdown.cancelled() => return,
-            r = stream.read(&mut chunk) => match r {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
+            r = tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut chunk)) => match r {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(n)) => n,
+                Err(_) => {
+                    let idle = Response::error(format!("idle for {IDLE_TIMEOUT:?}: closing"));
+                    let _ = write(&mut stream, &idle).await;
+                    return;
+                }
             },
         };
         buf.extend_from_slice(&chunk[..n]);
@@ -184,5 +210,47 @@ mod tests {
         shutdown.cancel();
         server.await.unwrap().unwrap();
         assert!(!path.exists(), "the socket file is removed on shutdown");
+    }
+
+    /// At most MAX_CONNECTIONS are served at once (the next is told why and closed), and an
+    /// idle one is closed after IDLE_TIMEOUT (the paused clock jumps there when all wait).
+    #[tokio::test(start_paused = true)]
+    async fn connections_are_capped_and_idle_ones_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let listener = bind(&path).unwrap();
+        let handler: Handler = Arc::new(|_| Response::error("not in this test"));
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve_control(
+            listener,
+            path.clone(),
+            handler,
+            shutdown.clone(),
+        ));
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            held.push(UnixStream::connect(&path).await.unwrap());
+        }
+        let mut extra = UnixStream::connect(&path).await.unwrap();
+        let mut text = String::new();
+        extra.read_to_string(&mut text).await.unwrap();
+        assert!(
+            text.contains("control connections are open already"),
+            "{text}"
+        );
+        let mut first = held.swap_remove(0);
+        let mut text = String::new();
+        first.read_to_string(&mut text).await.unwrap();
+        assert!(text.contains("idle"), "{text}");
+        // The idle ones gave their places back.
+        drop(held);
+        let p = path.clone();
+        let r = tokio::task::spawn_blocking(move || client::command(&p, Command::Status))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.error.as_deref(), Some("not in this test"));
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
     }
 }

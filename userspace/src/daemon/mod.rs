@@ -743,6 +743,7 @@ async fn serve(
         let sources = Arc::new(prometheus::Sources {
             handle: handle.clone(),
             pin_dir: (mode != XdpModeSetting::Off).then(|| pin_dir.to_owned()),
+            counters: std::sync::Mutex::new(None),
             tcp_rcodes,
             udp: workers.counters(),
         });

@@ -19,6 +19,8 @@ pub struct Sources {
     pub handle: DaemonHandle,
     /// The pinned maps' directory, when XDP is loaded.
     pub pin_dir: Option<PathBuf>,
+    /// The pinned counter maps, opened at the first scrape that finds them and kept.
+    pub counters: std::sync::Mutex<Option<crate::maps::dataplane::PinnedCounters>>,
     /// The TCP server's responses by rcode.
     pub tcp_rcodes: Arc<RcodeCounters>,
     /// The UDP workers' counters.
@@ -31,13 +33,14 @@ pub async fn serve_metrics(
     sources: Arc<Sources>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let mut accept_log = crate::backoff::LogLimiter::new();
     loop {
         let (mut stream, _) = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             a = listener.accept() => match a {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::debug!("metrics endpoint: accept failed: {e}");
+                    crate::backoff::accept_failed("metrics endpoint", &e, &mut accept_log).await;
                     continue;
                 }
             },
@@ -80,9 +83,17 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 /// The metrics in the text exposition format.
 pub fn render(s: &Sources) -> String {
     let mut out = String::new();
-    if let Some(dir) = &s.pin_dir
-        && let Ok(stats) = crate::maps::dataplane::read_pinned_stats(dir)
+    let mut counters = match s.counters.lock() {
+        Ok(c) => c,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if counters.is_none()
+        && let Some(dir) = &s.pin_dir
     {
+        *counters = crate::maps::dataplane::PinnedCounters::open(dir).ok();
+    }
+    let counters = counters.as_ref();
+    if let Some(stats) = counters.and_then(|c| c.stats().ok()) {
         family(
             &mut out,
             "xgslb_xdp_packets_total",
@@ -112,9 +123,7 @@ pub fn render(s: &Sources) -> String {
             );
         }
     }
-    if let Some(dir) = &s.pin_dir
-        && let Ok(counts) = crate::maps::dataplane::read_pinned_answer_counts(dir)
-    {
+    if let Some(counters) = counters {
         family(
             &mut out,
             "xgslb_answers_total",
@@ -122,9 +131,10 @@ pub fn render(s: &Sources) -> String {
             "A answers XDP gave per wide IP, by client class (region) and leading virtual server.",
         );
         for label in s.handle.answer_stats() {
+            // Only the slots that have labels: a few reads, not every slot of the map.
             for (i, lead) in label.leads.iter().enumerate() {
-                let at = label.slot as usize * xgslb_common::MAX_ADDRS + i;
-                let n = counts.get(at).copied().unwrap_or(0);
+                let at = label.slot * xgslb_common::MAX_ADDRS as u32 + i as u32;
+                let n = counters.answer_count(at).unwrap_or(0);
                 let _ = writeln!(
                     out,
                     "xgslb_answers_total{{wideip=\"{}\",region=\"{}\",vs=\"{}\"}} {n}",

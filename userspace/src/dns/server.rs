@@ -5,7 +5,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::authority::Transport;
+use crate::backoff::{LogLimiter, accept_failed};
 
 /// A TCP connection with no complete query (or no progress writing) for this long is closed
 /// (RFC 7766 6.2.3 suggests seconds, not minutes, for a busy server).
@@ -25,10 +26,6 @@ const MAX_TCP_CONNECTIONS: usize = 256;
 /// Responses computed but not yet written, per connection: how far a client may pipeline
 /// ahead of its reading before we stop reading its queries.
 const TCP_PIPELINE_DEPTH: usize = 16;
-/// At most one warning per this interval per server loop; the rest are counted.
-const LOG_INTERVAL: Duration = Duration::from_secs(10);
-/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Turns one query message into the response to send, if any.
 pub trait Responder: Send + Sync + 'static {
@@ -68,12 +65,7 @@ pub async fn serve_tcp(
                         permit,
                     ));
                 }
-                Err(err) => {
-                    accept_log.warn(|suppressed| {
-                        tracing::warn!(%err, suppressed, "dns tcp: accept failed");
-                    });
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
+                Err(err) => accept_failed("dns tcp", &err, &mut accept_log).await,
             },
         }
     }
@@ -170,37 +162,6 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut pending: mpsc::Receiver
     }
     // All queries answered and the reader is done: close our side cleanly.
     writer.shutdown().await.ok();
-}
-
-/// Lets through one warning per [`LOG_INTERVAL`] and counts the ones it holds back, so a
-/// flood of bad packets cannot flood the log.
-struct LogLimiter {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl LogLimiter {
-    fn new() -> LogLimiter {
-        LogLimiter {
-            last: None,
-            suppressed: 0,
-        }
-    }
-
-    /// Calls `log` with the number of warnings suppressed since the last one, if it is time.
-    fn warn(&mut self, log: impl FnOnce(u64)) {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < LOG_INTERVAL)
-        {
-            self.suppressed += 1;
-            return;
-        }
-        log(self.suppressed);
-        self.last = Some(now);
-        self.suppressed = 0;
-    }
 }
 
 #[cfg(test)]

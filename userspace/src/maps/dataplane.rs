@@ -472,19 +472,38 @@ pub fn read_pinned_meta(pin_dir: &Path) -> Result<Meta, DataPlaneError> {
     map.get(&0, 0).map_err(map_err(map_names::META))
 }
 
-/// The answer counters pinned in `pin_dir`, summed over CPUs, indexed by
-/// `stat * MAX_ADDRS + leading address` (see `AnswerSet::stat`).
-pub fn read_pinned_answer_counts(pin_dir: &Path) -> Result<Vec<u64>, DataPlaneError> {
-    let data =
-        MapData::from_pin(pin_dir.join(map_names::ANSWERS)).map_err(map_err(map_names::ANSWERS))?;
-    let map: PerCpuArray<MapData, u64> = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data))
-        .map_err(map_err(map_names::ANSWERS))?;
-    let mut out = Vec::with_capacity(map.len() as usize);
-    for i in 0..map.len() {
-        let per_cpu = map.get(&i, 0).map_err(map_err(map_names::ANSWERS))?;
-        out.push(per_cpu.iter().sum());
+/// The counter maps pinned by a running xgslbd, opened once and kept (what `/metrics` reads at
+/// every scrape, without reopening the pins or reading the unused answer slots).
+pub struct PinnedCounters {
+    stats: PerCpuArray<MapData, Stats>,
+    answers: PerCpuArray<MapData, u64>,
+}
+
+impl PinnedCounters {
+    /// Opens the stats and answer-counter maps pinned in `pin_dir`.
+    pub fn open(pin_dir: &Path) -> Result<Self, DataPlaneError> {
+        let open =
+            |name: &'static str| MapData::from_pin(pin_dir.join(name)).map_err(map_err(name));
+        let stats = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(open(map_names::STATS)?))
+            .map_err(map_err(map_names::STATS))?;
+        let answers = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(open(map_names::ANSWERS)?))
+            .map_err(map_err(map_names::ANSWERS))?;
+        Ok(Self { stats, answers })
     }
-    Ok(out)
+
+    /// The XDP counters, summed over CPUs.
+    pub fn stats(&self) -> Result<[u64; Counter::COUNT], DataPlaneError> {
+        read_stats(&self.stats)
+    }
+
+    /// Answer counter `index` (`stat * MAX_ADDRS + leading address`), summed over CPUs.
+    pub fn answer_count(&self, index: u32) -> Result<u64, DataPlaneError> {
+        let per_cpu = self
+            .answers
+            .get(&index, 0)
+            .map_err(map_err(map_names::ANSWERS))?;
+        Ok(per_cpu.iter().sum())
+    }
 }
 
 #[cfg(test)]
