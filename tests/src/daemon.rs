@@ -84,7 +84,16 @@ impl Daemon {
         Self::start_ns(&pair.server, config, opts)
     }
 
-    fn start_ns(ns: &str, config: &Path, mut opts: daemon::Options) -> Self {
+    fn start_ns(ns: &str, config: &Path, opts: daemon::Options) -> Self {
+        Self::try_start_ns(ns, config, opts).unwrap_or_else(|e| panic!("xgslbd did not start: {e}"))
+    }
+
+    /// Starts xgslbd with `opts` in namespace `ns`, or returns how it failed to start.
+    pub fn try_start_ns(
+        ns: &str,
+        config: &Path,
+        mut opts: daemon::Options,
+    ) -> Result<Self, String> {
         // Each daemon its own control socket, beside its pins' name.
         let control = opts.control_socket.get_or_insert_with(|| {
             let pins = opts.pin_dir.clone().unwrap_or_default();
@@ -126,13 +135,15 @@ impl Daemon {
             control,
         };
         match ready_rx.recv_timeout(START_TIMEOUT) {
-            Ok(handle) => d.handle = Some(handle),
-            Err(_) => {
-                let err = d.join();
-                panic!("xgslbd did not start: {err:?}");
+            Ok(handle) => {
+                d.handle = Some(handle);
+                Ok(d)
             }
+            Err(_) => Err(match d.join() {
+                Err(e) => e,
+                Ok(()) => "it stopped without an error before it was ready".into(),
+            }),
         }
-        d
     }
 
     /// The handle that drives the daemon (reload, metrics, publications).

@@ -73,3 +73,69 @@ fn leave_serving_keeps_answering_and_a_restart_adopts_the_pins() {
     );
     assert!(!pins.path().exists(), "a normal shutdown removes the pins");
 }
+
+/// A config that cannot serve (a missing zone file) stops xgslbd before it touches anything:
+/// no pins, no control socket; and a second xgslbd on the pin directory of a running one is
+/// refused before it writes a map, so the running one keeps answering from XDP.
+#[test]
+fn a_bad_config_or_a_busy_pin_directory_changes_nothing() {
+    let pair = NetnsPair::new("lbad");
+    let other = NetnsPair::new("lbad2");
+    let pins = PinDir::new("lbad");
+    let opts = || Options {
+        iface: Some(SERVER_IF.into()),
+        xdp_mode: Some(XdpModeSetting::Native),
+        pin_dir: Some(pins.path().to_owned()),
+        leave_serving: false,
+        control_socket: None,
+    };
+
+    let broken = ConfigDir::new(&test_config(ANSWERS).replace("example.test.zone", "nothere.zone"));
+    let err = match Daemon::try_start_ns(&pair.server, &broken.path(), opts()) {
+        Err(e) => e,
+        Ok(_) => panic!("a config without its zone file started"),
+    };
+    assert!(err.contains("nothere.zone"), "{err}");
+    assert!(
+        !pins.path().exists(),
+        "pins were made for a config that cannot serve"
+    );
+    let socket = format!(
+        "/tmp/{}.control.sock",
+        pins.path().file_name().expect("name").to_string_lossy()
+    );
+    assert!(
+        !std::path::Path::new(&socket).exists(),
+        "a control socket was left"
+    );
+
+    let cfg = ConfigDir::new(&test_config(ANSWERS));
+    let d = Daemon::start_with(&pair, &cfg.path(), opts());
+    assert_eq!(dig_www(&pair), "198.18.1.10");
+    // Another namespace (so its addresses are free), the same pins: refused.
+    let err = match Daemon::try_start_ns(&other.server, &cfg.path(), opts()) {
+        Err(e) => e,
+        Ok(_) => panic!("a second xgslbd took a pin directory in use"),
+    };
+    assert!(err.contains("in use by another xgslbd"), "{err}");
+    // Its control socket too is the running one's still.
+    let status = xgslb::control::client::command(
+        d.control_socket(),
+        xgslb::control::protocol::Command::Status,
+    )
+    .expect("the running xgslbd's control socket answers");
+    assert!(status.ok);
+    let before = d.stats();
+    assert_eq!(dig_www(&pair), "198.18.1.10");
+    let after = d.stats();
+    assert_eq!(
+        after[Counter::Answered as usize],
+        before[Counter::Answered as usize] + 1,
+        "XDP answers on"
+    );
+    assert_eq!(
+        after[Counter::PassNotListener as usize],
+        before[Counter::PassNotListener as usize]
+    );
+    d.stop().expect("clean exit");
+}

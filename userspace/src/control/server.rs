@@ -27,10 +27,17 @@ pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60)
 /// What answers a command (it may block: it runs off the I/O threads).
 pub type Handler = Arc<dyn Fn(Command) -> Response + Send + Sync>;
 
-/// Binds `path` (replacing a stale socket file), owner-only.
+/// Binds `path` (replacing a stale socket file, never one a running xgslbd answers on),
+/// owner-only.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "another xgslbd answers on it",
+        ));
     }
     match std::fs::remove_file(path) {
         Ok(()) => {}

@@ -206,10 +206,10 @@ impl Balancer {
     /// and the maps (when `dataplane` is given) serve them.
     pub fn start(
         config: Config,
+        zones: Vec<Zone>,
         dataplane: Option<DataPlane>,
         ingest: Option<Arc<IngestShared>>,
     ) -> Result<(Self, ServedCell, watch::Receiver<Published>), DaemonError> {
-        let zones = load_zones(&config)?;
         let statics = answer_sets(&config.answers);
         let watcher = config
             .balancer

@@ -99,7 +99,8 @@ fn admin_and_metrics_events_change_what_is_served_and_bad_commands_change_nothin
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
     let two = cfg.model.vss.iter().position(|v| v.name == "two").unwrap();
-    let (balancer, served, published) = Balancer::start(cfg, None, None).unwrap();
+    let zones = load_zones(&cfg).unwrap();
+    let (balancer, served, published) = Balancer::start(cfg, zones, None, None).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let thread = std::thread::spawn(move || balancer.run(inbox));
 
@@ -200,7 +201,8 @@ fn reload(
 fn a_reload_replies_once_published_and_a_failed_one_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
-    let (balancer, served, published) = Balancer::start(cfg.clone(), None, None).unwrap();
+    let zones = load_zones(&cfg).unwrap();
+    let (balancer, served, published) = Balancer::start(cfg.clone(), zones, None, None).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let thread = std::thread::spawn(move || balancer.run(inbox));
     assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1", "198.18.1.2"]));

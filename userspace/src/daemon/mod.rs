@@ -524,6 +524,19 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
     let cfg = Config::load(config_path)?;
+    // The zones, and the GSLB names against them, before anything is bound or pinned: a
+    // config that cannot serve changes nothing (not the pins of a program left serving).
+    let zones = balancer::load_zones(&cfg)?;
+    Catalog::new(zones.clone(), &crate::plan::dynamic_names(&cfg))?;
+    let mode = opts.xdp_mode.unwrap_or(cfg.xdp_mode);
+    let pin_dir = opts.pin_dir.clone().unwrap_or_else(|| cfg.pin_dir.clone());
+    // Held until xgslbd exits, taken before anything is bound: no second xgslbd writes these
+    // pins (its listener map would make this one's program pass every query).
+    let _pin_lock = if mode != XdpModeSetting::Off {
+        Some(crate::maps::dataplane::lock_pin_dir(&pin_dir)?)
+    } else {
+        None
+    };
 
     // Bind before touching the data plane: a port in use fails fast and changes nothing.
     // UDP: a reuseport group per address, a socket per worker (one worker per core).
@@ -553,11 +566,14 @@ pub async fn run(
                 source,
             }
         };
+        // TCP first: it has no SO_REUSEPORT, so a second xgslbd on these addresses fails
+        // here, before its UDP sockets could join the running one's group and take a share
+        // of its queries.
+        tcp.push(TcpListener::bind(addr).await.map_err(bind_err("TCP"))?);
         udp.push(
             crate::udp::socket::bind_group(addr, cores.len().max(1), by_cpu)
                 .map_err(bind_err("UDP"))?,
         );
-        tcp.push(TcpListener::bind(addr).await.map_err(bind_err("TCP"))?);
     }
     let control_path = opts
         .control_socket
@@ -598,8 +614,6 @@ pub async fn run(
         None => None,
     };
 
-    let mode = opts.xdp_mode.unwrap_or(cfg.xdp_mode);
-    let pin_dir = opts.pin_dir.clone().unwrap_or_else(|| cfg.pin_dir.clone());
     let iface = opts.iface.clone().or_else(|| cfg.interface.clone());
     let mut dataplane = None;
     if mode != XdpModeSetting::Off {
@@ -611,7 +625,8 @@ pub async fn run(
     // The balancer publishes the first selections before the program is attached (an
     // adopted program keeps serving the old ones until then).
     let shared = agents.as_ref().map(|(_, _, shared)| shared.clone());
-    let (balancer, served, published) = Balancer::start(cfg.clone(), dataplane, shared.clone())?;
+    let (balancer, served, published) =
+        Balancer::start(cfg.clone(), zones, dataplane, shared.clone())?;
     let (events, inbox) = crossbeam_channel::unbounded();
     let balancer_thread = std::thread::Builder::new()
         .name("xgslb-balancer".into())

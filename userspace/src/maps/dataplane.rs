@@ -29,6 +29,9 @@ pub enum DataPlaneError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Another xgslbd holds the pin directory.
+    #[error("the pin directory {path} is in use by another xgslbd (give this one its own pin_dir)")]
+    PinDirInUse { path: PathBuf },
     /// The object did not load (maps, BTF).
     #[error("cannot load the XDP object: {0}")]
     Load(#[from] aya::EbpfError),
@@ -470,6 +473,31 @@ pub fn read_pinned_meta(pin_dir: &Path) -> Result<Meta, DataPlaneError> {
     let map: Array<MapData, Meta> =
         Array::try_from(aya::maps::Map::Array(data)).map_err(map_err(map_names::META))?;
     map.get(&0, 0).map_err(map_err(map_names::META))
+}
+
+/// Takes an exclusive lock on the pin directory `path` (created if need be) for as long as
+/// the returned file is open: two xgslbd on one pin directory would write each other's maps.
+/// The lock goes with the process, however it ends.
+pub fn lock_pin_dir(path: &Path) -> Result<std::fs::File, DataPlaneError> {
+    use std::os::fd::AsRawFd;
+    let pin_err = |source| DataPlaneError::PinDir {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(pin_err)?;
+    let dir = std::fs::File::open(path).map_err(pin_err)?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
+            DataPlaneError::PinDirInUse {
+                path: path.to_owned(),
+            }
+        } else {
+            pin_err(e)
+        });
+    }
+    Ok(dir)
 }
 
 /// The counter maps pinned by a running xgslbd, opened once and kept (what `/metrics` reads at
