@@ -23,6 +23,9 @@ const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Open TCP connections at most; a new one over this is closed at once so that a flood of
 /// idle connections cannot exhaust file descriptors.
 const MAX_TCP_CONNECTIONS: usize = 256;
+/// Open TCP connections at most from one client address: no client holds every slot (the
+/// others' fallback after a truncated UDP answer).
+pub const MAX_TCP_PER_CLIENT: usize = 16;
 /// Responses computed but not yet written, per connection: how far a client may pipeline
 /// ahead of its reading before we stop reading its queries.
 const TCP_PIPELINE_DEPTH: usize = 16;
@@ -41,6 +44,7 @@ pub async fn serve_tcp(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    let per_client = Arc::new(ClientCounts::default());
     let mut connections = JoinSet::new();
     let mut accept_log = LogLimiter::new();
     let mut limit_log = LogLimiter::new();
@@ -51,6 +55,13 @@ pub async fn serve_tcp(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Some(client_slot) = ClientSlot::take(&per_client, peer.ip()) else {
+                        limit_log.warn(|suppressed| {
+                            tracing::warn!(%peer, suppressed, "dns tcp: {MAX_TCP_PER_CLIENT} connections from this client already, closing new connection");
+                        });
+                        drop(stream);
+                        continue;
+                    };
                     let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                         limit_log.warn(|suppressed| {
                             tracing::warn!(%peer, suppressed, "dns tcp: connection limit reached, closing new connection");
@@ -62,7 +73,7 @@ pub async fn serve_tcp(
                         stream,
                         Arc::clone(&responder),
                         shutdown.child_token(),
-                        permit,
+                        (permit, client_slot),
                     ));
                 }
                 Err(err) => accept_failed("dns tcp", &err, &mut accept_log).await,
@@ -73,13 +84,51 @@ pub async fn serve_tcp(
     Ok(())
 }
 
+/// Open connections by client address.
+#[derive(Default)]
+struct ClientCounts(std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>);
+
+/// One of a client's connection places, given back when dropped.
+struct ClientSlot {
+    counts: Arc<ClientCounts>,
+    client: IpAddr,
+}
+
+impl ClientSlot {
+    /// A place for one more connection from `client`, unless it has `MAX_TCP_PER_CLIENT`.
+    fn take(counts: &Arc<ClientCounts>, client: IpAddr) -> Option<ClientSlot> {
+        let mut map = counts.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(client).or_insert(0);
+        if *n >= MAX_TCP_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            counts: counts.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.client);
+            }
+        }
+    }
+}
+
 /// One TCP connection: a reader that answers queries as they arrive and a writer that sends
 /// the responses in order, so a client may pipeline (RFC 7766 6.2.1.1).
 async fn serve_connection(
     stream: TcpStream,
     responder: Arc<dyn Responder>,
     shutdown: CancellationToken,
-    _permit: OwnedSemaphorePermit,
+    _held: (OwnedSemaphorePermit, ClientSlot),
 ) {
     let peer = stream.peer_addr().ok();
     let (reader, writer) = stream.into_split();

@@ -159,3 +159,59 @@ async fn tcp_shutdown_closes_open_connections() {
         .ok();
     assert!(rest.is_empty());
 }
+
+/// One client holds at most MAX_TCP_PER_CLIENT connections (the next is closed at once);
+/// another client is still served meanwhile.
+#[tokio::test]
+async fn one_client_cannot_hold_every_tcp_slot() {
+    let (addr, shutdown, task) = start_tcp().await;
+    let mut held = Vec::new();
+    for id in 0..MAX_TCP_PER_CLIENT as u16 {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        // A query answered proves the connection is served, not just queued.
+        s.write_all(&framed(&message(id))).await.expect("write");
+        assert_eq!(&read_framed(&mut s).await[..2], &id.to_be_bytes());
+        held.push(s);
+    }
+    let mut over = TcpStream::connect(addr).await.expect("connect");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(STEP, over.read_to_end(&mut rest))
+        .await
+        .expect("closed in time");
+    assert!(
+        closed.is_err() || rest.is_empty(),
+        "the extra connection was served"
+    );
+    // Another address (127.0.0.2 is loopback too) gets a place.
+    let other = tokio::net::TcpSocket::new_v4().expect("socket");
+    other
+        .bind("127.0.0.2:0".parse().expect("addr"))
+        .expect("bind 127.0.0.2");
+    let mut s = other.connect(addr).await.expect("connect");
+    s.write_all(&framed(&message(99))).await.expect("write");
+    assert_eq!(&read_framed(&mut s).await[..2], &99u16.to_be_bytes());
+    // A place given back is a place for the same client again.
+    drop(held.pop());
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let mut again = TcpStream::connect(addr).await.expect("connect");
+        if again.write_all(&framed(&message(7))).await.is_ok() {
+            let mut len = [0u8; 2];
+            if tokio::time::timeout(STEP, again.read_exact(&mut len))
+                .await
+                .is_ok_and(|r| r.is_ok())
+            {
+                break;
+            }
+        }
+        // The server may not have seen the close yet: it closes this one at once.
+        assert!(std::time::Instant::now() < deadline, "no place given back");
+    }
+    shutdown.cancel();
+    drop((held, s));
+    tokio::time::timeout(STEP, task)
+        .await
+        .expect("stops in time")
+        .expect("no panic")
+        .expect("no error");
+}
