@@ -331,6 +331,21 @@ pools = ["both"]
     d.handle().reload().expect("reload");
     assert!(d.handle().published().reloads > seen.reloads);
     assert_eq!(ask(), "198.18.3.1", "newyork is first in the reloaded pool");
+
+    // A [server] change takes a restart: the reload says so and applies nothing.
+    let reloaded = std::fs::read_to_string(cfg.path()).expect("read config");
+    let moved = reloaded.replace("198.18.0.2:53", "198.18.0.9:53");
+    assert_ne!(moved, reloaded);
+    std::fs::write(cfg.path(), moved).expect("write");
+    let before = d.handle().published();
+    let err = d
+        .handle()
+        .reload()
+        .expect_err("a listen change is refused")
+        .to_string();
+    assert!(err.contains("server.listen changed"), "{err}");
+    assert_eq!(d.handle().published().reloads, before.reloads);
+    assert_eq!(ask(), "198.18.3.1");
 }
 
 fn control(

@@ -86,9 +86,19 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
             leave_serving: cli.leave_serving,
             control_socket: cli.control_socket,
         };
-        let ready = |handle: daemon::DaemonHandle| {
+        // Installed before anything else: a SIGHUP during start-up (whose default action
+        // would end the process, pins and all) is held and handled once xgslbd serves.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        let ready = move |handle: daemon::DaemonHandle| {
             println!("xgslbd ready");
-            tokio::spawn(reload_on_sighup(handle));
+            match hup {
+                Ok(hup) => {
+                    tokio::spawn(reload_on_sighup(handle, hup));
+                }
+                Err(e) => tracing::error!(
+                    "cannot install the SIGHUP handler ({e}): reload through xgslbctl"
+                ),
+            }
         };
         daemon::run(&cli.config, opts, ready, shutdown).await?;
         Ok(())
@@ -98,12 +108,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
 /// SIGHUP reloads the config; a config that fails validation or publication is refused and
 /// logged, and the old one keeps serving. The reload waits for the publication, off the
 /// async threads.
-async fn reload_on_sighup(handle: daemon::DaemonHandle) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot install the SIGHUP handler: reload needs a restart");
-        return;
-    };
+async fn reload_on_sighup(handle: daemon::DaemonHandle, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
         let h = handle.clone();
         match tokio::task::spawn_blocking(move || h.reload()).await {

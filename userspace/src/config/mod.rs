@@ -217,6 +217,34 @@ pub struct AnswerConfig {
 pub(crate) const MAX_TTL: u32 = (1 << 31) - 1;
 
 impl Config {
+    /// The `[server]` keys whose values differ between `self` and `other`: what a reload
+    /// cannot apply (sockets, interface, pins are set up at start).
+    pub fn server_differences(&self, other: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut differ = |key, same: bool| {
+            if !same {
+                keys.push(key);
+            }
+        };
+        differ("server.listen", self.listen == other.listen);
+        differ("server.interface", self.interface == other.interface);
+        differ("server.pin_dir", self.pin_dir == other.pin_dir);
+        differ("server.xdp_mode", self.xdp_mode == other.xdp_mode);
+        differ(
+            "server.control_socket",
+            self.control_socket == other.control_socket,
+        );
+        differ(
+            "server.metrics_listen",
+            self.metrics_listen == other.metrics_listen,
+        );
+        differ(
+            "server.udp_steering",
+            self.udp_steering == other.udp_steering,
+        );
+        keys
+    }
+
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -450,7 +478,10 @@ addresses = [{ ip = "198.18.1.10", weight = 3 }, { ip = "2001:db8::10" }]
         assert_eq!(c.pin_dir, Path::new("/sys/fs/bpf/xgslb"));
         assert_eq!(c.udp_steering, UdpSteering::Auto);
         let hashed = GOOD.replace("[server]\n", "[server]\nudp_steering = \"hash\"\n");
-        assert_eq!(parse(&hashed).unwrap().udp_steering, UdpSteering::Hash);
+        let hashed = parse(&hashed).unwrap();
+        assert_eq!(hashed.udp_steering, UdpSteering::Hash);
+        assert_eq!(c.server_differences(&hashed), ["server.udp_steering"]);
+        assert!(c.server_differences(&parse(GOOD).unwrap()).is_empty());
     }
 
     #[test]

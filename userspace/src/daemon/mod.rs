@@ -72,6 +72,9 @@ pub enum DaemonError {
     /// The balancer thread could not be started.
     #[error("cannot start the balancer thread: {0}")]
     Thread(std::io::Error),
+    /// A reload changes `[server]` keys, which take a restart; nothing was reloaded.
+    #[error("{0} changed: [server] changes take a restart; nothing reloaded")]
+    NeedsRestart(String),
     /// A validated config could not be published; the old one serves on.
     #[error("reload not applied, the old config keeps serving: {0}")]
     NotApplied(String),
@@ -145,6 +148,8 @@ pub fn build_with(cfg: &Config, metrics: &Metrics) -> Result<Built, DaemonError>
 #[derive(Clone)]
 pub struct DaemonHandle {
     config_path: PathBuf,
+    /// The config xgslbd started with: its `[server]` part stays in force until a restart.
+    started: Arc<Config>,
     events: crossbeam_channel::Sender<Event>,
     published: watch::Receiver<Published>,
     ingest: Option<Arc<IngestShared>>,
@@ -169,6 +174,10 @@ impl DaemonHandle {
     /// `[server]` (listeners, interface, pins) take a restart. Blocks for a publication.
     pub fn reload(&self) -> Result<(), DaemonError> {
         let cfg = Config::load(&self.config_path)?;
+        let server = self.started.server_differences(&cfg);
+        if !server.is_empty() {
+            return Err(DaemonError::NeedsRestart(server.join(", ")));
+        }
         // The zones, parsed once here, and the GSLB names against them (CNAMEs, cuts): the
         // balancer plans and publishes from these.
         let zones = balancer::load_zones(&cfg)?;
@@ -634,6 +643,7 @@ pub async fn run(
         .map_err(DaemonError::Thread)?;
     let handle = DaemonHandle {
         config_path: config_path.to_owned(),
+        started: Arc::new(cfg.clone()),
         events: events.clone(),
         published,
         ingest: shared,
