@@ -130,7 +130,7 @@ fn every_command_in_text_and_json() {
             "\"ok\":true",
         ),
         (vec!["reload", "--check"], "is valid", "\"ok\":true"),
-        (vec!["reload"], "validated", "\"ok\":true"),
+        (vec!["reload"], "published and serving", "\"ok\":true"),
     ];
     for (args, text, json) in cases {
         let mut a = args.clone();
