@@ -31,8 +31,8 @@ const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_UDP: u8 = 17;
 const CLASS_IN: u16 = 1;
-pub use xgslb_common::flags;
 use xgslb_common::edns_option;
+pub use xgslb_common::flags;
 
 /// Where the UDP datagram sits, as the entry point found it.
 #[derive(Clone, Copy)]
