@@ -178,10 +178,8 @@ impl DaemonHandle {
         if !server.is_empty() {
             return Err(DaemonError::NeedsRestart(server.join(", ")));
         }
-        // The zones, parsed once here, and the GSLB names against them (CNAMEs, cuts): the
-        // balancer plans and publishes from these.
-        let zones = balancer::load_zones(&cfg)?;
-        Catalog::new(zones.clone(), &crate::plan::dynamic_names(&cfg))?;
+        // The zones, parsed once here: the balancer plans and publishes from these.
+        let zones = checked_zones(&cfg)?;
         let (done, outcome) = crossbeam_channel::bounded(1);
         self.events
             .send(Event::Reload {
@@ -464,10 +462,12 @@ impl DaemonHandle {
 
     /// The UDP workers' counters, summed (all zero before they start).
     pub fn udp_totals(&self) -> crate::udp::Totals {
-        self.udp
-            .get()
-            .map(|c| crate::udp::totals(c))
-            .unwrap_or_default()
+        crate::udp::totals(self.udp_counters())
+    }
+
+    /// Each UDP worker's counters (none before they start).
+    pub fn udp_counters(&self) -> &[Arc<crate::udp::WorkerCounters>] {
+        self.udp.get().map_or(&[], Vec::as_slice)
     }
 
     /// Publication facts as of now.
@@ -524,6 +524,14 @@ pub fn listener_keys(listen: &[SocketAddr]) -> Vec<ListenerKey> {
         .collect()
 }
 
+/// The zones of `cfg`, loaded, and checked against its GSLB names (a wide IP at a CNAME or
+/// below a cut is refused) by building the catalog both paths will serve.
+fn checked_zones(cfg: &Config) -> Result<Vec<crate::dns::Zone>, DaemonError> {
+    let zones = balancer::load_zones(cfg)?;
+    Catalog::new(zones.clone(), &crate::plan::dynamic_names(cfg))?;
+    Ok(zones)
+}
+
 /// Runs xgslbd until `shutdown` is cancelled; `ready` is called once everything serves,
 /// with the handle that drives the daemon.
 pub async fn run(
@@ -533,10 +541,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
     let cfg = Config::load(config_path)?;
-    // The zones, and the GSLB names against them, before anything is bound or pinned: a
-    // config that cannot serve changes nothing (not the pins of a program left serving).
-    let zones = balancer::load_zones(&cfg)?;
-    Catalog::new(zones.clone(), &crate::plan::dynamic_names(&cfg))?;
+    // Before anything is bound or pinned: a config that cannot serve changes nothing (not
+    // the pins of a program left serving).
+    let zones = checked_zones(&cfg)?;
     let mode = opts.xdp_mode.unwrap_or(cfg.xdp_mode);
     let pin_dir = opts.pin_dir.clone().unwrap_or_else(|| cfg.pin_dir.clone());
     // Held until xgslbd exits, taken before anything is bound: no second xgslbd writes these
@@ -770,7 +777,6 @@ async fn serve(
             pin_dir: (mode != XdpModeSetting::Off).then(|| pin_dir.to_owned()),
             counters: std::sync::Mutex::new(None),
             tcp_rcodes,
-            udp: workers.counters(),
         });
         tasks.spawn(log_exit(
             "metrics endpoint",

@@ -12,7 +12,6 @@ use xgslb_common::Counter;
 
 use super::DaemonHandle;
 use crate::dns::RcodeCounters;
-use crate::udp::WorkerCounters;
 
 /// What the endpoint reads from.
 pub struct Sources {
@@ -21,10 +20,8 @@ pub struct Sources {
     pub pin_dir: Option<PathBuf>,
     /// The pinned counter maps, opened at the first scrape that finds them and kept.
     pub counters: std::sync::Mutex<Option<crate::maps::dataplane::PinnedCounters>>,
-    /// The TCP server's responses by rcode.
+    /// The TCP server's responses by rcode (the UDP workers' come through `handle`).
     pub tcp_rcodes: Arc<RcodeCounters>,
-    /// The UDP workers' counters.
-    pub udp: Vec<Arc<WorkerCounters>>,
 }
 
 /// Serves `/metrics` on `listener` until `shutdown`.
@@ -151,14 +148,15 @@ pub fn render(s: &Sources) -> String {
         "counter",
         "Slow-path responses by rcode (none: queries answered with nothing).",
     );
-    let rcodes = std::iter::once(&*s.tcp_rcodes).chain(s.udp.iter().map(|w| &w.rcodes));
+    let workers = s.handle.udp_counters();
+    let rcodes = std::iter::once(&*s.tcp_rcodes).chain(workers.iter().map(|w| &w.rcodes));
     for (rcode, n) in RcodeCounters::sum(rcodes) {
         let _ = writeln!(
             out,
             "xgslb_slow_path_responses_total{{rcode=\"{rcode}\"}} {n}"
         );
     }
-    let udp = crate::udp::totals(&s.udp);
+    let udp = crate::udp::totals(workers);
     family(
         &mut out,
         "xgslb_slow_path_udp_total",
@@ -187,7 +185,7 @@ pub fn render(s: &Sources) -> String {
         "counter",
         "UDP queries each worker read (the kernel hands each the datagrams of its CPU).",
     );
-    for (i, w) in s.udp.iter().enumerate() {
+    for (i, w) in workers.iter().enumerate() {
         let n = w.received.load(std::sync::atomic::Ordering::Relaxed);
         let _ = writeln!(
             out,

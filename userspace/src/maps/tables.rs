@@ -27,12 +27,12 @@ use aya::maps::{
 };
 use ipnet::IpNet;
 use xgslb_common::{
-    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, Entry, EntryKind, MAX_CLASS_LENGTHS,
-    MAX_HASHED_V6_LEN, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES, Meta, entry_key, name_hash,
+    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, Entry, MAX_CLASS_LENGTHS,
+    MAX_HASHED_V6_LEN, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES, Meta,
 };
 
 use super::publish::{MapOp, diff};
-use crate::plan::key::WordHasher;
+use crate::plan::key::{WordHasher, key_of, random_seed};
 
 type EntryTable = HashMap<MapData, u64, Entry>;
 type ClassTable = HashMap<MapData, ClassKey, ClassId>;
@@ -378,14 +378,6 @@ fn index(entries: &[(u64, Entry)], stamp: u8) -> Published {
     map
 }
 
-/// The table key of `entry` under `seed`; `None` for a name the program cannot hash (the
-/// planner never makes one).
-pub fn key_of(seed: u64, entry: &Entry) -> Option<u64> {
-    let h = &entry.head;
-    let kind = EntryKind::from_u8(h.kind)?;
-    Some(entry_key(name_hash(seed, &h.name)?, h.qtype, h.class, kind))
-}
-
 /// The class table of `prefixes` and its lengths: each prefix masked, under its length. A
 /// family with more than `MAX_CLASS_LENGTHS` lengths (or, for IPv6, a prefix longer than
 /// `MAX_HASHED_V6_LEN`) stays out of the table and is looked up in its trie.
@@ -509,15 +501,6 @@ pub fn keyed(seed: u64, entries: &[Entry]) -> Vec<(u64, Entry)> {
         .collect()
 }
 
-/// A seed nobody outside can guess: std's per-process random SipHash keys (from the OS),
-/// which differ for every `RandomState`.
-fn random_seed() -> u64 {
-    use std::hash::BuildHasher;
-    let state = std::collections::hash_map::RandomState::new();
-    // Zero means "none chosen yet".
-    state.hash_one(Instant::now()).max(1)
-}
-
 /// Entries written per BPF_MAP_UPDATE_BATCH call when a table is built.
 const BATCH: usize = 8192;
 
@@ -586,7 +569,7 @@ fn trie_capacity(n: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xgslb_common::{Body, EntryHead};
+    use xgslb_common::{Body, EntryHead, EntryKind};
 
     fn entry(name: &[u8], qtype: u16) -> Entry {
         let mut head = EntryHead {

@@ -3,7 +3,7 @@
 use std::hash::Hasher;
 
 use hickory_proto::rr::Name;
-use xgslb_common::{MAX_NAME_LABELS, NAME_KEY_LEN};
+use xgslb_common::{Entry, EntryKind, MAX_NAME_LABELS, NAME_KEY_LEN, entry_key, name_hash};
 
 /// The wire name of `name` as the answer table holds it, or `None` when it is longer than
 /// the XDP path reads or has more labels than it hashes (the slow path alone answers those).
@@ -29,6 +29,23 @@ pub fn wire_name(name: &Name) -> Option<[u8; NAME_KEY_LEN]> {
 }
 
 /// A multiply-rotate hash over 8-byte words (the FxHash step): a few cycles per word.
+/// The table key of `entry` under `seed`; `None` for a name the program cannot hash (the
+/// planner never makes one).
+pub fn key_of(seed: u64, entry: &Entry) -> Option<u64> {
+    let h = &entry.head;
+    let kind = EntryKind::from_u8(h.kind)?;
+    Some(entry_key(name_hash(seed, &h.name)?, h.qtype, h.class, kind))
+}
+
+/// A seed nobody outside can guess: std's per-process random SipHash keys (from the OS),
+/// which differ for every `RandomState`.
+pub fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    let state = std::collections::hash_map::RandomState::new();
+    // Zero means "none chosen yet".
+    state.hash_one(std::time::Instant::now()).max(1)
+}
+
 /// Keys that are already seeded hashes need no more than this.
 #[derive(Default)]
 pub struct WordHasher(u64);

@@ -15,7 +15,7 @@ use xgslb_common::{
     entry_key, flags, hash_label, qtype,
 };
 
-use crate::plan::key::WordHasher;
+use crate::plan::key::{WordHasher, key_of, random_seed};
 use crate::plan::snapshot::{ClassTable, address_words};
 
 /// What the plan says of one query.
@@ -84,10 +84,7 @@ impl PlanAnswers {
     /// `prefixes`. The name hashes have a seed of their own, so nobody outside can aim two
     /// names at one key.
     pub fn new(entries: Vec<Entry>, prefixes: &[(IpNet, ClassId)]) -> Self {
-        let seed = {
-            use std::hash::BuildHasher;
-            std::collections::hash_map::RandomState::new().hash_one(0u64)
-        };
+        let seed = random_seed();
         let mut index: HashMap<u64, u32, BuildHasherDefault<WordHasher>> =
             HashMap::with_capacity_and_hasher(entries.len(), Default::default());
         for (i, e) in entries.iter().enumerate() {
@@ -109,15 +106,6 @@ impl PlanAnswers {
             index,
             classes: ClassTable::new(prefixes),
         }
-    }
-
-    /// Entries held.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// Answers `query` from `client` into `out` when the plan holds its answer. `pick` is the
@@ -206,18 +194,6 @@ impl PlanAnswers {
             && h.name.get(..name.len()) == Some(name);
         Some(same.then_some(e))
     }
-}
-
-/// The table key of `entry` under `seed`.
-fn key_of(seed: u64, entry: &Entry) -> Option<u64> {
-    let h = &entry.head;
-    let kind = EntryKind::from_u8(h.kind)?;
-    Some(entry_key(
-        xgslb_common::name_hash(seed, &h.name)?,
-        h.qtype,
-        h.class,
-        kind,
-    ))
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {

@@ -132,37 +132,6 @@ fn sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-/// `addr` in the form sendmmsg takes, and its length.
-fn to_storage(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
-            let s = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
-            s.sin_family = libc::AF_INET as libc::sa_family_t;
-            s.sin_port = a.port().to_be();
-            s.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-            size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: as above.
-            let s = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            s.sin6_port = a.port().to_be();
-            s.sin6_addr.s6_addr = a.ip().octets();
-            s.sin6_flowinfo = a.flowinfo();
-            s.sin6_scope_id = a.scope_id();
-            size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
-}
-
 /// Responses queued for one sendmmsg: each the bytes of a buffer slot (answers from the plan)
 /// or of a vector the full handler returned.
 pub struct Outgoing {
@@ -171,8 +140,8 @@ pub struct Outgoing {
     lens: Vec<usize>,
     /// Responses made by the full handler, by slot.
     owned: Vec<Option<Vec<u8>>>,
-    addrs: Vec<libc::sockaddr_storage>,
-    addr_lens: Vec<libc::socklen_t>,
+    /// Each response's destination (socket2's sockaddr, as sendmmsg takes it).
+    addrs: Vec<socket2::SockAddr>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
     n: usize,
@@ -189,8 +158,7 @@ impl Default for Outgoing {
                 slots: vec![[0; super::answer::MAX_RESPONSE]; BATCH],
                 lens: vec![0; BATCH],
                 owned: (0..BATCH).map(|_| None).collect(),
-                addrs: zeroed_batch(),
-                addr_lens: vec![0; BATCH],
+                addrs: Vec::with_capacity(BATCH),
                 iovs: zeroed_batch(),
                 hdrs: zeroed_batch(),
                 n: 0,
@@ -225,9 +193,9 @@ impl Outgoing {
     }
 
     fn queue(&mut self, to: SocketAddr) {
-        let (storage, len) = to_storage(to);
-        self.addrs[self.n] = storage;
-        self.addr_lens[self.n] = len;
+        // `addrs` holds exactly the `n` queued (cleared on each send): no allocation past
+        // its capacity.
+        self.addrs.push(to.into());
         self.n += 1;
     }
 
@@ -244,8 +212,8 @@ impl Outgoing {
                 iov_len: self.lens[i],
             };
             let h = &mut self.hdrs[i].msg_hdr;
-            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = self.addr_lens[i];
+            h.msg_name = self.addrs[i].as_ptr() as *mut libc::c_void;
+            h.msg_namelen = self.addrs[i].len();
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
             h.msg_control = std::ptr::null_mut();
@@ -278,6 +246,7 @@ impl Outgoing {
         for o in &mut self.owned[..self.n] {
             *o = None;
         }
+        self.addrs.clear();
         self.n = 0;
         (sent, failed)
     }

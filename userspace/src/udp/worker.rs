@@ -9,11 +9,11 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use super::answer::{PlanAnswers, Planned};
 use super::batch::{BATCH, Outgoing, Received, client_ip};
 use super::socket::READ_TIMEOUT;
+use crate::backoff::LogLimiter;
 use crate::dns::RcodeCounters;
 
 /// What the workers answer from: the publication in service.
@@ -141,16 +141,13 @@ pub fn totals(counters: &[Arc<WorkerCounters>]) -> Totals {
     t
 }
 
-/// At most one warning per this interval per worker; the rest are counted.
-const LOG_INTERVAL: Duration = Duration::from_secs(10);
-
 /// A worker's loop over its sockets until `stop`. With one socket it blocks in the read;
 /// with several (one per listen address) it waits in poll(2) for any of them.
 fn run<S: Source>(sockets: &[UdpSocket], source: &S, c: &WorkerCounters, stop: &AtomicBool) {
     let mut received = Received::default();
     let mut out = Outgoing::default();
     let mut pick = 0u32;
-    let mut last_warning: Option<Instant> = None;
+    let mut recv_log = LogLimiter::new();
     let mut fds: Vec<libc::pollfd> = sockets
         .iter()
         .map(|s| libc::pollfd {
@@ -192,10 +189,9 @@ fn run<S: Source>(sockets: &[UdpSocket], source: &S, c: &WorkerCounters, stop: &
                 }
                 Err(e) => {
                     // Errors here are per datagram (an ICMP error reported on the socket).
-                    if last_warning.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
-                        tracing::warn!("dns udp: receive failed: {e}");
-                        last_warning = Some(Instant::now());
-                    }
+                    recv_log.warn(|suppressed| {
+                        tracing::warn!(%e, suppressed, "dns udp: receive failed");
+                    });
                     continue;
                 }
             };
