@@ -1,11 +1,13 @@
 //! Helpers shared by the integration tests in `tests/tests/`: frame building with an
-//! independent checksum implementation, unique bpffs pin directories, and network namespaces.
+//! independent checksum implementation, unique bpffs pin directories, network namespaces, and
+//! the module graph of the crates (the cycle check).
 pub mod agents;
 pub mod daemon;
 pub mod frame;
 pub mod gslb;
 pub mod lan;
 pub mod metrics;
+pub mod module_graph;
 pub mod netns;
 pub mod pins;
 pub mod servers;

@@ -27,5 +27,6 @@ pub mod maps;
 pub mod metrics;
 pub mod model;
 pub mod plan;
+pub mod secret;
 pub mod signals;
 pub mod udp;

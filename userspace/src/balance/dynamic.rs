@@ -13,7 +13,7 @@
 //! Rate) read the client's path metrics to each member's site: a client without path metrics
 //! falls through.
 use super::{
-    methods::{Input, MethodResult},
+    method::{Input, MethodResult},
     scale, topology, vs_name,
 };
 use crate::model::{PathMetrics, VsId, VsMetrics};

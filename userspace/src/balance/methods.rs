@@ -1,45 +1,8 @@
 //! One pure function per pool method: the static methods here, the dynamic ones in
 //! [`super::dynamic`], and [`run`] dispatching a `Method` to its function.
-use std::net::IpAddr;
-
+pub use super::method::{Input, MethodResult};
 use super::{dynamic, topology, vs_name};
-use crate::model::{ClientContext, Method, Metrics, Model, Pool, PoolMember, VsId};
-
-/// What a method sees: the pool, its *available* members in pool order, metrics and client.
-#[derive(Clone, Copy, Debug)]
-pub struct Input<'a> {
-    pub model: &'a Model,
-    pub pool: &'a Pool,
-    /// The pool's members that passed [`super::available`], in pool order.
-    pub members: &'a [PoolMember],
-    pub metrics: &'a Metrics,
-    pub client: &'a ClientContext,
-}
-
-/// What a method yields.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MethodResult {
-    /// Answer from these members with these weights (each >= 1).
-    Members {
-        members: Vec<(VsId, u32)>,
-        persist: bool,
-    },
-    /// Nothing: the next tier is tried. Says why.
-    Next(String),
-    /// Terminal outcomes of the pool.
-    FallbackIp(IpAddr),
-    Drop,
-    ReturnToDns,
-}
-
-impl MethodResult {
-    fn members(members: Vec<(VsId, u32)>) -> Self {
-        MethodResult::Members {
-            members,
-            persist: false,
-        }
-    }
-}
+use crate::model::{Method, VsId};
 
 /// Whether a method picks among the pool's members (so their availability matters to it).
 pub const fn picks_members(m: Method) -> bool {

@@ -6,7 +6,8 @@
 //!    down, and within every configured limit whose metric is known. An unavailable virtual
 //!    server takes part in no method.
 //! 2. Each pool tries its three tiers (preferred, alternate, fallback) in order; the first tier
-//!    that yields something decides the pool ([`tiers`]). The methods are in [`methods`]
+//!    that yields something decides the pool ([`tiers`]). What a method sees and yields is in
+//!    [`method`]; the methods are in [`methods`]
 //!    (static) and [`dynamic`] (from metrics).
 //! 3. The wide IP's pool method chooses among, or merges, the pools' outcomes ([`pools`]).
 //! 4. When no pool yields anything, the wide IP's all-down behaviour answers.
@@ -28,6 +29,7 @@ use crate::model::{AllDown, ClientContext, Metrics, Model, VsId};
 pub mod classes;
 pub mod damping;
 pub mod dynamic;
+pub mod method;
 pub mod methods;
 pub mod pools;
 pub mod tiers;

@@ -26,7 +26,7 @@ use std::{
 use serde::Deserialize;
 
 use super::gslb::Invalid;
-use crate::{metrics::wire::Key, model::Model};
+use crate::{model::Model, secret::Key};
 
 /// Bounds of `agents.report_timeout_ms`.
 pub const REPORT_TIMEOUT_MS: RangeInclusive<u64> = 100..=3_600_000;

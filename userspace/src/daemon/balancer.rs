@@ -10,19 +10,20 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 use tokio::sync::watch;
 use xgslb_common::AnswerSet;
 
-use std::net::SocketAddr;
-
-use super::{DaemonError, cell::SwapCell, ingest::IngestShared, probe_targets::top_ldns};
+use super::{
+    DaemonError,
+    cell::SwapCell,
+    events::{Admin, Event},
+    ingest::IngestShared,
+    probe_targets::top_ldns,
+};
 use crate::{
     balance::{classes::client_classes, damping::Damper},
     config::Config,
     dns::{Catalog, Zone},
-    maps::{AttachMode, DataPlane},
+    maps::DataPlane,
     metrics::file::MetricsWatcher,
-    metrics::{
-        ingest::{AgentMetrics, VsIndex, overlay},
-        wire::Datagram,
-    },
+    metrics::ingest::{AgentMetrics, VsIndex, overlay},
     model::Metrics,
     plan::snapshot::Snapshot,
     plan::{
@@ -30,53 +31,6 @@ use crate::{
         publication::{ClassIds, Publication, StatIds, publication_counted},
     },
 };
-
-/// What the balancer is told.
-pub enum Event {
-    /// A validated config to serve from now on (model, static answers) with its zones, parsed
-    /// once by the caller's validation; `done` gets the outcome once it is published (or
-    /// refused, the old config serving on).
-    Reload {
-        validated: Box<(Config, Vec<Zone>)>,
-        done: crossbeam_channel::Sender<Result<(), String>>,
-    },
-    /// New metrics in place of the metrics file's (tests, and overrides).
-    Metrics(Metrics),
-    /// A report the ingest verified, from `from`, received at `at_ms` (Unix ms).
-    Report {
-        datagram: Datagram,
-        from: SocketAddr,
-        at_ms: u64,
-    },
-    /// An operator's change to the running model; `done` gets the outcome.
-    Admin {
-        command: Admin,
-        done: crossbeam_channel::Sender<Result<(), String>>,
-    },
-    /// Attach the XDP program (after the first publication): the balancer holds the program.
-    Attach {
-        iface: String,
-        mode: AttachMode,
-        done: tokio::sync::oneshot::Sender<Result<aya::programs::XdpMode, DaemonError>>,
-    },
-    /// A table of the live model (for `xgslbctl show`).
-    Show {
-        what: crate::control::protocol::ShowWhat,
-        done: crossbeam_channel::Sender<Vec<Vec<String>>>,
-    },
-    /// What a config would decide, against what is served: one line per wide IP whose
-    /// default-class answer would differ (the config is validated by the caller).
-    DiffDecisions {
-        config: Box<Config>,
-        done: crossbeam_channel::Sender<Vec<String>>,
-    },
-    /// Each virtual server's (name, site, available) now.
-    Availability {
-        done: crossbeam_channel::Sender<Vec<(String, String, bool)>>,
-    },
-    /// Stop; the thread returns the data plane.
-    Shutdown,
-}
 
 /// What handling an event asks of the loop.
 enum Handled {
@@ -93,18 +47,6 @@ const PROBES_PER_CLASS: usize = 4;
 const MAX_PROBE_TARGETS: usize = 64;
 /// Intervals between refreshes of the LDNSs to probe (each refresh counts a new period).
 const PROBE_REFRESH_INTERVALS: u64 = 10;
-
-/// Operator changes to the running model. They last until the next reload, which serves the
-/// config file as written.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Admin {
-    /// Take a virtual server out of rotation (false) or put it back (true).
-    SetEnabled { vs: String, enabled: bool },
-    /// The same for every virtual server of a site.
-    SetSiteEnabled { site: String, enabled: bool },
-    /// Change a virtual server's ratio (>= 1).
-    SetRatio { vs: String, ratio: u32 },
-}
 
 /// What the slow path answers from: the zones and the published selections.
 pub struct Served {

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use super::{balancer::Event, cell::SwapCell};
+use super::{cell::SwapCell, events::Event};
 use crate::{
     config::AgentsConfig,
     metrics::{

@@ -4,6 +4,7 @@
 //! the balancer; then a clean shutdown (detach) or leaving the pinned program serving.
 pub mod balancer;
 pub mod cell;
+pub mod events;
 pub mod ingest;
 pub mod probe_targets;
 pub mod prometheus;
@@ -29,7 +30,8 @@ use crate::{
     model::Metrics,
     plan::snapshot::Snapshot,
 };
-use balancer::{Balancer, Event, Published, ServedCell};
+use balancer::{Balancer, Published, ServedCell};
+use events::{Admin, Event};
 use ingest::{IngestShared, serve_ingest};
 
 use crate::metrics::ingest::{AgentStatus, Ingest, IngestCounters};
@@ -202,7 +204,7 @@ impl DaemonHandle {
 
     /// Applies an operator's change (enable, disable, ratio) and waits until it is
     /// published; an unknown virtual server or a bad value is refused with the reason.
-    pub fn admin(&self, command: balancer::Admin) -> Result<(), DaemonError> {
+    pub fn admin(&self, command: Admin) -> Result<(), DaemonError> {
         let (done, outcome) = crossbeam_channel::bounded(1);
         self.events
             .send(Event::Admin { command, done })
@@ -249,14 +251,14 @@ impl DaemonHandle {
         let admin = |target: Target, enabled: bool, verb: &str| {
             let (cmd, what) = match target {
                 Target::Vs(vs) => (
-                    balancer::Admin::SetEnabled {
+                    Admin::SetEnabled {
                         vs: vs.clone(),
                         enabled,
                     },
                     format!("virtual server {vs}"),
                 ),
                 Target::Site(site) => (
-                    balancer::Admin::SetSiteEnabled {
+                    Admin::SetSiteEnabled {
                         site: site.clone(),
                         enabled,
                     },
@@ -278,7 +280,7 @@ impl DaemonHandle {
             Command::Disable { target } => admin(target, false, "disabled"),
             Command::Drain { target } => admin(target, false, "draining (no new answers)"),
             Command::SetRatio { vs, ratio } => {
-                match self.admin(balancer::Admin::SetRatio {
+                match self.admin(Admin::SetRatio {
                     vs: vs.clone(),
                     ratio,
                 }) {

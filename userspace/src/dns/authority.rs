@@ -9,13 +9,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::{OpCode, ResponseCode};
-use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
 
+use super::handler::{DynamicAnswers, Responder, Transport};
 use super::index::ZoneIndex;
 use super::lookup::Lookup;
 use super::request::{self, CheckedQuery, Request};
 use super::response::{self, Draft};
-use super::server::Responder;
 use super::zone::Zone;
 
 /// Why a catalog could not be built.
@@ -62,35 +62,6 @@ pub enum CatalogError {
         /// The refused type.
         rtype: RecordType,
     },
-}
-
-/// What a dynamic (GSLB) RRset answers for one client.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Dynamic {
-    /// These records, in answer order, with owner name, TTL and rdata set (none: NODATA).
-    Records(Vec<Record>),
-    /// The zone file's static records of the name (Return to DNS).
-    ReturnToDns,
-    /// SERVFAIL for the whole response.
-    ServFail,
-    /// No response at all.
-    Drop,
-}
-
-/// The source of dynamic (GSLB) answers.
-pub trait DynamicAnswers {
-    /// The answer for `client` (the LDNS address). Called only for the (name, type) pairs the
-    /// catalog was built with.
-    fn answer(&self, name: &LowerName, rtype: RecordType, client: IpAddr) -> Dynamic;
-}
-
-/// The transport a query came over: it sets the size limit and the ANY behaviour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// UDP: 512 bytes, or the EDNS size; ANY gets one RRset.
-    Udp,
-    /// TCP: up to 65535 bytes; ANY gets the whole node.
-    Tcp,
 }
 
 /// The zones this server is authoritative for.

@@ -10,7 +10,8 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
-use super::authority::{Catalog, CatalogError, Dynamic, DynamicAnswers, Transport};
+use super::authority::{Catalog, CatalogError};
+use super::handler::{Dynamic, DynamicAnswers, Transport};
 use super::zone::Zone;
 
 const ZONE: &str = r#"

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use super::authority::{Dynamic, DynamicAnswers, Transport};
+use super::handler::{Dynamic, DynamicAnswers, Transport};
 use super::index::{Node, ZoneIndex};
 use super::response::Draft;
 

@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - `zone`: one zone loaded from an RFC 1035 zone file and validated.
+//! - `handler`: the transport, the query handler's trait and the dynamic answers' source,
+//!   shared by the modules below.
 //! - `index`: a zone as a map of existing names (nodes), cuts and the negative-answer SOA.
 //! - `request`: decoding and checking a query; the error rcodes for bad ones.
 //! - `lookup`: the authoritative answer inside one zone (CNAME, wildcard, referral, ANY).
@@ -12,6 +14,7 @@
 //! - `rcodes`: responses counted by rcode.
 //! - `server`: the TCP transport around any [`server::Responder`].
 pub mod authority;
+mod handler;
 mod index;
 mod lookup;
 pub mod precompute;
@@ -24,7 +27,8 @@ pub mod zone;
 #[cfg(test)]
 mod authority_tests;
 
-pub use authority::{Catalog, CatalogError, CatalogResponder, Dynamic, DynamicAnswers, Transport};
+pub use authority::{Catalog, CatalogError, CatalogResponder};
+pub use handler::{Dynamic, DynamicAnswers, Responder, Transport};
 pub use rcodes::RcodeCounters;
-pub use server::{Responder, serve_tcp};
+pub use server::serve_tcp;
 pub use zone::{Zone, ZoneError};

@@ -15,7 +15,8 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
-use super::authority::{Catalog, Dynamic, DynamicAnswers, Transport};
+use super::authority::Catalog;
+use super::handler::{Dynamic, DynamicAnswers, Transport};
 
 /// What a (name, kind) is answered with.
 #[derive(Clone, Debug, PartialEq, Eq)]

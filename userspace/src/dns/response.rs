@@ -4,7 +4,7 @@ use hickory_proto::op::{Edns, Message, MessageType, Metadata, Query, ResponseCod
 use hickory_proto::rr::Record;
 use xgslb_common::EDNS_UDP_SIZE;
 
-use super::authority::Transport;
+use super::handler::Transport;
 
 /// RFC 1035 4.2.1: the UDP payload limit without EDNS, and the floor with it (RFC 6891 6.2.5).
 const CLASSIC_UDP_SIZE: usize = 512;

@@ -14,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::authority::Transport;
+use super::handler::{Responder, Transport};
 use crate::backoff::{LogLimiter, accept_failed};
 
 /// A TCP connection with no complete query (or no progress writing) for this long is closed
@@ -29,12 +29,6 @@ pub const MAX_TCP_PER_CLIENT: usize = 16;
 /// Responses computed but not yet written, per connection: how far a client may pipeline
 /// ahead of its reading before we stop reading its queries.
 const TCP_PIPELINE_DEPTH: usize = 16;
-
-/// Turns one query message into the response to send, if any.
-pub trait Responder: Send + Sync + 'static {
-    /// The response to `query` from `client`, or `None` to send nothing.
-    fn respond(&self, query: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>>;
-}
 
 /// Serves DNS over TCP on `listener` until `shutdown` is cancelled, then waits for the open
 /// connections to close.

@@ -44,6 +44,8 @@ use hmac::{Hmac, Mac};
 use ipnet::IpNet;
 use sha2::Sha256;
 
+pub use crate::secret::Key;
+
 /// First bytes of every datagram.
 pub const MAGIC: [u8; 4] = *b"XGSM";
 /// The protocol version this build speaks.
@@ -179,24 +181,6 @@ impl Reject {
             Reject::WrongSite => "wrong_site",
             Reject::UnknownVs => "unknown_vs",
         }
-    }
-}
-
-/// A shared secret, by key id.
-#[derive(Clone)]
-pub struct Key {
-    pub id: u32,
-    pub secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Key {{ id: {}, secret: <{} bytes> }}",
-            self.id,
-            self.secret.len()
-        )
     }
 }
 
