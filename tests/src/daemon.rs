@@ -156,8 +156,8 @@ impl Daemon {
     pub fn wait_published(
         &self,
         what: &str,
-        done: impl Fn(&daemon::balancer::Published) -> bool,
-    ) -> daemon::balancer::Published {
+        done: impl Fn(&xgslb::view::Published) -> bool,
+    ) -> xgslb::view::Published {
         let mut rx = self.handle().subscribe();
         let deadline = std::time::Instant::now() + START_TIMEOUT;
         loop {

@@ -355,7 +355,7 @@ fn health_follows_the_servers_and_the_agents_and_two_edns_answer_alike() {
         xgslb::control::protocol::Command::Status,
     )
     .expect("status over the control socket");
-    let st = status.status.expect("a status");
+    let st = status.as_status().cloned().expect("a status");
     let mut seen: Vec<(String, String, String)> = st
         .agents
         .iter()

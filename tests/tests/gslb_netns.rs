@@ -391,7 +391,7 @@ pools = ["ratio"]
             client: "198.18.0.1".into(),
         },
     );
-    let e = r.explain.expect("an explanation");
+    let e = r.as_explain().cloned().expect("an explanation");
     assert!(e.trace.iter().any(|l| l.contains("ratio")), "{e:?}");
     let shares: Vec<(String, i64)> = e
         .a_records
@@ -424,7 +424,8 @@ pools = ["ratio"]
             what: xgslb::control::protocol::ShowWhat::Vs,
         },
     )
-    .table
+    .as_table()
+    .map(<[_]>::to_vec)
     .expect("a table");
     assert_eq!(table[0][0], "VS");
     let tokyo = table
@@ -439,7 +440,8 @@ pools = ["ratio"]
             what: xgslb::control::protocol::ShowWhat::Pools,
         },
     )
-    .table
+    .as_table()
+    .map(<[_]>::to_vec)
     .expect("a table");
     assert!(
         pools
@@ -472,7 +474,7 @@ pools = ["ratio"]
         },
     );
     assert!(
-        !r.ok && r.error.as_deref().unwrap_or("").contains("nowhere"),
+        !r.ok && r.error_text().unwrap_or("").contains("nowhere"),
         "{r:?}"
     );
     let r = control(
@@ -493,11 +495,7 @@ pools = ["ratio"]
     .expect("write");
     let r = control(&d, Command::Reload { check: true });
     assert!(
-        !r.ok
-            && r.error
-                .as_deref()
-                .unwrap_or("")
-                .contains("pool[0].preferred"),
+        !r.ok && r.error_text().unwrap_or("").contains("pool[0].preferred"),
         "{r:?}"
     );
     let r = control(&d, Command::Reload { check: false });
@@ -506,10 +504,7 @@ pools = ["ratio"]
     std::fs::write(cfg.path(), &good).expect("write");
     let r = control(&d, Command::Reload { check: true });
     assert!(r.ok, "{r:?}");
-    assert!(
-        r.message.as_deref().unwrap_or("").ends_with("none"),
-        "{r:?}"
-    );
+    assert!(r.message().unwrap_or("").ends_with("none"), "{r:?}");
     // A changed ratio: --check prints the decision it would change, and applies nothing.
     std::fs::write(
         cfg.path(),
@@ -520,7 +515,7 @@ pools = ["ratio"]
     )
     .expect("write");
     let r = control(&d, Command::Reload { check: true });
-    let m = r.message.unwrap_or_default();
+    let m = r.message().unwrap_or_default().to_owned();
     assert!(
         m.contains("~ www2.example.test. A: frankfurt-a 20%, newyork-a 20%, tokyo-a 60% -> frankfurt-a 33%, newyork-a 33%, tokyo-a 33%"),
         "{m}"
@@ -532,7 +527,8 @@ pools = ["ratio"]
             client: "198.18.0.1".into(),
         },
     )
-    .explain
+    .as_explain()
+    .cloned()
     .expect("an explanation");
     assert_eq!(e.a_records[0], ("198.18.1.1".into(), 77.0 / 128.0), "{e:?}");
 }

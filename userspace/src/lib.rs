@@ -30,3 +30,4 @@ pub mod plan;
 pub mod secret;
 pub mod signals;
 pub mod udp;
+pub mod view;

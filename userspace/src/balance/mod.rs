@@ -148,43 +148,108 @@ pub fn decide(model: &Model, wideip: usize, metrics: &Metrics, client: &ClientCo
     }
 }
 
+/// Why a virtual server takes part in no method: what `explain`, `show vs` and the
+/// `xgslb_vs_available` metric's `reason` say. Its `Display` is the text operators read.
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+pub enum Unavailable {
+    /// The model has no virtual server with this index.
+    #[error("no virtual server #{0}")]
+    Unknown(VsId),
+    /// An operator disabled or drained it (or the config did).
+    #[error("disabled")]
+    Disabled,
+    /// Its health check reported it down.
+    #[error("down")]
+    Down,
+    /// A reported metric is over its configured limit.
+    #[error("{limit} {value} over limit {max}")]
+    OverLimit { limit: Limit, value: u64, max: u64 },
+    /// The reported CPU load is over its configured limit (percent).
+    #[error("cpu {value}% over limit {max}%")]
+    OverCpu { value: f64, max: f64 },
+}
+
+impl Unavailable {
+    /// A short label for metrics: disabled, down, over_connections, ...
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            Unavailable::Unknown(_) => "unknown",
+            Unavailable::Disabled => "disabled",
+            Unavailable::Down => "down",
+            Unavailable::OverLimit { limit, .. } => limit.reason(),
+            Unavailable::OverCpu { .. } => "over_cpu",
+        }
+    }
+}
+
+/// A limit on a counted metric of a virtual server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    Connections,
+    BitsPerSecond,
+    PacketsPerSecond,
+}
+
+impl Limit {
+    const fn reason(self) -> &'static str {
+        match self {
+            Limit::Connections => "over_connections",
+            Limit::BitsPerSecond => "over_bits_per_second",
+            Limit::PacketsPerSecond => "over_packets_per_second",
+        }
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::Connections => "connections",
+            Limit::BitsPerSecond => "bits/s",
+            Limit::PacketsPerSecond => "packets/s",
+        })
+    }
+}
+
 /// Whether virtual server `vs` may be answered, and if not, why.
 ///
 /// Available = enabled, its health is not reported down (`up: Some(false)`; unknown health
 /// counts as up), and no known metric exceeds its configured limit: connections, bits/s
 /// (reported kilobits/s × 1000), packets/s, CPU percent. A value equal to the limit is
 /// within it; an unknown metric is never over a limit.
-pub fn available(model: &Model, vs: VsId, metrics: &Metrics) -> Result<(), String> {
-    let v = model
-        .vss
-        .get(vs)
-        .ok_or_else(|| format!("no virtual server #{vs}"))?;
+pub fn available(model: &Model, vs: VsId, metrics: &Metrics) -> Result<(), Unavailable> {
+    let v = model.vss.get(vs).ok_or(Unavailable::Unknown(vs))?;
     if !v.enabled {
-        return Err("disabled".into());
+        return Err(Unavailable::Disabled);
     }
     let m = metrics.vs.get(&vs).copied().unwrap_or_default();
     if m.up == Some(false) {
-        return Err("down".into());
+        return Err(Unavailable::Down);
     }
     let l = &v.limits;
-    over("connections", m.connections, l.connections)?;
+    over(Limit::Connections, m.connections, l.connections)?;
     over(
-        "bits/s",
+        Limit::BitsPerSecond,
         m.kilobits_per_second.map(|k| k.saturating_mul(1000)),
         l.bits_per_second,
     )?;
-    over("packets/s", m.packets_per_second, l.packets_per_second)?;
-    if let (Some(c), Some(limit)) = (m.cpu_percent, l.cpu_percent)
-        && c > limit
+    over(
+        Limit::PacketsPerSecond,
+        m.packets_per_second,
+        l.packets_per_second,
+    )?;
+    if let (Some(value), Some(max)) = (m.cpu_percent, l.cpu_percent)
+        && value > max
     {
-        return Err(format!("cpu {c}% over limit {limit}%"));
+        return Err(Unavailable::OverCpu { value, max });
     }
     Ok(())
 }
 
-fn over(what: &str, value: Option<u64>, limit: Option<u64>) -> Result<(), String> {
-    match (value, limit) {
-        (Some(v), Some(l)) if v > l => Err(format!("{what} {v} over limit {l}")),
+fn over(limit: Limit, value: Option<u64>, max: Option<u64>) -> Result<(), Unavailable> {
+    match (value, max) {
+        (Some(value), Some(max)) if value > max => {
+            Err(Unavailable::OverLimit { limit, value, max })
+        }
         _ => Ok(()),
     }
 }

@@ -282,7 +282,7 @@ fn stats(
             xgslb::control::client::command(socket, xgslb::control::protocol::Command::Status)
                 .map_err(|e| e.to_string())
                 .and_then(|r| {
-                    r.status
+                    r.as_status()
                         .map(|s| s.udp)
                         .ok_or_else(|| "no status".to_owned())
                 });
@@ -418,53 +418,23 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let Some(st) = response.status.filter(|_| response.ok) else {
+    let Some(st) = response.as_status() else {
         eprintln!(
             "xgslbctl: xgslbd refused: {}",
-            response.error.unwrap_or_default()
+            response.error_text().unwrap_or_default()
         );
         return ExitCode::FAILURE;
     };
     if json {
-        match serde_json::to_string(&st) {
+        match serde_json::to_string(st) {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 eprintln!("xgslbctl: {e}");
                 return ExitCode::FAILURE;
             }
         }
-        return ExitCode::SUCCESS;
-    }
-    for (name, v) in [
-        ("generation", st.generation),
-        ("reloads", st.reloads),
-        ("metric_updates", st.metric_updates),
-        ("metric_errors", st.metric_errors),
-        ("agent_reports", st.reports),
-    ] {
-        println!("{name:<24}{v:>14}");
-    }
-    println!();
-    for (name, v) in st.udp.fields() {
-        println!("{name:<24}{v:>14}");
-    }
-    if !st.agents_configured {
-        println!("\nagents: not configured ([agents] in the config)");
-        return ExitCode::SUCCESS;
-    }
-    println!(
-        "\n{:<20} {:<12} {:<24} {:>4} {:>10} {:>8} {:<6}",
-        "AGENT", "SITE", "ADDRESS", "KEY", "AGE (ms)", "RECORDS", "STATE"
-    );
-    for a in &st.agents {
-        println!(
-            "{:<20} {:<12} {:<24} {:>4} {:>10} {:>8} {:<6}",
-            a.agent, a.site, a.address, a.key_id, a.age_ms, a.records, a.state
-        );
-    }
-    println!("\n{:<24}{:>14}", "ingest_accepted", st.ingest_accepted);
-    for (reason, n) in &st.ingest_rejected {
-        println!("{:<24}{n:>14}", format!("rejected_{reason}"));
+    } else {
+        print!("{}", xgslb::control::text::status(st));
     }
     ExitCode::SUCCESS
 }
@@ -481,46 +451,13 @@ fn send(socket: SocketArgs, command: xgslb::control::protocol::Command) -> ExitC
             Ok(text) => println!("{text}"),
             Err(e) => eprintln!("xgslbctl: {e}"),
         }
-    } else if let Some(e) = &response.explain {
-        println!("{} for {} (client class {})", e.wideip, e.client, e.class);
-        for line in &e.trace {
-            println!("  {line}");
-        }
-        println!("outcome: {}", e.outcome);
-        for (addr, share) in &e.a_records {
-            println!("  A {addr:<40} {:>6.1}% of answers", share * 100.0);
-        }
-    } else if let Some(rows) = &response.table {
-        print_table(rows);
-    } else if let Some(m) = &response.message {
-        println!("{m}");
+    } else if response.ok {
+        print!("{}", xgslb::control::text::body(&response.body));
     }
     if response.ok {
         ExitCode::SUCCESS
     } else {
-        eprintln!("xgslbctl: {}", response.error.unwrap_or_default());
+        eprintln!("xgslbctl: {}", response.error_text().unwrap_or_default());
         ExitCode::FAILURE
-    }
-}
-
-/// Rows as aligned columns (the first row is the header).
-fn print_table(rows: &[Vec<String>]) {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.len())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for r in rows {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        println!("{}", cells.join("  ").trim_end());
     }
 }

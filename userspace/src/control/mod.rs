@@ -3,10 +3,20 @@
 //! and one JSON response per line, each with the protocol version.
 //!
 //! - [`protocol`]: requests and responses, and how a line is read into a request.
+//! - [`dispatch`]: a command answered, against anything that is a [`dispatch::Daemon`].
+//! - One renderer per read-only command, each from the published view ([`crate::view`]):
+//!   [`status`], [`show`], [`explain`], [`check`] (`reload --check`); [`shares`] says a
+//!   decision's shares for the last two.
+//! - [`text`]: responses as `xgslbctl` prints them for a person.
 //! - [`server`]: the listener in xgslbd.
 //! - [`client`]: what `xgslbctl` (and tests) call.
-//!
-//! This first version answers `status`; the other commands of the next issue join it here.
+pub mod check;
 pub mod client;
+pub mod dispatch;
+pub mod explain;
 pub mod protocol;
 pub mod server;
+pub mod shares;
+pub mod show;
+pub mod status;
+pub mod text;

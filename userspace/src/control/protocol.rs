@@ -153,70 +153,93 @@ pub struct AgentLine {
     pub state: String,
 }
 
-/// A response line.
+/// A response line: `{"version": 1, "ok": true, "<kind>": ...}`, one kind per response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     pub version: u32,
+    /// False exactly when the body is an error (kept on the wire for scripts that test it).
     pub ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub status: Option<Status>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub explain: Option<Explain>,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+/// What a response carries: its key on the wire names the kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Body {
+    /// Why the command was refused.
+    Error(String),
+    Status(Status),
+    Explain(Explain),
     /// A table: the first row names the columns.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub table: Option<Vec<Vec<String>>>,
+    Table(Vec<Vec<String>>),
     /// What a command did, in words.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub message: Option<String>,
+    Message(String),
 }
 
 impl Response {
-    fn empty(ok: bool) -> Self {
+    fn new(body: Body) -> Self {
         Self {
             version: VERSION,
-            ok,
-            error: None,
-            status: None,
-            explain: None,
-            table: None,
-            message: None,
+            ok: !matches!(body, Body::Error(_)),
+            body,
         }
     }
 
     pub fn table(rows: Vec<Vec<String>>) -> Self {
-        Self {
-            table: Some(rows),
-            ..Self::empty(true)
-        }
+        Self::new(Body::Table(rows))
     }
 
     pub fn error(why: impl Into<String>) -> Self {
-        Self {
-            error: Some(why.into()),
-            ..Self::empty(false)
-        }
+        Self::new(Body::Error(why.into()))
     }
 
     pub fn status(status: Status) -> Self {
-        Self {
-            status: Some(status),
-            ..Self::empty(true)
-        }
+        Self::new(Body::Status(status))
     }
 
     pub fn explain(explain: Explain) -> Self {
-        Self {
-            explain: Some(explain),
-            ..Self::empty(true)
-        }
+        Self::new(Body::Explain(explain))
     }
 
     pub fn done(message: impl Into<String>) -> Self {
-        Self {
-            message: Some(message.into()),
-            ..Self::empty(true)
+        Self::new(Body::Message(message.into()))
+    }
+
+    /// The refusal, if the command was refused.
+    pub fn error_text(&self) -> Option<&str> {
+        match &self.body {
+            Body::Error(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The message of a command that did something.
+    pub fn message(&self) -> Option<&str> {
+        match &self.body {
+            Body::Message(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_status(&self) -> Option<&Status> {
+        match &self.body {
+            Body::Status(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_explain(&self) -> Option<&Explain> {
+        match &self.body {
+            Body::Explain(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    pub fn as_table(&self) -> Option<&[Vec<String>]> {
+        match &self.body {
+            Body::Table(t) => Some(t),
+            _ => None,
         }
     }
 }
@@ -266,5 +289,35 @@ mod tests {
         }
         let big = vec![b' '; MAX_REQUEST + 1];
         assert!(parse_request(&big).unwrap_err().contains("limit"));
+    }
+
+    #[test]
+    fn each_response_kind_is_one_key_beside_version_and_ok() {
+        let cases = [
+            (
+                Response::error("no"),
+                r#"{"version":1,"ok":false,"error":"no"}"#,
+            ),
+            (
+                Response::done("did"),
+                r#"{"version":1,"ok":true,"message":"did"}"#,
+            ),
+            (
+                Response::table(vec![vec!["A".into()]]),
+                r#"{"version":1,"ok":true,"table":[["A"]]}"#,
+            ),
+        ];
+        for (response, wire) in cases {
+            assert_eq!(serde_json::to_string(&response).unwrap(), wire);
+            let back: Response = serde_json::from_str(wire).unwrap();
+            assert_eq!(back, response);
+        }
+        let status = Response::status(Status::default());
+        let text = serde_json::to_string(&status).unwrap();
+        assert!(
+            text.starts_with(r#"{"version":1,"ok":true,"status":{"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), status);
     }
 }

@@ -204,9 +204,9 @@ mod tests {
         })
         .await
         .unwrap();
-        assert!(lines[0].error.as_deref().unwrap().contains("not JSON"));
-        assert!(lines[1].error.as_deref().unwrap().contains("bytes"));
-        assert_eq!(lines[2].status.as_ref().unwrap().generation, 7);
+        assert!(lines[0].error_text().unwrap().contains("not JSON"));
+        assert!(lines[1].error_text().unwrap().contains("bytes"));
+        assert_eq!(lines[2].as_status().unwrap().generation, 7);
         // A new connection through the client works too.
         let p = path.clone();
         let r = tokio::task::spawn_blocking(move || client::command(&p, Command::Status))
@@ -256,7 +256,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(r.error.as_deref(), Some("not in this test"));
+        assert_eq!(r.error_text(), Some("not in this test"));
         shutdown.cancel();
         server.await.unwrap().unwrap();
     }

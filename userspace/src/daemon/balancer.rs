@@ -5,6 +5,7 @@
 //! handed to the slow path as a new snapshot, so both paths answer from the same data.
 use std::{sync::Arc, time::Instant};
 
+use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, select, tick};
 use hickory_proto::rr::{LowerName, Name, RecordType};
 use tokio::sync::watch;
@@ -30,6 +31,7 @@ use crate::{
         answer_sets::answer_sets,
         publication::{ClassIds, Publication, StatIds, publication_counted},
     },
+    view::{Decisions, Published, Served, View, ViewCell},
 };
 
 /// What handling an event asks of the loop.
@@ -48,29 +50,6 @@ const MAX_PROBE_TARGETS: usize = 64;
 /// Intervals between refreshes of the LDNSs to probe (each refresh counts a new period).
 const PROBE_REFRESH_INTERVALS: u64 = 10;
 
-/// What the slow path answers from: the zones and the published selections.
-pub struct Served {
-    /// Rebuilt on reload only: the dynamic names (every wide IP's A and AAAA, every
-    /// `[[answer]]` set's) do not depend on metrics.
-    pub catalog: Arc<Catalog>,
-    pub snapshot: Snapshot,
-    /// The answer table the XDP program was given, for the UDP workers to answer from.
-    pub plan: crate::udp::PlanAnswers,
-    /// The decisions behind the snapshot, for `explain`.
-    pub decisions: Decisions,
-}
-
-impl crate::udp::Publication for Served {
-    fn plan(&self) -> &crate::udp::PlanAnswers {
-        &self.plan
-    }
-
-    fn respond(&self, query: &[u8], client: std::net::IpAddr) -> Option<Vec<u8>> {
-        self.catalog
-            .respond(query, crate::dns::Transport::Udp, client, &self.snapshot)
-    }
-}
-
 impl crate::udp::Source for SwapCell<Served> {
     type Publication = Served;
 
@@ -79,49 +58,29 @@ impl crate::udp::Source for SwapCell<Served> {
     }
 }
 
-/// Every wide IP's decision per client class, as the last publication made them.
-#[derive(Default)]
-pub struct Decisions {
-    /// Wide IP names (lowercase), by index.
-    pub wideips: Vec<LowerName>,
-    /// Virtual server names, by index (traces and answers name them).
-    pub vss: Vec<String>,
-    pub by_class: std::collections::HashMap<(usize, u32), crate::balance::Decision>,
-    /// What each answer-counter slot counts.
-    pub stats: Vec<crate::plan::publication::StatLabel>,
-}
-
 /// The slow path's handle on what the balancer publishes.
 pub type ServedCell = Arc<SwapCell<Served>>;
 
-/// Publication facts the daemon's users can wait on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Published {
-    /// +1 per publication that changed what is served.
-    pub generation: u64,
-    /// Config reloads applied.
-    pub reloads: u64,
-    /// Metric sets applied (from the file or sent).
-    pub metric_updates: u64,
-    /// Metrics files refused (the last good metrics stayed).
-    pub metric_errors: u64,
-    /// Agent reports applied.
-    pub reports: u64,
-    /// Balancer intervals run (every one announces, whether or not anything changed).
-    pub intervals: u64,
-    /// How long the last publication took, microseconds (decisions, maps, snapshot).
-    pub last_publication_us: u64,
+/// What the balancer publishes, for its readers.
+pub struct Outputs {
+    /// What both slow paths answer from.
+    pub served: ServedCell,
+    /// Publication facts, for waiters.
+    pub published: watch::Receiver<Published>,
+    /// The live model, for control commands and the metrics endpoint.
+    pub view: ViewCell,
 }
 
 /// The balancer's state.
 pub struct Balancer {
-    config: Config,
+    /// Shared with the view: an admin change copies it (rarely), publications do not.
+    config: Arc<Config>,
     zones: Vec<Zone>,
     statics: Vec<(Name, RecordType, AnswerSet)>,
     /// The metrics file's (or `Event::Metrics`'): laid over the agents' field by field.
     file_metrics: Metrics,
     /// What agents reported.
-    agent_metrics: AgentMetrics,
+    agent_metrics: Arc<AgentMetrics>,
     /// Shared with the ingest task, when `[agents]` is configured.
     ingest: Option<Arc<IngestShared>>,
     /// Intervals run, for the slower periodic work.
@@ -134,6 +93,7 @@ pub struct Balancer {
     dataplane: Option<DataPlane>,
     served: ServedCell,
     published: watch::Sender<Published>,
+    view: ViewCell,
     facts: Published,
     /// The answer-table entries of the zones' precomputed responses, made with the catalog
     /// (on reload): publications add the answer sets' entries to them.
@@ -151,7 +111,7 @@ impl Balancer {
         zones: Vec<Zone>,
         dataplane: Option<DataPlane>,
         ingest: Option<Arc<IngestShared>>,
-    ) -> Result<(Self, ServedCell, watch::Receiver<Published>), DaemonError> {
+    ) -> Result<(Self, Outputs), DaemonError> {
         let statics = answer_sets(&config.answers);
         let watcher = config
             .balancer
@@ -160,11 +120,11 @@ impl Balancer {
             .map(|p| MetricsWatcher::new(p.clone()));
         let (published, rx) = watch::channel(Published::default());
         let mut b = Self {
-            config,
+            config: Arc::new(config.clone()),
             zones,
             statics,
             file_metrics: Metrics::default(),
-            agent_metrics: AgentMetrics::new(),
+            agent_metrics: Arc::new(AgentMetrics::new()),
             ingest,
             intervals: 0,
             watcher,
@@ -172,13 +132,17 @@ impl Balancer {
             stat_ids: StatIds::default(),
             damper: Damper::new(),
             dataplane,
-            served: Arc::new(SwapCell::new(Served {
-                catalog: Arc::new(Catalog::new(Vec::new(), &[])?),
-                snapshot: Snapshot::default(),
-                plan: crate::udp::PlanAnswers::default(),
-                decisions: Decisions::default(),
-            })),
+            served: Arc::new(SwapCell::new(Served::empty()?)),
             published,
+            view: Arc::new(ArcSwap::from_pointee(View {
+                facts: Published::default(),
+                config: Arc::new(Config::clone(&config)),
+                served: Arc::new(Served::empty()?),
+                metrics: Metrics::default(),
+                availability: Vec::new(),
+                file_metrics: Metrics::default(),
+                agent_metrics: Arc::default(),
+            })),
             facts: Published::default(),
             static_entries: Vec::new(),
             last: None,
@@ -191,8 +155,12 @@ impl Balancer {
         // announced now: a waiter that reads them before the first tick must not take that
         // tick's announcement of the same facts for news.
         b.announce();
-        let served = b.served.clone();
-        Ok((b, served, rx))
+        let outputs = Outputs {
+            served: b.served.clone(),
+            published: rx,
+            view: b.view.clone(),
+        };
+        Ok((b, outputs))
     }
 
     /// Runs the event loop until `Shutdown` (or the senders are gone); returns the data
@@ -253,7 +221,7 @@ impl Balancer {
                 from,
                 at_ms,
             } => {
-                self.agent_metrics.apply(&datagram, from, at_ms);
+                Arc::make_mut(&mut self.agent_metrics).apply(&datagram, from, at_ms);
                 self.facts.reports += 1;
                 Handled::Changed
             }
@@ -275,35 +243,6 @@ impl Balancer {
                 let _ = done.send(result);
                 Handled::Done
             }
-            Event::DiffDecisions { config, done } => {
-                let _ = done.send(self.diff_decisions(&config));
-                Handled::Done
-            }
-            Event::Availability { done } => {
-                let metrics = self.current_metrics();
-                let m = &self.config.model;
-                let rows = m
-                    .vss
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| {
-                        (
-                            v.name.clone(),
-                            m.sites
-                                .get(v.site)
-                                .map_or("?", |x| x.name.as_str())
-                                .to_owned(),
-                            crate::balance::available(m, i, &metrics).is_ok(),
-                        )
-                    })
-                    .collect();
-                let _ = done.send(rows);
-                Handled::Done
-            }
-            Event::Show { what, done } => {
-                let _ = done.send(self.show(what));
-                Handled::Done
-            }
             Event::Shutdown => Handled::Stop,
         }
     }
@@ -319,7 +258,7 @@ impl Balancer {
             // Forget what has been silent for ten timeouts (the VSs stay known, and down).
             if self.intervals.is_multiple_of(10) {
                 let max_age = agents.report_timeout_ms.saturating_mul(10);
-                self.agent_metrics.expire(&self.config.model, now, max_age);
+                Arc::make_mut(&mut self.agent_metrics).expire(&self.config.model, now, max_age);
             }
             if self.intervals % PROBE_REFRESH_INTERVALS == 1 {
                 self.refresh_probe_targets();
@@ -339,19 +278,6 @@ impl Balancer {
                 shared.probe_targets.store(Arc::new(targets));
             }
             Err(e) => tracing::warn!("cannot read the LDNS samples: {e}"),
-        }
-    }
-
-    /// Hands the agents' states to the daemon handle.
-    fn share_agents(&self) {
-        let (Some(shared), Some(agents)) = (&self.ingest, &self.config.agents) else {
-            return;
-        };
-        let states = self
-            .agent_metrics
-            .agents(super::ingest::now_ms(), agents.report_timeout_ms);
-        if let Ok(mut a) = shared.agents.lock() {
-            *a = states;
         }
     }
 
@@ -383,198 +309,6 @@ impl Balancer {
         }
     }
 
-    /// Per wide IP, the default class's A answer now and under `config` (with today's
-    /// metrics, undamped), where they differ.
-    fn diff_decisions(&self, config: &Config) -> Vec<String> {
-        let now = super::ingest::now_ms();
-        let summarize = |model: &crate::model::Model, metrics: &Metrics| {
-            let mut out = std::collections::BTreeMap::new();
-            let ctx = crate::model::ClientContext::default();
-            let metrics = crate::plan::publication::only_family(model, metrics, false);
-            for (w, wideip) in model.wideips.iter().enumerate() {
-                let d = crate::balance::decide(model, w, &metrics, &ctx);
-                let text = match &d.outcome {
-                    crate::balance::Outcome::Answer { members, .. } => {
-                        let total: u32 = members.iter().map(|m| m.1).sum::<u32>().max(1);
-                        let mut parts: Vec<String> = members
-                            .iter()
-                            .map(|(vs, wgt)| {
-                                let name = model.vss.get(*vs).map_or("?", |v| v.name.as_str());
-                                format!("{name} {:.0}%", *wgt as f64 * 100.0 / total as f64)
-                            })
-                            .collect();
-                        parts.sort();
-                        parts.join(", ")
-                    }
-                    other => format!("{other:?}"),
-                };
-                out.insert(wideip.name.to_string(), text);
-            }
-            out
-        };
-        let metrics_for = |c: &Config| match &c.agents {
-            Some(a) => overlay(
-                self.agent_metrics
-                    .metrics(&c.model, now, a.report_timeout_ms),
-                &self.file_metrics,
-            ),
-            None => self.file_metrics.clone(),
-        };
-        let old = summarize(&self.config.model, &metrics_for(&self.config));
-        let new = summarize(&config.model, &metrics_for(config));
-        let mut lines = Vec::new();
-        for (name, before) in &old {
-            match new.get(name) {
-                None => lines.push(format!("- {name} A: {before} (removed)")),
-                Some(after) if after != before => {
-                    lines.push(format!("~ {name} A: {before} -> {after}"))
-                }
-                Some(_) => {}
-            }
-        }
-        for (name, after) in &new {
-            if !old.contains_key(name) {
-                lines.push(format!("+ {name} A: {after} (new)"));
-            }
-        }
-        lines
-    }
-
-    /// The live model as a table, header first.
-    fn show(&self, what: crate::control::protocol::ShowWhat) -> Vec<Vec<String>> {
-        use crate::control::protocol::ShowWhat;
-        let m = &self.config.model;
-        let row = |cells: &[&str]| cells.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
-        let name_of_site = |s: usize| m.sites.get(s).map_or("?", |x| x.name.as_str());
-        let mut out = Vec::new();
-        match what {
-            ShowWhat::Sites => {
-                out.push(row(&["SITE", "SERVERS", "VIRTUAL SERVERS"]));
-                for (i, site) in m.sites.iter().enumerate() {
-                    let servers = m.servers.iter().filter(|x| x.site == i).count();
-                    let vss = m.vss.iter().filter(|v| v.site == i).count();
-                    out.push(vec![
-                        site.name.clone(),
-                        servers.to_string(),
-                        vss.to_string(),
-                    ]);
-                }
-            }
-            ShowWhat::Servers => {
-                out.push(row(&["SERVER", "SITE", "KIND"]));
-                for s in &m.servers {
-                    out.push(vec![
-                        s.name.clone(),
-                        name_of_site(s.site).to_owned(),
-                        format!("{:?}", s.kind).to_lowercase(),
-                    ]);
-                }
-            }
-            ShowWhat::Vs => {
-                out.push(row(&[
-                    "VS",
-                    "SITE",
-                    "ADDRESS",
-                    "RATIO",
-                    "ENABLED",
-                    "AVAILABLE",
-                    "CONNECTIONS",
-                ]));
-                let metrics = self.current_metrics();
-                for (i, v) in m.vss.iter().enumerate() {
-                    let available = match crate::balance::available(m, i, &metrics) {
-                        Ok(()) => "yes".to_owned(),
-                        Err(why) => format!("no: {why}"),
-                    };
-                    let conns = metrics
-                        .vs
-                        .get(&i)
-                        .and_then(|x| x.connections)
-                        .map_or("-".to_owned(), |c| c.to_string());
-                    out.push(vec![
-                        v.name.clone(),
-                        name_of_site(v.site).to_owned(),
-                        std::net::SocketAddr::new(v.addr, v.port).to_string(),
-                        v.ratio.to_string(),
-                        v.enabled.to_string(),
-                        available,
-                        conns,
-                    ]);
-                }
-            }
-            ShowWhat::Pools => {
-                out.push(row(&["POOL", "TIERS", "MEMBERS", "TTL", "RECORDS"]));
-                for p in &m.pools {
-                    let tiers: Vec<&str> = p.tiers.iter().map(|t| t.name()).collect();
-                    let members: Vec<String> = p
-                        .members
-                        .iter()
-                        .map(|mb| {
-                            let n = m.vss.get(mb.vs).map_or("?", |v| v.name.as_str());
-                            format!("{n}:{}", mb.ratio)
-                        })
-                        .collect();
-                    out.push(vec![
-                        p.name.clone(),
-                        tiers.join(" > "),
-                        members.join(" "),
-                        p.ttl.to_string(),
-                        p.records.to_string(),
-                    ]);
-                }
-            }
-            ShowWhat::Wideips => {
-                out.push(row(&["WIDE IP", "POOLS", "POOL METHOD", "WHEN ALL DOWN"]));
-                for w in &m.wideips {
-                    let pools: Vec<&str> = w
-                        .pools
-                        .iter()
-                        .map(|p| m.pools.get(*p).map_or("?", |x| x.name.as_str()))
-                        .collect();
-                    out.push(vec![
-                        w.name.to_string(),
-                        pools.join(" "),
-                        format!("{:?}", w.pool_method),
-                        format!("{:?}", w.all_down),
-                    ]);
-                }
-            }
-            ShowWhat::Agents => {
-                out.push(row(&[
-                    "AGENT", "SITE", "ADDRESS", "KEY", "AGE (ms)", "STATE",
-                ]));
-                if let Some(agents) = &self.config.agents {
-                    for a in self
-                        .agent_metrics
-                        .agents(super::ingest::now_ms(), agents.report_timeout_ms)
-                    {
-                        out.push(vec![
-                            a.agent,
-                            a.state.site,
-                            a.state.address.to_string(),
-                            a.state.key_id.to_string(),
-                            a.age_ms.to_string(),
-                            a.liveness.name().to_owned(),
-                        ]);
-                    }
-                }
-            }
-            ShowWhat::Regions => {
-                out.push(row(&["REGION", "PREFIXES", "MEMBERS"]));
-                for r in &m.regions {
-                    let prefixes: Vec<String> = r.prefixes.iter().map(|p| p.to_string()).collect();
-                    let members: Vec<&str> = r
-                        .members
-                        .iter()
-                        .map(|x| m.regions.get(*x).map_or("?", |y| y.name.as_str()))
-                        .collect();
-                    out.push(vec![r.name.clone(), prefixes.join(" "), members.join(" ")]);
-                }
-            }
-        }
-        out
-    }
-
     /// Applies an operator's change to the model; the caller publishes.
     fn admin(&mut self, command: &Admin) -> Result<(), String> {
         let find = |name: &str| {
@@ -588,10 +322,10 @@ impl Balancer {
         match command {
             Admin::SetEnabled { vs, enabled } => {
                 let i = find(vs)?;
-                self.config.model.vss[i].enabled = *enabled;
+                Arc::make_mut(&mut self.config).model.vss[i].enabled = *enabled;
             }
             Admin::SetSiteEnabled { site, enabled } => {
-                let model = &mut self.config.model;
+                let model = &mut Arc::make_mut(&mut self.config).model;
                 let s = model
                     .sites
                     .iter()
@@ -606,9 +340,10 @@ impl Balancer {
                     return Err("ratio: must be at least 1".into());
                 }
                 let i = find(vs)?;
-                self.config.model.vss[i].ratio = *ratio;
+                let model = &mut Arc::make_mut(&mut self.config).model;
+                model.vss[i].ratio = *ratio;
                 // Pool members that took the VS's ratio follow it.
-                for pool in &mut self.config.model.pools {
+                for pool in &mut model.pools {
                     for m in pool.members.iter_mut().filter(|m| m.vs == i) {
                         m.ratio = *ratio;
                     }
@@ -622,7 +357,7 @@ impl Balancer {
     /// Serves `config` from now on, or keeps the old one and says why (a publication that
     /// failed: the catalog refused the GSLB names, or a map write).
     fn reload(&mut self, config: Config, zones: Vec<Zone>) -> Result<(), String> {
-        let old = std::mem::replace(&mut self.config, config);
+        let old = std::mem::replace(&mut self.config, Arc::new(config));
         let old_zones = std::mem::replace(&mut self.zones, zones);
         let old_statics = std::mem::replace(&mut self.statics, answer_sets(&self.config.answers));
         let new_watcher = self
@@ -682,11 +417,26 @@ impl Balancer {
         if let Err(e) = self.publish(swap) {
             tracing::error!("publication failed, the previous one keeps serving: {e}");
         }
-        self.share_agents();
         self.announce();
     }
 
+    /// Publishes the view (before the facts: a waiter on the facts then reads a view at
+    /// least as new) and the facts.
     fn announce(&self) {
+        let metrics = self.current_metrics();
+        let model = &self.config.model;
+        let availability = (0..model.vss.len())
+            .map(|i| crate::balance::available(model, i, &metrics))
+            .collect();
+        self.view.store(Arc::new(View {
+            facts: self.facts,
+            config: self.config.clone(),
+            served: self.served.load(),
+            metrics,
+            availability,
+            file_metrics: self.file_metrics.clone(),
+            agent_metrics: self.agent_metrics.clone(),
+        }));
         self.published.send_replace(self.facts);
     }
 
@@ -795,7 +545,7 @@ impl Balancer {
 }
 
 /// The zones of `config`, loaded and validated.
-pub(super) fn load_zones(config: &Config) -> Result<Vec<Zone>, DaemonError> {
+pub(crate) fn load_zones(config: &Config) -> Result<Vec<Zone>, DaemonError> {
     Ok(config
         .zones
         .iter()
@@ -811,4 +561,4 @@ fn last_core() -> Option<usize> {
 
 #[cfg(test)]
 #[path = "balancer_tests.rs"]
-mod tests;
+pub(crate) mod tests;

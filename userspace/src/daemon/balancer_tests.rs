@@ -16,7 +16,7 @@ use crate::{
     model::{Metrics, VsMetrics},
 };
 
-const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 [server]
 listen = ["198.18.0.2:53"]
 [[zone]]
@@ -46,7 +46,8 @@ pools = ["p"]
 when_all_down = "return_to_dns"
 "#;
 
-fn config(dir: &Path) -> Config {
+/// The test config written into `dir` (with its zone file), loaded.
+pub(crate) fn config(dir: &Path) -> Config {
     let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.test.zone");
     std::fs::copy(zone, dir.join("example.test.zone")).unwrap();
     let path = dir.join("xgslb.toml");
@@ -100,7 +101,12 @@ fn admin_and_metrics_events_change_what_is_served_and_bad_commands_change_nothin
     let cfg = config(dir.path());
     let two = cfg.model.vss.iter().position(|v| v.name == "two").unwrap();
     let zones = load_zones(&cfg).unwrap();
-    let (balancer, served, published) = Balancer::start(cfg, zones, None, None).unwrap();
+    let (
+        balancer,
+        Outputs {
+            served, published, ..
+        },
+    ) = Balancer::start(cfg, zones, None, None).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let thread = std::thread::spawn(move || balancer.run(inbox));
 
@@ -202,7 +208,12 @@ fn a_reload_replies_once_published_and_a_failed_one_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
     let zones = load_zones(&cfg).unwrap();
-    let (balancer, served, published) = Balancer::start(cfg.clone(), zones, None, None).unwrap();
+    let (
+        balancer,
+        Outputs {
+            served, published, ..
+        },
+    ) = Balancer::start(cfg.clone(), zones, None, None).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let thread = std::thread::spawn(move || balancer.run(inbox));
     assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1", "198.18.1.2"]));

@@ -15,7 +15,7 @@ use super::{cell::SwapCell, events::Event};
 use crate::{
     config::AgentsConfig,
     metrics::{
-        ingest::{AgentStatus, Ingest, IngestCounters, VsIndex},
+        ingest::{Ingest, IngestCounters, VsIndex},
         wire::{self, Header, Kind, MAX_DATAGRAM, Record},
     },
 };
@@ -31,8 +31,6 @@ pub struct IngestShared {
     pub reconfigure: Mutex<Option<AgentsConfig>>,
     /// The ingest's counters, as of its last datagram.
     pub counters: Mutex<IngestCounters>,
-    /// The agents, as of the balancer's last publication.
-    pub agents: Mutex<Vec<AgentStatus>>,
 }
 
 /// Milliseconds since the Unix epoch (the protocol's clock).

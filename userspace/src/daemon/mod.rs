@@ -22,6 +22,8 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use xgslb_common::ListenerKey;
 
+use crate::control::dispatch::Daemon as _;
+use crate::view::{Published, View, ViewCell};
 use crate::{
     balance::{classes::client_classes, damping::Damper},
     config::{Config, ConfigError, XdpModeSetting},
@@ -30,7 +32,7 @@ use crate::{
     model::Metrics,
     plan::snapshot::Snapshot,
 };
-use balancer::{Balancer, Published, ServedCell};
+use balancer::{Balancer, ServedCell};
 use events::{Admin, Event};
 use ingest::{IngestShared, serve_ingest};
 
@@ -156,6 +158,8 @@ pub struct DaemonHandle {
     published: watch::Receiver<Published>,
     ingest: Option<Arc<IngestShared>>,
     served: ServedCell,
+    /// The live model, as last published.
+    view: ViewCell,
     /// The UDP workers' counters, once they run.
     udp: Arc<std::sync::OnceLock<Vec<Arc<crate::udp::WorkerCounters>>>>,
 }
@@ -217,14 +221,10 @@ impl DaemonHandle {
 
     /// The agents' counters and states (`None` without `[agents]`).
     pub fn agents(&self) -> Option<AgentsView> {
-        let shared = self.ingest.as_ref()?;
+        let counters = self.ingest_counters()?;
         Some(AgentsView {
-            counters: shared
-                .counters
-                .lock()
-                .map(|c| c.clone())
-                .unwrap_or_default(),
-            agents: shared.agents.lock().map(|a| a.clone()).unwrap_or_default(),
+            counters,
+            agents: self.view().agents(ingest::now_ms()),
         })
     }
 
@@ -242,224 +242,41 @@ impl DaemonHandle {
         ))
     }
 
-    /// Answers a control command.
+    /// Answers a control command (read-only ones from the published view).
     pub fn command(
         &self,
         command: crate::control::protocol::Command,
     ) -> crate::control::protocol::Response {
-        use crate::control::protocol::{Command, Response, Target};
-        let admin = |target: Target, enabled: bool, verb: &str| {
-            let (cmd, what) = match target {
-                Target::Vs(vs) => (
-                    Admin::SetEnabled {
-                        vs: vs.clone(),
-                        enabled,
-                    },
-                    format!("virtual server {vs}"),
-                ),
-                Target::Site(site) => (
-                    Admin::SetSiteEnabled {
-                        site: site.clone(),
-                        enabled,
-                    },
-                    format!("site {site}"),
-                ),
-            };
-            match self.admin(cmd) {
-                Ok(()) => Response::done(format!("{verb} {what}; published")),
-                Err(e) => Response::error(e.to_string()),
-            }
-        };
-        match command {
-            Command::Status => Response::status(self.status()),
-            Command::Explain { wideip, client } => match self.explain(&wideip, &client) {
-                Ok(e) => Response::explain(e),
-                Err(e) => Response::error(e),
-            },
-            Command::Enable { target } => admin(target, true, "enabled"),
-            Command::Disable { target } => admin(target, false, "disabled"),
-            Command::Drain { target } => admin(target, false, "draining (no new answers)"),
-            Command::SetRatio { vs, ratio } => {
-                match self.admin(Admin::SetRatio {
-                    vs: vs.clone(),
-                    ratio,
-                }) {
-                    Ok(()) => Response::done(format!("ratio of {vs} set to {ratio}; published")),
-                    Err(e) => Response::error(e.to_string()),
-                }
-            }
-            Command::Reload { check: true } => {
-                let cfg = match Config::load(&self.config_path)
-                    .map_err(DaemonError::from)
-                    .and_then(|cfg| build(&cfg).map(|_| cfg))
-                {
-                    Ok(cfg) => cfg,
-                    Err(e) => return Response::error(e.to_string()),
-                };
-                let (done, diff) = crossbeam_channel::bounded(1);
-                let sent = self.events.send(Event::DiffDecisions {
-                    config: Box::new(cfg),
-                    done,
-                });
-                let lines = match (sent, diff.recv()) {
-                    (Ok(()), Ok(lines)) => lines,
-                    _ => return Response::error("xgslbd is stopping"),
-                };
-                let mut text = format!(
-                    "{} is valid; nothing applied. Decisions (default class) that would change:",
-                    self.config_path.display()
-                );
-                if lines.is_empty() {
-                    text.push_str(" none");
-                }
-                for l in lines {
-                    text.push_str("\n  ");
-                    text.push_str(&l);
-                }
-                Response::done(text)
-            }
-            Command::Show { what } => {
-                let (done, table) = crossbeam_channel::bounded(1);
-                if self.events.send(Event::Show { what, done }).is_err() {
-                    return Response::error("xgslbd is stopping");
-                }
-                match table.recv() {
-                    Ok(rows) => Response::table(rows),
-                    Err(_) => Response::error("xgslbd is stopping"),
-                }
-            }
-            Command::Reload { check: false } => match self.reload() {
-                Ok(()) => Response::done(format!(
-                    "{} reloaded: published and serving",
-                    self.config_path.display()
-                )),
-                Err(e) => Response::error(e.to_string()),
-            },
-        }
-    }
-
-    /// How the wide IP `name` was decided for a client at `client`.
-    pub fn explain(
-        &self,
-        name: &str,
-        client: &str,
-    ) -> Result<crate::control::protocol::Explain, String> {
-        let addr: IpAddr = client
-            .parse()
-            .map_err(|_| format!("client {client:?} is not an IP address"))?;
-        let parsed = hickory_proto::rr::Name::from_ascii(name)
-            .map_err(|e| format!("{name:?} is not a domain name: {e}"))?;
-        let mut fqdn = parsed.clone();
-        fqdn.set_fqdn(true);
-        let lower = hickory_proto::rr::LowerName::new(&fqdn);
-        let served = self.served.load();
-        let d = &served.decisions;
-        let w = d
-            .wideips
-            .iter()
-            .position(|n| *n == lower)
-            .ok_or_else(|| format!("{fqdn} is not a wide IP"))?;
-        let class = served.snapshot.class_of(addr);
-        let decision = d
-            .by_class
-            .get(&(w, class))
-            .or_else(|| d.by_class.get(&(w, xgslb_common::DEFAULT_CLASS as u32)))
-            .ok_or_else(|| format!("no decision for {fqdn} yet"))?;
-        let mut a_records = Vec::new();
-        if let Some((_, set)) =
-            served
-                .snapshot
-                .set_for(&lower, hickory_proto::rr::RecordType::A, class)
-        {
-            let count = set.count as usize;
-            for (i, a) in set.addrs.iter().take(count).enumerate() {
-                let slots = set.slots.iter().filter(|&&s| s as usize == i).count();
-                a_records.push((
-                    std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
-                    slots as f64 / xgslb_common::SLOTS as f64,
-                ));
-            }
-        }
-        let outcome = match &decision.outcome {
-            crate::balance::Outcome::Answer {
-                members,
-                ttl,
-                records,
-                persist,
-            } => {
-                let total: u32 = members.iter().map(|m| m.1).sum::<u32>().max(1);
-                let list: Vec<String> = members
-                    .iter()
-                    .map(|(vs, wgt)| {
-                        let name = d.vss.get(*vs).map_or("?", String::as_str);
-                        format!("{name} {:.1}%", *wgt as f64 * 100.0 / total as f64)
-                    })
-                    .collect();
-                format!(
-                    "answer {}; ttl {ttl}, {records} record(s){}",
-                    list.join(", "),
-                    if *persist { ", static persist" } else { "" }
-                )
-            }
-            other => format!("{other:?}"),
-        };
-        Ok(crate::control::protocol::Explain {
-            wideip: fqdn.to_string(),
-            client: addr.to_string(),
-            class,
-            trace: decision.trace.clone(),
-            outcome,
-            a_records,
-        })
-    }
-
-    /// What each answer-counter slot counts, as last published.
-    pub fn answer_stats(&self) -> Vec<crate::plan::publication::StatLabel> {
-        let served = self.served.load();
-        served.decisions.stats.clone()
-    }
-
-    /// Each virtual server's (name, site, in rotation) as the balancer sees it now.
-    pub fn vs_availability(&self) -> Vec<(String, String, bool)> {
-        let (done, rows) = crossbeam_channel::bounded(1);
-        if self.events.send(Event::Availability { done }).is_err() {
-            return Vec::new();
-        }
-        rows.recv().unwrap_or_default()
+        crate::control::dispatch::dispatch(self, command, ingest::now_ms())
     }
 
     /// What `xgslbctl status` shows.
     pub fn status(&self) -> crate::control::protocol::Status {
-        let p = self.published();
-        let agents = self.agents();
-        let (agents_configured, lines, counters) = match agents {
-            Some(v) => (true, v.agents, v.counters),
-            None => (false, Vec::new(), IngestCounters::default()),
-        };
-        crate::control::protocol::Status {
-            generation: p.generation,
-            reloads: p.reloads,
-            metric_updates: p.metric_updates,
-            metric_errors: p.metric_errors,
-            reports: p.reports,
-            agents_configured,
-            agents: lines
-                .into_iter()
-                .map(|a| crate::control::protocol::AgentLine {
-                    agent: a.agent,
-                    site: a.state.site,
-                    address: a.state.address.to_string(),
-                    key_id: a.state.key_id,
-                    age_ms: a.age_ms,
-                    last_sequence: a.state.last_sequence,
-                    records: a.state.records,
-                    state: a.liveness.name().into(),
-                })
-                .collect(),
-            ingest_accepted: counters.accepted,
-            ingest_rejected: counters.by_name().map(|(n, c)| (n.to_owned(), c)).collect(),
-            udp: self.udp_totals().into(),
-        }
+        crate::control::status::status(
+            &self.view(),
+            self.ingest_counters(),
+            self.udp_totals().into(),
+            ingest::now_ms(),
+        )
+    }
+
+    /// What each answer-counter slot counts, as last published.
+    pub fn answer_stats(&self) -> Vec<crate::plan::publication::StatLabel> {
+        self.served.load().decisions.stats.clone()
+    }
+
+    /// Each virtual server's (name, site, in rotation) as last published.
+    pub fn vs_availability(&self) -> Vec<(String, String, bool)> {
+        let view = self.view();
+        let m = &view.config.model;
+        m.vss
+            .iter()
+            .zip(&view.availability)
+            .map(|(v, a)| {
+                let site = m.sites.get(v.site).map_or("?", |x| x.name.as_str());
+                (v.name.clone(), site.to_owned(), a.is_ok())
+            })
+            .collect()
     }
 
     /// The UDP workers' counters, summed (all zero before they start).
@@ -480,6 +297,46 @@ impl DaemonHandle {
     /// A receiver that sees every new publication.
     pub fn subscribe(&self) -> watch::Receiver<Published> {
         self.published.clone()
+    }
+}
+
+impl crate::control::dispatch::Daemon for DaemonHandle {
+    fn view(&self) -> Arc<View> {
+        self.view.load_full()
+    }
+
+    fn ingest_counters(&self) -> Option<IngestCounters> {
+        let shared = self.ingest.as_ref()?;
+        Some(
+            shared
+                .counters
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_default(),
+        )
+    }
+
+    fn udp_counters(&self) -> crate::control::protocol::UdpCounters {
+        self.udp_totals().into()
+    }
+
+    fn admin(&self, change: Admin) -> Result<(), String> {
+        DaemonHandle::admin(self, change).map_err(|e| e.to_string())
+    }
+
+    fn reload(&self) -> Result<(), String> {
+        DaemonHandle::reload(self).map_err(|e| e.to_string())
+    }
+
+    fn load_checked(&self) -> Result<Config, String> {
+        Config::load(&self.config_path)
+            .map_err(DaemonError::from)
+            .and_then(|cfg| build(&cfg).map(|_| cfg))
+            .map_err(|e| e.to_string())
+    }
+
+    fn config_path(&self) -> &Path {
+        &self.config_path
     }
 }
 
@@ -643,8 +500,12 @@ pub async fn run(
     // The balancer publishes the first selections before the program is attached (an
     // adopted program keeps serving the old ones until then).
     let shared = agents.as_ref().map(|(_, _, shared)| shared.clone());
-    let (balancer, served, published) =
-        Balancer::start(cfg.clone(), zones, dataplane, shared.clone())?;
+    let (balancer, outputs) = Balancer::start(cfg.clone(), zones, dataplane, shared.clone())?;
+    let balancer::Outputs {
+        served,
+        published,
+        view,
+    } = outputs;
     let (events, inbox) = crossbeam_channel::unbounded();
     let balancer_thread = std::thread::Builder::new()
         .name("xgslb-balancer".into())
@@ -657,6 +518,7 @@ pub async fn run(
         published,
         ingest: shared,
         served: served.clone(),
+        view,
         udp: Arc::default(),
     };
     // From here on, stop the balancer on every way out.

@@ -1,0 +1,128 @@
+//! A control command answered. Read-only commands (`status`, `show`, `explain`,
+//! `reload --check`) are rendered from the published view and never wait for the balancer;
+//! changes (`enable`, `disable`, `drain`, `set-ratio`, `reload`) go to the daemon, which
+//! replies once they are published or refused. Anything that gives a view and applies
+//! changes is a [`Daemon`], so dispatch is tested without a kernel.
+use std::{path::Path, sync::Arc};
+
+use super::{
+    check, explain,
+    protocol::{Command, Response, Target, UdpCounters},
+    show, status,
+};
+use crate::{config::Config, metrics::ingest::IngestCounters, view::View};
+
+/// Operator changes to the running model. They last until the next reload, which serves the
+/// config file as written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Admin {
+    /// Take a virtual server out of rotation (false) or put it back (true).
+    SetEnabled { vs: String, enabled: bool },
+    /// The same for every virtual server of a site.
+    SetSiteEnabled { site: String, enabled: bool },
+    /// Change a virtual server's ratio (>= 1).
+    SetRatio { vs: String, ratio: u32 },
+}
+
+/// What commands act on.
+pub trait Daemon {
+    /// The live model as last published.
+    fn view(&self) -> Arc<View>;
+    /// The agent ingest's counters (`None` without `[agents]`).
+    fn ingest_counters(&self) -> Option<IngestCounters>;
+    /// The UDP workers' counters, summed.
+    fn udp_counters(&self) -> UdpCounters;
+    /// Applies a change; returns once it is published, or why it was refused.
+    fn admin(&self, change: Admin) -> Result<(), String>;
+    /// Re-reads the config file and serves it; returns once it is published, or why not
+    /// (the old config serving on).
+    fn reload(&self) -> Result<(), String>;
+    /// The config file read and validated (zones and all), not applied.
+    fn load_checked(&self) -> Result<Config, String>;
+    /// The config file's path, for messages.
+    fn config_path(&self) -> &Path;
+}
+
+/// The answer to `command`.
+pub fn dispatch(daemon: &impl Daemon, command: Command, now_ms: u64) -> Response {
+    match command {
+        Command::Status => Response::status(status::status(
+            &daemon.view(),
+            daemon.ingest_counters(),
+            daemon.udp_counters(),
+            now_ms,
+        )),
+        Command::Explain { wideip, client } => {
+            match explain::explain(&daemon.view(), &wideip, &client) {
+                Ok(e) => Response::explain(e),
+                Err(e) => Response::error(e.to_string()),
+            }
+        }
+        Command::Show { what } => Response::table(show::table(&daemon.view(), what, now_ms)),
+        Command::Enable { target } => change(daemon, target, true, "enabled"),
+        Command::Disable { target } => change(daemon, target, false, "disabled"),
+        Command::Drain { target } => change(daemon, target, false, "draining (no new answers)"),
+        Command::SetRatio { vs, ratio } => {
+            match daemon.admin(Admin::SetRatio {
+                vs: vs.clone(),
+                ratio,
+            }) {
+                Ok(()) => Response::done(format!("ratio of {vs} set to {ratio}; published")),
+                Err(e) => Response::error(e),
+            }
+        }
+        Command::Reload { check: true } => match daemon.load_checked() {
+            Ok(config) => {
+                let lines = check::changes(&daemon.view(), &config, now_ms);
+                let mut text = format!(
+                    "{} is valid; nothing applied. Decisions (default class) that would change:",
+                    daemon.config_path().display()
+                );
+                if lines.is_empty() {
+                    text.push_str(" none");
+                }
+                for l in lines {
+                    text.push_str("\n  ");
+                    text.push_str(&l);
+                }
+                Response::done(text)
+            }
+            Err(e) => Response::error(e),
+        },
+        Command::Reload { check: false } => match daemon.reload() {
+            Ok(()) => Response::done(format!(
+                "{} reloaded: published and serving",
+                daemon.config_path().display()
+            )),
+            Err(e) => Response::error(e),
+        },
+    }
+}
+
+/// Enables or disables a virtual server or a whole site.
+fn change(daemon: &impl Daemon, target: Target, enabled: bool, verb: &str) -> Response {
+    let (change, what) = match target {
+        Target::Vs(vs) => (
+            Admin::SetEnabled {
+                vs: vs.clone(),
+                enabled,
+            },
+            format!("virtual server {vs}"),
+        ),
+        Target::Site(site) => (
+            Admin::SetSiteEnabled {
+                site: site.clone(),
+                enabled,
+            },
+            format!("site {site}"),
+        ),
+    };
+    match daemon.admin(change) {
+        Ok(()) => Response::done(format!("{verb} {what}; published")),
+        Err(e) => Response::error(e),
+    }
+}
+
+#[cfg(test)]
+#[path = "dispatch_tests.rs"]
+mod tests;

@@ -1,0 +1,81 @@
+//! `explain`: how a wide IP was decided for a client address, from the published view: the
+//! client's class, the decision's trace and outcome, and the A records both paths hold with
+//! each one's share of answers.
+use std::net::{IpAddr, Ipv4Addr};
+
+use hickory_proto::rr::{LowerName, Name, RecordType};
+
+use super::{protocol::Explain, shares::shares};
+use crate::{balance::Outcome, view::View};
+
+/// Why there is nothing to explain.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum ExplainError {
+    #[error("client {0:?} is not an IP address")]
+    NotAnAddress(String),
+    #[error("{0:?} is not a domain name: {1}")]
+    NotAName(String, String),
+    #[error("{0} is not a wide IP")]
+    NotAWideIp(String),
+    #[error("no decision for {0} yet")]
+    NoDecision(String),
+}
+
+/// How the wide IP `name` was decided for a client at `client`, as last published.
+pub fn explain(view: &View, name: &str, client: &str) -> Result<Explain, ExplainError> {
+    let addr: IpAddr = client
+        .parse()
+        .map_err(|_| ExplainError::NotAnAddress(client.to_owned()))?;
+    let mut fqdn = Name::from_ascii(name)
+        .map_err(|e| ExplainError::NotAName(name.to_owned(), e.to_string()))?;
+    fqdn.set_fqdn(true);
+    let lower = LowerName::new(&fqdn);
+    let served = &view.served;
+    let d = &served.decisions;
+    let w = d
+        .wideips
+        .iter()
+        .position(|n| *n == lower)
+        .ok_or_else(|| ExplainError::NotAWideIp(fqdn.to_string()))?;
+    let class = served.snapshot.class_of(addr);
+    let decision = d
+        .by_class
+        .get(&(w, class))
+        .or_else(|| d.by_class.get(&(w, xgslb_common::DEFAULT_CLASS as u32)))
+        .ok_or_else(|| ExplainError::NoDecision(fqdn.to_string()))?;
+    let mut a_records = Vec::new();
+    if let Some((_, set)) = served.snapshot.set_for(&lower, RecordType::A, class) {
+        let count = set.count as usize;
+        for (i, a) in set.addrs.iter().take(count).enumerate() {
+            let slots = set.slots.iter().filter(|&&s| s as usize == i).count();
+            a_records.push((
+                Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
+                slots as f64 / xgslb_common::SLOTS as f64,
+            ));
+        }
+    }
+    let outcome = match &decision.outcome {
+        Outcome::Answer {
+            members,
+            ttl,
+            records,
+            persist,
+        } => {
+            let list = shares(members, |vs| d.vss.get(vs).map_or("?", String::as_str), 1);
+            format!(
+                "answer {}; ttl {ttl}, {records} record(s){}",
+                list.join(", "),
+                if *persist { ", static persist" } else { "" }
+            )
+        }
+        other => format!("{other:?}"),
+    };
+    Ok(Explain {
+        wideip: fqdn.to_string(),
+        client: addr.to_string(),
+        class,
+        trace: decision.trace.clone(),
+        outcome,
+        a_records,
+    })
+}

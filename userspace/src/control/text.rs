@@ -1,0 +1,106 @@
+//! Responses as `xgslbctl` prints them for a person (`--json` prints the response itself):
+//! one function per kind of body, so that each command's text lives beside its data.
+use std::fmt::Write as _;
+
+use super::protocol::{Body, Explain, Status};
+
+/// The text of a response body (an error's text is the reason alone).
+pub fn body(body: &Body) -> String {
+    match body {
+        Body::Error(e) => e.clone(),
+        Body::Status(s) => status(s),
+        Body::Explain(e) => explain(e),
+        Body::Table(rows) => table(rows),
+        Body::Message(m) => format!("{m}\n"),
+    }
+}
+
+/// `status`: publication facts, the UDP workers, the agents and the ingest counters.
+pub fn status(st: &Status) -> String {
+    let mut out = String::new();
+    for (name, v) in [
+        ("generation", st.generation),
+        ("reloads", st.reloads),
+        ("metric_updates", st.metric_updates),
+        ("metric_errors", st.metric_errors),
+        ("agent_reports", st.reports),
+    ] {
+        let _ = writeln!(out, "{name:<24}{v:>14}");
+    }
+    out.push('\n');
+    for (name, v) in st.udp.fields() {
+        let _ = writeln!(out, "{name:<24}{v:>14}");
+    }
+    if !st.agents_configured {
+        out.push_str("\nagents: not configured ([agents] in the config)\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<20} {:<12} {:<24} {:>4} {:>10} {:>8} {:<6}",
+        "AGENT", "SITE", "ADDRESS", "KEY", "AGE (ms)", "RECORDS", "STATE"
+    );
+    for a in &st.agents {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<12} {:<24} {:>4} {:>10} {:>8} {:<6}",
+            a.agent, a.site, a.address, a.key_id, a.age_ms, a.records, a.state
+        );
+    }
+    let _ = writeln!(out, "\n{:<24}{:>14}", "ingest_accepted", st.ingest_accepted);
+    for (reason, n) in &st.ingest_rejected {
+        let _ = writeln!(out, "{:<24}{n:>14}", format!("rejected_{reason}"));
+    }
+    out
+}
+
+/// `explain`: the class, the trace, the outcome and each A record's share.
+pub fn explain(e: &Explain) -> String {
+    let mut out = format!("{} for {} (client class {})\n", e.wideip, e.client, e.class);
+    for line in &e.trace {
+        let _ = writeln!(out, "  {line}");
+    }
+    let _ = writeln!(out, "outcome: {}", e.outcome);
+    for (addr, share) in &e.a_records {
+        let _ = writeln!(out, "  A {addr:<40} {:>6.1}% of answers", share * 100.0);
+    }
+    out
+}
+
+/// A table with its columns aligned, header first.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_their_columns_and_trim_the_last() {
+        let rows = vec![
+            vec!["VS".to_owned(), "SITE".to_owned()],
+            vec!["longer".to_owned(), "a".to_owned()],
+        ];
+        assert_eq!(table(&rows), "VS      SITE\nlonger  a\n");
+    }
+}

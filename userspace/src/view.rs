@@ -1,0 +1,129 @@
+//! The published, immutable view of the live model: what the balancer decided and from what
+//! (config with the operator's changes, metrics, each virtual server's availability, the
+//! agents' reports, the decisions with their traces), replaced whole after every
+//! publication. Control commands and the metrics endpoint read it without asking the
+//! balancer thread, so they never wait behind a map swap, and the balancer only decides
+//! and publishes.
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::LowerName;
+
+use crate::{
+    balance::Unavailable,
+    config::Config,
+    dns::Catalog,
+    metrics::ingest::{AgentMetrics, AgentStatus, overlay},
+    model::Metrics,
+    plan::snapshot::Snapshot,
+};
+
+/// The live model as of the balancer's last publication.
+pub struct View {
+    /// Publication facts.
+    pub facts: Published,
+    /// The config served, with the operator's changes (enable, disable, ratio).
+    pub config: Arc<Config>,
+    /// What both paths answer from, and the decisions behind it.
+    pub served: Arc<Served>,
+    /// The metrics the decisions were made from (the agents' with the file's over them).
+    pub metrics: Metrics,
+    /// Each virtual server's availability under `metrics`, by model index.
+    pub availability: Vec<Result<(), Unavailable>>,
+    /// The metrics file's (or the last `set_metrics`'), by the served model's indices.
+    pub file_metrics: Metrics,
+    /// What agents reported, by name: valid for any model.
+    pub agent_metrics: Arc<AgentMetrics>,
+}
+
+impl View {
+    /// The agents and their states as of `now_ms` (none without `[agents]`).
+    pub fn agents(&self, now_ms: u64) -> Vec<AgentStatus> {
+        match &self.config.agents {
+            Some(a) => self.agent_metrics.agents(now_ms, a.report_timeout_ms),
+            None => Vec::new(),
+        }
+    }
+
+    /// The metrics `config` would decide from now: the agents' reports read against its
+    /// model, the metrics file's over them.
+    pub fn metrics_for(&self, config: &Config, now_ms: u64) -> Metrics {
+        match &config.agents {
+            Some(a) => overlay(
+                self.agent_metrics
+                    .metrics(&config.model, now_ms, a.report_timeout_ms),
+                &self.file_metrics,
+            ),
+            None => self.file_metrics.clone(),
+        }
+    }
+}
+
+/// Readers' handle on the view: a load never blocks, not even on the balancer's store.
+pub type ViewCell = Arc<ArcSwap<View>>;
+
+/// What the slow path answers from: the zones and the published selections.
+pub struct Served {
+    /// Rebuilt on reload only: the dynamic names (every wide IP's A and AAAA, every
+    /// `[[answer]]` set's) do not depend on metrics.
+    pub catalog: Arc<Catalog>,
+    pub snapshot: Snapshot,
+    /// The answer table the XDP program was given, for the UDP workers to answer from.
+    pub plan: crate::udp::PlanAnswers,
+    /// The decisions behind the snapshot, for `explain`.
+    pub decisions: Decisions,
+}
+
+impl Served {
+    /// Nothing served yet: what readers see before the first publication.
+    pub fn empty() -> Result<Self, crate::dns::CatalogError> {
+        Ok(Self {
+            catalog: Arc::new(Catalog::new(Vec::new(), &[])?),
+            snapshot: Snapshot::default(),
+            plan: crate::udp::PlanAnswers::default(),
+            decisions: Decisions::default(),
+        })
+    }
+}
+
+impl crate::udp::Publication for Served {
+    fn plan(&self) -> &crate::udp::PlanAnswers {
+        &self.plan
+    }
+
+    fn respond(&self, query: &[u8], client: std::net::IpAddr) -> Option<Vec<u8>> {
+        self.catalog
+            .respond(query, crate::dns::Transport::Udp, client, &self.snapshot)
+    }
+}
+
+/// Every wide IP's decision per client class, as the last publication made them.
+#[derive(Default)]
+pub struct Decisions {
+    /// Wide IP names (lowercase), by index.
+    pub wideips: Vec<LowerName>,
+    /// Virtual server names, by index (traces and answers name them).
+    pub vss: Vec<String>,
+    pub by_class: std::collections::HashMap<(usize, u32), crate::balance::Decision>,
+    /// What each answer-counter slot counts.
+    pub stats: Vec<crate::plan::publication::StatLabel>,
+}
+
+/// Publication facts the daemon's users can wait on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    /// +1 per publication that changed what is served.
+    pub generation: u64,
+    /// Config reloads applied.
+    pub reloads: u64,
+    /// Metric sets applied (from the file or sent).
+    pub metric_updates: u64,
+    /// Metrics files refused (the last good metrics stayed).
+    pub metric_errors: u64,
+    /// Agent reports applied.
+    pub reports: u64,
+    /// Balancer intervals run (every one announces, whether or not anything changed).
+    pub intervals: u64,
+    /// How long the last publication took, microseconds (decisions, maps, snapshot).
+    pub last_publication_us: u64,
+}
