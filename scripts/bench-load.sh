@@ -63,6 +63,7 @@ done
 [ -n "$BIN_DIR" ] && [ -n "$OUT" ] || { echo "$0: --bin-dir and --out are required" >&2; exit 2; }
 BIN_DIR=$(cd "$BIN_DIR" && pwd)
 CTL=$BIN_DIR/xgslbctl
+KIT=$BIN_DIR/xgslb-testkit
 
 # Time budget of a full run: the whole bench must stay under 20 minutes and its in-kernel
 # part takes 2-3, so this part gets at most 15. Measured (2 vCPUs): a kxdpgun run takes 2 s
@@ -183,7 +184,7 @@ bpf_stats_restore() {
 gen_pass_on() {
     ip -n "$GEN_NS" link set dev "$GEN_IF" xdp off 2>/dev/null || true
     rm -f "$PEER_PIN"
-    gen "$CTL" veth-peer --iface "$GEN_IF" --pin "$PEER_PIN"
+    gen "$KIT" veth-peer --iface "$GEN_IF" --pin "$PEER_PIN"
 }
 gen_xdp_off() {
     rm -f "$PEER_PIN"
@@ -383,7 +384,7 @@ start_system() {
         SERVER_PID=$!
         ;;
     reflector)
-        srv "$CTL" bench-reflector --iface "$SRV_IF" --pin "$REFL_PIN"
+        srv "$KIT" bench-reflector --iface "$SRV_IF" --pin "$REFL_PIN"
         ;;
     *) log "unknown system $sys"; return 1 ;;
     esac
@@ -579,7 +580,7 @@ skip() {
 for tool in kxdpgun dnsperf knotd nsd dig bpftool sysctl od shuf; do
     command -v "$tool" >/dev/null || { log "$tool is missing (cargo xtask setup installs it)"; exit 1; }
 done
-[ -x "$CTL" ] && [ -x "$BIN_DIR/xgslbd" ] || { log "no xgslbd/xgslbctl in $BIN_DIR"; exit 1; }
+[ -x "$CTL" ] && [ -x "$KIT" ] && [ -x "$BIN_DIR/xgslbd" ] || { log "no xgslbd/xgslbctl/xgslb-testkit in $BIN_DIR"; exit 1; }
 
 setup_data
 bash "$HERE/netns.sh" up "$PREFIX" "$VETH"

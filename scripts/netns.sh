@@ -13,7 +13,7 @@
 # (interface names are limited to 15).
 #
 # XDP_TX on VETH-s0 reaches the client only if VETH-c0 runs NAPI, which an XDP program on it
-# turns on: `xgslbctl veth-peer` attaches one (cargo xtask run does).
+# turns on: `xgslb-testkit veth-peer` attaches one (cargo xtask run does).
 set -euo pipefail
 
 usage() {

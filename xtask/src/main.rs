@@ -161,6 +161,8 @@ fn bench(smoke: bool) -> Result<()> {
         "xgslb-tests",
         "--bin",
         "xgslb-bench",
+        "--bin",
+        "xgslb-testkit",
         "-p",
         "xgslb",
         "--bin",

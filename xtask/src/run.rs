@@ -118,12 +118,12 @@ pub fn demo(config: &Path) -> Result<()> {
     // veth hands the frames xgslbd sends with XDP_TX only to a peer running NAPI, which an
     // XDP program on the client end turns on.
     let _ = std::fs::remove_file(PEER_PIN);
-    let ctl = target_dir().join("release/xgslbctl");
+    let testkit = target_dir().join("release/xgslb-testkit");
     Cmd::new(
         "nsenter",
         &[
             format!("--net=/run/netns/{CLIENT_NS}"),
-            ctl.display().to_string(),
+            testkit.display().to_string(),
             "veth-peer".into(),
             "--iface".into(),
             CLIENT_IFACE.into(),
@@ -269,7 +269,7 @@ const DEMO_SITES: [DemoSite; 3] = [
 
 fn start_sites(demo: &mut Demo, config: &Path) -> Result<()> {
     let dir = config.parent().unwrap_or(Path::new("."));
-    let ctl = target_dir().join("release/xgslbctl");
+    let testkit = target_dir().join("release/xgslb-testkit");
     let agent = target_dir().join("release/xgslb-agent");
     let in_server = |program: &Path, args: &[String]| {
         let mut a = vec![
@@ -301,7 +301,7 @@ fn start_sites(demo: &mut Demo, config: &Path) -> Result<()> {
             )
             .run()?;
             let server = in_server(
-                &ctl,
+                &testkit,
                 &["demo-http".into(), "--listen".into(), addr.to_string()],
             )
             .stdout(Stdio::null())

@@ -143,37 +143,6 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Attach an XDP_PASS program to the client end of a veth pair (test and demo
-    /// topologies): veth delivers XDP_TX frames only to a peer whose receive side runs NAPI,
-    /// which an XDP program turns on. The link is pinned so it stays after this command.
-    VethPeer {
-        /// The client-side veth (run this in its network namespace).
-        #[arg(long)]
-        iface: String,
-        /// Where to pin the link.
-        #[arg(long)]
-        pin: PathBuf,
-    },
-    /// Demo only: a tiny HTTP server answering `200 ok` to everything, to stand behind a
-    /// virtual server so that an agent has something real to check.
-    #[command(hide = true)]
-    DemoHttp {
-        /// address:port to listen on.
-        #[arg(long)]
-        listen: std::net::SocketAddr,
-    },
-    /// Bench only: attach the XDP_TX reflector (IPv4 UDP to port 53 sent straight back with
-    /// QR set; it answers nothing real) to the server end of the load bench's veth, its link
-    /// pinned so it stays after this command (remove the pin to detach it).
-    #[command(hide = true)]
-    BenchReflector {
-        /// The server-side interface (run this in its network namespace).
-        #[arg(long)]
-        iface: String,
-        /// Where to pin the link.
-        #[arg(long)]
-        pin: PathBuf,
-    },
 }
 
 fn main() -> ExitCode {
@@ -214,31 +183,6 @@ fn main() -> ExitCode {
         }
         Command::Reload { check, socket } => {
             send(socket, xgslb::control::protocol::Command::Reload { check })
-        }
-        Command::DemoHttp { listen } => match demo_http(listen) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("xgslbctl: demo-http on {listen}: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::VethPeer { iface, pin } => {
-            match xgslb::maps::DataPlane::attach_pass_pinned(&iface, &pin) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("xgslbctl: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::BenchReflector { iface, pin } => {
-            match xgslb::maps::DataPlane::attach_reflector_pinned(&iface, &pin) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("xgslbctl: {e}");
-                    ExitCode::FAILURE
-                }
-            }
         }
         Command::Stats {
             pin_dir,
@@ -371,28 +315,6 @@ fn maps(pin_dir: &std::path::Path) -> ExitCode {
         println!("{name:<24}{v:>14}");
     }
     ExitCode::SUCCESS
-}
-
-/// Serves `200 ok` on `listen` until killed: one thread per connection, each answering one
-/// request and closing.
-fn demo_http(listen: std::net::SocketAddr) -> std::io::Result<()> {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind(listen)?;
-    for stream in listener.incoming() {
-        let Ok(mut stream) = stream else {
-            continue;
-        };
-        std::thread::spawn(move || {
-            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-            let mut buf = [0u8; 2048];
-            if matches!(stream.read(&mut buf), Ok(n) if n > 0) {
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
-                );
-            }
-        });
-    }
-    Ok(())
 }
 
 /// One command over the control socket; exit code 2 (said why) when xgslbd cannot be
