@@ -5,6 +5,7 @@
 pub mod balancer;
 pub mod cell;
 pub mod ingest;
+pub mod metrics_http;
 pub mod probe_targets;
 pub mod prometheus;
 
@@ -780,7 +781,7 @@ async fn serve(
         });
         tasks.spawn(log_exit(
             "metrics endpoint",
-            prometheus::serve_metrics(listener, sources, shutdown.clone()),
+            metrics_http::serve_metrics(listener, sources, shutdown.clone()),
         ));
     }
     let status_handle = handle.clone();
