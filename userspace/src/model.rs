@@ -41,7 +41,8 @@ pub struct Site {
 }
 
 /// What kind of machine a server is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumString, strum::VariantNames)]
+#[strum(serialize_all = "snake_case")]
 pub enum ServerKind {
     /// A server array controller: a local load balancer that makes virtual servers out of
     /// node servers (BIG-IP LTM, nginx, a Kubernetes Service).
@@ -87,8 +88,21 @@ pub struct VirtualServer {
     pub enabled: bool,
 }
 
-/// A balancing method, used by a pool tier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A balancing method, used by a pool tier. Spelled in snake_case in the config; the
+/// variants are listed in the order the README documents them.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Method {
     // Static methods.
     RoundRobin,
@@ -114,57 +128,9 @@ pub enum Method {
 }
 
 impl Method {
-    /// Every method, in the order the README documents them.
-    pub const ALL: [Method; 19] = [
-        Method::RoundRobin,
-        Method::Ratio,
-        Method::GlobalAvailability,
-        Method::Topology,
-        Method::StaticPersist,
-        Method::FallbackIp,
-        Method::DropPacket,
-        Method::ReturnToDns,
-        Method::None,
-        Method::LeastConnections,
-        Method::PacketRate,
-        Method::KilobytesPerSecond,
-        Method::VsCapacity,
-        Method::VsScore,
-        Method::Cpu,
-        Method::RoundTripTime,
-        Method::Hops,
-        Method::CompletionRate,
-        Method::QualityOfService,
-    ];
-
     /// The config spelling (snake_case).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Method::RoundRobin => "round_robin",
-            Method::Ratio => "ratio",
-            Method::GlobalAvailability => "global_availability",
-            Method::Topology => "topology",
-            Method::StaticPersist => "static_persist",
-            Method::FallbackIp => "fallback_ip",
-            Method::DropPacket => "drop_packet",
-            Method::ReturnToDns => "return_to_dns",
-            Method::None => "none",
-            Method::LeastConnections => "least_connections",
-            Method::PacketRate => "packet_rate",
-            Method::KilobytesPerSecond => "kilobytes_per_second",
-            Method::VsCapacity => "vs_capacity",
-            Method::VsScore => "vs_score",
-            Method::Cpu => "cpu",
-            Method::RoundTripTime => "round_trip_time",
-            Method::Hops => "hops",
-            Method::CompletionRate => "completion_rate",
-            Method::QualityOfService => "quality_of_service",
-        }
-    }
-
-    /// The method spelled `s` in the config.
-    pub fn from_name(s: &str) -> Option<Method> {
-        Method::ALL.into_iter().find(|m| m.name() == s)
+    pub fn name(self) -> &'static str {
+        self.into()
     }
 
     /// Whether the method weighs metrics (and so is damped).
@@ -252,7 +218,10 @@ pub struct Pool {
 }
 
 /// How a wide IP chooses among its pools.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum PoolMethod {
     /// Every available pool, equally.
     RoundRobin,
@@ -396,4 +365,48 @@ pub fn stable_key(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::VariantNames;
+
+    use super::*;
+
+    /// The config spellings are the user's interface: derived, but pinned here.
+    #[test]
+    fn config_spellings() {
+        assert_eq!(
+            Method::VARIANTS,
+            [
+                "round_robin",
+                "ratio",
+                "global_availability",
+                "topology",
+                "static_persist",
+                "fallback_ip",
+                "drop_packet",
+                "return_to_dns",
+                "none",
+                "least_connections",
+                "packet_rate",
+                "kilobytes_per_second",
+                "vs_capacity",
+                "vs_score",
+                "cpu",
+                "round_trip_time",
+                "hops",
+                "completion_rate",
+                "quality_of_service",
+            ]
+        );
+        assert_eq!(Method::KilobytesPerSecond.name(), "kilobytes_per_second");
+        assert_eq!("vs_score".parse(), Ok(Method::VsScore));
+        assert!("VS_SCORE".parse::<Method>().is_err());
+        assert_eq!(
+            PoolMethod::VARIANTS,
+            ["round_robin", "ratio", "global_availability", "topology"]
+        );
+        assert_eq!(ServerKind::VARIANTS, ["controller", "host"]);
+    }
 }

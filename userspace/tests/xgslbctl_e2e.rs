@@ -92,6 +92,8 @@ fn every_command_in_text_and_json() {
         .recv_timeout(Duration::from_secs(60))
         .expect("xgslbd started");
     let s = socket.to_str().unwrap();
+    // No maps pinned there (XDP is off): stats shows the slow path's counters only.
+    let no_pins = dir.path().join("pins");
 
     // Each command: (arguments, a piece of its text output, a piece of its JSON output).
     let cases: Vec<(Vec<&str>, &str, &str)> = vec![
@@ -131,6 +133,11 @@ fn every_command_in_text_and_json() {
         ),
         (vec!["reload", "--check"], "is valid", "\"ok\":true"),
         (vec!["reload"], "published and serving", "\"ok\":true"),
+        (
+            vec!["stats", "--pin-dir", no_pins.to_str().unwrap()],
+            "udp_received",
+            "\"udp_workers\":",
+        ),
     ];
     for (args, text, json) in cases {
         let mut a = args.clone();

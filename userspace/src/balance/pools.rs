@@ -21,15 +21,6 @@ use super::{
 };
 use crate::model::{ClientContext, Metrics, Model, PoolId, PoolMethod, VsId, WideIp};
 
-fn method_name(m: PoolMethod) -> &'static str {
-    match m {
-        PoolMethod::RoundRobin => "round_robin",
-        PoolMethod::Ratio => "ratio",
-        PoolMethod::GlobalAvailability => "global_availability",
-        PoolMethod::Topology => "topology",
-    }
-}
-
 /// Chooses the wide IP's outcome among its pools. `None`: no pool yields anything.
 pub fn pick(
     model: &Model,
@@ -41,7 +32,7 @@ pub fn pick(
     let prefix = format!(
         "wide IP {}: pool method {}",
         w.name,
-        method_name(w.pool_method)
+        <&str>::from(w.pool_method)
     );
     if w.pool_method == PoolMethod::GlobalAvailability {
         for &p in &w.pools {

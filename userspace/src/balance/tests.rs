@@ -621,7 +621,7 @@ fn quality_of_service() {
 fn every_method_is_covered() {
     // Each method, preferred tier, on the fixture with no metrics, anywhere: what it yields.
     let none = Metrics::default();
-    for method in Method::ALL {
+    for &method in <Method as strum::VariantArray>::VARIANTS {
         let d = run(&tiered([method, NONE, NONE]), &none, &anywhere()).0;
         let want = match method {
             Method::RoundRobin => Some(answer(&[(0, 1), (1, 1), (2, 1)], 30, 1, false)),

@@ -209,6 +209,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// Counters as one JSON object, in their order (names are keys, values numbers).
+struct Fields<'a>(&'a [(&'static str, u64)]);
+
+impl serde::Serialize for Fields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().copied())
+    }
+}
+
 /// `xgslbctl stats`: the XDP counters and publication facts from the pinned maps, and the
 /// slow path's UDP counters over the control socket; exit 2 when neither can be read.
 fn stats(
@@ -256,11 +265,13 @@ fn stats(
             }
         }
         if json {
-            let body: Vec<String> = fields
-                .iter()
-                .map(|(name, v)| format!("\"{name}\":{v}"))
-                .collect();
-            println!("{{{}}}", body.join(","));
+            match serde_json::to_string(&Fields(&fields)) {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    eprintln!("xgslbctl: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
         } else {
             let values: Vec<u64> = fields.iter().map(|f| f.1).collect();
             for (i, (name, v)) in fields.iter().enumerate() {

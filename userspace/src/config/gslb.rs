@@ -9,18 +9,16 @@
 //! GSLB servers are `[[site_server]]`, not `[[server]]`: `[server]` is the listener section.
 use std::{
     collections::{HashMap, HashSet},
-    fmt,
     net::IpAddr,
     path::{Path, PathBuf},
+    str::FromStr,
     time::Duration,
 };
 
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
-use serde::{
-    Deserialize, Deserializer,
-    de::{self, MapAccess, Visitor},
-};
+use serde::Deserialize;
+use strum::VariantNames;
 use xgslb_common::MAX_ADDRS;
 
 use super::{AnswerConfig, MAX_TTL, ZoneConfig, parse_name};
@@ -218,42 +216,39 @@ fn one_u8() -> u8 {
 }
 
 /// A pool member: `"tokyo-www"` or `{ vs = "tokyo-www", ratio = 3 }`.
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "toml::Value")]
 struct RawMember {
     vs: String,
     ratio: Option<u32>,
 }
 
-impl<'de> Deserialize<'de> for RawMember {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Table {
-            vs: String,
-            #[serde(default)]
-            ratio: Option<u32>,
-        }
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawMember;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a virtual server name or a table { vs = \"name\", ratio = N }")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawMember, E> {
-                Ok(RawMember {
-                    vs: s.to_owned(),
-                    ratio: None,
-                })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawMember, A::Error> {
-                let t = Table::deserialize(de::value::MapAccessDeserializer::new(map))?;
+/// The table form of a member.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberTable {
+    vs: String,
+    #[serde(default)]
+    ratio: Option<u32>,
+}
+
+// Not `#[serde(untagged)]`: its one error for every mismatch would hide what is wrong
+// inside a table (an unknown field, a ratio that is not a number).
+impl TryFrom<toml::Value> for RawMember {
+    type Error = String;
+
+    fn try_from(v: toml::Value) -> Result<RawMember, String> {
+        match v {
+            toml::Value::String(vs) => Ok(RawMember { vs, ratio: None }),
+            toml::Value::Table(_) => {
+                let t = MemberTable::deserialize(v).map_err(|e| e.message().to_owned())?;
                 Ok(RawMember {
                     vs: t.vs,
                     ratio: t.ratio,
                 })
             }
+            _ => Err("a virtual server name or a table { vs = \"name\", ratio = N }".to_owned()),
         }
-        d.deserialize_any(V)
     }
 }
 
@@ -398,31 +393,21 @@ fn parse_ip(key: &str, s: &str) -> Result<IpAddr, Invalid> {
 
 /// A method name; the message lists the valid ones.
 fn parse_method(key: &str, s: &str) -> Result<Method, Invalid> {
-    Method::from_name(s).ok_or_else(|| Invalid {
-        key: key.to_owned(),
-        why: format!(
-            "unknown method {s:?}; one of {}",
-            Method::ALL.map(Method::name).join(", ")
-        ),
-    })
+    parse_spelled(key, "method", s)
 }
 
-/// One of `choices`, spelled as in the config.
-fn parse_choice<T: Copy>(key: &str, s: &str, choices: &[(&str, T)]) -> Result<T, Invalid> {
-    match choices.iter().find(|(n, _)| *n == s) {
-        Some((_, v)) => Ok(*v),
-        None => bad(
+/// One of an enum's config spellings; the message lists them.
+fn parse_choice<T: FromStr + VariantNames>(key: &str, s: &str) -> Result<T, Invalid> {
+    parse_spelled(key, "value", s)
+}
+
+fn parse_spelled<T: FromStr + VariantNames>(key: &str, what: &str, s: &str) -> Result<T, Invalid> {
+    s.parse().or_else(|_| {
+        bad(
             key,
-            format!(
-                "unknown value {s:?}; one of {}",
-                choices
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ),
-    }
+            format!("unknown {what} {s:?}; one of {}", T::VARIANTS.join(", ")),
+        )
+    })
 }
 
 /// A whole number at least 1, written as an integer or a float (`1e9`).
@@ -463,14 +448,7 @@ pub(super) fn validate(
         let site = site_names.get(&format!("site_server[{i}].site"), &s.site)?;
         let kind = match &s.kind {
             None => ServerKind::Controller,
-            Some(k) => parse_choice(
-                &format!("site_server[{i}].kind"),
-                k,
-                &[
-                    ("controller", ServerKind::Controller),
-                    ("host", ServerKind::Host),
-                ],
-            )?,
+            Some(k) => parse_choice(&format!("site_server[{i}].kind"), k)?,
         };
         servers.push(Server {
             name: s.name.clone(),
@@ -947,16 +925,7 @@ fn wideip(
     }
     let pool_method = match &w.pool_method {
         None => PoolMethod::RoundRobin,
-        Some(s) => parse_choice(
-            &key("pool_method"),
-            s,
-            &[
-                ("round_robin", PoolMethod::RoundRobin),
-                ("ratio", PoolMethod::Ratio),
-                ("global_availability", PoolMethod::GlobalAvailability),
-                ("topology", PoolMethod::Topology),
-            ],
-        )?,
+        Some(s) => parse_choice(&key("pool_method"), s)?,
     };
     if pool_method == PoolMethod::Topology && !have_topology {
         return bad(key("pool_method"), "topology needs [[topology]] records");
@@ -967,27 +936,20 @@ fn wideip(
     if w.persist_v6 > 128 {
         return bad(key("persist_v6"), "0 to 128 bits");
     }
-    #[derive(Clone, Copy, PartialEq)]
+    #[derive(Clone, Copy, PartialEq, strum::EnumString, strum::VariantNames)]
+    #[strum(serialize_all = "snake_case")]
     enum Down {
         FallbackIp,
         ReturnToDns,
+        #[strum(serialize = "servfail")]
         ServFail,
+        #[strum(serialize = "nodata")]
         NoData,
         Drop,
     }
     let down = match &w.when_all_down {
         None => Down::ReturnToDns,
-        Some(s) => parse_choice(
-            &key("when_all_down"),
-            s,
-            &[
-                ("fallback_ip", Down::FallbackIp),
-                ("return_to_dns", Down::ReturnToDns),
-                ("servfail", Down::ServFail),
-                ("nodata", Down::NoData),
-                ("drop", Down::Drop),
-            ],
-        )?,
+        Some(s) => parse_choice(&key("when_all_down"), s)?,
     };
     let fallback_ip = w
         .fallback_ip

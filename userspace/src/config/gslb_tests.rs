@@ -344,7 +344,7 @@ fn errors_name_the_key() {
         (GOOD.replace("pool_method = \"global_availability\"", "pool_method = \"least_connections\""), "wideip[0].pool_method: unknown value \"least_connections\"; one of round_robin, ratio, global_availability, topology"),
         (GOOD.replace("persist_v4 = 20", "persist_v4 = 33"), "wideip[0].persist_v4: 0 to 32"),
         (GOOD.replace("persist_v6 = 48", "persist_v6 = 129"), "wideip[0].persist_v6: 0 to 128"),
-        (GOOD.replace("when_all_down = \"fallback_ip\"", "when_all_down = \"panic\""), "wideip[0].when_all_down: unknown value \"panic\""),
+        (GOOD.replace("when_all_down = \"fallback_ip\"", "when_all_down = \"panic\""), "wideip[0].when_all_down: unknown value \"panic\"; one of fallback_ip, return_to_dns, servfail, nodata, drop"),
         (GOOD.replace("fallback_ip = \"2001:db8::99\"", ""), "wideip[0].fallback_ip: required"),
         (GOOD.replace("when_all_down = \"fallback_ip\"", "when_all_down = \"servfail\""), "wideip[0].fallback_ip: set, but when_all_down is not fallback_ip"),
         // regions

@@ -10,11 +10,16 @@ use std::{
     sync::Arc,
 };
 
+use bytes::BytesMut;
+use futures_util::StreamExt;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncWrite, AsyncWriteExt},
     net::{UnixListener, UnixStream},
 };
-use tokio_util::sync::CancellationToken;
+use tokio_util::{
+    codec::{Decoder, FramedRead, LinesCodec, LinesCodecError},
+    sync::CancellationToken,
+};
 
 use super::protocol::{Command, MAX_REQUEST, Response, parse_request};
 use crate::backoff::{LogLimiter, accept_failed};
@@ -103,40 +108,55 @@ async fn connection(mut stream: UnixStream, handler: Handler, shutdown: Cancella
         let _ = write(&mut stream, &Response::error(why)).await;
         return;
     }
-    let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; 4096];
-    // Past the limit without a newline, the rest of the line is skipped, then refused.
-    let mut overlong = false;
+    let (read, mut write_half) = stream.split();
+    let mut lines = FramedRead::new(read, RequestLines::default());
     loop {
-        let n = tokio::select! {
+        let line = tokio::select! {
             () = shutdown.cancelled() => return,
-            r = tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut chunk)) => match r {
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(n)) => n,
+            r = tokio::time::timeout(IDLE_TIMEOUT, lines.next()) => match r {
+                Ok(Some(Ok(line))) => line,
+                Ok(None) | Ok(Some(Err(_))) => return,
                 Err(_) => {
                     let idle = Response::error(format!("idle for {IDLE_TIMEOUT:?}: closing"));
-                    let _ = write(&mut stream, &idle).await;
+                    let _ = write(&mut write_half, &idle).await;
                     return;
                 }
             },
         };
-        buf.extend_from_slice(&chunk[..n]);
-        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=end).collect();
-            let response = if overlong {
-                overlong = false;
-                Response::error(format!("request over {MAX_REQUEST} bytes"))
-            } else {
-                answer(&line[..line.len() - 1], &handler).await
-            };
-            if write(&mut stream, &response).await.is_err() {
-                return;
+        let response = match line {
+            Ok(line) => answer(line.as_bytes(), &handler).await,
+            Err(why) => Response::error(why),
+        };
+        if write(&mut write_half, &response).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Request lines of at most [`MAX_REQUEST`] bytes. A line that is too long (the rest of it
+/// is skipped) or not UTF-8 is an item that says why, so the connection goes on: the codec's
+/// own errors would end the stream.
+struct RequestLines(LinesCodec);
+
+impl Default for RequestLines {
+    fn default() -> Self {
+        RequestLines(LinesCodec::new_with_max_length(MAX_REQUEST))
+    }
+}
+
+impl Decoder for RequestLines {
+    type Item = Result<String, String>;
+    type Error = io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<Self::Item>> {
+        // Decoding reads no I/O: its errors are about the line, which it has consumed.
+        Ok(match self.0.decode(buf) {
+            Ok(line) => line.map(Ok),
+            Err(LinesCodecError::MaxLineLengthExceeded) => {
+                Some(Err(format!("request over {MAX_REQUEST} bytes")))
             }
-        }
-        if buf.len() > MAX_REQUEST {
-            overlong = true;
-            buf.clear();
-        }
+            Err(LinesCodecError::Io(e)) => Some(Err(format!("not JSON: {e}"))),
+        })
     }
 }
 
@@ -152,7 +172,7 @@ async fn answer(line: &[u8], handler: &Handler) -> Response {
     }
 }
 
-async fn write(stream: &mut UnixStream, response: &Response) -> io::Result<()> {
+async fn write(stream: &mut (impl AsyncWrite + Unpin), response: &Response) -> io::Result<()> {
     let mut line = serde_json::to_vec(response).map_err(io::Error::other)?;
     line.push(b'\n');
     stream.write_all(&line).await
@@ -160,6 +180,8 @@ async fn write(stream: &mut UnixStream, response: &Response) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
+
     use super::*;
     use crate::control::client;
 
@@ -217,6 +239,32 @@ mod tests {
         shutdown.cancel();
         server.await.unwrap().unwrap();
         assert!(!path.exists(), "the socket file is removed on shutdown");
+    }
+
+    /// Every kind of bad line is an item of its own; the lines after it are read as usual.
+    #[test]
+    fn bad_lines_do_not_end_the_stream() {
+        let mut codec = RequestLines::default();
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(b"\xff\xfe\n");
+        buf.extend_from_slice(&vec![b'x'; MAX_REQUEST + 1]);
+        let mut items = Vec::new();
+        while let Some(item) = codec.decode(&mut buf).unwrap() {
+            items.push(item);
+        }
+        // The rest of the long line, then a good one.
+        buf.extend_from_slice(b"xxx\n{}\n");
+        while let Some(item) = codec.decode(&mut buf).unwrap() {
+            items.push(item);
+        }
+        assert!(items[0].as_ref().unwrap_err().starts_with("not JSON"));
+        assert_eq!(
+            items[1],
+            Err(format!("request over {MAX_REQUEST} bytes")),
+            "refused as soon as it passes the limit"
+        );
+        assert_eq!(items[2], Ok("{}".to_owned()));
+        assert_eq!(items.len(), 3);
     }
 
     /// At most MAX_CONNECTIONS are served at once (the next is told why and closed), and an

@@ -6,6 +6,7 @@ pub mod balancer;
 pub mod cell;
 pub mod events;
 pub mod ingest;
+pub mod metrics_http;
 pub mod probe_targets;
 pub mod prometheus;
 
@@ -644,7 +645,7 @@ async fn serve(
         });
         tasks.spawn(log_exit(
             "metrics endpoint",
-            prometheus::serve_metrics(listener, sources, shutdown.clone()),
+            metrics_http::serve_metrics(listener, sources, shutdown.clone()),
         ));
     }
     let status_handle = handle.clone();

@@ -1,17 +1,26 @@
-//! The Prometheus text endpoint (`server.metrics_listen`, path `/metrics`): XDP counters by
-//! outcome, slow-path responses by rcode, publication facts, agent reports and ingest
-//! refusals by reason, and each virtual server's availability. Read-only, local by intent.
-use std::{fmt::Write as _, path::PathBuf, sync::Arc};
+//! The metrics the endpoint serves (daemon::metrics_http does the HTTP), in the Prometheus
+//! text format written by prometheus-client: XDP counters by outcome, slow-path responses
+//! by rcode, publication facts, agent reports and ingest refusals by reason, and each
+//! virtual server's availability. Every value is read at scrape time (kernel maps,
+//! atomics, the balancer), so one collector encodes them all, nothing is kept in between.
+use std::{fmt, path::PathBuf, sync::Arc};
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, prometheus_text},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
 };
-use tokio_util::sync::CancellationToken;
 use xgslb_common::Counter;
 
 use super::DaemonHandle;
 use crate::dns::RcodeCounters;
+
+/// The `Content-Type` of what [`render`] returns (the text format, version 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// The label set of a sample without labels (written without braces).
+const NO_LABELS: [(&str, &str); 0] = [];
 
 /// What the endpoint reads from.
 pub struct Sources {
@@ -24,255 +33,202 @@ pub struct Sources {
     pub tcp_rcodes: Arc<RcodeCounters>,
 }
 
-/// Serves `/metrics` on `listener` until `shutdown`.
-pub async fn serve_metrics(
-    listener: TcpListener,
-    sources: Arc<Sources>,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let mut accept_log = crate::backoff::LogLimiter::new();
-    loop {
-        let (mut stream, _) = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    crate::backoff::accept_failed("metrics endpoint", &e, &mut accept_log).await;
-                    continue;
-                }
-            },
-        };
-        let sources = sources.clone();
-        tokio::spawn(async move {
-            // The request line is all that matters; a client that sends nothing is cut off.
-            let mut buf = [0u8; 2048];
-            let read =
-                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
-                    .await;
-            let Ok(Ok(n)) = read else {
-                return;
-            };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if request.starts_with("GET /metrics ") {
-                let s = sources.clone();
-                match tokio::task::spawn_blocking(move || render(&s)).await {
-                    Ok(body) => ("200 OK", body),
-                    Err(_) => ("500 Internal Server Error", String::new()),
-                }
-            } else {
-                ("404 Not Found", "only /metrics here\n".to_owned())
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\n\
-                 content-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(body.as_bytes()).await;
-        });
-    }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
 /// The metrics in the text exposition format.
-pub fn render(s: &Sources) -> String {
+pub fn render(sources: Arc<Sources>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape(sources)));
     let mut out = String::new();
-    let mut counters = match s.counters.lock() {
-        Ok(c) => c,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    if counters.is_none()
-        && let Some(dir) = &s.pin_dir
-    {
-        *counters = crate::maps::dataplane::PinnedCounters::open(dir).ok();
-    }
-    let counters = counters.as_ref();
-    if let Some(stats) = counters.and_then(|c| c.stats().ok()) {
-        family(
-            &mut out,
-            "xgslb_xdp_packets_total",
-            "counter",
-            "Frames the XDP program saw, by what it did (answered, dropped, pass_<reason>).",
-        );
-        for c in Counter::ALL.into_iter().filter(|c| !c.is_answer_kind()) {
-            let _ = writeln!(
-                out,
-                "xgslb_xdp_packets_total{{outcome=\"{}\"}} {}",
-                c.name(),
-                stats[c as usize]
-            );
-        }
-        family(
-            &mut out,
-            "xgslb_xdp_answers_by_kind_total",
-            "counter",
-            "Frames the XDP program answered, by kind (addresses, records, nodata, nxdomain).",
-        );
-        for c in Counter::ALL.into_iter().filter(|c| c.is_answer_kind()) {
-            let _ = writeln!(
-                out,
-                "xgslb_xdp_answers_by_kind_total{{kind=\"{}\"}} {}",
-                c.name().trim_start_matches("answered_"),
-                stats[c as usize]
-            );
-        }
-    }
-    if let Some(counters) = counters {
-        family(
-            &mut out,
-            "xgslb_answers_total",
-            "counter",
-            "A answers XDP gave per wide IP, by client class (region) and leading virtual server.",
-        );
-        for label in s.handle.answer_stats() {
-            // Only the slots that have labels: a few reads, not every slot of the map.
-            for (i, lead) in label.leads.iter().enumerate() {
-                let at = label.slot * xgslb_common::MAX_ADDRS as u32 + i as u32;
-                let n = counters.answer_count(at).unwrap_or(0);
-                let _ = writeln!(
-                    out,
-                    "xgslb_answers_total{{wideip=\"{}\",region=\"{}\",vs=\"{}\"}} {n}",
-                    escape(&label.wideip),
-                    escape(&label.class),
-                    escape(lead)
-                );
-            }
-        }
-    }
-    family(
-        &mut out,
-        "xgslb_slow_path_responses_total",
-        "counter",
-        "Slow-path responses by rcode (none: queries answered with nothing).",
-    );
-    let workers = s.handle.udp_counters();
-    let rcodes = std::iter::once(&*s.tcp_rcodes).chain(workers.iter().map(|w| &w.rcodes));
-    for (rcode, n) in RcodeCounters::sum(rcodes) {
-        let _ = writeln!(
-            out,
-            "xgslb_slow_path_responses_total{{rcode=\"{rcode}\"}} {n}"
-        );
-    }
-    let udp = crate::udp::totals(workers);
-    family(
-        &mut out,
-        "xgslb_slow_path_udp_total",
-        "counter",
-        "UDP queries the slow path's workers read, by what became of them.",
-    );
-    for (what, n) in [
-        ("received", udp.received),
-        ("answered_from_plan", udp.planned),
-        ("answered_by_handler", udp.handled),
-        ("unanswered", udp.unanswered),
-        ("send_failed", udp.send_failed),
-    ] {
-        let _ = writeln!(out, "xgslb_slow_path_udp_total{{outcome=\"{what}\"}} {n}");
-    }
-    family(
-        &mut out,
-        "xgslb_slow_path_udp_workers",
-        "gauge",
-        "UDP worker threads (one per core).",
-    );
-    let _ = writeln!(out, "xgslb_slow_path_udp_workers {}", udp.workers);
-    family(
-        &mut out,
-        "xgslb_slow_path_udp_worker_received_total",
-        "counter",
-        "UDP queries each worker read (the kernel hands each the datagrams of its CPU).",
-    );
-    for (i, w) in workers.iter().enumerate() {
-        let n = w.received.load(std::sync::atomic::Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "xgslb_slow_path_udp_worker_received_total{{worker=\"{i}\"}} {n}"
-        );
-    }
-    let st = s.handle.status();
-    let p = s.handle.published();
-    family(
-        &mut out,
-        "xgslb_publication_duration_seconds",
-        "gauge",
-        "How long the last publication took (decisions, maps, snapshot).",
-    );
-    let _ = writeln!(
-        out,
-        "xgslb_publication_duration_seconds {}",
-        p.last_publication_us as f64 / 1e6
-    );
-    for (name, kind, help, v) in [
-        (
-            "xgslb_publication_generation",
-            "gauge",
-            "Publications that changed what is served.",
-            st.generation,
-        ),
-        (
-            "xgslb_reloads_total",
-            "counter",
-            "Config reloads applied.",
-            st.reloads,
-        ),
-        (
-            "xgslb_metric_updates_total",
-            "counter",
-            "Metric sets applied from the metrics file.",
-            st.metric_updates,
-        ),
-        (
-            "xgslb_agent_reports_total",
-            "counter",
-            "Agent reports applied.",
-            st.reports,
-        ),
-        (
-            "xgslb_ingest_accepted_total",
-            "counter",
-            "Agent datagrams accepted.",
-            st.ingest_accepted,
-        ),
-    ] {
-        family(&mut out, name, kind, help);
-        let _ = writeln!(out, "{name} {v}");
-    }
-    family(
-        &mut out,
-        "xgslb_ingest_rejected_total",
-        "counter",
-        "Agent datagrams refused, by reason.",
-    );
-    for (reason, n) in &st.ingest_rejected {
-        let _ = writeln!(
-            out,
-            "xgslb_ingest_rejected_total{{reason=\"{reason}\"}} {n}"
-        );
-    }
-    family(
-        &mut out,
-        "xgslb_vs_available",
-        "gauge",
-        "1 when the virtual server is in rotation (enabled, not down, within its limits).",
-    );
-    for (vs, site, up) in s.handle.vs_availability() {
-        let _ = writeln!(
-            out,
-            "xgslb_vs_available{{vs=\"{}\",site=\"{}\"}} {}",
-            escape(&vs),
-            escape(&site),
-            u8::from(up)
-        );
+    // Writing to a String cannot fail; a collector error would leave the scrape short.
+    if let Err(e) = prometheus_text::encode(&mut out, &registry) {
+        tracing::warn!(%e, "metrics endpoint: encoding failed");
     }
     out
 }
 
-/// A label value escaped for the text format.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// The collector: reads [`Sources`] when encoded.
+struct Scrape(Arc<Sources>);
+
+impl fmt::Debug for Scrape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Scrape")
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut out: DescriptorEncoder) -> fmt::Result {
+        encode(&self.0, &mut out)
+    }
+}
+
+/// A family of counters. Its name is without `_total`: the encoder appends it to every name.
+fn counters<L: EncodeLabelSet>(
+    out: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let mut family = out.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, n) in samples {
+        ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A family of gauges.
+fn gauges<L: EncodeLabelSet, V: prometheus_client::encoding::EncodeGaugeValue>(
+    out: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, V)>,
+) -> fmt::Result {
+    let mut family = out.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in samples {
+        ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
+    let mut counters_map = match s.counters.lock() {
+        Ok(c) => c,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if counters_map.is_none()
+        && let Some(dir) = &s.pin_dir
+    {
+        *counters_map = crate::maps::dataplane::PinnedCounters::open(dir).ok();
+    }
+    let pinned = counters_map.as_ref();
+    if let Some(stats) = pinned.and_then(|c| c.stats().ok()) {
+        counters(
+            out,
+            "xgslb_xdp_packets",
+            "Frames the XDP program saw, by what it did (answered, dropped, pass_<reason>).",
+            Counter::ALL
+                .into_iter()
+                .filter(|c| !c.is_answer_kind())
+                .map(|c| ([("outcome", c.name())], stats[c as usize])),
+        )?;
+        counters(
+            out,
+            "xgslb_xdp_answers_by_kind",
+            "Frames the XDP program answered, by kind (addresses, records, nodata, nxdomain).",
+            Counter::ALL
+                .into_iter()
+                .filter(|c| c.is_answer_kind())
+                .map(|c| {
+                    let kind = c.name().trim_start_matches("answered_");
+                    ([("kind", kind)], stats[c as usize])
+                }),
+        )?;
+    }
+    if let Some(pinned) = pinned {
+        let labels = s.handle.answer_stats();
+        // Only the slots that have labels: a few reads, not every slot of the map.
+        let samples = labels.iter().flat_map(|label| {
+            label.leads.iter().enumerate().map(move |(i, lead)| {
+                let at = label.slot * xgslb_common::MAX_ADDRS as u32 + i as u32;
+                let set = [
+                    ("wideip", label.wideip.as_str()),
+                    ("region", label.class.as_str()),
+                    ("vs", lead.as_str()),
+                ];
+                (set, pinned.answer_count(at).unwrap_or(0))
+            })
+        });
+        counters(
+            out,
+            "xgslb_answers",
+            "A answers XDP gave per wide IP, by client class (region) and leading virtual server.",
+            samples,
+        )?;
+    }
+    let workers = s.handle.udp_counters();
+    let rcodes = std::iter::once(&*s.tcp_rcodes).chain(workers.iter().map(|w| &w.rcodes));
+    counters(
+        out,
+        "xgslb_slow_path_responses",
+        "Slow-path responses by rcode (none: queries answered with nothing).",
+        RcodeCounters::sum(rcodes)
+            .into_iter()
+            .map(|(rcode, n)| ([("rcode", rcode)], n)),
+    )?;
+    let udp = crate::udp::totals(workers);
+    counters(
+        out,
+        "xgslb_slow_path_udp",
+        "UDP queries the slow path's workers read, by what became of them.",
+        [
+            ("received", udp.received),
+            ("answered_from_plan", udp.planned),
+            ("answered_by_handler", udp.handled),
+            ("unanswered", udp.unanswered),
+            ("send_failed", udp.send_failed),
+        ]
+        .map(|(what, n)| ([("outcome", what)], n)),
+    )?;
+    gauges(
+        out,
+        "xgslb_slow_path_udp_workers",
+        "UDP worker threads (one per core).",
+        [(NO_LABELS, udp.workers)],
+    )?;
+    counters(
+        out,
+        "xgslb_slow_path_udp_worker_received",
+        "UDP queries each worker read (the kernel hands each the datagrams of its CPU).",
+        workers.iter().enumerate().map(|(i, w)| {
+            let n = w.received.load(std::sync::atomic::Ordering::Relaxed);
+            ([("worker", i)], n)
+        }),
+    )?;
+    let st = s.handle.status();
+    let p = s.handle.published();
+    gauges(
+        out,
+        "xgslb_publication_duration_seconds",
+        "How long the last publication took (decisions, maps, snapshot).",
+        [(NO_LABELS, p.last_publication_us as f64 / 1e6)],
+    )?;
+    gauges(
+        out,
+        "xgslb_publication_generation",
+        "Publications that changed what is served.",
+        [(NO_LABELS, st.generation)],
+    )?;
+    for (name, help, n) in [
+        ("xgslb_reloads", "Config reloads applied.", st.reloads),
+        (
+            "xgslb_metric_updates",
+            "Metric sets applied from the metrics file.",
+            st.metric_updates,
+        ),
+        ("xgslb_agent_reports", "Agent reports applied.", st.reports),
+        (
+            "xgslb_ingest_accepted",
+            "Agent datagrams accepted.",
+            st.ingest_accepted,
+        ),
+    ] {
+        counters(out, name, help, [(NO_LABELS, n)])?;
+    }
+    counters(
+        out,
+        "xgslb_ingest_rejected",
+        "Agent datagrams refused, by reason.",
+        st.ingest_rejected
+            .iter()
+            .map(|(reason, n)| ([("reason", reason.as_str())], *n)),
+    )?;
+    gauges(
+        out,
+        "xgslb_vs_available",
+        "1 when the virtual server is in rotation (enabled, not down, within its limits).",
+        s.handle.vs_availability().iter().map(|(vs, site, up)| {
+            (
+                [("vs", vs.as_str()), ("site", site.as_str())],
+                u32::from(*up),
+            )
+        }),
+    )
 }
