@@ -30,11 +30,14 @@ impl Daemon for TestDaemon {
         UdpCounters::default()
     }
     fn admin(&self, command: Admin) -> Result<(), String> {
-        let (done, outcome) = crossbeam_channel::bounded(1);
+        let (done, outcome) = crate::daemon::events::reply();
         self.events
             .send(Event::Admin { command, done })
             .map_err(|e| e.to_string())?;
-        outcome.recv().map_err(|e| e.to_string())?
+        outcome
+            .blocking_recv()
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
     fn reload(&self) -> Result<(), String> {
         Err("not in this test".into())

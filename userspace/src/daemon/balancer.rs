@@ -208,7 +208,7 @@ impl Balancer {
         match event {
             Event::Reload { validated, done } => {
                 let (config, zones) = *validated;
-                let _ = done.send(self.reload(config, zones));
+                let _ = done.send(self.reload(config, zones).map_err(DaemonError::NotApplied));
                 Handled::Done
             }
             Event::Metrics(metrics) => {
@@ -232,7 +232,7 @@ impl Balancer {
                     // Published before the reply, so that the caller sees its change served.
                     self.publish_or_log(false);
                 }
-                let _ = done.send(result);
+                let _ = done.send(result.map_err(DaemonError::Admin));
                 Handled::Done
             }
             Event::Attach { iface, mode, done } => {

@@ -90,9 +90,9 @@ fn addrs(list: &[&str]) -> Vec<IpAddr> {
 }
 
 fn admin(events: &crossbeam_channel::Sender<Event>, command: Admin) -> Result<(), String> {
-    let (done, outcome) = crossbeam_channel::bounded(1);
+    let (done, outcome) = crate::daemon::events::reply();
     events.send(Event::Admin { command, done }).unwrap();
-    outcome.recv().unwrap()
+    outcome.blocking_recv().unwrap().map_err(|e| e.to_string())
 }
 
 #[test]
@@ -191,14 +191,14 @@ fn reload(
     config: Config,
     zones: Vec<Zone>,
 ) -> Result<(), String> {
-    let (done, outcome) = crossbeam_channel::bounded(1);
+    let (done, outcome) = crate::daemon::events::reply();
     events
         .send(Event::Reload {
             validated: Box::new((config, zones)),
             done,
         })
         .unwrap();
-    outcome.recv().unwrap()
+    outcome.blocking_recv().unwrap().map_err(|e| e.to_string())
 }
 
 /// A reload's reply comes once the new config is published (the very next query sees it),

@@ -7,6 +7,19 @@ use super::DaemonError;
 pub use crate::control::dispatch::Admin;
 use crate::{config::Config, dns::Zone, maps::AttachMode, metrics::wire::Datagram, model::Metrics};
 
+/// How the balancer answers a request, once, with its outcome: the one reply channel of
+/// every event that has one. A sync caller waits with `blocking_recv` (control commands and
+/// SIGHUP run on blocking threads), an async one awaits.
+pub type Reply<T> = tokio::sync::oneshot::Sender<Result<T, DaemonError>>;
+
+/// A reply channel: the sender for the event, the receiver to wait on.
+pub fn reply<T>() -> (
+    Reply<T>,
+    tokio::sync::oneshot::Receiver<Result<T, DaemonError>>,
+) {
+    tokio::sync::oneshot::channel()
+}
+
 /// What the balancer is told.
 pub enum Event {
     /// A validated config to serve from now on (model, static answers) with its zones, parsed
@@ -14,7 +27,7 @@ pub enum Event {
     /// refused, the old config serving on).
     Reload {
         validated: Box<(Config, Vec<Zone>)>,
-        done: crossbeam_channel::Sender<Result<(), String>>,
+        done: Reply<()>,
     },
     /// New metrics in place of the metrics file's (tests, and overrides).
     Metrics(Metrics),
@@ -25,15 +38,12 @@ pub enum Event {
         at_ms: u64,
     },
     /// An operator's change to the running model; `done` gets the outcome.
-    Admin {
-        command: Admin,
-        done: crossbeam_channel::Sender<Result<(), String>>,
-    },
+    Admin { command: Admin, done: Reply<()> },
     /// Attach the XDP program (after the first publication): the balancer holds the program.
     Attach {
         iface: String,
         mode: AttachMode,
-        done: tokio::sync::oneshot::Sender<Result<aya::programs::XdpMode, DaemonError>>,
+        done: Reply<aya::programs::XdpMode>,
     },
     /// Stop; the thread returns the data plane.
     Shutdown,

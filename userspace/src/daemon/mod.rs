@@ -187,17 +187,14 @@ impl DaemonHandle {
         }
         // The zones, parsed once here: the balancer plans and publishes from these.
         let zones = checked_zones(&cfg)?;
-        let (done, outcome) = crossbeam_channel::bounded(1);
+        let (done, outcome) = events::reply();
         self.events
             .send(Event::Reload {
                 validated: Box::new((cfg, zones)),
                 done,
             })
             .map_err(|_| DaemonError::Stopped)?;
-        outcome
-            .recv()
-            .map_err(|_| DaemonError::Stopped)?
-            .map_err(DaemonError::NotApplied)
+        outcome.blocking_recv().map_err(|_| DaemonError::Stopped)?
     }
 
     /// Replaces the metrics the balancer weighs (until the metrics file changes again).
@@ -210,14 +207,11 @@ impl DaemonHandle {
     /// Applies an operator's change (enable, disable, ratio) and waits until it is
     /// published; an unknown virtual server or a bad value is refused with the reason.
     pub fn admin(&self, command: Admin) -> Result<(), DaemonError> {
-        let (done, outcome) = crossbeam_channel::bounded(1);
+        let (done, outcome) = events::reply();
         self.events
             .send(Event::Admin { command, done })
             .map_err(|_| DaemonError::Stopped)?;
-        outcome
-            .recv()
-            .map_err(|_| DaemonError::Stopped)?
-            .map_err(DaemonError::Admin)
+        outcome.blocking_recv().map_err(|_| DaemonError::Stopped)?
     }
 
     /// The agents' counters and states (`None` without `[agents]`).
@@ -592,7 +586,7 @@ async fn serve(
                     XdpModeSetting::Generic => AttachMode::Generic,
                     _ => AttachMode::Auto,
                 };
-                let (tx, rx) = tokio::sync::oneshot::channel();
+                let (tx, rx) = events::reply();
                 handle
                     .events
                     .send(Event::Attach {
