@@ -47,7 +47,12 @@ use hickory_proto::{
 };
 use serde::Deserialize;
 
-use super::http::Url;
+use super::{
+    health::{CheckConfig, CheckKind, HttpCheck},
+    http::Url,
+    probe::{self, ProbeConfig},
+    sampler::LoadConfig,
+};
 use crate::metrics::wire;
 
 /// Shortest secret accepted, in bytes.
@@ -120,106 +125,6 @@ pub struct VsConfig {
     /// None: no health records for this VS (load only).
     pub check: Option<CheckConfig>,
     pub load: LoadConfig,
-}
-
-/// A health check and its schedule.
-#[derive(Clone, Debug)]
-pub struct CheckConfig {
-    pub kind: CheckKind,
-    pub interval: Duration,
-    pub timeout: Duration,
-    /// Consecutive successes that bring a down VS up.
-    pub rise: u32,
-    /// Consecutive failures that take an up VS down.
-    pub fall: u32,
-}
-
-/// What a check does.
-#[derive(Clone, Debug)]
-pub enum CheckKind {
-    /// A TCP connect succeeds.
-    Tcp { address: SocketAddr },
-    /// An HTTP or HTTPS GET returns the expected status (and body text).
-    Http(HttpCheck),
-    /// A DNS query over UDP gets the expected rcode.
-    Dns {
-        server: SocketAddr,
-        name: Name,
-        qtype: RecordType,
-        expect_rcode: ResponseCode,
-    },
-}
-
-/// An HTTP(S) GET check.
-#[derive(Clone, Debug)]
-pub struct HttpCheck {
-    /// `url.tls` is true for https.
-    pub url: Url,
-    pub expect_status: u16,
-    /// Text the body (its first `http::MAX_BODY` bytes) must contain.
-    pub body_contains: Option<String>,
-    /// https only: accept any certificate (lab use).
-    pub insecure: bool,
-}
-
-/// Where a VS's load comes from; every source is optional. Built-in sources win over the
-/// command's JSON, which wins over the HTTP endpoint's, field by field.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LoadConfig {
-    /// Established TCP connections to this local port.
-    pub connections_port: Option<u16>,
-    /// Packets/s and kbit/s from this interface's counters (received plus sent).
-    pub interface: Option<String>,
-    /// This host's CPU busy percent.
-    pub cpu: bool,
-    /// A fixed capacity.
-    pub capacity: Option<u64>,
-    /// A command whose stdout is load JSON.
-    pub command: Option<Vec<String>>,
-    /// A local http:// URL that returns load JSON.
-    pub http_json: Option<Url>,
-    /// Limit for the command and the HTTP endpoint.
-    pub timeout: Duration,
-}
-
-impl LoadConfig {
-    /// No source at all.
-    pub fn is_empty(&self) -> bool {
-        self.connections_port.is_none()
-            && self.interface.is_none()
-            && !self.cpu
-            && self.capacity.is_none()
-            && self.command.is_none()
-            && self.http_json.is_none()
-    }
-}
-
-/// LDNS path probes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProbeConfig {
-    /// Static targets, probed first.
-    pub ldns: Vec<IpAddr>,
-    /// Most targets per round, static and EDNS-requested together (0: no probing).
-    pub max_targets: usize,
-    pub interval: Duration,
-    /// DNS queries per target per round.
-    pub count: u32,
-    pub timeout: Duration,
-    /// The LDNSs' DNS port.
-    pub port: u16,
-}
-
-impl Default for ProbeConfig {
-    fn default() -> Self {
-        ProbeConfig {
-            ldns: Vec::new(),
-            max_targets: 64,
-            interval: Duration::from_millis(5000),
-            count: 5,
-            timeout: Duration::from_millis(1000),
-            port: 53,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -727,7 +632,7 @@ fn validate_probes(p: RawProbes) -> Result<ProbeConfig, Bad> {
         let ip: IpAddr = s
             .parse()
             .map_err(|_| bad(&key, format!("{s:?} is not an IP address")))?;
-        if !super::probe::probeable(ip) {
+        if !probe::probeable(ip) {
             return Err(bad(&key, format!("{ip} cannot be probed")));
         }
         if ldns.contains(&ip) {

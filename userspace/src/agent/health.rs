@@ -6,14 +6,57 @@
 //! it down. Unknown VSs are not reported.
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::{
+    op::{Message, MessageType, OpCode, Query, ResponseCode},
+    rr::{Name, RecordType},
+};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    config::{CheckConfig, CheckKind, HttpCheck},
-    http, tls,
+    http::{self, Url},
+    tls,
 };
+
+/// A health check and its schedule.
+#[derive(Clone, Debug)]
+pub struct CheckConfig {
+    pub kind: CheckKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successes that bring a down VS up.
+    pub rise: u32,
+    /// Consecutive failures that take an up VS down.
+    pub fall: u32,
+}
+
+/// What a check does.
+#[derive(Clone, Debug)]
+pub enum CheckKind {
+    /// A TCP connect succeeds.
+    Tcp { address: SocketAddr },
+    /// An HTTP or HTTPS GET returns the expected status (and body text).
+    Http(HttpCheck),
+    /// A DNS query over UDP gets the expected rcode.
+    Dns {
+        server: SocketAddr,
+        name: Name,
+        qtype: RecordType,
+        expect_rcode: ResponseCode,
+    },
+}
+
+/// An HTTP(S) GET check.
+#[derive(Clone, Debug)]
+pub struct HttpCheck {
+    /// `url.tls` is true for https.
+    pub url: Url,
+    pub expect_status: u16,
+    /// Text the body (its first [`http::MAX_BODY`] bytes) must contain.
+    pub body_contains: Option<String>,
+    /// https only: accept any certificate (lab use).
+    pub insecure: bool,
+}
 
 /// The rise/fall state of one VS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! paths to LDNSs, and reports all of it to every configured EDNS over the metric protocol
 //! ([`crate::metrics::wire`]).
 //!
-//! - [`config`]: the agent's TOML config, validated as a whole.
+//! - [`config`]: the agent's TOML config, validated as a whole into the specs the other
+//!   modules own ([`health::CheckConfig`], [`sampler::LoadConfig`], [`probe::ProbeConfig`]).
 //! - [`health`]: health checks and the rise/fall state machine.
 //! - [`http`]: a minimal HTTP/1.1 GET client (checks, load endpoints); [`tls`] for HTTPS.
 //! - [`load`]: load parsers over kernel file text and load JSON; [`sampler`] reads them.
@@ -170,7 +171,7 @@ async fn sample_load(
 
 /// Probes the bounded target set every probe interval into `latest`.
 async fn probe_paths(
-    config: config::ProbeConfig,
+    config: probe::ProbeConfig,
     request_max_age: std::time::Duration,
     latest: Arc<Mutex<Latest>>,
     requests: Arc<Mutex<Requests>>,

@@ -15,7 +15,7 @@ use hickory_proto::{
 use ipnet::IpNet;
 use tokio::net::UdpSocket;
 
-use super::{config::ProbeConfig, health::unspecified, hops};
+use super::{health::unspecified, hops};
 use crate::metrics::wire::Record;
 
 /// Gap between the queries of one target's round.
@@ -24,6 +24,34 @@ const QUERY_GAP: Duration = Duration::from_millis(10);
 pub const MAX_CONCURRENT_TARGETS: usize = 64;
 /// Requests older than this many report intervals are dropped (their EDNS went quiet).
 pub const REQUEST_MAX_AGE_INTERVALS: u32 = 10;
+
+/// LDNS path probes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeConfig {
+    /// Static targets, probed first.
+    pub ldns: Vec<IpAddr>,
+    /// Most targets per round, static and EDNS-requested together (0: no probing).
+    pub max_targets: usize,
+    pub interval: Duration,
+    /// DNS queries per target per round.
+    pub count: u32,
+    pub timeout: Duration,
+    /// The LDNSs' DNS port.
+    pub port: u16,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            ldns: Vec::new(),
+            max_targets: 64,
+            interval: Duration::from_millis(5000),
+            count: 5,
+            timeout: Duration::from_millis(1000),
+            port: 53,
+        }
+    }
+}
 
 /// Whether an address may be probed at all.
 pub fn probeable(ip: IpAddr) -> bool {

@@ -4,7 +4,10 @@ use std::net::Ipv4Addr;
 use super::*;
 use crate::agent::{
     AgentConfig,
-    config::{CheckConfig, CheckKind, EdnsConfig, LoadConfig, ProbeConfig, VsConfig},
+    config::{EdnsConfig, VsConfig},
+    health::{CheckConfig, CheckKind},
+    probe::ProbeConfig,
+    sampler::LoadConfig,
 };
 
 fn key(id: u32) -> wire::Key {

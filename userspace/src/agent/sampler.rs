@@ -1,20 +1,55 @@
 //! Reads a VS's load sources each interval and keeps the previous counter samples that rates
 //! need. Built-in sources win over the command's JSON, which wins over the endpoint's. A
 //! source that fails is left out of that sample (logged at debug), never fatal.
-use std::{path::PathBuf, process::Stdio, time::Instant};
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use tokio::io::AsyncReadExt;
 
 use super::{
-    config::LoadConfig,
     health::connect_url,
-    http,
+    http::{self, Url},
     load::{self, CpuTimes, InterfaceCounters},
 };
 use crate::metrics::wire::Load;
 
 /// Most bytes of a load command's output read.
 const MAX_COMMAND_OUTPUT: u64 = 64 * 1024;
+
+/// Where a VS's load comes from; every source is optional. Built-in sources win over the
+/// command's JSON, which wins over the HTTP endpoint's, field by field.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadConfig {
+    /// Established TCP connections to this local port.
+    pub connections_port: Option<u16>,
+    /// Packets/s and kbit/s from this interface's counters (received plus sent).
+    pub interface: Option<String>,
+    /// This host's CPU busy percent.
+    pub cpu: bool,
+    /// A fixed capacity.
+    pub capacity: Option<u64>,
+    /// A command whose stdout is load JSON.
+    pub command: Option<Vec<String>>,
+    /// A local http:// URL that returns load JSON.
+    pub http_json: Option<Url>,
+    /// Limit for the command and the HTTP endpoint.
+    pub timeout: Duration,
+}
+
+impl LoadConfig {
+    /// No source at all.
+    pub fn is_empty(&self) -> bool {
+        self.connections_port.is_none()
+            && self.interface.is_none()
+            && !self.cpu
+            && self.capacity.is_none()
+            && self.command.is_none()
+            && self.http_json.is_none()
+    }
+}
 
 /// Where the kernel files are (tests point this at a directory of samples).
 #[derive(Clone, Debug)]
@@ -154,7 +189,7 @@ async fn read(path: PathBuf) -> Result<String, String> {
 
 /// Runs a load command (no shell, stdin closed, stderr discarded) and parses its stdout;
 /// killed at the timeout.
-pub async fn run_command(command: &[String], timeout: std::time::Duration) -> Result<Load, String> {
+pub async fn run_command(command: &[String], timeout: Duration) -> Result<Load, String> {
     let (program, args) = command.split_first().ok_or("empty command")?;
     let mut child = tokio::process::Command::new(program)
         .args(args)
@@ -189,7 +224,7 @@ pub async fn run_command(command: &[String], timeout: std::time::Duration) -> Re
 }
 
 /// GETs load JSON from a local endpoint, within the timeout.
-pub async fn fetch_json(url: &http::Url, timeout: std::time::Duration) -> Result<Load, String> {
+pub async fn fetch_json(url: &Url, timeout: Duration) -> Result<Load, String> {
     let get = async {
         let tcp = connect_url(url).await?;
         let r = http::get(tcp, url).await?;
@@ -320,7 +355,7 @@ mod tests {
                     .await;
             }
         });
-        let url = http::Url::parse(&format!("http://127.0.0.1:{port}/load")).unwrap();
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/load")).unwrap();
         let load = fetch_json(&url, Duration::from_secs(5)).await.unwrap();
         assert_eq!(load.cpu_percent, Some(12.5));
     }
