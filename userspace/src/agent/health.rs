@@ -152,7 +152,7 @@ impl Checker {
     }
 
     async fn http(&self, h: &HttpCheck) -> Result<(), String> {
-        let tcp = connect_url(&h.url).await?;
+        let tcp = http::connect(&h.url).await?;
         let response = match &self.tls {
             Some(config) => {
                 let stream = tls::connect(config.clone(), &h.url.host, tcp).await?;
@@ -173,14 +173,6 @@ impl Checker {
         }
         Ok(())
     }
-}
-
-/// Connects to a URL's host and port (a name resolves through the system resolver).
-pub async fn connect_url(url: &http::Url) -> Result<TcpStream, String> {
-    let target = (url.host.as_str(), url.port);
-    TcpStream::connect(target)
-        .await
-        .map_err(|e| format!("connect {}:{}: {e}", url.host, url.port))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -5,7 +5,7 @@
 //! - [`config`]: the agent's TOML config, validated as a whole into the specs the other
 //!   modules own ([`health::CheckConfig`], [`sampler::LoadConfig`], [`probe::ProbeConfig`]).
 //! - [`health`]: health checks and the rise/fall state machine.
-//! - [`http`]: a minimal HTTP/1.1 GET client (checks, load endpoints); [`tls`] for HTTPS.
+//! - [`http`]: check URLs and HTTP GET over hyper (checks, load endpoints); [`tls`] for HTTPS.
 //! - [`load`]: load parsers over kernel file text and load JSON; [`sampler`] reads them.
 //! - [`probe`]: LDNS targets, RTT and completion; [`hops`]: hop count via the error queue.
 //! - [`report`]: records from the latest state, fan-out to the EDNSs, their replies.

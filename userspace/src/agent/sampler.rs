@@ -10,7 +10,6 @@ use std::{
 use tokio::io::AsyncReadExt;
 
 use super::{
-    health::connect_url,
     http::{self, Url},
     load::{self, CpuTimes, InterfaceCounters},
 };
@@ -226,7 +225,7 @@ pub async fn run_command(command: &[String], timeout: Duration) -> Result<Load, 
 /// GETs load JSON from a local endpoint, within the timeout.
 pub async fn fetch_json(url: &Url, timeout: Duration) -> Result<Load, String> {
     let get = async {
-        let tcp = connect_url(url).await?;
+        let tcp = http::connect(url).await?;
         let r = http::get(tcp, url).await?;
         if r.status != 200 {
             return Err(format!("status {}", r.status));
