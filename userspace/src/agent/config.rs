@@ -48,6 +48,7 @@ use hickory_proto::{
 use serde::Deserialize;
 
 use super::{
+    error::Error,
     health::{CheckConfig, CheckKind, HttpCheck},
     http::Url,
     probe::{self, ProbeConfig},
@@ -67,28 +68,6 @@ pub const MAX_PROBE_TARGETS: usize = 1024;
 pub const MAX_PROBE_COUNT: u32 = 100;
 /// Interface names are at most 15 bytes (IFNAMSIZ - 1).
 const MAX_IFNAME_LEN: usize = 15;
-
-/// Why an agent config was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AgentConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// TOML syntax, an unknown key or a wrong type (the message has line and column).
-    #[error("{path}: {message}")]
-    Syntax { path: PathBuf, message: String },
-    /// A value that parses but is not acceptable.
-    #[error("{path}: {key}: {why}")]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        why: String,
-    },
-}
 
 /// A validated agent configuration.
 #[derive(Clone, Debug)]
@@ -288,8 +267,8 @@ fn bad(key: impl Into<String>, why: impl Into<String>) -> Bad {
 
 impl AgentConfig {
     /// Reads and validates `path` (secret files resolve against its directory).
-    pub fn load(path: &Path) -> Result<AgentConfig, AgentConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AgentConfigError::Read {
+    pub fn load(path: &Path) -> Result<AgentConfig, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
             path: path.to_owned(),
             source,
         })?;
@@ -297,13 +276,13 @@ impl AgentConfig {
     }
 
     /// Validates `text` as if read from `path`.
-    pub fn parse(path: &Path, text: &str) -> Result<AgentConfig, AgentConfigError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| AgentConfigError::Syntax {
+    pub fn parse(path: &Path, text: &str) -> Result<AgentConfig, Error> {
+        let raw: Raw = toml::from_str(text).map_err(|e| Error::ConfigSyntax {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        validate(raw, path, base).map_err(|b| AgentConfigError::Invalid {
+        validate(raw, path, base).map_err(|b| Error::ConfigInvalid {
             path: path.to_owned(),
             key: b.key,
             why: b.why,
@@ -335,7 +314,8 @@ fn validate(raw: Raw, path: &Path, base: &Path) -> Result<AgentConfig, Bad> {
             return Err(bad(key("address"), format!("{address} twice")));
         }
         let secret_file = base.join(&e.secret_file);
-        let secret = read_secret(&secret_file).map_err(|why| bad(key("secret_file"), why))?;
+        let secret =
+            read_secret(&secret_file).map_err(|e| bad(key("secret_file"), e.to_string()))?;
         edns.push(EdnsConfig {
             address,
             key: wire::Key {
@@ -406,19 +386,19 @@ fn millis(key: impl Into<String>, ms: u64, min: u64, max: u64) -> Result<Duratio
 
 /// Reads a shared secret: a regular file that only its owner may read or write, at least
 /// `MIN_SECRET_LEN` bytes once one trailing newline (LF or CRLF) is trimmed.
-pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, Error> {
+    let meta = std::fs::metadata(path).map_err(Error::io(path.display().to_string()))?;
     if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
+        return Err(Error::SecretNotAFile(path.to_owned()));
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} has mode {mode:04o}: the group and others must have no access (chmod 600)",
-            path.display()
-        ));
+        return Err(Error::SecretMode {
+            path: path.to_owned(),
+            mode,
+        });
     }
-    let mut secret = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut secret = std::fs::read(path).map_err(Error::io(path.display().to_string()))?;
     if secret.last() == Some(&b'\n') {
         secret.pop();
         if secret.last() == Some(&b'\r') {
@@ -426,11 +406,11 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
         }
     }
     if secret.len() < MIN_SECRET_LEN {
-        return Err(format!(
-            "{} holds {} bytes: at least {MIN_SECRET_LEN}",
-            path.display(),
-            secret.len()
-        ));
+        return Err(Error::SecretShort {
+            path: path.to_owned(),
+            len: secret.len(),
+            min: MIN_SECRET_LEN,
+        });
     }
     Ok(secret)
 }
@@ -486,7 +466,7 @@ fn validate_check(c: RawCheck, at: &str) -> Result<CheckConfig, Bad> {
             let u = c
                 .url
                 .ok_or_else(|| bad(key("url"), format!("required for kind {kind_name}")))?;
-            let url = Url::parse(&u).map_err(|why| bad(key("url"), why))?;
+            let url = Url::parse(&u).map_err(|e| bad(key("url"), e.to_string()))?;
             if url.tls != tls {
                 return Err(bad(
                     key("url"),
@@ -606,7 +586,7 @@ fn validate_load(l: RawLoad, at: &str) -> Result<LoadConfig, Bad> {
     let http_json = l
         .http_json
         .map(|u| {
-            let url = Url::parse(&u).map_err(|why| bad(key("http_json"), why))?;
+            let url = Url::parse(&u).map_err(|e| bad(key("http_json"), e.to_string()))?;
             if url.tls {
                 return Err(bad(key("http_json"), "a local http:// URL"));
             }

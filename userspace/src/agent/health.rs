@@ -14,6 +14,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    error::Error,
     http::{self, Url},
     tls,
 };
@@ -105,7 +106,7 @@ pub struct Checker {
 }
 
 impl Checker {
-    pub fn new(kind: &CheckKind) -> Result<Checker, String> {
+    pub fn new(kind: &CheckKind) -> Result<Checker, Error> {
         let tls = match kind {
             CheckKind::Http(h) if h.url.tls => Some(tls::client_config(h.insecure)?),
             _ => None,
@@ -117,13 +118,13 @@ impl Checker {
     }
 
     /// Runs the check once; `Err` says why it failed.
-    pub async fn run(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn run(&self, timeout: Duration) -> Result<(), Error> {
         let check = async {
             match &self.kind {
                 CheckKind::Tcp { address } => TcpStream::connect(address)
                     .await
                     .map(drop)
-                    .map_err(|e| format!("connect {address}: {e}")),
+                    .map_err(Error::io(format!("connect {address}"))),
                 CheckKind::Http(h) => self.http(h).await,
                 CheckKind::Dns {
                     server,
@@ -137,21 +138,22 @@ impl Checker {
                     if r.metadata.response_code == *expect_rcode {
                         Ok(())
                     } else {
-                        Err(format!(
-                            "{server} answered {}, want {}",
-                            r.metadata.response_code, expect_rcode
-                        ))
+                        Err(Error::Rcode {
+                            server: *server,
+                            got: r.metadata.response_code,
+                            want: *expect_rcode,
+                        })
                     }
                 }
             }
         };
         match tokio::time::timeout(timeout, check).await {
             Ok(r) => r,
-            Err(_) => Err(format!("no result within {} ms", timeout.as_millis())),
+            Err(_) => Err(Error::Timeout(timeout)),
         }
     }
 
-    async fn http(&self, h: &HttpCheck) -> Result<(), String> {
+    async fn http(&self, h: &HttpCheck) -> Result<(), Error> {
         let tcp = http::connect(&h.url).await?;
         let response = match &self.tls {
             Some(config) => {
@@ -161,15 +163,16 @@ impl Checker {
             None => http::get(tcp, &h.url).await?,
         };
         if response.status != h.expect_status {
-            return Err(format!(
-                "{}: status {}, want {}",
-                h.url, response.status, h.expect_status
-            ));
+            return Err(Error::Status {
+                got: response.status,
+                want: h.expect_status,
+            }
+            .context(&h.url));
         }
         if let Some(want) = &h.body_contains
             && !contains(&response.body, want.as_bytes())
         {
-            return Err(format!("{}: the body lacks {want:?}", h.url));
+            return Err(Error::BodyLacks(want.clone()).context(&h.url));
         }
         Ok(())
     }
@@ -181,25 +184,25 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// Sends `query` to `server` over UDP and waits for the response with its id (the caller
 /// bounds the wait). Datagrams from elsewhere, or that do not decode, are skipped.
-pub async fn dns_exchange(server: SocketAddr, query: &Message) -> Result<Message, String> {
+pub async fn dns_exchange(server: SocketAddr, query: &Message) -> Result<Message, Error> {
     let socket = UdpSocket::bind(unspecified(server))
         .await
-        .map_err(|e| format!("bind: {e}"))?;
+        .map_err(Error::io("bind"))?;
     socket
         .connect(server)
         .await
-        .map_err(|e| format!("connect {server}: {e}"))?;
-    let bytes = query.to_vec().map_err(|e| format!("encode query: {e}"))?;
+        .map_err(Error::io(format!("connect {server}")))?;
+    let bytes = query.to_vec().map_err(Error::DnsEncode)?;
     socket
         .send(&bytes)
         .await
-        .map_err(|e| format!("send to {server}: {e}"))?;
+        .map_err(Error::io(format!("send to {server}")))?;
     let mut buf = [0u8; 4096];
     loop {
         let n = socket
             .recv(&mut buf)
             .await
-            .map_err(|e| format!("{server}: {e}"))?;
+            .map_err(Error::io(server.to_string()))?;
         let Ok(r) = Message::from_vec(&buf[..n]) else {
             continue;
         };

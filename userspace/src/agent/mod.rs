@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: the agent's TOML config, validated as a whole into the specs the other
 //!   modules own ([`health::CheckConfig`], [`sampler::LoadConfig`], [`probe::ProbeConfig`]).
+//! - [`error`]: the one error type of the agent.
 //! - [`health`]: health checks and the rise/fall state machine.
 //! - [`http`]: check URLs and HTTP GET over hyper (checks, load endpoints); [`tls`] for HTTPS.
 //! - [`load`]: load parsers over kernel file text and load JSON; [`sampler`] reads them.
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub mod config;
+pub mod error;
 pub mod health;
 pub mod hops;
 pub mod http;
@@ -23,22 +25,11 @@ pub mod report;
 pub mod sampler;
 pub mod tls;
 
-pub use config::{AgentConfig, AgentConfigError};
+pub use config::AgentConfig;
+pub use error::Error;
 
 use probe::Requests;
 use report::{Latest, Peer, VsLatest};
-
-/// Why the agent could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AgentError {
-    /// No socket toward an EDNS.
-    #[error("socket toward EDNS {address}: {source}")]
-    Socket {
-        address: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-}
 
 /// Runs the agent until `shutdown`: health checks, load samples, probes and reports, each on
 /// its own schedule. Calls `ready` once every task runs. Failures of checks, sources, probes
@@ -47,15 +38,13 @@ pub async fn run(
     config: AgentConfig,
     shutdown: CancellationToken,
     ready: impl FnOnce(),
-) -> Result<(), AgentError> {
+) -> Result<(), Error> {
     let mut peers = Vec::new();
     for (i, e) in config.edns.iter().enumerate() {
-        let peer = Peer::connect(i, e)
-            .await
-            .map_err(|source| AgentError::Socket {
-                address: e.address,
-                source,
-            })?;
+        let peer = Peer::connect(i, e).await.map_err(|source| Error::Socket {
+            address: e.address,
+            source,
+        })?;
         peers.push(peer);
     }
     let latest = Arc::new(Mutex::new(Latest {

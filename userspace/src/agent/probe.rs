@@ -15,7 +15,7 @@ use hickory_proto::{
 use ipnet::IpNet;
 use tokio::net::UdpSocket;
 
-use super::{health::unspecified, hops};
+use super::{error::Error, health::unspecified, hops};
 use crate::metrics::wire::Record;
 
 /// Gap between the queries of one target's round.
@@ -180,14 +180,14 @@ pub async fn dns_rtts(
     server: SocketAddr,
     count: u32,
     timeout: Duration,
-) -> Result<Vec<Duration>, String> {
+) -> Result<Vec<Duration>, Error> {
     let socket = UdpSocket::bind(unspecified(server))
         .await
-        .map_err(|e| format!("bind: {e}"))?;
+        .map_err(Error::io("bind"))?;
     socket
         .connect(server)
         .await
-        .map_err(|e| format!("connect {server}: {e}"))?;
+        .map_err(Error::io(format!("connect {server}")))?;
     let first = Message::query().metadata.id;
     let mut sent: HashMap<u16, Instant> = HashMap::new();
     let mut rtts = Vec::new();
@@ -200,7 +200,7 @@ pub async fn dns_rtts(
             let id = first.wrapping_add(i as u16);
             let mut q = Message::new(id, MessageType::Query, OpCode::Query);
             q.add_query(Query::query(Name::root(), RecordType::NS));
-            let bytes = q.to_vec().map_err(|e| format!("encode query: {e}"))?;
+            let bytes = q.to_vec().map_err(Error::DnsEncode)?;
             // A send refused by an ICMP error for an earlier query is a lost query.
             if socket.send(&bytes).await.is_ok() {
                 sent.insert(id, Instant::now());

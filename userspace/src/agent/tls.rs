@@ -20,12 +20,14 @@ use tokio::{
 };
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
+use super::error::Error;
+
 /// A client config: verifying (`insecure` false) or accepting any certificate.
-pub fn client_config(insecure: bool) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(insecure: bool) -> Result<Arc<ClientConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
+        .map_err(Error::TlsSetup)?;
     let config = if insecure {
         builder
             .dangerous()
@@ -47,14 +49,16 @@ pub async fn connect(
     config: Arc<ClientConfig>,
     host: &str,
     tcp: TcpStream,
-) -> Result<Stream, String> {
-    let name = ServerName::try_from(host.to_owned())
-        .map_err(|e| format!("{host:?} as a TLS server name: {e}"))?;
+) -> Result<Stream, Error> {
+    let name = ServerName::try_from(host.to_owned()).map_err(|source| Error::TlsServerName {
+        host: host.to_owned(),
+        source,
+    })?;
     TlsConnector::from(config)
         .connect(name, tcp)
         .await
         .map(Stream)
-        .map_err(|e| format!("TLS handshake: {e}"))
+        .map_err(Error::TlsHandshake)
 }
 
 /// A client TLS stream that reads a close without close_notify as the end of the stream:
