@@ -1,5 +1,8 @@
-//! The agent's TOML config, validated as a whole: every error names the key and why. Shape
-//! (every key but `agent_id`, `site`, `edns` and `vs.name` has a default or is optional):
+//! The agent's TOML config, validated as a whole: every error names the key and why. What
+//! it yields for checks, load sources and probes are the types of the modules that run them
+//! ([`CheckConfig`], [`LoadConfig`], [`ProbeConfig`]), so none of those depends on this one.
+//! Shape (every key but `agent_id`, `site`, `edns` and `vs.name` has a default or is
+//! optional):
 //! ```toml
 //! agent_id = "tokyo-1"
 //! site = "tokyo"
