@@ -1,5 +1,8 @@
-//! The agent's TOML config, validated as a whole: every error names the key and why. Shape
-//! (every key but `agent_id`, `site`, `edns` and `vs.name` has a default or is optional):
+//! The agent's TOML config, validated as a whole: every error names the key and why. What
+//! it yields for checks, load sources and probes are the types of the modules that run them
+//! ([`CheckConfig`], [`LoadConfig`], [`ProbeConfig`]), so none of those depends on this one.
+//! Shape (every key but `agent_id`, `site`, `edns` and `vs.name` has a default or is
+//! optional):
 //! ```toml
 //! agent_id = "tokyo-1"
 //! site = "tokyo"
@@ -47,7 +50,13 @@ use hickory_proto::{
 };
 use serde::Deserialize;
 
-use super::http::Url;
+use super::{
+    error::Error,
+    health::{CheckConfig, CheckKind, HttpCheck},
+    http::Url,
+    probe::{self, ProbeConfig},
+    sampler::LoadConfig,
+};
 use crate::metrics::wire;
 
 /// Shortest secret accepted, in bytes.
@@ -62,28 +71,6 @@ pub const MAX_PROBE_TARGETS: usize = 1024;
 pub const MAX_PROBE_COUNT: u32 = 100;
 /// Interface names are at most 15 bytes (IFNAMSIZ - 1).
 const MAX_IFNAME_LEN: usize = 15;
-
-/// Why an agent config was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AgentConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// TOML syntax, an unknown key or a wrong type (the message has line and column).
-    #[error("{path}: {message}")]
-    Syntax { path: PathBuf, message: String },
-    /// A value that parses but is not acceptable.
-    #[error("{path}: {key}: {why}")]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        why: String,
-    },
-}
 
 /// A validated agent configuration.
 #[derive(Clone, Debug)]
@@ -120,106 +107,6 @@ pub struct VsConfig {
     /// None: no health records for this VS (load only).
     pub check: Option<CheckConfig>,
     pub load: LoadConfig,
-}
-
-/// A health check and its schedule.
-#[derive(Clone, Debug)]
-pub struct CheckConfig {
-    pub kind: CheckKind,
-    pub interval: Duration,
-    pub timeout: Duration,
-    /// Consecutive successes that bring a down VS up.
-    pub rise: u32,
-    /// Consecutive failures that take an up VS down.
-    pub fall: u32,
-}
-
-/// What a check does.
-#[derive(Clone, Debug)]
-pub enum CheckKind {
-    /// A TCP connect succeeds.
-    Tcp { address: SocketAddr },
-    /// An HTTP or HTTPS GET returns the expected status (and body text).
-    Http(HttpCheck),
-    /// A DNS query over UDP gets the expected rcode.
-    Dns {
-        server: SocketAddr,
-        name: Name,
-        qtype: RecordType,
-        expect_rcode: ResponseCode,
-    },
-}
-
-/// An HTTP(S) GET check.
-#[derive(Clone, Debug)]
-pub struct HttpCheck {
-    /// `url.tls` is true for https.
-    pub url: Url,
-    pub expect_status: u16,
-    /// Text the body (its first `http::MAX_BODY` bytes) must contain.
-    pub body_contains: Option<String>,
-    /// https only: accept any certificate (lab use).
-    pub insecure: bool,
-}
-
-/// Where a VS's load comes from; every source is optional. Built-in sources win over the
-/// command's JSON, which wins over the HTTP endpoint's, field by field.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LoadConfig {
-    /// Established TCP connections to this local port.
-    pub connections_port: Option<u16>,
-    /// Packets/s and kbit/s from this interface's counters (received plus sent).
-    pub interface: Option<String>,
-    /// This host's CPU busy percent.
-    pub cpu: bool,
-    /// A fixed capacity.
-    pub capacity: Option<u64>,
-    /// A command whose stdout is load JSON.
-    pub command: Option<Vec<String>>,
-    /// A local http:// URL that returns load JSON.
-    pub http_json: Option<Url>,
-    /// Limit for the command and the HTTP endpoint.
-    pub timeout: Duration,
-}
-
-impl LoadConfig {
-    /// No source at all.
-    pub fn is_empty(&self) -> bool {
-        self.connections_port.is_none()
-            && self.interface.is_none()
-            && !self.cpu
-            && self.capacity.is_none()
-            && self.command.is_none()
-            && self.http_json.is_none()
-    }
-}
-
-/// LDNS path probes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProbeConfig {
-    /// Static targets, probed first.
-    pub ldns: Vec<IpAddr>,
-    /// Most targets per round, static and EDNS-requested together (0: no probing).
-    pub max_targets: usize,
-    pub interval: Duration,
-    /// DNS queries per target per round.
-    pub count: u32,
-    pub timeout: Duration,
-    /// The LDNSs' DNS port.
-    pub port: u16,
-}
-
-impl Default for ProbeConfig {
-    fn default() -> Self {
-        ProbeConfig {
-            ldns: Vec::new(),
-            max_targets: 64,
-            interval: Duration::from_millis(5000),
-            count: 5,
-            timeout: Duration::from_millis(1000),
-            port: 53,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -383,8 +270,8 @@ fn bad(key: impl Into<String>, why: impl Into<String>) -> Bad {
 
 impl AgentConfig {
     /// Reads and validates `path` (secret files resolve against its directory).
-    pub fn load(path: &Path) -> Result<AgentConfig, AgentConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AgentConfigError::Read {
+    pub fn load(path: &Path) -> Result<AgentConfig, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
             path: path.to_owned(),
             source,
         })?;
@@ -392,13 +279,13 @@ impl AgentConfig {
     }
 
     /// Validates `text` as if read from `path`.
-    pub fn parse(path: &Path, text: &str) -> Result<AgentConfig, AgentConfigError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| AgentConfigError::Syntax {
+    pub fn parse(path: &Path, text: &str) -> Result<AgentConfig, Error> {
+        let raw: Raw = toml::from_str(text).map_err(|e| Error::ConfigSyntax {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        validate(raw, path, base).map_err(|b| AgentConfigError::Invalid {
+        validate(raw, path, base).map_err(|b| Error::ConfigInvalid {
             path: path.to_owned(),
             key: b.key,
             why: b.why,
@@ -430,7 +317,8 @@ fn validate(raw: Raw, path: &Path, base: &Path) -> Result<AgentConfig, Bad> {
             return Err(bad(key("address"), format!("{address} twice")));
         }
         let secret_file = base.join(&e.secret_file);
-        let secret = read_secret(&secret_file).map_err(|why| bad(key("secret_file"), why))?;
+        let secret =
+            read_secret(&secret_file).map_err(|e| bad(key("secret_file"), e.to_string()))?;
         edns.push(EdnsConfig {
             address,
             key: wire::Key {
@@ -501,19 +389,19 @@ fn millis(key: impl Into<String>, ms: u64, min: u64, max: u64) -> Result<Duratio
 
 /// Reads a shared secret: a regular file that only its owner may read or write, at least
 /// `MIN_SECRET_LEN` bytes once one trailing newline (LF or CRLF) is trimmed.
-pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, Error> {
+    let meta = std::fs::metadata(path).map_err(Error::io(path.display().to_string()))?;
     if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
+        return Err(Error::SecretNotAFile(path.to_owned()));
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} has mode {mode:04o}: the group and others must have no access (chmod 600)",
-            path.display()
-        ));
+        return Err(Error::SecretMode {
+            path: path.to_owned(),
+            mode,
+        });
     }
-    let mut secret = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut secret = std::fs::read(path).map_err(Error::io(path.display().to_string()))?;
     if secret.last() == Some(&b'\n') {
         secret.pop();
         if secret.last() == Some(&b'\r') {
@@ -521,11 +409,11 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
         }
     }
     if secret.len() < MIN_SECRET_LEN {
-        return Err(format!(
-            "{} holds {} bytes: at least {MIN_SECRET_LEN}",
-            path.display(),
-            secret.len()
-        ));
+        return Err(Error::SecretShort {
+            path: path.to_owned(),
+            len: secret.len(),
+            min: MIN_SECRET_LEN,
+        });
     }
     Ok(secret)
 }
@@ -581,7 +469,7 @@ fn validate_check(c: RawCheck, at: &str) -> Result<CheckConfig, Bad> {
             let u = c
                 .url
                 .ok_or_else(|| bad(key("url"), format!("required for kind {kind_name}")))?;
-            let url = Url::parse(&u).map_err(|why| bad(key("url"), why))?;
+            let url = Url::parse(&u).map_err(|e| bad(key("url"), e.to_string()))?;
             if url.tls != tls {
                 return Err(bad(
                     key("url"),
@@ -701,7 +589,7 @@ fn validate_load(l: RawLoad, at: &str) -> Result<LoadConfig, Bad> {
     let http_json = l
         .http_json
         .map(|u| {
-            let url = Url::parse(&u).map_err(|why| bad(key("http_json"), why))?;
+            let url = Url::parse(&u).map_err(|e| bad(key("http_json"), e.to_string()))?;
             if url.tls {
                 return Err(bad(key("http_json"), "a local http:// URL"));
             }
@@ -727,7 +615,7 @@ fn validate_probes(p: RawProbes) -> Result<ProbeConfig, Bad> {
         let ip: IpAddr = s
             .parse()
             .map_err(|_| bad(&key, format!("{s:?} is not an IP address")))?;
-        if !super::probe::probeable(ip) {
+        if !probe::probeable(ip) {
             return Err(bad(&key, format!("{ip} cannot be probed")));
         }
         if ldns.contains(&ip) {

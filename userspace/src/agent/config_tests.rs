@@ -70,7 +70,7 @@ fn dir() -> tempfile::TempDir {
     d
 }
 
-fn parse_in(d: &Path, text: &str) -> Result<AgentConfig, AgentConfigError> {
+fn parse_in(d: &Path, text: &str) -> Result<AgentConfig, Error> {
     AgentConfig::parse(&d.join("agent.toml"), text)
 }
 

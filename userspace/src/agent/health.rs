@@ -6,14 +6,58 @@
 //! it down. Unknown VSs are not reported.
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::{
+    op::{Message, MessageType, OpCode, Query, ResponseCode},
+    rr::{Name, RecordType},
+};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    config::{CheckConfig, CheckKind, HttpCheck},
-    http, tls,
+    error::Error,
+    http::{self, Url},
+    tls,
 };
+
+/// A health check and its schedule.
+#[derive(Clone, Debug)]
+pub struct CheckConfig {
+    pub kind: CheckKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successes that bring a down VS up.
+    pub rise: u32,
+    /// Consecutive failures that take an up VS down.
+    pub fall: u32,
+}
+
+/// What a check does.
+#[derive(Clone, Debug)]
+pub enum CheckKind {
+    /// A TCP connect succeeds.
+    Tcp { address: SocketAddr },
+    /// An HTTP or HTTPS GET returns the expected status (and body text).
+    Http(HttpCheck),
+    /// A DNS query over UDP gets the expected rcode.
+    Dns {
+        server: SocketAddr,
+        name: Name,
+        qtype: RecordType,
+        expect_rcode: ResponseCode,
+    },
+}
+
+/// An HTTP(S) GET check.
+#[derive(Clone, Debug)]
+pub struct HttpCheck {
+    /// `url.tls` is true for https.
+    pub url: Url,
+    pub expect_status: u16,
+    /// Text the body (its first [`http::MAX_BODY`] bytes) must contain.
+    pub body_contains: Option<String>,
+    /// https only: accept any certificate (lab use).
+    pub insecure: bool,
+}
 
 /// The rise/fall state of one VS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,7 +106,7 @@ pub struct Checker {
 }
 
 impl Checker {
-    pub fn new(kind: &CheckKind) -> Result<Checker, String> {
+    pub fn new(kind: &CheckKind) -> Result<Checker, Error> {
         let tls = match kind {
             CheckKind::Http(h) if h.url.tls => Some(tls::client_config(h.insecure)?),
             _ => None,
@@ -74,13 +118,13 @@ impl Checker {
     }
 
     /// Runs the check once; `Err` says why it failed.
-    pub async fn run(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn run(&self, timeout: Duration) -> Result<(), Error> {
         let check = async {
             match &self.kind {
                 CheckKind::Tcp { address } => TcpStream::connect(address)
                     .await
                     .map(drop)
-                    .map_err(|e| format!("connect {address}: {e}")),
+                    .map_err(Error::io(format!("connect {address}"))),
                 CheckKind::Http(h) => self.http(h).await,
                 CheckKind::Dns {
                     server,
@@ -94,22 +138,23 @@ impl Checker {
                     if r.metadata.response_code == *expect_rcode {
                         Ok(())
                     } else {
-                        Err(format!(
-                            "{server} answered {}, want {}",
-                            r.metadata.response_code, expect_rcode
-                        ))
+                        Err(Error::Rcode {
+                            server: *server,
+                            got: r.metadata.response_code,
+                            want: *expect_rcode,
+                        })
                     }
                 }
             }
         };
         match tokio::time::timeout(timeout, check).await {
             Ok(r) => r,
-            Err(_) => Err(format!("no result within {} ms", timeout.as_millis())),
+            Err(_) => Err(Error::Timeout(timeout)),
         }
     }
 
-    async fn http(&self, h: &HttpCheck) -> Result<(), String> {
-        let tcp = connect_url(&h.url).await?;
+    async fn http(&self, h: &HttpCheck) -> Result<(), Error> {
+        let tcp = http::connect(&h.url).await?;
         let response = match &self.tls {
             Some(config) => {
                 let stream = tls::connect(config.clone(), &h.url.host, tcp).await?;
@@ -118,26 +163,19 @@ impl Checker {
             None => http::get(tcp, &h.url).await?,
         };
         if response.status != h.expect_status {
-            return Err(format!(
-                "{}: status {}, want {}",
-                h.url, response.status, h.expect_status
-            ));
+            return Err(Error::Status {
+                got: response.status,
+                want: h.expect_status,
+            }
+            .context(&h.url));
         }
         if let Some(want) = &h.body_contains
             && !contains(&response.body, want.as_bytes())
         {
-            return Err(format!("{}: the body lacks {want:?}", h.url));
+            return Err(Error::BodyLacks(want.clone()).context(&h.url));
         }
         Ok(())
     }
-}
-
-/// Connects to a URL's host and port (a name resolves through the system resolver).
-pub async fn connect_url(url: &http::Url) -> Result<TcpStream, String> {
-    let target = (url.host.as_str(), url.port);
-    TcpStream::connect(target)
-        .await
-        .map_err(|e| format!("connect {}:{}: {e}", url.host, url.port))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -146,25 +184,25 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// Sends `query` to `server` over UDP and waits for the response with its id (the caller
 /// bounds the wait). Datagrams from elsewhere, or that do not decode, are skipped.
-pub async fn dns_exchange(server: SocketAddr, query: &Message) -> Result<Message, String> {
+pub async fn dns_exchange(server: SocketAddr, query: &Message) -> Result<Message, Error> {
     let socket = UdpSocket::bind(unspecified(server))
         .await
-        .map_err(|e| format!("bind: {e}"))?;
+        .map_err(Error::io("bind"))?;
     socket
         .connect(server)
         .await
-        .map_err(|e| format!("connect {server}: {e}"))?;
-    let bytes = query.to_vec().map_err(|e| format!("encode query: {e}"))?;
+        .map_err(Error::io(format!("connect {server}")))?;
+    let bytes = query.to_vec().map_err(Error::DnsEncode)?;
     socket
         .send(&bytes)
         .await
-        .map_err(|e| format!("send to {server}: {e}"))?;
+        .map_err(Error::io(format!("send to {server}")))?;
     let mut buf = [0u8; 4096];
     loop {
         let n = socket
             .recv(&mut buf)
             .await
-            .map_err(|e| format!("{server}: {e}"))?;
+            .map_err(Error::io(server.to_string()))?;
         let Ok(r) = Message::from_vec(&buf[..n]) else {
             continue;
         };

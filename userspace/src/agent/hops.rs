@@ -11,6 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::error::Error;
+
 /// Most hops probed.
 pub const MAX_HOPS: u8 = 32;
 /// The traceroute base port: TTL t goes to BASE_PORT + t - 1.
@@ -67,17 +69,17 @@ pub fn settled(answers: &[(u8, Answer)]) -> bool {
 
 /// Measures the hop count to `target` with TTLs 1..=`max_hops`, waiting at most `timeout`
 /// for the errors. `Ok(None)`: the target was not reached.
-pub fn measure(target: IpAddr, max_hops: u8, timeout: Duration) -> Result<Option<u8>, String> {
+pub fn measure(target: IpAddr, max_hops: u8, timeout: Duration) -> Result<Option<u8>, Error> {
     let v6 = target.is_ipv6();
     let bind: SocketAddr = if v6 {
         (Ipv6Addr::UNSPECIFIED, 0).into()
     } else {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     };
-    let socket = UdpSocket::bind(bind).map_err(|e| format!("bind: {e}"))?;
+    let socket = UdpSocket::bind(bind).map_err(Error::io("bind"))?;
     socket
         .set_nonblocking(true)
-        .map_err(|e| format!("nonblocking: {e}"))?;
+        .map_err(Error::io("nonblocking"))?;
     let fd = socket.as_raw_fd();
     if v6 {
         setsockopt(fd, libc::SOL_IPV6, libc::IPV6_RECVERR, 1)?;
@@ -99,7 +101,12 @@ pub fn measure(target: IpAddr, max_hops: u8, timeout: Duration) -> Result<Option
             match socket.send_to(&[ttl], to) {
                 Ok(_) => break,
                 Err(e) if tries < 3 && is_icmp_error(&e) => tries += 1,
-                Err(e) => return Err(format!("send to {to}: {e}")),
+                Err(source) => {
+                    return Err(Error::Io {
+                        what: format!("send to {to}"),
+                        source,
+                    });
+                }
             }
         }
     }
@@ -125,7 +132,10 @@ pub fn measure(target: IpAddr, max_hops: u8, timeout: Duration) -> Result<Option
         if r < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(format!("poll: {e}"));
+                return Err(Error::Io {
+                    what: "poll".into(),
+                    source: e,
+                });
             }
         }
     }
@@ -147,7 +157,7 @@ fn is_icmp_error(e: &std::io::Error) -> bool {
     )
 }
 
-fn setsockopt(fd: i32, level: i32, name: i32, value: i32) -> Result<(), String> {
+fn setsockopt(fd: i32, level: i32, name: i32, value: i32) -> Result<(), Error> {
     // SAFETY: an int option of the documented size on a socket we own.
     let r = unsafe {
         libc::setsockopt(
@@ -159,16 +169,16 @@ fn setsockopt(fd: i32, level: i32, name: i32, value: i32) -> Result<(), String> 
         )
     };
     if r < 0 {
-        return Err(format!(
-            "setsockopt({level}, {name}): {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(Error::Io {
+            what: format!("setsockopt({level}, {name})"),
+            source: std::io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
 
 /// Reads every queued error into `answers` as (TTL, answer).
-fn drain_errors(fd: i32, target: IpAddr, answers: &mut Vec<(u8, Answer)>) -> Result<(), String> {
+fn drain_errors(fd: i32, target: IpAddr, answers: &mut Vec<(u8, Answer)>) -> Result<(), Error> {
     loop {
         let mut data = [0u8; 64];
         let mut control = [0u64; 64];
@@ -192,7 +202,10 @@ fn drain_errors(fd: i32, target: IpAddr, answers: &mut Vec<(u8, Answer)>) -> Res
             return match e.kind() {
                 std::io::ErrorKind::WouldBlock => Ok(()),
                 std::io::ErrorKind::Interrupted => continue,
-                _ => Err(format!("recvmsg(MSG_ERRQUEUE): {e}")),
+                _ => Err(Error::Io {
+                    what: "recvmsg(MSG_ERRQUEUE)".into(),
+                    source: e,
+                }),
             };
         }
         // SAFETY: the kernel filled msg_namelen bytes of the storage.

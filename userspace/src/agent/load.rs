@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::error::Error;
 use crate::metrics::wire::Load;
 
 /// Counts sockets in state ESTABLISHED (01) whose local port is `port`, in the text of
 /// /proc/net/tcp or /proc/net/tcp6 (the header line is skipped; malformed lines are errors).
-pub fn established_connections(text: &str, port: u16) -> Result<u64, String> {
+pub fn established_connections(text: &str, port: u16) -> Result<u64, Error> {
     let mut count = 0;
     for (n, line) in text.lines().enumerate().skip(1) {
         let mut fields = line.split_whitespace();
@@ -20,14 +21,14 @@ pub fn established_connections(text: &str, port: u16) -> Result<u64, String> {
             if line.trim().is_empty() {
                 continue;
             }
-            return Err(format!("line {}: too few fields", n + 1));
+            return Err(Error::Malformed(format!("line {}: too few fields", n + 1)));
         };
         let local_port = local
             .rsplit_once(':')
             .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
-            .ok_or_else(|| format!("line {}: local address {local:?}", n + 1))?;
+            .ok_or_else(|| Error::Malformed(format!("line {}: local address {local:?}", n + 1)))?;
         let state = u8::from_str_radix(state, 16)
-            .map_err(|_| format!("line {}: state {state:?}", n + 1))?;
+            .map_err(|_| Error::Malformed(format!("line {}: state {state:?}", n + 1)))?;
         if state == 0x01 && local_port == port {
             count += 1;
         }
@@ -45,10 +46,10 @@ pub struct InterfaceCounters {
 }
 
 /// One counter file's text (a decimal number and a newline).
-pub fn parse_counter(text: &str) -> Result<u64, String> {
+pub fn parse_counter(text: &str) -> Result<u64, Error> {
     text.trim()
         .parse()
-        .map_err(|_| format!("{:?} is not a counter", text.trim()))
+        .map_err(|_| Error::Malformed(format!("{:?} is not a counter", text.trim())))
 }
 
 /// Packets/s and kbit/s, received plus sent, between two samples `elapsed` apart. A counter
@@ -82,22 +83,25 @@ pub struct CpuTimes {
 }
 
 /// Reads the `cpu ` line of /proc/stat.
-pub fn parse_proc_stat(text: &str) -> Result<CpuTimes, String> {
+pub fn parse_proc_stat(text: &str) -> Result<CpuTimes, Error> {
     let line = text
         .lines()
         .find(|l| l.starts_with("cpu "))
-        .ok_or("no aggregate cpu line")?;
+        .ok_or_else(|| Error::Malformed("no aggregate cpu line".into()))?;
     let values: Vec<u64> = line
         .split_whitespace()
         .skip(1)
         .take(8)
-        .map(|v| v.parse::<u64>().map_err(|_| format!("cpu field {v:?}")))
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| Error::Malformed(format!("cpu field {v:?}")))
+        })
         .collect::<Result<_, _>>()?;
     if values.len() < 4 {
-        return Err(format!(
+        return Err(Error::Malformed(format!(
             "cpu line has {} fields, want 4 or more",
             values.len()
-        ));
+        )));
     }
     let idle = values[3] + values.get(4).copied().unwrap_or(0);
     Ok(CpuTimes {
@@ -131,12 +135,12 @@ struct LoadJson {
 
 /// Parses load JSON: `{"connections": .., "packets_per_second": .., "kilobits_per_second":
 /// .., "cpu_percent": .., "capacity": .., "score": ..}`.
-pub fn parse_load_json(text: &[u8]) -> Result<Load, String> {
-    let j: LoadJson = serde_json::from_slice(text).map_err(|e| format!("load JSON: {e}"))?;
+pub fn parse_load_json(text: &[u8]) -> Result<Load, Error> {
+    let j: LoadJson = serde_json::from_slice(text).map_err(Error::LoadJson)?;
     if let Some(c) = j.cpu_percent
         && !(0.0..=100.0).contains(&c)
     {
-        return Err(format!("load JSON: cpu_percent {c} is not 0 to 100"));
+        return Err(Error::CpuPercent(c));
     }
     Ok(Load {
         connections: j.connections,

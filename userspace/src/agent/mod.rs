@@ -2,9 +2,11 @@
 //! paths to LDNSs, and reports all of it to every configured EDNS over the metric protocol
 //! ([`crate::metrics::wire`]).
 //!
-//! - [`config`]: the agent's TOML config, validated as a whole.
+//! - [`config`]: the agent's TOML config, validated as a whole into the specs the other
+//!   modules own ([`health::CheckConfig`], [`sampler::LoadConfig`], [`probe::ProbeConfig`]).
+//! - [`error`]: the one error type of the agent.
 //! - [`health`]: health checks and the rise/fall state machine.
-//! - [`http`]: a minimal HTTP/1.1 GET client (checks, load endpoints); [`tls`] for HTTPS.
+//! - [`http`]: check URLs and HTTP GET over hyper (checks, load endpoints); [`tls`] for HTTPS.
 //! - [`load`]: load parsers over kernel file text and load JSON; [`sampler`] reads them.
 //! - [`probe`]: LDNS targets, RTT and completion; [`hops`]: hop count via the error queue.
 //! - [`report`]: records from the latest state, fan-out to the EDNSs, their replies.
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub mod config;
+pub mod error;
 pub mod health;
 pub mod hops;
 pub mod http;
@@ -22,22 +25,11 @@ pub mod report;
 pub mod sampler;
 pub mod tls;
 
-pub use config::{AgentConfig, AgentConfigError};
+pub use config::AgentConfig;
+pub use error::Error;
 
 use probe::Requests;
 use report::{Latest, Peer, VsLatest};
-
-/// Why the agent could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AgentError {
-    /// No socket toward an EDNS.
-    #[error("socket toward EDNS {address}: {source}")]
-    Socket {
-        address: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-}
 
 /// Runs the agent until `shutdown`: health checks, load samples, probes and reports, each on
 /// its own schedule. Calls `ready` once every task runs. Failures of checks, sources, probes
@@ -46,15 +38,13 @@ pub async fn run(
     config: AgentConfig,
     shutdown: CancellationToken,
     ready: impl FnOnce(),
-) -> Result<(), AgentError> {
+) -> Result<(), Error> {
     let mut peers = Vec::new();
     for (i, e) in config.edns.iter().enumerate() {
-        let peer = Peer::connect(i, e)
-            .await
-            .map_err(|source| AgentError::Socket {
-                address: e.address,
-                source,
-            })?;
+        let peer = Peer::connect(i, e).await.map_err(|source| Error::Socket {
+            address: e.address,
+            source,
+        })?;
         peers.push(peer);
     }
     let latest = Arc::new(Mutex::new(Latest {
@@ -170,7 +160,7 @@ async fn sample_load(
 
 /// Probes the bounded target set every probe interval into `latest`.
 async fn probe_paths(
-    config: config::ProbeConfig,
+    config: probe::ProbeConfig,
     request_max_age: std::time::Duration,
     latest: Arc<Mutex<Latest>>,
     requests: Arc<Mutex<Requests>>,

@@ -15,7 +15,7 @@ use hickory_proto::{
 use ipnet::IpNet;
 use tokio::net::UdpSocket;
 
-use super::{config::ProbeConfig, health::unspecified, hops};
+use super::{error::Error, health::unspecified, hops};
 use crate::metrics::wire::Record;
 
 /// Gap between the queries of one target's round.
@@ -24,6 +24,34 @@ const QUERY_GAP: Duration = Duration::from_millis(10);
 pub const MAX_CONCURRENT_TARGETS: usize = 64;
 /// Requests older than this many report intervals are dropped (their EDNS went quiet).
 pub const REQUEST_MAX_AGE_INTERVALS: u32 = 10;
+
+/// LDNS path probes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeConfig {
+    /// Static targets, probed first.
+    pub ldns: Vec<IpAddr>,
+    /// Most targets per round, static and EDNS-requested together (0: no probing).
+    pub max_targets: usize,
+    pub interval: Duration,
+    /// DNS queries per target per round.
+    pub count: u32,
+    pub timeout: Duration,
+    /// The LDNSs' DNS port.
+    pub port: u16,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            ldns: Vec::new(),
+            max_targets: 64,
+            interval: Duration::from_millis(5000),
+            count: 5,
+            timeout: Duration::from_millis(1000),
+            port: 53,
+        }
+    }
+}
 
 /// Whether an address may be probed at all.
 pub fn probeable(ip: IpAddr) -> bool {
@@ -152,14 +180,14 @@ pub async fn dns_rtts(
     server: SocketAddr,
     count: u32,
     timeout: Duration,
-) -> Result<Vec<Duration>, String> {
+) -> Result<Vec<Duration>, Error> {
     let socket = UdpSocket::bind(unspecified(server))
         .await
-        .map_err(|e| format!("bind: {e}"))?;
+        .map_err(Error::io("bind"))?;
     socket
         .connect(server)
         .await
-        .map_err(|e| format!("connect {server}: {e}"))?;
+        .map_err(Error::io(format!("connect {server}")))?;
     let first = Message::query().metadata.id;
     let mut sent: HashMap<u16, Instant> = HashMap::new();
     let mut rtts = Vec::new();
@@ -172,7 +200,7 @@ pub async fn dns_rtts(
             let id = first.wrapping_add(i as u16);
             let mut q = Message::new(id, MessageType::Query, OpCode::Query);
             q.add_query(Query::query(Name::root(), RecordType::NS));
-            let bytes = q.to_vec().map_err(|e| format!("encode query: {e}"))?;
+            let bytes = q.to_vec().map_err(Error::DnsEncode)?;
             // A send refused by an ICMP error for an earlier query is a lost query.
             if socket.send(&bytes).await.is_ok() {
                 sent.insert(id, Instant::now());

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     config::EdnsConfig,
+    error::Error,
     health::unspecified,
     load,
     probe::{PathResult, Requests, path_record},
@@ -168,11 +169,11 @@ pub fn take_reply(
     key: &wire::Key,
     requests: &Mutex<Requests>,
     now: Instant,
-) -> Result<usize, String> {
+) -> Result<usize, Error> {
     let d = wire::decode(bytes, |id| (id == key.id).then(|| key.clone()))
-        .map_err(|r| format!("reply refused: {}", r.name()))?;
+        .map_err(|r| Error::ReplyRefused(r.name()))?;
     if d.header.kind != Kind::Reply {
-        return Err("not a reply".into());
+        return Err(Error::NotAReply);
     }
     let prefixes: Vec<_> = d
         .records
@@ -182,7 +183,7 @@ pub fn take_reply(
             _ => None,
         })
         .collect();
-    let mut r = requests.lock().map_err(|_| "requests lock poisoned")?;
+    let mut r = requests.lock().map_err(|_| Error::Poisoned("requests"))?;
     r.take(edns, d.header.timestamp_ms, now, &prefixes);
     Ok(prefixes.len())
 }
@@ -206,7 +207,10 @@ pub async fn read_replies(
         let result = match n {
             Ok(n) => take_reply(&buf[..n], edns, &key, &requests, Instant::now()).map(drop),
             // ICMP errors for our reports (the EDNS is down): nothing to read.
-            Err(e) => Err(format!("{e}")),
+            Err(source) => Err(Error::Io {
+                what: "receive".into(),
+                source,
+            }),
         };
         if let Err(e) = result
             && let Some(held) = errors.allow(Instant::now())

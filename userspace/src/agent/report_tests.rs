@@ -4,7 +4,10 @@ use std::net::Ipv4Addr;
 use super::*;
 use crate::agent::{
     AgentConfig,
-    config::{CheckConfig, CheckKind, EdnsConfig, LoadConfig, ProbeConfig, VsConfig},
+    config::{EdnsConfig, VsConfig},
+    health::{CheckConfig, CheckKind},
+    probe::ProbeConfig,
+    sampler::LoadConfig,
 };
 
 fn key(id: u32) -> wire::Key {
@@ -204,9 +207,13 @@ fn a_report_datagram_is_not_taken_as_a_reply() {
     };
     let d = wire::encode(&header, &[], &k);
     let requests = Mutex::new(Requests::default());
-    let e = take_reply(&d[0], 0, &k, &requests, Instant::now()).unwrap_err();
+    let e = take_reply(&d[0], 0, &k, &requests, Instant::now())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not a reply"), "{e}");
-    let e = take_reply(&d[0], 0, &key(4), &requests, Instant::now()).unwrap_err();
+    let e = take_reply(&d[0], 0, &key(4), &requests, Instant::now())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unknown_key"), "{e}");
 }
 

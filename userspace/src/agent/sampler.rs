@@ -1,20 +1,55 @@
 //! Reads a VS's load sources each interval and keeps the previous counter samples that rates
 //! need. Built-in sources win over the command's JSON, which wins over the endpoint's. A
 //! source that fails is left out of that sample (logged at debug), never fatal.
-use std::{path::PathBuf, process::Stdio, time::Instant};
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use tokio::io::AsyncReadExt;
 
 use super::{
-    config::LoadConfig,
-    health::connect_url,
-    http,
+    error::Error,
+    http::{self, Url},
     load::{self, CpuTimes, InterfaceCounters},
 };
 use crate::metrics::wire::Load;
 
 /// Most bytes of a load command's output read.
 const MAX_COMMAND_OUTPUT: u64 = 64 * 1024;
+
+/// Where a VS's load comes from; every source is optional. Built-in sources win over the
+/// command's JSON, which wins over the HTTP endpoint's, field by field.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadConfig {
+    /// Established TCP connections to this local port.
+    pub connections_port: Option<u16>,
+    /// Packets/s and kbit/s from this interface's counters (received plus sent).
+    pub interface: Option<String>,
+    /// This host's CPU busy percent.
+    pub cpu: bool,
+    /// A fixed capacity.
+    pub capacity: Option<u64>,
+    /// A command whose stdout is load JSON.
+    pub command: Option<Vec<String>>,
+    /// A local http:// URL that returns load JSON.
+    pub http_json: Option<Url>,
+    /// Limit for the command and the HTTP endpoint.
+    pub timeout: Duration,
+}
+
+impl LoadConfig {
+    /// No source at all.
+    pub fn is_empty(&self) -> bool {
+        self.connections_port.is_none()
+            && self.interface.is_none()
+            && !self.cpu
+            && self.capacity.is_none()
+            && self.command.is_none()
+            && self.http_json.is_none()
+    }
+}
 
 /// Where the kernel files are (tests point this at a directory of samples).
 #[derive(Clone, Debug)]
@@ -117,7 +152,7 @@ impl Sampler {
         merged
     }
 
-    async fn connections(&self, port: u16) -> Result<u64, String> {
+    async fn connections(&self, port: u16) -> Result<u64, Error> {
         let mut total = 0;
         for file in ["tcp", "tcp6"] {
             let path = self.roots.proc_net.join(file);
@@ -125,13 +160,18 @@ impl Sampler {
                 Ok(text) => total += load::established_connections(&text, port)?,
                 // No IPv6 in this kernel: no tcp6 file.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && file == "tcp6" => {}
-                Err(e) => return Err(format!("{}: {e}", path.display())),
+                Err(source) => {
+                    return Err(Error::Io {
+                        what: path.display().to_string(),
+                        source,
+                    });
+                }
             }
         }
         Ok(total)
     }
 
-    async fn interface_counters(&self, ifname: &str) -> Result<InterfaceCounters, String> {
+    async fn interface_counters(&self, ifname: &str) -> Result<InterfaceCounters, Error> {
         let dir = self.roots.net.join(ifname).join("statistics");
         let counter = |name: &'static str| {
             let path = dir.join(name);
@@ -146,16 +186,16 @@ impl Sampler {
     }
 }
 
-async fn read(path: PathBuf) -> Result<String, String> {
+async fn read(path: PathBuf) -> Result<String, Error> {
     tokio::fs::read_to_string(&path)
         .await
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(Error::io(path.display().to_string()))
 }
 
 /// Runs a load command (no shell, stdin closed, stderr discarded) and parses its stdout;
 /// killed at the timeout.
-pub async fn run_command(command: &[String], timeout: std::time::Duration) -> Result<Load, String> {
-    let (program, args) = command.split_first().ok_or("empty command")?;
+pub async fn run_command(command: &[String], timeout: Duration) -> Result<Load, Error> {
+    let (program, args) = command.split_first().ok_or(Error::EmptyCommand)?;
     let mut child = tokio::process::Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -163,44 +203,50 @@ pub async fn run_command(command: &[String], timeout: std::time::Duration) -> Re
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("{program}: {e}"))?;
-    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+        .map_err(Error::io(program))?;
+    let mut stdout = child.stdout.take().ok_or_else(|| Error::Io {
+        what: format!("{program}: stdout"),
+        source: std::io::ErrorKind::BrokenPipe.into(),
+    })?;
     let run = async {
         let mut out = Vec::new();
         (&mut stdout)
             .take(MAX_COMMAND_OUTPUT)
             .read_to_end(&mut out)
             .await
-            .map_err(|e| format!("{program}: reading stdout: {e}"))?;
-        let status = child.wait().await.map_err(|e| format!("{program}: {e}"))?;
+            .map_err(Error::io(format!("{program}: reading stdout")))?;
+        let status = child.wait().await.map_err(Error::io(program))?;
         if !status.success() {
-            return Err(format!("{program}: {status}"));
+            return Err(Error::CommandFailed {
+                program: program.clone(),
+                status,
+            });
         }
         load::parse_load_json(&out)
     };
     match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,
         // Dropping the child kills it.
-        Err(_) => Err(format!(
-            "{program}: no result within {} ms",
-            timeout.as_millis()
-        )),
+        Err(_) => Err(Error::Timeout(timeout).context(program)),
     }
 }
 
 /// GETs load JSON from a local endpoint, within the timeout.
-pub async fn fetch_json(url: &http::Url, timeout: std::time::Duration) -> Result<Load, String> {
+pub async fn fetch_json(url: &Url, timeout: Duration) -> Result<Load, Error> {
     let get = async {
-        let tcp = connect_url(url).await?;
+        let tcp = http::connect(url).await?;
         let r = http::get(tcp, url).await?;
         if r.status != 200 {
-            return Err(format!("status {}", r.status));
+            return Err(Error::Status {
+                got: r.status,
+                want: 200,
+            });
         }
         load::parse_load_json(&r.body)
     };
     match tokio::time::timeout(timeout, get).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no result within {} ms", timeout.as_millis())),
+        Err(_) => Err(Error::Timeout(timeout)),
     }
 }
 
@@ -289,14 +335,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((l.score, l.connections), (Some(9), Some(3)));
-        let e = run_command(&sh("exit 3"), t).await.unwrap_err();
+        let e = run_command(&sh("exit 3"), t).await.unwrap_err().to_string();
         assert!(e.contains("exit status: 3"), "{e}");
-        let e = run_command(&sh("echo nope"), t).await.unwrap_err();
+        let e = run_command(&sh("echo nope"), t)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("load JSON"), "{e}");
         let e = run_command(&sh("sleep 5"), Duration::from_millis(100))
             .await
-            .unwrap_err();
-        assert!(e.contains("no result within 100 ms"), "{e}");
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/bin/sh: no result within 100 ms"), "{e}");
         assert!(run_command(&["/nonexistent/load".into()], t).await.is_err());
     }
 
@@ -320,7 +370,7 @@ mod tests {
                     .await;
             }
         });
-        let url = http::Url::parse(&format!("http://127.0.0.1:{port}/load")).unwrap();
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/load")).unwrap();
         let load = fetch_json(&url, Duration::from_secs(5)).await.unwrap();
         assert_eq!(load.cpu_percent, Some(12.5));
     }

@@ -1,7 +1,12 @@
 //! TLS for HTTPS checks: rustls with the ring provider, verifying against Mozilla's roots
 //! (webpki-roots, compiled in), or accepting any certificate for lab use (`insecure`), which
 //! still checks that the server holds the key it presents.
-use std::sync::Arc;
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use rustls::{
     ClientConfig, DigitallySignedStruct, SignatureScheme,
@@ -9,15 +14,20 @@ use rustls::{
     crypto::WebPkiSupportedAlgorithms,
     pki_types::{CertificateDer, ServerName, UnixTime},
 };
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
+use super::error::Error;
+
 /// A client config: verifying (`insecure` false) or accepting any certificate.
-pub fn client_config(insecure: bool) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(insecure: bool) -> Result<Arc<ClientConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
+        .map_err(Error::TlsSetup)?;
     let config = if insecure {
         builder
             .dangerous()
@@ -39,13 +49,53 @@ pub async fn connect(
     config: Arc<ClientConfig>,
     host: &str,
     tcp: TcpStream,
-) -> Result<TlsStream<TcpStream>, String> {
-    let name = ServerName::try_from(host.to_owned())
-        .map_err(|e| format!("{host:?} as a TLS server name: {e}"))?;
+) -> Result<Stream, Error> {
+    let name = ServerName::try_from(host.to_owned()).map_err(|source| Error::TlsServerName {
+        host: host.to_owned(),
+        source,
+    })?;
     TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| format!("TLS handshake: {e}"))
+        .map(Stream)
+        .map_err(Error::TlsHandshake)
+}
+
+/// A client TLS stream that reads a close without close_notify as the end of the stream:
+/// many servers close so, and for a check what was read is all there is. (rustls reports it
+/// as UnexpectedEof; a body cut short is still an error, as its length or last chunk is
+/// missing.)
+pub struct Stream(TlsStream<TcpStream>);
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.0).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }
 
 /// Accepts any certificate chain, still verifying handshake signatures.
