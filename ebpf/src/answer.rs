@@ -12,12 +12,10 @@ use xgslb_common::{
 
 use crate::{
     checksum::{at_parity, finish_udp, fold, sum_be16, sum_u32},
+    frame::{MAX_PKT_OFF, load_be16, ptr_at},
     lookup::{CLASS_UNKNOWN, find},
     maps::{ANSWERS, PICK},
-    parse::{
-        DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, MAX_PKT_OFF, OPT_FIXED_LEN, UDP_HLEN, flags,
-        load_be16, ptr_at,
-    },
+    parse::{DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, OPT_FIXED_LEN, UDP_HLEN, flags},
     region::{read_source, sample_ldns},
     verifier::opaque,
 };

@@ -10,6 +10,7 @@
 
 mod answer;
 mod checksum;
+mod frame;
 mod lookup;
 mod maps;
 mod parse;

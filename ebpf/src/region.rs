@@ -5,8 +5,8 @@ use xgslb_common::{
 };
 
 use crate::{
+    frame::ptr_at,
     maps::{CLASS_LENGTHS, CLASSES, LDNS, REGIONS4, REGIONS6},
-    parse::ptr_at,
 };
 
 /// The source address of a query as two big-endian words: IPv4 in the top 32 bits of `hi`
