@@ -1,5 +1,5 @@
 //! Bounds-checked access to the frame: the pointer to a span the verifier accepts, and the
-//! big-endian loads every header reader uses (parse, checksum, answer, region, reflector).
+//! big-endian loads every header reader uses (parse, checksum, answer, client, reflector).
 use aya_ebpf::programs::XdpContext;
 
 use crate::verifier::opaque;

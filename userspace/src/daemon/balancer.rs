@@ -1,5 +1,5 @@
 //! The balancer thread: it owns the model, the metrics and the damping state, and it is the
-//! only writer of the selection table and region tries. Events reach it over a
+//! only writer of the answer table and class tries. Events reach it over a
 //! crossbeam channel; every interval it also polls the metrics file. Whatever changed is
 //! recomputed, published to the maps (a swap for a config, single entries for metrics) and
 //! handed to the slow path as a new snapshot, so both paths answer from the same data.
@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Instant};
 use crossbeam_channel::{Receiver, select, tick};
 use hickory_proto::rr::{LowerName, Name, RecordType};
 use tokio::sync::watch;
-use xgslb_common::AnswerSet;
+use xgslb_common::{AnswerSet, ClassId};
 
 use std::net::SocketAddr;
 
@@ -24,7 +24,7 @@ use crate::{
         wire::Datagram,
     },
     model::Metrics,
-    plan::snapshot::Snapshot,
+    plan::snapshot::{SetEntry, Snapshot},
     plan::{
         answer_sets::answer_sets,
         publication::{ClassIds, Publication, StatIds, publication_counted},
@@ -144,7 +144,7 @@ pub struct Decisions {
     pub wideips: Vec<LowerName>,
     /// Virtual server names, by index (traces and answers name them).
     pub vss: Vec<String>,
-    pub by_class: std::collections::HashMap<(usize, u32), crate::balance::Decision>,
+    pub by_class: std::collections::HashMap<(usize, ClassId), crate::balance::Decision>,
     /// What each answer-counter slot counts.
     pub stats: Vec<crate::plan::publication::StatLabel>,
 }
@@ -197,8 +197,8 @@ pub struct Balancer {
     /// (on reload): publications add the answer sets' entries to them.
     static_entries: Vec<xgslb_common::Entry>,
     /// The last publication's content, to tell whether a tick changed anything.
-    last: Option<Vec<(Name, RecordType, u32, AnswerSet)>>,
-    last_prefixes: Vec<(ipnet::IpNet, u32)>,
+    last: Option<Vec<SetEntry>>,
+    last_prefixes: Vec<(ipnet::IpNet, ClassId)>,
 }
 
 impl Balancer {

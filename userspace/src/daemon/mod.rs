@@ -361,7 +361,7 @@ impl DaemonHandle {
         let decision = d
             .by_class
             .get(&(w, class))
-            .or_else(|| d.by_class.get(&(w, xgslb_common::DEFAULT_CLASS as u32)))
+            .or_else(|| d.by_class.get(&(w, xgslb_common::DEFAULT_CLASS)))
             .ok_or_else(|| format!("no decision for {fqdn} yet"))?;
         let mut a_records = Vec::new();
         if let Some((_, set)) =

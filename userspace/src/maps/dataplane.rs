@@ -73,7 +73,7 @@ pub enum AttachMode {
 pub struct DataPlane {
     ebpf: Ebpf,
     pin_dir: PathBuf,
-    /// The answer table and region tries (map-in-map).
+    /// The answer table, class table and class tries (map-in-map).
     pub tables: Tables,
     /// Listener address:port pairs.
     pub listeners: Array<MapData, ListenerSet>,
@@ -108,8 +108,8 @@ impl DataPlane {
         // BTF maps (the outer maps) carry no pinning attribute: pin them by path.
         let outer = [
             map_names::ENTRIES,
-            map_names::REGIONS4,
-            map_names::REGIONS6,
+            map_names::CLASS_TRIE4,
+            map_names::CLASS_TRIE6,
             map_names::CLASSES,
         ];
         for name in outer {
@@ -140,10 +140,10 @@ impl DataPlane {
             ArrayOfMaps::try_from(take(map_names::ENTRIES)?)
                 .map_err(map_err(map_names::ENTRIES))?,
             Array::try_from(take(map_names::SEED)?).map_err(map_err(map_names::SEED))?,
-            ArrayOfMaps::try_from(take(map_names::REGIONS4)?)
-                .map_err(map_err(map_names::REGIONS4))?,
-            ArrayOfMaps::try_from(take(map_names::REGIONS6)?)
-                .map_err(map_err(map_names::REGIONS6))?,
+            ArrayOfMaps::try_from(take(map_names::CLASS_TRIE4)?)
+                .map_err(map_err(map_names::CLASS_TRIE4))?,
+            ArrayOfMaps::try_from(take(map_names::CLASS_TRIE6)?)
+                .map_err(map_err(map_names::CLASS_TRIE6))?,
             ArrayOfMaps::try_from(take(map_names::CLASSES)?)
                 .map_err(map_err(map_names::CLASSES))?,
             Array::try_from(take(map_names::CLASS_LENGTHS)?)
@@ -357,8 +357,8 @@ impl DataPlane {
         for name in [
             map_names::ENTRIES,
             map_names::SEED,
-            map_names::REGIONS4,
-            map_names::REGIONS6,
+            map_names::CLASS_TRIE4,
+            map_names::CLASS_TRIE6,
             map_names::CLASSES,
             map_names::CLASS_LENGTHS,
             map_names::META,
