@@ -71,7 +71,8 @@ pub const EDNS_UDP_SIZE: u16 = 1232;
 
 /// Map names carry a layout version so that a new xgslbd never adopts a pinned map of an older
 /// layout: a layout change bumps the suffix. (The layout asserts beside each key and value
-/// type fail when a layout changes.)
+/// type fail when a layout changes; userspace's `maps::object_tests` checks the object against
+/// these names and sizes.)
 pub mod map_names {
     /// Outer array (one slot) holding the current answer table, a hash map of u64 (see
     /// `entry_key`) -> `Entry`. A config change builds a new table and swaps it in with one
@@ -106,6 +107,23 @@ pub mod map_names {
     /// LRU per-CPU `LdnsKey` -> u64: sampled query counts by LDNS address and class, which
     /// xgslbd reads to tell agents which LDNSs to probe.
     pub const LDNS: &str = "XGSLB_LDNS_V2";
+
+    /// Every map of the object.
+    pub const ALL: [&str; 13] = [
+        ENTRIES,
+        SEED,
+        CLASS_TRIE4,
+        CLASS_TRIE6,
+        CLASSES,
+        CLASS_LENGTHS,
+        LISTENERS,
+        STATS,
+        PICK,
+        SCRATCH,
+        META,
+        ANSWERS,
+        LDNS,
+    ];
 }
 
 /// XDP program names in the object.

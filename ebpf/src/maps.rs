@@ -26,7 +26,8 @@ pub type ClassTrie6 =
 
 // The names in the attributes are the literals of `xgslb_common::map_names`: aya-ebpf's
 // `#[map(name = ..)]` and `#[btf_map(name = ..)]` take only a string literal (they expand to
-// `export_name`). The const block at the end checks each against the ABI's constant.
+// `export_name`). The const block at the end checks each against the ABI's constant, and
+// userspace's `maps::object_tests` checks the built object's maps, names and sizes.
 
 /// Slot 0: the answer table in service. User space swaps in a whole new table at once.
 #[btf_map(name = "XGSLB_ENT_V4")]

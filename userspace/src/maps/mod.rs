@@ -10,4 +10,7 @@ pub mod dataplane;
 pub mod publish;
 pub mod tables;
 
+#[cfg(test)]
+mod object_tests;
+
 pub use dataplane::{AttachMode, DataPlane, DataPlaneError, XDP_OBJECT};
