@@ -5,9 +5,19 @@
 //! A family with more lengths than `MAX_CLASS_LENGTHS` (or an IPv6 prefix longer than
 //! `MAX_HASHED_V6_LEN`) is looked up in its LPM trie instead (`ClassLengths::trie4/6`).
 use bytemuck::{Pod, Zeroable};
-use core::mem::size_of;
 
 use crate::high_mask;
+
+/// A client class: the value of the class table and of the class tries (keyed by the
+/// kernel's LPM layout: a u32 prefix length in bits, then the address in network order,
+/// `[u8; 4]` or `[u8; 16]`), and the class of an answer-table entry (`EntryHead::class`)
+/// and of an LDNS sample (`LdnsKey::class`). One width everywhere: what a trie gives the
+/// program is what it looks up.
+pub type ClassId = u16;
+/// Client class of an address no prefix covers; also the fallback of every lookup, so it
+/// is the class of the entries that serve every client (`ANY_CLASS`).
+pub const DEFAULT_CLASS: ClassId = 0;
+const _: () = assert!(DEFAULT_CLASS == crate::ANY_CLASS);
 
 /// Prefix lengths per family the program tries in the class table.
 pub const MAX_CLASS_LENGTHS: usize = 8;
@@ -24,7 +34,7 @@ pub struct ClassKey {
     pub hi: u64,
     pub lo: u64,
 }
-const _: () = assert!(size_of::<ClassKey>() == 16);
+layout!(ClassKey, 16, { hi: 0, lo: 8 });
 
 impl ClassKey {
     /// The key of IPv4 address `addr` (host order) masked to `len` bits (0..=32).
@@ -66,7 +76,7 @@ pub struct ClassLengths {
     /// Explicit padding; always zero.
     pub _pad: [u8; 4],
 }
-const _: () = assert!(size_of::<ClassLengths>() == 24);
+layout!(ClassLengths, 24, { v4: 0, v6: 8, n4: 16, n6: 17, trie4: 18, trie6: 19, _pad: 20 });
 
 #[cfg(test)]
 mod tests {

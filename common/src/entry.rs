@@ -14,7 +14,7 @@
 use bytemuck::{Pod, Zeroable};
 use core::mem::size_of;
 
-use crate::{AnswerSet, NAME_KEY_LEN, mix64};
+use crate::{AnswerSet, ClassId, NAME_KEY_LEN, mix64};
 
 /// Most labels of a question name the XDP program hashes (root label excluded); a name with
 /// more goes to the slow path.
@@ -25,7 +25,7 @@ pub const TAIL_LEN: usize = 320;
 /// `ResponseTail::fix_at` of a tail with no pointer for the program to write.
 pub const NO_FIX: u16 = u16::MAX;
 /// Class of the entries that serve every client (and of the lookups that fall back to it).
-pub const ANY_CLASS: u16 = 0;
+pub const ANY_CLASS: ClassId = 0;
 
 /// What an entry is looked up for.
 #[repr(u8)]
@@ -87,7 +87,7 @@ pub struct EntryHead {
     /// Query type (0 for the fallback kinds).
     pub qtype: u16,
     /// Client class (`ANY_CLASS` for every client).
-    pub class: u16,
+    pub class: ClassId,
     /// An `EntryKind`.
     pub kind: u8,
     /// A `Body`.
@@ -100,7 +100,15 @@ pub struct EntryHead {
     /// and passes the query rather than answer from a mix of both.
     pub table: u8,
 }
-const _: () = assert!(size_of::<EntryHead>() == NAME_KEY_LEN + 8);
+layout!(EntryHead, NAME_KEY_LEN + 8, {
+    name: 0,
+    qtype: NAME_KEY_LEN,
+    class: NAME_KEY_LEN + 2,
+    kind: NAME_KEY_LEN + 4,
+    body: NAME_KEY_LEN + 5,
+    classed: NAME_KEY_LEN + 6,
+    table: NAME_KEY_LEN + 7,
+});
 
 /// A response precomputed as wire bytes that follow the echoed question.
 #[repr(C, align(8))]
@@ -124,7 +132,9 @@ pub struct ResponseTail {
     pub fix_suffix: u16,
     pub bytes: [u8; TAIL_LEN],
 }
-const _: () = assert!(size_of::<ResponseTail>() == 16 + TAIL_LEN);
+layout!(ResponseTail, 16 + TAIL_LEN, {
+    flags: 0, an: 2, ns: 4, ar: 6, len: 8, sum: 10, fix_at: 12, fix_suffix: 14, bytes: 16,
+});
 
 /// Bytes of an entry's body: an `AnswerSet` or a `ResponseTail`, by `EntryHead::body`.
 pub const BODY_LEN: usize = size_of::<ResponseTail>();
@@ -138,8 +148,10 @@ pub struct Entry {
     /// An `AnswerSet` (`Body::Answer`) or a `ResponseTail` (`Body::Response`) at offset 0.
     pub body: [u8; BODY_LEN],
 }
-const _: () = assert!(size_of::<Entry>() == NAME_KEY_LEN + 8 + BODY_LEN);
-const _: () = assert!(core::mem::offset_of!(Entry, body) % 8 == 0);
+// The body starts on a word so that the program reads an `AnswerSet` or `ResponseTail` in
+// place.
+layout!(Entry, NAME_KEY_LEN + 8 + BODY_LEN, { head: 0, body: NAME_KEY_LEN + 8 });
+const _: () = assert!((NAME_KEY_LEN + 8).is_multiple_of(8));
 
 impl Entry {
     /// An entry with `head` and a body copied from `body` (zero padded).
@@ -215,7 +227,7 @@ pub fn name_hash(seed: u64, wire: &[u8]) -> Option<u64> {
 /// The table key of (`name_hash`, `qtype`, `class`, `kind`). Distinct (type, class, kind)
 /// of one name never share a key: the mix is a bijection.
 #[inline(always)]
-pub const fn entry_key(name_hash: u64, qtype: u16, class: u16, kind: EntryKind) -> u64 {
+pub const fn entry_key(name_hash: u64, qtype: u16, class: ClassId, kind: EntryKind) -> u64 {
     mix64(name_hash ^ ((qtype as u64) | (class as u64) << 16 | (kind as u64) << 32))
 }
 

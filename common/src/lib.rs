@@ -4,10 +4,31 @@
 //! nowhere else. All types are `#[repr(C)]` with explicit padding so that they are
 //! `bytemuck::Pod`; sizes are asserted at compile time because the verifier and the kernel
 //! check them at load time against what user space passes.
+//!
+//! Each type kept in a map has its layout (size and every field's offset) asserted beside
+//! it with `layout!`. Both sides compile the same struct, but a pinned map outlives the
+//! process that wrote it: a layout change must be deliberate and bump the map's name
+//! (`map_names`). The XDP program also writes some keys as whole words at these offsets.
 #![no_std]
 
 use bytemuck::{Pod, Zeroable};
 use core::mem::size_of;
+
+/// Asserts at compile time that `$ty` is `$size` bytes with each field at its offset.
+macro_rules! layout {
+    ($ty:ty, $size:expr, { $($field:ident: $off:expr),* $(,)? }) => {
+        const _: () = {
+            assert!(
+                core::mem::size_of::<$ty>() == $size,
+                concat!("the size of ", stringify!($ty), " changed: bump its map's version")
+            );
+            $(assert!(
+                core::mem::offset_of!($ty, $field) == $off,
+                concat!(stringify!($ty), "::", stringify!($field), " moved: bump its map's version")
+            );)*
+        };
+    };
+}
 
 mod class;
 mod entry;
@@ -28,27 +49,30 @@ pub const SLOTS: usize = 128;
 pub const MIN_TABLE_ENTRIES: u32 = 65_536;
 /// Most listener address:port pairs (the program compares a query's destination with each).
 pub const MAX_LISTENERS: u32 = 16;
-/// Most prefixes in each region trie (IPv4 and IPv6 alike). The trie maps an LDNS address to
-/// its client class; the balancer bounds the number of classes, not of prefixes.
-pub const MAX_REGION_PREFIXES: u32 = 262_144;
+/// Most prefixes in each class trie (IPv4 and IPv6 alike) and in the class table. A trie maps
+/// an LDNS address to its client class; the balancer bounds the number of classes, not of
+/// prefixes.
+pub const MAX_CLASS_PREFIXES: u32 = 262_144;
 /// LDNS addresses the sampled query counts keep (least recently seen evicted first).
 pub const MAX_LDNS_TRACKED: u32 = 65_536;
 /// One query in 2^LDNS_SAMPLE_SHIFT is counted by LDNS address: enough to rank the busiest
 /// resolvers, cheap enough for the hot path.
 pub const LDNS_SAMPLE_SHIFT: u32 = 4;
-/// BPF_F_NO_PREALLOC, the flag of the answer table and the region tries: an update frees the
-/// old element only after an RCU grace period, so a reader that looked up the old value keeps
-/// reading it whole while user space replaces it. (A preallocated hash map recycles elements
-/// at once, which could tear a concurrent read.) The kernel requires an inner map's flags to
-/// equal its template's, so both sides use this one.
+/// BPF_F_NO_PREALLOC, the flag of every inner map (the answer table, the class table, the
+/// class tries): an update frees the old element only after an RCU grace period, so a reader
+/// that looked up the old value keeps reading it whole while user space replaces it. (A
+/// preallocated hash map recycles elements at once, which could tear a concurrent read; an
+/// LPM trie takes no other flag.) The kernel requires an inner map's flags to equal its
+/// template's, so the templates in ebpf/src/maps.rs and the maps user space creates both use
+/// this one.
 pub const BPF_F_NO_PREALLOC: u32 = 1;
-/// Client class of an address no region prefix covers; also the fallback of every lookup.
-pub const DEFAULT_CLASS: u16 = 0;
 /// UDP payload size xgslb advertises in its OPT RR, on both paths (RFC 9715 / DNS flag day 2020).
 pub const EDNS_UDP_SIZE: u16 = 1232;
 
 /// Map names carry a layout version so that a new xgslbd never adopts a pinned map of an older
-/// layout: a layout change bumps the suffix.
+/// layout: a layout change bumps the suffix. (The layout asserts beside each key and value
+/// type fail when a layout changes; userspace's `maps::object_tests` checks the object against
+/// these names and sizes.)
 pub mod map_names {
     /// Outer array (one slot) holding the current answer table, a hash map of u64 (see
     /// `entry_key`) -> `Entry`. A config change builds a new table and swaps it in with one
@@ -59,12 +83,12 @@ pub mod map_names {
     /// yet). Were it changed, a query meeting the new seed and the old table would miss and
     /// be passed, never answered from a wrong entry (entries hold their names).
     pub const SEED: &str = "XGSLB_SEED_V4";
-    /// Outer array (one slot) holding the current IPv4 region trie: prefix -> `ClassId`.
-    pub const REGIONS4: &str = "XGSLB_REG4_V2";
-    /// Outer array (one slot) holding the current IPv6 region trie: prefix -> `ClassId`.
-    pub const REGIONS6: &str = "XGSLB_REG6_V2";
+    /// Outer array (one slot) holding the current IPv4 class trie: prefix -> `ClassId`.
+    pub const CLASS_TRIE4: &str = "XGSLB_CTRIE4_V1";
+    /// Outer array (one slot) holding the current IPv6 class trie: prefix -> `ClassId`.
+    pub const CLASS_TRIE6: &str = "XGSLB_CTRIE6_V1";
     /// Outer array (one slot) holding the current class table: `ClassKey` -> `ClassId`.
-    pub const CLASSES: &str = "XGSLB_CLS_V1";
+    pub const CLASSES: &str = "XGSLB_CLS_V2";
     /// One `ClassLengths`: the prefix lengths the class table holds, per family.
     pub const CLASS_LENGTHS: &str = "XGSLB_CLSLEN_V1";
     /// One `ListenerSet`: the address:port pairs the program answers on.
@@ -83,6 +107,23 @@ pub mod map_names {
     /// LRU per-CPU `LdnsKey` -> u64: sampled query counts by LDNS address and class, which
     /// xgslbd reads to tell agents which LDNSs to probe.
     pub const LDNS: &str = "XGSLB_LDNS_V2";
+
+    /// Every map of the object.
+    pub const ALL: [&str; 13] = [
+        ENTRIES,
+        SEED,
+        CLASS_TRIE4,
+        CLASS_TRIE6,
+        CLASSES,
+        CLASS_LENGTHS,
+        LISTENERS,
+        STATS,
+        PICK,
+        SCRATCH,
+        META,
+        ANSWERS,
+        LDNS,
+    ];
 }
 
 /// XDP program names in the object.
@@ -244,7 +285,10 @@ pub struct AnswerSet {
     /// Addresses: IPv4 in the first 4 bytes (rest zero), IPv6 in all 16.
     pub addrs: [[u8; 16]; MAX_ADDRS],
 }
-const _: () = assert!(size_of::<AnswerSet>() == 16 + SLOTS + 16 * MAX_ADDRS);
+layout!(AnswerSet, 16 + SLOTS + 16 * MAX_ADDRS, {
+    ttl: 0, count: 4, records: 5, pick: 6, action: 7, persist_v4: 8, persist_v6: 9, slow: 10,
+    _pad: 11, stat: 12, slots: 16, addrs: 16 + SLOTS,
+});
 
 /// `AnswerSet::stat` of a set whose answers are not counted.
 pub const NO_STAT: u32 = u32::MAX;
@@ -324,25 +368,23 @@ impl AnswerSet {
     }
 }
 
-/// Value of the region tries (keyed by the kernel's LPM layout: a u32 prefix length in bits,
-/// then the address in network order: `[u8; 4]` or `[u8; 16]`): the client class of the
-/// prefix, which becomes `EntryHead::class`.
-pub type ClassId = u32;
-
 /// Key of the LDNS sample map: a source address and the client class it mapped to.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct LdnsKey {
     /// IPv4 in the first 4 bytes (rest zero), or IPv6.
     pub addr: [u8; 16],
-    /// The class (low 16 bits significant).
-    pub class: u16,
+    /// The class the address mapped to.
+    pub class: ClassId,
     /// 4 or 6.
     pub family: u8,
     /// Explicit padding; always zero.
     pub _pad: [u8; 5],
 }
-const _: () = assert!(size_of::<LdnsKey>() == 24);
+// The program writes the key as three words (ebpf/src/client.rs `sample_ldns`): the address,
+// then class and family in the low bytes of the third.
+layout!(LdnsKey, 24, { addr: 0, class: 16, family: 18, _pad: 19 });
+const _: () = assert!(size_of::<ClassId>() == 2);
 
 /// What xgslbd tells `xgslbctl` through the pinned meta map.
 #[repr(C)]
@@ -354,9 +396,10 @@ pub struct Meta {
     pub swaps: u64,
     /// Entries of the selection table in service.
     pub selections: u64,
-    /// Prefixes in the region tries in service (IPv4 + IPv6).
+    /// Client-class prefixes in service (IPv4 + IPv6).
     pub prefixes: u64,
 }
+layout!(Meta, 32, { generation: 0, swaps: 8, selections: 16, prefixes: 24 });
 
 /// An address and UDP port the XDP program answers on, as configured.
 #[repr(C)]
@@ -371,7 +414,7 @@ pub struct ListenerKey {
     /// Explicit padding; always zero.
     pub _pad: u8,
 }
-const _: () = assert!(size_of::<ListenerKey>() == 20);
+layout!(ListenerKey, 20, { addr: 0, port: 16, family: 18, _pad: 19 });
 
 /// A listener as the program compares it: three words, no hashing.
 #[repr(C)]
@@ -384,7 +427,7 @@ pub struct Listener {
     /// `Listener::tag` of the port and family.
     pub tag: u64,
 }
-const _: () = assert!(size_of::<Listener>() == 24);
+layout!(Listener, 24, { hi: 0, lo: 8, tag: 16 });
 
 impl Listener {
     /// The tag of a port (host order) and family (4 or 6): never zero, so an unused slot
@@ -421,7 +464,10 @@ pub struct ListenerSet {
     pub slots: [Listener; MAX_LISTENERS as usize],
     pub count: u64,
 }
-const _: () = assert!(size_of::<ListenerSet>() == 24 * MAX_LISTENERS as usize + 8);
+layout!(ListenerSet, 24 * MAX_LISTENERS as usize + 8, {
+    slots: 0,
+    count: 24 * MAX_LISTENERS as usize,
+});
 
 /// What the XDP program did with a frame, one per-CPU counter each.
 #[repr(u32)]
@@ -581,6 +627,7 @@ impl Counter {
 pub struct Stats {
     pub counters: [u64; Counter::COUNT],
 }
+layout!(Stats, 8 * Counter::COUNT, { counters: 0 });
 
 /// Per-CPU working memory of the XDP program (never read by user space). The question name
 /// lives here rather than on the stack: the verifier tracks every stack byte it writes, and a
@@ -656,7 +703,10 @@ pub struct ParsedQuery {
     /// would be written with a `memset` call, a byte loop on BPF.)
     pub labels: u32,
 }
-const _: () = assert!(size_of::<ParsedQuery>() == 24);
+layout!(ParsedQuery, 24, {
+    l3_off: 0, tail_off: 2, name_len: 4, flags: 6, name_sum: 8, qtype: 12, limit: 14,
+    has_opt: 16, dnssec_ok: 17, udp_csum_zero: 18, v6: 19, labels: 20,
+});
 
 #[cfg(feature = "user")]
 mod user {

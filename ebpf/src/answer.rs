@@ -6,19 +6,17 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use xgslb_common::{
-    AnswerSet, Body, Counter, EDNS_UDP_SIZE, Entry, FRAME_HEAD_MAX, MAX_ADDRS, MAX_ANSWER_STATS,
-    NO_FIX, PickMode, ResponseTail, Scratch, TAIL_LEN, qtype,
+    AnswerSet, Body, ClassId, Counter, EDNS_UDP_SIZE, Entry, FRAME_HEAD_MAX, MAX_ADDRS,
+    MAX_ANSWER_STATS, NO_FIX, PickMode, ResponseTail, Scratch, TAIL_LEN, qtype,
 };
 
 use crate::{
     checksum::{at_parity, finish_udp, fold, sum_be16, sum_u32},
+    client::{read_source, sample_ldns},
+    frame::{MAX_PKT_OFF, load_be16, ptr_at},
     lookup::{CLASS_UNKNOWN, find},
     maps::{ANSWERS, PICK},
-    parse::{
-        DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, MAX_PKT_OFF, OPT_FIXED_LEN, UDP_HLEN, flags,
-        load_be16, ptr_at,
-    },
-    region::{read_source, sample_ldns},
+    parse::{DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, OPT_FIXED_LEN, UDP_HLEN, flags},
     verifier::opaque,
 };
 
@@ -81,7 +79,7 @@ pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdic
         &mut scratch.ldns,
         &src,
         v6,
-        found.class as u32,
+        found.class as ClassId,
         known,
     );
     let entry: &Entry = found.entry;
@@ -183,7 +181,7 @@ fn answer_set(
     ctx: &XdpContext,
     q: &xgslb_common::ParsedQuery,
     set: &AnswerSet,
-    src: &crate::region::Source,
+    src: &crate::client::Source,
     v6: bool,
 ) -> Result<Counter, Verdict> {
     let records = set.records as usize;

@@ -46,7 +46,7 @@ pub fn finish_udp(sum: u32) -> u16 {
 pub unsafe fn sum_be16(p: *const u8, words: usize) -> u32 {
     let mut sum = 0u32;
     for i in 0..words {
-        sum += unsafe { crate::parse::load_be16(p.add(2 * i)) } as u32;
+        sum += unsafe { crate::frame::load_be16(p.add(2 * i)) } as u32;
     }
     sum
 }

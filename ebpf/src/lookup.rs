@@ -11,7 +11,7 @@ use xgslb_common::{
     Scratch, entry_key,
 };
 
-use crate::{maps::ENTRIES, region::Source, verifier::opaque};
+use crate::{client::Source, maps::ENTRIES, verifier::opaque};
 
 /// `Found::class` when the lookup did not need the client's class.
 pub const CLASS_UNKNOWN: u64 = u64::MAX;
@@ -68,7 +68,7 @@ fn get<'a>(
     key: u64,
     off: usize,
     qtype: u16,
-    class: u16,
+    class: ClassId,
     kind: EntryKind,
 ) -> Option<&'a Entry> {
     // SAFETY: the element stays valid for this program run (RCU, no-prealloc table).
@@ -97,11 +97,10 @@ pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Result<Found<'a>, 
                 class: CLASS_UNKNOWN,
             });
         }
-        let class = crate::region::class_of(src, v6);
-        if class != DEFAULT_CLASS as ClassId {
-            let c = class as u16;
-            let key = entry_key(h0, qtype, c, EntryKind::Exact);
-            if let Some(own) = get(table, scratch, key, 0, qtype, c, EntryKind::Exact) {
+        let class = crate::client::class_of(src, v6);
+        if class != DEFAULT_CLASS {
+            let key = entry_key(h0, qtype, class, EntryKind::Exact);
+            if let Some(own) = get(table, scratch, key, 0, qtype, class, EntryKind::Exact) {
                 return Ok(Found {
                     entry: own,
                     class: class as u64,

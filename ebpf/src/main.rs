@@ -10,11 +10,12 @@
 
 mod answer;
 mod checksum;
+mod client;
+mod frame;
 mod lookup;
 mod maps;
 mod parse;
 mod reflector;
-mod region;
 mod stats;
 mod verifier;
 

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use xgslb_common::{
     BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, Entry, LdnsKey, ListenerSet, MAX_ADDRS,
-    MAX_ANSWER_STATS, MAX_LDNS_TRACKED, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES, Meta, Scratch,
+    MAX_ANSWER_STATS, MAX_CLASS_PREFIXES, MAX_LDNS_TRACKED, MIN_TABLE_ENTRIES, Meta, Scratch,
     Stats, map_names,
 };
 
@@ -16,13 +16,18 @@ use xgslb_common::{
 /// the template the kernel compares, so user space sizes each table to what it holds.)
 pub type EntryTable =
     BtfHashMap<u64, Entry, { MIN_TABLE_ENTRIES as usize }, { BPF_F_NO_PREALLOC as usize }>;
-/// An IPv4 region trie: LDNS prefix -> client class.
-pub type Region4Trie = LpmTrie<[u8; 4], ClassId, { MAX_REGION_PREFIXES as usize }>;
-/// An IPv6 region trie: LDNS prefix -> client class.
-pub type Region6Trie = LpmTrie<[u8; 16], ClassId, { MAX_REGION_PREFIXES as usize }>;
+/// An IPv4 class trie: LDNS prefix -> client class; a template like `EntryTable`. Its flags
+/// are the ABI's, which user space creates the tries with, rather than aya's default.
+pub type ClassTrie4 =
+    LpmTrie<[u8; 4], ClassId, { MAX_CLASS_PREFIXES as usize }, { BPF_F_NO_PREALLOC as usize }>;
+/// An IPv6 class trie: LDNS prefix -> client class.
+pub type ClassTrie6 =
+    LpmTrie<[u8; 16], ClassId, { MAX_CLASS_PREFIXES as usize }, { BPF_F_NO_PREALLOC as usize }>;
 
-// The names in the attributes must be the literals of `xgslb_common::map_names` (a macro
-// attribute takes no constant); `names_match_the_abi` below checks that they are.
+// The names in the attributes are the literals of `xgslb_common::map_names`: aya-ebpf's
+// `#[map(name = ..)]` and `#[btf_map(name = ..)]` take only a string literal (they expand to
+// `export_name`). The const block at the end checks each against the ABI's constant, and
+// userspace's `maps::object_tests` checks the built object's maps, names and sizes.
 
 /// Slot 0: the answer table in service. User space swaps in a whole new table at once.
 #[btf_map(name = "XGSLB_ENT_V4")]
@@ -35,23 +40,23 @@ pub static SEED: Array<u64> = Array::pinned(1, 0);
 /// A class table: masked prefix -> client class (see `xgslb_common::ClassKey`); a template
 /// like `EntryTable`.
 pub type ClassTable =
-    BtfHashMap<ClassKey, ClassId, { MAX_REGION_PREFIXES as usize }, { BPF_F_NO_PREALLOC as usize }>;
+    BtfHashMap<ClassKey, ClassId, { MAX_CLASS_PREFIXES as usize }, { BPF_F_NO_PREALLOC as usize }>;
 
 /// Slot 0: the class table in service.
-#[btf_map(name = "XGSLB_CLS_V1")]
+#[btf_map(name = "XGSLB_CLS_V2")]
 pub static CLASSES: ArrayOfMaps<ClassTable, 1> = ArrayOfMaps::new();
 
 /// The prefix lengths the class table in service holds.
 #[map(name = "XGSLB_CLSLEN_V1")]
 pub static CLASS_LENGTHS: Array<ClassLengths> = Array::pinned(1, 0);
 
-/// Slot 0: the IPv4 region trie in service.
-#[btf_map(name = "XGSLB_REG4_V2")]
-pub static REGIONS4: ArrayOfMaps<Region4Trie, 1> = ArrayOfMaps::new();
+/// Slot 0: the IPv4 class trie in service (used when the class table cannot hold IPv4).
+#[btf_map(name = "XGSLB_CTRIE4_V1")]
+pub static CLASS_TRIE4: ArrayOfMaps<ClassTrie4, 1> = ArrayOfMaps::new();
 
-/// Slot 0: the IPv6 region trie in service.
-#[btf_map(name = "XGSLB_REG6_V2")]
-pub static REGIONS6: ArrayOfMaps<Region6Trie, 1> = ArrayOfMaps::new();
+/// Slot 0: the IPv6 class trie in service (used when the class table cannot hold IPv6).
+#[btf_map(name = "XGSLB_CTRIE6_V1")]
+pub static CLASS_TRIE6: ArrayOfMaps<ClassTrie6, 1> = ArrayOfMaps::new();
 
 /// The (destination address, UDP port) pairs this program answers queries sent to. Written
 /// whole by xgslbd when it starts, before the program is attached or adopted.
@@ -103,10 +108,10 @@ const _: () = {
     }
     assert!(eq(map_names::ENTRIES, "XGSLB_ENT_V4"));
     assert!(eq(map_names::SEED, "XGSLB_SEED_V4"));
-    assert!(eq(map_names::CLASSES, "XGSLB_CLS_V1"));
+    assert!(eq(map_names::CLASSES, "XGSLB_CLS_V2"));
     assert!(eq(map_names::CLASS_LENGTHS, "XGSLB_CLSLEN_V1"));
-    assert!(eq(map_names::REGIONS4, "XGSLB_REG4_V2"));
-    assert!(eq(map_names::REGIONS6, "XGSLB_REG6_V2"));
+    assert!(eq(map_names::CLASS_TRIE4, "XGSLB_CTRIE4_V1"));
+    assert!(eq(map_names::CLASS_TRIE6, "XGSLB_CTRIE6_V1"));
     assert!(eq(map_names::LISTENERS, "XGSLB_LSN_V3"));
     assert!(eq(map_names::STATS, "XGSLB_STAT_V4"));
     assert!(eq(map_names::PICK, "XGSLB_PICK_V2"));

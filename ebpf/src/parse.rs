@@ -8,6 +8,8 @@ use xgslb_common::{
 };
 
 use crate::{
+    checksum,
+    frame::{MAX_PKT_OFF, load_be16, ptr_at},
     maps::{LISTENERS, SEED},
     verifier::{launder, opaque},
 };
@@ -68,36 +70,6 @@ impl L3 {
     }
 }
 
-/// Largest packet offset the program touches. The verifier only trusts a bounds check on a
-/// pointer whose variable offset it can bound well below 64 KiB.
-pub const MAX_PKT_OFF: usize = 1023;
-
-/// Pointer to `len` bytes at `off`, or `None` when the frame is shorter.
-#[inline(always)]
-pub fn ptr_at(ctx: &XdpContext, off: usize, len: usize) -> Option<*mut u8> {
-    let off = opaque(off);
-    if off > MAX_PKT_OFF {
-        return None;
-    }
-    let start = ctx.data();
-    let end = ctx.data_end();
-    // `opaque(len)`: for len 1 the compiler would turn `p + 1 > end` into `p >= end`, from
-    // which the verifier learns no range for a pointer with a variable offset.
-    if start + off + opaque(len) > end {
-        return None;
-    }
-    Some((start + off) as *mut u8)
-}
-
-/// Big-endian u16 at `p`.
-///
-/// # Safety
-/// `p..p+2` must be inside the frame.
-#[inline(always)]
-pub unsafe fn load_be16(p: *const u8) -> u16 {
-    unsafe { u16::from_be(p.cast::<u16>().read_unaligned()) }
-}
-
 /// Parses Ethernet, VLAN tags, IP and UDP up to a listener; the DNS message is `parse_dns`'s.
 #[inline(always)]
 pub fn parse_l3(ctx: &XdpContext) -> Result<L3, Counter> {
@@ -147,8 +119,8 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<L3, Counter> {
     }
     // A header the kernel would drop for a bad checksum must not be answered here either.
     // SAFETY: the header's IPV4_HLEN bytes were checked above.
-    let sum = unsafe { crate::checksum::sum_be16(ip, IPV4_HLEN / 2) };
-    if crate::checksum::fold(sum) != 0xffff {
+    let sum = unsafe { checksum::sum_be16(ip, IPV4_HLEN / 2) };
+    if checksum::fold(sum) != 0xffff {
         return Err(Counter::PassIpv4Header);
     }
     if total_len < IPV4_HLEN + UDP_HLEN || l3_off + total_len > frame_len(ctx) {
@@ -425,7 +397,7 @@ fn fold_name(scratch: &mut Scratch, name_len: usize) -> u32 {
     }
     // The words were loaded little endian: their 16-bit sum is the byte-swapped big-endian
     // sum (RFC 1071 2(B)); the name starts at an even offset of the message.
-    let folded = crate::checksum::fold(((sum & 0xffff_ffff) + (sum >> 32)) as u32);
+    let folded = checksum::fold(((sum & 0xffff_ffff) + (sum >> 32)) as u32);
     folded.swap_bytes() as u32
 }
 

@@ -3,7 +3,10 @@
 //! fix the UDP checksum incrementally (RFC 1624). It answers nothing real.
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
-use crate::parse::{ETH_HLEN, IPV4_HLEN, UDP_HLEN, load_be16, ptr_at};
+use crate::{
+    frame::{load_be16, ptr_at},
+    parse::{ETH_HLEN, IPV4_HLEN, UDP_HLEN},
+};
 
 #[xdp]
 pub fn xgslb_reflector(ctx: XdpContext) -> u32 {

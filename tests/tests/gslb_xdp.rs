@@ -1,7 +1,8 @@
 //! GSLB decisions as the XDP program serves them, through BPF_PROG_TEST_RUN with live maps:
 //! answer shares follow ratios and computed weights, round robin cycles, static persist keeps
-//! an LDNS prefix on its virtual server, and a config swap never shows a query anything but
-//! the old or the new config.
+//! an LDNS prefix on its virtual server, a config swap never shows a query anything but
+//! the old or the new config, and a client's class is its longest prefix's, whether the
+//! program finds it in the class table or the class trie.
 use std::{
     collections::{BTreeMap, HashSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -11,14 +12,19 @@ use std::{
     },
 };
 
-use hickory_proto::{op::Message, rr::RData};
+use hickory_proto::{
+    op::Message,
+    rr::{Name, RData, RecordType},
+};
+use ipnet::IpNet;
 use xgslb::{
     config::Config,
     daemon::{Built, build, build_with, listener_keys},
-    maps::{DataPlane, publish::publish_listeners},
+    maps::{DataPlane, publish::publish_listeners, tables::class_table},
     model::{Metrics, VsMetrics},
+    plan::{plan, slots::slot_table},
 };
-use xgslb_common::Counter;
+use xgslb_common::{AnswerSet, ClassId, Counter, MAX_CLASS_LENGTHS, NO_STAT, PickMode};
 use xgslb_tests::{
     daemon::{ConfigDir, test_config},
     frame::{Udp, XDP_PASS, XDP_TX, dns_query, wire_name},
@@ -607,4 +613,73 @@ prefixes = ["198.18.0.0/26"]
     assert_eq!(top, vec![busy, far], "the busiest of each class");
     // Taking the samples starts a new period.
     assert!(dp.take_ldns_samples().expect("samples").is_empty());
+}
+
+/// A class's answer: 192.0.2.<class>.
+fn class_answer(class: ClassId) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, class as u8))
+}
+
+#[test]
+fn a_clients_class_is_its_longest_prefixs_in_the_class_table_and_in_the_class_trie() {
+    require_root();
+    let (_dir, cfg) = config("");
+    let pins = PinDir::new("classes");
+    let mut dp = dataplane(&pins, &cfg);
+    let name = "classed.example.test";
+    let owner = Name::from_ascii(format!("{name}.")).expect("a name");
+    // One A answer per class (0: every other client), each its own address.
+    let sets: Vec<_> = (0..=MAX_CLASS_LENGTHS as ClassId + 1)
+        .map(|class| {
+            let mut set = AnswerSet {
+                ttl: 30,
+                count: 1,
+                records: 1,
+                pick: PickMode::Counter as u8,
+                stat: NO_STAT,
+                slots: slot_table(&[1]),
+                ..bytemuck::Zeroable::zeroed()
+            };
+            let IpAddr::V4(a) = class_answer(class) else {
+                unreachable!("an IPv4 answer")
+            };
+            set.addrs[0][..4].copy_from_slice(&a.octets());
+            (owner.clone(), RecordType::A, class, set)
+        })
+        .collect();
+    let entries = plan(&[], &sets);
+    // Nested prefixes, class i + 1 for the i-th longest: as many lengths as the class table
+    // takes, then one more, which sends each family to its trie.
+    for lengths in [MAX_CLASS_LENGTHS, MAX_CLASS_LENGTHS + 1] {
+        let prefixes: Vec<(IpNet, ClassId)> = (0..lengths)
+            .flat_map(|i| {
+                let class = i as ClassId + 1;
+                [
+                    (format!("10.0.0.0/{}", 8 + i), class),
+                    (format!("2001:db8::/{}", 32 + i), class),
+                ]
+            })
+            .map(|(p, class)| (p.parse().expect("a prefix"), class))
+            .collect();
+        let trie = class_table(&prefixes).1;
+        let in_trie = lengths > MAX_CLASS_LENGTHS;
+        assert_eq!((trie.trie4 != 0, trie.trie6 != 0), (in_trie, in_trie));
+        dp.tables.swap(&entries, &prefixes).expect("publish");
+        let longest = lengths as ClassId;
+        for (client, class) in [
+            ("10.0.0.1", longest),
+            ("10.128.0.1", 1),
+            ("11.0.0.1", 0),
+            ("2001:db8::1", longest),
+            ("2001:db8:8000::1", 1),
+            ("2001:db9::1", 0),
+        ] {
+            let client: IpAddr = client.parse().expect("an address");
+            assert_eq!(
+                ask(&mut dp, name, client, 1),
+                Some(vec![class_answer(class)]),
+                "{client} with {lengths} prefix lengths"
+            );
+        }
+    }
 }

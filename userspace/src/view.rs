@@ -104,7 +104,8 @@ pub struct Decisions {
     pub wideips: Vec<LowerName>,
     /// Virtual server names, by index (traces and answers name them).
     pub vss: Vec<String>,
-    pub by_class: std::collections::HashMap<(usize, u32), crate::balance::Decision>,
+    pub by_class:
+        std::collections::HashMap<(usize, xgslb_common::ClassId), crate::balance::Decision>,
     /// What each answer-counter slot counts.
     pub stats: Vec<crate::plan::publication::StatLabel>,
 }

@@ -41,7 +41,7 @@ pub fn explain(view: &View, name: &str, client: &str) -> Result<Explain, Explain
     let decision = d
         .by_class
         .get(&(w, class))
-        .or_else(|| d.by_class.get(&(w, xgslb_common::DEFAULT_CLASS as u32)))
+        .or_else(|| d.by_class.get(&(w, xgslb_common::DEFAULT_CLASS)))
         .ok_or_else(|| ExplainError::NoDecision(fqdn.to_string()))?;
     let mut a_records = Vec::new();
     if let Some((_, set)) = served.snapshot.set_for(&lower, RecordType::A, class) {

@@ -68,7 +68,7 @@ pub struct Explain {
     pub wideip: String,
     pub client: String,
     /// The client class the address falls in (0: the default class).
-    pub class: u32,
+    pub class: xgslb_common::ClassId,
     /// The decision, step by step: tiers and methods tried, why each VS was in or out.
     pub trace: Vec<String>,
     /// The outcome, after damping.

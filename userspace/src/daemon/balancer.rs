@@ -1,5 +1,5 @@
 //! The balancer thread: it owns the model, the metrics and the damping state, and it is the
-//! only writer of the selection table and region tries. Events reach it over a
+//! only writer of the answer table and class tries. Events reach it over a
 //! crossbeam channel; every interval it also polls the metrics file. Whatever changed is
 //! recomputed, published to the maps (a swap for a config, single entries for metrics) and
 //! handed to the slow path as a new snapshot, so both paths answer from the same data.
@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, select, tick};
 use hickory_proto::rr::{LowerName, Name, RecordType};
 use tokio::sync::watch;
-use xgslb_common::AnswerSet;
+use xgslb_common::{AnswerSet, ClassId};
 
 use super::{
     DaemonError,
@@ -26,7 +26,7 @@ use crate::{
     metrics::file::MetricsWatcher,
     metrics::ingest::{AgentMetrics, VsIndex, overlay},
     model::Metrics,
-    plan::snapshot::Snapshot,
+    plan::snapshot::{SetEntry, Snapshot},
     plan::{
         answer_sets::answer_sets,
         publication::{ClassIds, Publication, StatIds, publication_counted},
@@ -99,8 +99,8 @@ pub struct Balancer {
     /// (on reload): publications add the answer sets' entries to them.
     static_entries: Vec<xgslb_common::Entry>,
     /// The last publication's content, to tell whether a tick changed anything.
-    last: Option<Vec<(Name, RecordType, u32, AnswerSet)>>,
-    last_prefixes: Vec<(ipnet::IpNet, u32)>,
+    last: Option<Vec<SetEntry>>,
+    last_prefixes: Vec<(ipnet::IpNet, ClassId)>,
 }
 
 impl Balancer {

@@ -3,12 +3,12 @@
 //! keeps a small region's resolvers from being crowded out by one busy region.
 use std::{collections::BTreeMap, net::IpAddr};
 
-use xgslb_common::LdnsKey;
+use xgslb_common::{ClassId, LdnsKey};
 
 /// The addresses to probe: up to `per_class` of each class's busiest, then the busiest of
 /// those, `max` in all, busiest first.
 pub fn top_ldns(samples: &[(LdnsKey, u64)], per_class: usize, max: usize) -> Vec<IpAddr> {
-    let mut by_class: BTreeMap<u16, Vec<(u64, IpAddr)>> = BTreeMap::new();
+    let mut by_class: BTreeMap<ClassId, Vec<(u64, IpAddr)>> = BTreeMap::new();
     for (key, count) in samples {
         let Some(addr) = address(key) else {
             continue;
@@ -51,7 +51,7 @@ fn address(key: &LdnsKey) -> Option<IpAddr> {
 mod tests {
     use super::*;
 
-    fn key(addr: &str, class: u16) -> LdnsKey {
+    fn key(addr: &str, class: ClassId) -> LdnsKey {
         let mut k = LdnsKey {
             addr: [0; 16],
             class,

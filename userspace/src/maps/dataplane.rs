@@ -73,7 +73,7 @@ pub enum AttachMode {
 pub struct DataPlane {
     ebpf: Ebpf,
     pin_dir: PathBuf,
-    /// The answer table and region tries (map-in-map).
+    /// The answer table, class table and class tries (map-in-map).
     pub tables: Tables,
     /// Listener address:port pairs.
     pub listeners: Array<MapData, ListenerSet>,
@@ -108,8 +108,8 @@ impl DataPlane {
         // BTF maps (the outer maps) carry no pinning attribute: pin them by path.
         let outer = [
             map_names::ENTRIES,
-            map_names::REGIONS4,
-            map_names::REGIONS6,
+            map_names::CLASS_TRIE4,
+            map_names::CLASS_TRIE6,
             map_names::CLASSES,
         ];
         for name in outer {
@@ -140,10 +140,10 @@ impl DataPlane {
             ArrayOfMaps::try_from(take(map_names::ENTRIES)?)
                 .map_err(map_err(map_names::ENTRIES))?,
             Array::try_from(take(map_names::SEED)?).map_err(map_err(map_names::SEED))?,
-            ArrayOfMaps::try_from(take(map_names::REGIONS4)?)
-                .map_err(map_err(map_names::REGIONS4))?,
-            ArrayOfMaps::try_from(take(map_names::REGIONS6)?)
-                .map_err(map_err(map_names::REGIONS6))?,
+            ArrayOfMaps::try_from(take(map_names::CLASS_TRIE4)?)
+                .map_err(map_err(map_names::CLASS_TRIE4))?,
+            ArrayOfMaps::try_from(take(map_names::CLASS_TRIE6)?)
+                .map_err(map_err(map_names::CLASS_TRIE6))?,
             ArrayOfMaps::try_from(take(map_names::CLASSES)?)
                 .map_err(map_err(map_names::CLASSES))?,
             Array::try_from(take(map_names::CLASS_LENGTHS)?)
@@ -354,20 +354,8 @@ impl DataPlane {
                 None => drop(std::fs::remove_file(&link.path)),
             }
         }
-        for name in [
-            map_names::ENTRIES,
-            map_names::SEED,
-            map_names::REGIONS4,
-            map_names::REGIONS6,
-            map_names::CLASSES,
-            map_names::CLASS_LENGTHS,
-            map_names::META,
-            map_names::LDNS,
-            map_names::ANSWERS,
-            map_names::LISTENERS,
-            map_names::STATS,
-            map_names::PICK,
-        ] {
+        // Every map, pinned or not (the scratch is not: its removal fails, unseen).
+        for name in map_names::ALL {
             let _ = std::fs::remove_file(self.pin_dir.join(name));
         }
         let _ = std::fs::remove_dir(&self.pin_dir);
@@ -531,31 +519,5 @@ impl PinnedCounters {
             .get(&index, 0)
             .map_err(map_err(map_names::ANSWERS))?;
         Ok(per_cpu.iter().sum())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
-
-    /// On BPF, `memset`, `memcpy` and `memmove` are byte-at-a-time loops: the program builds
-    /// keys and copies with word stores instead (ebpf/src/verifier.rs). A call to one of them
-    /// is a relocation against its symbol.
-    #[test]
-    fn the_xdp_program_calls_no_byte_loop_memory_function() {
-        let obj = object::File::parse(super::XDP_OBJECT).expect("the embedded object parses");
-        let mut calls = Vec::new();
-        for section in obj.sections() {
-            for (_, reloc) in section.relocations() {
-                if let RelocationTarget::Symbol(i) = reloc.target()
-                    && let Ok(sym) = obj.symbol_by_index(i)
-                    && let Ok(name) = sym.name()
-                    && ["memset", "memcpy", "memmove"].contains(&name)
-                {
-                    calls.push(format!("{} in {}", name, section.name().unwrap_or("?")));
-                }
-            }
-        }
-        assert!(calls.is_empty(), "byte-loop calls: {calls:?}");
     }
 }

@@ -4,10 +4,13 @@
 //!
 //! - `dataplane`: load the embedded object, pin maps and link, attach and detach.
 //! - `publish`: desired vs published map entries, the diff, and applying it.
-//! - `tables`: the answer table and region tries behind their outer maps: key under the
+//! - `tables`: the answer table and class tries behind their outer maps: key under the
 //!   seed, swap, update.
 pub mod dataplane;
 pub mod publish;
 pub mod tables;
+
+#[cfg(test)]
+mod object_tests;
 
 pub use dataplane::{AttachMode, DataPlane, DataPlaneError, XDP_OBJECT};

@@ -1,4 +1,4 @@
-//! The answer table and the region tries in service, behind their outer maps (map-in-map).
+//! The answer table, the class table and the class tries in service, behind their outer maps (map-in-map).
 //!
 //! A config change (`swap`) builds new inner maps off line, fills them, and puts each in its
 //! outer map's single slot with one update: the XDP program sees the old table or the new one,
@@ -10,7 +10,7 @@
 //! every later table: a seed change between two tables would leave a moment where a query
 //! meets the new seed and the old table and misses (it would be passed, never answered
 //! wrongly: entries hold their names). Nobody outside learns the seed, so nobody can aim two
-//! names at one key. Region class ids are stable across swaps (the balancer keeps them), so
+//! names at one key. Client class ids are stable across swaps (the balancer keeps them), so
 //! a query that meets the new trie and the old table, or the reverse, in the instant between
 //! the slot updates still gets an answer of the old or the new config: an unknown class falls
 //! back to the default class's answer, in either table.
@@ -28,7 +28,7 @@ use aya::maps::{
 use ipnet::IpNet;
 use xgslb_common::{
     BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, Entry, MAX_CLASS_LENGTHS,
-    MAX_HASHED_V6_LEN, MAX_REGION_PREFIXES, MIN_TABLE_ENTRIES, Meta,
+    MAX_CLASS_PREFIXES, MAX_HASHED_V6_LEN, MIN_TABLE_ENTRIES, Meta,
 };
 
 use super::publish::{MapOp, diff};
@@ -61,14 +61,14 @@ pub struct Tables {
     /// The stamp of the table in service (`EntryHead::table`): the count of swaps made on
     /// these maps, so every swap, by this process or the one before, changes it.
     stamp: u8,
-    regions4: ArrayOfMaps<MapData, Trie4>,
-    regions6: ArrayOfMaps<MapData, Trie6>,
+    class_trie4: ArrayOfMaps<MapData, Trie4>,
+    class_trie6: ArrayOfMaps<MapData, Trie6>,
     classes: ArrayOfMaps<MapData, ClassTable>,
     class_lengths: Array<MapData, ClassLengths>,
     meta_map: Array<MapData, Meta>,
     /// The answer table in service, once this process has swapped one in.
     current: Option<EntryTable>,
-    /// The region tries and class table in service with it.
+    /// The class tries and class table in service with it.
     tries: Option<(Trie4, Trie6, ClassTable)>,
     /// Its entries, by key bytes.
     published: Published,
@@ -83,8 +83,8 @@ impl Tables {
     pub fn new(
         entries: ArrayOfMaps<MapData, EntryTable>,
         seed_map: Array<MapData, u64>,
-        regions4: ArrayOfMaps<MapData, Trie4>,
-        regions6: ArrayOfMaps<MapData, Trie6>,
+        class_trie4: ArrayOfMaps<MapData, Trie4>,
+        class_trie6: ArrayOfMaps<MapData, Trie6>,
         classes: ArrayOfMaps<MapData, ClassTable>,
         class_lengths: Array<MapData, ClassLengths>,
         meta_map: Array<MapData, Meta>,
@@ -96,8 +96,8 @@ impl Tables {
             seed_map,
             seed,
             stamp: meta.swaps as u8,
-            regions4,
-            regions6,
+            class_trie4,
+            class_trie6,
             classes,
             class_lengths,
             meta_map,
@@ -124,8 +124,8 @@ impl Tables {
         self.seed
     }
 
-    /// Replaces the answer table and the region tries with new ones holding exactly
-    /// `entries` and `prefixes`.
+    /// Replaces the answer table, the class table and the class tries with new ones holding
+    /// exactly `entries` and `prefixes`.
     pub fn swap(
         &mut self,
         entries: &[Entry],
@@ -223,8 +223,8 @@ impl Tables {
         // instead of diffing against a guess.
         let old_lengths = self.class_lengths.get(&0, 0).unwrap_or_default();
         let slots = (|| {
-            self.regions4.set(0, &trie4, 0)?;
-            self.regions6.set(0, &trie6, 0)?;
+            self.class_trie4.set(0, &trie4, 0)?;
+            self.class_trie6.set(0, &trie6, 0)?;
             self.class_lengths
                 .set(0, union_lengths(&old_lengths, &lengths), 0)?;
             self.classes.set(0, &classes, 0)?;
@@ -563,7 +563,7 @@ fn update_batch<K: bytemuck::Pod, V: bytemuck::Pod>(
 
 /// Entries of a new trie: its content and headroom; never below the template's.
 fn trie_capacity(n: usize) -> u32 {
-    (n as u32).saturating_mul(2).max(MAX_REGION_PREFIXES)
+    (n as u32).saturating_mul(2).max(MAX_CLASS_PREFIXES)
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use bytemuck::Zeroable;
 use hickory_proto::rr::{LowerName, RecordType};
 use xgslb_common::{
-    ANY_CLASS, Action, AnswerSet, Body, DEFAULT_CLASS, Entry, EntryHead, EntryKind, NAME_KEY_LEN,
-    NO_FIX, ResponseTail, SlowAnswer, TAIL_LEN,
+    ANY_CLASS, Action, AnswerSet, Body, ClassId, DEFAULT_CLASS, Entry, EntryHead, EntryKind,
+    NAME_KEY_LEN, NO_FIX, ResponseTail, SlowAnswer, TAIL_LEN,
 };
 
 use super::key::wire_name;
@@ -50,7 +50,7 @@ pub fn plan(statics: &[Entry], sets: &[SetEntry]) -> Vec<Entry> {
         .collect();
     let classed: HashSet<(LowerName, RecordType)> = sets
         .iter()
-        .filter(|(_, _, class, _)| *class != DEFAULT_CLASS as u32)
+        .filter(|(_, _, class, _)| *class != DEFAULT_CLASS)
         .map(|(name, rtype, _, _)| (LowerName::new(name), *rtype))
         .collect();
     let mut out = statics.to_vec();
@@ -58,40 +58,31 @@ pub fn plan(statics: &[Entry], sets: &[SetEntry]) -> Vec<Entry> {
         let Some(wire) = wire_name(name) else {
             continue;
         };
-        let Ok(class16) = u16::try_from(*class) else {
-            continue;
-        };
-        let qtype = u16::from(*rtype);
+        let (qtype, class) = (u16::from(*rtype), *class);
         let mut e = match Action::from_u8(set.action) {
-            Some(Action::Answer) => {
-                entry(wire, qtype, class16, EntryKind::Exact, Body::Answer, *set)
-            }
+            Some(Action::Answer) => entry(wire, qtype, class, EntryKind::Exact, Body::Answer, *set),
             Some(Action::SlowPath) if set.slow == SlowAnswer::NoData as u8 => {
                 match nodata.get(&wire) {
                     Some(n) => Entry {
-                        head: head(wire, qtype, class16, EntryKind::Exact, Body::Response),
+                        head: head(wire, qtype, class, EntryKind::Exact, Body::Response),
                         body: n.body,
                     },
-                    None => Entry::new(
-                        head(wire, qtype, class16, EntryKind::Exact, Body::Pass),
-                        &[],
-                    ),
+                    None => Entry::new(head(wire, qtype, class, EntryKind::Exact, Body::Pass), &[]),
                 }
             }
             Some(Action::Drop) => entry(
                 wire,
                 qtype,
-                class16,
+                class,
                 EntryKind::Exact,
                 Body::Drop,
                 AnswerSet::zeroed(),
             ),
-            Some(Action::SlowPath) | None => Entry::new(
-                head(wire, qtype, class16, EntryKind::Exact, Body::Pass),
-                &[],
-            ),
+            Some(Action::SlowPath) | None => {
+                Entry::new(head(wire, qtype, class, EntryKind::Exact, Body::Pass), &[])
+            }
         };
-        if class16 == ANY_CLASS && classed.contains(&(LowerName::new(name), *rtype)) {
+        if class == ANY_CLASS && classed.contains(&(LowerName::new(name), *rtype)) {
             e.head.classed = 1;
         }
         out.push(e);
@@ -102,7 +93,7 @@ pub fn plan(statics: &[Entry], sets: &[SetEntry]) -> Vec<Entry> {
 fn head(
     name: [u8; NAME_KEY_LEN],
     qtype: u16,
-    class: u16,
+    class: ClassId,
     kind: EntryKind,
     body: Body,
 ) -> EntryHead {
@@ -120,7 +111,7 @@ fn head(
 fn entry<T: bytemuck::Pod>(
     name: [u8; NAME_KEY_LEN],
     qtype: u16,
-    class: u16,
+    class: ClassId,
     kind: EntryKind,
     body: Body,
     value: T,

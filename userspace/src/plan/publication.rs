@@ -28,8 +28,8 @@ pub struct ClassIds {
     next: ClassId,
 }
 
-/// Largest class id: the selection key holds a u16.
-const MAX_CLASS_ID: ClassId = u16::MAX as ClassId;
+/// Largest class id.
+const MAX_CLASS_ID: ClassId = ClassId::MAX;
 
 impl ClassIds {
     /// Ids for `keys` (one publication's classes, the default class's key among them).
@@ -39,8 +39,8 @@ impl ClassIds {
         let new = keys
             .iter()
             .filter(|k| **k != balance::classes::DEFAULT_KEY && !self.by_key.contains_key(**k))
-            .count() as ClassId;
-        if self.next.saturating_add(new) > MAX_CLASS_ID {
+            .count();
+        if usize::from(self.next) + new > usize::from(MAX_CLASS_ID) {
             self.by_key.clear();
             self.next = 0;
         }
@@ -49,7 +49,7 @@ impl ClassIds {
 
     fn id(&mut self, key: &str) -> ClassId {
         if key == balance::classes::DEFAULT_KEY {
-            return DEFAULT_CLASS as ClassId;
+            return DEFAULT_CLASS;
         }
         if let Some(id) = self.by_key.get(key) {
             return *id;
@@ -100,7 +100,7 @@ pub struct StatLabel {
 pub struct Publication {
     /// Every answer set, for the slow path and the plan.
     pub sets: Vec<SetEntry>,
-    /// Region trie prefixes and their class ids.
+    /// Client-class prefixes (of the class table and tries) and their class ids.
     pub prefixes: Vec<(IpNet, ClassId)>,
     /// Each wide IP's decision per class id, for `explain`.
     pub decisions: Vec<(usize, ClassId, Decision)>,
@@ -157,8 +157,7 @@ pub fn publication_counted(
         .collect();
     damper.retain(|k| live.contains(k));
     for (name, rtype, set) in statics {
-        out.sets
-            .push((name.clone(), *rtype, DEFAULT_CLASS as ClassId, *set));
+        out.sets.push((name.clone(), *rtype, DEFAULT_CLASS, *set));
     }
     for (w, wideip) in model.wideips.iter().enumerate() {
         let mut default_sets: Option<[AnswerSet; 2]> = None;

@@ -1,6 +1,6 @@
 //! The published selections as the slow path reads them, so that both paths answer a question
 //! from the same data with the same arithmetic: the client's class by longest prefix match
-//! over the same prefixes as the XDP region tries, the class's set else the default class's,
+//! over the same prefixes as the XDP class table and tries, the class's set else the default class's,
 //! the same action, and the same pick (`AnswerSet::answer_index`, `AnswerSet::persist_pick`).
 use std::{
     collections::HashMap,
@@ -51,7 +51,7 @@ impl ClassTable {
                 return *class;
             }
         }
-        DEFAULT_CLASS as ClassId
+        DEFAULT_CLASS
     }
 }
 
@@ -101,10 +101,9 @@ impl Snapshot {
         rtype: RecordType,
         class: ClassId,
     ) -> Option<&(Name, AnswerSet)> {
-        self.sets.get(&(name.clone(), rtype, class)).or_else(|| {
-            self.sets
-                .get(&(name.clone(), rtype, DEFAULT_CLASS as ClassId))
-        })
+        self.sets
+            .get(&(name.clone(), rtype, class))
+            .or_else(|| self.sets.get(&(name.clone(), rtype, DEFAULT_CLASS)))
     }
 
     /// The answer for `client`, a round-robin pick taken from this snapshot's counter.

@@ -151,9 +151,9 @@ impl PlanAnswers {
                 return Some(e);
             }
             let class = self.classes.class_of(client);
-            if class != DEFAULT_CLASS as ClassId
-                && let Ok(c) = u16::try_from(class)
-                && let Some(own) = self.get(hashes[0], q.qtype, c, EntryKind::Exact, suffix(0))?
+            if class != DEFAULT_CLASS
+                && let Some(own) =
+                    self.get(hashes[0], q.qtype, class, EntryKind::Exact, suffix(0))?
             {
                 return Some(own);
             }
@@ -176,7 +176,7 @@ impl PlanAnswers {
         &self,
         hash: u64,
         qtype: u16,
-        class: u16,
+        class: ClassId,
         kind: EntryKind,
         name: &[u8],
     ) -> Option<Option<&Entry>> {

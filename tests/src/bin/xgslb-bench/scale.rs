@@ -1,5 +1,5 @@
 //! The scale part of the bench: publication time and kernel memory of the selection table
-//! and region tries at growing sizes (wide IPs x 8 client classes), the time of a single-entry
+//! and class tries at growing sizes (wide IPs x 8 client classes), the time of a single-entry
 //! update, and what a hit costs the XDP program with a 100,000-prefix trie and the largest
 //! table, beside the same hit with the smallest.
 use std::{net::Ipv4Addr, time::Instant};
@@ -19,12 +19,12 @@ use xgslb_tests::{
 };
 
 /// Client classes per wide IP, as the issue sizes the table.
-const CLASSES: u32 = 8;
+const CLASSES: ClassId = 8;
 /// Wide IP counts of a full run: 1k to 1M entries (the 2 s swap target's size), through
 /// 1,000 and 100,000 wide IPs. A million wide IPs (8M entries, 3.5 GB of kernel memory, 9 GB
 /// of bench memory) is `--scale-sizes 1000000`.
 pub const FULL_SIZES: [u32; 5] = [125, 1_000, 12_500, 100_000, 125_000];
-/// Region trie prefixes of a full run.
+/// Class trie prefixes of a full run.
 pub const PREFIXES: usize = 100_000;
 /// The size the swap target is stated for.
 const MILLION: u64 = 1_000_000;
@@ -56,11 +56,11 @@ fn set(i: u32) -> AnswerSet {
 
 /// `wideips` x CLASSES entries: class 0 (default) and 7 regional ones per name.
 fn table(wideips: u32) -> Result<Vec<Entry>> {
-    let mut sets = Vec::with_capacity((wideips * CLASSES) as usize);
+    let mut sets = Vec::with_capacity(wideips as usize * usize::from(CLASSES));
     for i in 0..wideips {
         let n = name(i);
         for c in 0..CLASSES {
-            sets.push((n.clone(), RecordType::A, c, set(i + c)));
+            sets.push((n.clone(), RecordType::A, c, set(i + u32::from(c))));
         }
     }
     let out = plan(&[], &sets);
@@ -75,14 +75,14 @@ pub fn prefixes(n: usize) -> Vec<(IpNet, ClassId)> {
     for i in 0..512u32.min(n as u32) {
         let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (i << 8));
         if let Ok(p) = Ipv4Net::new(a, 24) {
-            out.push((IpNet::V4(p), 1 + i % (CLASSES - 1)));
+            out.push((IpNet::V4(p), 1 + (i % u32::from(CLASSES - 1)) as ClassId));
         }
     }
     let base = u128::from(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0));
     let mut i = 0u128;
     while out.len() < n {
         if let Ok(p) = Ipv6Net::new((base + (i << 8)).into(), 120) {
-            out.push((IpNet::V6(p), 1 + (i % (CLASSES as u128 - 1)) as u32));
+            out.push((IpNet::V6(p), 1 + (i % u128::from(CLASSES - 1)) as ClassId));
         }
         i += 1;
     }

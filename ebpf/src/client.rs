@@ -1,12 +1,15 @@
-//! The client class of the LDNS that sent a query: its source address, looked up in the
-//! region tries (longest prefix match). The class selects the answer set for that client.
+//! The client of a query (the LDNS that sent it): its source address, and its class, looked
+//! up in the class table or the class tries (longest prefix match). The class selects the
+//! entries that answer that client. Also the sampled query counts by LDNS and class.
+use aya_ebpf::maps::lpm_trie::Key;
+use core::mem::{offset_of, size_of};
 use xgslb_common::{
     ClassId, ClassKey, DEFAULT_CLASS, LDNS_SAMPLE_SHIFT, LdnsKey, MAX_CLASS_LENGTHS,
 };
 
 use crate::{
-    maps::{CLASS_LENGTHS, CLASSES, LDNS, REGIONS4, REGIONS6},
-    parse::ptr_at,
+    frame::ptr_at,
+    maps::{CLASS_LENGTHS, CLASS_TRIE4, CLASS_TRIE6, CLASSES, LDNS},
 };
 
 /// The source address of a query as two big-endian words: IPv4 in the top 32 bits of `hi`
@@ -24,6 +27,14 @@ struct TrieKey {
     prefix_len: u32,
     data: [u32; 4],
 }
+// Read by the kernel as the tries' keys (aya's packed `Key`): the same offsets, and at least
+// as many bytes.
+const _: () = {
+    assert!(offset_of!(TrieKey, prefix_len) == offset_of!(Key<[u8; 16]>, prefix_len));
+    assert!(offset_of!(TrieKey, data) == offset_of!(Key<[u8; 16]>, data));
+    assert!(offset_of!(TrieKey, data) == offset_of!(Key<[u8; 4]>, data));
+    assert!(size_of::<TrieKey>() >= size_of::<Key<[u8; 16]>>());
+};
 
 /// Reads the source address of the IP header at `l3_off`.
 #[inline(always)]
@@ -59,13 +70,13 @@ pub fn read_source(
 #[inline(always)]
 pub fn class_of(src: &Source, v6: bool) -> ClassId {
     let Some(lengths) = CLASS_LENGTHS.get(0) else {
-        return DEFAULT_CLASS as ClassId;
+        return DEFAULT_CLASS;
     };
     if (if v6 { lengths.trie6 } else { lengths.trie4 }) != 0 {
         return trie_class_of(src, v6);
     }
     let Some(table) = CLASSES.get(0) else {
-        return DEFAULT_CLASS as ClassId;
+        return DEFAULT_CLASS;
     };
     let n = if v6 { lengths.n6 } else { lengths.n4 } as usize;
     for i in 0..MAX_CLASS_LENGTHS {
@@ -82,7 +93,7 @@ pub fn class_of(src: &Source, v6: bool) -> ClassId {
             return *class;
         }
     }
-    DEFAULT_CLASS as ClassId
+    DEFAULT_CLASS
 }
 
 /// The class of `src` from the family's LPM trie.
@@ -105,13 +116,13 @@ fn trie_class_of(src: &Source, v6: bool) -> ClassId {
     let found = if v6 {
         // SAFETY: `TrieKey` starts with the layout of the trie's packed key (u32, [u8; 16]).
         let k = unsafe { &*core::ptr::addr_of!(key).cast() };
-        REGIONS6.get(0).and_then(|t| t.get(k)).copied()
+        CLASS_TRIE6.get(0).and_then(|t| t.get(k)).copied()
     } else {
         // SAFETY: as above, for (u32, [u8; 4]).
         let k = unsafe { &*core::ptr::addr_of!(key).cast() };
-        REGIONS4.get(0).and_then(|t| t.get(k)).copied()
+        CLASS_TRIE4.get(0).and_then(|t| t.get(k)).copied()
     };
-    found.unwrap_or(DEFAULT_CLASS as ClassId)
+    found.unwrap_or(DEFAULT_CLASS)
 }
 
 // By reference on purpose: passed by value, the key is copied with a `memcpy` call.
@@ -142,7 +153,7 @@ pub fn sample_ldns(
         words.write_volatile(src.hi.to_be());
         words.add(1).write_volatile(src.lo.to_be());
         // Little endian (bpfel): class in bytes 16-17, family in byte 18.
-        let tail = (class as u16 as u64) | ((if v6 { 6u64 } else { 4 }) << 16);
+        let tail = (class as u64) | ((if v6 { 6u64 } else { 4 }) << 16);
         words.add(2).write_volatile(tail);
     }
     match LDNS.get_ptr_mut(&*key) {
