@@ -24,8 +24,21 @@ pub enum Admin {
     SetRatio { vs: String, ratio: u32 },
 }
 
+/// Why an operator's change was refused; the model is unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    #[error("no virtual server {0:?}")]
+    NoVs(String),
+    #[error("no site {0:?}")]
+    NoSite(String),
+    #[error("ratio: must be at least 1")]
+    ZeroRatio,
+}
+
 /// What commands act on.
 pub trait Daemon {
+    /// Why a change or a config was refused (its text is the response's error).
+    type Error: std::fmt::Display;
     /// The live model as last published.
     fn view(&self) -> Arc<View>;
     /// The agent ingest's counters (`None` without `[agents]`).
@@ -33,12 +46,12 @@ pub trait Daemon {
     /// The UDP workers' counters, summed.
     fn udp_counters(&self) -> UdpCounters;
     /// Applies a change; returns once it is published, or why it was refused.
-    fn admin(&self, change: Admin) -> Result<(), String>;
+    fn admin(&self, change: Admin) -> Result<(), Self::Error>;
     /// Re-reads the config file and serves it; returns once it is published, or why not
     /// (the old config serving on).
-    fn reload(&self) -> Result<(), String>;
+    fn reload(&self) -> Result<(), Self::Error>;
     /// The config file read and validated (zones and all), not applied.
-    fn load_checked(&self) -> Result<Config, String>;
+    fn load_checked(&self) -> Result<Config, Self::Error>;
     /// The config file's path, for messages.
     fn config_path(&self) -> &Path;
 }
@@ -68,7 +81,7 @@ pub fn dispatch(daemon: &impl Daemon, command: Command, now_ms: u64) -> Response
                 ratio,
             }) {
                 Ok(()) => Response::done(format!("ratio of {vs} set to {ratio}; published")),
-                Err(e) => Response::error(e),
+                Err(e) => Response::error(e.to_string()),
             }
         }
         Command::Reload { check: true } => match daemon.load_checked() {
@@ -87,14 +100,14 @@ pub fn dispatch(daemon: &impl Daemon, command: Command, now_ms: u64) -> Response
                 }
                 Response::done(text)
             }
-            Err(e) => Response::error(e),
+            Err(e) => Response::error(e.to_string()),
         },
         Command::Reload { check: false } => match daemon.reload() {
             Ok(()) => Response::done(format!(
                 "{} reloaded: published and serving",
                 daemon.config_path().display()
             )),
-            Err(e) => Response::error(e),
+            Err(e) => Response::error(e.to_string()),
         },
     }
 }
@@ -119,7 +132,7 @@ fn change(daemon: &impl Daemon, target: Target, enabled: bool, verb: &str) -> Re
     };
     match daemon.admin(change) {
         Ok(()) => Response::done(format!("{verb} {what}; published")),
-        Err(e) => Response::error(e),
+        Err(e) => Response::error(e.to_string()),
     }
 }
 

@@ -20,6 +20,8 @@ struct TestDaemon {
 }
 
 impl Daemon for TestDaemon {
+    type Error = String;
+
     fn view(&self) -> Arc<View> {
         self.view.load_full()
     }

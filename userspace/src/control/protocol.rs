@@ -244,22 +244,36 @@ impl Response {
     }
 }
 
+/// What is wrong with a request line (the text goes back in the error response).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("request of {0} bytes, the limit is {MAX_REQUEST}")]
+    TooLong(usize),
+    #[error("request over {MAX_REQUEST} bytes")]
+    OverLimit,
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("no \"version\"")]
+    NoVersion,
+    #[error("version {0}: this xgslbd speaks {VERSION}")]
+    Version(u64),
+    #[error("bad request: {0}")]
+    Bad(serde_json::Error),
+}
+
 /// Reads a request line; the error says what is wrong with it.
-pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
     if line.len() > MAX_REQUEST {
-        return Err(format!(
-            "request of {} bytes, the limit is {MAX_REQUEST}",
-            line.len()
-        ));
+        return Err(RequestError::TooLong(line.len()));
     }
     let value: serde_json::Value =
-        serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
+        serde_json::from_slice(line).map_err(|e| RequestError::NotJson(e.to_string()))?;
     match value.get("version").and_then(|v| v.as_u64()) {
         Some(v) if v == VERSION as u64 => {}
-        Some(v) => return Err(format!("version {v}: this xgslbd speaks {VERSION}")),
-        None => return Err("no \"version\"".into()),
+        Some(v) => return Err(RequestError::Version(v)),
+        None => return Err(RequestError::NoVersion),
     }
-    serde_json::from_value(value).map_err(|e| format!("bad request: {e}"))
+    serde_json::from_value(value).map_err(RequestError::Bad)
 }
 
 #[cfg(test)]
@@ -284,11 +298,16 @@ mod tests {
             ),
         ];
         for (line, want) in cases {
-            let err = parse_request(line).unwrap_err();
+            let err = parse_request(line).unwrap_err().to_string();
             assert!(err.contains(want), "{err:?} lacks {want:?}");
         }
         let big = vec![b' '; MAX_REQUEST + 1];
-        assert!(parse_request(&big).unwrap_err().contains("limit"));
+        assert!(
+            parse_request(&big)
+                .unwrap_err()
+                .to_string()
+                .contains("limit")
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tokio_util::{
     sync::CancellationToken,
 };
 
-use super::protocol::{Command, MAX_REQUEST, Response, parse_request};
+use super::protocol::{Command, MAX_REQUEST, RequestError, Response, parse_request};
 use crate::backoff::{LogLimiter, accept_failed};
 
 /// Open control connections at most: an operator needs a few, and each holds memory.
@@ -125,7 +125,7 @@ async fn connection(mut stream: UnixStream, handler: Handler, shutdown: Cancella
         };
         let response = match line {
             Ok(line) => answer(line.as_bytes(), &handler).await,
-            Err(why) => Response::error(why),
+            Err(why) => Response::error(why.to_string()),
         };
         if write(&mut write_half, &response).await.is_err() {
             return;
@@ -145,17 +145,15 @@ impl Default for RequestLines {
 }
 
 impl Decoder for RequestLines {
-    type Item = Result<String, String>;
+    type Item = Result<String, RequestError>;
     type Error = io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<Self::Item>> {
         // Decoding reads no I/O: its errors are about the line, which it has consumed.
         Ok(match self.0.decode(buf) {
             Ok(line) => line.map(Ok),
-            Err(LinesCodecError::MaxLineLengthExceeded) => {
-                Some(Err(format!("request over {MAX_REQUEST} bytes")))
-            }
-            Err(LinesCodecError::Io(e)) => Some(Err(format!("not JSON: {e}"))),
+            Err(LinesCodecError::MaxLineLengthExceeded) => Some(Err(RequestError::OverLimit)),
+            Err(LinesCodecError::Io(e)) => Some(Err(RequestError::NotJson(e.to_string()))),
         })
     }
 }
@@ -168,7 +166,7 @@ async fn answer(line: &[u8], handler: &Handler) -> Response {
                 .await
                 .unwrap_or_else(|e| Response::error(format!("the command failed: {e}")))
         }
-        Err(why) => Response::error(why),
+        Err(why) => Response::error(why.to_string()),
     }
 }
 
@@ -250,12 +248,12 @@ mod tests {
         buf.extend_from_slice(&vec![b'x'; MAX_REQUEST + 1]);
         let mut items = Vec::new();
         while let Some(item) = codec.decode(&mut buf).unwrap() {
-            items.push(item);
+            items.push(item.map_err(|e| e.to_string()));
         }
         // The rest of the long line, then a good one.
         buf.extend_from_slice(b"xxx\n{}\n");
         while let Some(item) = codec.decode(&mut buf).unwrap() {
-            items.push(item);
+            items.push(item.map_err(|e| e.to_string()));
         }
         assert!(items[0].as_ref().unwrap_err().starts_with("not JSON"));
         assert_eq!(

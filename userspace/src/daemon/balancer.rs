@@ -14,7 +14,7 @@ use xgslb_common::{AnswerSet, ClassId};
 use super::{
     DaemonError,
     cell::SwapCell,
-    events::{Admin, Event},
+    events::{Admin, AdminError, Event},
     ingest::IngestShared,
     probe_targets::top_ldns,
 };
@@ -208,7 +208,8 @@ impl Balancer {
         match event {
             Event::Reload { validated, done } => {
                 let (config, zones) = *validated;
-                let _ = done.send(self.reload(config, zones).map_err(DaemonError::NotApplied));
+                let result = self.reload(config, zones);
+                let _ = done.send(result.map_err(|e| DaemonError::NotApplied(Box::new(e))));
                 Handled::Done
             }
             Event::Metrics(metrics) => {
@@ -310,14 +311,14 @@ impl Balancer {
     }
 
     /// Applies an operator's change to the model; the caller publishes.
-    fn admin(&mut self, command: &Admin) -> Result<(), String> {
+    fn admin(&mut self, command: &Admin) -> Result<(), AdminError> {
         let find = |name: &str| {
             self.config
                 .model
                 .vss
                 .iter()
                 .position(|v| v.name == name)
-                .ok_or_else(|| format!("no virtual server {name:?}"))
+                .ok_or_else(|| AdminError::NoVs(name.to_owned()))
         };
         match command {
             Admin::SetEnabled { vs, enabled } => {
@@ -330,14 +331,14 @@ impl Balancer {
                     .sites
                     .iter()
                     .position(|x| x.name == *site)
-                    .ok_or_else(|| format!("no site {site:?}"))?;
+                    .ok_or_else(|| AdminError::NoSite(site.clone()))?;
                 for vs in model.vss.iter_mut().filter(|v| v.site == s) {
                     vs.enabled = *enabled;
                 }
             }
             Admin::SetRatio { vs, ratio } => {
                 if *ratio == 0 {
-                    return Err("ratio: must be at least 1".into());
+                    return Err(AdminError::ZeroRatio);
                 }
                 let i = find(vs)?;
                 let model = &mut Arc::make_mut(&mut self.config).model;
@@ -356,7 +357,7 @@ impl Balancer {
 
     /// Serves `config` from now on, or keeps the old one and says why (a publication that
     /// failed: the catalog refused the GSLB names, or a map write).
-    fn reload(&mut self, config: Config, zones: Vec<Zone>) -> Result<(), String> {
+    fn reload(&mut self, config: Config, zones: Vec<Zone>) -> Result<(), DaemonError> {
         let old = std::mem::replace(&mut self.config, Arc::new(config));
         let old_zones = std::mem::replace(&mut self.zones, zones);
         let old_statics = std::mem::replace(&mut self.statics, answer_sets(&self.config.answers));
@@ -390,7 +391,7 @@ impl Balancer {
                 if let Err(e) = self.publish(true) {
                     tracing::error!("cannot republish the old config: {e}");
                 }
-                Err(e.to_string())
+                Err(e)
             }
         }
     }

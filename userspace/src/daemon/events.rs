@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::DaemonError;
-pub use crate::control::dispatch::Admin;
+pub use crate::control::dispatch::{Admin, AdminError};
 use crate::{config::Config, dns::Zone, maps::AttachMode, metrics::wire::Datagram, model::Metrics};
 
 /// How the balancer answers a request, once, with its outcome: the one reply channel of

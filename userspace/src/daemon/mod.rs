@@ -34,7 +34,7 @@ use crate::{
     plan::snapshot::Snapshot,
 };
 use balancer::{Balancer, ServedCell};
-use events::{Admin, Event};
+use events::{Admin, AdminError, Event};
 use ingest::{IngestShared, serve_ingest};
 
 use crate::metrics::ingest::{AgentStatus, Ingest, IngestCounters};
@@ -63,8 +63,8 @@ pub enum DaemonError {
     #[error("publishing to the XDP maps: {0}")]
     Publish(#[from] aya::maps::MapError),
     /// An operator's change was refused.
-    #[error("{0}")]
-    Admin(String),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     /// The control socket could not be made.
     #[error("cannot listen on the control socket {path}: {source}")]
     Control {
@@ -82,7 +82,7 @@ pub enum DaemonError {
     NeedsRestart(String),
     /// A validated config could not be published; the old one serves on.
     #[error("reload not applied, the old config keeps serving: {0}")]
-    NotApplied(String),
+    NotApplied(Box<DaemonError>),
     /// The UDP worker threads could not be started.
     #[error("cannot start the UDP workers: {0}")]
     Workers(std::io::Error),
@@ -315,19 +315,20 @@ impl crate::control::dispatch::Daemon for DaemonHandle {
         self.udp_totals().into()
     }
 
-    fn admin(&self, change: Admin) -> Result<(), String> {
-        DaemonHandle::admin(self, change).map_err(|e| e.to_string())
+    type Error = DaemonError;
+
+    fn admin(&self, change: Admin) -> Result<(), DaemonError> {
+        DaemonHandle::admin(self, change)
     }
 
-    fn reload(&self) -> Result<(), String> {
-        DaemonHandle::reload(self).map_err(|e| e.to_string())
+    fn reload(&self) -> Result<(), DaemonError> {
+        DaemonHandle::reload(self)
     }
 
-    fn load_checked(&self) -> Result<Config, String> {
-        Config::load(&self.config_path)
-            .map_err(DaemonError::from)
-            .and_then(|cfg| build(&cfg).map(|_| cfg))
-            .map_err(|e| e.to_string())
+    fn load_checked(&self) -> Result<Config, DaemonError> {
+        let cfg = Config::load(&self.config_path)?;
+        build(&cfg)?;
+        Ok(cfg)
     }
 
     fn config_path(&self) -> &Path {
