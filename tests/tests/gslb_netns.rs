@@ -620,4 +620,31 @@ pools = ["one"]
         sample(&after, "xgslb_xdp_packets_total", ("outcome", "answered")),
         stats[xgslb_common::Counter::Answered as usize] as f64
     );
+    // Out of rotation: the availability gauge drops and says why, read from the view the
+    // disable published before its reply.
+    let r = control(
+        &d,
+        xgslb::control::protocol::Command::Disable {
+            target: xgslb::control::protocol::Target::Vs("tokyo-a".into()),
+        },
+    );
+    assert!(r.ok, "{r:?}");
+    let disabled = scrape(&pair, "198.18.0.2:9153");
+    assert_eq!(
+        sample(&disabled, "xgslb_vs_available", ("vs", "tokyo-a")),
+        0.0
+    );
+    let why = disabled
+        .samples
+        .iter()
+        .find(|x| x.metric == "xgslb_vs_unavailable" && x.labels.get("vs") == Some("tokyo-a"))
+        .expect("xgslb_vs_unavailable for tokyo-a");
+    assert_eq!(why.labels.get("reason"), Some("disabled"), "{why:?}");
+    assert!(
+        !disabled
+            .samples
+            .iter()
+            .any(|x| x.metric == "xgslb_vs_unavailable" && x.labels.get("vs") != Some("tokyo-a")),
+        "only tokyo-a is out"
+    );
 }

@@ -260,8 +260,10 @@ impl DaemonHandle {
         self.served.load().decisions.stats.clone()
     }
 
-    /// Each virtual server's (name, site, in rotation) as last published.
-    pub fn vs_availability(&self) -> Vec<(String, String, bool)> {
+    /// Each virtual server's (name, site, in rotation or why not) as last published.
+    pub fn vs_availability(
+        &self,
+    ) -> Vec<(String, String, Result<(), crate::balance::Unavailable>)> {
         let view = self.view();
         let m = &view.config.model;
         m.vss
@@ -269,7 +271,7 @@ impl DaemonHandle {
             .zip(&view.availability)
             .map(|(v, a)| {
                 let site = m.sites.get(v.site).map_or("?", |x| x.name.as_str());
-                (v.name.clone(), site.to_owned(), a.is_ok())
+                (v.name.clone(), site.to_owned(), *a)
             })
             .collect()
     }

@@ -220,15 +220,32 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
             .iter()
             .map(|(reason, n)| ([("reason", reason.as_str())], *n)),
     )?;
+    let availability = s.handle.vs_availability();
     gauges(
         out,
         "xgslb_vs_available",
         "1 when the virtual server is in rotation (enabled, not down, within its limits).",
-        s.handle.vs_availability().iter().map(|(vs, site, up)| {
+        availability.iter().map(|(vs, site, up)| {
             (
                 [("vs", vs.as_str()), ("site", site.as_str())],
-                u32::from(*up),
+                u32::from(up.is_ok()),
             )
+        }),
+    )?;
+    gauges(
+        out,
+        "xgslb_vs_unavailable",
+        "1 for each virtual server out of rotation, with why (disabled, down, over_<limit>).",
+        availability.iter().filter_map(|(vs, site, up)| {
+            let why = up.err()?;
+            Some((
+                [
+                    ("vs", vs.as_str()),
+                    ("site", site.as_str()),
+                    ("reason", why.reason()),
+                ],
+                1u32,
+            ))
         }),
     )
 }
