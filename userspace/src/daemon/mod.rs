@@ -2,6 +2,14 @@
 //! listeners, the balancer thread started (it publishes the first selections before anything
 //! serves), the program attached, the UDP and TCP servers started; reloads and metrics go to
 //! the balancer; then a clean shutdown (detach) or leaving the pinned program serving.
+//!
+//! - `balancer`: the thread that owns the model and metrics, decides and publishes (maps,
+//!   the slow path's snapshot, the view); nothing else writes them.
+//! - `events`: what other threads send the balancer, and its one reply channel.
+//! - `ingest`: the agents' UDP socket, verifying reports before they reach the balancer.
+//! - `probe_targets`: the LDNSs agents are asked to probe.
+//! - `prometheus` (what `/metrics` says) and `metrics_http` (serving it).
+//! - `cell`: the swap cell readers take snapshots from.
 pub mod balancer;
 pub mod cell;
 pub mod events;
