@@ -114,33 +114,38 @@ fn bad<T>(key: impl Into<String>, why: impl Into<String>) -> Result<T, Invalid> 
     })
 }
 
+/// Why a secret file was refused (the messages name the file, never the secret).
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0} is not a regular file")]
+    NotAFile(PathBuf),
+    #[error("{0}: mode {1:04o}, must be 0600 or stricter (owner-only)")]
+    Mode(PathBuf, u32),
+    #[error("{0}: {1} bytes, a secret is at least {MIN_SECRET}")]
+    Short(PathBuf, usize),
+}
+
 /// Reads a secret file: a regular file, owner-only (mode 0600 or stricter), at least
 /// [`MIN_SECRET`] bytes once trailing newlines are trimmed. The error says why (without the
 /// path's key); the agent reads its secret the same way.
-pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, SecretError> {
+    let read = |e| SecretError::Read(path.to_owned(), e);
+    let meta = std::fs::metadata(path).map_err(read)?;
     if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
+        return Err(SecretError::NotAFile(path.to_owned()));
     }
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "{}: mode {mode:04o}, must be 0600 or stricter (owner-only)",
-            path.display()
-        ));
+        return Err(SecretError::Mode(path.to_owned(), mode));
     }
-    let mut secret =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut secret = std::fs::read(path).map_err(read)?;
     while matches!(secret.last(), Some(b'\n' | b'\r')) {
         secret.pop();
     }
     if secret.len() < MIN_SECRET {
-        return Err(format!(
-            "{}: {} bytes, a secret is at least {MIN_SECRET}",
-            path.display(),
-            secret.len()
-        ));
+        return Err(SecretError::Short(path.to_owned(), secret.len()));
     }
     Ok(secret)
 }
@@ -219,7 +224,8 @@ pub(super) fn validate(
             );
         }
         let secret_file = base.join(&k.secret_file);
-        let secret = read_secret(&secret_file).or_else(|why| bad(key("secret_file"), why))?;
+        let secret =
+            read_secret(&secret_file).or_else(|why| bad(key("secret_file"), why.to_string()))?;
         keys.push(AgentKey {
             key: Key { id: k.id, secret },
             site: k.site,

@@ -89,23 +89,30 @@ pub async fn serve_control(
     Ok(())
 }
 
+/// Why a peer may not drive xgslbd.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error("cannot read the peer's credentials: {0}")]
+    Credentials(io::Error),
+    #[error("permission denied: uid {0} is not root")]
+    NotRoot(u32),
+}
+
 /// Whether the peer may drive xgslbd: root, or the user xgslbd runs as.
-fn allowed(stream: &UnixStream) -> Result<(), String> {
-    let cred = stream
-        .peer_cred()
-        .map_err(|e| format!("cannot read the peer's credentials: {e}"))?;
+fn allowed(stream: &UnixStream) -> Result<(), Refused> {
+    let cred = stream.peer_cred().map_err(Refused::Credentials)?;
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     if cred.uid() == 0 || cred.uid() == me {
         Ok(())
     } else {
-        Err(format!("permission denied: uid {} is not root", cred.uid()))
+        Err(Refused::NotRoot(cred.uid()))
     }
 }
 
 async fn connection(mut stream: UnixStream, handler: Handler, shutdown: CancellationToken) {
     if let Err(why) = allowed(&stream) {
-        let _ = write(&mut stream, &Response::error(why)).await;
+        let _ = write(&mut stream, &Response::error(why.to_string())).await;
         return;
     }
     let (read, mut write_half) = stream.split();
