@@ -54,6 +54,7 @@ async fn a_non_root_peer_is_refused_and_root_is_answered() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    let run2 = run.clone();
     let (nobody, root) = tokio::task::spawn_blocking(move || (run(true), run(false)))
         .await
         .unwrap();
@@ -64,6 +65,17 @@ async fn a_non_root_peer_is_refused_and_root_is_answered() {
     );
     assert_eq!(root.0, Some(0), "{root:?}");
     assert!(root.1.contains("\"generation\":42"), "{root:?}");
+    // The socket file as xgslbd makes it (0600): nobody cannot even connect, and is told
+    // so, not asked whether xgslbd runs.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || run2(true))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("permission denied on") && !stderr.contains("is it running"),
+        "{stderr}"
+    );
     shutdown.cancel();
     server.await.unwrap().unwrap();
 }

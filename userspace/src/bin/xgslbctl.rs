@@ -335,11 +335,20 @@ fn ask(
     command: xgslb::control::protocol::Command,
 ) -> Result<xgslb::control::protocol::Response, ExitCode> {
     xgslb::control::client::command(socket, command).map_err(|e| {
-        eprintln!(
-            "xgslbctl: cannot reach xgslbd at {}: {e} (is it running? --socket names its \
-             control socket)",
-            socket.display()
-        );
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            // The socket is there: the file's mode (0600) keeps this user out.
+            eprintln!(
+                "xgslbctl: permission denied on {}: run xgslbctl as root or as the user \
+                 xgslbd runs as",
+                socket.display()
+            );
+        } else {
+            eprintln!(
+                "xgslbctl: cannot reach xgslbd at {}: {e} (is it running? --socket names its \
+                 control socket)",
+                socket.display()
+            );
+        }
         ExitCode::from(2)
     })
 }

@@ -26,10 +26,16 @@ pub enum ZoneError {
         source: std::io::Error,
     },
     /// The zone file is not valid RFC 1035 master-file syntax.
-    #[error("zone file {}: syntax: {source}", file.display())]
+    #[error(
+        "zone file {}{}: syntax: {source}",
+        file.display(),
+        line.map_or(String::new(), |l| format!(":{l}"))
+    )]
     Syntax {
         /// The zone file.
         file: PathBuf,
+        /// The line the complaint is about, when it could be found.
+        line: Option<usize>,
         /// The parser's complaint.
         source: ParseError,
     },
@@ -141,10 +147,11 @@ impl Zone {
     ) -> Result<Zone, ZoneError> {
         let mut origin = origin.clone();
         origin.set_fqdn(true);
-        let (found, rrsets) = Parser::new(text, include_base, Some(origin.clone()))
+        let (found, rrsets) = Parser::new(text, include_base.clone(), Some(origin.clone()))
             .parse()
             .map_err(|source| ZoneError::Syntax {
                 file: file.to_path_buf(),
+                line: failing_line(text, include_base.as_deref(), &origin, &source),
                 source,
             })?;
         if found != origin {
@@ -157,6 +164,47 @@ impl Zone {
         validate(&origin, &rrsets, file)?;
         Ok(Zone { origin, rrsets })
     }
+}
+
+/// The line of `text` the parser's complaint `error` is about: the fewest leading lines
+/// that fail with the same complaint (hickory's errors carry no position). Each prefix
+/// shorter than the bad record parses or fails otherwise (an open parenthesis), each longer
+/// one fails the same way, so a binary search finds it; only ever run on a refused file.
+fn failing_line(
+    text: &str,
+    include_base: Option<&Path>,
+    origin: &Name,
+    error: &ParseError,
+) -> Option<usize> {
+    let ends: Vec<usize> = text
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .chain((!text.ends_with('\n')).then_some(text.len()))
+        .collect();
+    let want = error.to_string();
+    let fails_same = |lines: usize| {
+        let prefix = &text[..ends[lines - 1]];
+        Parser::new(
+            prefix,
+            include_base.map(Path::to_path_buf),
+            Some(origin.clone()),
+        )
+        .parse()
+        .is_err_and(|e| e.to_string() == want)
+    };
+    let (mut lo, mut hi) = (1, ends.len());
+    if hi == 0 || !fails_same(hi) {
+        return None;
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fails_same(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(lo)
 }
 
 /// Checks the rules the answer logic relies on; the first violation found is returned.
@@ -249,6 +297,28 @@ mod tests {
         let zone = Zone::parse(&origin(), &text).expect("valid zone");
         assert_eq!(zone.origin(), &origin());
         assert_eq!(zone.rrsets().len(), 4);
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line_even_after_a_multi_line_record() {
+        let soa = "$TTL 300\n@ SOA ns1 host (\n  1 7200\n  3600 86400 60 )\n";
+        let cases = [
+            (format!("{HEAD}@ NS ns1\nwww IS 192.0.2.1\n"), 4),
+            (format!("{soa}@ NS ns1\nwww IN A 192.0.2.1\nbad IS x\n"), 7),
+            (format!("{soa}www A 192.0.2.1\nbad IS x"), 6),
+        ];
+        for (text, line) in cases {
+            let err = Zone::parse(&origin(), &text).unwrap_err();
+            assert!(
+                matches!(err, ZoneError::Syntax { line: Some(l), .. } if l == line),
+                "{err:?}"
+            );
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("zone file <inline>:{line}: syntax:")),
+                "{err}"
+            );
+        }
     }
 
     #[test]
