@@ -501,6 +501,23 @@ pools = ["ratio"]
     let r = control(&d, Command::Reload { check: false });
     assert!(!r.ok, "{r:?}");
     assert_eq!(answers(10), vec!["198.18.1.1", "198.18.2.1", "198.18.3.1"]);
+    // A listen address moved: a restart's business. Both refuse naming the key; answers go on.
+    std::fs::write(
+        cfg.path(),
+        good.replace("listen = [", "listen = [\"198.18.0.2:5353\", "),
+    )
+    .expect("write");
+    for check in [true, false] {
+        let r = control(&d, Command::Reload { check });
+        assert!(
+            !r.ok
+                && r.error_text()
+                    .unwrap_or("")
+                    .contains("server.listen changed: [server] changes take a restart"),
+            "{r:?}"
+        );
+    }
+    assert_eq!(answers(10), vec!["198.18.1.1", "198.18.2.1", "198.18.3.1"]);
     std::fs::write(cfg.path(), &good).expect("write");
     let r = control(&d, Command::Reload { check: true });
     assert!(r.ok, "{r:?}");
@@ -517,7 +534,11 @@ pools = ["ratio"]
     let r = control(&d, Command::Reload { check: true });
     let m = r.message().unwrap_or_default().to_owned();
     assert!(
-        m.contains("~ www2.example.test. A: frankfurt-a 20%, newyork-a 20%, tokyo-a 60% -> frankfurt-a 33%, newyork-a 33%, tokyo-a 33%"),
+        m.contains(
+            "~ www2.example.test. A [default]: frankfurt-a (198.18.2.1) 20%, newyork-a \
+             (198.18.3.1) 20%, tokyo-a (198.18.1.1) 60% -> frankfurt-a (198.18.2.1) 33%, \
+             newyork-a (198.18.3.1) 33%, tokyo-a (198.18.1.1) 33%"
+        ),
         "{m}"
     );
     let e = control(

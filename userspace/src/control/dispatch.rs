@@ -88,7 +88,7 @@ pub fn dispatch(daemon: &impl Daemon, command: Command, now_ms: u64) -> Response
             Ok(config) => {
                 let lines = check::changes(&daemon.view(), &config, now_ms);
                 let mut text = format!(
-                    "{} is valid; nothing applied. Decisions (default class) that would change:",
+                    "{} is valid; nothing applied. Answers (every class, A and AAAA) that would change:",
                     daemon.config_path().display()
                 );
                 if lines.is_empty() {

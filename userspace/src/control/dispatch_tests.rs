@@ -128,10 +128,32 @@ fn read_only_commands_answer_without_the_balancer_thread() {
     let r = dispatch(&d, Command::Reload { check: true }, 0);
     assert!(r.ok, "{r:?}");
     assert!(
-        text(&r).ends_with("~ app.example.test. A: one 50%, two 50% -> one 100%"),
+        text(&r).ends_with(
+            "\n  ~ app.example.test. A [default]: one (198.18.1.1) 50%, two (198.18.1.2) 50% \
+             -> one (198.18.1.1) 100%"
+        ),
         "{}",
         text(&r)
     );
+    // An address moved: same members, same shares, a different answer.
+    std::fs::write(
+        &d.path,
+        crate::daemon::balancer::tests::CONFIG.replace("198.18.1.2", "198.18.1.9"),
+    )
+    .unwrap();
+    let r = dispatch(&d, Command::Reload { check: true }, 0);
+    assert!(
+        text(&r).ends_with(
+            "\n  ~ app.example.test. A [default]: one (198.18.1.1) 50%, two (198.18.1.2) 50% \
+             -> one (198.18.1.1) 50%, two (198.18.1.9) 50%"
+        ),
+        "{}",
+        text(&r)
+    );
+    // The same config: nothing would change.
+    std::fs::write(&d.path, crate::daemon::balancer::tests::CONFIG).unwrap();
+    let r = dispatch(&d, Command::Reload { check: true }, 0);
+    assert!(text(&r).ends_with("would change: none"), "{}", text(&r));
     std::fs::write(&d.path, "not = [toml").unwrap();
     let r = dispatch(&d, Command::Reload { check: true }, 0);
     assert!(!r.ok, "{r:?}");

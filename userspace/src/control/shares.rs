@@ -4,9 +4,9 @@ use crate::model::VsId;
 
 /// Each member's share of the summed weights, named by `name`, with `decimals` digits after
 /// the point, in member order.
-pub fn shares<'a>(
+pub fn shares<D: std::fmt::Display>(
     members: &[(VsId, u32)],
-    name: impl Fn(VsId) -> &'a str,
+    name: impl Fn(VsId) -> D,
     decimals: usize,
 ) -> Vec<String> {
     let total = members.iter().map(|m| m.1).sum::<u32>().max(1);

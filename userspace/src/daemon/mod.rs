@@ -337,6 +337,11 @@ impl crate::control::dispatch::Daemon for DaemonHandle {
 
     fn load_checked(&self) -> Result<Config, DaemonError> {
         let cfg = Config::load(&self.config_path)?;
+        // What `reload` would refuse, `--check` refuses with the same words.
+        let server = self.started.server_differences(&cfg);
+        if !server.is_empty() {
+            return Err(DaemonError::NeedsRestart(server.join(", ")));
+        }
         build(&cfg)?;
         Ok(cfg)
     }
