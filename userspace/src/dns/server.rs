@@ -26,6 +26,10 @@ const MAX_TCP_CONNECTIONS: usize = 256;
 /// Open TCP connections at most from one client address: no client holds every slot (the
 /// others' fallback after a truncated UDP answer).
 pub const MAX_TCP_PER_CLIENT: usize = 16;
+/// Open TCP connections at most from one client network (an IPv4 /24, an IPv6 /56, what one
+/// site or one customer usually holds): a client with many addresses cannot take every slot
+/// either.
+pub const MAX_TCP_PER_NETWORK: usize = 64;
 /// Responses computed but not yet written, per connection: how far a client may pipeline
 /// ahead of its reading before we stop reading its queries.
 const TCP_PIPELINE_DEPTH: usize = 16;
@@ -51,7 +55,7 @@ pub async fn serve_tcp(
                 Ok((stream, peer)) => {
                     let Some(client_slot) = ClientSlot::take(&per_client, peer.ip()) else {
                         limit_log.warn(|suppressed| {
-                            tracing::warn!(%peer, suppressed, "dns tcp: {MAX_TCP_PER_CLIENT} connections from this client already, closing new connection");
+                            tracing::warn!(%peer, suppressed, "dns tcp: {MAX_TCP_PER_CLIENT} connections from this client or {MAX_TCP_PER_NETWORK} from its network already, closing new connection");
                         });
                         drop(stream);
                         continue;
@@ -78,28 +82,51 @@ pub async fn serve_tcp(
     Ok(())
 }
 
-/// Open connections by client address.
+/// Open connections by client address and by client network.
 #[derive(Default)]
-struct ClientCounts(std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>);
+struct ClientCounts(std::sync::Mutex<std::collections::HashMap<ClientKey, usize>>);
+
+/// What connections are counted by.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum ClientKey {
+    Address(IpAddr),
+    /// The address with its host bits cleared (/24 or /56).
+    Network(IpAddr),
+}
+
+/// The network `client` is counted in.
+fn network_of(client: IpAddr) -> IpAddr {
+    match client.to_canonical() {
+        IpAddr::V4(a) => IpAddr::V4((u32::from(a) & 0xffff_ff00).into()),
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a) & !((1u128 << 72) - 1)).into()),
+    }
+}
 
 /// One of a client's connection places, given back when dropped.
 struct ClientSlot {
     counts: Arc<ClientCounts>,
-    client: IpAddr,
+    keys: [ClientKey; 2],
 }
 
 impl ClientSlot {
-    /// A place for one more connection from `client`, unless it has `MAX_TCP_PER_CLIENT`.
+    /// A place for one more connection from `client`, unless it has `MAX_TCP_PER_CLIENT` or
+    /// its network `MAX_TCP_PER_NETWORK`.
     fn take(counts: &Arc<ClientCounts>, client: IpAddr) -> Option<ClientSlot> {
+        let keys = [
+            ClientKey::Address(client),
+            ClientKey::Network(network_of(client)),
+        ];
         let mut map = counts.0.lock().unwrap_or_else(|p| p.into_inner());
-        let n = map.entry(client).or_insert(0);
-        if *n >= MAX_TCP_PER_CLIENT {
+        let full = |key: &ClientKey, max| map.get(key).is_some_and(|&n| n >= max);
+        if full(&keys[0], MAX_TCP_PER_CLIENT) || full(&keys[1], MAX_TCP_PER_NETWORK) {
             return None;
         }
-        *n += 1;
+        for key in keys {
+            *map.entry(key).or_insert(0) += 1;
+        }
         Some(ClientSlot {
             counts: counts.clone(),
-            client,
+            keys,
         })
     }
 }
@@ -107,10 +134,12 @@ impl ClientSlot {
 impl Drop for ClientSlot {
     fn drop(&mut self) {
         let mut map = self.counts.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = map.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.client);
+        for key in &self.keys {
+            if let Some(n) = map.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(key);
+                }
             }
         }
     }

@@ -160,6 +160,46 @@ async fn tcp_shutdown_closes_open_connections() {
     assert!(rest.is_empty());
 }
 
+/// A client network (/24) holds at most MAX_TCP_PER_NETWORK connections, however many
+/// addresses it spreads them over; another network is served meanwhile.
+#[tokio::test]
+async fn one_network_cannot_hold_every_tcp_slot() {
+    let (addr, shutdown, task) = start_tcp().await;
+    let connect_from = |from: &str| {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{from}:0").parse().expect("addr"))
+            .expect("bind a loopback address");
+        socket.connect(addr)
+    };
+    let mut held = Vec::new();
+    for i in 0..MAX_TCP_PER_NETWORK {
+        let from = format!("127.0.3.{}", 10 + i / MAX_TCP_PER_CLIENT);
+        let mut s = connect_from(&from).await.expect("connect");
+        let id = i as u16;
+        s.write_all(&framed(&message(id))).await.expect("write");
+        assert_eq!(&read_framed(&mut s).await[..2], &id.to_be_bytes());
+        held.push(s);
+    }
+    // A fresh address of the same /24: refused.
+    let mut over = connect_from("127.0.3.200").await.expect("connect");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(STEP, over.read_to_end(&mut rest))
+        .await
+        .expect("closed in time");
+    assert!(
+        closed.is_err() || rest.is_empty(),
+        "the network's extra connection was served"
+    );
+    // Another /24: served.
+    let mut s = connect_from("127.0.4.1").await.expect("connect");
+    s.write_all(&framed(&message(99))).await.expect("write");
+    assert_eq!(&read_framed(&mut s).await[..2], &99u16.to_be_bytes());
+    drop(held);
+    shutdown.cancel();
+    task.await.expect("no panic").expect("no error");
+}
+
 /// One client holds at most MAX_TCP_PER_CLIENT connections (the next is closed at once);
 /// another client is still served meanwhile.
 #[tokio::test]
@@ -214,4 +254,12 @@ async fn one_client_cannot_hold_every_tcp_slot() {
         .expect("stops in time")
         .expect("no panic")
         .expect("no error");
+}
+
+#[test]
+fn clients_are_counted_by_their_slash_24_or_slash_56() {
+    let net = |a: &str| network_of(a.parse().expect("address")).to_string();
+    assert_eq!(net("198.18.7.200"), "198.18.7.0");
+    assert_eq!(net("::ffff:198.18.7.200"), "198.18.7.0");
+    assert_eq!(net("2001:db8:1:2ff:1:2:3:4"), "2001:db8:1:200::");
 }
