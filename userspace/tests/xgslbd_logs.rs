@@ -1,5 +1,6 @@
-//! xgslbd's logs in JSON (`--log-format json`): every line an object with a level and a
-//! message, for log collectors. The real binary, on loopback, XDP off.
+//! The real xgslbd binary, on loopback, XDP off: its logs in JSON (`--log-format json`, every
+//! line an object with a level and a message, for log collectors), and a SIGHUP that comes
+//! during start-up.
 use std::{
     io::{BufRead, BufReader},
     path::Path,
@@ -8,18 +9,17 @@ use std::{
     time::Duration,
 };
 
-#[test]
-fn json_logs_are_one_object_per_line() {
-    let dir = tempfile::tempdir().unwrap();
+/// xgslbd started on a minimal config in `dir`, JSON logs, and its log lines as they come.
+fn start(dir: &Path) -> (std::process::Child, mpsc::Receiver<String>) {
     let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.test.zone");
-    std::fs::copy(zone, dir.path().join("example.test.zone")).unwrap();
-    let config = dir.path().join("xgslb.toml");
+    std::fs::copy(zone, dir.join("example.test.zone")).unwrap();
+    let config = dir.join("xgslb.toml");
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\nxdp_mode = \"off\"\ncontrol_socket = \"{}\"\n\n\
              [[zone]]\norigin = \"example.test.\"\nfile = \"example.test.zone\"\n",
-            dir.path().join("control.sock").display()
+            dir.join("control.sock").display()
         ),
     )
     .unwrap();
@@ -38,6 +38,75 @@ fn json_logs_are_one_object_per_line() {
             }
         }
     });
+    (child, rx)
+}
+
+/// The message of a JSON log line.
+fn message(line: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    v["fields"]["message"].as_str().unwrap_or("").to_owned()
+}
+
+/// Stops xgslbd with SIGTERM; it must exit cleanly.
+fn stop(mut child: std::process::Child) {
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+/// A SIGHUP that arrives while xgslbd starts (its handler installed, before it serves) does
+/// not end it: it is held, and reloads the config once xgslbd serves.
+#[test]
+fn a_sighup_during_start_up_is_held_and_reloads_once_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, rx) = start(dir.path());
+    let pid = child.id();
+    // The moment the process catches SIGHUP (SigCgt bit 0): from then on it must be held.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|mask| mask & 1 != 0);
+        if caught {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "xgslbd never caught SIGHUP"
+        );
+        std::thread::yield_now();
+    }
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => {
+                let m = message(&line);
+                seen.push(m.clone());
+                if m == "SIGHUP: config reloaded and serving" {
+                    break;
+                }
+            }
+            Err(_) => panic!("no reload after the early SIGHUP; saw {seen:?}"),
+        }
+    }
+    assert!(
+        seen.iter().any(|m| m.starts_with("serving")),
+        "reloaded before serving: {seen:?}"
+    );
+    stop(child);
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, rx) = start(dir.path());
     // Bounded: the first lines come as soon as it serves.
     let mut seen = Vec::new();
     let serving = loop {
@@ -56,8 +125,5 @@ fn json_logs_are_one_object_per_line() {
         }
     };
     assert_eq!(serving["level"], "INFO", "{serving}");
-    // SAFETY: kill has no memory preconditions; the pid is our child's.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    stop(child);
 }
