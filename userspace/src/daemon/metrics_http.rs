@@ -1,6 +1,7 @@
 //! The HTTP side of the metrics endpoint (`server.metrics_listen`): hyper answers one
 //! request per connection, `GET /metrics` with [`prometheus::render`] and anything else
-//! with 404. A failed accept pauses the loop (crate::backoff); shutdown stops accepting.
+//! with 404. At most [`MAX_CONNECTIONS`] at once, each bounded in time; a failed accept
+//! pauses the loop (crate::backoff); shutdown stops accepting.
 use std::{convert::Infallible, io, sync::Arc, time::Duration};
 
 use http_body_util::Full;
@@ -20,6 +21,11 @@ use crate::backoff::{LogLimiter, accept_failed};
 
 /// A client that has not sent its request head by then is cut off.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// A whole exchange takes at most this long: a client that does not read its response
+/// does not keep the connection (and its descriptor).
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; one over it is closed at once. Scrapers open one at a time.
+pub const MAX_CONNECTIONS: usize = 16;
 
 /// Serves `/metrics` on `listener` until `shutdown`.
 pub async fn serve_metrics(
@@ -28,8 +34,10 @@ pub async fn serve_metrics(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let mut accept_log = LogLimiter::new();
+    let mut limit_log = LogLimiter::new();
+    let places = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             a = listener.accept() => match a {
                 Ok(a) => a,
@@ -39,17 +47,25 @@ pub async fn serve_metrics(
                 }
             },
         };
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            limit_log.warn(|suppressed| {
+                tracing::warn!(%peer, suppressed, "metrics endpoint: {MAX_CONNECTIONS} connections open, closing a new one");
+            });
+            drop(stream);
+            continue;
+        };
         let sources = sources.clone();
         let service = service_fn(move |request| respond(request, sources.clone()));
         tokio::spawn(async move {
             // One request per connection: a scraper opens one per scrape, and nothing
             // stays open to wait out at shutdown.
-            let _ = http1::Builder::new()
+            let exchange = http1::Builder::new()
                 .keep_alive(false)
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await;
+            drop(place);
         });
     }
 }
