@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xgslb::daemon::AgentsView;
+use xgslb::{daemon::AgentsView, test_model::TestModel};
 use xgslb_tests::{
     agents::{Agent, write_key},
     daemon::Daemon,
@@ -64,95 +64,29 @@ impl World {
 
     /// xgslbd's config on `host`: both sites, a pool per method, one wide IP each.
     fn edns_config(&self, host: &Host, name: &str) -> PathBuf {
-        let text = format!(
-            r#"
-[server]
-listen = ["{v4}:53"]
-
-[balancer]
-interval_ms = 100
-damping = {{ max_step = 1.0, hysteresis = 0.0 }}
-
-[agents]
-listen = "{v4}:5300"
-report_timeout_ms = 3000
-
-[[agents.key]]
-id = 1
-secret_file = "tokyo.key"
-site = "tokyo"
-
-[[agents.key]]
-id = 2
-secret_file = "newyork.key"
-site = "newyork"
-
-[[zone]]
-origin = "example.test."
-file = "example.test.zone"
-
-[[site]]
-name = "tokyo"
-[[site]]
-name = "newyork"
-[[site_server]]
-name = "tokyo-lb"
-site = "tokyo"
-[[site_server]]
-name = "newyork-lb"
-site = "newyork"
-[[virtual_server]]
-name = "tokyo-www"
-server = "tokyo-lb"
-address = "{tokyo}"
-port = 80
-[[virtual_server]]
-name = "newyork-www"
-server = "newyork-lb"
-address = "{newyork}"
-port = 80
-
-[[pool]]
-name = "ga"
-members = ["tokyo-www", "newyork-www"]
-preferred = "global_availability"
-[[pool]]
-name = "lc"
-members = ["tokyo-www", "newyork-www"]
-preferred = "least_connections"
-[[pool]]
-name = "rtt"
-members = ["tokyo-www", "newyork-www"]
-preferred = "round_trip_time"
-[[pool]]
-name = "cr"
-members = ["tokyo-www", "newyork-www"]
-preferred = "completion_rate"
-[[pool]]
-name = "hops"
-members = ["tokyo-www", "newyork-www"]
-preferred = "hops"
-
-[[wideip]]
-name = "ga.example.test."
-pools = ["ga"]
-[[wideip]]
-name = "lc.example.test."
-pools = ["lc"]
-[[wideip]]
-name = "rtt.example.test."
-pools = ["rtt"]
-[[wideip]]
-name = "cr.example.test."
-pools = ["cr"]
-[[wideip]]
-name = "hops.example.test."
-pools = ["hops"]
-"#,
-            v4 = host.v4,
-            tokyo = self.tokyo.v4,
-            newyork = self.newyork.v4,
-        );
+        let (tokyo, newyork) = (self.tokyo.v4.to_string(), self.newyork.v4.to_string());
+        let mut model = TestModel::new(&[&format!("{}:53", host.v4)])
+            .set("balancer", "interval_ms = 100")
+            .set("balancer", "damping = { max_step = 1.0, hysteresis = 0.0 }")
+            .agents(&format!("{}:5300", host.v4))
+            .set("agents", "report_timeout_ms = 3000")
+            .agent_key(1, "tokyo.key", Some("tokyo"))
+            .agent_key(2, "newyork.key", Some("newyork"))
+            .demo_zone()
+            .site("tokyo", "tokyo-lb", &[("tokyo-www", &tokyo)])
+            .site("newyork", "newyork-lb", &[("newyork-www", &newyork)]);
+        for (pool, method) in [
+            ("ga", "global_availability"),
+            ("lc", "least_connections"),
+            ("rtt", "round_trip_time"),
+            ("cr", "completion_rate"),
+            ("hops", "hops"),
+        ] {
+            model = model
+                .pool(pool, &["tokyo-www", "newyork-www"], method)
+                .wideip(&format!("{pool}.example.test."), &[pool]);
+        }
+        let text = model.toml();
         let path = self.path(&format!("{name}.toml"));
         std::fs::write(&path, text).expect("write the config");
         path

@@ -5,22 +5,9 @@
 use xgslb::config::XdpModeSetting;
 use xgslb_common::Counter;
 use xgslb_tests::{
-    daemon::{ConfigDir, Daemon, test_config},
+    daemon::{ConfigDir, Daemon, test_model},
     netns::{NetnsPair, SERVER_V4, SERVER_V6},
 };
-
-const ANSWERS: &str = r#"
-[[answer]]
-name = "www.example.test."
-ttl = 30
-addresses = [{ ip = "198.18.1.10" }]
-
-[[answer]]
-name = "all.example.test."
-ttl = 60
-records = 3
-addresses = [{ ip = "198.18.1.1" }, { ip = "198.18.1.2", weight = 5 }, { ip = "198.18.1.3" }]
-"#;
 
 /// What `tool` prints for a query, with `extra` options; the tool must succeed.
 fn run(
@@ -184,7 +171,16 @@ fn other_queries(v6: &str) -> Vec<Query> {
 #[test]
 fn xdp_answers_dig_and_kdig_and_the_slow_path_agrees() {
     let pair = NetnsPair::new("e2e");
-    let cfg = ConfigDir::new(&test_config(ANSWERS));
+    let cfg = ConfigDir::new(
+        &test_model()
+            .answer("www.example.test.", 30, &[("198.18.1.10", 1)])
+            .answer(
+                "all.example.test.",
+                60,
+                &[("198.18.1.1", 1), ("198.18.1.2", 5), ("198.18.1.3", 1)],
+            )
+            .with("records = 3"),
+    );
     let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
 
     let v6 = SERVER_V6.to_string();

@@ -16,6 +16,7 @@
 //! - `signals`: SIGINT/SIGTERM to a cancellation token, for the binaries.
 //! - `daemon`: xgslbd put together: config, data plane, slow path, signals.
 //! - `agent`: xgslb-agent: health checks, load, LDNS path probes, reports to the EDNSs.
+//! - `test_model`: the builder of test configs the unit and integration tests share.
 pub mod agent;
 pub mod backoff;
 pub mod balance;
@@ -29,5 +30,7 @@ pub mod model;
 pub mod plan;
 pub mod secret;
 pub mod signals;
+#[doc(hidden)]
+pub mod test_model;
 pub mod udp;
 pub mod view;

@@ -2,27 +2,17 @@
 //! message, for log collectors. The real binary, on loopback, XDP off.
 use std::{
     io::{BufRead, BufReader},
-    path::Path,
     process::{Command, Stdio},
     sync::mpsc,
     time::Duration,
 };
 
+use xgslb::test_model::TestModel;
+
 #[test]
 fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
-    let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.test.zone");
-    std::fs::copy(zone, dir.path().join("example.test.zone")).unwrap();
-    let config = dir.path().join("xgslb.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nxdp_mode = \"off\"\ncontrol_socket = \"{}\"\n\n\
-             [[zone]]\norigin = \"example.test.\"\nfile = \"example.test.zone\"\n",
-            dir.path().join("control.sock").display()
-        ),
-    )
-    .unwrap();
+    let config = TestModel::loopback(&dir.path().join("control.sock")).write(dir.path());
     let mut child = Command::new(env!("CARGO_BIN_EXE_xgslbd"))
         .args(["--config", config.to_str().unwrap(), "--log-format", "json"])
         .stdout(Stdio::null())

@@ -116,8 +116,7 @@ fn read_only_commands_answer_without_the_balancer_thread() {
     // reload --check: the config file without "two" in the pool.
     std::fs::write(
         &d.path,
-        crate::daemon::balancer::tests::CONFIG
-            .replace("members = [\"one\", \"two\"]", "members = [\"one\"]"),
+        crate::daemon::balancer::tests::model(&["one"]).toml(),
     )
     .unwrap();
     let r = dispatch(&d, Command::Reload { check: true }, 0);
