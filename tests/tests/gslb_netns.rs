@@ -8,6 +8,7 @@ use xgslb::{config::XdpModeSetting, test_model::TestModel};
 use xgslb_common::Counter;
 use xgslb_tests::{
     daemon::{ConfigDir, Daemon},
+    dig::record_lines,
     gslb::three_sites,
     metrics::{sample, scrape},
     netns::{NetnsPair, SERVER_V4, SERVER_V6},
@@ -60,17 +61,7 @@ fn dig(
         .and_then(|s| s.split(',').next())
         .unwrap_or_else(|| panic!("{args:?}: no status in {text}"))
         .to_owned();
-    let mut answers: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
-        .map(|l| {
-            l.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_lowercase()
-        })
-        .collect();
-    answers.sort();
+    let answers = record_lines(&text);
     Some(Reply { status, answers })
 }
 

@@ -6,6 +6,7 @@ use xgslb::config::XdpModeSetting;
 use xgslb_common::Counter;
 use xgslb_tests::{
     daemon::{ConfigDir, Daemon, test_model},
+    dig::record_lines,
     netns::{NetnsPair, SERVER_V4, SERVER_V6},
 };
 
@@ -36,23 +37,6 @@ fn run(
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The record lines of a tool's output (comments, the question and pseudo-sections left
-/// out), whitespace collapsed, lowercased and sorted (rotation order aside).
-fn records(text: &str) -> Vec<String> {
-    let mut lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
-        .map(|l| {
-            l.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_lowercase()
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
 /// The answer section of a query, one line per record, sorted.
 fn answer_section(
     pair: &NetnsPair,
@@ -63,7 +47,7 @@ fn answer_section(
     extra: &[&str],
 ) -> Vec<String> {
     let extra = [&["+noall", "+answer"], extra].concat();
-    records(&run(pair, tool, server, name, qtype, &extra))
+    record_lines(&run(pair, tool, server, name, qtype, &extra))
 }
 
 /// The whole response as the tool prints it: the status, then every record of every section
@@ -83,7 +67,7 @@ fn response(
         .and_then(|s| s.split([',', ';']).next())
         .unwrap_or_else(|| panic!("{tool} {name} {qtype}: no status in {text}"))
         .to_owned();
-    let mut lines = records(&text);
+    let mut lines = record_lines(&text);
     lines.insert(0, status);
     lines
 }
