@@ -34,7 +34,25 @@ struct World {
     dir: tempfile::TempDir,
 }
 
+/// Probes answered `ms` late, every `drop_every`-th lost (0: none).
+fn late(ms: u64, drop_every: u32) -> PathShape {
+    PathShape {
+        delay: Duration::from_millis(ms),
+        drop_every,
+    }
+}
+
 impl World {
+    /// The LDNS host answering the agents' probes, those from each of `shaped` as its shape
+    /// says (the others at once).
+    fn ldns_answering(&self, shaped: &[(&Host, PathShape)]) -> Ldns {
+        let shaped = shaped
+            .iter()
+            .map(|(h, shape)| (h.v4.parse().expect("v4"), *shape))
+            .collect();
+        Ldns::start(&self.ldns.ns, self.ldns.v4.parse().expect("v4"), shaped)
+    }
+
     fn new(tag: &str) -> Self {
         let mut lan = Lan::new(tag);
         let edns = lan.host("edns", 2);
@@ -266,17 +284,7 @@ fn start_probing(w: &World, both: bool, static_ldns: bool) -> Running {
 fn health_follows_the_servers_and_the_agents_and_two_edns_answer_alike() {
     let w = World::new("health");
     // The LDNS answers the agents' probes: tokyo's a little later than newyork's.
-    let _ldns = Ldns::start(
-        &w.ldns.ns,
-        w.ldns.v4.parse().expect("v4"),
-        vec![(
-            w.tokyo.v4.parse().expect("v4"),
-            PathShape {
-                delay: Duration::from_millis(20),
-                drop_every: 0,
-            },
-        )],
-    );
+    let _ldns = w.ldns_answering(&[(&w.tokyo, late(20, 0))]);
     let mut r = start(&w, true);
     let (tokyo, newyork) = (w.tokyo.v4.as_str(), w.newyork.v4.as_str());
     let edns = [&w.edns, &w.edns2];
@@ -414,20 +422,7 @@ fn path_probes_rank_sites_by_rtt_completion_and_hops() {
     let w = World::new("paths");
     // Seen from the LDNS: tokyo's probes answered 60 ms late and one in two lost; newyork's
     // at once, but newyork is behind a router (2 hops against 1).
-    let _ldns = Ldns::start(
-        &w.ldns.ns,
-        w.ldns.v4.parse().expect("v4"),
-        vec![
-            (
-                w.tokyo.v4.parse().expect("v4"),
-                PathShape {
-                    delay: Duration::from_millis(60),
-                    drop_every: 2,
-                },
-            ),
-            (w.newyork.v4.parse().expect("v4"), PathShape::default()),
-        ],
-    );
+    let _ldns = w.ldns_answering(&[(&w.tokyo, late(60, 2)), (&w.newyork, late(0, 0))]);
     let r = start(&w, false);
     let d = &r.daemons[0];
     let (tokyo, newyork) = (w.tokyo.v4.clone(), w.newyork.v4.clone());
@@ -558,17 +553,7 @@ fn bad_datagrams_are_refused_counted_and_change_nothing() {
 #[test]
 fn agents_probe_the_ldns_that_xgslbd_sees_asking() {
     let w = World::new("asked");
-    let _ldns = Ldns::start(
-        &w.ldns.ns,
-        w.ldns.v4.parse().expect("v4"),
-        vec![(
-            w.tokyo.v4.parse().expect("v4"),
-            PathShape {
-                delay: Duration::from_millis(60),
-                drop_every: 0,
-            },
-        )],
-    );
+    let _ldns = w.ldns_answering(&[(&w.tokyo, late(60, 0))]);
     // The agents know no LDNS: they probe only what xgslbd's replies ask for.
     let r = start_probing(&w, false, false);
     let d = &r.daemons[0];

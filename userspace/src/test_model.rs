@@ -9,7 +9,10 @@
 //! Kept as literal TOML on purpose: the parser's own tests (`config/mod.rs`'s `GOOD`,
 //! `config/gslb_tests.rs`, `config/agents.rs`'s `[agents]` section, `agent/config_tests.rs`,
 //! `metrics/file_tests.rs`), where the text itself is what is tested (a key misspelt, a
-//! value out of range), and the metrics files (`[[vs]]`), which are not the config.
+//! value out of range, the error that names it), and the metrics files and agent configs
+//! the netns tests write (`[[vs]]`, `[[edns]]`), which are not this config. Zone files are
+//! not the model either (`tests/src/zone.rs`, the dns tests' zones), nor is
+//! `balance/fixtures.rs`, which builds `Model` values directly for the balancing tables.
 //!
 //! ```
 //! use xgslb::test_model::TestModel;

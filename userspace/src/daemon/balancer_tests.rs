@@ -67,6 +67,16 @@ fn addrs(list: &[&str]) -> Vec<IpAddr> {
     list.iter().map(|a| a.parse().unwrap()).collect()
 }
 
+/// Disables or enables `vs` through the balancer's admin event.
+fn set_enabled(
+    events: &crossbeam_channel::Sender<Event>,
+    vs: &str,
+    enabled: bool,
+) -> Result<(), String> {
+    let vs = vs.into();
+    admin(events, Admin::SetEnabled { vs, enabled })
+}
+
 fn admin(events: &crossbeam_channel::Sender<Event>, command: Admin) -> Result<(), String> {
     let (done, outcome) = crossbeam_channel::bounded(1);
     events.send(Event::Admin { command, done }).unwrap();
@@ -90,25 +100,11 @@ fn admin_and_metrics_events_change_what_is_served_and_bad_commands_change_nothin
 
     assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1", "198.18.1.2"]));
 
-    admin(
-        &events,
-        Admin::SetEnabled {
-            vs: "one".into(),
-            enabled: false,
-        },
-    )
-    .unwrap();
+    set_enabled(&events, "one", false).unwrap();
     assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.2"]), "one is disabled");
 
     let before = *published.borrow();
-    let err = admin(
-        &events,
-        Admin::SetEnabled {
-            vs: "three".into(),
-            enabled: false,
-        },
-    )
-    .unwrap_err();
+    let err = set_enabled(&events, "three", false).unwrap_err();
     assert!(err.contains("three"), "{err}");
     let err = admin(
         &events,
@@ -133,28 +129,14 @@ fn admin_and_metrics_events_change_what_is_served_and_bad_commands_change_nothin
     );
     events.send(Event::Metrics(metrics)).unwrap();
     // Events are handled in order: an admin command's reply means the metrics are published.
-    admin(
-        &events,
-        Admin::SetEnabled {
-            vs: "one".into(),
-            enabled: false,
-        },
-    )
-    .unwrap();
+    set_enabled(&events, "one", false).unwrap();
     assert_eq!(
         ask(&served, 2),
         (addrs(&["198.18.0.82"]), ResponseCode::NoError)
     );
 
     // one back: it answers alone (two is still down).
-    admin(
-        &events,
-        Admin::SetEnabled {
-            vs: "one".into(),
-            enabled: true,
-        },
-    )
-    .unwrap();
+    set_enabled(&events, "one", true).unwrap();
     assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1"]));
 
     events.send(Event::Shutdown).unwrap();
