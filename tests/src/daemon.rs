@@ -9,7 +9,7 @@ use std::{
 };
 
 use tokio_util::sync::CancellationToken;
-use xgslb::{config::XdpModeSetting, daemon};
+use xgslb::{config::XdpModeSetting, daemon, test_model::TestModel};
 
 use crate::{netns::NetnsPair, pins::PinDir};
 
@@ -22,12 +22,10 @@ pub struct ConfigDir {
 }
 
 impl ConfigDir {
-    /// Writes `config` (TOML) beside a copy of config/example.test.zone.
-    pub fn new(config: &str) -> Self {
+    /// Writes `config` (and the demo zone when it names it).
+    pub fn new(config: &TestModel) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.test.zone");
-        std::fs::copy(&zone, dir.path().join("example.test.zone")).expect("copy zone");
-        std::fs::write(dir.path().join("xgslb.toml"), config).expect("write config");
+        config.write(dir.path());
         Self { dir }
     }
 
@@ -214,18 +212,9 @@ impl Drop for Daemon {
 }
 
 /// The config a test daemon uses: the demo zone, listeners on the server's addresses.
-pub fn test_config(answers: &str) -> String {
-    format!(
-        r#"[server]
-listen = ["{}:53", "[{}]:53"]
-
-[[zone]]
-origin = "example.test."
-file = "example.test.zone"
-
-{answers}
-"#,
-        crate::netns::SERVER_V4,
-        crate::netns::SERVER_V6
-    )
+pub fn test_model() -> TestModel {
+    TestModel::new(&LISTEN).demo_zone()
 }
+
+/// The server's DNS listeners: port 53 on `netns::SERVER_V4` and `netns::SERVER_V6`.
+pub const LISTEN: [&str; 2] = ["198.18.0.2:53", "[2001:db8::2]:53"];

@@ -3,6 +3,7 @@
 //! the module graph of the crates (the cycle check).
 pub mod agents;
 pub mod daemon;
+pub mod dig;
 pub mod frame;
 pub mod gslb;
 pub mod lan;

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xgslb::daemon::AgentsView;
+use xgslb::{daemon::AgentsView, test_model::TestModel};
 use xgslb_tests::{
     agents::{Agent, write_key},
     daemon::Daemon,
@@ -34,7 +34,25 @@ struct World {
     dir: tempfile::TempDir,
 }
 
+/// Probes answered `ms` late, every `drop_every`-th lost (0: none).
+fn late(ms: u64, drop_every: u32) -> PathShape {
+    PathShape {
+        delay: Duration::from_millis(ms),
+        drop_every,
+    }
+}
+
 impl World {
+    /// The LDNS host answering the agents' probes, those from each of `shaped` as its shape
+    /// says (the others at once).
+    fn ldns_answering(&self, shaped: &[(&Host, PathShape)]) -> Ldns {
+        let shaped = shaped
+            .iter()
+            .map(|(h, shape)| (h.v4.parse().expect("v4"), *shape))
+            .collect();
+        Ldns::start(&self.ldns.ns, self.ldns.v4.parse().expect("v4"), shaped)
+    }
+
     fn new(tag: &str) -> Self {
         let mut lan = Lan::new(tag);
         let edns = lan.host("edns", 2);
@@ -64,95 +82,29 @@ impl World {
 
     /// xgslbd's config on `host`: both sites, a pool per method, one wide IP each.
     fn edns_config(&self, host: &Host, name: &str) -> PathBuf {
-        let text = format!(
-            r#"
-[server]
-listen = ["{v4}:53"]
-
-[balancer]
-interval_ms = 100
-damping = {{ max_step = 1.0, hysteresis = 0.0 }}
-
-[agents]
-listen = "{v4}:5300"
-report_timeout_ms = 3000
-
-[[agents.key]]
-id = 1
-secret_file = "tokyo.key"
-site = "tokyo"
-
-[[agents.key]]
-id = 2
-secret_file = "newyork.key"
-site = "newyork"
-
-[[zone]]
-origin = "example.test."
-file = "example.test.zone"
-
-[[site]]
-name = "tokyo"
-[[site]]
-name = "newyork"
-[[site_server]]
-name = "tokyo-lb"
-site = "tokyo"
-[[site_server]]
-name = "newyork-lb"
-site = "newyork"
-[[virtual_server]]
-name = "tokyo-www"
-server = "tokyo-lb"
-address = "{tokyo}"
-port = 80
-[[virtual_server]]
-name = "newyork-www"
-server = "newyork-lb"
-address = "{newyork}"
-port = 80
-
-[[pool]]
-name = "ga"
-members = ["tokyo-www", "newyork-www"]
-preferred = "global_availability"
-[[pool]]
-name = "lc"
-members = ["tokyo-www", "newyork-www"]
-preferred = "least_connections"
-[[pool]]
-name = "rtt"
-members = ["tokyo-www", "newyork-www"]
-preferred = "round_trip_time"
-[[pool]]
-name = "cr"
-members = ["tokyo-www", "newyork-www"]
-preferred = "completion_rate"
-[[pool]]
-name = "hops"
-members = ["tokyo-www", "newyork-www"]
-preferred = "hops"
-
-[[wideip]]
-name = "ga.example.test."
-pools = ["ga"]
-[[wideip]]
-name = "lc.example.test."
-pools = ["lc"]
-[[wideip]]
-name = "rtt.example.test."
-pools = ["rtt"]
-[[wideip]]
-name = "cr.example.test."
-pools = ["cr"]
-[[wideip]]
-name = "hops.example.test."
-pools = ["hops"]
-"#,
-            v4 = host.v4,
-            tokyo = self.tokyo.v4,
-            newyork = self.newyork.v4,
-        );
+        let (tokyo, newyork) = (self.tokyo.v4.to_string(), self.newyork.v4.to_string());
+        let mut model = TestModel::new(&[&format!("{}:53", host.v4)])
+            .set("balancer", "interval_ms = 100")
+            .set("balancer", "damping = { max_step = 1.0, hysteresis = 0.0 }")
+            .agents(&format!("{}:5300", host.v4))
+            .set("agents", "report_timeout_ms = 3000")
+            .agent_key(1, "tokyo.key", Some("tokyo"))
+            .agent_key(2, "newyork.key", Some("newyork"))
+            .demo_zone()
+            .site("tokyo", "tokyo-lb", &[("tokyo-www", &tokyo)])
+            .site("newyork", "newyork-lb", &[("newyork-www", &newyork)]);
+        for (pool, method) in [
+            ("ga", "global_availability"),
+            ("lc", "least_connections"),
+            ("rtt", "round_trip_time"),
+            ("cr", "completion_rate"),
+            ("hops", "hops"),
+        ] {
+            model = model
+                .pool(pool, &["tokyo-www", "newyork-www"], method)
+                .wideip(&format!("{pool}.example.test."), &[pool]);
+        }
+        let text = model.toml();
         let path = self.path(&format!("{name}.toml"));
         std::fs::write(&path, text).expect("write the config");
         path
@@ -332,17 +284,7 @@ fn start_probing(w: &World, both: bool, static_ldns: bool) -> Running {
 fn health_follows_the_servers_and_the_agents_and_two_edns_answer_alike() {
     let w = World::new("health");
     // The LDNS answers the agents' probes: tokyo's a little later than newyork's.
-    let _ldns = Ldns::start(
-        &w.ldns.ns,
-        w.ldns.v4.parse().expect("v4"),
-        vec![(
-            w.tokyo.v4.parse().expect("v4"),
-            PathShape {
-                delay: Duration::from_millis(20),
-                drop_every: 0,
-            },
-        )],
-    );
+    let _ldns = w.ldns_answering(&[(&w.tokyo, late(20, 0))]);
     let mut r = start(&w, true);
     let (tokyo, newyork) = (w.tokyo.v4.as_str(), w.newyork.v4.as_str());
     let edns = [&w.edns, &w.edns2];
@@ -480,20 +422,7 @@ fn path_probes_rank_sites_by_rtt_completion_and_hops() {
     let w = World::new("paths");
     // Seen from the LDNS: tokyo's probes answered 60 ms late and one in two lost; newyork's
     // at once, but newyork is behind a router (2 hops against 1).
-    let _ldns = Ldns::start(
-        &w.ldns.ns,
-        w.ldns.v4.parse().expect("v4"),
-        vec![
-            (
-                w.tokyo.v4.parse().expect("v4"),
-                PathShape {
-                    delay: Duration::from_millis(60),
-                    drop_every: 2,
-                },
-            ),
-            (w.newyork.v4.parse().expect("v4"), PathShape::default()),
-        ],
-    );
+    let _ldns = w.ldns_answering(&[(&w.tokyo, late(60, 2)), (&w.newyork, late(0, 0))]);
     let r = start(&w, false);
     let d = &r.daemons[0];
     let (tokyo, newyork) = (w.tokyo.v4.clone(), w.newyork.v4.clone());
@@ -624,17 +553,7 @@ fn bad_datagrams_are_refused_counted_and_change_nothing() {
 #[test]
 fn agents_probe_the_ldns_that_xgslbd_sees_asking() {
     let w = World::new("asked");
-    let _ldns = Ldns::start(
-        &w.ldns.ns,
-        w.ldns.v4.parse().expect("v4"),
-        vec![(
-            w.tokyo.v4.parse().expect("v4"),
-            PathShape {
-                delay: Duration::from_millis(60),
-                drop_every: 0,
-            },
-        )],
-    );
+    let _ldns = w.ldns_answering(&[(&w.tokyo, late(60, 0))]);
     // The agents know no LDNS: they probe only what xgslbd's replies ask for.
     let r = start_probing(&w, false, false);
     let d = &r.daemons[0];

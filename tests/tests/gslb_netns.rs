@@ -4,11 +4,12 @@
 //! metrics file and config reloads move answers while the daemon serves.
 use std::path::Path;
 
-use xgslb::config::XdpModeSetting;
+use xgslb::{config::XdpModeSetting, test_model::TestModel};
 use xgslb_common::Counter;
 use xgslb_tests::{
-    daemon::{ConfigDir, Daemon, test_config},
-    gslb::THREE_SITES,
+    daemon::{ConfigDir, Daemon},
+    dig::record_lines,
+    gslb::three_sites,
     metrics::{sample, scrape},
     netns::{NetnsPair, SERVER_V4, SERVER_V6},
 };
@@ -60,17 +61,7 @@ fn dig(
         .and_then(|s| s.split(',').next())
         .unwrap_or_else(|| panic!("{args:?}: no status in {text}"))
         .to_owned();
-    let mut answers: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
-        .map(|l| {
-            l.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_lowercase()
-        })
-        .collect();
-    answers.sort();
+    let answers = record_lines(&text);
     Some(Reply { status, answers })
 }
 
@@ -89,41 +80,21 @@ fn topology_sends_each_client_region_to_its_site_from_xdp() {
     // A second LDNS on the client: .77 and ::8:77 are in the "far" region.
     pair.add_client_address("198.18.0.77/24");
     pair.add_client_address("2001:db8::8:77/64");
-    let cfg = ConfigDir::new(&test_config(&format!(
-        r#"{THREE_SITES}
-[[region]]
-name = "near"
-prefixes = ["198.18.0.0/26", "2001:db8::/112"]
-[[region]]
-name = "far"
-prefixes = ["198.18.0.64/26", "2001:db8::8:0/112"]
-[[topology]]
-ldns = "near"
-site = "tokyo"
-score = 100
-[[topology]]
-ldns = "far"
-site = "newyork"
-score = 100
-[[virtual_server]]
-name = "tokyo-6"
-server = "tokyo-lb"
-address = "2001:db8:1::1"
-port = 80
-[[virtual_server]]
-name = "newyork-6"
-server = "newyork-lb"
-address = "2001:db8:3::1"
-port = 80
-[[pool]]
-name = "geo"
-members = ["tokyo-a", "newyork-a", "tokyo-6", "newyork-6"]
-preferred = "topology"
-[[wideip]]
-name = "geo.example.test."
-pools = ["geo"]
-"#
-    )));
+    let cfg = ConfigDir::new(
+        &three_sites()
+            .region("near", &["198.18.0.0/26", "2001:db8::/112"])
+            .region("far", &["198.18.0.64/26", "2001:db8::8:0/112"])
+            .topology("near", "tokyo", 100)
+            .topology("far", "newyork", 100)
+            .vs("tokyo-6", "tokyo-lb", "2001:db8:1::1", 80)
+            .vs("newyork-6", "newyork-lb", "2001:db8:3::1", 80)
+            .pool(
+                "geo",
+                &["tokyo-a", "newyork-a", "tokyo-6", "newyork-6"],
+                "topology",
+            )
+            .wideip("geo.example.test.", &["geo"]),
+    );
     let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
     let v6 = SERVER_V6.to_string();
     let before = d.stats();
@@ -165,20 +136,11 @@ pools = ["geo"]
 }
 
 /// One wide IP per all-down behaviour, each over a pool whose only member is disabled.
-fn all_down_config() -> String {
-    let mut text = format!(
-        r#"{THREE_SITES}
-[[virtual_server]]
-name = "off"
-server = "tokyo-lb"
-address = "198.18.1.99"
-port = 80
-enabled = false
-[[pool]]
-name = "down"
-members = ["off"]
-"#
-    );
+fn all_down_config() -> TestModel {
+    let mut model = three_sites()
+        .vs("off", "tokyo-lb", "198.18.1.99", 80)
+        .with("enabled = false")
+        .pool("down", &["off"], "");
     for (name, behaviour) in [
         ("down-fallback", "fallback_ip\"\nfallback_ip = \"198.18.9.9"),
         ("failover", "return_to_dns"),
@@ -186,11 +148,11 @@ members = ["off"]
         ("down-nodata", "nodata"),
         ("down-drop", "drop"),
     ] {
-        text.push_str(&format!(
-            "[[wideip]]\nname = \"{name}.example.test.\"\npools = [\"down\"]\nwhen_all_down = \"{behaviour}\"\n"
-        ));
+        model = model
+            .wideip(&format!("{name}.example.test."), &["down"])
+            .with(&format!("when_all_down = \"{behaviour}\""));
     }
-    text
+    model
 }
 
 fn all_down_replies(pair: &NetnsPair) -> Vec<(String, Option<Reply>)> {
@@ -212,7 +174,7 @@ fn all_down_replies(pair: &NetnsPair) -> Vec<(String, Option<Reply>)> {
 #[test]
 fn every_all_down_behaviour_answers_alike_on_both_paths() {
     let pair = NetnsPair::new("alldown");
-    let cfg = ConfigDir::new(&test_config(&all_down_config()));
+    let cfg = ConfigDir::new(&all_down_config());
     let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
     let before = d.stats();
     let xdp = all_down_replies(&pair);
@@ -264,20 +226,14 @@ fn write(path: &Path, text: &str) {
 #[test]
 fn metrics_file_changes_and_reloads_move_answers_while_serving() {
     let pair = NetnsPair::new("metrics");
-    let pool = r#"
-[balancer]
-interval_ms = 50
-metrics_file = "metrics.toml"
-damping = { max_step = 1.0, hysteresis = 0.0 }
-[[pool]]
-name = "both"
-members = ["tokyo-a", "newyork-a"]
-preferred = "global_availability"
-[[wideip]]
-name = "ga.example.test."
-pools = ["both"]
-"#;
-    let cfg = ConfigDir::new(&test_config(&format!("{THREE_SITES}{pool}")));
+    let cfg = ConfigDir::new(
+        &three_sites()
+            .set("balancer", "interval_ms = 50")
+            .set("balancer", "metrics_file = \"metrics.toml\"")
+            .set("balancer", "damping = { max_step = 1.0, hysteresis = 0.0 }")
+            .pool("both", &["tokyo-a", "newyork-a"], "global_availability")
+            .wideip("ga.example.test.", &["both"]),
+    );
     let metrics = cfg.path().with_file_name("metrics.toml");
     write(&metrics, "[[vs]]\nname = \"tokyo-a\"\nup = true\n");
     let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
@@ -360,18 +316,19 @@ fn control(
 fn control_socket_explains_drains_enables_and_checks_reloads() {
     use xgslb::control::protocol::{Command, Target};
     let pair = NetnsPair::new("ctl");
-    let text = format!(
-        r#"{THREE_SITES}
-[[pool]]
-name = "ratio"
-members = [{{ vs = "tokyo-a", ratio = 3 }}, "frankfurt-a", "newyork-a"]
-preferred = "ratio"
-[[wideip]]
-name = "www2.example.test."
-pools = ["ratio"]
-"#
+    let cfg = ConfigDir::new(
+        &three_sites()
+            .pool(
+                "ratio",
+                &[
+                    "{ vs = \"tokyo-a\", ratio = 3 }",
+                    "frankfurt-a",
+                    "newyork-a",
+                ],
+                "ratio",
+            )
+            .wideip("www2.example.test.", &["ratio"]),
     );
-    let cfg = ConfigDir::new(&test_config(&text));
     let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
     let answers = |n: usize| -> Vec<String> {
         let mut v: Vec<String> = (0..n)
@@ -557,21 +514,12 @@ pools = ["ratio"]
 #[test]
 fn prometheus_counts_match_the_queries_each_path_answered() {
     let pair = NetnsPair::new("prom");
-    let text = test_config(&format!(
-        r#"{THREE_SITES}
-[[pool]]
-name = "one"
-members = ["tokyo-a"]
-[[wideip]]
-name = "app.example.test."
-pools = ["one"]
-"#
-    ))
-    .replace(
-        "[server]\n",
-        "[server]\nmetrics_listen = \"198.18.0.2:9153\"\n",
+    let cfg = ConfigDir::new(
+        &three_sites()
+            .set("server", "metrics_listen = \"198.18.0.2:9153\"")
+            .pool("one", &["tokyo-a"], "")
+            .wideip("app.example.test.", &["one"]),
     );
-    let cfg = ConfigDir::new(&text);
     let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
     let before = scrape(&pair, "198.18.0.2:9153");
     // XDP answers 5 A queries, 3 AAAA queries (app has no IPv6 VS: NOERROR with no records)

@@ -23,12 +23,13 @@ use xgslb::{
     maps::{DataPlane, publish::publish_listeners, tables::class_table},
     model::{Metrics, VsMetrics},
     plan::{plan, slots::slot_table},
+    test_model::TestModel,
 };
 use xgslb_common::{AnswerSet, ClassId, Counter, MAX_CLASS_LENGTHS, NO_STAT, PickMode};
 use xgslb_tests::{
-    daemon::{ConfigDir, test_config},
+    daemon::{ConfigDir, test_model},
     frame::{Udp, XDP_PASS, XDP_TX, dns_query, wire_name},
-    gslb::THREE_SITES,
+    gslb::three_sites,
     pins::PinDir,
     require_root, xdp_run,
 };
@@ -36,67 +37,40 @@ use xgslb_tests::{
 const SERVER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 
-/// The three sites of `THREE_SITES`, another IPv4 virtual server at tokyo, and an IPv6 one
-/// at tokyo and frankfurt.
-const MORE: &str = r#"
-[[virtual_server]]
-name = "tokyo-b"
-server = "tokyo-lb"
-address = "198.18.1.2"
-port = 80
-[[virtual_server]]
-name = "tokyo-6"
-server = "tokyo-lb"
-address = "2001:db8:1::1"
-port = 80
-[[virtual_server]]
-name = "frankfurt-6"
-server = "frankfurt-lb"
-address = "2001:db8:2::1"
-port = 80
-
-[[pool]]
-name = "by-ratio"
-members = [{ vs = "tokyo-a", ratio = 5 }, { vs = "frankfurt-a", ratio = 3 }]
-preferred = "ratio"
-
-[[pool]]
-name = "in-turn"
-members = ["tokyo-a", "frankfurt-a", "newyork-a"]
-preferred = "round_robin"
-
-[[pool]]
-name = "by-load"
-members = ["tokyo-a", "frankfurt-a"]
-preferred = "least_connections"
-alternate = "round_robin"
-
-[[pool]]
-name = "sticky"
-members = ["tokyo-a", "frankfurt-a", "newyork-a", "tokyo-b", "tokyo-6", "frankfurt-6"]
-preferred = "static_persist"
-
-[[wideip]]
-name = "ratio.example.test."
-pools = ["by-ratio"]
-
-[[wideip]]
-name = "rr.example.test."
-pools = ["in-turn"]
-
-[[wideip]]
-name = "lc.example.test."
-pools = ["by-load"]
-
-[[wideip]]
-name = "sticky.example.test."
-pools = ["sticky"]
-persist_v4 = 24
-persist_v6 = 56
-"#;
-
-fn config(extra: &str) -> (ConfigDir, Config) {
-    let dir = ConfigDir::new(&test_config(&format!("{THREE_SITES}{MORE}\n{extra}")));
+/// `three_sites`, another IPv4 virtual server at tokyo, an IPv6 one at tokyo and
+/// frankfurt, and a wide IP per method; `extra` adds to it.
+fn config(extra: impl FnOnce(TestModel) -> TestModel) -> (ConfigDir, Config) {
+    let all = [
+        "tokyo-a",
+        "frankfurt-a",
+        "newyork-a",
+        "tokyo-b",
+        "tokyo-6",
+        "frankfurt-6",
+    ];
+    let model = three_sites()
+        .vs("tokyo-b", "tokyo-lb", "198.18.1.2", 80)
+        .vs("tokyo-6", "tokyo-lb", "2001:db8:1::1", 80)
+        .vs("frankfurt-6", "frankfurt-lb", "2001:db8:2::1", 80)
+        .pool(
+            "by-ratio",
+            &[
+                "{ vs = \"tokyo-a\", ratio = 5 }",
+                "{ vs = \"frankfurt-a\", ratio = 3 }",
+            ],
+            "ratio",
+        )
+        .pool("in-turn", &all[..3], "round_robin")
+        .pool("by-load", &all[..2], "least_connections")
+        .with("alternate = \"round_robin\"")
+        .pool("sticky", &all, "static_persist")
+        .wideip("ratio.example.test.", &["by-ratio"])
+        .wideip("rr.example.test.", &["in-turn"])
+        .wideip("lc.example.test.", &["by-load"])
+        .wideip("sticky.example.test.", &["sticky"])
+        .with("persist_v4 = 24")
+        .with("persist_v6 = 56");
+    let dir = ConfigDir::new(&extra(model));
     let cfg = Config::load(&dir.path()).unwrap_or_else(|e| panic!("config: {e}"));
     (dir, cfg)
 }
@@ -170,7 +144,7 @@ fn assert_shares(got: &BTreeMap<IpAddr, f64>, want: &[(&str, f64)], what: &str) 
 #[test]
 fn answer_shares_follow_ratios_and_computed_weights() {
     require_root();
-    let (_dir, cfg) = config("");
+    let (_dir, cfg) = config(|m| m);
     let pins = PinDir::new("shares");
     let mut dp = dataplane(&pins, &cfg);
     // Least connections weighs 1/(connections + 1): 1/101 against 1/301 is 74.9% to 25.1%.
@@ -256,7 +230,7 @@ fn sticky_answers(dp: &mut DataPlane, host: u8) -> BTreeMap<String, IpAddr> {
 #[test]
 fn static_persist_keeps_each_ldns_prefix_and_moves_only_the_leaving_members() {
     require_root();
-    let (_dir, cfg) = config("");
+    let (_dir, cfg) = config(|m| m);
     let pins = PinDir::new("persist");
     let mut dp = dataplane(&pins, &cfg);
     let built = build(&cfg).expect("build");
@@ -371,37 +345,15 @@ fn config_swaps_never_show_a_mix_or_a_missing_wide_ip() {
     require_root();
     // Config A answers from 198.18.1.x, config B from 198.18.2.x; both have the same names.
     let pool = |addr: &str| {
-        format!(
-            r#"
-[[site]]
-name = "s"
-[[site_server]]
-name = "lb"
-site = "s"
-[[virtual_server]]
-name = "v1"
-server = "lb"
-address = "{addr}1"
-port = 80
-[[virtual_server]]
-name = "v2"
-server = "lb"
-address = "{addr}2"
-port = 80
-[[pool]]
-name = "p"
-members = ["v1", "v2"]
-[[wideip]]
-name = "swap1.example.test."
-pools = ["p"]
-[[wideip]]
-name = "swap2.example.test."
-pools = ["p"]
-"#
-        )
+        let (v1, v2) = (format!("{addr}1"), format!("{addr}2"));
+        test_model()
+            .site("s", "lb", &[("v1", &v1), ("v2", &v2)])
+            .pool("p", &["v1", "v2"], "")
+            .wideip("swap1.example.test.", &["p"])
+            .wideip("swap2.example.test.", &["p"])
     };
-    let dir_a = ConfigDir::new(&test_config(&pool("198.18.1.")));
-    let dir_b = ConfigDir::new(&test_config(&pool("198.18.2.")));
+    let dir_a = ConfigDir::new(&pool("198.18.1."));
+    let dir_b = ConfigDir::new(&pool("198.18.2."));
     let (_pins, mut reader, writer, a, b) = reader_and_writer(&dir_a, &dir_b, "swap");
 
     let (stop, swaps) = swap_back_and_forth(writer, b, a, 400);
@@ -501,8 +453,8 @@ fn zone_view(dp: &mut DataPlane, id: u16) -> Option<ZoneView> {
 #[test]
 fn a_reload_changes_static_answers_whole_within_one_publication() {
     require_root();
-    let dir_a = ConfigDir::new(&test_config(""));
-    let dir_b = ConfigDir::new(&test_config(""));
+    let dir_a = ConfigDir::new(&test_model());
+    let dir_b = ConfigDir::new(&test_model());
     // A: the demo zone and a TXT at old; B: api and mail moved, old gone.
     let zone_of = |dir: &ConfigDir| dir.path().with_file_name("example.test.zone");
     let demo = std::fs::read_to_string(zone_of(&dir_a)).expect("zone");
@@ -569,13 +521,7 @@ fn a_reload_changes_static_answers_whole_within_one_publication() {
 #[test]
 fn the_busiest_ldns_of_each_class_are_sampled_for_probing() {
     require_root();
-    let (_dir, cfg) = config(
-        r#"
-[[region]]
-name = "near"
-prefixes = ["198.18.0.0/26"]
-"#,
-    );
+    let (_dir, cfg) = config(|m| m.region("near", &["198.18.0.0/26"]));
     let pins = PinDir::new("ldns");
     let mut dp = dataplane(&pins, &cfg);
     let built = build(&cfg).expect("build");
@@ -623,7 +569,7 @@ fn class_answer(class: ClassId) -> IpAddr {
 #[test]
 fn a_clients_class_is_its_longest_prefixs_in_the_class_table_and_in_the_class_trie() {
     require_root();
-    let (_dir, cfg) = config("");
+    let (_dir, cfg) = config(|m| m);
     let pins = PinDir::new("classes");
     let mut dp = dataplane(&pins, &cfg);
     let name = "classed.example.test";

@@ -1,20 +1,18 @@
 //! The daemon's life around its pinned program: with --leave-serving the XDP program keeps
 //! answering after xgslbd exits; a new xgslbd adopts the pinned link and maps; a normal
 //! shutdown detaches the program and removes the pins.
-use xgslb::{config::XdpModeSetting, daemon::Options};
+use xgslb::{config::XdpModeSetting, daemon::Options, test_model::TestModel};
 use xgslb_common::Counter;
 use xgslb_tests::{
-    daemon::{ConfigDir, Daemon, test_config},
+    daemon::{ConfigDir, Daemon, LISTEN, test_model},
     netns::{NetnsPair, SERVER_IF, SERVER_V4},
     pins::PinDir,
 };
 
-const ANSWERS: &str = r#"
-[[answer]]
-name = "www.example.test."
-ttl = 30
-addresses = [{ ip = "198.18.1.10" }]
-"#;
+/// One static answer set, www, on the demo zone.
+fn model() -> TestModel {
+    test_model().answer("www.example.test.", 30, &[("198.18.1.10", 1)])
+}
 
 fn dig_www(pair: &NetnsPair) -> String {
     let at = format!("@{SERVER_V4}");
@@ -41,7 +39,7 @@ fn xdp_attached(pair: &NetnsPair) -> bool {
 #[test]
 fn leave_serving_keeps_answering_and_a_restart_adopts_the_pins() {
     let pair = NetnsPair::new("life");
-    let cfg = ConfigDir::new(&test_config(ANSWERS));
+    let cfg = ConfigDir::new(&model());
     let pins = PinDir::new("life");
     let opts = |leave_serving| Options {
         iface: Some(SERVER_IF.into()),
@@ -90,7 +88,7 @@ fn a_bad_config_or_a_busy_pin_directory_changes_nothing() {
         control_socket: None,
     };
 
-    let broken = ConfigDir::new(&test_config(ANSWERS).replace("example.test.zone", "nothere.zone"));
+    let broken = ConfigDir::new(&TestModel::new(&LISTEN).zone("example.test.", "nothere.zone"));
     let err = match Daemon::try_start_ns(&pair.server, &broken.path(), opts()) {
         Err(e) => e,
         Ok(_) => panic!("a config without its zone file started"),
@@ -109,7 +107,7 @@ fn a_bad_config_or_a_busy_pin_directory_changes_nothing() {
         "a control socket was left"
     );
 
-    let cfg = ConfigDir::new(&test_config(ANSWERS));
+    let cfg = ConfigDir::new(&model());
     let d = Daemon::start_with(&pair, &cfg.path(), opts());
     assert_eq!(dig_www(&pair), "198.18.1.10");
     // Another namespace (so its addresses are free), the same pins: refused.

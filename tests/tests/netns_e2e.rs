@@ -5,22 +5,10 @@
 use xgslb::config::XdpModeSetting;
 use xgslb_common::Counter;
 use xgslb_tests::{
-    daemon::{ConfigDir, Daemon, test_config},
+    daemon::{ConfigDir, Daemon, test_model},
+    dig::record_lines,
     netns::{NetnsPair, SERVER_V4, SERVER_V6},
 };
-
-const ANSWERS: &str = r#"
-[[answer]]
-name = "www.example.test."
-ttl = 30
-addresses = [{ ip = "198.18.1.10" }]
-
-[[answer]]
-name = "all.example.test."
-ttl = 60
-records = 3
-addresses = [{ ip = "198.18.1.1" }, { ip = "198.18.1.2", weight = 5 }, { ip = "198.18.1.3" }]
-"#;
 
 /// What `tool` prints for a query, with `extra` options; the tool must succeed.
 fn run(
@@ -49,23 +37,6 @@ fn run(
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The record lines of a tool's output (comments, the question and pseudo-sections left
-/// out), whitespace collapsed, lowercased and sorted (rotation order aside).
-fn records(text: &str) -> Vec<String> {
-    let mut lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
-        .map(|l| {
-            l.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_lowercase()
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
 /// The answer section of a query, one line per record, sorted.
 fn answer_section(
     pair: &NetnsPair,
@@ -76,7 +47,7 @@ fn answer_section(
     extra: &[&str],
 ) -> Vec<String> {
     let extra = [&["+noall", "+answer"], extra].concat();
-    records(&run(pair, tool, server, name, qtype, &extra))
+    record_lines(&run(pair, tool, server, name, qtype, &extra))
 }
 
 /// The whole response as the tool prints it: the status, then every record of every section
@@ -96,7 +67,7 @@ fn response(
         .and_then(|s| s.split([',', ';']).next())
         .unwrap_or_else(|| panic!("{tool} {name} {qtype}: no status in {text}"))
         .to_owned();
-    let mut lines = records(&text);
+    let mut lines = record_lines(&text);
     lines.insert(0, status);
     lines
 }
@@ -184,7 +155,16 @@ fn other_queries(v6: &str) -> Vec<Query> {
 #[test]
 fn xdp_answers_dig_and_kdig_and_the_slow_path_agrees() {
     let pair = NetnsPair::new("e2e");
-    let cfg = ConfigDir::new(&test_config(ANSWERS));
+    let cfg = ConfigDir::new(
+        &test_model()
+            .answer("www.example.test.", 30, &[("198.18.1.10", 1)])
+            .answer(
+                "all.example.test.",
+                60,
+                &[("198.18.1.1", 1), ("198.18.1.2", 5), ("198.18.1.3", 1)],
+            )
+            .with("records = 3"),
+    );
     let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
 
     let v6 = SERVER_V6.to_string();

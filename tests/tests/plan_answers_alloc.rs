@@ -12,7 +12,7 @@ use xgslb::{
     udp::{PlanAnswers, Planned, answer::MAX_RESPONSE},
 };
 use xgslb_tests::{
-    daemon::{ConfigDir, test_config},
+    daemon::{ConfigDir, test_model},
     frame::{Opt, dns_query, wire_name},
 };
 
@@ -52,17 +52,21 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const ANSWERS: &str = r#"
-[[answer]]
-name = "www.example.test."
-ttl = 30
-records = 2
-addresses = [{ ip = "198.18.1.10", weight = 3 }, { ip = "198.18.2.10" }, { ip = "2001:db8:1::10" }]
-"#;
-
 #[test]
 fn answers_from_the_plan_allocate_nothing() {
-    let dir = ConfigDir::new(&test_config(ANSWERS));
+    let dir = ConfigDir::new(
+        &test_model()
+            .answer(
+                "www.example.test.",
+                30,
+                &[
+                    ("198.18.1.10", 3),
+                    ("198.18.2.10", 1),
+                    ("2001:db8:1::10", 1),
+                ],
+            )
+            .with("records = 2"),
+    );
     let cfg = Config::load(&dir.path()).expect("config");
     let built = build(&cfg).expect("build");
     let plan = PlanAnswers::new(built.entries.clone(), &built.prefixes);

@@ -14,28 +14,23 @@ use xgslb::{
     dns::Transport,
 };
 use xgslb_tests::{
-    daemon::{ConfigDir, Daemon, test_config},
+    daemon::{ConfigDir, Daemon, test_model},
     frame::{Opt, dns_query, wire_name},
     metrics::{sample, scrape, value},
     netns::{CLIENT_V4, CLIENT_V6, NetnsPair, SERVER_V4, SERVER_V6},
     servers::in_ns,
 };
 
-/// One address, so that any pick gives the same answer and a response can be checked
+/// The test config with the metrics endpoint on and UDP queries spread by `steering`; one
+/// address for www, so that any pick gives the same answer and a response can be checked
 /// against the handler's.
-const CONFIG: &str = r#"
-[[answer]]
-name = "www.example.test."
-ttl = 30
-addresses = [{ ip = "198.18.1.10" }]
-"#;
-
-/// The test config with the metrics endpoint on and UDP queries spread by `steering`.
 fn config(steering: &str) -> ConfigDir {
-    ConfigDir::new(&test_config(CONFIG).replace(
-        "[server]\n",
-        &format!("[server]\nmetrics_listen = \"198.18.0.2:9153\"\nudp_steering = \"{steering}\"\n"),
-    ))
+    ConfigDir::new(
+        &test_model()
+            .set("server", "metrics_listen = \"198.18.0.2:9153\"")
+            .set("server", &format!("udp_steering = \"{steering}\""))
+            .answer("www.example.test.", 30, &[("198.18.1.10", 1)]),
+    )
 }
 
 /// Questions answered from the plan (an answer set, a static RRset, NXDOMAIN, MX with

@@ -19,106 +19,79 @@ use xgslb::{
     dns::{Dynamic, DynamicAnswers, Transport},
     maps::{DataPlane, publish::publish_listeners},
     plan::snapshot::Snapshot,
+    test_model::TestModel,
     udp::{PlanAnswers, Planned},
 };
 use xgslb_common::Counter;
 use xgslb_tests::{
-    daemon::{ConfigDir, test_config},
+    daemon::ConfigDir,
     frame::{Opt, Udp, XDP_DROP, XDP_PASS, XDP_TX, dns_query, fold, inet_sum, wire_name},
-    gslb::THREE_SITES,
+    gslb::three_sites,
     pins::PinDir,
     require_root, xdp_run,
 };
 
 const QUERIES: usize = 1_000_000;
 
-const ANSWERS: &str = r#"
-[[answer]]
-name = "www.example.test."
-ttl = 30
-addresses = [{ ip = "198.18.1.10", weight = 3 }, { ip = "198.18.2.10" }]
-
-[[answer]]
-name = "all.example.test."
-ttl = 60
-records = 8
-addresses = [
-  { ip = "198.18.1.1" }, { ip = "198.18.1.2" }, { ip = "198.18.1.3" }, { ip = "198.18.1.4" },
-  { ip = "198.18.1.5" }, { ip = "198.18.1.6" }, { ip = "198.18.1.7" }, { ip = "198.18.1.8" },
-]
-
-[[answer]]
-name = "some.example.test."
-ttl = 300
-records = 2
-addresses = [{ ip = "198.18.3.1", weight = 7 }, { ip = "198.18.3.2", weight = 2 }, { ip = "198.18.3.3" }, { ip = "2001:db8:3::1" }]
-
-[[answer]]
-name = "a-rather-long-label-to-fill-the-key.with-another-label-here.x.example.test."
-ttl = 5
-addresses = [{ ip = "198.18.4.1" }]
-"#;
-
-/// Wide IPs over `THREE_SITES`: by ratio, by the client's region, persisting per LDNS prefix,
-/// and two all-down behaviours (drop, SERVFAIL).
-const WIDEIPS: &str = r#"
-[[virtual_server]]
-name = "off"
-server = "tokyo-lb"
-address = "198.18.1.99"
-port = 80
-enabled = false
-[[region]]
-name = "r1"
-prefixes = ["198.18.0.0/26", "2001:db8::/112"]
-[[region]]
-name = "r2"
-prefixes = ["198.18.0.64/26", "2001:db8::1:0/112"]
-[[topology]]
-ldns = "r1"
-site = "tokyo"
-score = 10
-[[topology]]
-ldns = "r2"
-site = "newyork"
-score = 10
-[[pool]]
-name = "ratio"
-members = [{ vs = "tokyo-a", ratio = 5 }, { vs = "frankfurt-a", ratio = 3 }]
-preferred = "ratio"
-records = 2
-[[pool]]
-name = "geo"
-members = ["tokyo-a", "frankfurt-a", "newyork-a"]
-preferred = "topology"
-alternate = "round_robin"
-[[pool]]
-name = "sticky"
-members = ["tokyo-a", "frankfurt-a", "newyork-a"]
-preferred = "static_persist"
-[[pool]]
-name = "down"
-members = ["off"]
-[[wideip]]
-name = "gr.example.test."
-pools = ["ratio"]
-[[wideip]]
-name = "gt.example.test."
-pools = ["geo"]
-[[wideip]]
-name = "gp.example.test."
-pools = ["sticky"]
-persist_v4 = 28
-persist_v6 = 120
-[[wideip]]
-name = "gd.example.test."
-pools = ["down"]
-when_all_down = "drop"
-[[wideip]]
-name = "gs.example.test."
-pools = ["down"]
-when_all_down = "servfail"
-"#;
+/// Static answer sets over `three_sites`, and wide IPs: by ratio, by the client's region,
+/// persisting per LDNS prefix, and two all-down behaviours (drop, SERVFAIL).
+fn model() -> TestModel {
+    let eight: Vec<String> = (1..=8).map(|i| format!("198.18.1.{i}")).collect();
+    let eight: Vec<(&str, u32)> = eight.iter().map(|a| (a.as_str(), 1)).collect();
+    let sites = ["tokyo-a", "frankfurt-a", "newyork-a"];
+    three_sites()
+        .answer(
+            "www.example.test.",
+            30,
+            &[("198.18.1.10", 3), ("198.18.2.10", 1)],
+        )
+        .answer("all.example.test.", 60, &eight)
+        .with("records = 8")
+        .answer(
+            "some.example.test.",
+            300,
+            &[
+                ("198.18.3.1", 7),
+                ("198.18.3.2", 2),
+                ("198.18.3.3", 1),
+                ("2001:db8:3::1", 1),
+            ],
+        )
+        .with("records = 2")
+        .answer(
+            "a-rather-long-label-to-fill-the-key.with-another-label-here.x.example.test.",
+            5,
+            &[("198.18.4.1", 1)],
+        )
+        .vs("off", "tokyo-lb", "198.18.1.99", 80)
+        .with("enabled = false")
+        .region("r1", &["198.18.0.0/26", "2001:db8::/112"])
+        .region("r2", &["198.18.0.64/26", "2001:db8::1:0/112"])
+        .topology("r1", "tokyo", 10)
+        .topology("r2", "newyork", 10)
+        .pool(
+            "ratio",
+            &[
+                "{ vs = \"tokyo-a\", ratio = 5 }",
+                "{ vs = \"frankfurt-a\", ratio = 3 }",
+            ],
+            "ratio",
+        )
+        .with("records = 2")
+        .pool("geo", &sites, "topology")
+        .with("alternate = \"round_robin\"")
+        .pool("sticky", &sites, "static_persist")
+        .pool("down", &["off"], "")
+        .wideip("gr.example.test.", &["ratio"])
+        .wideip("gt.example.test.", &["geo"])
+        .wideip("gp.example.test.", &["sticky"])
+        .with("persist_v4 = 28")
+        .with("persist_v6 = 120")
+        .wideip("gd.example.test.", &["down"])
+        .with("when_all_down = \"drop\"")
+        .wideip("gs.example.test.", &["down"])
+        .with("when_all_down = \"servfail\"")
+}
 
 /// The slow path's dynamic answers with the pick the XDP program used.
 struct FixedPick<'a>(&'a Snapshot, u32);
@@ -392,7 +365,7 @@ fn setup() -> (u64, StdRng, Config, xgslb::daemon::Built) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
-    let dir = ConfigDir::new(&test_config(&format!("{ANSWERS}{THREE_SITES}{WIDEIPS}")));
+    let dir = ConfigDir::new(&model());
     let cfg = Config::load(&dir.path()).expect("config");
     let built = build(&cfg).expect("build");
     (seed, StdRng::seed_from_u64(seed), cfg, built)

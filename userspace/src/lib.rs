@@ -42,5 +42,7 @@ pub mod model;
 pub mod plan;
 pub mod secret;
 pub mod signals;
+#[doc(hidden)]
+pub mod test_model;
 pub mod udp;
 pub mod view;

@@ -5,11 +5,12 @@
 use std::{
     io::{BufRead, BufReader},
     os::unix::{net::UnixStream, process::CommandExt},
-    path::Path,
     process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
+
+use xgslb::test_model::TestModel;
 
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query},
@@ -52,21 +53,17 @@ fn ask_udp(port: u16) -> Option<Message> {
 #[test]
 fn out_of_descriptors_xgslbd_pauses_logs_once_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.test.zone");
-    std::fs::copy(zone, dir.path().join("example.test.zone")).unwrap();
     let port = free_port();
     let control = dir.path().join("control.sock");
-    let config = dir.path().join("xgslb.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nxdp_mode = \"off\"\n\
-             control_socket = \"{}\"\n\n[[zone]]\norigin = \"example.test.\"\n\
-             file = \"example.test.zone\"\n",
-            control.display()
-        ),
-    )
-    .unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let config = TestModel::new(&[&listen])
+        .set("server", "xdp_mode = \"off\"")
+        .set(
+            "server",
+            &format!("control_socket = {:?}", control.display().to_string()),
+        )
+        .demo_zone()
+        .write(dir.path());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xgslbd"));
     cmd.args(["--config", config.to_str().unwrap(), "--log-format", "json"])
         .stdout(Stdio::null())

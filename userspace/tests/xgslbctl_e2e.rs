@@ -3,49 +3,21 @@
 use std::{path::Path, process::Command, sync::mpsc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
-use xgslb::daemon::{self, DaemonHandle};
+use xgslb::{
+    daemon::{self, DaemonHandle},
+    test_model::TestModel,
+};
 
-const CONFIG: &str = r#"
-[server]
-listen = ["127.0.0.1:0"]
-xdp_mode = "off"
-control_socket = "CONTROL"
-
-[[zone]]
-origin = "example.test."
-file = "example.test.zone"
-
-[[site]]
-name = "tokyo"
-[[site]]
-name = "newyork"
-[[site_server]]
-name = "tokyo-lb"
-site = "tokyo"
-[[site_server]]
-name = "newyork-lb"
-site = "newyork"
-[[virtual_server]]
-name = "tokyo-a"
-server = "tokyo-lb"
-address = "198.18.1.1"
-port = 80
-[[virtual_server]]
-name = "newyork-a"
-server = "newyork-lb"
-address = "198.18.3.1"
-port = 80
-[[region]]
-name = "near"
-prefixes = ["198.18.0.0/24"]
-[[pool]]
-name = "p"
-members = ["tokyo-a", "newyork-a"]
-preferred = "ratio"
-[[wideip]]
-name = "www2.example.test."
-pools = ["p"]
-"#;
+/// Two sites with a virtual server each, a region, and a wide IP by ratio; the control
+/// socket at `control`.
+fn model(control: &Path) -> TestModel {
+    TestModel::loopback(control)
+        .site("tokyo", "tokyo-lb", &[("tokyo-a", "198.18.1.1")])
+        .site("newyork", "newyork-lb", &[("newyork-a", "198.18.3.1")])
+        .region("near", &["198.18.0.0/24"])
+        .pool("p", &["tokyo-a", "newyork-a"], "ratio")
+        .wideip("www2.example.test.", &["p"])
+}
 
 fn ctl(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_xgslbctl"))
@@ -62,11 +34,8 @@ fn ctl(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn every_command_in_text_and_json() {
     let dir = tempfile::tempdir().unwrap();
-    let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.test.zone");
-    std::fs::copy(zone, dir.path().join("example.test.zone")).unwrap();
     let socket = dir.path().join("control.sock");
-    let config = dir.path().join("xgslb.toml");
-    std::fs::write(&config, CONFIG.replace("CONTROL", socket.to_str().unwrap())).unwrap();
+    let config = model(&socket).write(dir.path());
 
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();

@@ -9,20 +9,11 @@ use std::{
     time::Duration,
 };
 
+use xgslb::test_model::TestModel;
+
 /// xgslbd started on a minimal config in `dir`, JSON logs, and its log lines as they come.
 fn start(dir: &Path) -> (std::process::Child, mpsc::Receiver<String>) {
-    let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.test.zone");
-    std::fs::copy(zone, dir.join("example.test.zone")).unwrap();
-    let config = dir.join("xgslb.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nxdp_mode = \"off\"\ncontrol_socket = \"{}\"\n\n\
-             [[zone]]\norigin = \"example.test.\"\nfile = \"example.test.zone\"\n",
-            dir.join("control.sock").display()
-        ),
-    )
-    .unwrap();
+    let config = TestModel::loopback(&dir.join("control.sock")).write(dir);
     let mut child = Command::new(env!("CARGO_BIN_EXE_xgslbd"))
         .args(["--config", config.to_str().unwrap(), "--log-format", "json"])
         .stdout(Stdio::null())

@@ -246,17 +246,7 @@ mod tests {
     use std::fs;
 
     use super::*;
-    use crate::config::Config;
-
-    const BASE: &str = r#"
-[server]
-listen = ["198.18.0.2:53"]
-
-[[site]]
-name = "tokyo"
-[[site]]
-name = "newyork"
-"#;
+    use crate::{config::Config, test_model::TestModel};
 
     const AGENTS: &str = r#"
 [agents]
@@ -288,7 +278,13 @@ secret_file = "keys/any.key"
     }
 
     fn parse(d: &Path, agents: &str) -> Result<Config, String> {
-        Config::parse(&d.join("xgslb.toml"), &format!("{BASE}{agents}")).map_err(|e| e.to_string())
+        // Sites tokyo and newyork, for the keys to name; the section as written.
+        let text = TestModel::new(&["198.18.0.2:53"])
+            .site("tokyo", "tokyo-lb", &[])
+            .site("newyork", "newyork-lb", &[])
+            .section(agents)
+            .toml();
+        Config::parse(&d.join("xgslb.toml"), &text).map_err(|e| e.to_string())
     }
 
     #[test]

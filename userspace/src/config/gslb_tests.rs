@@ -1,7 +1,10 @@
+//! The GSLB sections' parser and validation: the config text is what is under test, so it
+//! stays literal TOML here (not `test_model`): a good config with most keys set, and an error
+//! per rule naming its key.
 use std::path::Path;
 
 use super::*;
-use crate::config::{Config, ConfigError};
+use crate::config::tests::{error_of, parse};
 
 /// Every GSLB section, most keys set.
 const GOOD: &str = r#"
@@ -104,17 +107,6 @@ ldns = "any"
 region = "japan"
 score = 5
 "#;
-
-fn parse(text: &str) -> Result<Config, ConfigError> {
-    Config::parse(Path::new("/etc/xgslb/xgslb.toml"), text)
-}
-
-fn error_of(text: &str) -> String {
-    match parse(text) {
-        Ok(_) => panic!("accepted:\n{text}"),
-        Err(e) => e.to_string(),
-    }
-}
 
 #[test]
 fn a_good_config_validates_into_the_model() {

@@ -454,11 +454,13 @@ ttl = 30
 addresses = [{ ip = "198.18.1.10", weight = 3 }, { ip = "2001:db8::10" }]
 "#;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
+    /// `text` parsed as /etc/xgslb/xgslb.toml.
+    pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/etc/xgslb/xgslb.toml"), text)
     }
 
-    fn error_of(text: &str) -> String {
+    /// The error `text` is refused with.
+    pub(super) fn error_of(text: &str) -> String {
         match parse(text) {
             Ok(_) => panic!("accepted:\n{text}"),
             Err(e) => e.to_string(),

@@ -121,8 +121,7 @@ fn read_only_commands_answer_without_the_balancer_thread() {
     // reload --check: the config file without "two" in the pool.
     std::fs::write(
         &d.path,
-        crate::daemon::balancer::tests::CONFIG
-            .replace("members = [\"one\", \"two\"]", "members = [\"one\"]"),
+        crate::daemon::balancer::tests::model(&["one"]).toml(),
     )
     .unwrap();
     let r = dispatch(&d, Command::Reload { check: true }, 0);
@@ -138,7 +137,9 @@ fn read_only_commands_answer_without_the_balancer_thread() {
     // An address moved: same members, same shares, a different answer.
     std::fs::write(
         &d.path,
-        crate::daemon::balancer::tests::CONFIG.replace("198.18.1.2", "198.18.1.9"),
+        crate::daemon::balancer::tests::model(&["one", "two"])
+            .toml()
+            .replace("198.18.1.2", "198.18.1.9"),
     )
     .unwrap();
     let r = dispatch(&d, Command::Reload { check: true }, 0);
@@ -151,7 +152,11 @@ fn read_only_commands_answer_without_the_balancer_thread() {
         text(&r)
     );
     // The same config: nothing would change.
-    std::fs::write(&d.path, crate::daemon::balancer::tests::CONFIG).unwrap();
+    std::fs::write(
+        &d.path,
+        crate::daemon::balancer::tests::model(&["one", "two"]).toml(),
+    )
+    .unwrap();
     let r = dispatch(&d, Command::Reload { check: true }, 0);
     assert!(text(&r).ends_with("would change: none"), "{}", text(&r));
     std::fs::write(&d.path, "not = [toml").unwrap();

@@ -14,45 +14,23 @@ use super::*;
 use crate::{
     dns::Transport,
     model::{Metrics, VsMetrics},
+    test_model::TestModel,
 };
 
-pub(crate) const CONFIG: &str = r#"
-[server]
-listen = ["198.18.0.2:53"]
-[[zone]]
-origin = "example.test."
-file = "example.test.zone"
-[[site]]
-name = "a"
-[[site_server]]
-name = "lb"
-site = "a"
-[[virtual_server]]
-name = "one"
-server = "lb"
-address = "198.18.1.1"
-port = 80
-[[virtual_server]]
-name = "two"
-server = "lb"
-address = "198.18.1.2"
-port = 80
-[[pool]]
-name = "p"
-members = ["one", "two"]
-[[wideip]]
-name = "app.example.test."
-pools = ["p"]
-when_all_down = "return_to_dns"
-"#;
+/// The test model with pool `p` of `members` ("one" 198.18.1.1, "two" 198.18.1.2) behind
+/// app.example.test.
+pub(crate) fn model(members: &[&str]) -> TestModel {
+    TestModel::new(&["198.18.0.2:53"])
+        .demo_zone()
+        .site("a", "lb", &[("one", "198.18.1.1"), ("two", "198.18.1.2")])
+        .pool("p", members, "")
+        .wideip("app.example.test.", &["p"])
+        .with("when_all_down = \"return_to_dns\"")
+}
 
-/// The test config written into `dir` (with its zone file), loaded.
+/// The test config (both members) written into `dir` (with its zone file), loaded.
 pub(crate) fn config(dir: &Path) -> Config {
-    let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.test.zone");
-    std::fs::copy(zone, dir.join("example.test.zone")).unwrap();
-    let path = dir.join("xgslb.toml");
-    std::fs::write(&path, CONFIG).unwrap();
-    Config::load(&path).unwrap()
+    model(&["one", "two"]).load(dir)
 }
 
 /// The A addresses the slow path answers for app.example.test over `n` queries, and the
@@ -89,6 +67,16 @@ fn addrs(list: &[&str]) -> Vec<IpAddr> {
     list.iter().map(|a| a.parse().unwrap()).collect()
 }
 
+/// Disables or enables `vs` through the balancer's admin event.
+fn set_enabled(
+    events: &crossbeam_channel::Sender<Event>,
+    vs: &str,
+    enabled: bool,
+) -> Result<(), String> {
+    let vs = vs.into();
+    admin(events, Admin::SetEnabled { vs, enabled })
+}
+
 fn admin(events: &crossbeam_channel::Sender<Event>, command: Admin) -> Result<(), String> {
     let (done, outcome) = crate::daemon::events::reply();
     events.send(Event::Admin { command, done }).unwrap();
@@ -112,25 +100,11 @@ fn admin_and_metrics_events_change_what_is_served_and_bad_commands_change_nothin
 
     assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1", "198.18.1.2"]));
 
-    admin(
-        &events,
-        Admin::SetEnabled {
-            vs: "one".into(),
-            enabled: false,
-        },
-    )
-    .unwrap();
+    set_enabled(&events, "one", false).unwrap();
     assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.2"]), "one is disabled");
 
     let before = *published.borrow();
-    let err = admin(
-        &events,
-        Admin::SetEnabled {
-            vs: "three".into(),
-            enabled: false,
-        },
-    )
-    .unwrap_err();
+    let err = set_enabled(&events, "three", false).unwrap_err();
     assert!(err.contains("three"), "{err}");
     let err = admin(
         &events,
@@ -155,28 +129,14 @@ fn admin_and_metrics_events_change_what_is_served_and_bad_commands_change_nothin
     );
     events.send(Event::Metrics(metrics)).unwrap();
     // Events are handled in order: an admin command's reply means the metrics are published.
-    admin(
-        &events,
-        Admin::SetEnabled {
-            vs: "one".into(),
-            enabled: false,
-        },
-    )
-    .unwrap();
+    set_enabled(&events, "one", false).unwrap();
     assert_eq!(
         ask(&served, 2),
         (addrs(&["198.18.0.82"]), ResponseCode::NoError)
     );
 
     // one back: it answers alone (two is still down).
-    admin(
-        &events,
-        Admin::SetEnabled {
-            vs: "one".into(),
-            enabled: true,
-        },
-    )
-    .unwrap();
+    set_enabled(&events, "one", true).unwrap();
     assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1"]));
 
     events.send(Event::Shutdown).unwrap();
@@ -219,12 +179,7 @@ fn a_reload_replies_once_published_and_a_failed_one_says_why() {
     assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1", "198.18.1.2"]));
 
     // The pool without "two": published before the reply.
-    let path = dir.path().join("xgslb.toml");
-    std::fs::write(
-        &path,
-        CONFIG.replace("members = [\"one\", \"two\"]", "members = [\"one\"]"),
-    )
-    .unwrap();
+    let path = model(&["one"]).write(dir.path());
     let one_only = Config::load(&path).unwrap();
     let zones = load_zones(&one_only).unwrap();
     reload(&events, one_only, zones).unwrap();

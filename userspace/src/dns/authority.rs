@@ -253,3 +253,7 @@ impl Responder for CatalogResponder {
             .respond(query, transport, client, self.dynamic.as_ref())
     }
 }
+
+#[cfg(test)]
+#[path = "authority_tests.rs"]
+mod tests;

@@ -10,9 +10,9 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
-use super::authority::{Catalog, CatalogError};
-use super::handler::{Dynamic, DynamicAnswers, Transport};
-use super::zone::Zone;
+use super::{Catalog, CatalogError};
+use crate::dns::handler::{Dynamic, DynamicAnswers, Transport};
+use crate::dns::zone::Zone;
 
 const ZONE: &str = r#"
 $TTL 3600

@@ -24,9 +24,6 @@ mod response;
 pub mod server;
 pub mod zone;
 
-#[cfg(test)]
-mod authority_tests;
-
 pub use authority::{Catalog, CatalogError, CatalogResponder};
 pub use handler::{Dynamic, DynamicAnswers, Responder, Transport};
 pub use rcodes::RcodeCounters;

@@ -237,4 +237,5 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut pending: mpsc::Receiver
 }
 
 #[cfg(test)]
+#[path = "server_tests.rs"]
 mod tests;

@@ -1,3 +1,5 @@
+//! The metrics file: its parser (literal TOML: the text is what is under test), an error per
+//! rule naming its key, and the watcher.
 use std::{
     fs::File,
     time::{Duration, SystemTime},

@@ -1,3 +1,5 @@
+//! Ingest: accepted reports becoming metrics, every refused datagram counted and changing
+//! nothing, silent virtual servers going down, and reports across a reload.
 use super::*;
 use crate::metrics::wire::{Header, MAX_DATAGRAM, TAG_LEN, encode};
 

@@ -19,47 +19,16 @@ pub use replay::ReplayGuard;
 /// The model the metrics tests share.
 #[cfg(test)]
 mod test_model {
-    use std::path::Path;
-
-    use crate::{config::Config, model::Model};
+    use crate::{model::Model, test_model::TestModel};
 
     /// A model with sites tokyo (0), newyork (1) and virtual servers tokyo-www (0), newyork-www
     /// (1), newyork-api (2).
     pub(super) fn model() -> Model {
-        let text = r#"
-[server]
-listen = ["198.18.0.2:53"]
-
-[[site]]
-name = "tokyo"
-[[site]]
-name = "newyork"
-
-[[site_server]]
-name = "tokyo-lb"
-site = "tokyo"
-[[site_server]]
-name = "newyork-lb"
-site = "newyork"
-
-[[virtual_server]]
-name = "tokyo-www"
-server = "tokyo-lb"
-address = "198.18.1.10"
-port = 80
-[[virtual_server]]
-name = "newyork-www"
-server = "newyork-lb"
-address = "198.18.3.10"
-port = 80
-[[virtual_server]]
-name = "newyork-api"
-server = "newyork-lb"
-address = "198.18.3.30"
-port = 443
-"#;
-        Config::parse(Path::new("/etc/xgslb/xgslb.toml"), text)
-            .unwrap()
+        TestModel::new(&["198.18.0.2:53"])
+            .site("tokyo", "tokyo-lb", &[("tokyo-www", "198.18.1.10")])
+            .site("newyork", "newyork-lb", &[("newyork-www", "198.18.3.10")])
+            .vs("newyork-api", "newyork-lb", "198.18.3.30", 443)
+            .parse()
             .model
     }
 }

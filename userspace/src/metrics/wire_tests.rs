@@ -1,3 +1,5 @@
+//! The agent protocol's datagrams: round trips, clamping, splitting, and every check that
+//! refuses one, each with its reason.
 use super::*;
 
 pub(crate) fn key(id: u32) -> Key {

@@ -389,45 +389,26 @@ fn address_bytes(addr: IpAddr) -> [u8; 16] {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
     use crate::{
         config::Config,
         model::{Metrics, VsMetrics},
+        test_model::TestModel,
     };
 
-    const CONFIG: &str = r#"
-[server]
-listen = ["198.18.0.2:53"]
-[balancer]
-damping = { max_step = 0.10, hysteresis = 0.02 }
-[[zone]]
-origin = "example.test."
-file = "example.test.zone"
-[[site]]
-name = "a"
-[[site_server]]
-name = "lb"
-site = "a"
-[[virtual_server]]
-name = "one"
-server = "lb"
-address = "198.18.1.1"
-port = 80
-[[virtual_server]]
-name = "two"
-server = "lb"
-address = "198.18.1.2"
-port = 80
-[[pool]]
-name = "p"
-members = ["one", "two"]
-preferred = "least_connections"
-[[wideip]]
-name = "lc.example.test."
-pools = ["p"]
-"#;
+    /// Pool "p" of "one" (198.18.1.1) and "two" (198.18.1.2) by least connections behind
+    /// lc.example.test, damped.
+    fn model() -> TestModel {
+        TestModel::new(&["198.18.0.2:53"])
+            .set(
+                "balancer",
+                "damping = { max_step = 0.10, hysteresis = 0.02 }",
+            )
+            .demo_zone()
+            .site("a", "lb", &[("one", "198.18.1.1"), ("two", "198.18.1.2")])
+            .pool("p", &["one", "two"], "least_connections")
+            .wideip("lc.example.test.", &["p"])
+    }
 
     fn connections(cfg: &Config, one: u64, two: u64) -> Metrics {
         let mut m = Metrics::default();
@@ -463,50 +444,16 @@ pools = ["p"]
         // Topology prefers tokyo (score 200) over newyork (10); tokyo has only an IPv6 VS.
         // Decided across families, A would get nothing; decided per family, A goes to
         // newyork's IPv4 VS and AAAA to tokyo's IPv6 one.
-        let text = r#"
-[server]
-listen = ["198.18.0.2:53"]
-[[zone]]
-origin = "example.test."
-file = "example.test.zone"
-[[site]]
-name = "tokyo"
-[[site]]
-name = "newyork"
-[[site_server]]
-name = "t"
-site = "tokyo"
-[[site_server]]
-name = "n"
-site = "newyork"
-[[virtual_server]]
-name = "tokyo-6"
-server = "t"
-address = "2001:db8:1::1"
-port = 80
-[[virtual_server]]
-name = "newyork-4"
-server = "n"
-address = "198.18.3.1"
-port = 80
-[[topology]]
-ldns = "any"
-site = "tokyo"
-score = 200
-[[topology]]
-ldns = "any"
-site = "newyork"
-score = 10
-[[pool]]
-name = "geo"
-members = ["tokyo-6", "newyork-4"]
-preferred = "topology"
-[[wideip]]
-name = "geo.example.test."
-pools = ["geo"]
-when_all_down = "servfail"
-"#;
-        let cfg = Config::parse(Path::new("/etc/xgslb/xgslb.toml"), text).unwrap();
+        let cfg = TestModel::new(&["198.18.0.2:53"])
+            .demo_zone()
+            .site("tokyo", "t", &[("tokyo-6", "2001:db8:1::1")])
+            .site("newyork", "n", &[("newyork-4", "198.18.3.1")])
+            .topology("any", "tokyo", 200)
+            .topology("any", "newyork", 10)
+            .pool("geo", &["tokyo-6", "newyork-4"], "topology")
+            .wideip("geo.example.test.", &["geo"])
+            .with("when_all_down = \"servfail\"")
+            .parse();
         let metrics = Metrics::default();
         let classes = crate::balance::classes::client_classes(&cfg.model, &metrics, 16);
         let p = publication(
@@ -534,10 +481,9 @@ when_all_down = "servfail"
 
     #[test]
     fn the_names_known_before_deciding_are_the_names_published() {
-        let text = format!(
-            "{CONFIG}\n[[answer]]\nname = \"www.example.test.\"\nttl = 30\naddresses = [{{ ip = \"2001:db8::1\" }}]\n"
-        );
-        let cfg = Config::parse(Path::new("/etc/xgslb/xgslb.toml"), &text).unwrap();
+        let cfg = model()
+            .answer("www.example.test.", 30, &[("2001:db8::1", 1)])
+            .parse();
         let metrics = Metrics::default();
         let classes = crate::balance::classes::client_classes(&cfg.model, &metrics, 16);
         let statics = crate::plan::answer_sets::answer_sets(&cfg.answers);
@@ -573,7 +519,7 @@ when_all_down = "servfail"
 
     #[test]
     fn a_step_in_metrics_moves_shares_at_most_max_step_per_interval() {
-        let cfg = Config::parse(Path::new("/etc/xgslb/xgslb.toml"), CONFIG).unwrap();
+        let cfg = model().parse();
         let (mut ids, mut damper) = (ClassIds::default(), Damper::new());
         let mut publish = |m: &Metrics| {
             let classes = crate::balance::classes::client_classes(&cfg.model, m, 16);

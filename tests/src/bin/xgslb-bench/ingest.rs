@@ -19,6 +19,7 @@ use xgslb::{
         ingest::{Ingest, IngestKey, VsIndex},
         wire::{self, Header, Key, Kind, Load, Record},
     },
+    test_model::TestModel,
 };
 use xgslb_tests::{agents::write_key, pins::PinDir};
 
@@ -27,53 +28,19 @@ const DNS_PORT: u16 = 55353;
 const AGENT_PORT: u16 = 55300;
 
 fn config(dir: &Path, pins: &Path) -> Result<std::path::PathBuf> {
-    let zone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.test.zone");
-    std::fs::copy(zone, dir.join("example.test.zone")).context("zone")?;
     write_key(&dir.join("bench.key"), SECRET);
-    let text = format!(
-        r#"
-[server]
-listen = ["127.0.0.1:{DNS_PORT}"]
-pin_dir = "{pins}"
-
-[agents]
-listen = "127.0.0.1:{AGENT_PORT}"
-
-[[agents.key]]
-id = 1
-secret_file = "bench.key"
-
-[[zone]]
-origin = "example.test."
-file = "example.test.zone"
-
-[[site]]
-name = "tokyo"
-[[site_server]]
-name = "lb"
-site = "tokyo"
-[[virtual_server]]
-name = "a"
-server = "lb"
-address = "198.18.1.1"
-port = 80
-[[virtual_server]]
-name = "b"
-server = "lb"
-address = "198.18.1.2"
-port = 80
-[[pool]]
-name = "p"
-members = ["a", "b"]
-preferred = "global_availability"
-[[wideip]]
-name = "ga.example.test."
-pools = ["p"]
-"#,
-        pins = pins.display()
-    );
-    let path = dir.join("xgslb.toml");
-    std::fs::write(&path, text).context("config")?;
+    let path = TestModel::new(&[&format!("127.0.0.1:{DNS_PORT}")])
+        .set(
+            "server",
+            &format!("pin_dir = {:?}", pins.display().to_string()),
+        )
+        .agents(&format!("127.0.0.1:{AGENT_PORT}"))
+        .agent_key(1, "bench.key", None)
+        .demo_zone()
+        .site("tokyo", "lb", &[("a", "198.18.1.1"), ("b", "198.18.1.2")])
+        .pool("p", &["a", "b"], "global_availability")
+        .wideip("ga.example.test.", &["p"])
+        .write(dir);
     Ok(path)
 }
 
