@@ -388,3 +388,180 @@ fn pool_step(f: &mut fmt::Formatter<'_>, n: &Names, step: &PoolStep) -> fmt::Res
 pub fn lines(trace: &[Step], names: &Names) -> Vec<String> {
     trace.iter().map(|s| s.show(names).to_string()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    /// Every step's line, as `explain` has always shown it.
+    #[test]
+    fn each_step_shows_the_line_operators_read() {
+        let names = Names {
+            wideips: vec!["www.example.com.".into()],
+            pools: vec!["asia".into(), "us".into()],
+            vss: vec!["tokyo".into(), "newyork".into()],
+        };
+        let tier = |tier, method, step| Step::Tier {
+            pool: 0,
+            tier,
+            method,
+            step,
+        };
+        let pools = |step| Step::Pools {
+            wideip: 0,
+            method: PoolMethod::Ratio,
+            step,
+        };
+        let out = |why| TierStep::Out { vs: 1, why };
+        let lc = Method::LeastConnections;
+        let table: Vec<(Step, &str)> = vec![
+            (Step::NoWideIp(3), "no wide IP #3: servfail"),
+            (Step::NoPool(7), "no pool #7"),
+            (
+                tier(0, lc, out(Why::Unavailable(Unavailable::Disabled))),
+                "pool asia: tier preferred least_connections: newyork out (disabled)",
+            ),
+            (
+                tier(0, lc, out(Why::OtherFamily { v6: true })),
+                "pool asia: tier preferred least_connections: newyork out (IPv4: this is the \
+                 AAAA decision)",
+            ),
+            (
+                tier(1, lc, out(Why::NoMetric(Metric::Connections))),
+                "pool asia: tier alternate least_connections: newyork out (no connections)",
+            ),
+            (
+                tier(2, Method::VsCapacity, out(Why::Zero(Metric::Capacity))),
+                "pool asia: tier fallback vs_capacity: newyork out (capacity 0)",
+            ),
+            (
+                tier(0, Method::QualityOfService, out(Why::QosZero)),
+                "pool asia: tier preferred quality_of_service: newyork out (qos score 0)",
+            ),
+            (
+                tier(
+                    0,
+                    Method::Topology,
+                    TierStep::TopologyScore { vs: 0, score: 200 },
+                ),
+                "pool asia: tier preferred topology: tokyo topology score 200",
+            ),
+            (
+                tier(
+                    0,
+                    Method::Cpu,
+                    TierStep::Weight {
+                        vs: 0,
+                        metric: Metric::Cpu,
+                        value: 12.5,
+                        weight: 6667,
+                    },
+                ),
+                "pool asia: tier preferred cpu: tokyo cpu % 12.5: weight 6667",
+            ),
+            (
+                tier(
+                    0,
+                    Method::QualityOfService,
+                    TierStep::QosMissing(QosTerm::KilobytesPerSecond),
+                ),
+                "pool asia: tier preferred quality_of_service: qos: no member has \
+                 kilobytes_per_second",
+            ),
+            (
+                tier(
+                    0,
+                    Method::QualityOfService,
+                    TierStep::QosScore { vs: 0, score: 0.5 },
+                ),
+                "pool asia: tier preferred quality_of_service: tokyo qos score 0.500",
+            ),
+            (
+                tier(0, lc, TierStep::Next(Next::NoMetric(Metric::Connections))),
+                "pool asia: tier preferred least_connections: no available member has \
+                 connections, next tier",
+            ),
+            (
+                tier(0, Method::None, TierStep::Next(Next::MethodNone)),
+                "pool asia: tier preferred none: method none, next tier",
+            ),
+            (
+                tier(
+                    0,
+                    Method::StaticPersist,
+                    TierStep::Answer {
+                        members: vec![(0, 1), (9, 2)],
+                        persist: true,
+                    },
+                ),
+                "pool asia: tier preferred static_persist: answer tokyo 1, #9 2 (persist)",
+            ),
+            (
+                tier(
+                    2,
+                    Method::FallbackIp,
+                    TierStep::FallbackIp(Ipv4Addr::new(192, 0, 2, 1).into()),
+                ),
+                "pool asia: tier fallback fallback_ip: fallback address 192.0.2.1",
+            ),
+            (
+                tier(0, Method::DropPacket, TierStep::Drop),
+                "pool asia: tier preferred drop_packet: drop",
+            ),
+            (
+                tier(0, Method::ReturnToDns, TierStep::ReturnToDns),
+                "pool asia: tier preferred return_to_dns: return to DNS",
+            ),
+            (Step::NoTierAnswers(1), "pool us: no tier answers"),
+            (
+                pools(PoolStep::Picked(1)),
+                "wide IP www.example.com.: pool method ratio: pool us",
+            ),
+            (
+                pools(PoolStep::Decides(0)),
+                "wide IP www.example.com.: pool method ratio: no pool has an answer set, pool \
+                 asia decides",
+            ),
+            (
+                pools(PoolStep::BestScore { pool: 0, score: 10 }),
+                "wide IP www.example.com.: pool method ratio: pool asia best score 10",
+            ),
+            (
+                pools(PoolStep::Only(1)),
+                "wide IP www.example.com.: pool method ratio: only pool us answers",
+            ),
+            (
+                pools(PoolStep::Share {
+                    pool: 1,
+                    share: 2.0 / 3.0,
+                }),
+                "wide IP www.example.com.: pool method ratio: pool us share 0.667",
+            ),
+            (
+                pools(PoolStep::Merged(vec![(0, 5000), (1, 5000)])),
+                "wide IP www.example.com.: pool method ratio: merged tokyo 5000, newyork 5000",
+            ),
+            (
+                Step::AllDown {
+                    wideip: 0,
+                    outcome: Outcome::ServFail,
+                },
+                "wide IP www.example.com.: no pool answers, all down: ServFail",
+            ),
+            (
+                Step::Capped {
+                    wideip: 0,
+                    v6: true,
+                    left_out: vec![0, 1],
+                },
+                "wide IP www.example.com.: 10 IPv6 members, kept the 8 heaviest, left out \
+                 tokyo, newyork",
+            ),
+        ];
+        for (step, line) in &table {
+            assert_eq!(step.show(&names).to_string(), *line, "{step:?}");
+        }
+    }
+}
