@@ -102,8 +102,8 @@ impl crate::udp::Publication for Served {
 pub struct Decisions {
     /// Wide IP names (lowercase), by index.
     pub wideips: Vec<LowerName>,
-    /// Virtual server names, by index (traces and answers name them).
-    pub vss: Vec<String>,
+    /// The names the decisions' traces and answers refer to by index.
+    pub names: crate::balance::trace::Names,
     pub by_class:
         std::collections::HashMap<(usize, xgslb_common::ClassId), crate::balance::Decision>,
     /// What each answer-counter slot counts.

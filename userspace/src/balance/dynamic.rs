@@ -14,7 +14,8 @@
 //! falls through.
 use super::{
     method::{Input, MethodResult},
-    scale, topology, vs_name,
+    scale, topology,
+    trace::{Metric, Next, QosTerm, TierStep, Why},
 };
 use crate::model::{PathMetrics, VsId, VsMetrics};
 
@@ -37,21 +38,19 @@ fn path(input: &Input, vs: VsId) -> Option<PathMetrics> {
 /// The common shape of the single-metric methods.
 fn by_metric(
     input: &Input,
-    notes: &mut Vec<String>,
-    what: &str,
+    notes: &mut Vec<TierStep>,
+    what: Metric,
     better: Better,
     metric: impl Fn(VsId) -> Option<f64>,
 ) -> MethodResult {
     let mut raw: Vec<(VsId, f64)> = Vec::new();
     let mut seen: Vec<f64> = Vec::new();
     for m in input.members {
-        let name = vs_name(input.model, m.vs);
+        let out = |why| TierStep::Out { vs: m.vs, why };
         // A negative or non-finite value is a broken report: treat it as unknown.
         match metric(m.vs).filter(|x| x.is_finite() && *x >= 0.0) {
-            None => notes.push(format!("{name} out (no {what})")),
-            Some(x) if better == Better::Higher && x == 0.0 => {
-                notes.push(format!("{name} out ({what} 0)"))
-            }
+            None => notes.push(out(Why::NoMetric(what))),
+            Some(x) if better == Better::Higher && x == 0.0 => notes.push(out(Why::Zero(what))),
             Some(x) => {
                 let score = match better {
                     Better::Lower => 1.0 / (x + 1.0),
@@ -63,15 +62,20 @@ fn by_metric(
         }
     }
     if raw.is_empty() {
-        return MethodResult::Next(format!("no available member has {what}"));
+        return MethodResult::Next(Next::NoMetric(what));
     }
     let weights = scale(&raw);
-    for (&(vs, w), x) in weights.iter().zip(&seen) {
-        notes.push(format!(
-            "{} {what} {x}: weight {w}",
-            vs_name(input.model, vs)
-        ));
-    }
+    notes.extend(
+        weights
+            .iter()
+            .zip(&seen)
+            .map(|(&(vs, weight), &value)| TierStep::Weight {
+                vs,
+                metric: what,
+                value,
+                weight,
+            }),
+    );
     MethodResult::Members {
         members: weights,
         persist: false,
@@ -80,13 +84,13 @@ fn by_metric(
 
 fn path_method(
     input: &Input,
-    notes: &mut Vec<String>,
-    what: &str,
+    notes: &mut Vec<TierStep>,
+    what: Metric,
     better: Better,
     metric: impl Fn(PathMetrics) -> f64,
 ) -> MethodResult {
     if input.client.paths.is_none() {
-        return MethodResult::Next("no path metrics for this client".into());
+        return MethodResult::Next(Next::NoPathMetrics);
     }
     by_metric(input, notes, what, better, |vs| {
         path(input, vs).map(&metric)
@@ -94,36 +98,44 @@ fn path_method(
 }
 
 /// Least Connections: weight ∝ 1/(connections + 1).
-pub fn least_connections(input: &Input, notes: &mut Vec<String>) -> MethodResult {
-    by_metric(input, notes, "connections", Better::Lower, |vs| {
+pub fn least_connections(input: &Input, notes: &mut Vec<TierStep>) -> MethodResult {
+    by_metric(input, notes, Metric::Connections, Better::Lower, |vs| {
         vs_metrics(input, vs).connections.map(|c| c as f64)
     })
 }
 
 /// Packet Rate: weight ∝ 1/(packets/s + 1).
-pub fn packet_rate(input: &Input, notes: &mut Vec<String>) -> MethodResult {
-    by_metric(input, notes, "packets/s", Better::Lower, |vs| {
-        vs_metrics(input, vs).packets_per_second.map(|c| c as f64)
-    })
+pub fn packet_rate(input: &Input, notes: &mut Vec<TierStep>) -> MethodResult {
+    by_metric(
+        input,
+        notes,
+        Metric::PacketsPerSecond,
+        Better::Lower,
+        |vs| vs_metrics(input, vs).packets_per_second.map(|c| c as f64),
+    )
 }
 
 /// Kilobytes/s: weight ∝ 1/(reported kilobits/s + 1) (the same order as kilobytes).
-pub fn kilobytes_per_second(input: &Input, notes: &mut Vec<String>) -> MethodResult {
-    by_metric(input, notes, "kbit/s", Better::Lower, |vs| {
-        vs_metrics(input, vs).kilobits_per_second.map(|c| c as f64)
-    })
+pub fn kilobytes_per_second(input: &Input, notes: &mut Vec<TierStep>) -> MethodResult {
+    by_metric(
+        input,
+        notes,
+        Metric::KilobitsPerSecond,
+        Better::Lower,
+        |vs| vs_metrics(input, vs).kilobits_per_second.map(|c| c as f64),
+    )
 }
 
 /// CPU: weight ∝ 1/(cpu percent + 1).
-pub fn cpu(input: &Input, notes: &mut Vec<String>) -> MethodResult {
-    by_metric(input, notes, "cpu %", Better::Lower, |vs| {
+pub fn cpu(input: &Input, notes: &mut Vec<TierStep>) -> MethodResult {
+    by_metric(input, notes, Metric::Cpu, Better::Lower, |vs| {
         vs_metrics(input, vs).cpu_percent
     })
 }
 
 /// VS Capacity: weight ∝ the reported capacity, else the configured one; 0 is out.
-pub fn vs_capacity(input: &Input, notes: &mut Vec<String>) -> MethodResult {
-    by_metric(input, notes, "capacity", Better::Higher, |vs| {
+pub fn vs_capacity(input: &Input, notes: &mut Vec<TierStep>) -> MethodResult {
+    by_metric(input, notes, Metric::Capacity, Better::Higher, |vs| {
         capacity(input, vs).map(|c| c as f64)
     })
 }
@@ -135,26 +147,30 @@ fn capacity(input: &Input, vs: VsId) -> Option<u64> {
 }
 
 /// VS Score: weight ∝ the reported score; 0 is out.
-pub fn vs_score(input: &Input, notes: &mut Vec<String>) -> MethodResult {
-    by_metric(input, notes, "score", Better::Higher, |vs| {
+pub fn vs_score(input: &Input, notes: &mut Vec<TierStep>) -> MethodResult {
+    by_metric(input, notes, Metric::Score, Better::Higher, |vs| {
         vs_metrics(input, vs).score.map(|c| c as f64)
     })
 }
 
 /// Round Trip Time: weight ∝ 1/(rtt ms + 1) of the path from the member's site to the client.
-pub fn round_trip_time(input: &Input, notes: &mut Vec<String>) -> MethodResult {
-    path_method(input, notes, "rtt ms", Better::Lower, |p| p.rtt_ms)
+pub fn round_trip_time(input: &Input, notes: &mut Vec<TierStep>) -> MethodResult {
+    path_method(input, notes, Metric::RoundTripTime, Better::Lower, |p| {
+        p.rtt_ms
+    })
 }
 
 /// Hops: weight ∝ 1/(hops + 1) of the path from the member's site to the client.
-pub fn hops(input: &Input, notes: &mut Vec<String>) -> MethodResult {
-    path_method(input, notes, "hops", Better::Lower, |p| p.hops as f64)
+pub fn hops(input: &Input, notes: &mut Vec<TierStep>) -> MethodResult {
+    path_method(input, notes, Metric::Hops, Better::Lower, |p| p.hops as f64)
 }
 
 /// Completion Rate: weight ∝ the share of probes from the member's site that the client's
 /// LDNS answered; 0 is out.
-pub fn completion_rate(input: &Input, notes: &mut Vec<String>) -> MethodResult {
-    path_method(input, notes, "completion", Better::Higher, |p| p.completion)
+pub fn completion_rate(input: &Input, notes: &mut Vec<TierStep>) -> MethodResult {
+    path_method(input, notes, Metric::Completion, Better::Higher, |p| {
+        p.completion
+    })
 }
 
 /// How one Quality of Service term is normalised.
@@ -172,54 +188,54 @@ enum Norm {
 /// metric it lacks adds nothing), and its weight is proportional to the score. Members
 /// scoring 0 are out. Path terms count only for clients with path metrics; load terms still
 /// count without them. No member with any term: next tier.
-pub fn quality_of_service(input: &Input, notes: &mut Vec<String>) -> MethodResult {
+pub fn quality_of_service(input: &Input, notes: &mut Vec<TierStep>) -> MethodResult {
     let q = input.pool.qos;
     type Value<'a> = Box<dyn Fn(VsId) -> Option<f64> + 'a>;
-    let terms: [(&str, f64, Norm, Value); 8] = [
+    let terms: [(QosTerm, f64, Norm, Value); 8] = [
         (
-            "rtt",
+            QosTerm::RoundTripTime,
             q.round_trip_time,
             Norm::MinMax(Better::Lower),
             Box::new(|vs| path(input, vs).map(|p| p.rtt_ms)),
         ),
         (
-            "completion",
+            QosTerm::Completion,
             q.completion_rate,
             Norm::MinMax(Better::Higher),
             Box::new(|vs| path(input, vs).map(|p| p.completion)),
         ),
         (
-            "packet_rate",
+            QosTerm::PacketRate,
             q.packet_rate,
             Norm::MinMax(Better::Lower),
             Box::new(|vs| vs_metrics(input, vs).packets_per_second.map(|x| x as f64)),
         ),
         (
-            "kilobytes_per_second",
+            QosTerm::KilobytesPerSecond,
             q.kilobytes_per_second,
             Norm::MinMax(Better::Lower),
             Box::new(|vs| vs_metrics(input, vs).kilobits_per_second.map(|x| x as f64)),
         ),
         (
-            "hops",
+            QosTerm::Hops,
             q.hops,
             Norm::MinMax(Better::Lower),
             Box::new(|vs| path(input, vs).map(|p| p.hops as f64)),
         ),
         (
-            "vs_capacity",
+            QosTerm::VsCapacity,
             q.vs_capacity,
             Norm::MinMax(Better::Higher),
             Box::new(|vs| capacity(input, vs).map(|x| x as f64)),
         ),
         (
-            "topology",
+            QosTerm::Topology,
             q.topology,
             Norm::OverMax,
             Box::new(|vs| Some(topology::score(input.model, input.client, vs) as f64)),
         ),
         (
-            "connections",
+            QosTerm::Connections,
             q.connections,
             Norm::MinMax(Better::Lower),
             Box::new(|vs| vs_metrics(input, vs).connections.map(|x| x as f64)),
@@ -227,7 +243,7 @@ pub fn quality_of_service(input: &Input, notes: &mut Vec<String>) -> MethodResul
     ];
     let mut score = vec![0.0f64; input.members.len()];
     let mut any_term = false;
-    for (name, coef, norm, value) in &terms {
+    for (term, coef, norm, value) in &terms {
         if !coef.is_finite() || *coef <= 0.0 {
             continue;
         }
@@ -238,7 +254,7 @@ pub fn quality_of_service(input: &Input, notes: &mut Vec<String>) -> MethodResul
             .collect();
         let known: Vec<f64> = values.iter().flatten().copied().collect();
         if known.is_empty() {
-            notes.push(format!("qos: no member has {name}"));
+            notes.push(TierStep::QosMissing(*term));
             continue;
         }
         any_term = true;
@@ -257,20 +273,22 @@ pub fn quality_of_service(input: &Input, notes: &mut Vec<String>) -> MethodResul
         }
     }
     if !any_term {
-        return MethodResult::Next("no member has any quality of service metric".into());
+        return MethodResult::Next(Next::NoQosMetric);
     }
     let mut raw = Vec::new();
     for (m, &s) in input.members.iter().zip(&score) {
-        let name = vs_name(input.model, m.vs);
         if s > 0.0 {
-            notes.push(format!("{name} qos score {s:.3}"));
+            notes.push(TierStep::QosScore { vs: m.vs, score: s });
             raw.push((m.vs, s));
         } else {
-            notes.push(format!("{name} out (qos score 0)"));
+            notes.push(TierStep::Out {
+                vs: m.vs,
+                why: Why::QosZero,
+            });
         }
     }
     if raw.is_empty() {
-        return MethodResult::Next("every member has qos score 0".into());
+        return MethodResult::Next(Next::QosAllZero);
     }
     MethodResult::Members {
         members: scale(&raw),

@@ -3,6 +3,7 @@
 //! depends on the other for it.
 use std::net::IpAddr;
 
+use super::trace::Next;
 use crate::model::{ClientContext, Metrics, Model, Pool, PoolMember, VsId};
 
 /// What a method sees: the pool, its *available* members in pool order, metrics and client.
@@ -25,7 +26,7 @@ pub enum MethodResult {
         persist: bool,
     },
     /// Nothing: the next tier is tried. Says why.
-    Next(String),
+    Next(Next),
     /// Terminal outcomes of the pool.
     FallbackIp(IpAddr),
     Drop,

@@ -1,7 +1,10 @@
 //! One pure function per pool method: the static methods here, the dynamic ones in
 //! [`super::dynamic`], and [`run`] dispatching a `Method` to its function.
 pub use super::method::{Input, MethodResult};
-use super::{dynamic, topology, vs_name};
+use super::{
+    dynamic, topology,
+    trace::{Next, TierStep},
+};
 use crate::model::{Method, VsId};
 
 /// Whether a method picks among the pool's members (so their availability matters to it).
@@ -12,11 +15,11 @@ pub const fn picks_members(m: Method) -> bool {
     )
 }
 
-/// Runs `method` over `input`. Lines explaining the choice (members left out and why, weights)
+/// Runs `method` over `input`. Steps explaining the choice (members left out and why, weights)
 /// are pushed to `notes`.
-pub fn run(method: Method, input: &Input, notes: &mut Vec<String>) -> MethodResult {
+pub fn run(method: Method, input: &Input, notes: &mut Vec<TierStep>) -> MethodResult {
     if picks_members(method) && input.members.is_empty() {
-        return MethodResult::Next("no available member".into());
+        return MethodResult::Next(Next::NoAvailableMember);
     }
     match method {
         Method::RoundRobin => round_robin(input),
@@ -27,7 +30,7 @@ pub fn run(method: Method, input: &Input, notes: &mut Vec<String>) -> MethodResu
         Method::FallbackIp => fallback_ip(input),
         Method::DropPacket => MethodResult::Drop,
         Method::ReturnToDns => MethodResult::ReturnToDns,
-        Method::None => MethodResult::Next("method none".into()),
+        Method::None => MethodResult::Next(Next::MethodNone),
         Method::LeastConnections => dynamic::least_connections(input, notes),
         Method::PacketRate => dynamic::packet_rate(input, notes),
         Method::KilobytesPerSecond => dynamic::kilobytes_per_second(input, notes),
@@ -64,18 +67,20 @@ pub fn global_availability(input: &Input) -> MethodResult {
 
 /// Topology: the available members with the highest topology score (> 0) for the client,
 /// weight 1 each (ties share equally). No member scoring above 0: next tier.
-pub fn topology(input: &Input, notes: &mut Vec<String>) -> MethodResult {
+pub fn topology(input: &Input, notes: &mut Vec<TierStep>) -> MethodResult {
     let scored: Vec<(VsId, u32)> = input
         .members
         .iter()
         .map(|m| (m.vs, topology::score(input.model, input.client, m.vs)))
         .collect();
-    for &(vs, s) in &scored {
-        notes.push(format!("{} topology score {s}", vs_name(input.model, vs)));
-    }
+    notes.extend(
+        scored
+            .iter()
+            .map(|&(vs, score)| TierStep::TopologyScore { vs, score }),
+    );
     let best = scored.iter().map(|s| s.1).max().unwrap_or(0);
     if best == 0 {
-        return MethodResult::Next("no member has a topology score above 0".into());
+        return MethodResult::Next(Next::NoTopologyScore);
     }
     MethodResult::members(
         scored
@@ -99,6 +104,6 @@ pub fn static_persist(input: &Input) -> MethodResult {
 pub fn fallback_ip(input: &Input) -> MethodResult {
     match input.pool.fallback_ip {
         Some(addr) => MethodResult::FallbackIp(addr),
-        None => MethodResult::Next("no fallback_ip configured".into()),
+        None => MethodResult::Next(Next::NoFallbackIp),
     }
 }

@@ -17,6 +17,9 @@
 //! pools give integers summing to about [`WEIGHT_SCALE`], each at least 1. A member's share of
 //! answers is its weight over the sum of weights.
 //!
+//! Each decision keeps its trace as data ([`trace`]): steps holding indices and numbers,
+//! shown as text only when `explain` asks, so deciding formats nothing.
+//!
 //! Dynamic weights are then damped between balancer intervals ([`damping`]), and LDNS prefixes
 //! are grouped into a bounded set of client classes that the decisions are made for
 //! ([`classes`]).
@@ -24,6 +27,7 @@ use std::net::IpAddr;
 
 use xgslb_common::MAX_ADDRS;
 
+use self::trace::{Step, Trace};
 use crate::model::{AllDown, ClientContext, Metrics, Model, VsId};
 
 pub mod classes;
@@ -34,6 +38,7 @@ pub mod methods;
 pub mod pools;
 pub mod tiers;
 pub mod topology;
+pub mod trace;
 
 #[cfg(test)]
 mod fixtures;
@@ -50,8 +55,8 @@ pub const DEFAULT_FALLBACK_TTL: u32 = 30;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
     pub outcome: Outcome,
-    /// Human-readable lines, in the order the decision was made (for `xgslbctl explain`).
-    pub trace: Vec<String>,
+    /// The steps, in the order the decision was made (shown by `xgslbctl explain`).
+    pub trace: Trace,
     /// The answer's weights came (at least in part) from a dynamic method, so they are damped
     /// between intervals (see [`damping::Damper`]).
     pub dynamic: bool,
@@ -91,15 +96,14 @@ pub enum Outcome {
 pub fn decide(model: &Model, wideip: usize, metrics: &Metrics, client: &ClientContext) -> Decision {
     let mut trace = Vec::new();
     let Some(w) = model.wideips.get(wideip) else {
-        trace.push(format!("no wide IP #{wideip}: servfail"));
+        trace.push(Step::NoWideIp(wideip));
         return Decision {
             outcome: Outcome::ServFail,
             trace,
             dynamic: false,
         };
     };
-    let name = w.name.to_string();
-    match pools::pick(model, w, metrics, client, &mut trace) {
+    match pools::pick(model, wideip, w, metrics, client, &mut trace) {
         Some(d) => {
             let outcome = match d.outcome {
                 Outcome::Answer {
@@ -108,7 +112,7 @@ pub fn decide(model: &Model, wideip: usize, metrics: &Metrics, client: &ClientCo
                     records,
                     persist,
                 } => Outcome::Answer {
-                    members: cap_addrs(model, &name, members, &mut trace),
+                    members: cap_addrs(model, wideip, members, &mut trace),
                     ttl,
                     records,
                     persist,
@@ -136,9 +140,10 @@ pub fn decide(model: &Model, wideip: usize, metrics: &Metrics, client: &ClientCo
                 AllDown::NoData => Outcome::NoData,
                 AllDown::Drop => Outcome::Drop,
             };
-            trace.push(format!(
-                "wide IP {name}: no pool answers, all down: {outcome:?}"
-            ));
+            trace.push(Step::AllDown {
+                wideip,
+                outcome: outcome.clone(),
+            });
             Decision {
                 outcome,
                 trace,
@@ -254,14 +259,6 @@ fn over(limit: Limit, value: Option<u64>, max: Option<u64>) -> Result<(), Unavai
     }
 }
 
-/// The name of a virtual server for traces.
-pub(crate) fn vs_name(model: &Model, vs: VsId) -> String {
-    model
-        .vss
-        .get(vs)
-        .map_or_else(|| format!("#{vs}"), |v| v.name.clone())
-}
-
 /// Raw positive scores to integer weights summing to about [`WEIGHT_SCALE`], each >= 1.
 /// Callers pass only finite scores > 0.
 pub(crate) fn scale(raw: &[(VsId, f64)]) -> Vec<(VsId, u32)> {
@@ -282,9 +279,9 @@ pub(crate) fn scale(raw: &[(VsId, f64)]) -> Vec<(VsId, u32)> {
 /// equal weights): the XDP answer set holds no more.
 fn cap_addrs(
     model: &Model,
-    name: &str,
+    wideip: usize,
     members: Vec<(VsId, u32)>,
-    trace: &mut Vec<String>,
+    trace: &mut Trace,
 ) -> Vec<(VsId, u32)> {
     let is_v4 = |vs: VsId| model.vss.get(vs).is_some_and(|v| v.addr.is_ipv4());
     let mut drop: Vec<VsId> = Vec::new();
@@ -302,17 +299,12 @@ fn cap_addrs(
         let mut left_out = family.split_off(MAX_ADDRS);
         left_out.sort_by_key(|f| f.0);
         let dropped: Vec<VsId> = left_out.iter().map(|f| f.1).collect();
-        trace.push(format!(
-            "wide IP {name}: {} IPv{} members, kept the {MAX_ADDRS} heaviest, left out {}",
-            MAX_ADDRS + dropped.len(),
-            if v4 { 4 } else { 6 },
-            dropped
-                .iter()
-                .map(|&vs| vs_name(model, vs))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        drop.extend(dropped);
+        drop.extend(&dropped);
+        trace.push(Step::Capped {
+            wideip,
+            v6: !v4,
+            left_out: dropped,
+        });
     }
     members
         .into_iter()

@@ -17,27 +17,30 @@
 use super::{
     Outcome, WEIGHT_SCALE, available,
     tiers::{PoolDecision, pool_outcome},
-    topology, vs_name,
+    topology,
+    trace::{PoolStep, Step, Trace},
 };
 use crate::model::{ClientContext, Metrics, Model, PoolId, PoolMethod, VsId, WideIp};
 
 /// Chooses the wide IP's outcome among its pools. `None`: no pool yields anything.
+/// `wideip` is `w`'s index, for the trace.
 pub fn pick(
     model: &Model,
+    wideip: usize,
     w: &WideIp,
     metrics: &Metrics,
     client: &ClientContext,
-    trace: &mut Vec<String>,
+    trace: &mut Trace,
 ) -> Option<PoolDecision> {
-    let prefix = format!(
-        "wide IP {}: pool method {}",
-        w.name,
-        <&str>::from(w.pool_method)
-    );
+    let step = |step| Step::Pools {
+        wideip,
+        method: w.pool_method,
+        step,
+    };
     if w.pool_method == PoolMethod::GlobalAvailability {
         for &p in &w.pools {
             if let Some(d) = pool_outcome(model, p, metrics, client, trace) {
-                trace.push(format!("{prefix}: pool {}", pool_name(model, p)));
+                trace.push(step(PoolStep::Picked(p)));
                 return Some(d);
             }
         }
@@ -53,10 +56,7 @@ pub fn pick(
         .partition(|(_, d)| matches!(d.outcome, Outcome::Answer { .. }));
     if answers.is_empty() {
         let (p, d) = others.into_iter().next()?;
-        trace.push(format!(
-            "{prefix}: no pool has an answer set, pool {} decides",
-            pool_name(model, p)
-        ));
+        trace.push(step(PoolStep::Decides(p)));
         return Some(d);
     }
     match w.pool_method {
@@ -64,35 +64,22 @@ pub fn pick(
             let mut best: Option<(u32, PoolId, PoolDecision)> = None;
             for (p, d) in answers {
                 let s = best_score(model, p, metrics, client);
-                trace.push(format!(
-                    "{prefix}: pool {} best score {s}",
-                    pool_name(model, p)
-                ));
+                trace.push(step(PoolStep::BestScore { pool: p, score: s }));
                 if best.as_ref().is_none_or(|b| s > b.0) {
                     best = Some((s, p, d));
                 }
             }
             let (_, p, d) = best?;
-            trace.push(format!("{prefix}: pool {}", pool_name(model, p)));
+            trace.push(step(PoolStep::Picked(p)));
             Some(d)
         }
         _ if answers.len() == 1 => {
             let (p, d) = answers.into_iter().next()?;
-            trace.push(format!(
-                "{prefix}: only pool {} answers",
-                pool_name(model, p)
-            ));
+            trace.push(step(PoolStep::Only(p)));
             Some(d)
         }
-        _ => Some(merge(model, w, answers, &prefix, trace)),
+        _ => Some(merge(model, w, answers, |s| trace.push(step(s)))),
     }
-}
-
-fn pool_name(model: &Model, p: PoolId) -> String {
-    model
-        .pools
-        .get(p)
-        .map_or_else(|| format!("#{p}"), |p| p.name.clone())
 }
 
 /// Highest topology score of pool `p`'s available members.
@@ -112,8 +99,7 @@ fn merge(
     model: &Model,
     w: &WideIp,
     answers: Vec<(PoolId, PoolDecision)>,
-    prefix: &str,
-    trace: &mut Vec<String>,
+    mut trace: impl FnMut(PoolStep),
 ) -> PoolDecision {
     let share = |p: PoolId| match w.pool_method {
         PoolMethod::Ratio => model.pools.get(p).map_or(1, |p| p.ratio.max(1)) as f64,
@@ -138,11 +124,10 @@ fn merge(
         dynamic |= d.dynamic;
         let sum: f64 = members.iter().map(|m| m.1 as f64).sum::<f64>().max(1.0);
         let part = share(*p) / total;
-        trace.push(format!(
-            "{prefix}: pool {} share {:.3}",
-            pool_name(model, *p),
-            part
-        ));
+        trace(PoolStep::Share {
+            pool: *p,
+            share: part,
+        });
         for &(vs, wt) in members {
             let x = part * wt as f64 / sum;
             match acc.iter_mut().find(|a| a.0 == vs) {
@@ -155,14 +140,7 @@ fn merge(
         .iter()
         .map(|&(vs, x)| (vs, ((x * WEIGHT_SCALE as f64).round() as u32).max(1)))
         .collect();
-    trace.push(format!(
-        "{prefix}: merged {}",
-        members
-            .iter()
-            .map(|&(vs, wt)| format!("{} {wt}", vs_name(model, vs)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
+    trace(PoolStep::Merged(members.clone()));
     PoolDecision {
         outcome: Outcome::Answer {
             members,

@@ -6,6 +6,7 @@ use super::{
     fixtures::*,
     tiers::{PoolDecision, pool_outcome},
     topology,
+    trace::{Names, Step, TierStep, Why, lines},
 };
 use crate::model::{
     AllDown, ClientContext, LdnsMatch, Method, Metrics, Model, PathMetrics, PoolMethod,
@@ -59,7 +60,7 @@ fn tiered(tiers: [Method; 3]) -> Model {
     m
 }
 
-/// Pool 0 of `model`, with its trace.
+/// Pool 0 of `model`, with its trace as `explain` shows it.
 fn run(
     model: &Model,
     metrics: &Metrics,
@@ -67,7 +68,12 @@ fn run(
 ) -> (Option<PoolDecision>, Vec<String>) {
     let mut trace = Vec::new();
     let d = pool_outcome(model, 0, metrics, client, &mut trace);
-    (d, trace)
+    (d, lines(&trace, &Names::of(model)))
+}
+
+/// A decision's trace as `explain` shows it.
+fn shown(model: &Model, d: &Decision) -> Vec<String> {
+    lines(&d.trace, &Names::of(model))
 }
 
 /// Pool 0 with `method` as its only tier: the members and weights it answers.
@@ -206,6 +212,40 @@ fn unavailable_members_are_out_of_methods() {
         [
             "pool www: tier preferred least_connections: tokyo-www out (connections 11 over limit 10)",
             "pool www: tier preferred least_connections: newyork-www out (disabled)",
+        ]
+    );
+}
+
+#[test]
+fn a_decision_traces_steps_as_data() {
+    // VS 1 disabled: the tier's trace holds the step with its reason, not a line of text.
+    let mut model = tiered([Method::RoundRobin, NONE, NONE]);
+    model.vss[1].enabled = false;
+    let d = wide(&model, &Metrics::default(), &anywhere());
+    let tier = |step| Step::Tier {
+        pool: 0,
+        tier: 0,
+        method: Method::RoundRobin,
+        step,
+    };
+    assert_eq!(
+        d.trace[..2],
+        [
+            tier(TierStep::Out {
+                vs: 1,
+                why: Why::Unavailable(Unavailable::Disabled)
+            }),
+            tier(TierStep::Answer {
+                members: vec![(0, 1), (2, 1)],
+                persist: false
+            }),
+        ]
+    );
+    assert_eq!(
+        shown(&model, &d)[..2],
+        [
+            "pool www: tier preferred round_robin: newyork-www out (disabled)",
+            "pool www: tier preferred round_robin: answer tokyo-www 1, london-www 1",
         ]
     );
 }
@@ -725,7 +765,7 @@ fn pool_method_global_availability() {
     let d = wide(&model, &Metrics::default(), &anywhere());
     assert_eq!(d.outcome, answer(&[(0, 1)], 60, 1, false));
     assert_eq!(
-        d.trace.last().unwrap(),
+        shown(&model, &d).last().unwrap(),
         "wide IP www.example.com.: pool method global_availability: pool asia"
     );
     let m = metrics(&[(0, down())]);
@@ -854,7 +894,7 @@ fn at_most_eight_addresses_per_family() {
         .collect();
     assert_eq!(d.outcome, answer(&kept, 30, 1, false));
     assert!(
-        d.trace.contains(
+        shown(&model, &d).contains(
             &"wide IP www.example.com.: 10 IPv4 members, kept the 8 heaviest, left out v4-0, v4-1"
                 .to_string()
         )
@@ -892,7 +932,7 @@ fn all_down_behaviours() {
         assert_eq!(d.outcome, want);
         assert!(!d.dynamic);
         assert!(
-            d.trace
+            shown(&model, &d)
                 .last()
                 .unwrap()
                 .starts_with("wide IP www.example.com.: no pool answers")

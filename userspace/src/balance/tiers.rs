@@ -8,7 +8,7 @@
 use super::{
     Outcome, available,
     methods::{self, Input, MethodResult},
-    vs_name,
+    trace::{Step, TierStep, Trace, Why},
 };
 use crate::model::{ClientContext, Metrics, Model, PoolId, PoolMember};
 
@@ -29,19 +29,22 @@ pub fn pool_outcome(
     pool: PoolId,
     metrics: &Metrics,
     client: &ClientContext,
-    trace: &mut Vec<String>,
+    trace: &mut Trace,
 ) -> Option<PoolDecision> {
     let Some(p) = model.pools.get(pool) else {
-        trace.push(format!("no pool #{pool}"));
+        trace.push(Step::NoPool(pool));
         return None;
     };
     // Availability once per pool: it does not depend on the method.
     let mut up: Vec<PoolMember> = Vec::with_capacity(p.members.len());
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<TierStep> = Vec::new();
     for m in &p.members {
         match available(model, m.vs, metrics) {
             Ok(()) => up.push(*m),
-            Err(why) => out.push(format!("{} out ({why})", vs_name(model, m.vs))),
+            Err(why) => out.push(TierStep::Out {
+                vs: m.vs,
+                why: Why::Unavailable(why),
+            }),
         }
     }
     let input = Input {
@@ -51,29 +54,29 @@ pub fn pool_outcome(
         metrics,
         client,
     };
-    for (tier, &method) in TIER_NAMES.iter().zip(&p.tiers) {
-        let prefix = format!("pool {}: tier {tier} {}", p.name, method.name());
+    for (tier, &method) in p.tiers.iter().enumerate() {
+        let step = |step| Step::Tier {
+            pool,
+            tier,
+            method,
+            step,
+        };
         if methods::picks_members(method) {
-            trace.extend(out.iter().map(|o| format!("{prefix}: {o}")));
+            trace.extend(out.iter().cloned().map(step));
         }
         let mut notes = Vec::new();
         let result = methods::run(method, &input, &mut notes);
-        trace.extend(notes.into_iter().map(|n| format!("{prefix}: {n}")));
+        trace.extend(notes.into_iter().map(step));
         let outcome = match result {
             MethodResult::Next(why) => {
-                trace.push(format!("{prefix}: {why}, next tier"));
+                trace.push(step(TierStep::Next(why)));
                 continue;
             }
             MethodResult::Members { members, persist } => {
-                let list: Vec<String> = members
-                    .iter()
-                    .map(|&(vs, w)| format!("{} {w}", vs_name(model, vs)))
-                    .collect();
-                trace.push(format!(
-                    "{prefix}: answer {}{}",
-                    list.join(", "),
-                    if persist { " (persist)" } else { "" }
-                ));
+                trace.push(step(TierStep::Answer {
+                    members: members.clone(),
+                    persist,
+                }));
                 Outcome::Answer {
                     members,
                     ttl: p.ttl,
@@ -82,15 +85,15 @@ pub fn pool_outcome(
                 }
             }
             MethodResult::FallbackIp(addr) => {
-                trace.push(format!("{prefix}: fallback address {addr}"));
+                trace.push(step(TierStep::FallbackIp(addr)));
                 Outcome::FallbackIp { addr, ttl: p.ttl }
             }
             MethodResult::Drop => {
-                trace.push(format!("{prefix}: drop"));
+                trace.push(step(TierStep::Drop));
                 Outcome::Drop
             }
             MethodResult::ReturnToDns => {
-                trace.push(format!("{prefix}: return to DNS"));
+                trace.push(step(TierStep::ReturnToDns));
                 Outcome::ReturnToDns
             }
         };
@@ -99,6 +102,6 @@ pub fn pool_outcome(
             dynamic: method.is_dynamic(),
         });
     }
-    trace.push(format!("pool {}: no tier answers", p.name));
+    trace.push(Step::NoTierAnswers(pool));
     None
 }

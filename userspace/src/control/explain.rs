@@ -6,7 +6,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use super::{protocol::Explain, shares::shares};
-use crate::{balance::Outcome, view::View};
+use crate::{
+    balance::{Outcome, trace},
+    view::View,
+};
 
 /// Why there is nothing to explain.
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -61,7 +64,7 @@ pub fn explain(view: &View, name: &str, client: &str) -> Result<Explain, Explain
             records,
             persist,
         } => {
-            let list = shares(members, |vs| d.vss.get(vs).map_or("?", String::as_str), 1);
+            let list = shares(members, |vs| d.names.vs(vs).unwrap_or("?"), 1);
             format!(
                 "answer {}; ttl {ttl}, {records} record(s){}",
                 list.join(", "),
@@ -74,7 +77,7 @@ pub fn explain(view: &View, name: &str, client: &str) -> Result<Explain, Explain
         wideip: fqdn.to_string(),
         client: addr.to_string(),
         class,
-        trace: decision.trace.clone(),
+        trace: trace::lines(&decision.trace, &d.names),
         outcome,
         a_records,
     })

@@ -513,7 +513,7 @@ impl Balancer {
                 .iter()
                 .map(|w| LowerName::new(&w.name))
                 .collect(),
-            vss: model.vss.iter().map(|v| v.name.clone()).collect(),
+            names: crate::balance::trace::Names::of(model),
             by_class: decisions
                 .into_iter()
                 .map(|(w, class, d)| ((w, class), d))

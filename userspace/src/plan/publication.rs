@@ -11,7 +11,12 @@ use xgslb_common::{
 };
 
 use crate::{
-    balance::{self, Decision, Outcome, classes::Classes, damping::Damper},
+    balance::{
+        self, Decision, Outcome, Unavailable,
+        classes::Classes,
+        damping::Damper,
+        trace::{Step, TierStep, Why},
+    },
     model::{Metrics, Model, VsId},
     plan::{
         slots::{persist_slot_table, slot_table, stable_key},
@@ -249,19 +254,16 @@ fn damp_key(class_hash: u64, v6: bool) -> u64 {
 
 /// Says why the other family's virtual servers were out of a family's decision (they are
 /// marked down for it), instead of the plain "down" of a health report.
-fn label_other_family(model: &Model, trace: &mut [String], v6: bool) {
-    let why = if v6 {
-        "out (IPv4: this is the AAAA decision)"
-    } else {
-        "out (IPv6: this is the A decision)"
-    };
-    for vs in model.vss.iter().filter(|vs| vs.addr.is_ipv6() != v6) {
-        let plain = format!("{} out (down)", vs.name);
-        for line in trace.iter_mut() {
-            if line.ends_with(&plain) {
-                let keep = line.len() - plain.len();
-                *line = format!("{}{} {why}", &line[..keep], vs.name);
-            }
+fn label_other_family(model: &Model, trace: &mut [Step], v6: bool) {
+    for step in trace {
+        if let Step::Tier {
+            step: TierStep::Out { vs, why },
+            ..
+        } = step
+            && *why == Why::Unavailable(Unavailable::Down)
+            && model.vss.get(*vs).is_some_and(|v| v.addr.is_ipv6() != v6)
+        {
+            *why = Why::OtherFamily { v6 };
         }
     }
 }
@@ -477,6 +479,26 @@ mod tests {
         let aaaa = set(RecordType::AAAA);
         assert_eq!((aaaa.action, aaaa.count), (Action::Answer as u8, 1));
         assert_eq!(aaaa.addrs[0][..2], [0x20, 0x01]);
+        // The A decision (the one `explain` shows) says why the IPv6 VS is out of it.
+        let (_, _, d) = &p.decisions[0];
+        let other = Why::OtherFamily { v6: false };
+        assert!(
+            d.trace.iter().any(|s| matches!(
+                s,
+                Step::Tier { step: TierStep::Out { vs: 0, why }, .. } if *why == other
+            )),
+            "{:?}",
+            d.trace
+        );
+        let names = crate::balance::trace::Names::of(&cfg.model);
+        assert!(
+            crate::balance::trace::lines(&d.trace, &names).contains(
+                &"pool geo: tier preferred topology: tokyo-6 out (IPv6: this is the A decision)"
+                    .to_string()
+            ),
+            "{:?}",
+            d.trace
+        );
     }
 
     #[test]
