@@ -12,9 +12,6 @@ use super::{
 };
 use crate::model::{ClientContext, Metrics, Model, PoolId, PoolMember};
 
-/// Names of the three tiers, in order.
-pub const TIER_NAMES: [&str; 3] = ["preferred", "alternate", "fallback"];
-
 /// What a pool yields.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PoolDecision {

@@ -6,8 +6,11 @@ use std::{fmt, net::IpAddr};
 
 use xgslb_common::MAX_ADDRS;
 
-use super::{Outcome, Unavailable, tiers::TIER_NAMES};
+use super::{Outcome, Unavailable};
 use crate::model::{Method, Model, PoolId, PoolMethod, VsId};
+
+/// Names of a pool's three tiers, in order (a tier step holds the index).
+pub const TIER_NAMES: [&str; 3] = ["preferred", "alternate", "fallback"];
 
 /// The steps of one decision, in the order it was made.
 pub type Trace = Vec<Step>;

@@ -160,6 +160,15 @@ async fn tcp_shutdown_closes_open_connections() {
     assert!(rest.is_empty());
 }
 
+/// `stream` is closed by the server without an answer (`what` says which, on failure).
+async fn assert_closed(mut stream: TcpStream, what: &str) {
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(STEP, stream.read_to_end(&mut rest))
+        .await
+        .expect("closed in time");
+    assert!(closed.is_err() || rest.is_empty(), "{what} was served");
+}
+
 /// A client network (/24) holds at most MAX_TCP_PER_NETWORK connections, however many
 /// addresses it spreads them over; another network is served meanwhile.
 #[tokio::test]
@@ -182,15 +191,8 @@ async fn one_network_cannot_hold_every_tcp_slot() {
         held.push(s);
     }
     // A fresh address of the same /24: refused.
-    let mut over = connect_from("127.0.3.200").await.expect("connect");
-    let mut rest = Vec::new();
-    let closed = tokio::time::timeout(STEP, over.read_to_end(&mut rest))
-        .await
-        .expect("closed in time");
-    assert!(
-        closed.is_err() || rest.is_empty(),
-        "the network's extra connection was served"
-    );
+    let over = connect_from("127.0.3.200").await.expect("connect");
+    assert_closed(over, "the network's extra connection").await;
     // Another /24: served.
     let mut s = connect_from("127.0.4.1").await.expect("connect");
     s.write_all(&framed(&message(99))).await.expect("write");
@@ -213,15 +215,8 @@ async fn one_client_cannot_hold_every_tcp_slot() {
         assert_eq!(&read_framed(&mut s).await[..2], &id.to_be_bytes());
         held.push(s);
     }
-    let mut over = TcpStream::connect(addr).await.expect("connect");
-    let mut rest = Vec::new();
-    let closed = tokio::time::timeout(STEP, over.read_to_end(&mut rest))
-        .await
-        .expect("closed in time");
-    assert!(
-        closed.is_err() || rest.is_empty(),
-        "the extra connection was served"
-    );
+    let over = TcpStream::connect(addr).await.expect("connect");
+    assert_closed(over, "the extra connection").await;
     // Another address (127.0.0.2 is loopback too) gets a place.
     let other = tokio::net::TcpSocket::new_v4().expect("socket");
     other
