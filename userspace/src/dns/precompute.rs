@@ -257,20 +257,16 @@ mod tests {
     use super::*;
     use crate::dns::Zone;
 
-    const ZONE: &str = r#"
-$ORIGIN example.test.
-$TTL 3600
-@       IN SOA ns1 hostmaster 1 7200 900 1209600 300
-        IN NS  ns1
-        IN MX  10 mail
-ns1     IN A   198.18.0.2
-mail    IN A   198.18.0.25
-ftp     IN CNAME www
+    /// The XDP fixtures' zone (tests/fixtures) and names only these tests ask about.
+    const ZONE: &str = concat!(
+        include_str!("../../../tests/fixtures/small.example.test.zone"),
+        r#"ftp     IN CNAME www
 *.shop  IN A   198.18.0.80
 lab     IN NS  ns.lab
 ns.lab  IN A   198.18.0.53
 a.b.c   IN TXT "deep"
-"#;
+"#
+    );
 
     fn catalog(dynamic: &[(Name, RecordType)]) -> Catalog {
         let origin = Name::from_ascii("example.test.").unwrap();
