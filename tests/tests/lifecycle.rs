@@ -72,6 +72,40 @@ fn leave_serving_keeps_answering_and_a_restart_adopts_the_pins() {
     assert!(!pins.path().exists(), "a normal shutdown removes the pins");
 }
 
+/// A program an earlier xgslbd left attached (killed, or stopped with --leave-serving) is
+/// never left answering from a config nobody updates: a new xgslbd with XDP off detaches it,
+/// removes its pins, says so in `status`, and answers from the slow path.
+#[test]
+fn xdp_off_detaches_a_program_left_serving_and_says_so() {
+    let pair = NetnsPair::new("lorph");
+    let cfg = ConfigDir::new(&model());
+    let pins = PinDir::new("lorph");
+    let opts = |xdp_mode, leave_serving| Options {
+        iface: Some(SERVER_IF.into()),
+        xdp_mode: Some(xdp_mode),
+        pin_dir: Some(pins.path().to_owned()),
+        leave_serving,
+        control_socket: None,
+    };
+    let d = Daemon::start_with(&pair, &cfg.path(), opts(XdpModeSetting::Native, true));
+    assert_eq!(dig_www(&pair), "198.18.1.10");
+    d.stop().expect("clean exit");
+    assert!(xdp_attached(&pair), "left serving, as after kill -9");
+
+    let d = Daemon::start_with(&pair, &cfg.path(), opts(XdpModeSetting::Off, false));
+    assert!(!xdp_attached(&pair), "the frozen program still serves");
+    assert!(!pins.path().exists(), "its pins are still there");
+    let startup = d.handle().status().startup;
+    assert!(
+        startup
+            .iter()
+            .any(|l| l.starts_with("detached the XDP program") && l.contains(SERVER_IF)),
+        "{startup:?}"
+    );
+    assert_eq!(dig_www(&pair), "198.18.1.10", "the slow path answers");
+    d.stop().expect("clean exit");
+}
+
 /// A config that cannot serve (a missing zone file) stops xgslbd before it touches anything:
 /// no pins, no control socket; and a second xgslbd on the pin directory of a running one is
 /// refused before it writes a map, so the running one keeps answering from XDP.

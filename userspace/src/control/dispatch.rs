@@ -45,6 +45,8 @@ pub trait Daemon {
     fn ingest_counters(&self) -> Option<IngestCounters>;
     /// The UDP workers' counters, summed.
     fn udp_counters(&self) -> UdpCounters;
+    /// What start-up did with an earlier xgslbd's pins.
+    fn startup(&self) -> &[String];
     /// Applies a change; returns once it is published, or why it was refused.
     fn admin(&self, change: Admin) -> Result<(), Self::Error>;
     /// Re-reads the config file and serves it; returns once it is published, or why not
@@ -63,6 +65,7 @@ pub fn dispatch(daemon: &impl Daemon, command: Command, now_ms: u64) -> Response
             &daemon.view(),
             daemon.ingest_counters(),
             daemon.udp_counters(),
+            daemon.startup(),
             now_ms,
         )),
         Command::Explain { wideip, client } => {

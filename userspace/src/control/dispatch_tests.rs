@@ -31,6 +31,9 @@ impl Daemon for TestDaemon {
     fn udp_counters(&self) -> UdpCounters {
         UdpCounters::default()
     }
+    fn startup(&self) -> &[String] {
+        &[]
+    }
     fn admin(&self, command: Admin) -> Result<(), String> {
         let (done, outcome) = crate::daemon::events::reply();
         self.events

@@ -97,6 +97,10 @@ pub struct Status {
     /// The slow path's UDP workers, summed.
     #[serde(default)]
     pub udp: UdpCounters,
+    /// What start-up did with pins an earlier xgslbd left (a program left serving from a
+    /// frozen config, detached), if anything.
+    #[serde(default)]
+    pub startup: Vec<String>,
 }
 
 /// The slow path's UDP workers' counters, summed over the workers.

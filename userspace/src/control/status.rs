@@ -8,6 +8,7 @@ pub fn status(
     view: &View,
     ingest: Option<IngestCounters>,
     udp: UdpCounters,
+    startup: &[String],
     now_ms: u64,
 ) -> Status {
     let p = view.facts;
@@ -37,5 +38,6 @@ pub fn status(
         ingest_accepted: counters.accepted,
         ingest_rejected: counters.by_name().map(|(n, c)| (n.to_owned(), c)).collect(),
         udp,
+        startup: startup.to_vec(),
     }
 }

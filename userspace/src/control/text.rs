@@ -27,6 +27,9 @@ pub fn status(st: &Status) -> String {
     ] {
         let _ = writeln!(out, "{name:<24}{v:>14}");
     }
+    for line in &st.startup {
+        let _ = writeln!(out, "start-up: {line}");
+    }
     out.push('\n');
     for (name, v) in st.udp.fields() {
         let _ = writeln!(out, "{name:<24}{v:>14}");

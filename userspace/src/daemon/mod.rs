@@ -169,6 +169,8 @@ pub struct DaemonHandle {
     served: ServedCell,
     /// The live model, as last published.
     view: ViewCell,
+    /// What start-up did with an earlier xgslbd's pins, for `status`.
+    startup: Arc<Vec<String>>,
     /// The UDP workers' counters, once they run.
     udp: Arc<std::sync::OnceLock<Vec<Arc<crate::udp::WorkerCounters>>>>,
 }
@@ -259,6 +261,7 @@ impl DaemonHandle {
             &self.view(),
             self.ingest_counters(),
             self.udp_totals().into(),
+            &self.startup,
             ingest::now_ms(),
         )
     }
@@ -323,6 +326,10 @@ impl crate::control::dispatch::Daemon for DaemonHandle {
 
     fn udp_counters(&self) -> crate::control::protocol::UdpCounters {
         self.udp_totals().into()
+    }
+
+    fn startup(&self) -> &[String] {
+        &self.startup
     }
 
     type Error = DaemonError;
@@ -394,6 +401,37 @@ pub fn listener_keys(listen: &[SocketAddr]) -> Vec<ListenerKey> {
         .collect()
 }
 
+/// What an earlier xgslbd left in `pin_dir` and this one will not take over, removed and
+/// logged: link pins of other interfaces (and with XDP off, everything). Pins of a running
+/// xgslbd (its lock held) are left alone. The lines say what was done, for `status`.
+fn take_over_pins(pin_dir: &Path, mode: XdpModeSetting, iface: Option<&str>) -> Vec<String> {
+    let done = if mode == XdpModeSetting::Off {
+        if !pin_dir.exists() {
+            return Vec::new();
+        }
+        match crate::maps::dataplane::lock_pin_dir(pin_dir) {
+            Ok(_lock) => crate::maps::dataplane::remove_leftovers(pin_dir, None, true),
+            Err(DataPlaneError::PinDirInUse { .. }) => {
+                tracing::info!(
+                    "XDP off; {} belongs to a running xgslbd, left alone",
+                    pin_dir.display()
+                );
+                return Vec::new();
+            }
+            Err(e) => vec![format!(
+                "cannot check {} for an earlier xgslbd's pins: {e}",
+                pin_dir.display()
+            )],
+        }
+    } else {
+        crate::maps::dataplane::remove_leftovers(pin_dir, iface, false)
+    };
+    for line in &done {
+        tracing::warn!("{line}");
+    }
+    done
+}
+
 /// The zones of `cfg`, loaded, and checked against its GSLB names (a wide IP at a CNAME or
 /// below a cut is refused) by building the catalog both paths will serve.
 fn checked_zones(cfg: &Config) -> Result<Vec<crate::dns::Zone>, DaemonError> {
@@ -423,6 +461,8 @@ pub async fn run(
     } else {
         None
     };
+    let iface = opts.iface.clone().or_else(|| cfg.interface.clone());
+    let startup = take_over_pins(&pin_dir, mode, iface.as_deref());
 
     // Bind before touching the data plane: a port in use fails fast and changes nothing.
     // UDP: a reuseport group per address, a socket per worker (one worker per core).
@@ -500,7 +540,6 @@ pub async fn run(
         None => None,
     };
 
-    let iface = opts.iface.clone().or_else(|| cfg.interface.clone());
     let mut dataplane = None;
     if mode != XdpModeSetting::Off {
         let mut dp = DataPlane::load(&pin_dir)?;
@@ -530,6 +569,7 @@ pub async fn run(
         ingest: shared,
         served: served.clone(),
         view,
+        startup: Arc::new(startup),
         udp: Arc::default(),
     };
     // From here on, stop the balancer on every way out.

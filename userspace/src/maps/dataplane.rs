@@ -463,6 +463,57 @@ pub fn read_pinned_meta(pin_dir: &Path) -> Result<Meta, DataPlaneError> {
     map.get(&0, 0).map_err(map_err(map_names::META))
 }
 
+/// Removes what an earlier xgslbd (one killed, or stopped with `--leave-serving`) left in
+/// `pin_dir` that this one will not take over, and says what, for the logs and `status`:
+/// - the pinned link of every interface but `keep` (removing the last reference to a link
+///   detaches its program, which would otherwise answer from maps nobody updates);
+/// - with `maps`, the pinned maps and the directory too (`xdp_mode = "off"`: nothing of the
+///   data plane is wanted).
+///
+/// The caller holds the pin directory's lock: no live xgslbd owns these pins.
+pub fn remove_leftovers(pin_dir: &Path, keep: Option<&str>, maps: bool) -> Vec<String> {
+    let mut done = Vec::new();
+    let Ok(entries) = std::fs::read_dir(pin_dir) else {
+        return done;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(iface) = name.strip_prefix("link_") else {
+            continue;
+        };
+        if Some(iface) == keep {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => done.push(format!(
+                "detached the XDP program an earlier xgslbd left attached to {iface} \
+                 (pinned in {})",
+                pin_dir.display()
+            )),
+            Err(e) => done.push(format!(
+                "cannot remove the link pin {} an earlier xgslbd left: {e}",
+                entry.path().display()
+            )),
+        }
+    }
+    if maps {
+        let mut removed = 0;
+        for name in map_names::ALL {
+            if std::fs::remove_file(pin_dir.join(name)).is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            done.push(format!(
+                "removed {removed} maps an earlier xgslbd left pinned in {}",
+                pin_dir.display()
+            ));
+        }
+        let _ = std::fs::remove_dir(pin_dir);
+    }
+    done
+}
+
 /// Takes an exclusive lock on the pin directory `path` (created if need be) for as long as
 /// the returned file is open: two xgslbd on one pin directory would write each other's maps.
 /// The lock goes with the process, however it ends.
