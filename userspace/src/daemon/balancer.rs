@@ -95,6 +95,8 @@ pub struct Balancer {
     published: watch::Sender<Published>,
     view: ViewCell,
     facts: Published,
+    /// The metrics the last publication decided from (the view shows them).
+    decided_from: Metrics,
     /// The answer-table entries of the zones' precomputed responses, made with the catalog
     /// (on reload): publications add the answer sets' entries to them.
     static_entries: Vec<xgslb_common::Entry>,
@@ -119,8 +121,11 @@ impl Balancer {
             .as_ref()
             .map(|p| MetricsWatcher::new(p.clone()));
         let (published, rx) = watch::channel(Published::default());
+        let config = Arc::new(config);
+        // What readers see until the first publication: nothing served yet.
+        let nothing = Arc::new(Served::empty()?);
         let mut b = Self {
-            config: Arc::new(config.clone()),
+            config: config.clone(),
             zones,
             statics,
             file_metrics: Metrics::default(),
@@ -132,18 +137,19 @@ impl Balancer {
             stat_ids: StatIds::default(),
             damper: Damper::new(),
             dataplane,
-            served: Arc::new(SwapCell::new(Served::empty()?)),
+            served: Arc::new(SwapCell::from_arc(nothing.clone())),
             published,
             view: Arc::new(ArcSwap::from_pointee(View {
                 facts: Published::default(),
-                config: Arc::new(Config::clone(&config)),
-                served: Arc::new(Served::empty()?),
+                config,
+                served: nothing,
                 metrics: Metrics::default(),
                 availability: Vec::new(),
                 file_metrics: Metrics::default(),
                 agent_metrics: Arc::default(),
             })),
             facts: Published::default(),
+            decided_from: Metrics::default(),
             static_entries: Vec::new(),
             last: None,
             last_prefixes: Vec::new(),
@@ -424,16 +430,16 @@ impl Balancer {
     /// Publishes the view (before the facts: a waiter on the facts then reads a view at
     /// least as new) and the facts.
     fn announce(&self) {
-        let metrics = self.current_metrics();
+        let metrics = &self.decided_from;
         let model = &self.config.model;
         let availability = (0..model.vss.len())
-            .map(|i| crate::balance::available(model, i, &metrics))
+            .map(|i| crate::balance::available(model, i, metrics))
             .collect();
         self.view.store(Arc::new(View {
             facts: self.facts,
             config: self.config.clone(),
             served: self.served.load(),
-            metrics,
+            metrics: metrics.clone(),
             availability,
             file_metrics: self.file_metrics.clone(),
             agent_metrics: self.agent_metrics.clone(),
@@ -468,6 +474,8 @@ impl Balancer {
             &self.statics,
             Some(&mut self.stat_ids),
         );
+        // Kept for the view (what the decisions were made from), not computed again there.
+        self.decided_from = metrics;
         if !swap && self.last.as_ref() == Some(&sets) && self.last_prefixes == prefixes {
             return Ok(());
         }

@@ -19,6 +19,11 @@ impl<T> SwapCell<T> {
         Self(ArcSwap::from_pointee(value))
     }
 
+    /// A cell holding `value`, shared with whoever else holds it.
+    pub fn from_arc(value: Arc<T>) -> Self {
+        Self(ArcSwap::new(value))
+    }
+
     /// The value now.
     pub fn load(&self) -> Arc<T> {
         self.0.load_full()
