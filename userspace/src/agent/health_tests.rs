@@ -3,12 +3,12 @@ use std::time::Duration;
 
 use hickory_proto::{op::ResponseCode, rr::RecordType};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::AsyncWriteExt,
     net::{TcpListener, UdpSocket},
 };
 
 use super::*;
-use crate::agent::http::Url;
+use crate::agent::http::{Url, tests::read_head};
 
 fn run(results: &[bool], rise: u32, fall: u32) -> Vec<Option<bool>> {
     let mut h = Health::default();
@@ -104,14 +104,9 @@ async fn http_server(
         while let Ok((mut s, _)) = l.accept().await {
             let tx = tx.clone();
             tokio::spawn(async move {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
+                let Some(req) = read_head(&mut s).await else {
+                    return;
+                };
                 let _ = tx.send(String::from_utf8_lossy(&req).into_owned());
                 let _ = s.write_all(response.as_bytes()).await;
             });
@@ -309,13 +304,8 @@ async fn https_server() -> u16 {
                 let Ok(mut s) = acceptor.accept(s).await else {
                     return;
                 };
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
+                if read_head(&mut s).await.is_none() {
+                    return;
                 }
                 let _ = s
                     .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")

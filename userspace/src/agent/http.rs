@@ -207,13 +207,27 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use tokio::{
-        io::{AsyncReadExt, AsyncWriteExt},
+        io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
         net::TcpListener,
     };
 
     use super::*;
+
+    /// What a test server reads of a request: everything up to the end of its head, or
+    /// `None` if the client closed (or failed) first.
+    pub(crate) async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> Option<Vec<u8>> {
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
+        }
+        Some(req)
+    }
 
     #[test]
     fn urls_parse() {
@@ -259,13 +273,8 @@ mod tests {
             let Ok((mut s, _)) = l.accept().await else {
                 return;
             };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
+            if read_head(&mut s).await.is_none() {
+                return;
             }
             let step = response.len().div_ceil(pieces.max(1)).max(1);
             for piece in response.chunks(step) {
@@ -275,6 +284,7 @@ mod tests {
                 let _ = s.flush().await;
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
+            let mut buf = [0u8; 64];
             while hold && matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
         });
         Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap()
@@ -357,13 +367,7 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let seen = tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = s.read(&mut buf).await.unwrap();
-                assert!(n > 0);
-                req.extend_from_slice(&buf[..n]);
-            }
+            let req = read_head(&mut s).await.expect("a request head");
             s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
                 .await
                 .unwrap();
