@@ -190,6 +190,22 @@ mod tests {
     use super::*;
     use crate::control::client;
 
+    /// Serves `listener` (bound at `path`) with `handler` until the token is cancelled.
+    fn spawn_server(
+        listener: UnixListener,
+        path: &Path,
+        handler: Handler,
+    ) -> (CancellationToken, tokio::task::JoinHandle<io::Result<()>>) {
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve_control(
+            listener,
+            path.to_owned(),
+            handler,
+            shutdown.clone(),
+        ));
+        (shutdown, server)
+    }
+
     #[tokio::test]
     async fn answers_status_and_survives_bad_requests() {
         let dir = tempfile::tempdir().unwrap();
@@ -204,13 +220,7 @@ mod tests {
             }),
             _ => Response::error("not in this test"),
         });
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve_control(
-            listener,
-            path.clone(),
-            handler,
-            shutdown.clone(),
-        ));
+        let (shutdown, server) = spawn_server(listener, &path, handler);
         let p = path.clone();
         let lines = tokio::task::spawn_blocking(move || {
             use std::io::{BufRead, BufReader, Write};
@@ -280,13 +290,7 @@ mod tests {
         let path = dir.path().join("control.sock");
         let listener = bind(&path).unwrap();
         let handler: Handler = Arc::new(|_| Response::error("not in this test"));
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve_control(
-            listener,
-            path.clone(),
-            handler,
-            shutdown.clone(),
-        ));
+        let (shutdown, server) = spawn_server(listener, &path, handler);
         let mut held = Vec::new();
         for _ in 0..MAX_CONNECTIONS {
             held.push(UnixStream::connect(&path).await.unwrap());

@@ -76,6 +76,16 @@ async fn start_tcp() -> (
     (addr, shutdown, task)
 }
 
+/// Shuts the server down; it must stop in time, without panicking or failing.
+async fn stop(shutdown: CancellationToken, task: tokio::task::JoinHandle<io::Result<()>>) {
+    shutdown.cancel();
+    tokio::time::timeout(STEP, task)
+        .await
+        .expect("stops in time")
+        .expect("no panic")
+        .expect("no error");
+}
+
 #[tokio::test]
 async fn tcp_answers_framed_queries() {
     let (addr, shutdown, task) = start_tcp().await;
@@ -94,12 +104,7 @@ async fn tcp_answers_framed_queries() {
         .expect("read");
     assert!(rest.is_empty());
 
-    shutdown.cancel();
-    tokio::time::timeout(STEP, task)
-        .await
-        .expect("stops in time")
-        .expect("no panic")
-        .expect("no error");
+    stop(shutdown, task).await;
 }
 
 #[tokio::test]
@@ -146,12 +151,7 @@ async fn tcp_shutdown_closes_open_connections() {
     // Make sure the connection is being served before shutting down.
     idle.write_all(&framed(&message(4))).await.expect("write");
     read_framed(&mut idle).await;
-    shutdown.cancel();
-    tokio::time::timeout(STEP, task)
-        .await
-        .expect("stops in time")
-        .expect("no panic")
-        .expect("no error");
+    stop(shutdown, task).await;
     let mut rest = Vec::new();
     tokio::time::timeout(STEP, idle.read_to_end(&mut rest))
         .await
@@ -198,8 +198,7 @@ async fn one_network_cannot_hold_every_tcp_slot() {
     s.write_all(&framed(&message(99))).await.expect("write");
     assert_eq!(&read_framed(&mut s).await[..2], &99u16.to_be_bytes());
     drop(held);
-    shutdown.cancel();
-    task.await.expect("no panic").expect("no error");
+    stop(shutdown, task).await;
 }
 
 /// One client holds at most MAX_TCP_PER_CLIENT connections (the next is closed at once);
@@ -242,13 +241,8 @@ async fn one_client_cannot_hold_every_tcp_slot() {
         // The server may not have seen the close yet: it closes this one at once.
         assert!(std::time::Instant::now() < deadline, "no place given back");
     }
-    shutdown.cancel();
     drop((held, s));
-    tokio::time::timeout(STEP, task)
-        .await
-        .expect("stops in time")
-        .expect("no panic")
-        .expect("no error");
+    stop(shutdown, task).await;
 }
 
 #[test]
