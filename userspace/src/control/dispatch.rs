@@ -7,7 +7,7 @@ use std::{path::Path, sync::Arc};
 
 use super::{
     check, explain,
-    protocol::{Command, Response, Target, UdpCounters},
+    protocol::{Command, Response, Status, Target, UdpCounters},
     show, status,
 };
 use crate::{config::Config, metrics::ingest::IngestCounters, view::View};
@@ -56,18 +56,23 @@ pub trait Daemon {
     fn load_checked(&self) -> Result<Config, Self::Error>;
     /// The config file's path, for messages.
     fn config_path(&self) -> &Path;
+
+    /// What `status` answers, as of `now_ms`.
+    fn status(&self, now_ms: u64) -> Status {
+        status::status(
+            &self.view(),
+            self.ingest_counters(),
+            self.udp_counters(),
+            self.startup(),
+            now_ms,
+        )
+    }
 }
 
 /// The answer to `command`.
 pub fn dispatch(daemon: &impl Daemon, command: Command, now_ms: u64) -> Response {
     match command {
-        Command::Status => Response::status(status::status(
-            &daemon.view(),
-            daemon.ingest_counters(),
-            daemon.udp_counters(),
-            daemon.startup(),
-            now_ms,
-        )),
+        Command::Status => Response::status(daemon.status(now_ms)),
         Command::Explain { wideip, client } => {
             match explain::explain(&daemon.view(), &wideip, &client) {
                 Ok(e) => Response::explain(e),

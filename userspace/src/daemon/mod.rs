@@ -190,13 +190,8 @@ impl DaemonHandle {
     /// publication, is refused with the reason, and the old one keeps serving. Changes under
     /// `[server]` (listeners, interface, pins) take a restart. Blocks for a publication.
     pub fn reload(&self) -> Result<(), DaemonError> {
-        let cfg = Config::load(&self.config_path)?;
-        let server = self.started.server_differences(&cfg);
-        if !server.is_empty() {
-            return Err(DaemonError::NeedsRestart(server.join(", ")));
-        }
         // The zones, parsed once here: the balancer plans and publishes from these.
-        let zones = checked_zones(&cfg)?;
+        let (cfg, zones) = self.read_config()?;
         let (done, outcome) = events::reply();
         self.events
             .send(Event::Reload {
@@ -205,6 +200,18 @@ impl DaemonHandle {
             })
             .map_err(|_| DaemonError::Stopped)?;
         outcome.blocking_recv().map_err(|_| DaemonError::Stopped)?
+    }
+
+    /// The config file read and validated as a reload would take it: zones and the catalog
+    /// checked, and refused when it changes `[server]` keys (they take a restart).
+    fn read_config(&self) -> Result<(Config, Vec<crate::dns::Zone>), DaemonError> {
+        let cfg = Config::load(&self.config_path)?;
+        let server = self.started.server_differences(&cfg);
+        if !server.is_empty() {
+            return Err(DaemonError::NeedsRestart(server.join(", ")));
+        }
+        let zones = checked_zones(&cfg)?;
+        Ok((cfg, zones))
     }
 
     /// Replaces the metrics the balancer weighs (until the metrics file changes again).
@@ -257,13 +264,7 @@ impl DaemonHandle {
 
     /// What `xgslbctl status` shows.
     pub fn status(&self) -> crate::control::protocol::Status {
-        crate::control::status::status(
-            &self.view(),
-            self.ingest_counters(),
-            self.udp_totals().into(),
-            &self.startup,
-            ingest::now_ms(),
-        )
+        crate::control::dispatch::Daemon::status(self, ingest::now_ms())
     }
 
     /// What each answer-counter slot counts, as last published.
@@ -343,14 +344,8 @@ impl crate::control::dispatch::Daemon for DaemonHandle {
     }
 
     fn load_checked(&self) -> Result<Config, DaemonError> {
-        let cfg = Config::load(&self.config_path)?;
         // What `reload` would refuse, `--check` refuses with the same words.
-        let server = self.started.server_differences(&cfg);
-        if !server.is_empty() {
-            return Err(DaemonError::NeedsRestart(server.join(", ")));
-        }
-        build(&cfg)?;
-        Ok(cfg)
+        self.read_config().map(|(cfg, _)| cfg)
     }
 
     fn config_path(&self) -> &Path {
