@@ -3,14 +3,14 @@
 //! per interval, UDP queries are answered meanwhile (they need no new descriptor), and the
 //! control socket serves again once descriptors are free (issue 16, item 1).
 use std::{
-    io::{BufRead, BufReader},
     os::unix::{net::UnixStream, process::CommandExt},
-    process::{Command, Stdio},
-    sync::mpsc,
+    process::Command,
     time::{Duration, Instant},
 };
 
 use xgslb::test_model::TestModel;
+
+mod support;
 
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query},
@@ -64,10 +64,7 @@ fn out_of_descriptors_xgslbd_pauses_logs_once_and_recovers() {
         )
         .demo_zone()
         .write(dir.path());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xgslbd"));
-    cmd.args(["--config", config.to_str().unwrap(), "--log-format", "json"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut cmd = support::xgslbd(&config);
     // SAFETY: setrlimit is async-signal-safe and touches only the child's limits.
     unsafe {
         cmd.pre_exec(|| {
@@ -81,16 +78,7 @@ fn out_of_descriptors_xgslbd_pauses_logs_once_and_recovers() {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().expect("start xgslbd");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut child, rx) = support::start(cmd);
     let mut seen = Vec::new();
     loop {
         match rx.recv_timeout(Duration::from_secs(30)) {

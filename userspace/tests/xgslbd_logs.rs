@@ -1,35 +1,16 @@
 //! The real xgslbd binary, on loopback, XDP off: its logs in JSON (`--log-format json`, every
 //! line an object with a level and a message, for log collectors), and a SIGHUP that comes
 //! during start-up.
-use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Command, Stdio},
-    sync::mpsc,
-    time::Duration,
-};
+use std::{path::Path, sync::mpsc, time::Duration};
 
 use xgslb::test_model::TestModel;
+
+mod support;
 
 /// xgslbd started on a minimal config in `dir`, JSON logs, and its log lines as they come.
 fn start(dir: &Path) -> (std::process::Child, mpsc::Receiver<String>) {
     let config = TestModel::loopback(&dir.join("control.sock")).write(dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xgslbd"))
-        .args(["--config", config.to_str().unwrap(), "--log-format", "json"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start xgslbd");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    (child, rx)
+    support::start(support::xgslbd(&config))
 }
 
 /// The message of a JSON log line.
