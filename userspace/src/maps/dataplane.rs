@@ -354,11 +354,7 @@ impl DataPlane {
                 None => drop(std::fs::remove_file(&link.path)),
             }
         }
-        // Every map, pinned or not (the scratch is not: its removal fails, unseen).
-        for name in map_names::ALL {
-            let _ = std::fs::remove_file(self.pin_dir.join(name));
-        }
-        let _ = std::fs::remove_dir(&self.pin_dir);
+        remove_map_pins(&self.pin_dir);
     }
 }
 
@@ -497,21 +493,27 @@ pub fn remove_leftovers(pin_dir: &Path, keep: Option<&str>, maps: bool) -> Vec<S
         }
     }
     if maps {
-        let mut removed = 0;
-        for name in map_names::ALL {
-            if std::fs::remove_file(pin_dir.join(name)).is_ok() {
-                removed += 1;
-            }
-        }
+        let removed = remove_map_pins(pin_dir);
         if removed > 0 {
             done.push(format!(
                 "removed {removed} maps an earlier xgslbd left pinned in {}",
                 pin_dir.display()
             ));
         }
-        let _ = std::fs::remove_dir(pin_dir);
     }
     done
+}
+
+/// Removes every map pin in `pin_dir`, then the directory if that left it empty; says how
+/// many maps were pinned. Every map is tried, pinned or not (the scratch never is: its
+/// removal fails, unseen).
+fn remove_map_pins(pin_dir: &Path) -> usize {
+    let removed = map_names::ALL
+        .iter()
+        .filter(|name| std::fs::remove_file(pin_dir.join(name)).is_ok())
+        .count();
+    let _ = std::fs::remove_dir(pin_dir);
+    removed
 }
 
 /// Takes an exclusive lock on the pin directory `path` (created if need be) for as long as
