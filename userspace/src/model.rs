@@ -259,6 +259,32 @@ pub struct WideIp {
     pub persist_v4: u8,
     pub persist_v6: u8,
     pub all_down: AllDown,
+    /// `decided_by`: a peer EDNS whose decisions this one serves for the wide IP.
+    pub deferral: Option<Deferral>,
+}
+
+/// A wide IP decided by a peer EDNS (claims 48, 58).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deferral {
+    /// The `[[peer]]`'s name.
+    pub peer: String,
+    /// What to serve while the peer is silent.
+    pub when_silent: WhenPeerSilent,
+}
+
+/// What a deferring EDNS serves for a wide IP while its deciding peer is silent.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum WhenPeerSilent {
+    /// Decide locally, as if the wide IP were not deferred.
+    #[default]
+    DecideLocally,
+    /// Keep serving the peer's last decision, however old.
+    KeepLast,
+    /// The wide IP's all-down behaviour (`when_all_down`).
+    AllDown,
 }
 
 /// A named set of LDNS (or virtual server) prefixes; a group names other regions.

@@ -204,6 +204,24 @@ impl TestModel {
         self
     }
 
+    /// `[peering]`: this EDNS is `name` at `site`, taking peer messages on `listen`.
+    pub fn peering(self, name: &str, site: &str, listen: &str) -> Self {
+        self.set("peering", &format!("name = \"{name}\""))
+            .set("peering", &format!("site = \"{site}\""))
+            .set("peering", &format!("listen = \"{listen}\""))
+    }
+
+    /// A `[[peer]]` EDNS `name` at `site`, reached at `address`, signing with key `key_id`
+    /// whose secret is in `secret_file` (relative to the config).
+    pub fn peer(mut self, name: &str, site: &str, address: &str, key_id: u32, secret_file: &str) -> Self {
+        let _ = write!(
+            self.body,
+            "[[peer]]\nname = \"{name}\"\nsite = \"{site}\"\naddress = \"{address}\"\n\
+             key_id = {key_id}\nsecret_file = \"{secret_file}\"\n"
+        );
+        self
+    }
+
     /// A static answer set `name` with `ttl` over (address, weight) pairs.
     pub fn answer(mut self, name: &str, ttl: u32, addresses: &[(&str, u32)]) -> Self {
         let addresses: Vec<String> = addresses

@@ -111,6 +111,7 @@ pub fn fixture() -> Model {
             persist_v4: 24,
             persist_v6: 56,
             all_down: AllDown::ServFail,
+            deferral: None,
         }],
         regions: vec![
             region("japan", &["10.1.0.0/16"], &[]),

@@ -23,8 +23,8 @@ use xgslb_common::MAX_ADDRS;
 
 use super::{AnswerConfig, MAX_TTL, ZoneConfig, parse_name};
 use crate::model::{
-    AllDown, Damping, LdnsMatch, Method, Model, Pool, PoolMember, PoolMethod, QosCoefficients,
-    Region, Server, ServerKind, Site, TargetMatch, TopologyRecord, VirtualServer, WideIp,
+    AllDown, Damping, Deferral, LdnsMatch, Method, Model, Pool, PoolMember, PoolMethod, QosCoefficients,
+    Region, Server, ServerKind, Site, TargetMatch, TopologyRecord, VirtualServer, WhenPeerSilent, WideIp,
 };
 
 /// Most members a pool may have (the balancer answers with the heaviest 8 per family).
@@ -296,6 +296,11 @@ pub(super) struct RawWideIp {
     when_all_down: Option<String>,
     #[serde(default)]
     fallback_ip: Option<String>,
+    /// The `[[peer]]` that decides this wide IP (checked against the peers by the caller).
+    #[serde(default)]
+    decided_by: Option<String>,
+    #[serde(default)]
+    when_peer_silent: Option<String>,
 }
 
 fn default_persist_v4() -> u8 {
@@ -372,7 +377,7 @@ impl<'a> Names<'a> {
     }
 }
 
-fn check_name(key: &str, name: &str) -> Result<(), Invalid> {
+pub(super) fn check_name(key: &str, name: &str) -> Result<(), Invalid> {
     let ok = (1..=MAX_NAME).contains(&name.len())
         && name
             .bytes()
@@ -972,6 +977,19 @@ fn wideip(
         (Down::NoData, None) => AllDown::NoData,
         (Down::Drop, None) => AllDown::Drop,
     };
+    let when_silent = w
+        .when_peer_silent
+        .as_deref()
+        .map(|s| parse_choice::<WhenPeerSilent>(&key("when_peer_silent"), s))
+        .transpose()?;
+    let deferral = match (&w.decided_by, when_silent) {
+        (Some(peer), when_silent) => Some(Deferral {
+            peer: peer.clone(),
+            when_silent: when_silent.unwrap_or_default(),
+        }),
+        (None, Some(_)) => return bad(key("when_peer_silent"), "set, but decided_by is not"),
+        (None, None) => None,
+    };
     Ok(WideIp {
         name,
         pools,
@@ -979,6 +997,7 @@ fn wideip(
         persist_v4: w.persist_v4,
         persist_v6: w.persist_v6,
         all_down,
+        deferral,
     })
 }
 

@@ -17,9 +17,11 @@ use xgslb_common::{MAX_ADDRS, MAX_LISTENERS};
 use crate::model::Model;
 
 pub mod agents;
+pub mod peers;
 pub mod gslb;
 
 pub use agents::{AgentKey, AgentsConfig};
+pub use peers::{PeerConfig, PeeringConfig};
 pub use gslb::BalancerConfig;
 
 /// Why a config was refused.
@@ -71,6 +73,10 @@ struct RawConfig {
     topology: Vec<gslb::RawTopology>,
     #[serde(default)]
     agents: Option<agents::RawAgents>,
+    #[serde(default)]
+    peering: Option<peers::RawPeering>,
+    #[serde(default)]
+    peer: Vec<peers::RawPeer>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +199,8 @@ pub struct Config {
     pub balancer: BalancerConfig,
     /// The agent ingest (`[agents]`), if agents report.
     pub agents: Option<AgentsConfig>,
+    /// The peer EDNSs (`[peering]`, `[[peer]]`), if this EDNS has any.
+    pub peering: Option<PeeringConfig>,
 }
 
 /// One zone.
@@ -410,6 +418,10 @@ impl Config {
             .map(|a| agents::validate(a, &listen, &model, base))
             .transpose()
             .map_err(|e| invalid(e.key, e.why))?;
+        let mut taken = listen.clone();
+        taken.extend(agents.as_ref().map(|a| a.listen));
+        let peering = peers::validate(raw.peering, raw.peer, &taken, &model, base)
+            .map_err(|e| invalid(e.key, e.why))?;
 
         Ok(Config {
             path: path.to_owned(),
@@ -425,6 +437,7 @@ impl Config {
             model,
             balancer,
             agents,
+            peering,
         })
     }
 }
