@@ -62,16 +62,17 @@ pub struct Decision {
     pub dynamic: bool,
 }
 
-/// The answer for a wide IP.
+/// The answer for a wide IP. Members are virtual servers by model index; the peer protocol
+/// carries them by name (`Outcome<String>`, see [`Outcome::map_members`]).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
+pub enum Outcome<V = VsId> {
     /// Answer from these virtual servers, with these weights (each >= 1; share of answers =
     /// weight/sum). `records` addresses per response; `persist`: pick by a hash of the masked
     /// LDNS address instead of in turn. Only Static Persist sets `persist` (in a merge of
     /// pools, any persisting pool does); the wide IP's `persist_v4`/`persist_v6` are only the
     /// masks.
     Answer {
-        members: Vec<(VsId, u32)>,
+        members: Vec<(V, u32)>,
         ttl: u32,
         records: u8,
         persist: bool,
@@ -86,6 +87,37 @@ pub enum Outcome {
     NoData,
     /// No response.
     Drop,
+}
+
+impl<V> Outcome<V> {
+    /// The same outcome with each member mapped by `f`; `None` if `f` gives `None` for any
+    /// (a name the model does not know).
+    pub fn map_members<W>(&self, mut f: impl FnMut(&V) -> Option<W>) -> Option<Outcome<W>> {
+        Some(match self {
+            Outcome::Answer {
+                members,
+                ttl,
+                records,
+                persist,
+            } => Outcome::Answer {
+                members: members
+                    .iter()
+                    .map(|(v, w)| f(v).map(|x| (x, *w)))
+                    .collect::<Option<_>>()?,
+                ttl: *ttl,
+                records: *records,
+                persist: *persist,
+            },
+            Outcome::FallbackIp { addr, ttl } => Outcome::FallbackIp {
+                addr: *addr,
+                ttl: *ttl,
+            },
+            Outcome::ReturnToDns => Outcome::ReturnToDns,
+            Outcome::ServFail => Outcome::ServFail,
+            Outcome::NoData => Outcome::NoData,
+            Outcome::Drop => Outcome::Drop,
+        })
+    }
 }
 
 /// Decides what wide IP `wideip` answers to a client of class `client`.

@@ -311,7 +311,7 @@ impl AgentMetrics {
                     };
                     self.paths.insert(key, (m, now_ms));
                 }
-                Record::ProbeRequest { .. } => {}
+                Record::ProbeRequest { .. } | Record::Peer(_) => {}
             }
         }
     }

@@ -7,7 +7,8 @@
 //! offset size
 //!  0      4   magic "XGSM"
 //!  4      1   version (1)
-//!  5      1   kind: 1 report (agent -> EDNS), 2 reply (EDNS -> agent)
+//!  5      1   kind: 1 report (agent -> EDNS), 2 reply (EDNS -> agent), 3 peer (EDNS ->
+//!             EDNS; the agent id field carries the sending EDNS's name)
 //!  6      2   reserved, zero
 //!  8      4   key id
 //! 12      8   sequence (per agent and key, strictly increasing)
@@ -28,6 +29,7 @@
 //!   (u32), hops (u8), completion in ten-thousandths (u16, <= 10000)
 //! - 4 probe request (replies only): family, prefix length, address: an LDNS prefix the EDNS
 //!   wants probed
+//! - 5 to 9, peer records (peer datagrams only): see [`peer`]
 //!
 //! Names (agent id, site, VS) are 1..=63 bytes of UTF-8 without control characters; only a
 //! reply's site may be empty. Health, load and path records travel in reports, probe
@@ -37,7 +39,7 @@
 //!
 //! A datagram is at most [`MAX_DATAGRAM`] bytes; [`encode`] splits larger reports over
 //! consecutive sequence numbers (every record fits one datagram: the longest header is 158
-//! bytes, the longest record 110). A report with no records is a heartbeat.
+//! bytes, the longest record 860, a peer decision). A report with no records is a heartbeat.
 use std::net::IpAddr;
 
 use hmac::{Hmac, Mac};
@@ -45,6 +47,10 @@ use ipnet::IpNet;
 use sha2::Sha256;
 
 pub use crate::secret::Key;
+
+#[path = "wire_peer.rs"]
+pub mod peer;
+pub use peer::PeerRecord;
 
 /// First bytes of every datagram.
 pub const MAGIC: [u8; 4] = *b"XGSM";
@@ -62,6 +68,8 @@ pub enum Kind {
     Report = 1,
     /// The EDNS's answer to a report: which LDNS prefixes to probe.
     Reply = 2,
+    /// From one EDNS to another (peer records).
+    Peer = 3,
 }
 
 /// The header fields every datagram carries.
@@ -108,6 +116,8 @@ pub enum Record {
     ProbeRequest {
         ldns: IpNet,
     },
+    /// What EDNSs tell each other.
+    Peer(PeerRecord),
 }
 
 /// A decoded, verified datagram.
@@ -215,7 +225,7 @@ pub fn valid_name(s: &str, allow_empty: bool) -> bool {
 }
 
 /// Whether `encode` can write `header`: agent id 1..=63 bytes, site 1..=63 bytes in a
-/// report (0..=63 in a reply). Anything else is `Malformed`.
+/// report or a peer datagram (0..=63 in a reply). Anything else is `Malformed`.
 pub fn check_header(header: &Header) -> Result<(), Reject> {
     if valid_name(&header.agent, false) && valid_name(&header.site, header.kind == Kind::Reply) {
         Ok(())
@@ -225,13 +235,15 @@ pub fn check_header(header: &Header) -> Result<(), Reject> {
 }
 
 /// Whether `record` may travel in a datagram of `kind`: health, load and path records in
-/// reports, probe requests in replies, VS names 1..=63 bytes. Anything else is `Malformed`.
+/// reports, probe requests in replies, peer records in peer datagrams, VS names 1..=63
+/// bytes. Anything else is `Malformed`.
 pub fn check_record(kind: Kind, record: &Record) -> Result<(), Reject> {
     let ok = match (kind, record) {
         (Kind::Report, Record::Health { vs, .. } | Record::Load { vs, .. }) => {
             valid_name(vs, false)
         }
         (Kind::Report, Record::Path { .. }) | (Kind::Reply, Record::ProbeRequest { .. }) => true,
+        (Kind::Peer, Record::Peer(r)) => peer::check(r),
         _ => false,
     };
     if ok { Ok(()) } else { Err(Reject::Malformed) }
@@ -378,6 +390,7 @@ fn encode_record(record: &Record) -> Vec<u8> {
             put_prefix(&mut v, ldns);
             REC_PROBE
         }
+        Record::Peer(r) => peer::encode(r, &mut v),
     };
     let mut rec = Vec::with_capacity(3 + v.len());
     rec.push(t);
@@ -430,6 +443,7 @@ pub fn decode(bytes: &[u8], key_for: impl Fn(u32) -> Option<Key>) -> Result<Data
     let kind = match r.u8()? {
         1 => Kind::Report,
         2 => Kind::Reply,
+        3 => Kind::Peer,
         _ => return Err(Reject::Malformed),
     };
     if r.u16()? != 0 {
@@ -508,8 +522,11 @@ pub fn decode(bytes: &[u8], key_for: impl Fn(u32) -> Option<Key>) -> Result<Data
                 }
             }
             REC_PROBE => Record::ProbeRequest { ldns: v.prefix()? },
-            // A newer agent's record: skipped.
-            _ => continue,
+            t => match peer::decode(t, &mut v) {
+                Some(r) => r?,
+                // A newer agent's record: skipped.
+                None => continue,
+            },
         };
         if !v.0.is_empty() {
             return Err(Reject::Malformed);

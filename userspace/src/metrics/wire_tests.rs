@@ -401,3 +401,168 @@ fn no_input_panics() {
         }
     }
 }
+
+/// One of each peer record, with the longest decision a datagram must carry.
+fn peer_sample() -> Vec<Record> {
+    let inputs = peer::Inputs {
+        config: 1,
+        metrics: u64::MAX,
+    };
+    let wideip = "w".repeat(peer::MAX_WIDEIP);
+    let members: Vec<(String, u32)> = (0..xgslb_common::MAX_ADDRS)
+        .map(|i| (format!("{i}{}", "v".repeat(MAX_NAME - 1)), i as u32 + 1))
+        .collect();
+    let decision = |v6, outcome| {
+        Record::Peer(PeerRecord::Decision {
+            wideip: wideip.clone(),
+            generation: 9,
+            class: peer::ClassKeys {
+                class: 3,
+                region: 4,
+            },
+            v6,
+            outcome,
+        })
+    };
+    vec![
+        Record::Peer(PeerRecord::Hello {
+            inputs,
+            digest: 5,
+            wideips: 10_000,
+        }),
+        Record::Peer(PeerRecord::Subscribe {
+            wideip: "www.example.test.".into(),
+        }),
+        Record::Peer(PeerRecord::Fingerprint {
+            inputs,
+            wideip: "www.example.test.".into(),
+            fingerprint: 77,
+        }),
+        Record::Peer(PeerRecord::DecisionSet {
+            wideip: wideip.clone(),
+            generation: 9,
+            parts: 12,
+        }),
+        decision(
+            false,
+            crate::balance::Outcome::Answer {
+                members,
+                ttl: 30,
+                records: 2,
+                persist: true,
+            },
+        ),
+        decision(
+            true,
+            crate::balance::Outcome::FallbackIp {
+                addr: "2001:db8::1".parse().unwrap(),
+                ttl: 60,
+            },
+        ),
+        decision(false, crate::balance::Outcome::ReturnToDns),
+        decision(false, crate::balance::Outcome::ServFail),
+        decision(true, crate::balance::Outcome::NoData),
+        decision(true, crate::balance::Outcome::Drop),
+    ]
+}
+
+fn peer_header() -> Header {
+    Header {
+        kind: Kind::Peer,
+        agent: "edns-tokyo".into(),
+        ..header(3)
+    }
+}
+
+#[test]
+fn peer_records_round_trip_and_the_longest_decision_fits_a_datagram() {
+    let records = peer_sample();
+    let out = encode(&peer_header(), &records, &key(1));
+    assert!(out.iter().all(|d| d.len() <= MAX_DATAGRAM));
+    let mut back = Vec::new();
+    for (i, d) in out.iter().enumerate() {
+        let d = decode(d, keys).unwrap();
+        assert_eq!(d.header.sequence, 3 + i as u64);
+        assert_eq!(d.header.kind, Kind::Peer);
+        back.extend(d.records);
+    }
+    assert_eq!(back, records);
+}
+
+#[test]
+fn peer_records_travel_only_in_peer_datagrams() {
+    // Left out by encode, refused by decode.
+    assert!(
+        decode(&encode(&header(1), &peer_sample(), &key(1))[0], keys)
+            .unwrap()
+            .records
+            .is_empty()
+    );
+    let hello = {
+        let mut v = Vec::new();
+        peer::encode(&peer_sample()[0].clone().into_peer(), &mut v);
+        v
+    };
+    assert_eq!(
+        decode(&one_record(5, &hello), keys),
+        Err(Reject::Malformed)
+    );
+    // A health record in a peer datagram.
+    let out = encode(
+        &peer_header(),
+        &[Record::Health {
+            vs: "x".into(),
+            up: true,
+        }],
+        &key(1),
+    );
+    assert!(decode(&out[0], keys).unwrap().records.is_empty());
+}
+
+#[test]
+fn peer_decisions_out_of_range_are_malformed() {
+    let decision_head = |outcome: &[u8]| {
+        let mut v = vec![1, b'w'];
+        v.extend_from_slice(&9u64.to_be_bytes());
+        v.extend_from_slice(&[0; 16]);
+        v.push(4);
+        v.extend_from_slice(outcome);
+        v
+    };
+    let mut nine = vec![1, 0, 0, 0, 30, 1, 0, 9];
+    for _ in 0..9 {
+        nine.extend_from_slice(&[1, b'v', 0, 0, 0, 1]);
+    }
+    for bad in [
+        decision_head(&[7]),                       // no such outcome
+        decision_head(&[1, 0, 0, 0, 30, 1, 2, 0]), // persist neither 0 nor 1
+        decision_head(&nine),                      // more members than answered
+        decision_head(&[2, 0, 0, 0, 30, 5, 1, 2, 3, 4]), // family 5
+        {
+            let mut v = decision_head(&[3]);
+            v[0] = 0; // empty wide IP
+            v.remove(1);
+            v
+        },
+    ] {
+        let d = peer_datagram(9, &bad);
+        assert_eq!(decode(&d, keys), Err(Reject::Malformed), "{bad:?}");
+    }
+    assert!(decode(&peer_datagram(9, &decision_head(&[3])), keys).is_ok());
+}
+
+/// A peer datagram with one record of type `t` and value `value`, correctly tagged.
+fn peer_datagram(t: u8, value: &[u8]) -> Vec<u8> {
+    let mut d = one_record(t, value);
+    d[5] = Kind::Peer as u8;
+    retag(d)
+}
+
+impl Record {
+    fn into_peer(self) -> PeerRecord {
+        match self {
+            Record::Peer(r) => r,
+            other => panic!("not a peer record: {other:?}"),
+        }
+    }
+}
