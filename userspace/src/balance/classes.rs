@@ -44,6 +44,13 @@ impl ClientClass {
     pub fn key_hash(&self) -> u64 {
         crate::model::stable_key(&self.key)
     }
+
+    /// A stable hash of the key's region part (`region=japan,asia`, or the whole key when it
+    /// has no paths): what another EDNS's class of the same region but other paths shares.
+    pub fn region_key_hash(&self) -> u64 {
+        let region = self.key.split(";paths=").next().unwrap_or(&self.key);
+        crate::model::stable_key(region)
+    }
 }
 
 /// The classes and the prefixes mapped to them.

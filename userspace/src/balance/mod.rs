@@ -158,20 +158,7 @@ pub fn decide(model: &Model, wideip: usize, metrics: &Metrics, client: &ClientCo
             }
         }
         None => {
-            let outcome = match w.all_down {
-                AllDown::FallbackIp(addr) => Outcome::FallbackIp {
-                    addr,
-                    ttl: w
-                        .pools
-                        .first()
-                        .and_then(|&p| model.pools.get(p))
-                        .map_or(DEFAULT_FALLBACK_TTL, |p| p.ttl),
-                },
-                AllDown::ReturnToDns => Outcome::ReturnToDns,
-                AllDown::ServFail => Outcome::ServFail,
-                AllDown::NoData => Outcome::NoData,
-                AllDown::Drop => Outcome::Drop,
-            };
+            let outcome = all_down(model, w);
             trace.push(Step::AllDown {
                 wideip,
                 outcome: outcome.clone(),
@@ -182,6 +169,25 @@ pub fn decide(model: &Model, wideip: usize, metrics: &Metrics, client: &ClientCo
                 dynamic: false,
             }
         }
+    }
+}
+
+/// What wide IP `w` answers when no pool yields anything: its all-down behaviour (a
+/// Fallback IP with the first pool's TTL, or [`DEFAULT_FALLBACK_TTL`] without pools).
+pub fn all_down(model: &Model, w: &crate::model::WideIp) -> Outcome {
+    match w.all_down {
+        AllDown::FallbackIp(addr) => Outcome::FallbackIp {
+            addr,
+            ttl: w
+                .pools
+                .first()
+                .and_then(|&p| model.pools.get(p))
+                .map_or(DEFAULT_FALLBACK_TTL, |p| p.ttl),
+        },
+        AllDown::ReturnToDns => Outcome::ReturnToDns,
+        AllDown::ServFail => Outcome::ServFail,
+        AllDown::NoData => Outcome::NoData,
+        AllDown::Drop => Outcome::Drop,
     }
 }
 

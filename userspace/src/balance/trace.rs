@@ -7,7 +7,7 @@ use std::{fmt, net::IpAddr};
 use xgslb_common::MAX_ADDRS;
 
 use super::{Outcome, Unavailable};
-use crate::model::{Method, Model, PoolId, PoolMethod, VsId};
+use crate::model::{Method, Model, PoolId, PoolMethod, VsId, WhenPeerSilent};
 
 /// Names of a pool's three tiers, in order (a tier step holds the index).
 pub const TIER_NAMES: [&str; 3] = ["preferred", "alternate", "fallback"];
@@ -44,6 +44,21 @@ pub enum Step {
         wideip: usize,
         v6: bool,
         left_out: Vec<VsId>,
+    },
+    /// The wide IP is decided by peer EDNS `peer`: this is its decision of its publication
+    /// `generation`, which arrived `age_ms` before this publication.
+    DecidedByPeer {
+        wideip: usize,
+        peer: String,
+        generation: u64,
+        age_ms: u64,
+    },
+    /// The deciding peer is silent (nothing for `silent_ms`): `when` applies.
+    PeerSilent {
+        wideip: usize,
+        peer: String,
+        silent_ms: Option<u64>,
+        when: WhenPeerSilent,
     },
 }
 
@@ -318,6 +333,34 @@ impl fmt::Display for Shown<'_> {
                 )?;
                 pool_step(f, n, step)
             }
+            Step::DecidedByPeer {
+                wideip,
+                peer,
+                generation,
+                age_ms,
+            } => write!(
+                f,
+                "wide IP {}: decided by peer {peer} (its publication {generation}, arrived \
+                 {age_ms} ms before this one)",
+                n.wideip(*wideip)
+            ),
+            Step::PeerSilent {
+                wideip,
+                peer,
+                silent_ms,
+                when,
+            } => {
+                write!(f, "wide IP {}: peer {peer} is silent (", n.wideip(*wideip))?;
+                match silent_ms {
+                    Some(ms) => write!(f, "nothing for {ms} ms")?,
+                    None => write!(f, "never heard")?,
+                }
+                f.write_str(match when {
+                    WhenPeerSilent::DecideLocally => "): decided locally",
+                    WhenPeerSilent::KeepLast => "): its last decision kept",
+                    WhenPeerSilent::AllDown => "): the all-down behaviour",
+                })
+            }
             Step::AllDown { wideip, outcome } => write!(
                 f,
                 "wide IP {}: no pool answers, all down: {outcome:?}",
@@ -422,6 +465,35 @@ mod tests {
         let table: Vec<(Step, &str)> = vec![
             (Step::NoWideIp(3), "no wide IP #3: servfail"),
             (Step::NoPool(7), "no pool #7"),
+            (
+                Step::DecidedByPeer {
+                    wideip: 0,
+                    peer: "edns-b".into(),
+                    generation: 12,
+                    age_ms: 340,
+                },
+                "wide IP www.example.com.: decided by peer edns-b (its publication 12, arrived \
+                 340 ms before this one)",
+            ),
+            (
+                Step::PeerSilent {
+                    wideip: 0,
+                    peer: "edns-b".into(),
+                    silent_ms: Some(4000),
+                    when: WhenPeerSilent::KeepLast,
+                },
+                "wide IP www.example.com.: peer edns-b is silent (nothing for 4000 ms): its \
+                 last decision kept",
+            ),
+            (
+                Step::PeerSilent {
+                    wideip: 0,
+                    peer: "edns-b".into(),
+                    silent_ms: None,
+                    when: WhenPeerSilent::DecideLocally,
+                },
+                "wide IP www.example.com.: peer edns-b is silent (never heard): decided locally",
+            ),
             (
                 tier(0, lc, out(Why::Unavailable(Unavailable::Disabled))),
                 "pool asia: tier preferred least_connections: newyork out (disabled)",

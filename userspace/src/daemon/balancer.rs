@@ -29,7 +29,7 @@ use crate::{
     plan::snapshot::{SetEntry, Snapshot},
     plan::{
         answer_sets::answer_sets,
-        publication::{ClassIds, Publication, StatIds, publication_counted},
+        publication::{ClassIds, Live, Publication, StatIds, publication_counted},
     },
     view::{Decisions, Published, Served, View, ViewCell},
 };
@@ -465,6 +465,7 @@ impl Balancer {
             prefixes,
             decisions,
             stats,
+            outcomes: _,
         } = publication_counted(
             model,
             &metrics,
@@ -472,7 +473,10 @@ impl Balancer {
             &mut self.ids,
             &mut self.damper,
             &self.statics,
-            Some(&mut self.stat_ids),
+            Live {
+                stats: Some(&mut self.stat_ids),
+                deferred: None,
+            },
         );
         // Kept for the view (what the decisions were made from), not computed again there.
         self.decided_from = metrics;

@@ -2,6 +2,7 @@
 //! publication is decided (balance/), planned here, and written by maps/ (kernel I/O only).
 //!
 //! - `answer_sets`: the configured `[[answer]]` names as answer sets.
+//! - `deferred`: wide IPs published with a peer EDNS's decisions.
 //! - `publication`: every wide IP's decision per client class as A and AAAA answer sets, the
 //!   class prefixes, and the answer-counter slots.
 //! - `slots`: weights to a slot table (plain and rendezvous for static persist).
@@ -14,6 +15,7 @@
 //! The publisher (`maps::tables`) keys the entries under its seed and writes them; the slow
 //! path answers from the same zones and answer sets, so both paths agree.
 pub mod answer_sets;
+pub mod deferred;
 pub mod entries;
 pub mod key;
 pub mod publication;

@@ -17,8 +17,10 @@ use crate::{
         damping::Damper,
         trace::{Step, TierStep, Why},
     },
+    metrics::wire::peer::ClassKeys,
     model::{Metrics, Model, VsId},
     plan::{
+        deferred::{Deferred, DeferredWideIps},
         slots::{persist_slot_table, slot_table, stable_key},
         snapshot::SetEntry,
     },
@@ -111,6 +113,17 @@ pub struct Publication {
     pub decisions: Vec<(usize, ClassId, Decision)>,
     /// What each answer-counter slot in use counts.
     pub stats: Vec<StatLabel>,
+    /// Every wide IP's outcomes ([A, AAAA]) per client class, by wide IP index: what peers
+    /// are told and fingerprinted.
+    pub outcomes: Vec<Vec<(ClassKeys, [Outcome; 2])>>,
+}
+
+/// What the live balancer adds to a publication: answer-counter slots, and the wide IPs a
+/// peer decides.
+#[derive(Default)]
+pub struct Live<'a> {
+    pub stats: Option<&'a mut StatIds>,
+    pub deferred: Option<&'a DeferredWideIps>,
 }
 
 /// Computes the publication: `statics` are the `[[answer]]` sets (default class only).
@@ -122,10 +135,11 @@ pub fn publication(
     damper: &mut Damper,
     statics: &[(Name, RecordType, AnswerSet)],
 ) -> Publication {
-    publication_counted(model, metrics, classes, ids, damper, statics, None)
+    publication_counted(model, metrics, classes, ids, damper, statics, Live::default())
 }
 
-/// `publication`, with A answer sets given answer-counter slots from `stats`.
+/// `publication`, with A answer sets given answer-counter slots from `live.stats`, and the
+/// wide IPs of `live.deferred` published as a peer decided them.
 pub fn publication_counted(
     model: &Model,
     metrics: &Metrics,
@@ -133,8 +147,12 @@ pub fn publication_counted(
     ids: &mut ClassIds,
     damper: &mut Damper,
     statics: &[(Name, RecordType, AnswerSet)],
-    mut stats: Option<&mut StatIds>,
+    live: Live,
 ) -> Publication {
+    let Live {
+        mut stats,
+        deferred,
+    } = live;
     let keys: Vec<&str> = classes.classes.iter().map(|c| c.key.as_str()).collect();
     let class_ids = ids.assign(&keys);
     let mut out = Publication {
@@ -165,18 +183,30 @@ pub fn publication_counted(
         out.sets.push((name.clone(), *rtype, DEFAULT_CLASS, *set));
     }
     for (w, wideip) in model.wideips.iter().enumerate() {
+        let deferred = deferred.and_then(|d| d.get(&w));
+        let mut wideip_outcomes = Vec::with_capacity(classes.classes.len());
         let mut default_sets: Option<[AnswerSet; 2]> = None;
         let default_hash = classes.classes.first().map(|c| c.key_hash());
         let has_family = [false, true].map(|v6| wideip_has_family(model, wideip, v6));
         for (class, &id) in classes.classes.iter().zip(&class_ids) {
+            let keys = ClassKeys {
+                class: class.key_hash(),
+                region: class.region_key_hash(),
+            };
             let mut sets = [AnswerSet::zeroed(); 2];
+            let mut outcomes = [Outcome::NoData, Outcome::NoData];
             for (f, v6) in [false, true].into_iter().enumerate() {
                 if !has_family[f] {
                     // No VS of this family in any pool: NODATA, not the all-down behaviour.
                     sets[f] = answer_set(model, wideip, &Outcome::NoData, v6);
                     continue;
                 }
-                let mut decision = balance::decide(model, w, &family_metrics[f], &class.context);
+                let mut decision = match deferred {
+                    Some(d) => decide_deferred(model, w, d, keys, f, || {
+                        balance::decide(model, w, &family_metrics[f], &class.context)
+                    }),
+                    None => balance::decide(model, w, &family_metrics[f], &class.context),
+                };
                 label_other_family(model, &mut decision.trace, v6);
                 let key = (w, damp_key(class.key_hash(), v6));
                 if let Some(from) = default_hash {
@@ -189,6 +219,7 @@ pub fn publication_counted(
                     &model.damping,
                 );
                 sets[f] = answer_set(model, wideip, &outcome, v6);
+                outcomes[f] = family_only(model, &outcome, v6);
                 // `explain` shows the A decision (AAAA's for a wide IP without IPv4).
                 if !v6 || !has_family[0] {
                     out.decisions.push((
@@ -201,6 +232,7 @@ pub fn publication_counted(
                     ));
                 }
             }
+            wideip_outcomes.push((keys, outcomes));
             // A class is published only where it differs from the default class: that keeps
             // the table to (wide IPs + differing classes), and the XDP lookup falls back.
             match &default_sets {
@@ -233,8 +265,70 @@ pub fn publication_counted(
                 out.sets.push((wideip.name.clone(), rtype, id, set));
             }
         }
+        out.outcomes.push(wideip_outcomes);
     }
     out
+}
+
+/// The decision of deferred wide IP `w` for class `keys`, family `f`: the peer's, the
+/// all-down behaviour, or `local()` (the peer is silent, or sent nothing for this class).
+fn decide_deferred(
+    model: &Model,
+    w: usize,
+    deferred: &Deferred,
+    keys: ClassKeys,
+    f: usize,
+    local: impl FnOnce() -> Decision,
+) -> Decision {
+    let (step, outcome) = match deferred {
+        Deferred::Peer(peer) => match peer.outcomes(keys) {
+            Some(o) => (peer.step.clone(), o[f].clone()),
+            None => return local(),
+        },
+        Deferred::AllDown(step) => match model.wideips.get(w) {
+            Some(wideip) => (step.clone(), balance::all_down(model, wideip)),
+            None => return local(),
+        },
+        Deferred::Local(step) => {
+            let mut d = local();
+            d.trace.insert(0, step.clone());
+            return d;
+        }
+    };
+    Decision {
+        outcome,
+        trace: vec![step],
+        dynamic: false,
+    }
+}
+
+/// `outcome` as a family's answer: only its members of that family, the heaviest
+/// `MAX_ADDRS` (what `answer_set` serves, and what a peer needs to serve the same).
+fn family_only(model: &Model, outcome: &Outcome, v6: bool) -> Outcome {
+    match outcome {
+        Outcome::Answer {
+            members,
+            ttl,
+            records,
+            persist,
+        } => {
+            let mut family: Vec<(VsId, u32)> = members
+                .iter()
+                .copied()
+                .filter(|(vs, _)| model.vss.get(*vs).is_some_and(|v| v.addr.is_ipv6() == v6))
+                .collect();
+            family.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            family.truncate(MAX_ADDRS);
+            family.sort_by_key(|m| m.0);
+            Outcome::Answer {
+                members: family,
+                ttl: *ttl,
+                records: *records,
+                persist: *persist,
+            }
+        }
+        other => other.clone(),
+    }
 }
 
 /// The VS whose address leads an answer, or the address itself (a fallback IP).
