@@ -17,6 +17,8 @@
 //!   server.
 //! - `plan`: the desired data-plane state: answer sets, the answer table's entries, client
 //!   classes, the slow path's snapshot.
+//! - `peers`: several EDNSs as one system: fingerprints of inputs and decisions, each
+//!   peer's state, what we send each, divergence, and the deferred wide IPs.
 //! - `maps`: the XDP program and its maps: load, attach, publish, read counters, the
 //!   pin-directory lock.
 //! - `udp`: the slow path's UDP workers, one per core, answering from the plan where they
@@ -39,6 +41,7 @@ pub mod dns;
 pub mod maps;
 pub mod metrics;
 pub mod model;
+pub mod peers;
 pub mod plan;
 pub mod secret;
 pub mod signals;

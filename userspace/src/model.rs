@@ -274,7 +274,15 @@ pub struct Deferral {
 
 /// What a deferring EDNS serves for a wide IP while its deciding peer is silent.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
 )]
 #[strum(serialize_all = "snake_case")]
 pub enum WhenPeerSilent {

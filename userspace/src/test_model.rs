@@ -213,7 +213,14 @@ impl TestModel {
 
     /// A `[[peer]]` EDNS `name` at `site`, reached at `address`, signing with key `key_id`
     /// whose secret is in `secret_file` (relative to the config).
-    pub fn peer(mut self, name: &str, site: &str, address: &str, key_id: u32, secret_file: &str) -> Self {
+    pub fn peer(
+        mut self,
+        name: &str,
+        site: &str,
+        address: &str,
+        key_id: u32,
+        secret_file: &str,
+    ) -> Self {
         let _ = write!(
             self.body,
             "[[peer]]\nname = \"{name}\"\nsite = \"{site}\"\naddress = \"{address}\"\n\

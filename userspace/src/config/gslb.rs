@@ -23,8 +23,9 @@ use xgslb_common::MAX_ADDRS;
 
 use super::{AnswerConfig, MAX_TTL, ZoneConfig, parse_name};
 use crate::model::{
-    AllDown, Damping, Deferral, LdnsMatch, Method, Model, Pool, PoolMember, PoolMethod, QosCoefficients,
-    Region, Server, ServerKind, Site, TargetMatch, TopologyRecord, VirtualServer, WhenPeerSilent, WideIp,
+    AllDown, Damping, Deferral, LdnsMatch, Method, Model, Pool, PoolMember, PoolMethod,
+    QosCoefficients, Region, Server, ServerKind, Site, TargetMatch, TopologyRecord, VirtualServer,
+    WhenPeerSilent, WideIp,
 };
 
 /// Most members a pool may have (the balancer answers with the heaviest 8 per family).

@@ -17,12 +17,12 @@ use xgslb_common::{MAX_ADDRS, MAX_LISTENERS};
 use crate::model::Model;
 
 pub mod agents;
-pub mod peers;
 pub mod gslb;
+pub mod peers;
 
 pub use agents::{AgentKey, AgentsConfig};
-pub use peers::{PeerConfig, PeeringConfig};
 pub use gslb::BalancerConfig;
+pub use peers::{PeerConfig, PeeringConfig};
 
 /// Why a config was refused.
 #[derive(Debug, thiserror::Error)]

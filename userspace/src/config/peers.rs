@@ -29,7 +29,7 @@ use std::{
 use serde::Deserialize;
 
 use super::{
-    agents::{read_secret, MAX_SKEW_MS},
+    agents::{MAX_SKEW_MS, read_secret},
     gslb::{Invalid, check_name},
 };
 use crate::{model::Model, secret::Key};
@@ -168,7 +168,10 @@ pub(super) fn validate(
 ) -> Result<Option<PeeringConfig>, Invalid> {
     let Some(raw) = raw else {
         if !peers.is_empty() {
-            return bad("peer", "[[peer]] needs [peering] (our name, site and address)");
+            return bad(
+                "peer",
+                "[[peer]] needs [peering] (our name, site and address)",
+            );
         }
         if let Some((i, _)) = model
             .wideips
@@ -195,7 +198,11 @@ pub(super) fn validate(
     if !HEARTBEAT_MS.contains(&raw.heartbeat_ms) {
         return bad(
             "peering.heartbeat_ms",
-            format!("{} to {} milliseconds", HEARTBEAT_MS.start(), HEARTBEAT_MS.end()),
+            format!(
+                "{} to {} milliseconds",
+                HEARTBEAT_MS.start(),
+                HEARTBEAT_MS.end()
+            ),
         );
     }
     if !SILENT_AFTER_MS.contains(&raw.silent_after_ms) || raw.silent_after_ms < 2 * raw.heartbeat_ms
@@ -213,7 +220,11 @@ pub(super) fn validate(
     if !MAX_SKEW_MS.contains(&raw.max_skew_ms) {
         return bad(
             "peering.max_skew_ms",
-            format!("{} to {} milliseconds", MAX_SKEW_MS.start(), MAX_SKEW_MS.end()),
+            format!(
+                "{} to {} milliseconds",
+                MAX_SKEW_MS.start(),
+                MAX_SKEW_MS.end()
+            ),
         );
     }
     let mut out = Vec::new();
@@ -223,18 +234,27 @@ pub(super) fn validate(
         let key = |f: &str| format!("peer[{i}].{f}");
         check_name(&key("name"), &p.name)?;
         if p.name == raw.name {
-            return bad(key("name"), format!("{:?} is our own name (peering.name)", p.name));
+            return bad(
+                key("name"),
+                format!("{:?} is our own name (peering.name)", p.name),
+            );
         }
         if let Some(j) = names.insert(p.name.clone(), i) {
             return bad(key("name"), format!("{:?} twice (also peer[{j}])", p.name));
         }
         if let Some(j) = ids.insert(p.key_id, i) {
-            return bad(key("key_id"), format!("{} twice (also peer[{j}])", p.key_id));
+            return bad(
+                key("key_id"),
+                format!("{} twice (also peer[{j}])", p.key_id),
+            );
         }
         site(&key("site"), model, &p.site)?;
         let address = address(&key("address"), &p.address)?;
         if address == listen {
-            return bad(key("address"), format!("{address} is our own peering.listen"));
+            return bad(
+                key("address"),
+                format!("{address} is our own peering.listen"),
+            );
         }
         let secret_file = base.join(&p.secret_file);
         let secret =
@@ -295,9 +315,13 @@ mod tests {
     }
 
     fn peered(dir: &std::path::Path) -> TestModel {
-        model(dir)
-            .peering("edns-a", "a", "198.18.0.2:5301")
-            .peer("edns-b", "b", "198.18.0.3:5301", 7, "b.key")
+        model(dir).peering("edns-a", "a", "198.18.0.2:5301").peer(
+            "edns-b",
+            "b",
+            "198.18.0.3:5301",
+            7,
+            "b.key",
+        )
     }
 
     #[test]
@@ -348,15 +372,23 @@ mod tests {
                 "when_peer_silent",
             ),
             (
-                model(d)
-                    .peering("edns-a", "mars", "198.18.0.2:5301")
-                    .peer("edns-b", "b", "198.18.0.3:5301", 7, "b.key"),
+                model(d).peering("edns-a", "mars", "198.18.0.2:5301").peer(
+                    "edns-b",
+                    "b",
+                    "198.18.0.3:5301",
+                    7,
+                    "b.key",
+                ),
                 "peering.site",
             ),
             (
-                model(d)
-                    .peering("edns-a", "a", "198.18.0.2:5301")
-                    .peer("edns-a", "b", "198.18.0.3:5301", 7, "b.key"),
+                model(d).peering("edns-a", "a", "198.18.0.2:5301").peer(
+                    "edns-a",
+                    "b",
+                    "198.18.0.3:5301",
+                    7,
+                    "b.key",
+                ),
                 "our own name",
             ),
             (

@@ -503,10 +503,7 @@ fn peer_records_travel_only_in_peer_datagrams() {
         peer::encode(&peer_sample()[0].clone().into_peer(), &mut v);
         v
     };
-    assert_eq!(
-        decode(&one_record(5, &hello), keys),
-        Err(Reject::Malformed)
-    );
+    assert_eq!(decode(&one_record(5, &hello), keys), Err(Reject::Malformed));
     // A health record in a peer datagram.
     let out = encode(
         &peer_header(),
@@ -534,9 +531,9 @@ fn peer_decisions_out_of_range_are_malformed() {
         nine.extend_from_slice(&[1, b'v', 0, 0, 0, 1]);
     }
     for bad in [
-        decision_head(&[7]),                       // no such outcome
-        decision_head(&[1, 0, 0, 0, 30, 1, 2, 0]), // persist neither 0 nor 1
-        decision_head(&nine),                      // more members than answered
+        decision_head(&[7]),                             // no such outcome
+        decision_head(&[1, 0, 0, 0, 30, 1, 2, 0]),       // persist neither 0 nor 1
+        decision_head(&nine),                            // more members than answered
         decision_head(&[2, 0, 0, 0, 30, 5, 1, 2, 3, 4]), // family 5
         {
             let mut v = decision_head(&[3]);

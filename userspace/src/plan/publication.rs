@@ -135,7 +135,15 @@ pub fn publication(
     damper: &mut Damper,
     statics: &[(Name, RecordType, AnswerSet)],
 ) -> Publication {
-    publication_counted(model, metrics, classes, ids, damper, statics, Live::default())
+    publication_counted(
+        model,
+        metrics,
+        classes,
+        ids,
+        damper,
+        statics,
+        Live::default(),
+    )
 }
 
 /// `publication`, with A answer sets given answer-counter slots from `live.stats`, and the

@@ -1,0 +1,511 @@
+//! The balancer's side of peering: what each peer told us (contact, fingerprints, the
+//! decisions it makes for the wide IPs we defer to it), what we tell each peer (hellos,
+//! fingerprints, our decisions for the wide IPs it defers to us), which wide IPs diverge,
+//! and how each deferred wide IP is published now.
+//!
+//! Pure: the clock is a parameter and the messages are records in and out, so tests drive
+//! two tables against each other without sockets. The daemon verifies datagrams before
+//! they reach [`PeerTable::receive`] and sends what [`PeerTable::outgoing`] returns.
+use std::collections::{BTreeMap, HashMap};
+
+use super::fingerprint::{self, NamedOutcomes};
+use crate::{
+    balance::{Outcome, trace::Step},
+    config::PeeringConfig,
+    metrics::wire::{
+        Record,
+        peer::{ClassKeys, Inputs, PeerRecord},
+    },
+    model::{Metrics, Model, WhenPeerSilent},
+    plan::deferred::{Deferred, DeferredWideIps, PeerOutcomes},
+};
+
+/// Heartbeats between full resends of fingerprints and subscribed decisions (a lost
+/// datagram is made good within this many).
+pub const FULL_EVERY: u64 = 10;
+
+/// A peer's whole decision for one wide IP.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerDecision {
+    pub generation: u64,
+    pub arrived_ms: u64,
+    pub outcomes: NamedOutcomes,
+}
+
+/// Decision records of one generation, until all have arrived.
+#[derive(Clone, Debug, Default)]
+struct Partial {
+    generation: u64,
+    parts: Option<u16>,
+    records: Vec<(ClassKeys, bool, Outcome<String>)>,
+}
+
+/// What the balancer counts per peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerEvents {
+    /// Verified datagrams from it.
+    pub messages: u64,
+    /// Whole decisions it sent for wide IPs we defer to it.
+    pub decisions: u64,
+    /// Times it went silent, and came back.
+    pub went_silent: u64,
+    pub came_back: u64,
+}
+
+/// What is known of one peer.
+#[derive(Clone, Debug, Default)]
+pub struct PeerState {
+    pub name: String,
+    pub site: String,
+    pub last_contact_ms: Option<u64>,
+    /// Its last hello: inputs, digest, wide IPs.
+    pub hello: Option<(Inputs, u64, u32)>,
+    /// Its decision fingerprints, by wide IP.
+    fingerprints: BTreeMap<String, u64>,
+    /// Its decisions for the wide IPs we defer to it.
+    pub decisions: HashMap<String, PeerDecision>,
+    partial: HashMap<String, Partial>,
+    /// Wide IPs it defers to us, with when it last asked.
+    subscriptions: HashMap<String, u64>,
+    /// Wide IPs whose decision it has not been sent since it changed (or it subscribed).
+    unsent: std::collections::BTreeSet<String>,
+    pub events: PeerEvents,
+    /// Silent at the last publication (for the switch's log line and counts).
+    silent: bool,
+}
+
+impl PeerState {
+    /// Nothing heard for `silent_after_ms` (or never).
+    pub fn is_silent(&self, now_ms: u64, silent_after_ms: u64) -> bool {
+        self.last_contact_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) > silent_after_ms)
+    }
+
+    /// Wide IPs whose fingerprint differs from ours (`own`), when the peer decided from the
+    /// same inputs and we hold its whole set of fingerprints (its digest matches them);
+    /// otherwise nothing can be said, and none are listed.
+    pub fn divergent(&self, own: &OwnState) -> Vec<String> {
+        let Some((inputs, digest, _)) = self.hello else {
+            return Vec::new();
+        };
+        if inputs != own.inputs || fingerprint::digest(&self.fingerprints) != digest {
+            return Vec::new();
+        }
+        let mut out: Vec<String> = self
+            .fingerprints
+            .iter()
+            .filter(|(w, f)| own.fingerprints.get(*w).is_some_and(|o| o != *f))
+            .map(|(w, _)| w.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether we can compare at all (same inputs, whole fingerprint set).
+    pub fn comparable(&self, own: &OwnState) -> bool {
+        self.hello.is_some_and(|(inputs, digest, _)| {
+            inputs == own.inputs && fingerprint::digest(&self.fingerprints) == digest
+        })
+    }
+}
+
+/// Our last publication, as peers are told it.
+#[derive(Clone, Debug, Default)]
+pub struct OwnState {
+    pub inputs: Inputs,
+    /// Our publication generation (decisions carry it).
+    pub generation: u64,
+    pub fingerprints: BTreeMap<String, u64>,
+    pub digest: u64,
+    decisions: HashMap<String, NamedOutcomes>,
+    /// Wide IPs whose fingerprint changed since peers were last told.
+    changed: std::collections::BTreeSet<String>,
+}
+
+/// Every peer, and us.
+#[derive(Clone, Debug)]
+pub struct PeerTable {
+    config: PeeringConfig,
+    pub peers: Vec<PeerState>,
+    pub own: OwnState,
+    heartbeats: u64,
+}
+
+impl PeerTable {
+    pub fn new(config: &PeeringConfig) -> Self {
+        let mut t = Self {
+            config: config.clone(),
+            peers: Vec::new(),
+            own: OwnState::default(),
+            heartbeats: 0,
+        };
+        t.reconfigure(config);
+        t
+    }
+
+    pub fn config(&self) -> &PeeringConfig {
+        &self.config
+    }
+
+    /// A new `[peering]`: peers kept by name keep what is known of them.
+    pub fn reconfigure(&mut self, config: &PeeringConfig) {
+        let mut old: HashMap<String, PeerState> =
+            self.peers.drain(..).map(|p| (p.name.clone(), p)).collect();
+        self.peers = config
+            .peers
+            .iter()
+            .map(|p| {
+                // Never heard: silent from the start, which is no switch to count.
+                let mut s = old.remove(&p.name).unwrap_or_else(|| PeerState {
+                    silent: true,
+                    ..PeerState::default()
+                });
+                s.name.clone_from(&p.name);
+                s.site.clone_from(&p.site);
+                s
+            })
+            .collect();
+        self.config = config.clone();
+    }
+
+    /// The index of the peer named `name`.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.peers.iter().position(|p| p.name == name)
+    }
+
+    /// A verified datagram's records from peer `peer`; whether a deferred wide IP's
+    /// decision is now new (the caller publishes).
+    pub fn receive(&mut self, peer: usize, records: &[Record], now_ms: u64) -> bool {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        p.last_contact_ms = Some(now_ms);
+        p.events.messages += 1;
+        // Silent at the last publication and heard now: its wide IPs follow it again.
+        let mut changed = p.silent;
+        for r in records {
+            let Record::Peer(r) = r else { continue };
+            match r {
+                PeerRecord::Hello {
+                    inputs,
+                    digest,
+                    wideips,
+                } => p.hello = Some((*inputs, *digest, *wideips)),
+                PeerRecord::Subscribe { wideip } => {
+                    if p.subscriptions.insert(wideip.clone(), now_ms).is_none() {
+                        p.unsent.insert(wideip.clone());
+                    }
+                }
+                PeerRecord::Fingerprint {
+                    wideip,
+                    fingerprint,
+                    ..
+                } => {
+                    p.fingerprints.insert(wideip.clone(), *fingerprint);
+                }
+                PeerRecord::DecisionSet {
+                    wideip,
+                    generation,
+                    parts,
+                } => {
+                    let part = partial(&mut p.partial, wideip, *generation);
+                    part.parts = Some(*parts);
+                    changed |= complete(p, wideip, now_ms);
+                }
+                PeerRecord::Decision {
+                    wideip,
+                    generation,
+                    class,
+                    v6,
+                    outcome,
+                } => {
+                    let part = partial(&mut p.partial, wideip, *generation);
+                    // At most one record per (class, family): a duplicate replaces.
+                    part.records.retain(|(k, f, _)| (k, f) != (class, v6));
+                    part.records.push((*class, *v6, outcome.clone()));
+                    changed |= complete(p, wideip, now_ms);
+                }
+            }
+        }
+        changed
+    }
+
+    /// Takes our publication: its inputs, generation and every wide IP's outcomes (by model
+    /// index, as the publication made them).
+    pub fn published(
+        &mut self,
+        model: &Model,
+        agent_metrics: &Metrics,
+        generation: u64,
+        outcomes: &[Vec<(ClassKeys, [Outcome; 2])>],
+    ) {
+        let own = &mut self.own;
+        own.inputs = fingerprint::inputs(model, agent_metrics);
+        own.generation = generation;
+        let mut fingerprints = BTreeMap::new();
+        let mut decisions = HashMap::with_capacity(model.wideips.len());
+        for (w, o) in model.wideips.iter().zip(outcomes) {
+            let name = w.name.to_lowercase().to_string();
+            let named = fingerprint::named(model, o);
+            let fp = fingerprint::decision(&named);
+            if own.fingerprints.get(&name) != Some(&fp) {
+                own.changed.insert(name.clone());
+                for p in &mut self.peers {
+                    if p.subscriptions.contains_key(&name) {
+                        p.unsent.insert(name.clone());
+                    }
+                }
+            }
+            fingerprints.insert(name.clone(), fp);
+            decisions.insert(name, named);
+        }
+        own.digest = fingerprint::digest(&fingerprints);
+        own.fingerprints = fingerprints;
+        own.decisions = decisions;
+    }
+
+    /// How each deferred wide IP of `model` is published at `now_ms`, logging and counting
+    /// each peer's switch to silent and back.
+    pub fn deferred(&mut self, model: &Model, now_ms: u64) -> DeferredWideIps {
+        let silent_after = self.config.silent_after_ms;
+        for p in &mut self.peers {
+            let silent = p.is_silent(now_ms, silent_after);
+            if silent != p.silent {
+                if silent {
+                    p.events.went_silent += 1;
+                    tracing::warn!(
+                        "peer {} is silent (nothing for {silent_after} ms): the wide IPs it \
+                         decides follow their when_peer_silent",
+                        p.name
+                    );
+                } else if p.events.went_silent > 0 {
+                    p.events.came_back += 1;
+                    tracing::info!("peer {} is back: it decides its wide IPs again", p.name);
+                } else {
+                    tracing::info!("peer {} heard from", p.name);
+                }
+                p.silent = silent;
+            }
+        }
+        let mut out = DeferredWideIps::new();
+        for (w, wideip) in model.wideips.iter().enumerate() {
+            let Some(d) = &wideip.deferral else { continue };
+            let Some(p) = self.peers.iter().find(|p| p.name == d.peer) else {
+                continue;
+            };
+            let name = wideip.name.to_lowercase().to_string();
+            let last = p.decisions.get(&name);
+            let silent = p.is_silent(now_ms, silent_after);
+            let silent_step = || Step::PeerSilent {
+                wideip: w,
+                peer: p.name.clone(),
+                silent_ms: p.last_contact_ms.map(|t| now_ms.saturating_sub(t)),
+                when: d.when_silent,
+            };
+            let peer_outcomes = |decision: &PeerDecision| {
+                let step = Step::DecidedByPeer {
+                    wideip: w,
+                    peer: p.name.clone(),
+                    generation: decision.generation,
+                    age_ms: now_ms.saturating_sub(decision.arrived_ms),
+                };
+                local_outcomes(model, step, &decision.outcomes)
+            };
+            let deferred = match (silent, last, d.when_silent) {
+                (false, Some(decision), _) => peer_outcomes(decision),
+                // Heard from, but no decision yet: decide here, as when it is silent.
+                (false, None, _) => None,
+                (true, Some(decision), WhenPeerSilent::KeepLast) => {
+                    peer_outcomes(decision).map(|o| match o {
+                        Deferred::Peer(mut p) => {
+                            p.step = silent_step();
+                            Deferred::Peer(p)
+                        }
+                        other => other,
+                    })
+                }
+                (true, _, WhenPeerSilent::AllDown) => Some(Deferred::AllDown(silent_step())),
+                (true, _, _) => Some(Deferred::Local(silent_step())),
+            };
+            if let Some(deferred) = deferred {
+                out.insert(w, deferred);
+            }
+        }
+        out
+    }
+
+    /// What to send now, per peer index: every `heartbeat` a hello and our subscriptions;
+    /// after a publication the fingerprints that changed; decisions to subscribers that
+    /// have not had the latest; everything again every [`FULL_EVERY`] heartbeats.
+    pub fn outgoing(
+        &mut self,
+        model: &Model,
+        now_ms: u64,
+        heartbeat: bool,
+    ) -> Vec<(usize, Vec<Record>)> {
+        let full = heartbeat && {
+            self.heartbeats += 1;
+            self.heartbeats % FULL_EVERY == 1
+        };
+        let own = &mut self.own;
+        let changed: Vec<String> = std::mem::take(&mut own.changed).into_iter().collect();
+        let silent_after = self.config.silent_after_ms;
+        let mut out = Vec::new();
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            let mut records = Vec::new();
+            let fingerprints: Box<dyn Iterator<Item = &String>> = if full {
+                Box::new(own.fingerprints.keys())
+            } else {
+                Box::new(changed.iter())
+            };
+            for w in fingerprints {
+                if let Some(fp) = own.fingerprints.get(w) {
+                    records.push(Record::Peer(PeerRecord::Fingerprint {
+                        inputs: own.inputs,
+                        wideip: w.clone(),
+                        fingerprint: *fp,
+                    }));
+                }
+            }
+            // Subscriptions not renewed for as long as a peer takes to be silent lapse.
+            p.subscriptions
+                .retain(|_, t| now_ms.saturating_sub(*t) <= silent_after);
+            if full {
+                p.unsent.extend(p.subscriptions.keys().cloned());
+            }
+            let unsent = std::mem::take(&mut p.unsent);
+            for w in unsent.iter().filter(|w| p.subscriptions.contains_key(*w)) {
+                if let Some(named) = own.decisions.get(w) {
+                    records.extend(decision_records(w, own.generation, named));
+                }
+            }
+            if heartbeat {
+                for wideip in &model.wideips {
+                    if wideip.deferral.as_ref().is_some_and(|d| d.peer == p.name) {
+                        records.push(Record::Peer(PeerRecord::Subscribe {
+                            wideip: wideip.name.to_lowercase().to_string(),
+                        }));
+                    }
+                }
+            }
+            // The hello last: a receiver holds our fingerprints before it compares digests.
+            if heartbeat || !records.is_empty() {
+                records.push(Record::Peer(PeerRecord::Hello {
+                    inputs: own.inputs,
+                    digest: own.digest,
+                    wideips: own.fingerprints.len() as u32,
+                }));
+            }
+            if !records.is_empty() {
+                out.push((i, records));
+            }
+        }
+        out
+    }
+
+    /// Every (peer, wide IP) whose decisions differ though they should agree.
+    pub fn divergent(&self) -> Vec<(String, String)> {
+        self.peers
+            .iter()
+            .flat_map(|p| {
+                p.divergent(&self.own)
+                    .into_iter()
+                    .map(|w| (p.name.clone(), w))
+            })
+            .collect()
+    }
+}
+
+/// The partial decision of `wideip`, started anew for a newer generation.
+fn partial<'a>(
+    partials: &'a mut HashMap<String, Partial>,
+    wideip: &str,
+    generation: u64,
+) -> &'a mut Partial {
+    let p = partials.entry(wideip.to_owned()).or_default();
+    if p.generation != generation {
+        *p = Partial {
+            generation,
+            ..Partial::default()
+        };
+    }
+    p
+}
+
+/// Moves `wideip`'s partial decision to the peer's decisions once all its parts are in (and
+/// it is newer than what is held); whether it did.
+fn complete(p: &mut PeerState, wideip: &str, now_ms: u64) -> bool {
+    let Some(part) = p.partial.get(wideip) else {
+        return false;
+    };
+    if part.parts != Some(part.records.len() as u16) {
+        return false;
+    }
+    let Some(part) = p.partial.remove(wideip) else {
+        return false;
+    };
+    if p.decisions
+        .get(wideip)
+        .is_some_and(|d| d.generation > part.generation)
+    {
+        return false;
+    }
+    let mut by_class: BTreeMap<ClassKeys, [Outcome<String>; 2]> = BTreeMap::new();
+    for (keys, v6, outcome) in part.records {
+        by_class
+            .entry(keys)
+            .or_insert([Outcome::NoData, Outcome::NoData])[usize::from(v6)] = outcome;
+    }
+    let outcomes: NamedOutcomes = by_class.into_iter().collect();
+    let same = p
+        .decisions
+        .get(wideip)
+        .is_some_and(|d| d.outcomes == outcomes);
+    p.events.decisions += 1;
+    p.decisions.insert(
+        wideip.to_owned(),
+        PeerDecision {
+            generation: part.generation,
+            arrived_ms: now_ms,
+            outcomes,
+        },
+    );
+    // A resend of the same decision changes nothing served (but its age in explain).
+    !same
+}
+
+/// The records that carry one wide IP's decision: the set, then one per class and family.
+fn decision_records(wideip: &str, generation: u64, named: &NamedOutcomes) -> Vec<Record> {
+    let mut out = vec![Record::Peer(PeerRecord::DecisionSet {
+        wideip: wideip.to_owned(),
+        generation,
+        parts: (named.len() * 2).min(usize::from(u16::MAX)) as u16,
+    })];
+    for (class, outcomes) in named.iter().take(usize::from(u16::MAX) / 2) {
+        for (v6, outcome) in [false, true].into_iter().zip(outcomes) {
+            out.push(Record::Peer(PeerRecord::Decision {
+                wideip: wideip.to_owned(),
+                generation,
+                class: *class,
+                v6,
+                outcome: outcome.clone(),
+            }));
+        }
+    }
+    out
+}
+
+/// A peer's decision by this model's indices; `None` (decide here) if it names a virtual
+/// server this model does not have (the configs differ).
+fn local_outcomes(model: &Model, step: Step, outcomes: &NamedOutcomes) -> Option<Deferred> {
+    let index = |name: &String| model.vss.iter().position(|v| &v.name == name);
+    let classes = outcomes
+        .iter()
+        .map(|(k, [a, b])| Some((*k, [a.map_members(index)?, b.map_members(index)?])))
+        .collect::<Option<Vec<_>>>()?;
+    Some(Deferred::Peer(PeerOutcomes::new(step, classes)))
+}
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod tests;
