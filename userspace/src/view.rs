@@ -15,6 +15,7 @@ use crate::{
     dns::Catalog,
     metrics::ingest::{AgentMetrics, AgentStatus, overlay},
     model::Metrics,
+    peers::table::PeerStatus,
     plan::snapshot::Snapshot,
 };
 
@@ -34,6 +35,8 @@ pub struct View {
     pub file_metrics: Metrics,
     /// What agents reported, by name: valid for any model.
     pub agent_metrics: Arc<AgentMetrics>,
+    /// The peer EDNSs as of the publication (none without `[peering]`).
+    pub peers: Vec<PeerStatus>,
 }
 
 impl View {

@@ -59,7 +59,7 @@ impl Daemon for TestDaemon {
 fn daemon(dir: &Path) -> (TestDaemon, Balancer, crossbeam_channel::Receiver<Event>) {
     let cfg = config(dir);
     let zones = load_zones(&cfg).unwrap();
-    let (balancer, Outputs { view, .. }) = Balancer::start(cfg, zones, None, None).unwrap();
+    let (balancer, Outputs { view, .. }) = Balancer::start(cfg, zones, None, None, None).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let d = TestDaemon {
         view,

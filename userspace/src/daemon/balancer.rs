@@ -15,7 +15,8 @@ use super::{
     DaemonError,
     cell::SwapCell,
     events::{Admin, AdminError, Event},
-    ingest::IngestShared,
+    ingest::{IngestShared, now_ms},
+    peer_socket::PeerShared,
     probe_targets::top_ldns,
 };
 use crate::{
@@ -25,7 +26,9 @@ use crate::{
     maps::DataPlane,
     metrics::file::MetricsWatcher,
     metrics::ingest::{AgentMetrics, VsIndex, overlay},
+    metrics::wire::{self, Header, Kind},
     model::Metrics,
+    peers::PeerTable,
     plan::snapshot::{SetEntry, Snapshot},
     plan::{
         answer_sets::answer_sets,
@@ -103,6 +106,43 @@ pub struct Balancer {
     /// The last publication's content, to tell whether a tick changed anything.
     last: Option<Vec<SetEntry>>,
     last_prefixes: Vec<(ipnet::IpNet, ClassId)>,
+    /// The peer EDNSs, with `[peering]`.
+    peering: Option<Peering>,
+}
+
+/// The balancer's side of peering: the table, and the socket it sends from.
+struct Peering {
+    table: PeerTable,
+    shared: Arc<PeerShared>,
+    /// The next sequence number: from the clock at start, in microseconds, so that a
+    /// restarted EDNS sends above what its peers' replay windows hold of it.
+    sequence: u64,
+}
+
+impl Peering {
+    /// Sends what the table has for each peer (`heartbeat`: the periodic part too).
+    fn send(&mut self, model: &crate::model::Model, heartbeat: bool) {
+        let now = now_ms();
+        let config = self.table.config().clone();
+        for (i, records) in self.table.outgoing(model, now, heartbeat) {
+            let Some(peer) = config.peers.get(i) else {
+                continue;
+            };
+            let header = Header {
+                kind: Kind::Peer,
+                key_id: peer.key.id,
+                sequence: self.sequence,
+                timestamp_ms: now,
+                agent: config.name.clone(),
+                site: config.site.clone(),
+            };
+            let datagrams = wire::encode(&header, &records, &peer.key);
+            self.sequence += datagrams.len() as u64;
+            for d in datagrams {
+                self.shared.send(&peer.name, peer.address, &d);
+            }
+        }
+    }
 }
 
 impl Balancer {
@@ -113,6 +153,7 @@ impl Balancer {
         zones: Vec<Zone>,
         dataplane: Option<DataPlane>,
         ingest: Option<Arc<IngestShared>>,
+        peers: Option<Arc<PeerShared>>,
     ) -> Result<(Self, Outputs), DaemonError> {
         let statics = answer_sets(&config.answers);
         let watcher = config
@@ -121,6 +162,14 @@ impl Balancer {
             .as_ref()
             .map(|p| MetricsWatcher::new(p.clone()));
         let (published, rx) = watch::channel(Published::default());
+        let peering = match (&config.peering, peers) {
+            (Some(c), Some(shared)) => Some(Peering {
+                table: PeerTable::new(c),
+                shared,
+                sequence: now_ms().saturating_mul(1000),
+            }),
+            _ => None,
+        };
         let config = Arc::new(config);
         // What readers see until the first publication: nothing served yet.
         let nothing = Arc::new(Served::empty()?);
@@ -147,12 +196,14 @@ impl Balancer {
                 availability: Vec::new(),
                 file_metrics: Metrics::default(),
                 agent_metrics: Arc::default(),
+                peers: Vec::new(),
             })),
             facts: Published::default(),
             decided_from: Metrics::default(),
             static_entries: Vec::new(),
             last: None,
             last_prefixes: Vec::new(),
+            peering,
         };
         b.share_model();
         b.poll_metrics();
@@ -180,6 +231,12 @@ impl Balancer {
             }
         }
         let ticks = tick(self.config.balancer.interval);
+        let heartbeat_ms = self
+            .config
+            .peering
+            .as_ref()
+            .map_or(3_600_000, |p| p.heartbeat_ms);
+        let heartbeats = tick(std::time::Duration::from_millis(heartbeat_ms));
         loop {
             let first = select! {
                 recv(events) -> event => match event {
@@ -188,6 +245,10 @@ impl Balancer {
                 },
                 recv(ticks) -> _ => {
                     self.interval();
+                    continue;
+                },
+                recv(heartbeats) -> _ => {
+                    self.heartbeat();
                     continue;
                 },
             };
@@ -232,6 +293,23 @@ impl Balancer {
                 self.facts.reports += 1;
                 Handled::Changed
             }
+            Event::Peer {
+                peer,
+                datagram,
+                at_ms,
+            } => {
+                let Some(p) = self.peering.as_mut() else {
+                    return Handled::Done;
+                };
+                let Some(i) = p.table.index(&peer) else {
+                    return Handled::Done; // a peer a reload just removed
+                };
+                if p.table.receive(i, &datagram.records, at_ms) {
+                    Handled::Changed
+                } else {
+                    Handled::Done
+                }
+            }
             Event::Admin { command, done } => {
                 let result = self.admin(&command);
                 let changed = result.is_ok();
@@ -274,6 +352,18 @@ impl Balancer {
         self.publish_or_log(false);
     }
 
+    /// Tells every peer we are here (and what it should know), and republishes: a peer that
+    /// fell silent or came back changes how the wide IPs it decides are served.
+    fn heartbeat(&mut self) {
+        if self.peering.is_none() {
+            return;
+        }
+        self.publish_or_log(false);
+        if let Some(p) = self.peering.as_mut() {
+            p.send(&self.config.model, true);
+        }
+    }
+
     /// Asks agents (in the ingest's replies) to probe the busiest LDNSs of each class.
     fn refresh_probe_targets(&mut self) {
         let (Some(shared), Some(dp)) = (&self.ingest, self.dataplane.as_mut()) else {
@@ -298,6 +388,25 @@ impl Balancer {
             .store(Arc::new(VsIndex::new(&self.config.model)));
         if let (Some(c), Ok(mut r)) = (&self.config.agents, shared.reconfigure.lock()) {
             *r = Some(c.clone());
+        }
+    }
+
+    /// Gives the peer table and socket the `[peering]` config.
+    fn share_peering(&mut self) {
+        if let (Some(p), Some(c)) = (self.peering.as_mut(), &self.config.peering) {
+            p.table.reconfigure(c);
+            p.shared.config.store(Arc::new(c.clone()));
+        }
+    }
+
+    /// The agents' metrics alone (no metrics file): what peers compare inputs by.
+    fn agent_only_metrics(&self) -> Metrics {
+        match &self.config.agents {
+            Some(agents) => {
+                self.agent_metrics
+                    .metrics(&self.config.model, now_ms(), agents.report_timeout_ms)
+            }
+            None => Metrics::default(),
         }
     }
 
@@ -381,6 +490,7 @@ impl Balancer {
         match self.publish(true) {
             Ok(()) => {
                 self.share_model();
+                self.share_peering();
                 self.facts.reloads += 1;
                 self.announce();
                 tracing::info!("reloaded {}", self.config.path.display());
@@ -435,6 +545,11 @@ impl Balancer {
         let availability = (0..model.vss.len())
             .map(|i| crate::balance::available(model, i, metrics))
             .collect();
+        let peers = self
+            .peering
+            .as_ref()
+            .map(|p| p.table.status(model, now_ms()))
+            .unwrap_or_default();
         self.view.store(Arc::new(View {
             facts: self.facts,
             config: self.config.clone(),
@@ -443,6 +558,7 @@ impl Balancer {
             availability,
             file_metrics: self.file_metrics.clone(),
             agent_metrics: self.agent_metrics.clone(),
+            peers,
         }));
         self.published.send_replace(self.facts);
     }
@@ -451,6 +567,10 @@ impl Balancer {
     fn publish(&mut self, swap: bool) -> Result<(), DaemonError> {
         let start = Instant::now();
         let metrics = self.current_metrics();
+        let deferred = self
+            .peering
+            .as_mut()
+            .map(|p| p.table.deferred(&self.config.model, now_ms()));
         let model = &self.config.model;
         let classes = client_classes(model, &metrics, self.config.balancer.max_classes);
         if classes.over_bound > 0 {
@@ -465,7 +585,7 @@ impl Balancer {
             prefixes,
             decisions,
             stats,
-            outcomes: _,
+            outcomes,
         } = publication_counted(
             model,
             &metrics,
@@ -475,9 +595,20 @@ impl Balancer {
             &self.statics,
             Live {
                 stats: Some(&mut self.stat_ids),
-                deferred: None,
+                deferred: deferred.as_ref(),
             },
         );
+        if self.peering.is_some() {
+            let agent_metrics = self.agent_only_metrics();
+            let generation = self.facts.generation + 1;
+            if let Some(p) = self.peering.as_mut() {
+                p.table
+                    .published(&self.config.model, &agent_metrics, generation, &outcomes);
+                // What changed goes out now, not at the next heartbeat.
+                p.send(&self.config.model, false);
+            }
+        }
+        let model = &self.config.model;
         // Kept for the view (what the decisions were made from), not computed again there.
         self.decided_from = metrics;
         if !swap && self.last.as_ref() == Some(&sets) && self.last_prefixes == prefixes {

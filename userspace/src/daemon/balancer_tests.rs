@@ -94,7 +94,7 @@ fn admin_and_metrics_events_change_what_is_served_and_bad_commands_change_nothin
         Outputs {
             served, published, ..
         },
-    ) = Balancer::start(cfg, zones, None, None).unwrap();
+    ) = Balancer::start(cfg, zones, None, None, None).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let thread = std::thread::spawn(move || balancer.run(inbox));
 
@@ -173,7 +173,7 @@ fn a_reload_replies_once_published_and_a_failed_one_says_why() {
         Outputs {
             served, published, ..
         },
-    ) = Balancer::start(cfg.clone(), zones, None, None).unwrap();
+    ) = Balancer::start(cfg.clone(), zones, None, None, None).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let thread = std::thread::spawn(move || balancer.run(inbox));
     assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1", "198.18.1.2"]));

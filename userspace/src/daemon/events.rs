@@ -37,6 +37,12 @@ pub enum Event {
         from: SocketAddr,
         at_ms: u64,
     },
+    /// A verified datagram from peer EDNS `peer`, received at `at_ms`.
+    Peer {
+        peer: String,
+        datagram: Datagram,
+        at_ms: u64,
+    },
     /// An operator's change to the running model; `done` gets the outcome.
     Admin { command: Admin, done: Reply<()> },
     /// Attach the XDP program (after the first publication): the balancer holds the program.

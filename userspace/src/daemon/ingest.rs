@@ -11,11 +11,15 @@ use ipnet::IpNet;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use super::{cell::SwapCell, events::Event};
+use super::{
+    cell::SwapCell,
+    events::Event,
+    peer_socket::{PeerShared, SharedIngest},
+};
 use crate::{
     config::AgentsConfig,
     metrics::{
-        ingest::{Ingest, IngestCounters, VsIndex},
+        ingest::{IngestCounters, VsIndex},
         wire::{self, Header, Kind, MAX_DATAGRAM, Record},
     },
 };
@@ -40,11 +44,13 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Receives agent datagrams on `socket` until `shutdown`.
+/// Receives agent datagrams on `socket` until `shutdown`; each one accepted is relayed to
+/// the peers that take relays (`peers`), and only then handed to the balancer.
 pub async fn serve_ingest(
     socket: UdpSocket,
-    mut ingest: Ingest,
+    ingest: SharedIngest,
     shared: Arc<IngestShared>,
+    peers: Option<Arc<PeerShared>>,
     events: crossbeam_channel::Sender<Event>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -66,13 +72,24 @@ pub async fn serve_ingest(
         };
         let now = now_ms();
         let pending = shared.reconfigure.lock().ok().and_then(|mut c| c.take());
-        if let Some(c) = pending {
-            ingest.reconfigure(&c);
-        }
-        let result = ingest.accept(&buf[..n], now, &shared.index.load());
-        if let Ok(mut c) = shared.counters.lock() {
-            c.clone_from(ingest.counters());
-        }
+        // The guard is not held across an await: the block ends it.
+        let (result, key) = {
+            let Ok(mut ingest) = ingest.lock() else {
+                return Ok(()); // a panic elsewhere poisoned it: stop rather than guess
+            };
+            if let Some(c) = pending {
+                ingest.reconfigure(&c);
+            }
+            let result = ingest.accept(&buf[..n], now, &shared.index.load());
+            if let Ok(mut c) = shared.counters.lock() {
+                c.clone_from(ingest.counters());
+            }
+            let key = result
+                .as_ref()
+                .ok()
+                .and_then(|d| ingest.key(d.header.key_id).cloned());
+            (result, key)
+        };
         let datagram = match result {
             Ok(d) => d,
             Err(reason) => {
@@ -80,7 +97,10 @@ pub async fn serve_ingest(
                 continue;
             }
         };
-        if let Some(key) = ingest.key(datagram.header.key_id) {
+        if let Some(peers) = &peers {
+            peers.relay(&buf[..n]);
+        }
+        if let Some(key) = &key {
             let header = Header {
                 kind: Kind::Reply,
                 key_id: key.id,

@@ -7,6 +7,7 @@
 //!   the slow path's snapshot, the view); nothing else writes them.
 //! - `events`: what other threads send the balancer, and its one reply channel.
 //! - `ingest`: the agents' UDP socket, verifying reports before they reach the balancer.
+//! - `peer_socket`: the peers' UDP socket: peer datagrams and relayed agent reports.
 //! - `probe_targets`: the LDNSs agents are asked to probe.
 //! - `prometheus` (what `/metrics` says) and `metrics_http` (serving it).
 //! - `cell`: the swap cell readers take snapshots from.
@@ -15,6 +16,7 @@ pub mod cell;
 pub mod events;
 pub mod ingest;
 pub mod metrics_http;
+pub mod peer_socket;
 pub mod probe_targets;
 pub mod prometheus;
 
@@ -166,6 +168,8 @@ pub struct DaemonHandle {
     events: crossbeam_channel::Sender<Event>,
     published: watch::Receiver<Published>,
     ingest: Option<Arc<IngestShared>>,
+    /// The peers' socket and its counters, with `[peering]`.
+    peers: Option<Arc<peer_socket::PeerShared>>,
     served: ServedCell,
     /// The live model, as last published.
     view: ViewCell,
@@ -185,6 +189,14 @@ pub struct AgentsView {
 }
 
 impl DaemonHandle {
+    /// What the peers' socket counted, by peer name ("" for datagrams from no peer).
+    pub fn peer_counters(&self) -> peer_socket::PeerCounterMap {
+        self.peers
+            .as_ref()
+            .and_then(|p| p.counters.lock().ok().map(|c| c.clone()))
+            .unwrap_or_default()
+    }
+
     /// Reads and validates the config file again (zones and the catalog included), hands it
     /// to the balancer and waits until it is published. A config that fails, there or in the
     /// publication, is refused with the reason, and the old one keeps serving. Changes under
@@ -528,9 +540,22 @@ pub async fn run(
                 })?;
             Some((
                 socket,
-                Ingest::from_config(a),
+                Arc::new(std::sync::Mutex::new(Ingest::from_config(a))),
                 Arc::new(IngestShared::default()),
             ))
+        }
+        None => None,
+    };
+    let peers = match &cfg.peering {
+        Some(p) => {
+            let socket = UdpSocket::bind(p.listen)
+                .await
+                .map_err(|source| DaemonError::Bind {
+                    proto: "UDP (peers)",
+                    addr: p.listen,
+                    source,
+                })?;
+            Some(Arc::new(peer_socket::PeerShared::new(socket, p)))
         }
         None => None,
     };
@@ -545,7 +570,8 @@ pub async fn run(
     // The balancer publishes the first selections before the program is attached (an
     // adopted program keeps serving the old ones until then).
     let shared = agents.as_ref().map(|(_, _, shared)| shared.clone());
-    let (balancer, outputs) = Balancer::start(cfg.clone(), zones, dataplane, shared.clone())?;
+    let (balancer, outputs) =
+        Balancer::start(cfg.clone(), zones, dataplane, shared.clone(), peers.clone())?;
     let balancer::Outputs {
         served,
         published,
@@ -562,6 +588,7 @@ pub async fn run(
         events: events.clone(),
         published,
         ingest: shared,
+        peers: peers.clone(),
         served: served.clone(),
         view,
         startup: Arc::new(startup),
@@ -577,6 +604,7 @@ pub async fn run(
             cores,
             tcp,
             agents,
+            peers,
             control: (control, control_path),
             metrics: metrics_listener,
         },
@@ -604,7 +632,7 @@ pub async fn run(
 /// Attaches XDP (through the balancer's data plane: attach needs the program, which the
 /// balancer holds), starts the servers, and waits for shutdown.
 /// The agents' socket, its ingest and what the ingest shares with the balancer.
-type AgentSocket = (UdpSocket, Ingest, Arc<IngestShared>);
+type AgentSocket = (UdpSocket, peer_socket::SharedIngest, Arc<IngestShared>);
 
 /// Everything bound before the data plane was touched.
 struct Sockets {
@@ -614,6 +642,8 @@ struct Sockets {
     cores: Vec<usize>,
     tcp: Vec<TcpListener>,
     agents: Option<AgentSocket>,
+    /// The peers' socket and what it shares, with `[peering]`.
+    peers: Option<Arc<peer_socket::PeerShared>>,
     /// The control socket's listener and path.
     control: (tokio::net::UnixListener, PathBuf),
     /// The Prometheus endpoint's listener, if configured.
@@ -664,6 +694,7 @@ async fn serve(
         cores,
         tcp,
         agents,
+        peers,
         control: (control, control_path),
         metrics,
     } = sockets;
@@ -703,6 +734,20 @@ async fn serve(
             shutdown.clone(),
         ),
     ));
+    if let Some(peers) = &peers {
+        let ingest = agents
+            .as_ref()
+            .map(|(_, ingest, shared)| (ingest.clone(), shared.clone()));
+        tasks.spawn(log_exit(
+            "peer socket",
+            peer_socket::serve_peers(
+                peers.clone(),
+                ingest,
+                handle.events.clone(),
+                shutdown.clone(),
+            ),
+        ));
+    }
     if let Some((socket, ingest, shared)) = agents {
         tasks.spawn(log_exit(
             "agent ingest",
@@ -710,6 +755,7 @@ async fn serve(
                 socket,
                 ingest,
                 shared,
+                peers,
                 handle.events.clone(),
                 shutdown.clone(),
             ),

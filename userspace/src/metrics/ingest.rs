@@ -152,6 +152,24 @@ impl Ingest {
         r
     }
 
+    /// [`Ingest::accept`] for a report a peer relayed: checked alike and counted alike,
+    /// except that one already taken (`Replayed`: the agent reports here too, or another
+    /// peer relayed it) is the caller's to count as a duplicate, not a refusal.
+    pub fn accept_relayed(
+        &mut self,
+        bytes: &[u8],
+        now_ms: u64,
+        index: &VsIndex,
+    ) -> Result<Datagram, Reject> {
+        let r = self.check(bytes, now_ms, index);
+        match &r {
+            Ok(_) => self.counters.accepted += 1,
+            Err(Reject::Replayed) => {}
+            Err(reason) => self.counters.rejected[reason.index()] += 1,
+        }
+        r
+    }
+
     fn check(&mut self, bytes: &[u8], now_ms: u64, index: &VsIndex) -> Result<Datagram, Reject> {
         let d = wire::decode(bytes, |id| self.keys.get(&id).map(|k| k.key.clone()))?;
         // Replies go from the EDNS to agents: one sent here is reflected.

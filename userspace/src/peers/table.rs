@@ -122,6 +122,30 @@ pub struct OwnState {
     changed: std::collections::BTreeSet<String>,
 }
 
+/// One peer as `xgslbctl peers` and the metrics endpoint show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PeerStatus {
+    pub name: String,
+    pub site: String,
+    pub address: std::net::SocketAddr,
+    /// Unix ms of its last verified datagram.
+    pub last_contact_ms: Option<u64>,
+    pub silent: bool,
+    /// Same inputs as ours and its whole fingerprint set held: its decisions can be compared.
+    pub comparable: bool,
+    /// Wide IPs whose decisions differ from ours though they should agree.
+    pub divergent: Vec<String>,
+    /// Wide IPs we defer to it, and of those, how many we hold a decision of.
+    pub deferred: usize,
+    pub decisions_held: usize,
+    /// Wide IPs it defers to us.
+    pub subscriptions: usize,
+    pub messages: u64,
+    pub decisions: u64,
+    pub went_silent: u64,
+    pub came_back: u64,
+}
+
 /// Every peer, and us.
 #[derive(Clone, Debug)]
 pub struct PeerTable {
@@ -401,6 +425,41 @@ impl PeerTable {
             }
         }
         out
+    }
+
+    /// Each peer's status at `now_ms`.
+    pub fn status(&self, model: &Model, now_ms: u64) -> Vec<PeerStatus> {
+        self.peers
+            .iter()
+            .zip(&self.config.peers)
+            .map(|(p, c)| {
+                let deferred: Vec<String> = model
+                    .wideips
+                    .iter()
+                    .filter(|w| w.deferral.as_ref().is_some_and(|d| d.peer == p.name))
+                    .map(|w| w.name.to_lowercase().to_string())
+                    .collect();
+                PeerStatus {
+                    name: p.name.clone(),
+                    site: p.site.clone(),
+                    address: c.address,
+                    last_contact_ms: p.last_contact_ms,
+                    silent: p.is_silent(now_ms, self.config.silent_after_ms),
+                    comparable: p.comparable(&self.own),
+                    divergent: p.divergent(&self.own),
+                    deferred: deferred.len(),
+                    decisions_held: deferred
+                        .iter()
+                        .filter(|w| p.decisions.contains_key(*w))
+                        .count(),
+                    subscriptions: p.subscriptions.len(),
+                    messages: p.events.messages,
+                    decisions: p.events.decisions,
+                    went_silent: p.events.went_silent,
+                    came_back: p.events.came_back,
+                }
+            })
+            .collect()
     }
 
     /// Every (peer, wide IP) whose decisions differ though they should agree.
