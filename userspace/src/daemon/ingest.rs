@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     cell::SwapCell,
     events::Event,
-    peer_socket::{PeerShared, SharedIngest},
+    peer_link::{PeerShared, SharedIngest},
 };
 use crate::{
     config::AgentsConfig,

@@ -7,7 +7,8 @@
 //!   the slow path's snapshot, the view); nothing else writes them.
 //! - `events`: what other threads send the balancer, and its one reply channel.
 //! - `ingest`: the agents' UDP socket, verifying reports before they reach the balancer.
-//! - `peer_socket`: the peers' UDP socket: peer datagrams and relayed agent reports.
+//! - `peer_socket`: the peers' UDP socket: peer datagrams and relayed agent reports;
+//!   `peer_link`: what it shares with the ingest (which relays) and the balancer.
 //! - `probe_targets`: the LDNSs agents are asked to probe.
 //! - `prometheus` (what `/metrics` says) and `metrics_http` (serving it).
 //! - `cell`: the swap cell readers take snapshots from.
@@ -16,6 +17,7 @@ pub mod cell;
 pub mod events;
 pub mod ingest;
 pub mod metrics_http;
+pub mod peer_link;
 pub mod peer_socket;
 pub mod probe_targets;
 pub mod prometheus;
