@@ -12,7 +12,7 @@ use hickory_proto::rr::LowerName;
 use crate::{
     balance::Unavailable,
     config::Config,
-    dns::Catalog,
+    dns::{Catalog, transfer::Transfers},
     metrics::ingest::{AgentMetrics, AgentStatus, overlay},
     model::Metrics,
     plan::snapshot::Snapshot,
@@ -67,6 +67,8 @@ pub struct Served {
     /// Rebuilt on reload only: the dynamic names (every wide IP's A and AAAA, every
     /// `[[answer]]` set's) do not depend on metrics.
     pub catalog: Arc<Catalog>,
+    /// Zone transfers: rebuilt on reload, with the catalog (the same zones and serials).
+    pub transfers: Arc<Transfers>,
     pub snapshot: Snapshot,
     /// The answer table the XDP program was given, for the UDP workers to answer from.
     pub plan: crate::udp::PlanAnswers,
@@ -79,6 +81,7 @@ impl Served {
     pub fn empty() -> Result<Self, crate::dns::CatalogError> {
         Ok(Self {
             catalog: Arc::new(Catalog::new(Vec::new(), &[])?),
+            transfers: Arc::default(),
             snapshot: Snapshot::default(),
             plan: crate::udp::PlanAnswers::default(),
             decisions: Decisions::default(),
@@ -92,6 +95,9 @@ impl crate::udp::Publication for Served {
     }
 
     fn respond(&self, query: &[u8], client: std::net::IpAddr) -> Option<Vec<u8>> {
+        if let Some(ixfr) = self.transfers.respond_udp(query, client) {
+            return Some(ixfr);
+        }
         self.catalog
             .respond(query, crate::dns::Transport::Udp, client, &self.snapshot)
     }

@@ -236,7 +236,7 @@ fn stats(
                 .map_err(|e| e.to_string())
                 .and_then(|r| {
                     r.as_status()
-                        .map(|s| s.udp)
+                        .map(|s| (s.udp, s.transfers))
                         .ok_or_else(|| "no status".to_owned())
                 });
         let mut fields: Vec<(&'static str, u64)> = Vec::new();
@@ -259,8 +259,9 @@ fn stats(
                         ("region_prefixes", meta.prefixes),
                     ]);
                 }
-                if let Ok(udp) = &udp {
+                if let Ok((udp, transfers)) = &udp {
                     fields.extend(udp.fields());
+                    fields.extend(transfers.fields());
                 }
             }
         }
