@@ -95,11 +95,15 @@ impl crate::udp::Publication for Served {
     }
 
     fn respond(&self, query: &[u8], client: std::net::IpAddr) -> Option<Vec<u8>> {
+        use crate::dns::Transport::Udp;
         if let Some(ixfr) = self.transfers.respond_udp(query, client) {
             return Some(ixfr);
         }
-        self.catalog
-            .respond(query, crate::dns::Transport::Udp, client, &self.snapshot)
+        let answer = || self.catalog.respond(query, Udp, client, &self.snapshot);
+        match self.transfers.respond_signed(query, Udp, client, answer) {
+            Some(signed) => signed,
+            None => answer(),
+        }
     }
 }
 

@@ -367,9 +367,18 @@ struct LiveResponder {
 impl Responder for LiveResponder {
     fn respond(&self, query: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>> {
         let served = self.served.load();
-        let response = served
-            .catalog
-            .respond(query, transport, client, &served.snapshot);
+        let answer = || {
+            served
+                .catalog
+                .respond(query, transport, client, &served.snapshot)
+        };
+        let response = match served
+            .transfers
+            .respond_signed(query, transport, client, answer)
+        {
+            Some(signed) => signed,
+            None => answer(),
+        };
         self.rcodes.count(response.as_deref());
         response
     }

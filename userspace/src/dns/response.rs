@@ -42,7 +42,7 @@ impl Draft {
 }
 
 /// The largest response the client accepts on `transport`.
-fn size_limit(transport: Transport, edns: Option<&Edns>) -> usize {
+pub(crate) fn size_limit(transport: Transport, edns: Option<&Edns>) -> usize {
     match (transport, edns) {
         (Transport::Tcp, _) => TCP_MAX_SIZE,
         (Transport::Udp, None) => CLASSIC_UDP_SIZE,

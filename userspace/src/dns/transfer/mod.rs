@@ -9,14 +9,17 @@
 //! - `acl`: whether a client (address, key) may transfer a zone.
 //! - `tsig`: checking requests' TSIGs, signing responses.
 //! - `stream`: a response as messages, signed.
+//! - `signed`: other queries signed with TSIG (a secondary's SOA query): answers signed.
 //! - `counters`: transfers served, refused, NOTIFYs.
 //! - `notify`: sending NOTIFYs with retries.
 //!
 //! [`Transfers`] puts them together: the balancer makes one per reload and publishes it
-//! beside the catalog; the TCP server and the UDP workers ask it first.
+//! beside the catalog; the TCP server and the UDP workers ask it first (transfers, then
+//! signed queries), and the catalog answers the rest.
 pub mod acl;
 pub mod counters;
 pub mod notify;
+mod signed;
 pub mod stream;
 pub mod tsig;
 pub mod versions;
