@@ -284,6 +284,13 @@ fn knotd_transfers_by_axfr_then_ixfr_after_notify_and_others_are_refused() {
     assert_eq!(refused("key_required"), 1.0);
     assert_eq!(refused("not_allowed"), 1.0);
     assert_eq!(refused("bad_signature"), 1.0);
+    // What `xgslbctl stats` prints: knotd's AXFR and kdig's, knotd's IXFR, three refused.
+    let t = d.handle().status().transfers;
+    assert_eq!(
+        (t.axfr, t.ixfr, t.ixfr_full, t.refused),
+        (2, 1, 0, 3),
+        "{t:?}"
+    );
 
     drop(knot);
     d.stop().expect("clean shutdown");

@@ -115,8 +115,9 @@ enum Command {
         json: bool,
     },
     /// XDP counters (frames received, answered, passed to the kernel by reason, dropped),
-    /// the publication generation, and the slow path's UDP counters (summed over its
-    /// workers): either part alone when only it can be read (XDP off: no pins).
+    /// the publication generation, the slow path's UDP counters (summed over its workers)
+    /// and the zone transfers' and NOTIFYs': either part alone when only it can be read
+    /// (XDP off: no pins).
     Stats {
         /// bpffs directory of the daemon's pinned maps.
         #[arg(long, default_value = "/sys/fs/bpf/xgslb")]

@@ -192,8 +192,12 @@ async fn read_queries(
         // A zone transfer's messages are made as the writer takes them (the channel's
         // depth bounds how far ahead), and its last before the next query is read.
         for response in responder.respond_tcp(&query, client) {
-            if responses.send(response).await.is_err() {
-                return; // the writer gave up; nothing more can be sent
+            tokio::select! {
+                // A long transfer does not hold up shutdown.
+                () = shutdown.cancelled() => return,
+                sent = responses.send(response) => if sent.is_err() {
+                    return; // the writer gave up; nothing more can be sent
+                },
             }
         }
     }
