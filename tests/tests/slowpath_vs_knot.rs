@@ -3,7 +3,8 @@
 //! answer, authority and additional sections (as sets of records) must agree.
 //!
 //! Differences from Knot 3.2 that are intended, so they are not compared:
-//! - AXFR/IXFR over UDP: Knot says NOTIMP; we say REFUSED (no transfers at all yet).
+//! - AXFR/IXFR over UDP: Knot says NOTIMP; the catalog says REFUSED (transfers are xgslbd's
+//!   `Transfers`, not compared here: tests/tests/zone_transfer_netns.rs runs them with knotd).
 //! - ANY over TCP: Knot gives one RRset as over UDP; we give the whole node (RFC 8482 allows
 //!   both; TCP has no amplification risk).
 //! - Opcodes other than QUERY: Knot answers NOTIFY for its zones; we say NOTIMP.

@@ -14,7 +14,7 @@
 //! - `metrics`: what the balancer weighs: the metrics file, and the agent protocol (wire
 //!   format, replay guard, ingest into metrics).
 //! - `dns`: the slow path's answers: zones, the catalog, responses as wire bytes, the TCP
-//!   server.
+//!   server, zone transfers out (AXFR, IXFR, TSIG, NOTIFY).
 //! - `plan`: the desired data-plane state: answer sets, the answer table's entries, client
 //!   classes, the slow path's snapshot.
 //! - `peers`: several EDNSs as one system: fingerprints of inputs and decisions, each

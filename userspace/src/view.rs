@@ -12,7 +12,7 @@ use hickory_proto::rr::LowerName;
 use crate::{
     balance::Unavailable,
     config::Config,
-    dns::Catalog,
+    dns::{Catalog, transfer::Transfers},
     metrics::ingest::{AgentMetrics, AgentStatus, overlay},
     model::Metrics,
     peers::table::PeerStatus,
@@ -70,6 +70,8 @@ pub struct Served {
     /// Rebuilt on reload only: the dynamic names (every wide IP's A and AAAA, every
     /// `[[answer]]` set's) do not depend on metrics.
     pub catalog: Arc<Catalog>,
+    /// Zone transfers: rebuilt on reload, with the catalog (the same zones and serials).
+    pub transfers: Arc<Transfers>,
     pub snapshot: Snapshot,
     /// The answer table the XDP program was given, for the UDP workers to answer from.
     pub plan: crate::udp::PlanAnswers,
@@ -82,6 +84,7 @@ impl Served {
     pub fn empty() -> Result<Self, crate::dns::CatalogError> {
         Ok(Self {
             catalog: Arc::new(Catalog::new(Vec::new(), &[])?),
+            transfers: Arc::default(),
             snapshot: Snapshot::default(),
             plan: crate::udp::PlanAnswers::default(),
             decisions: Decisions::default(),
@@ -95,8 +98,15 @@ impl crate::udp::Publication for Served {
     }
 
     fn respond(&self, query: &[u8], client: std::net::IpAddr) -> Option<Vec<u8>> {
-        self.catalog
-            .respond(query, crate::dns::Transport::Udp, client, &self.snapshot)
+        use crate::dns::Transport::Udp;
+        if let Some(ixfr) = self.transfers.respond_udp(query, client) {
+            return Some(ixfr);
+        }
+        let answer = || self.catalog.respond(query, Udp, client, &self.snapshot);
+        match self.transfers.respond_signed(query, Udp, client, answer) {
+            Some(signed) => signed,
+            None => answer(),
+        }
     }
 }
 

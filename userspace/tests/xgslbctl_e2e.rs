@@ -107,6 +107,11 @@ fn every_command_in_text_and_json() {
             "udp_received",
             "\"udp_workers\":",
         ),
+        (
+            vec!["stats", "--pin-dir", no_pins.to_str().unwrap()],
+            "xfr_refused",
+            "\"notify_acknowledged\":",
+        ),
     ];
     for (args, text, json) in cases {
         let mut a = args.clone();

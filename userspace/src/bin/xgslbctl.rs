@@ -115,8 +115,9 @@ enum Command {
         json: bool,
     },
     /// XDP counters (frames received, answered, passed to the kernel by reason, dropped),
-    /// the publication generation, and the slow path's UDP counters (summed over its
-    /// workers): either part alone when only it can be read (XDP off: no pins).
+    /// the publication generation, the slow path's UDP counters (summed over its workers)
+    /// and the zone transfers' and NOTIFYs': either part alone when only it can be read
+    /// (XDP off: no pins).
     Stats {
         /// bpffs directory of the daemon's pinned maps.
         #[arg(long, default_value = "/sys/fs/bpf/xgslb")]
@@ -236,7 +237,7 @@ fn stats(
                 .map_err(|e| e.to_string())
                 .and_then(|r| {
                     r.as_status()
-                        .map(|s| s.udp)
+                        .map(|s| (s.udp, s.transfers))
                         .ok_or_else(|| "no status".to_owned())
                 });
         let mut fields: Vec<(&'static str, u64)> = Vec::new();
@@ -259,8 +260,9 @@ fn stats(
                         ("region_prefixes", meta.prefixes),
                     ]);
                 }
-                if let Ok(udp) = &udp {
+                if let Ok((udp, transfers)) = &udp {
                     fields.extend(udp.fields());
+                    fields.extend(transfers.fields());
                 }
             }
         }

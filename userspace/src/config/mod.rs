@@ -3,7 +3,8 @@
 //!
 //! This module reads the listener, zone and answer sections; [`gslb`] reads the GSLB sections
 //! (balancer, sites, servers, virtual servers, pools, wide IPs, regions, topology) into a
-//! [`Model`]; [`agents`] reads `[agents]`, the agent ingest and its keys.
+//! [`Model`]; [`agents`] reads `[agents]`, the agent ingest and its keys; [`transfer`] reads
+//! the TSIG keys and each zone's transfer and NOTIFY settings.
 use std::{
     collections::HashSet,
     net::{IpAddr, SocketAddr},
@@ -19,10 +20,12 @@ use crate::model::Model;
 pub mod agents;
 pub mod gslb;
 pub mod peers;
+pub mod transfer;
 
 pub use agents::{AgentKey, AgentsConfig};
 pub use gslb::BalancerConfig;
 pub use peers::{PeerConfig, PeeringConfig};
+pub use transfer::{TsigKeyConfig, ZoneTransferConfig};
 
 /// Why a config was refused.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,8 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     zone: Vec<RawZone>,
+    #[serde(default)]
+    tsig_key: Vec<transfer::RawTsigKey>,
     #[serde(default)]
     answer: Vec<RawAnswer>,
     #[serde(default)]
@@ -110,6 +115,15 @@ fn default_control_socket() -> PathBuf {
 struct RawZone {
     origin: String,
     file: PathBuf,
+    /// The zone-transfer keys (read by `transfer`).
+    #[serde(default)]
+    allow_transfer: Vec<String>,
+    #[serde(default)]
+    transfer_keys: Vec<String>,
+    #[serde(default)]
+    notify: Vec<String>,
+    #[serde(default)]
+    notify_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,8 +203,10 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// How UDP queries are spread over the workers.
     pub udp_steering: UdpSteering,
-    /// Zones: origin and file (resolved against the config's directory).
+    /// Zones: origin and file (resolved against the config's directory), transfer settings.
     pub zones: Vec<ZoneConfig>,
+    /// TSIG keys (`[[tsig_key]]`), for zone transfers and NOTIFY.
+    pub tsig_keys: Vec<TsigKeyConfig>,
     /// Answer sets.
     pub answers: Vec<AnswerConfig>,
     /// Sites, servers, virtual servers, pools, wide IPs, regions, topology and damping.
@@ -208,6 +224,8 @@ pub struct Config {
 pub struct ZoneConfig {
     pub origin: Name,
     pub file: PathBuf,
+    /// Who may transfer it, whom to notify (default: nobody, no one).
+    pub transfer: ZoneTransferConfig,
 }
 
 /// One answer set: the A and AAAA records of `name`.
@@ -315,6 +333,7 @@ impl Config {
             })?),
         };
 
+        let tsig_keys = transfer::keys(&raw.tsig_key, base).map_err(|e| invalid(e.key, e.why))?;
         let mut zones = Vec::new();
         let mut origins = HashSet::new();
         for (i, z) in raw.zone.iter().enumerate() {
@@ -329,6 +348,7 @@ impl Config {
             zones.push(ZoneConfig {
                 origin,
                 file: base.join(&z.file),
+                transfer: transfer::zone(i, z, &tsig_keys).map_err(|e| invalid(e.key, e.why))?,
             });
         }
 
@@ -433,6 +453,7 @@ impl Config {
             metrics_listen,
             udp_steering: raw.server.udp_steering,
             zones,
+            tsig_keys,
             answers,
             model,
             balancer,

@@ -97,6 +97,9 @@ pub struct Status {
     /// The slow path's UDP workers, summed.
     #[serde(default)]
     pub udp: UdpCounters,
+    /// Zone transfers and NOTIFYs.
+    #[serde(default)]
+    pub transfers: TransferTotals,
     /// What start-up did with pins an earlier xgslbd left (a program left serving from a
     /// frozen config, detached), if anything.
     #[serde(default)]
@@ -137,6 +140,61 @@ impl UdpCounters {
             ("udp_answered_by_handler", self.answered_by_handler),
             ("udp_unanswered", self.unanswered),
             ("udp_send_failed", self.send_failed),
+        ]
+    }
+}
+
+/// Zone transfers and NOTIFYs, summed over zones and reasons.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferTotals {
+    pub axfr: u64,
+    pub ixfr: u64,
+    /// IXFRs answered with the whole zone.
+    pub ixfr_full: u64,
+    /// IXFRs from secondaries already up to date.
+    pub ixfr_up_to_date: u64,
+    pub ixfr_udp: u64,
+    /// Requests refused, every reason.
+    pub refused: u64,
+    pub notify_sent: u64,
+    pub notify_acknowledged: u64,
+    pub notify_gave_up: u64,
+}
+
+impl From<&crate::dns::transfer::counters::TransferCounters> for TransferTotals {
+    fn from(c: &crate::dns::transfer::counters::TransferCounters) -> Self {
+        use crate::dns::transfer::counters::{NotifyOutcome, TransferKind};
+        let transfers = c.transfers();
+        let served = |kind| transfers.iter().filter(|t| t.1 == kind).map(|t| t.2).sum();
+        let notifies = c.notifies();
+        let notified = |o| notifies.iter().find(|n| n.0 == o).map_or(0, |n| n.1);
+        Self {
+            axfr: served(TransferKind::Axfr),
+            ixfr: served(TransferKind::Ixfr),
+            ixfr_full: served(TransferKind::IxfrFull),
+            ixfr_up_to_date: served(TransferKind::IxfrUpToDate),
+            ixfr_udp: served(TransferKind::IxfrUdp),
+            refused: c.refusals().iter().map(|r| r.1).sum(),
+            notify_sent: notified(NotifyOutcome::Sent),
+            notify_acknowledged: notified(NotifyOutcome::Acknowledged),
+            notify_gave_up: notified(NotifyOutcome::GaveUp),
+        }
+    }
+}
+
+impl TransferTotals {
+    /// Name and value of each counter, as `xgslbctl stats` prints them.
+    pub fn fields(&self) -> [(&'static str, u64); 9] {
+        [
+            ("xfr_axfr", self.axfr),
+            ("xfr_ixfr", self.ixfr),
+            ("xfr_ixfr_full", self.ixfr_full),
+            ("xfr_ixfr_up_to_date", self.ixfr_up_to_date),
+            ("xfr_ixfr_udp", self.ixfr_udp),
+            ("xfr_refused", self.refused),
+            ("notify_sent", self.notify_sent),
+            ("notify_acknowledged", self.notify_acknowledged),
+            ("notify_gave_up", self.notify_gave_up),
         ]
     }
 }

@@ -38,6 +38,7 @@ pub fn status(
         ingest_accepted: counters.accepted,
         ingest_rejected: counters.by_name().map(|(n, c)| (n.to_owned(), c)).collect(),
         udp,
+        transfers: view.served.transfers.counters().as_ref().into(),
         startup: startup.to_vec(),
     }
 }

@@ -22,6 +22,9 @@ use super::{
 use crate::{
     balance::{classes::client_classes, damping::Damper},
     config::Config,
+    dns::transfer::{
+        Transfers, counters::TransferCounters, notify::NotifyJob, versions::ZoneVersions,
+    },
     dns::{Catalog, Zone},
     maps::DataPlane,
     metrics::file::MetricsWatcher,
@@ -78,7 +81,14 @@ pub struct Outputs {
 pub struct Balancer {
     /// Shared with the view: an admin change copies it (rarely), publications do not.
     config: Arc<Config>,
+    /// The zones served: as loaded, with the serials `versions` decided.
     zones: Vec<Zone>,
+    /// What each zone transferred, version by version (serials, IXFR differences).
+    versions: ZoneVersions,
+    /// Zone transfers' counters, for the daemon's life.
+    transfer_counters: Arc<TransferCounters>,
+    /// Where the NOTIFYs of changed zones go, once the notifier runs.
+    notifier: Option<tokio::sync::mpsc::UnboundedSender<NotifyJob>>,
     statics: Vec<(Name, RecordType, AnswerSet)>,
     /// The metrics file's (or `Event::Metrics`'): laid over the agents' field by field.
     file_metrics: Metrics,
@@ -173,9 +183,13 @@ impl Balancer {
         let config = Arc::new(config);
         // What readers see until the first publication: nothing served yet.
         let nothing = Arc::new(Served::empty()?);
+        let versions = ZoneVersions::default().updated(zones);
         let mut b = Self {
             config: config.clone(),
-            zones,
+            zones: versions.zones,
+            versions: versions.versions,
+            transfer_counters: Arc::default(),
+            notifier: None,
             statics,
             file_metrics: Metrics::default(),
             agent_metrics: Arc::new(AgentMetrics::new()),
@@ -218,6 +232,28 @@ impl Balancer {
             view: b.view.clone(),
         };
         Ok((b, outputs))
+    }
+
+    /// Sends the NOTIFYs of zone changes to `notifier` from now on, starting with every
+    /// zone's current version (secondaries learn of what changed while xgslbd was down).
+    pub fn notify_to(&mut self, notifier: tokio::sync::mpsc::UnboundedSender<NotifyJob>) {
+        self.notifier = Some(notifier);
+        let origins: Vec<Name> = self.zones.iter().map(|z| z.origin().clone()).collect();
+        self.notify(&origins);
+    }
+
+    /// Queues the NOTIFYs of the zones at `origins` (those with secondaries to notify).
+    fn notify(&self, origins: &[Name]) {
+        let Some(notifier) = &self.notifier else {
+            return;
+        };
+        let transfers = self.served.load().transfers.clone();
+        for origin in origins {
+            if let Some(job) = transfers.notify_job(&LowerName::new(origin)) {
+                // The notifier stops only at shutdown, after the balancer.
+                let _ = notifier.send(job);
+            }
+        }
     }
 
     /// Runs the event loop until `Shutdown` (or the senders are gone); returns the data
@@ -474,7 +510,10 @@ impl Balancer {
     /// failed: the catalog refused the GSLB names, or a map write).
     fn reload(&mut self, config: Config, zones: Vec<Zone>) -> Result<(), DaemonError> {
         let old = std::mem::replace(&mut self.config, Arc::new(config));
-        let old_zones = std::mem::replace(&mut self.zones, zones);
+        // Serials first: the catalog (and so every path) serves the zones with them.
+        let updated = self.versions.updated(zones);
+        let old_zones = std::mem::replace(&mut self.zones, updated.zones);
+        let old_versions = std::mem::replace(&mut self.versions, updated.versions);
         let old_statics = std::mem::replace(&mut self.statics, answer_sets(&self.config.answers));
         let new_watcher = self
             .config
@@ -493,6 +532,15 @@ impl Balancer {
                 self.share_peering();
                 self.facts.reloads += 1;
                 self.announce();
+                for origin in &updated.changed {
+                    let serial = self
+                        .zones
+                        .iter()
+                        .find(|z| z.origin() == origin)
+                        .map(Zone::serial);
+                    tracing::info!(zone = %origin, serial, "zone changed");
+                }
+                self.notify(&updated.changed);
                 tracing::info!("reloaded {}", self.config.path.display());
                 Ok(())
             }
@@ -500,6 +548,7 @@ impl Balancer {
                 tracing::error!("reload refused, the old config keeps serving: {e}");
                 self.config = old;
                 self.zones = old_zones;
+                self.versions = old_versions;
                 self.statics = old_statics;
                 self.watcher = old_watcher;
                 self.damper = old_damper;
@@ -617,12 +666,15 @@ impl Balancer {
         // The slow path's side is built first: a config the catalog refuses (a wide IP at a
         // CNAME or below a cut) never reaches the maps.
         let snapshot = Snapshot::new(sets.iter().cloned(), &prefixes);
-        let (catalog, statics) = if swap {
+        let (catalog, transfers, statics) = if swap {
             let catalog = Catalog::new(self.zones.clone(), &snapshot.dynamic_names())?;
             let statics = crate::plan::static_entries(&catalog.precompute());
-            (Arc::new(catalog), Some(statics))
+            let transfers =
+                Transfers::new(&self.versions, &self.config, self.transfer_counters.clone());
+            (Arc::new(catalog), Arc::new(transfers), Some(statics))
         } else {
-            (self.current_catalog(), None)
+            let served = self.served.load();
+            (served.catalog.clone(), served.transfers.clone(), None)
         };
         let entries = crate::plan::plan(statics.as_ref().unwrap_or(&self.static_entries), &sets);
         if let Some(dp) = self.dataplane.as_mut() {
@@ -665,6 +717,7 @@ impl Balancer {
         };
         let served = Arc::new(Served {
             catalog,
+            transfers,
             snapshot,
             plan: crate::udp::PlanAnswers::new(entries, &prefixes),
             decisions,
@@ -679,12 +732,6 @@ impl Balancer {
         self.facts.last_publication_us = start.elapsed().as_micros() as u64;
         tracing::debug!("publication took {:?}", start.elapsed());
         Ok(())
-    }
-}
-
-impl Balancer {
-    fn current_catalog(&self) -> Arc<Catalog> {
-        self.served.load().catalog.clone()
     }
 }
 

@@ -202,3 +202,110 @@ fn a_reload_replies_once_published_and_a_failed_one_says_why() {
     events.send(Event::Shutdown).unwrap();
     assert!(thread.join().unwrap().is_none());
 }
+
+/// The SOA serial of `response` (its answer section's SOA).
+fn soa_serial(response: &[u8]) -> Option<u32> {
+    let m = Message::from_vec(response).ok()?;
+    m.answers.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
+}
+
+/// The serial each path serves for example.test. SOA: the answer table XDP is given (as
+/// the UDP workers read it), the slow path's handler, and a zone transfer (AXFR's SOA),
+/// with the AXFR's records.
+fn served_serials(served: &ServedCell) -> ([Option<u32>; 3], Vec<String>) {
+    use crate::udp::Publication as _;
+    let s = served.load();
+    let mut q = Message::new(3, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(
+        Name::from_ascii("example.test.").unwrap(),
+        RecordType::SOA,
+    ));
+    let query = q.to_vec().unwrap();
+    let client = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+    let mut out = [0u8; 1500];
+    let planned = match s.plan.answer(&query, client, &mut 0, &mut out) {
+        crate::udp::Planned::Answered(n) => soa_serial(&out[..n]),
+        _ => None,
+    };
+    let handler = s.respond(&query, client).as_deref().and_then(soa_serial);
+    q.queries[0].set_query_type(RecordType::AXFR);
+    let axfr: Vec<Message> = s
+        .transfers
+        .respond_tcp(&q.to_vec().unwrap(), client)
+        .expect("a transfer")
+        .map(|m| Message::from_vec(&m).unwrap())
+        .collect();
+    let records: Vec<String> = axfr
+        .iter()
+        .flat_map(|m| &m.answers)
+        .map(|r| format!("{} {} {}", r.name, r.record_type(), r.data))
+        .collect();
+    let transfer = axfr
+        .first()
+        .and_then(|m| m.to_vec().ok())
+        .and_then(|b| soa_serial(&b));
+    ([planned, handler, transfer], records)
+}
+
+/// A reload that changes a zone's records but not its file's serial serves a newer serial
+/// on every path (XDP's answer table, the slow path, transfers); one that changes nothing
+/// keeps it. Transfers carry the zone file's records of a wide IP, not its GSLB answer.
+#[test]
+fn a_changed_zone_is_served_with_a_newer_serial_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = TestModel::new(&["198.18.0.2:53"])
+        .demo_zone()
+        .with("allow_transfer = [\"198.18.0.1\"]")
+        .site("a", "lb", &[("one", "198.18.1.1")])
+        .pool("p", &["one"], "")
+        .wideip("app.example.test.", &["p"]);
+    let cfg = model.load(dir.path());
+    let zones = load_zones(&cfg).unwrap();
+    let file_serial = zones[0].serial();
+    let (balancer, Outputs { served, .. }) =
+        Balancer::start(cfg.clone(), zones, None, None).unwrap();
+    let (events, inbox) = crossbeam_channel::unbounded();
+    let thread = std::thread::spawn(move || balancer.run(inbox));
+    let (serials, records) = served_serials(&served);
+    assert_eq!(serials, [Some(file_serial); 3]);
+    assert!(
+        records.contains(&"app.example.test. A 198.18.0.82".to_owned()),
+        "{records:?}"
+    );
+    assert!(
+        !records.iter().any(|r| r.contains("198.18.1.1")),
+        "{records:?}"
+    );
+
+    // The same files again: nothing changed, the serial stays.
+    reload(&events, cfg.clone(), load_zones(&cfg).unwrap()).unwrap();
+    assert_eq!(served_serials(&served).0, [Some(file_serial); 3]);
+
+    // A record added, the file's serial left as it was.
+    let zone_file = dir.path().join("example.test.zone");
+    let mut text = std::fs::read_to_string(&zone_file).unwrap();
+    text.push_str("added IN A 198.18.0.99\n");
+    std::fs::write(&zone_file, text).unwrap();
+    reload(&events, cfg.clone(), load_zones(&cfg).unwrap()).unwrap();
+    let (serials, records) = served_serials(&served);
+    assert_eq!(serials, [Some(file_serial + 1); 3]);
+    assert!(records.contains(&"added.example.test. A 198.18.0.99".to_owned()));
+
+    // A refused reload (of changed data) keeps the versions as they were: the next good
+    // one, with other data again, is +2, not +3.
+    let text = std::fs::read_to_string(&zone_file).unwrap();
+    std::fs::write(&zone_file, text.replace("198.18.0.99", "198.18.0.98")).unwrap();
+    let zones = load_zones(&cfg).unwrap();
+    let err = reload(&events, cfg.clone(), [zones.clone(), zones].concat()).unwrap_err();
+    assert!(err.contains("given twice"), "{err}");
+    assert_eq!(served_serials(&served).0, [Some(file_serial + 1); 3]);
+    std::fs::write(&zone_file, text.replace("198.18.0.99", "198.18.0.97")).unwrap();
+    reload(&events, cfg.clone(), load_zones(&cfg).unwrap()).unwrap();
+    assert_eq!(served_serials(&served).0, [Some(file_serial + 2); 3]);
+
+    events.send(Event::Shutdown).unwrap();
+    assert!(thread.join().unwrap().is_none());
+}

@@ -40,7 +40,7 @@ use crate::view::{Published, View, ViewCell};
 use crate::{
     balance::{classes::client_classes, damping::Damper},
     config::{Config, ConfigError, XdpModeSetting},
-    dns::{Catalog, CatalogError, Responder, Transport, ZoneError, serve_tcp},
+    dns::{Catalog, CatalogError, Messages, Responder, Transport, ZoneError, serve_tcp},
     maps::{AttachMode, DataPlane, DataPlaneError, publish::publish_listeners},
     model::Metrics,
     plan::snapshot::Snapshot,
@@ -302,6 +302,11 @@ impl DaemonHandle {
             .collect()
     }
 
+    /// What zone transfers and NOTIFYs did.
+    pub fn transfer_counters(&self) -> Arc<crate::dns::transfer::counters::TransferCounters> {
+        self.served.load().transfers.counters().clone()
+    }
+
     /// The UDP workers' counters, summed (all zero before they start).
     pub fn udp_totals(&self) -> crate::udp::Totals {
         crate::udp::totals(self.udp_counters())
@@ -376,11 +381,34 @@ struct LiveResponder {
 impl Responder for LiveResponder {
     fn respond(&self, query: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>> {
         let served = self.served.load();
-        let response = served
-            .catalog
-            .respond(query, transport, client, &served.snapshot);
+        let answer = || {
+            served
+                .catalog
+                .respond(query, transport, client, &served.snapshot)
+        };
+        let response = match served
+            .transfers
+            .respond_signed(query, transport, client, answer)
+        {
+            Some(signed) => signed,
+            None => answer(),
+        };
         self.rcodes.count(response.as_deref());
         response
+    }
+
+    /// Zone transfers first, from the transfers published with the catalog; a transfer
+    /// counts once, by its first message's rcode.
+    fn respond_tcp(&self, query: &[u8], client: IpAddr) -> Messages {
+        let served = self.served.load();
+        match served.transfers.respond_tcp(query, client) {
+            Some(mut messages) => {
+                let first = messages.next();
+                self.rcodes.count(first.as_deref());
+                Box::new(first.into_iter().chain(messages))
+            }
+            None => Box::new(self.respond(query, Transport::Tcp, client).into_iter()),
+        }
     }
 }
 
@@ -572,8 +600,11 @@ pub async fn run(
     // The balancer publishes the first selections before the program is attached (an
     // adopted program keeps serving the old ones until then).
     let shared = agents.as_ref().map(|(_, _, shared)| shared.clone());
-    let (balancer, outputs) =
+    let (mut balancer, outputs) =
         Balancer::start(cfg.clone(), zones, dataplane, shared.clone(), peers.clone())?;
+    // Queued now, sent once the notifier runs (with the servers).
+    let (notifier, notify) = tokio::sync::mpsc::unbounded_channel();
+    balancer.notify_to(notifier);
     let balancer::Outputs {
         served,
         published,
@@ -609,6 +640,7 @@ pub async fn run(
             peers,
             control: (control, control_path),
             metrics: metrics_listener,
+            notify,
         },
         ready,
         handle,
@@ -650,6 +682,8 @@ struct Sockets {
     control: (tokio::net::UnixListener, PathBuf),
     /// The Prometheus endpoint's listener, if configured.
     metrics: Option<TcpListener>,
+    /// The NOTIFYs the balancer queues, for the notifier.
+    notify: tokio::sync::mpsc::UnboundedReceiver<crate::dns::transfer::notify::NotifyJob>,
 }
 
 async fn serve(
@@ -699,6 +733,7 @@ async fn serve(
         peers,
         control: (control, control_path),
         metrics,
+        notify,
     } = sockets;
     let tcp_rcodes = Arc::new(crate::dns::RcodeCounters::default());
     let responder: Arc<dyn Responder> = Arc::new(LiveResponder {
@@ -714,6 +749,15 @@ async fn serve(
             serve_tcp(l, responder.clone(), shutdown.clone()),
         ));
     }
+    tasks.spawn(log_exit(
+        "NOTIFY",
+        crate::dns::transfer::notify::run_notifier(
+            notify,
+            cfg.listen.clone(),
+            handle.transfer_counters(),
+            shutdown.clone(),
+        ),
+    ));
     if let Some(listener) = metrics {
         let sources = Arc::new(prometheus::Sources {
             handle: handle.clone(),

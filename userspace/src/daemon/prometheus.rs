@@ -220,6 +220,31 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
             .iter()
             .map(|(reason, n)| ([("reason", reason.as_str())], *n)),
     )?;
+    let xfr = s.handle.transfer_counters();
+    counters(
+        out,
+        "xgslb_zone_transfers",
+        "Zone transfers served, by zone and kind (axfr, ixfr, ixfr_full, ixfr_up_to_date, ixfr_udp).",
+        xfr.transfers()
+            .iter()
+            .map(|(zone, kind, n)| ([("zone", zone.as_str()), ("kind", kind.name())], *n)),
+    )?;
+    counters(
+        out,
+        "xgslb_zone_transfers_refused",
+        "Zone transfer requests refused, by reason.",
+        xfr.refusals()
+            .into_iter()
+            .map(|(why, n)| ([("reason", why.name())], n)),
+    )?;
+    counters(
+        out,
+        "xgslb_notify",
+        "NOTIFYs to secondaries: datagrams sent, and per zone version and secondary acknowledged or gave up.",
+        xfr.notifies()
+            .into_iter()
+            .map(|(outcome, n)| ([("outcome", outcome.name())], n)),
+    )?;
     let availability = s.handle.vs_availability();
     gauges(
         out,

@@ -216,7 +216,8 @@ impl Catalog {
             return Draft::rcode(ResponseCode::Refused);
         }
         let qtype = question.query_type();
-        // No zone transfers yet; refusing is what a primary without transfer ACLs does.
+        // Transfers are `transfer::Transfers`' (asked first); what reaches the catalog (AXFR
+        // over UDP, which is not defined, or a catalog served alone) is refused.
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
             return Draft::rcode(ResponseCode::Refused);
         }

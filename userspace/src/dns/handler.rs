@@ -35,8 +35,17 @@ pub enum Transport {
     Tcp,
 }
 
+/// The messages of a TCP response (one, or a zone transfer's many), made as they are taken.
+pub type Messages = Box<dyn Iterator<Item = Vec<u8>> + Send>;
+
 /// Turns one query message into the response to send, if any.
 pub trait Responder: Send + Sync + 'static {
     /// The response to `query` from `client`, or `None` to send nothing.
     fn respond(&self, query: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>>;
+
+    /// The messages answering `query` from `client` over TCP: the response to a query, or a
+    /// zone transfer's messages.
+    fn respond_tcp(&self, query: &[u8], client: IpAddr) -> Messages {
+        Box::new(self.respond(query, Transport::Tcp, client).into_iter())
+    }
 }

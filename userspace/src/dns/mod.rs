@@ -13,6 +13,7 @@
 //!   the XDP program.
 //! - `rcodes`: responses counted by rcode.
 //! - `server`: the TCP transport around any [`server::Responder`].
+//! - `transfer`: zone transfers out (AXFR, IXFR), their access control (TSIG), NOTIFY.
 pub mod authority;
 mod handler;
 mod index;
@@ -22,10 +23,11 @@ mod rcodes;
 mod request;
 mod response;
 pub mod server;
+pub mod transfer;
 pub mod zone;
 
 pub use authority::{Catalog, CatalogError, CatalogResponder};
-pub use handler::{Dynamic, DynamicAnswers, Responder, Transport};
+pub use handler::{Dynamic, DynamicAnswers, Messages, Responder, Transport};
 pub use rcodes::RcodeCounters;
 pub use server::serve_tcp;
 pub use zone::{Zone, ZoneError};

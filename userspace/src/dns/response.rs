@@ -42,7 +42,7 @@ impl Draft {
 }
 
 /// The largest response the client accepts on `transport`.
-fn size_limit(transport: Transport, edns: Option<&Edns>) -> usize {
+pub(crate) fn size_limit(transport: Transport, edns: Option<&Edns>) -> usize {
     match (transport, edns) {
         (Transport::Tcp, _) => TCP_MAX_SIZE,
         (Transport::Udp, None) => CLASSIC_UDP_SIZE,
@@ -75,11 +75,7 @@ pub(crate) fn encode(
         message.add_query(question.clone());
     }
     if let Some(request_edns) = request_edns {
-        let mut edns = Edns::new();
-        edns.set_max_payload(EDNS_UDP_SIZE);
-        edns.set_version(0);
-        edns.set_dnssec_ok(request_edns.flags().dnssec_ok);
-        message.set_edns(edns);
+        message.set_edns(response_edns(request_edns));
     }
     message.answers = draft.answers;
     message.authorities = draft.authorities;
@@ -103,6 +99,16 @@ pub(crate) fn encode(
         // Header, question and OPT alone always encode; this is a last resort.
         Err(_) => servfail(request),
     }
+}
+
+/// The OPT of a response to a request with `request_edns`: version 0, our UDP size, DO
+/// copied, no options.
+pub(crate) fn response_edns(request_edns: &Edns) -> Edns {
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_UDP_SIZE);
+    edns.set_version(0);
+    edns.set_dnssec_ok(request_edns.flags().dnssec_ok);
+    edns
 }
 
 /// The encoded message, if it encodes and fits in `limit` bytes.

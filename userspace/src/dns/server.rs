@@ -14,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{Responder, Transport};
+use super::handler::Responder;
 use crate::backoff::{LogLimiter, accept_failed};
 
 /// A TCP connection with no complete query (or no progress writing) for this long is closed
@@ -189,11 +189,16 @@ async fn read_queries(
         let Some(client) = peer.map(|p| p.ip().to_canonical()) else {
             return; // no peer address: nothing to answer to
         };
-        let Some(response) = responder.respond(&query, Transport::Tcp, client) else {
-            continue;
-        };
-        if responses.send(response).await.is_err() {
-            return; // the writer gave up; nothing more can be sent
+        // A zone transfer's messages are made as the writer takes them (the channel's
+        // depth bounds how far ahead), and its last before the next query is read.
+        for response in responder.respond_tcp(&query, client) {
+            tokio::select! {
+                // A long transfer does not hold up shutdown.
+                () = shutdown.cancelled() => return,
+                sent = responses.send(response) => if sent.is_err() {
+                    return; // the writer gave up; nothing more can be sent
+                },
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
+use crate::dns::{Messages, Transport};
 
 /// Longest any single step may take before the test fails.
 const STEP: Duration = Duration::from_secs(5);
@@ -32,7 +33,26 @@ impl Responder for Reflect {
         }
         Some(response)
     }
+
+    /// A query with ID [`STREAM_ID`] gets [`STREAM_LEN`] responses (a zone transfer's
+    /// shape), each with its index in its first payload byte.
+    fn respond_tcp(&self, query: &[u8], client: std::net::IpAddr) -> Messages {
+        let one = self.respond(query, Transport::Tcp, client);
+        match one {
+            Some(response) if query[..2] == STREAM_ID.to_be_bytes() => {
+                Box::new((0..STREAM_LEN).map(move |i| {
+                    let mut r = response.clone();
+                    r[12] = i;
+                    r
+                }))
+            }
+            one => Box::new(one.into_iter()),
+        }
+    }
 }
+
+const STREAM_ID: u16 = 0x5757;
+const STREAM_LEN: u8 = 3;
 
 fn message(id: u16) -> Vec<u8> {
     let mut bytes = vec![0u8; 12];
@@ -124,6 +144,23 @@ async fn tcp_pipelined_queries_get_all_answers_in_order() {
         assert_eq!(&response[..2], &id.to_be_bytes());
     }
     shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_response_of_many_messages_is_sent_whole_before_the_next_query_is_answered() {
+    let (addr, shutdown, task) = start_tcp().await;
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut both = framed(&message(STREAM_ID));
+    both.extend(framed(&message(7)));
+    stream.write_all(&both).await.expect("write");
+    for i in 0..STREAM_LEN {
+        let r = read_framed(&mut stream).await;
+        assert_eq!(r[..2], STREAM_ID.to_be_bytes());
+        assert_eq!(r[12], i, "message {i} in order");
+    }
+    let r = read_framed(&mut stream).await;
+    assert_eq!(r[..2], 7u16.to_be_bytes(), "then the next query's");
+    stop(shutdown, task).await;
 }
 
 #[tokio::test]

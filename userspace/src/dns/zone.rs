@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hickory_proto::rr::{DNSClass, LowerName, Name, RecordSet, RecordType, RrKey};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
 use hickory_proto::serialize::txt::{ParseError, Parser};
 
 /// Shown as the file of a zone parsed from a string rather than loaded from disk.
@@ -137,6 +137,43 @@ impl Zone {
     /// All RRsets of the zone.
     pub(crate) fn rrsets(&self) -> &BTreeMap<RrKey, RecordSet> {
         &self.rrsets
+    }
+
+    /// The apex SOA record (validation makes sure there is exactly one).
+    pub(crate) fn soa(&self) -> Option<&Record> {
+        self.rrsets
+            .get(&RrKey::new(LowerName::new(&self.origin), RecordType::SOA))?
+            .records_without_rrsigs()
+            .next()
+    }
+
+    /// The SOA's serial (0 for a zone without one, which validation refuses).
+    pub fn serial(&self) -> u32 {
+        match self.soa().map(|r| &r.data) {
+            Some(RData::SOA(soa)) => soa.serial,
+            _ => 0,
+        }
+    }
+
+    /// The same zone with the SOA's serial set to `serial`: what is served when a reload
+    /// changed the zone but not (or not enough) its file's serial.
+    pub fn with_serial(&self, serial: u32) -> Zone {
+        let mut zone = self.clone();
+        let key = RrKey::new(LowerName::new(&self.origin), RecordType::SOA);
+        if let Some(rrset) = zone.rrsets.get_mut(&key) {
+            let records = rrset
+                .records_without_rrsigs()
+                .cloned()
+                .map(|mut record| {
+                    if let RData::SOA(soa) = &mut record.data {
+                        soa.serial = serial;
+                    }
+                    record
+                })
+                .collect();
+            rrset.set_records(records);
+        }
+        zone
     }
 
     fn parse_from(
@@ -297,6 +334,22 @@ mod tests {
         let zone = Zone::parse(&origin(), &text).expect("valid zone");
         assert_eq!(zone.origin(), &origin());
         assert_eq!(zone.rrsets().len(), 4);
+    }
+
+    #[test]
+    fn with_serial_changes_only_the_soa_serial() {
+        let text = format!("{HEAD}@ NS ns1\nns1 A 192.0.2.1\n");
+        let zone = Zone::parse(&origin(), &text).expect("valid zone");
+        assert_eq!(zone.serial(), 1);
+        let bumped = zone.with_serial(7);
+        assert_eq!(bumped.serial(), 7);
+        assert_eq!(zone.serial(), 1, "the original is left alone");
+        let soa = |z: &Zone| match &z.soa().expect("soa").data {
+            RData::SOA(soa) => (soa.mname.clone(), soa.refresh, soa.minimum),
+            _ => unreachable!(),
+        };
+        assert_eq!(soa(&zone), soa(&bumped));
+        assert_eq!(zone.rrsets().len(), bumped.rrsets().len());
     }
 
     #[test]
