@@ -266,7 +266,7 @@ fn a_changed_zone_is_served_with_a_newer_serial_on_every_path() {
     let zones = load_zones(&cfg).unwrap();
     let file_serial = zones[0].serial();
     let (balancer, Outputs { served, .. }) =
-        Balancer::start(cfg.clone(), zones, None, None).unwrap();
+        Balancer::start(cfg.clone(), zones, None, None, None).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let thread = std::thread::spawn(move || balancer.run(inbox));
     let (serials, records) = served_serials(&served);
