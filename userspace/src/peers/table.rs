@@ -60,8 +60,10 @@ pub struct PeerState {
     pub last_contact_ms: Option<u64>,
     /// Its last hello: inputs, digest, wide IPs.
     pub hello: Option<(Inputs, u64, u32)>,
-    /// Its decision fingerprints, by wide IP.
+    /// Its decision fingerprints, by wide IP, and their digest (kept up to date entry by
+    /// entry).
     fingerprints: BTreeMap<String, u64>,
+    fingerprints_digest: u64,
     /// Its decisions for the wide IPs we defer to it.
     pub decisions: HashMap<String, PeerDecision>,
     partial: HashMap<String, Partial>,
@@ -88,7 +90,7 @@ impl PeerState {
         let Some((inputs, digest, _)) = self.hello else {
             return Vec::new();
         };
-        if inputs != own.inputs || fingerprint::digest(&self.fingerprints) != digest {
+        if inputs != own.inputs || self.fingerprints_digest != digest {
             return Vec::new();
         }
         let mut out: Vec<String> = self
@@ -104,7 +106,7 @@ impl PeerState {
     /// Whether we can compare at all (same inputs, whole fingerprint set).
     pub fn comparable(&self, own: &OwnState) -> bool {
         self.hello.is_some_and(|(inputs, digest, _)| {
-            inputs == own.inputs && fingerprint::digest(&self.fingerprints) == digest
+            inputs == own.inputs && self.fingerprints_digest == digest
         })
     }
 }
@@ -214,7 +216,15 @@ impl PeerTable {
                     inputs,
                     digest,
                     wideips,
-                } => p.hello = Some((*inputs, *digest, *wideips)),
+                } => {
+                    p.hello = Some((*inputs, *digest, *wideips));
+                    // It has fewer wide IPs than we hold fingerprints of (a reload removed
+                    // some): start over; its next full resend fills the table again.
+                    if p.fingerprints.len() > *wideips as usize {
+                        p.fingerprints.clear();
+                        p.fingerprints_digest = 0;
+                    }
+                }
                 PeerRecord::Subscribe { wideip } => {
                     if p.subscriptions.insert(wideip.clone(), now_ms).is_none() {
                         p.unsent.insert(wideip.clone());
@@ -225,7 +235,13 @@ impl PeerTable {
                     fingerprint,
                     ..
                 } => {
-                    p.fingerprints.insert(wideip.clone(), *fingerprint);
+                    let new = fingerprint::digest_entry(wideip, *fingerprint);
+                    let old = p
+                        .fingerprints
+                        .insert(wideip.clone(), *fingerprint)
+                        .map_or(0, |f| fingerprint::digest_entry(wideip, f));
+                    p.fingerprints_digest =
+                        p.fingerprints_digest.wrapping_sub(old).wrapping_add(new);
                 }
                 PeerRecord::DecisionSet {
                     wideip,
