@@ -9,6 +9,11 @@ use xgslb_common::MAX_ADDRS;
 use super::{Outcome, Unavailable};
 use crate::model::{Method, Model, PoolId, PoolMethod, VsId, WhenPeerSilent};
 
+/// A peer decision's generation is the sender's start time (Unix ms) times this, plus its
+/// publication counter: newer within a process and across restarts, so that a receiver can
+/// drop a reordered older decision and still take a restarted peer's first one.
+pub const GENERATIONS: u64 = 1_000_000;
+
 /// Names of a pool's three tiers, in order (a tier step holds the index).
 pub const TIER_NAMES: [&str; 3] = ["preferred", "alternate", "fallback"];
 
@@ -340,9 +345,10 @@ impl fmt::Display for Shown<'_> {
                 age_ms,
             } => write!(
                 f,
-                "wide IP {}: decided by peer {peer} (its publication {generation}, arrived \
-                 {age_ms} ms before this one)",
-                n.wideip(*wideip)
+                "wide IP {}: decided by peer {peer} (its publication {}, arrived {age_ms} ms \
+                 before this one)",
+                n.wideip(*wideip),
+                generation % GENERATIONS
             ),
             Step::PeerSilent {
                 wideip,
@@ -469,7 +475,7 @@ mod tests {
                 Step::DecidedByPeer {
                     wideip: 0,
                     peer: "edns-b".into(),
-                    generation: 12,
+                    generation: 1_764_000_000_000_000_012,
                     age_ms: 340,
                 },
                 "wide IP www.example.com.: decided by peer edns-b (its publication 12, arrived \

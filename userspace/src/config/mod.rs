@@ -243,8 +243,9 @@ pub struct AnswerConfig {
 pub(crate) const MAX_TTL: u32 = (1 << 31) - 1;
 
 impl Config {
-    /// The `[server]` keys whose values differ between `self` and `other`: what a reload
-    /// cannot apply (sockets, interface, pins are set up at start).
+    /// The `[server]` keys (and the agents' and peers' addresses) whose values differ
+    /// between `self` and `other`: what a reload cannot apply (sockets, interface, pins are
+    /// set up at start).
     pub fn server_differences(&self, other: &Config) -> Vec<&'static str> {
         let mut keys = Vec::new();
         let mut differ = |key, same: bool| {
@@ -267,6 +268,16 @@ impl Config {
         differ(
             "server.udp_steering",
             self.udp_steering == other.udp_steering,
+        );
+        // The agents' and peers' sockets are bound at start too (adding or removing the
+        // section included).
+        differ(
+            "agents.listen",
+            self.agents.as_ref().map(|a| a.listen) == other.agents.as_ref().map(|a| a.listen),
+        );
+        differ(
+            "peering.listen",
+            self.peering.as_ref().map(|p| p.listen) == other.peering.as_ref().map(|p| p.listen),
         );
         keys
     }

@@ -127,6 +127,9 @@ struct Peering {
     /// The next sequence number: from the clock at start, in microseconds, so that a
     /// restarted EDNS sends above what its peers' replay windows hold of it.
     sequence: u64,
+    /// Added to publication generations on the wire, from the clock at start, so that a
+    /// restarted EDNS's decisions are newer than its last life's (see `wire::peer`).
+    epoch: u64,
 }
 
 impl Peering {
@@ -177,6 +180,7 @@ impl Balancer {
                 table: PeerTable::new(c),
                 shared,
                 sequence: now_ms().saturating_mul(1000),
+                epoch: now_ms().saturating_mul(crate::metrics::wire::peer::GENERATIONS),
             }),
             _ => None,
         };
@@ -649,8 +653,8 @@ impl Balancer {
         );
         if self.peering.is_some() {
             let agent_metrics = self.agent_only_metrics();
-            let generation = self.facts.generation + 1;
             if let Some(p) = self.peering.as_mut() {
+                let generation = p.epoch + self.facts.generation + 1;
                 p.table
                     .published(&self.config.model, &agent_metrics, generation, &outcomes);
                 // What changed goes out now, not at the next heartbeat.

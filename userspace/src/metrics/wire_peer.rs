@@ -8,8 +8,8 @@
 //! - 6 subscribe: wide IP: "I serve your decisions for it" (renewed every heartbeat).
 //! - 7 fingerprint: config fingerprint, agent-metrics fingerprint, wide IP, decision
 //!   fingerprint (u64).
-//! - 8 decision set: wide IP, generation (u64), parts (u16): the decision records of that
-//!   generation that make the wide IP's whole decision.
+//! - 8 decision set: wide IP, generation (u64, see [`GENERATIONS`]), parts (u16): the
+//!   decision records of that generation that make the wide IP's whole decision.
 //! - 9 decision: wide IP, generation, class key hash (u64), region key hash (u64), family
 //!   (4 or 6), then the outcome: 1 answer (ttl u32, records u8, persist u8, count u8, then
 //!   count × (VS name, weight u32)), 2 fallback IP (ttl u32, family, address), 3 return to
@@ -27,6 +27,8 @@ pub(super) const REC_DECISION: u8 = 9;
 
 /// Longest wide IP name on the wire.
 pub const MAX_WIDEIP: usize = 255;
+
+pub use crate::balance::trace::GENERATIONS;
 
 /// What an EDNS's decisions were made from, as fingerprints: EDNSs with equal inputs should
 /// decide alike.
