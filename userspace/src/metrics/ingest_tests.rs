@@ -543,3 +543,35 @@ fn a_reload_keeps_the_replay_state() {
     assert_eq!(e.receive(&ny, NOW), Err(Reject::UnknownKey));
     assert_eq!(Ingest::from_config(&c).guard().limits(), (30_000, 64));
 }
+
+#[test]
+fn a_relayed_report_is_checked_like_a_direct_one_and_a_duplicate_is_not_a_refusal() {
+    let index = VsIndex::new(&model());
+    let mut i = ingest();
+    // The agent reports here and a peer relays the same datagram: applied once.
+    assert!(i.accept(&tokyo(1, true), NOW, &index).is_ok());
+    assert_eq!(
+        i.accept_relayed(&tokyo(1, true), NOW, &index),
+        Err(Reject::Replayed)
+    );
+    assert_eq!(i.counters().accepted, 1);
+    assert_eq!(
+        i.counters().total_rejected(),
+        0,
+        "a duplicate is not a refusal"
+    );
+    // A relay of what the agent did not send here first is taken, once.
+    assert!(i.accept_relayed(&tokyo(2, true), NOW, &index).is_ok());
+    assert_eq!(i.counters().accepted, 2);
+    // A forged or stale relay is refused and counted like a direct one.
+    let mut forged = tokyo(3, false);
+    let at = forged.len() - TAG_LEN - 1;
+    forged[at] ^= 1;
+    assert_eq!(i.accept_relayed(&forged, NOW, &index), Err(Reject::BadTag));
+    assert_eq!(
+        i.accept_relayed(&tokyo(4, false), NOW + 60_000, &index),
+        Err(Reject::Stale)
+    );
+    assert_eq!(i.counters().rejected(Reject::BadTag), 1);
+    assert_eq!(i.counters().rejected(Reject::Stale), 1);
+}
