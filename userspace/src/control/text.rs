@@ -2,7 +2,7 @@
 //! one function per kind of body, so that each command's text lives beside its data.
 use std::fmt::Write as _;
 
-use super::protocol::{Body, Explain, Status};
+use super::protocol::{Body, Explain, Peers, Status};
 
 /// The text of a response body (an error's text is the reason alone).
 pub fn body(body: &Body) -> String {
@@ -12,7 +12,84 @@ pub fn body(body: &Body) -> String {
         Body::Explain(e) => explain(e),
         Body::Table(rows) => table(rows),
         Body::Message(m) => format!("{m}\n"),
+        Body::Peers(p) => peers(p),
     }
+}
+
+/// What `peers` says without `[peering]`.
+const NO_PEERING: &str = "no peers configured ([peering])\n";
+
+/// `peers`: this EDNS, a row per peer, and what came from no configured peer.
+pub fn peers(p: &Peers) -> String {
+    if !p.configured {
+        return NO_PEERING.to_owned();
+    }
+    let mut out = format!(
+        "{} at {}; a peer unheard for {} ms is silent\n\n",
+        p.name, p.site, p.silent_after_ms
+    );
+    let mut rows = vec![
+        [
+            "PEER",
+            "SITE",
+            "ADDRESS",
+            "STATE",
+            "LAST CONTACT",
+            "MESSAGES",
+            "REFUSED",
+            "RELAYED IN/DUP/OUT",
+            "HELD/DEFERRED",
+            "SUBSCRIPTIONS",
+            "COMPARABLE",
+            "DIVERGENT",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for l in &p.peers {
+        let w = &l.wire;
+        rows.push(vec![
+            l.name.clone(),
+            l.site.clone(),
+            l.address.clone(),
+            l.state.name().to_owned(),
+            l.last_contact_age_ms.map_or("never".to_owned(), |ms| {
+                format!("{:.1} s ago", ms as f64 / 1000.0)
+            }),
+            l.messages.to_string(),
+            w.rejected_total().to_string(),
+            format!("{}/{}/{}", w.relayed_in, w.relay_duplicates, w.relayed_out),
+            format!("{}/{}", l.decisions_held, l.deferred),
+            l.subscriptions.to_string(),
+            if l.comparable { "yes" } else { "no" }.to_owned(),
+            l.divergent.len().to_string(),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let unknown = &p.unknown_senders;
+    if unknown.rejected_total() > 0 {
+        out.push_str("\nrefused from no configured peer:");
+        for (reason, n) in unknown.rejected.iter().filter(|(_, n)| **n > 0) {
+            let _ = write!(out, " {reason} {n}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `peers --divergent`: a `peer wide-ip` line per divergent wide IP, or that there is none.
+pub fn divergent(p: &Peers) -> String {
+    if !p.configured {
+        return NO_PEERING.to_owned();
+    }
+    let mut out = String::new();
+    for (peer, wideip) in p.divergent() {
+        let _ = writeln!(out, "{peer} {wideip}");
+    }
+    if out.is_empty() {
+        out.push_str("no divergent wide IPs\n");
+    }
+    out
 }
 
 /// `status`: publication facts, the UDP workers, the agents and the ingest counters.

@@ -1,8 +1,10 @@
 //! The metrics the endpoint serves (daemon::metrics_http does the HTTP), in the Prometheus
 //! text format written by prometheus-client: XDP counters by outcome, slow-path responses
-//! by rcode, publication facts, agent reports and ingest refusals by reason, and each
-//! virtual server's availability. Every value is read at scrape time (kernel maps,
-//! atomics, the balancer), so one collector encodes them all, nothing is kept in between.
+//! by rcode, publication facts, agent reports and ingest refusals by reason, zone
+//! transfers, each virtual server's availability, and with `[peering]` each peer EDNS's
+//! contact, datagrams, relays, decisions and divergence (what `xgslbctl peers` shows).
+//! Every value is read at scrape time (kernel maps, atomics, the balancer), so one
+//! collector encodes them all, nothing is kept in between.
 use std::{fmt, path::PathBuf, sync::Arc};
 
 use prometheus_client::{
@@ -14,7 +16,10 @@ use prometheus_client::{
 use xgslb_common::Counter;
 
 use super::DaemonHandle;
-use crate::dns::RcodeCounters;
+use crate::{
+    control::protocol::{Contact, Peers},
+    dns::RcodeCounters,
+};
 
 /// The `Content-Type` of what [`render`] returns (the text format, version 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -245,6 +250,10 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
             .into_iter()
             .map(|(outcome, n)| ([("outcome", outcome.name())], n)),
     )?;
+    let peers = s.handle.peers();
+    if peers.configured {
+        peer_families(out, &peers)?;
+    }
     let availability = s.handle.vs_availability();
     gauges(
         out,
@@ -272,5 +281,105 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
                 1u32,
             ))
         }),
+    )
+}
+
+/// The peer EDNSs' families. Datagrams from no configured peer are counted under
+/// `peer=""`.
+fn peer_families(out: &mut DescriptorEncoder, p: &Peers) -> fmt::Result {
+    let peer = |name: &str| [("peer", name.to_owned())];
+    gauges(
+        out,
+        "xgslb_peer_up",
+        "1 when the peer EDNS was heard within peering.silent_after_ms, else 0.",
+        p.peers.iter().map(|l| {
+            let labels = [("peer", l.name.as_str()), ("site", l.site.as_str())];
+            (labels, u32::from(l.state == Contact::Up))
+        }),
+    )?;
+    gauges(
+        out,
+        "xgslb_peer_last_contact_seconds",
+        "When the peer's last verified datagram arrived (Unix seconds; absent if never).",
+        p.peers.iter().filter_map(|l| {
+            let ms = l.last_contact_ms?;
+            Some((peer(&l.name), ms as f64 / 1e3))
+        }),
+    )?;
+    counters(
+        out,
+        "xgslb_peer_datagrams",
+        "Peer datagrams accepted, by peer.",
+        p.peers.iter().map(|l| (peer(&l.name), l.wire.accepted)),
+    )?;
+    let wire = p
+        .peers
+        .iter()
+        .map(|l| (l.name.as_str(), &l.wire))
+        .chain(std::iter::once(("", &p.unknown_senders)));
+    counters(
+        out,
+        "xgslb_peer_rejected",
+        "Datagrams the peer socket refused, by peer (\"\": from no configured peer) and reason.",
+        wire.flat_map(|(name, w)| {
+            w.rejected.iter().map(move |(reason, n)| {
+                ([("peer", name.to_owned()), ("reason", reason.clone())], *n)
+            })
+        }),
+    )?;
+    counters(
+        out,
+        "xgslb_peer_relayed",
+        "Agent reports relayed: in (from the peer, applied here), duplicate (already taken), \
+         refused (by the ingest), out (by us to the peer).",
+        p.peers.iter().flat_map(|l| {
+            let w = &l.wire;
+            [
+                ("in", w.relayed_in),
+                ("duplicate", w.relay_duplicates),
+                ("refused", w.relay_refused),
+                ("out", w.relayed_out),
+            ]
+            .map(|(direction, n)| {
+                (
+                    [
+                        ("peer", l.name.clone()),
+                        ("direction", direction.to_owned()),
+                    ],
+                    n,
+                )
+            })
+        }),
+    )?;
+    counters(
+        out,
+        "xgslb_peer_decisions",
+        "Whole decisions the peer sent for the wide IPs we defer to it.",
+        p.peers.iter().map(|l| (peer(&l.name), l.decisions)),
+    )?;
+    counters(
+        out,
+        "xgslb_peer_silent_switches",
+        "Times the peer went silent (to=\"silent\") and was heard again (to=\"back\").",
+        p.peers.iter().flat_map(|l| {
+            [("silent", l.went_silent), ("back", l.came_back)]
+                .map(|(to, n)| ([("peer", l.name.clone()), ("to", to.to_owned())], n))
+        }),
+    )?;
+    gauges(
+        out,
+        "xgslb_peer_divergent_wideips",
+        "Wide IPs whose decisions differ from the peer's though they should agree.",
+        p.peers
+            .iter()
+            .map(|l| (peer(&l.name), l.divergent.len() as u64)),
+    )?;
+    gauges(
+        out,
+        "xgslb_peer_comparable",
+        "1 when the peer decides from our inputs and we hold its whole fingerprint set.",
+        p.peers
+            .iter()
+            .map(|l| (peer(&l.name), u32::from(l.comparable))),
     )
 }
