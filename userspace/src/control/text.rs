@@ -183,4 +183,47 @@ mod tests {
         ];
         assert_eq!(table(&rows), "VS      SITE\nlonger  a\n");
     }
+
+    #[test]
+    fn peers_show_a_row_each_and_divergent_lists_peer_and_wide_ip() {
+        use super::super::protocol::{Contact, PeerLine};
+        let p = Peers {
+            configured: true,
+            name: "edns-a".into(),
+            site: "a".into(),
+            silent_after_ms: 3000,
+            peers: vec![
+                PeerLine {
+                    name: "edns-b".into(),
+                    site: "b".into(),
+                    address: "198.18.0.3:5301".into(),
+                    state: Contact::Silent,
+                    last_contact_age_ms: Some(12_345),
+                    deferred: 2,
+                    decisions_held: 1,
+                    subscriptions: 3,
+                    divergent: vec!["app.example.test.".into()],
+                    ..PeerLine::default()
+                },
+                PeerLine {
+                    name: "edns-c".into(),
+                    site: "c".into(),
+                    address: "198.18.0.4:5301".into(),
+                    ..PeerLine::default()
+                },
+            ],
+            ..Peers::default()
+        };
+        assert_eq!(
+            peers(&p),
+            "edns-a at a; a peer unheard for 3000 ms is silent\n\n\
+             PEER    SITE  ADDRESS          STATE        LAST CONTACT  MESSAGES  REFUSED  \
+             RELAYED IN/DUP/OUT  HELD/DEFERRED  SUBSCRIPTIONS  COMPARABLE  DIVERGENT\n\
+             edns-b  b     198.18.0.3:5301  silent       12.3 s ago    0         0        \
+             0/0/0               1/2            3              no          1\n\
+             edns-c  c     198.18.0.4:5301  never heard  never         0         0        \
+             0/0/0               0/0            0              no          0\n"
+        );
+        assert_eq!(divergent(&p), "edns-b app.example.test.\n");
+    }
 }

@@ -383,3 +383,131 @@ fn peer_families(out: &mut DescriptorEncoder, p: &Peers) -> fmt::Result {
             .map(|l| (peer(&l.name), u32::from(l.comparable))),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::protocol::{PeerLine, PeerWire};
+
+    /// Only the peer families, encoded as the endpoint encodes them.
+    #[derive(Debug)]
+    struct PeersOnly(Peers);
+
+    impl Collector for PeersOnly {
+        fn encode(&self, mut out: DescriptorEncoder) -> fmt::Result {
+            peer_families(&mut out, &self.0)
+        }
+    }
+
+    /// The value of the sample `name` whose labels include `labels`, if any.
+    fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let x = s.samples.iter().find(|x| {
+            x.metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| x.labels.get(k).unwrap_or_default() == *v)
+        })?;
+        match x.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn peer_families_carry_each_peers_labels() {
+        let mut wire = PeerWire {
+            accepted: 3,
+            relayed_in: 4,
+            relay_duplicates: 1,
+            relay_refused: 2,
+            relayed_out: 6,
+            ..PeerWire::default()
+        };
+        wire.rejected.insert("bad_tag".into(), 2);
+        let mut unknown = PeerWire::default();
+        unknown.rejected.insert("unknown_key".into(), 5);
+        let peers = Peers {
+            configured: true,
+            name: "edns-a".into(),
+            site: "a".into(),
+            silent_after_ms: 3000,
+            peers: vec![
+                PeerLine {
+                    name: "edns-b".into(),
+                    site: "b".into(),
+                    state: Contact::Up,
+                    last_contact_ms: Some(1_700_000_000_500),
+                    comparable: true,
+                    divergent: vec!["app.example.test.".into(), "www.example.test.".into()],
+                    decisions: 4,
+                    went_silent: 1,
+                    came_back: 1,
+                    wire,
+                    ..PeerLine::default()
+                },
+                PeerLine {
+                    name: "edns-c".into(),
+                    site: "c".into(),
+                    state: Contact::NeverHeard,
+                    ..PeerLine::default()
+                },
+            ],
+            unknown_senders: unknown,
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(PeersOnly(peers)));
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &registry).unwrap();
+        let s = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        let v = |name, labels: &[(&str, &str)]| value(&s, name, labels);
+
+        let b = ("peer", "edns-b");
+        let c = ("peer", "edns-c");
+        assert_eq!(v("xgslb_peer_up", &[b, ("site", "b")]), Some(1.0), "{text}");
+        assert_eq!(v("xgslb_peer_up", &[c, ("site", "c")]), Some(0.0));
+        assert_eq!(
+            v("xgslb_peer_last_contact_seconds", &[b]),
+            Some(1_700_000_000.5)
+        );
+        assert_eq!(v("xgslb_peer_last_contact_seconds", &[c]), None, "{text}");
+        assert_eq!(v("xgslb_peer_datagrams_total", &[b]), Some(3.0));
+        assert_eq!(v("xgslb_peer_datagrams_total", &[c]), Some(0.0));
+        let rejected = |peer, reason| v("xgslb_peer_rejected_total", &[peer, ("reason", reason)]);
+        assert_eq!(rejected(b, "bad_tag"), Some(2.0));
+        assert_eq!(rejected(b, "stale"), Some(0.0));
+        assert_eq!(rejected(("peer", ""), "unknown_key"), Some(5.0));
+        let reasons = crate::metrics::wire::Reject::ALL.len();
+        let rejected_samples = s
+            .samples
+            .iter()
+            .filter(|x| x.metric == "xgslb_peer_rejected_total")
+            .count();
+        assert_eq!(
+            rejected_samples,
+            3 * reasons,
+            "every reason of each and of \"\""
+        );
+        for (direction, n) in [
+            ("in", 4.0),
+            ("duplicate", 1.0),
+            ("refused", 2.0),
+            ("out", 6.0),
+        ] {
+            let labels = [b, ("direction", direction)];
+            assert_eq!(
+                v("xgslb_peer_relayed_total", &labels),
+                Some(n),
+                "{direction}"
+            );
+        }
+        assert_eq!(v("xgslb_peer_decisions_total", &[b]), Some(4.0));
+        for to in ["silent", "back"] {
+            let labels = [b, ("to", to)];
+            assert_eq!(v("xgslb_peer_silent_switches_total", &labels), Some(1.0));
+        }
+        assert_eq!(v("xgslb_peer_divergent_wideips", &[b]), Some(2.0));
+        assert_eq!(v("xgslb_peer_divergent_wideips", &[c]), Some(0.0));
+        assert_eq!(v("xgslb_peer_comparable", &[b]), Some(1.0));
+        assert_eq!(v("xgslb_peer_comparable", &[c]), Some(0.0));
+    }
+}
