@@ -20,7 +20,7 @@ fn completions_name_every_command() {
         let (code, out, err) = ctl(&["completions", shell]);
         assert_eq!(code, Some(0), "{shell}: {err}");
         for command in [
-            "status", "explain", "drain", "reload", "show", "stats", "maps",
+            "status", "explain", "drain", "reload", "show", "stats", "maps", "peers",
         ] {
             assert!(out.contains(command), "{shell} completions lack {command}");
         }
@@ -37,6 +37,8 @@ fn an_unreachable_daemon_exits_2_and_says_where_it_looked() {
     for args in [
         vec!["status", "--socket", socket],
         vec!["drain", "--vs", "x", "--socket", socket],
+        vec!["peers", "--socket", socket],
+        vec!["peers", "--divergent", "--socket", socket],
         vec!["stats", "--pin-dir", pins],
         vec!["maps", "--pin-dir", pins],
     ] {
@@ -50,4 +52,7 @@ fn an_unreachable_daemon_exits_2_and_says_where_it_looked() {
     // A command line clap refuses: its usual exit code.
     let (code, _, _) = ctl(&["drain"]);
     assert_eq!(code, Some(2));
+    let (code, _, err) = ctl(&["peers", "--divergent", "--json"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot be used with"), "{err}");
 }

@@ -35,7 +35,24 @@ fn ctl(args: &[&str]) -> (i32, String, String) {
 fn every_command_in_text_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("control.sock");
-    let config = model(&socket).write(dir.path());
+    // A peer EDNS that never answers (the discard port): `peers` lists it, never heard.
+    let key = dir.path().join("newyork.peer.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // Its own address: a port free now on 127.0.0.2, where nothing else of the test binds.
+    let listen = std::net::UdpSocket::bind("127.0.0.2:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port on 127.0.0.2");
+    let config = model(&socket)
+        .peering("edns-tokyo", "tokyo", &listen.to_string())
+        .peer(
+            "edns-newyork",
+            "newyork",
+            "127.0.0.1:9",
+            7,
+            "newyork.peer.key",
+        )
+        .write(dir.path());
 
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
@@ -79,6 +96,7 @@ fn every_command_in_text_and_json() {
         (vec!["show", "wideips"], "www2.example.test.", "\"table\""),
         (vec!["show", "regions"], "198.18.0.0/24", "\"table\""),
         (vec!["show", "agents"], "AGENT", "\"table\""),
+        (vec!["peers"], "never heard", "\"state\":\"never_heard\""),
         (vec!["drain", "--vs", "tokyo-a"], "draining", "\"message\""),
         (
             vec!["disable", "--site", "newyork"],
@@ -127,6 +145,12 @@ fn every_command_in_text_and_json() {
         assert!(v.is_object(), "{a:?}");
         assert!(out.contains(json), "{a:?} JSON lacks {json:?}: {out}");
     }
+    let (code, out, err) = ctl(&["peers", "--divergent", "--socket", s]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "no divergent wide IPs\n"),
+        "{err}"
+    );
     // A refused command: exit 1, the reason on stderr, and in the JSON.
     let (code, _, err) = ctl(&["drain", "--vs", "nowhere", "--socket", s]);
     assert_eq!(code, 1);

@@ -1,5 +1,5 @@
-//! xgslbctl: operate a running xgslbd: `status` over its control socket, `stats` from the
-//! pinned maps.
+//! xgslbctl: operate a running xgslbd: `status`, `peers` and changes over its control
+//! socket, `stats` from the pinned maps.
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
@@ -97,6 +97,16 @@ enum Command {
         #[command(flatten)]
         socket: SocketArgs,
     },
+    /// The peer EDNSs: state (up, silent, never heard), last contact, messages, refused
+    /// datagrams, relayed reports, decisions held of the wide IPs deferred to each,
+    /// subscriptions, and divergence.
+    Peers {
+        /// Only the divergent wide IPs, a `peer wide-ip` line each (exit 0 with or without).
+        #[arg(long, conflicts_with = "json")]
+        divergent: bool,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
     /// Re-read the config (--check: only validate it).
     Reload {
         #[arg(long)]
@@ -182,6 +192,7 @@ fn main() -> ExitCode {
         Command::Show { what, socket } => {
             send(socket, xgslb::control::protocol::Command::Show { what })
         }
+        Command::Peers { divergent, socket } => peers(&socket, divergent),
         Command::Reload { check, socket } => {
             send(socket, xgslb::control::protocol::Command::Reload { check })
         }
@@ -379,6 +390,36 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
         }
     } else {
         print!("{}", xgslb::control::text::status(st));
+    }
+    ExitCode::SUCCESS
+}
+
+/// `xgslbctl peers`: exit 0 on an answer (peers or not, divergent or not), 1 when xgslbd
+/// answers with an error, 2 when it cannot be reached.
+fn peers(socket: &SocketArgs, divergent: bool) -> ExitCode {
+    let response = match ask(&socket.socket, xgslb::control::protocol::Command::Peers) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let Some(p) = response.as_peers() else {
+        eprintln!(
+            "xgslbctl: xgslbd refused: {}",
+            response.error_text().unwrap_or_default()
+        );
+        return ExitCode::FAILURE;
+    };
+    if socket.json {
+        match serde_json::to_string(p) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("xgslbctl: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else if divergent {
+        print!("{}", xgslb::control::text::divergent(p));
+    } else {
+        print!("{}", xgslb::control::text::peers(p));
     }
     ExitCode::SUCCESS
 }

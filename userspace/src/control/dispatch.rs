@@ -1,13 +1,13 @@
-//! A control command answered. Read-only commands (`status`, `show`, `explain`,
+//! A control command answered. Read-only commands (`status`, `show`, `explain`, `peers`,
 //! `reload --check`) are rendered from the published view and never wait for the balancer;
 //! changes (`enable`, `disable`, `drain`, `set-ratio`, `reload`) go to the daemon, which
 //! replies once they are published or refused. Anything that gives a view and applies
 //! changes is a [`Daemon`], so dispatch is tested without a kernel.
-use std::{path::Path, sync::Arc};
+use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use super::{
-    check, explain,
-    protocol::{Command, Response, Status, Target, UdpCounters},
+    check, explain, peers,
+    protocol::{Command, PeerWire, Peers, Response, Status, Target, UdpCounters},
     show, status,
 };
 use crate::{config::Config, metrics::ingest::IngestCounters, view::View};
@@ -45,6 +45,9 @@ pub trait Daemon {
     fn ingest_counters(&self) -> Option<IngestCounters>;
     /// The UDP workers' counters, summed.
     fn udp_counters(&self) -> UdpCounters;
+    /// The peer socket's counters by peer name, "" for datagrams from no configured peer
+    /// (empty without `[peering]`).
+    fn peer_socket_counters(&self) -> BTreeMap<String, PeerWire>;
     /// What start-up did with an earlier xgslbd's pins.
     fn startup(&self) -> &[String];
     /// Applies a change; returns once it is published, or why it was refused.
@@ -67,6 +70,11 @@ pub trait Daemon {
             now_ms,
         )
     }
+
+    /// What `peers` answers, as of `now_ms`.
+    fn peers(&self, now_ms: u64) -> Peers {
+        peers::peers(&self.view(), &self.peer_socket_counters(), now_ms)
+    }
 }
 
 /// The answer to `command`.
@@ -79,6 +87,7 @@ pub fn dispatch(daemon: &impl Daemon, command: Command, now_ms: u64) -> Response
                 Err(e) => Response::error(e.to_string()),
             }
         }
+        Command::Peers => Response::peers(daemon.peers(now_ms)),
         Command::Show { what } => Response::table(show::table(&daemon.view(), what, now_ms)),
         Command::Enable { target } => change(daemon, target, true, "enabled"),
         Command::Disable { target } => change(daemon, target, false, "disabled"),

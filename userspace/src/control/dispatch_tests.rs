@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::{
-    control::protocol::{Body, ShowWhat},
+    control::{
+        protocol::{Body, Contact, ShowWhat},
+        text,
+    },
     daemon::{
         balancer::{Balancer, Outputs, load_zones, tests::config},
         events::Event,
@@ -17,6 +20,8 @@ struct TestDaemon {
     view: ViewCell,
     events: crossbeam_channel::Sender<Event>,
     path: PathBuf,
+    /// What the peer socket would have counted.
+    peer_wire: BTreeMap<String, PeerWire>,
 }
 
 impl Daemon for TestDaemon {
@@ -30,6 +35,9 @@ impl Daemon for TestDaemon {
     }
     fn udp_counters(&self) -> UdpCounters {
         UdpCounters::default()
+    }
+    fn peer_socket_counters(&self) -> BTreeMap<String, PeerWire> {
+        self.peer_wire.clone()
     }
     fn startup(&self) -> &[String] {
         &[]
@@ -65,6 +73,7 @@ fn daemon(dir: &Path) -> (TestDaemon, Balancer, crossbeam_channel::Receiver<Even
         view,
         events,
         path: dir.join("xgslb.toml"),
+        peer_wire: BTreeMap::new(),
     };
     (d, balancer, inbox)
 }
@@ -208,6 +217,193 @@ fn a_change_is_in_the_view_when_its_reply_comes() {
         0,
     );
     assert!(!r.ok && text(&r).contains("nope"), "{r:?}");
+
+    d.events.send(Event::Shutdown).unwrap();
+    thread.join().unwrap();
+}
+
+#[test]
+fn without_peering_peers_says_none_are_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, _balancer, _inbox) = daemon(dir.path());
+    let r = dispatch(&d, Command::Peers, 0);
+    let p = r.as_peers().unwrap();
+    assert!(!p.configured, "{p:?}");
+    assert_eq!(text::peers(p), "no peers configured ([peering])\n");
+    assert_eq!(text::divergent(p), "no peers configured ([peering])\n");
+}
+
+/// The test model as EDNS "edns-a" at site a, with peer "edns-b" at a second site b (key 7,
+/// its secret in `dir`), heartbeats every 100 ms.
+fn peered_config(dir: &Path) -> Config {
+    let key = dir.join("b.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    crate::daemon::balancer::tests::model(&["one", "two"])
+        .site("b", "lb2", &[("three", "198.18.2.1")])
+        .peering("edns-a", "a", "198.18.0.2:5301")
+        .set("peering", "heartbeat_ms = 100")
+        .peer("edns-b", "b", "198.18.0.3:5301", 7, "b.key")
+        .load(dir)
+}
+
+#[test]
+fn peers_come_from_the_balancers_table_and_the_peer_socket() {
+    use crate::{
+        metrics::wire::{Datagram, Header, Kind, PeerRecord, Record},
+        peers::fingerprint,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = peered_config(dir.path());
+    let peering = cfg.peering.clone().unwrap();
+    // The peer socket the balancer sends from: on loopback, so that nothing it sends to the
+    // configured peer addresses leaves the host.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let socket = rt
+        .block_on(tokio::net::UdpSocket::bind("127.0.0.1:0"))
+        .unwrap();
+    let shared = Arc::new(crate::daemon::peer_socket::PeerShared::new(
+        socket, &peering,
+    ));
+    // The peer's hello says it decides from our inputs (the model, no agents) and holds one
+    // fingerprint, which differs from ours.
+    let inputs = fingerprint::inputs(&cfg.model, &crate::model::Metrics::default());
+    let wideip = "app.example.test.";
+    let theirs = std::collections::BTreeMap::from([(wideip.to_owned(), 1u64)]);
+    let records = vec![
+        Record::Peer(PeerRecord::Hello {
+            inputs,
+            digest: fingerprint::digest(&theirs),
+            wideips: 1,
+        }),
+        Record::Peer(PeerRecord::Fingerprint {
+            inputs,
+            wideip: wideip.into(),
+            fingerprint: 1,
+        }),
+    ];
+    let zones = load_zones(&cfg).unwrap();
+    let (balancer, Outputs { view, .. }) =
+        Balancer::start(cfg, zones, None, None, Some(shared)).unwrap();
+    let (events, inbox) = crossbeam_channel::unbounded();
+    let mut wire = PeerWire {
+        accepted: 3,
+        relayed_in: 4,
+        relay_duplicates: 1,
+        relayed_out: 6,
+        ..PeerWire::default()
+    };
+    wire.rejected.insert("bad_tag".into(), 2);
+    let mut unknown = PeerWire::default();
+    unknown.rejected.insert("unknown_key".into(), 5);
+    let d = TestDaemon {
+        view,
+        events,
+        path: dir.path().join("xgslb.toml"),
+        peer_wire: BTreeMap::from([("edns-b".to_owned(), wire), (String::new(), unknown)]),
+    };
+
+    // Before it is heard: listed, never heard, nothing to compare.
+    let r = dispatch(&d, Command::Peers, 1_000);
+    let p = r.as_peers().unwrap();
+    assert!(p.configured);
+    assert_eq!((p.name.as_str(), p.site.as_str()), ("edns-a", "a"));
+    assert_eq!(p.peers.len(), 1, "{p:?}");
+    let b = &p.peers[0];
+    assert_eq!(
+        (b.name.as_str(), b.site.as_str(), b.address.as_str()),
+        ("edns-b", "b", "198.18.0.3:5301")
+    );
+    assert_eq!(b.state, Contact::NeverHeard);
+    assert_eq!(b.last_contact_age_ms, None);
+    assert!(!b.comparable);
+    assert_eq!(text::divergent(p), "no divergent wide IPs\n");
+    let table = text::peers(p);
+    assert!(table.contains("never heard  never"), "{table}");
+
+    let thread = std::thread::spawn(move || balancer.run(inbox));
+    let at_ms = crate::daemon::ingest::now_ms();
+    let header = Header {
+        kind: Kind::Peer,
+        key_id: 7,
+        sequence: 1,
+        timestamp_ms: at_ms,
+        agent: "edns-b".into(),
+        site: "b".into(),
+    };
+    d.events
+        .send(Event::Peer {
+            peer: "edns-b".into(),
+            datagram: Datagram { header, records },
+            at_ms,
+        })
+        .unwrap();
+    // Published once the balancer took it (bounded: heartbeats republish every 100 ms).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while d.view().peers.first().and_then(|p| p.last_contact_ms) != Some(at_ms) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", d.view().peers);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+
+    let r = dispatch(&d, Command::Peers, at_ms + 1_500);
+    let p = r.as_peers().unwrap();
+    let b = &p.peers[0];
+    assert_eq!(b.state, Contact::Up);
+    assert_eq!(b.last_contact_age_ms, Some(1_500));
+    assert!(b.comparable, "{b:?}");
+    assert_eq!(b.divergent, [wideip]);
+    assert_eq!(b.messages, 1);
+    assert_eq!(b.wire.accepted, 3);
+    assert_eq!(text::divergent(p), "edns-b app.example.test.\n");
+    let table = text::peers(p);
+    let row = table.lines().find(|l| l.starts_with("edns-b")).unwrap();
+    let cells: Vec<&str> = row
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            "edns-b",
+            "b",
+            "198.18.0.3:5301",
+            "up",
+            "1.5 s ago",
+            "1",
+            "2",
+            "4/1/6",
+            "0/0",
+            "0",
+            "yes",
+            "1"
+        ],
+        "{table}"
+    );
+    assert!(
+        table.ends_with("refused from no configured peer: unknown_key 5\n"),
+        "{table}"
+    );
+    // The JSON a script reads: stable names, reasons by name.
+    let json = serde_json::to_value(&r).unwrap();
+    let peer = &json["peers"]["peers"][0];
+    assert_eq!(peer["state"], "up");
+    assert_eq!(peer["last_contact_ms"], at_ms);
+    assert_eq!(peer["divergent"][0], wideip);
+    assert_eq!(peer["wire"]["rejected"]["bad_tag"], 2);
+    assert_eq!(peer["wire"]["rejected"]["stale"], 0);
+    assert_eq!(
+        json["peers"]["unknown_senders"]["rejected"]["unknown_key"],
+        5
+    );
+
+    // Unheard past silent_after_ms (3 s by default): silent, as of the answer.
+    let r = dispatch(&d, Command::Peers, at_ms + 3_001);
+    assert_eq!(r.as_peers().unwrap().peers[0].state, Contact::Silent);
 
     d.events.send(Event::Shutdown).unwrap();
     thread.join().unwrap();

@@ -5,8 +5,8 @@
 //! - [`protocol`]: requests and responses, and how a line is read into a request.
 //! - [`dispatch`]: a command answered, against anything that is a [`dispatch::Daemon`].
 //! - One renderer per read-only command, each from the published view ([`crate::view`]):
-//!   [`status`], [`show`], [`explain`], [`check`] (`reload --check`); [`shares`] says a
-//!   decision's shares for the last two.
+//!   [`status`], [`show`], [`explain`], [`peers`], [`check`] (`reload --check`); [`shares`]
+//!   says a decision's shares for `explain` and `check`.
 //! - [`text`]: responses as `xgslbctl` prints them for a person.
 //! - [`server`]: the listener in xgslbd.
 //! - [`client`]: what `xgslbctl` (and tests) call.
@@ -14,6 +14,7 @@ pub mod check;
 pub mod client;
 pub mod dispatch;
 pub mod explain;
+pub mod peers;
 pub mod protocol;
 pub mod server;
 pub mod shares;

@@ -39,6 +39,9 @@ pub enum Command {
     Reload { check: bool },
     /// A table of the model's objects as the balancer holds them now.
     Show { what: ShowWhat },
+    /// The peer EDNSs: contact, what each decides for us and we for it, divergence, and
+    /// the peer socket's counters.
+    Peers,
 }
 
 /// What `show` lists.
@@ -215,6 +218,126 @@ pub struct AgentLine {
     pub state: String,
 }
 
+/// The answer to `peers`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Peers {
+    /// Whether `[peering]` is configured; without it nothing else is filled in.
+    pub configured: bool,
+    /// This EDNS's name and site on the peer protocol.
+    pub name: String,
+    pub site: String,
+    /// A peer unheard for this long is silent.
+    pub silent_after_ms: u64,
+    pub peers: Vec<PeerLine>,
+    /// Datagrams on the peer socket from no configured peer (all refused, by reason).
+    pub unknown_senders: PeerWire,
+}
+
+impl Peers {
+    /// Every (peer, wide IP) whose decisions differ though they should agree.
+    pub fn divergent(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.peers
+            .iter()
+            .flat_map(|p| p.divergent.iter().map(|w| (p.name.as_str(), w.as_str())))
+    }
+}
+
+/// Whether a peer is heard from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Contact {
+    /// Heard within `silent_after_ms`.
+    Up,
+    /// Heard once, not within `silent_after_ms`.
+    Silent,
+    /// No verified datagram from it since xgslbd started.
+    #[default]
+    NeverHeard,
+}
+
+impl Contact {
+    /// As `xgslbctl peers` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Contact::Up => "up",
+            Contact::Silent => "silent",
+            Contact::NeverHeard => "never heard",
+        }
+    }
+}
+
+/// One peer in `peers`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerLine {
+    pub name: String,
+    pub site: String,
+    pub address: String,
+    pub state: Contact,
+    /// Unix ms of its last verified datagram, and how long before the answer that was.
+    pub last_contact_ms: Option<u64>,
+    pub last_contact_age_ms: Option<u64>,
+    /// Same inputs as ours and its whole fingerprint set held: decisions can be compared.
+    pub comparable: bool,
+    /// Wide IPs whose decisions differ from ours though they should agree.
+    pub divergent: Vec<String>,
+    /// Wide IPs we defer to it, and of those, how many we hold its decision of.
+    pub deferred: usize,
+    pub decisions_held: usize,
+    /// Wide IPs it defers to us.
+    pub subscriptions: usize,
+    /// Verified datagrams the balancer took from it.
+    pub messages: u64,
+    /// Whole decisions it sent for wide IPs we defer to it.
+    pub decisions: u64,
+    /// Times it went silent, and came back.
+    pub went_silent: u64,
+    pub came_back: u64,
+    /// What the peer socket counted of it.
+    pub wire: PeerWire,
+}
+
+/// What the peer socket counted of one peer's (or unknown senders') datagrams.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerWire {
+    /// Datagrams accepted.
+    pub accepted: u64,
+    /// Datagrams refused, by reason (every reason listed).
+    pub rejected: std::collections::BTreeMap<String, u64>,
+    /// Agent reports it relayed that were applied here, already taken, or refused.
+    pub relayed_in: u64,
+    pub relay_duplicates: u64,
+    pub relay_refused: u64,
+    /// Agent reports we relayed to it.
+    pub relayed_out: u64,
+    /// Datagrams to it that could not be sent.
+    pub send_errors: u64,
+}
+
+impl Default for PeerWire {
+    /// Nothing counted, every reason listed.
+    fn default() -> Self {
+        Self {
+            accepted: 0,
+            rejected: crate::metrics::wire::Reject::ALL
+                .iter()
+                .map(|r| (r.name().to_owned(), 0))
+                .collect(),
+            relayed_in: 0,
+            relay_duplicates: 0,
+            relay_refused: 0,
+            relayed_out: 0,
+            send_errors: 0,
+        }
+    }
+}
+
+impl PeerWire {
+    /// Datagrams refused, whatever the reason.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
 /// A response line: `{"version": 1, "ok": true, "<kind>": ...}`, one kind per response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Response {
@@ -237,6 +360,7 @@ pub enum Body {
     Table(Vec<Vec<String>>),
     /// What a command did, in words.
     Message(String),
+    Peers(Peers),
 }
 
 impl Response {
@@ -262,6 +386,10 @@ impl Response {
 
     pub fn explain(explain: Explain) -> Self {
         Self::new(Body::Explain(explain))
+    }
+
+    pub fn peers(peers: Peers) -> Self {
+        Self::new(Body::Peers(peers))
     }
 
     pub fn done(message: impl Into<String>) -> Self {
@@ -294,6 +422,13 @@ impl Response {
     pub fn as_explain(&self) -> Option<&Explain> {
         match &self.body {
             Body::Explain(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    pub fn as_peers(&self) -> Option<&Peers> {
+        match &self.body {
+            Body::Peers(p) => Some(p),
             _ => None,
         }
     }

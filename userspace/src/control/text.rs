@@ -2,7 +2,7 @@
 //! one function per kind of body, so that each command's text lives beside its data.
 use std::fmt::Write as _;
 
-use super::protocol::{Body, Explain, Status};
+use super::protocol::{Body, Explain, Peers, Status};
 
 /// The text of a response body (an error's text is the reason alone).
 pub fn body(body: &Body) -> String {
@@ -12,7 +12,84 @@ pub fn body(body: &Body) -> String {
         Body::Explain(e) => explain(e),
         Body::Table(rows) => table(rows),
         Body::Message(m) => format!("{m}\n"),
+        Body::Peers(p) => peers(p),
     }
+}
+
+/// What `peers` says without `[peering]`.
+const NO_PEERING: &str = "no peers configured ([peering])\n";
+
+/// `peers`: this EDNS, a row per peer, and what came from no configured peer.
+pub fn peers(p: &Peers) -> String {
+    if !p.configured {
+        return NO_PEERING.to_owned();
+    }
+    let mut out = format!(
+        "{} at {}; a peer unheard for {} ms is silent\n\n",
+        p.name, p.site, p.silent_after_ms
+    );
+    let mut rows = vec![
+        [
+            "PEER",
+            "SITE",
+            "ADDRESS",
+            "STATE",
+            "LAST CONTACT",
+            "MESSAGES",
+            "REFUSED",
+            "RELAYED IN/DUP/OUT",
+            "HELD/DEFERRED",
+            "SUBSCRIPTIONS",
+            "COMPARABLE",
+            "DIVERGENT",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for l in &p.peers {
+        let w = &l.wire;
+        rows.push(vec![
+            l.name.clone(),
+            l.site.clone(),
+            l.address.clone(),
+            l.state.name().to_owned(),
+            l.last_contact_age_ms.map_or("never".to_owned(), |ms| {
+                format!("{:.1} s ago", ms as f64 / 1000.0)
+            }),
+            l.messages.to_string(),
+            w.rejected_total().to_string(),
+            format!("{}/{}/{}", w.relayed_in, w.relay_duplicates, w.relayed_out),
+            format!("{}/{}", l.decisions_held, l.deferred),
+            l.subscriptions.to_string(),
+            if l.comparable { "yes" } else { "no" }.to_owned(),
+            l.divergent.len().to_string(),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let unknown = &p.unknown_senders;
+    if unknown.rejected_total() > 0 {
+        out.push_str("\nrefused from no configured peer:");
+        for (reason, n) in unknown.rejected.iter().filter(|(_, n)| **n > 0) {
+            let _ = write!(out, " {reason} {n}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `peers --divergent`: a `peer wide-ip` line per divergent wide IP, or that there is none.
+pub fn divergent(p: &Peers) -> String {
+    if !p.configured {
+        return NO_PEERING.to_owned();
+    }
+    let mut out = String::new();
+    for (peer, wideip) in p.divergent() {
+        let _ = writeln!(out, "{peer} {wideip}");
+    }
+    if out.is_empty() {
+        out.push_str("no divergent wide IPs\n");
+    }
+    out
 }
 
 /// `status`: publication facts, the UDP workers, the agents and the ingest counters.
@@ -105,5 +182,48 @@ mod tests {
             vec!["longer".to_owned(), "a".to_owned()],
         ];
         assert_eq!(table(&rows), "VS      SITE\nlonger  a\n");
+    }
+
+    #[test]
+    fn peers_show_a_row_each_and_divergent_lists_peer_and_wide_ip() {
+        use super::super::protocol::{Contact, PeerLine};
+        let p = Peers {
+            configured: true,
+            name: "edns-a".into(),
+            site: "a".into(),
+            silent_after_ms: 3000,
+            peers: vec![
+                PeerLine {
+                    name: "edns-b".into(),
+                    site: "b".into(),
+                    address: "198.18.0.3:5301".into(),
+                    state: Contact::Silent,
+                    last_contact_age_ms: Some(12_345),
+                    deferred: 2,
+                    decisions_held: 1,
+                    subscriptions: 3,
+                    divergent: vec!["app.example.test.".into()],
+                    ..PeerLine::default()
+                },
+                PeerLine {
+                    name: "edns-c".into(),
+                    site: "c".into(),
+                    address: "198.18.0.4:5301".into(),
+                    ..PeerLine::default()
+                },
+            ],
+            ..Peers::default()
+        };
+        assert_eq!(
+            peers(&p),
+            "edns-a at a; a peer unheard for 3000 ms is silent\n\n\
+             PEER    SITE  ADDRESS          STATE        LAST CONTACT  MESSAGES  REFUSED  \
+             RELAYED IN/DUP/OUT  HELD/DEFERRED  SUBSCRIPTIONS  COMPARABLE  DIVERGENT\n\
+             edns-b  b     198.18.0.3:5301  silent       12.3 s ago    0         0        \
+             0/0/0               1/2            3              no          1\n\
+             edns-c  c     198.18.0.4:5301  never heard  never         0         0        \
+             0/0/0               0/0            0              no          0\n"
+        );
+        assert_eq!(divergent(&p), "edns-b app.example.test.\n");
     }
 }

@@ -281,6 +281,11 @@ impl DaemonHandle {
         crate::control::dispatch::Daemon::status(self, ingest::now_ms())
     }
 
+    /// What `xgslbctl peers` shows.
+    pub fn peers(&self) -> crate::control::protocol::Peers {
+        crate::control::dispatch::Daemon::peers(self, ingest::now_ms())
+    }
+
     /// What each answer-counter slot counts, as last published.
     pub fn answer_stats(&self) -> Vec<crate::plan::publication::StatLabel> {
         self.served.load().decisions.stats.clone()
@@ -348,6 +353,15 @@ impl crate::control::dispatch::Daemon for DaemonHandle {
         self.udp_totals().into()
     }
 
+    fn peer_socket_counters(
+        &self,
+    ) -> std::collections::BTreeMap<String, crate::control::protocol::PeerWire> {
+        self.peer_counters()
+            .iter()
+            .map(|(peer, c)| (peer.clone(), peer_wire(c)))
+            .collect()
+    }
+
     fn startup(&self) -> &[String] {
         &self.startup
     }
@@ -369,6 +383,23 @@ impl crate::control::dispatch::Daemon for DaemonHandle {
 
     fn config_path(&self) -> &Path {
         &self.config_path
+    }
+}
+
+/// A peer's socket counters as the control protocol names them.
+fn peer_wire(c: &peer_socket::PeerWireCounters) -> crate::control::protocol::PeerWire {
+    use crate::metrics::wire::Reject;
+    crate::control::protocol::PeerWire {
+        accepted: c.accepted,
+        rejected: Reject::ALL
+            .iter()
+            .map(|r| (r.name().to_owned(), c.rejected[r.index()]))
+            .collect(),
+        relayed_in: c.relayed_in,
+        relay_duplicates: c.relay_duplicates,
+        relay_refused: c.relay_refused,
+        relayed_out: c.relayed_out,
+        send_errors: c.send_errors,
     }
 }
 

@@ -1,8 +1,10 @@
 //! The metrics the endpoint serves (daemon::metrics_http does the HTTP), in the Prometheus
 //! text format written by prometheus-client: XDP counters by outcome, slow-path responses
-//! by rcode, publication facts, agent reports and ingest refusals by reason, and each
-//! virtual server's availability. Every value is read at scrape time (kernel maps,
-//! atomics, the balancer), so one collector encodes them all, nothing is kept in between.
+//! by rcode, publication facts, agent reports and ingest refusals by reason, zone
+//! transfers, each virtual server's availability, and with `[peering]` each peer EDNS's
+//! contact, datagrams, relays, decisions and divergence (what `xgslbctl peers` shows).
+//! Every value is read at scrape time (kernel maps, atomics, the balancer), so one
+//! collector encodes them all, nothing is kept in between.
 use std::{fmt, path::PathBuf, sync::Arc};
 
 use prometheus_client::{
@@ -14,7 +16,10 @@ use prometheus_client::{
 use xgslb_common::Counter;
 
 use super::DaemonHandle;
-use crate::dns::RcodeCounters;
+use crate::{
+    control::protocol::{Contact, Peers},
+    dns::RcodeCounters,
+};
 
 /// The `Content-Type` of what [`render`] returns (the text format, version 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -245,6 +250,10 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
             .into_iter()
             .map(|(outcome, n)| ([("outcome", outcome.name())], n)),
     )?;
+    let peers = s.handle.peers();
+    if peers.configured {
+        peer_families(out, &peers)?;
+    }
     let availability = s.handle.vs_availability();
     gauges(
         out,
@@ -273,4 +282,232 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
             ))
         }),
     )
+}
+
+/// The peer EDNSs' families. Datagrams from no configured peer are counted under
+/// `peer=""`.
+fn peer_families(out: &mut DescriptorEncoder, p: &Peers) -> fmt::Result {
+    let peer = |name: &str| [("peer", name.to_owned())];
+    gauges(
+        out,
+        "xgslb_peer_up",
+        "1 when the peer EDNS was heard within peering.silent_after_ms, else 0.",
+        p.peers.iter().map(|l| {
+            let labels = [("peer", l.name.as_str()), ("site", l.site.as_str())];
+            (labels, u32::from(l.state == Contact::Up))
+        }),
+    )?;
+    gauges(
+        out,
+        "xgslb_peer_last_contact_seconds",
+        "When the peer's last verified datagram arrived (Unix seconds; absent if never).",
+        p.peers.iter().filter_map(|l| {
+            let ms = l.last_contact_ms?;
+            Some((peer(&l.name), ms as f64 / 1e3))
+        }),
+    )?;
+    counters(
+        out,
+        "xgslb_peer_datagrams",
+        "Peer datagrams accepted, by peer.",
+        p.peers.iter().map(|l| (peer(&l.name), l.wire.accepted)),
+    )?;
+    let wire = p
+        .peers
+        .iter()
+        .map(|l| (l.name.as_str(), &l.wire))
+        .chain(std::iter::once(("", &p.unknown_senders)));
+    counters(
+        out,
+        "xgslb_peer_rejected",
+        "Datagrams the peer socket refused, by peer (\"\": from no configured peer) and reason.",
+        wire.flat_map(|(name, w)| {
+            w.rejected.iter().map(move |(reason, n)| {
+                ([("peer", name.to_owned()), ("reason", reason.clone())], *n)
+            })
+        }),
+    )?;
+    counters(
+        out,
+        "xgslb_peer_relayed",
+        "Agent reports relayed: in (from the peer, applied here), duplicate (already taken), \
+         refused (by the ingest), out (by us to the peer).",
+        p.peers.iter().flat_map(|l| {
+            let w = &l.wire;
+            [
+                ("in", w.relayed_in),
+                ("duplicate", w.relay_duplicates),
+                ("refused", w.relay_refused),
+                ("out", w.relayed_out),
+            ]
+            .map(|(direction, n)| {
+                (
+                    [
+                        ("peer", l.name.clone()),
+                        ("direction", direction.to_owned()),
+                    ],
+                    n,
+                )
+            })
+        }),
+    )?;
+    counters(
+        out,
+        "xgslb_peer_decisions",
+        "Whole decisions the peer sent for the wide IPs we defer to it.",
+        p.peers.iter().map(|l| (peer(&l.name), l.decisions)),
+    )?;
+    counters(
+        out,
+        "xgslb_peer_silent_switches",
+        "Times the peer went silent (to=\"silent\") and was heard again (to=\"back\").",
+        p.peers.iter().flat_map(|l| {
+            [("silent", l.went_silent), ("back", l.came_back)]
+                .map(|(to, n)| ([("peer", l.name.clone()), ("to", to.to_owned())], n))
+        }),
+    )?;
+    gauges(
+        out,
+        "xgslb_peer_divergent_wideips",
+        "Wide IPs whose decisions differ from the peer's though they should agree.",
+        p.peers
+            .iter()
+            .map(|l| (peer(&l.name), l.divergent.len() as u64)),
+    )?;
+    gauges(
+        out,
+        "xgslb_peer_comparable",
+        "1 when the peer decides from our inputs and we hold its whole fingerprint set.",
+        p.peers
+            .iter()
+            .map(|l| (peer(&l.name), u32::from(l.comparable))),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::protocol::{PeerLine, PeerWire};
+
+    /// Only the peer families, encoded as the endpoint encodes them.
+    #[derive(Debug)]
+    struct PeersOnly(Peers);
+
+    impl Collector for PeersOnly {
+        fn encode(&self, mut out: DescriptorEncoder) -> fmt::Result {
+            peer_families(&mut out, &self.0)
+        }
+    }
+
+    /// The value of the sample `name` whose labels include `labels`, if any.
+    fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let x = s.samples.iter().find(|x| {
+            x.metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| x.labels.get(k).unwrap_or_default() == *v)
+        })?;
+        match x.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn peer_families_carry_each_peers_labels() {
+        let mut wire = PeerWire {
+            accepted: 3,
+            relayed_in: 4,
+            relay_duplicates: 1,
+            relay_refused: 2,
+            relayed_out: 6,
+            ..PeerWire::default()
+        };
+        wire.rejected.insert("bad_tag".into(), 2);
+        let mut unknown = PeerWire::default();
+        unknown.rejected.insert("unknown_key".into(), 5);
+        let peers = Peers {
+            configured: true,
+            name: "edns-a".into(),
+            site: "a".into(),
+            silent_after_ms: 3000,
+            peers: vec![
+                PeerLine {
+                    name: "edns-b".into(),
+                    site: "b".into(),
+                    state: Contact::Up,
+                    last_contact_ms: Some(1_700_000_000_500),
+                    comparable: true,
+                    divergent: vec!["app.example.test.".into(), "www.example.test.".into()],
+                    decisions: 4,
+                    went_silent: 1,
+                    came_back: 1,
+                    wire,
+                    ..PeerLine::default()
+                },
+                PeerLine {
+                    name: "edns-c".into(),
+                    site: "c".into(),
+                    state: Contact::NeverHeard,
+                    ..PeerLine::default()
+                },
+            ],
+            unknown_senders: unknown,
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(PeersOnly(peers)));
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &registry).unwrap();
+        let s = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        let v = |name, labels: &[(&str, &str)]| value(&s, name, labels);
+
+        let b = ("peer", "edns-b");
+        let c = ("peer", "edns-c");
+        assert_eq!(v("xgslb_peer_up", &[b, ("site", "b")]), Some(1.0), "{text}");
+        assert_eq!(v("xgslb_peer_up", &[c, ("site", "c")]), Some(0.0));
+        assert_eq!(
+            v("xgslb_peer_last_contact_seconds", &[b]),
+            Some(1_700_000_000.5)
+        );
+        assert_eq!(v("xgslb_peer_last_contact_seconds", &[c]), None, "{text}");
+        assert_eq!(v("xgslb_peer_datagrams_total", &[b]), Some(3.0));
+        assert_eq!(v("xgslb_peer_datagrams_total", &[c]), Some(0.0));
+        let rejected = |peer, reason| v("xgslb_peer_rejected_total", &[peer, ("reason", reason)]);
+        assert_eq!(rejected(b, "bad_tag"), Some(2.0));
+        assert_eq!(rejected(b, "stale"), Some(0.0));
+        assert_eq!(rejected(("peer", ""), "unknown_key"), Some(5.0));
+        let reasons = crate::metrics::wire::Reject::ALL.len();
+        let rejected_samples = s
+            .samples
+            .iter()
+            .filter(|x| x.metric == "xgslb_peer_rejected_total")
+            .count();
+        assert_eq!(
+            rejected_samples,
+            3 * reasons,
+            "every reason of each and of \"\""
+        );
+        for (direction, n) in [
+            ("in", 4.0),
+            ("duplicate", 1.0),
+            ("refused", 2.0),
+            ("out", 6.0),
+        ] {
+            let labels = [b, ("direction", direction)];
+            assert_eq!(
+                v("xgslb_peer_relayed_total", &labels),
+                Some(n),
+                "{direction}"
+            );
+        }
+        assert_eq!(v("xgslb_peer_decisions_total", &[b]), Some(4.0));
+        for to in ["silent", "back"] {
+            let labels = [b, ("to", to)];
+            assert_eq!(v("xgslb_peer_silent_switches_total", &labels), Some(1.0));
+        }
+        assert_eq!(v("xgslb_peer_divergent_wideips", &[b]), Some(2.0));
+        assert_eq!(v("xgslb_peer_divergent_wideips", &[c]), Some(0.0));
+        assert_eq!(v("xgslb_peer_comparable", &[b]), Some(1.0));
+        assert_eq!(v("xgslb_peer_comparable", &[c]), Some(0.0));
+    }
 }
