@@ -27,8 +27,16 @@ fn served() -> &'static Served {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = TestModel::new(&["198.18.0.2:53"])
             .demo_zone()
-            .answer("www.example.test.", 30, &[("198.18.1.10", 2), ("198.18.1.11", 1)])
-            .site("tokyo", "lb", &[("tokyo-www", "198.18.1.20"), ("tokyo-v6", "2001:db8:1::20")])
+            .answer(
+                "www.example.test.",
+                30,
+                &[("198.18.1.10", 2), ("198.18.1.11", 1)],
+            )
+            .site(
+                "tokyo",
+                "lb",
+                &[("tokyo-www", "198.18.1.20"), ("tokyo-v6", "2001:db8:1::20")],
+            )
             .site("newyork", "lb2", &[("newyork-www", "198.18.2.20")])
             .region("asia", &["198.18.64.0/18", "2001:db8:4000::/34"])
             .topology("asia", "tokyo", 100)
@@ -65,13 +73,20 @@ fuzz_target!(|data: &[u8]| {
     if let Planned::Answered(n) = s.plan.answer(query, client, &mut pick, &mut out) {
         assert!(n <= out.len());
         let m = Message::from_vec(&out[..n]).expect("the plan's response parses");
-        assert_eq!(Some(m.id()), query.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])));
+        assert_eq!(
+            Some(m.id),
+            query.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+        );
     }
     for transport in [Transport::Udp, Transport::Tcp] {
-        if let Some(r) = s.built.catalog.respond(query, transport, client, &*s.built.snapshot) {
+        if let Some(r) = s
+            .built
+            .catalog
+            .respond(query, transport, client, &*s.built.snapshot)
+        {
             let m = Message::from_vec(&r).expect("the handler's response parses");
             if let Some(id) = query.get(..2) {
-                assert_eq!(m.id(), u16::from_be_bytes([id[0], id[1]]));
+                assert_eq!(m.id, u16::from_be_bytes([id[0], id[1]]));
             }
         }
     }

@@ -37,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
         let mut records = Vec::new();
         for (i, a) in again.iter().enumerate() {
             let back = wire::decode(a, |_| Some(key())).expect("what encode writes decodes");
-            assert_eq!(back.header.sequence, d.header.sequence.wrapping_add(i as u64));
+            assert_eq!(
+                back.header.sequence,
+                d.header.sequence.wrapping_add(i as u64)
+            );
             records.extend(back.records);
         }
         assert_eq!(records, d.records);
@@ -64,4 +67,3 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
-

@@ -5,10 +5,12 @@
 //!   quickly and installed only when missing.
 //! - `cmd`: running commands, the workspace paths, a clean environment for the eBPF build.
 //! - `run`: xgslbd in the foreground on an interface, or the two-namespace demo.
+//! - `fuzz`: the cargo-fuzz targets of fuzz/, run for a time.
 //! - `load`: the load bench's report (table, results.json, chart) from the lines that
 //!   scripts/bench-load.sh writes.
 //! - `build`, `test` and `bench` are below: they only string commands together.
 mod cmd;
+mod fuzz;
 mod load;
 mod run;
 mod setup;
@@ -43,8 +45,17 @@ enum Task {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Unit and integration tests, fmt and clippy (both workspaces), and a bench smoke run.
+    /// Unit and integration tests, fmt and clippy (both workspaces), a short fuzz run of
+    /// every target, and a bench smoke run.
     Test,
+    /// Run the fuzz targets (cargo-fuzz, nightly) for a while each.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 300)]
+        seconds: u32,
+        /// The targets to run (default: all): dns_query, wire, zone, config.
+        targets: Vec<String>,
+    },
     /// Time the XDP program through BPF_PROG_TEST_RUN against the reflector, then load
     /// xgslb (XDP and slow path), Knot DNS (UDP and XDP), NSD and the reflector over veth.
     Bench {
@@ -75,6 +86,9 @@ fn main() -> ExitCode {
         }),
         Task::Test => setup::ensure().and_then(|()| test()),
         Task::Bench { smoke } => setup::ensure().and_then(|()| bench(smoke)),
+        Task::Fuzz { seconds, targets } => {
+            setup::ensure().and_then(|()| fuzz::run(&targets, seconds))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,6 +110,10 @@ fn build() -> Result<()> {
 fn ebpf_cargo(args: &[&str]) -> Cmd {
     Cmd::new("cargo", args).dir(root().join("ebpf")).clean_env()
 }
+
+/// Seconds each fuzz target runs in `cargo xtask test`: long enough to catch a regression
+/// on the seeds and their neighbours, short enough for CI; `cargo xtask fuzz` runs longer.
+const FUZZ_TEST_SECONDS: u32 = 20;
 
 fn test() -> Result<()> {
     let checks: Vec<(&str, Cmd)> = vec![
@@ -120,6 +138,12 @@ fn test() -> Result<()> {
         ),
         ("ebpf: cargo fmt --check", ebpf_cargo(&["fmt", "--check"])),
         (
+            "fuzz: cargo fmt --check",
+            Cmd::new("cargo", &["+nightly", "fmt", "--check"])
+                .clean_env()
+                .dir(root().join("fuzz")),
+        ),
+        (
             "ebpf: cargo clippy -D warnings",
             ebpf_cargo(&["clippy", "--", "-D", "warnings"]),
         ),
@@ -129,6 +153,8 @@ fn test() -> Result<()> {
         eprintln!("xtask: == {name}");
         results.push((name, cmd.run()));
     }
+    eprintln!("xtask: == fuzz, {FUZZ_TEST_SECONDS} s per target");
+    results.push(("fuzz", fuzz::run(&[], FUZZ_TEST_SECONDS)));
     eprintln!("xtask: == bench --smoke");
     results.push(("bench --smoke", bench(true)));
 

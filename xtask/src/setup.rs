@@ -32,6 +32,7 @@ pub fn ensure() -> Result<()> {
     rustup_components("nightly", NIGHTLY_COMPONENTS)?;
     rustup_components("default toolchain", DEFAULT_COMPONENTS)?;
     bpf_linker()?;
+    cargo_fuzz()?;
     bpffs()
 }
 
@@ -140,6 +141,21 @@ fn bpf_linker() -> Result<()> {
     match Cmd::new("bpf-linker", &["--version"]).output() {
         Some(v) if v.starts_with(BPF_LINKER) => Ok(()),
         _ => bail!("bpf-linker was installed but `bpf-linker --version` does not run from PATH"),
+    }
+}
+
+/// cargo-fuzz, for the fuzz targets (fuzz/).
+fn cargo_fuzz() -> Result<()> {
+    let what = "cargo-fuzz";
+    if let Some(v) = Cmd::new("cargo", &["+nightly", "fuzz", "--version"]).output() {
+        step(what, &format!("ok, already there ({})", v.trim()));
+        return Ok(());
+    }
+    step(what, "building it with cargo install, a few minutes");
+    Cmd::cargo(&["install", "cargo-fuzz", "--version", "^0.13", "--locked"]).run()?;
+    match Cmd::new("cargo", &["+nightly", "fuzz", "--version"]).output() {
+        Some(_) => Ok(()),
+        None => bail!("cargo-fuzz was installed but `cargo fuzz --version` does not run"),
     }
 }
 
