@@ -392,16 +392,20 @@ impl Balancer {
         self.publish_or_log(false);
     }
 
-    /// Tells every peer we are here (and what it should know), and republishes: a peer that
-    /// fell silent or came back changes how the wide IPs it decides are served.
+    /// Tells every peer we are here (and what it should know), and republishes when a peer
+    /// fell silent or came back: that changes how the wide IPs it decides are served.
     fn heartbeat(&mut self) {
-        if self.peering.is_none() {
+        let Some(p) = self.peering.as_ref() else {
             return;
+        };
+        if p.table.silence_changed(now_ms()) {
+            self.publish_or_log(false);
         }
-        self.publish_or_log(false);
         if let Some(p) = self.peering.as_mut() {
             p.send(&self.config.model, true);
         }
+        // The peers' last contact and state, for readers, even when nothing was published.
+        self.announce();
     }
 
     /// Asks agents (in the ingest's replies) to probe the busiest LDNSs of each class.

@@ -142,8 +142,8 @@ fn verify(
     if d.header.kind != Kind::Peer {
         return Err((Some(i), Reject::Malformed));
     }
-    // A key is the pair's: a datagram under it from another name is not the peer's.
-    if d.header.agent != config.peers[i].name {
+    // A key is the pair's: a datagram under it from another name or site is not the peer's.
+    if d.header.agent != config.peers[i].name || d.header.site != config.peers[i].site {
         return Err((Some(i), Reject::WrongSite));
     }
     guard.check(&d.header, now).map_err(|r| (Some(i), r))?;

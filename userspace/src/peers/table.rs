@@ -304,6 +304,14 @@ impl PeerTable {
         own.decisions = decisions;
     }
 
+    /// Whether a peer fell silent or came back since the last publication (which then
+    /// changes how the wide IPs it decides are published).
+    pub fn silence_changed(&self, now_ms: u64) -> bool {
+        self.peers
+            .iter()
+            .any(|p| p.is_silent(now_ms, self.config.silent_after_ms) != p.silent)
+    }
+
     /// How each deferred wide IP of `model` is published at `now_ms`, logging and counting
     /// each peer's switch to silent and back.
     pub fn deferred(&mut self, model: &Model, now_ms: u64) -> DeferredWideIps {
