@@ -481,6 +481,22 @@ pub(crate) fn parse_name(s: &str) -> Result<Name, String> {
     Ok(name)
 }
 
+/// `config/<file>` of the repository, loaded (for tests). Git does not keep modes: a fresh
+/// clone has the secrets at 0644, which is refused, so every key file there is made
+/// owner-only first.
+#[cfg(test)]
+pub(crate) fn load_example(file: &str) -> Config {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    for e in std::fs::read_dir(&dir).expect("config/").flatten() {
+        if e.path().extension().is_some_and(|x| x == "key") {
+            std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o600))
+                .expect("chmod a key file");
+        }
+    }
+    Config::load(&dir.join(file)).expect("the example config loads")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,22 +547,9 @@ addresses = [{ ip = "198.18.1.10", weight = 3 }, { ip = "2001:db8::10" }]
         assert!(c.server_differences(&parse(GOOD).unwrap()).is_empty());
     }
 
-    /// `config/<file>`, loaded. Git does not keep modes: a fresh clone has the secrets at
-    /// 0644, which is refused, so every key file there is made owner-only first.
-    fn example(file: &str) -> Config {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            if e.path().extension().is_some_and(|x| x == "key") {
-                std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
-            }
-        }
-        Config::load(&dir.join(file)).unwrap()
-    }
-
     #[test]
     fn the_example_config_validates() {
-        let c = example("example.toml");
+        let c = load_example("example.toml");
         let agents = c.agents.unwrap();
         assert_eq!(agents.keys.len(), 3);
         assert!(agents.keys.iter().all(|k| k.key.secret.len() == 64));
@@ -560,8 +563,8 @@ addresses = [{ ip = "198.18.1.10", weight = 3 }, { ip = "2001:db8::10" }]
     /// defers, as two EDNSs must have to decide alike.
     #[test]
     fn the_second_example_config_validates_and_pairs_with_the_first() {
-        let one = example("example.toml");
-        let two = example("example-edns2.toml");
+        let one = load_example("example.toml");
+        let two = load_example("example-edns2.toml");
         assert_eq!(two.agents.as_ref().map(|a| a.keys.len()), Some(3));
         let (p1, p2) = (one.peering.unwrap(), two.peering.unwrap());
         let (to2, to1) = (&p1.peers[0], &p2.peers[0]);
