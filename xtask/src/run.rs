@@ -280,6 +280,8 @@ and {EDNS2_V6}, peered with the first (edns-tokyo); its log lines start with `{E
 The newyork agent reports to it alone, tokyo's and frankfurt's to the first; each EDNS
 relays what it accepts to the other, so both know all three agents:
   {ctl} status --socket {EDNS2_SOCKET}
+  {ctl} peers --socket {EDNS2_SOCKET}   (edns-tokyo: state, relays, decisions held, agreement)
+  {ctl} peers                                (the first's view of edns-newyork)
 It defers geo.example.test to edns-tokyo: it serves the first's decision, per client class:
   ip netns exec {CLIENT_NS} dig @{EDNS2_V4} geo.example.test A +short -b 198.18.0.1
   ip netns exec {CLIENT_NS} dig @{EDNS2_V4} geo.example.test A +short -b 198.18.0.130
