@@ -200,11 +200,17 @@ setup_data() {
     cp "$ROOT"/config/agent-*.key "$WORK/xgslb/"
     chmod 0600 "$WORK"/xgslb/agent-*.key
     # xgslb: config/example.toml with the bench's pin directory and only the IPv4 listener
-    # (the [server] one: the [agents] listen is a single address and stays).
+    # (the [server] one: the [agents] listen is a single address and stays), without its
+    # peering (the last sections: the demo's second EDNS is not there).
     sed -e 's|^listen = \[.*|listen = ["198.18.0.2:53"]|' \
         -e "s|^pin_dir = .*|pin_dir = \"$PIN_DIR\"|" \
+        -e '/^# --- Several EDNSs/,$d' \
         "$ROOT/config/example.toml" >"$WORK/xgslb/xgslb.toml"
     grep -q "^listen = \[\"198.18.0.2:53\"\]" "$WORK/xgslb/xgslb.toml"
+    if grep -q "^\[peering\]" "$WORK/xgslb/xgslb.toml"; then
+        echo "bench-load: [peering] left in the bench's config" >&2
+        exit 1
+    fi
     # Knot and NSD: the same zone with the answer sets and wide IPs written as static
     # records, as many per answer as xgslb gives this generator (www: 1 of its set; cdn: 2;
     # the wide IPs: their pools' records per answer, and NODATA for AAAA where no pool has

@@ -1,10 +1,12 @@
 //! `cargo xtask`: the project's developer and CI commands.
 //!
 //! # Layout
-//! - `setup`: the prerequisites (apt packages, nightly rust-src, bpf-linker, bpffs), checked
+//! - `setup`: the prerequisites (apt packages, nightly rust-src, bpf-linker, cargo-fuzz,
+//!   bpffs), checked
 //!   quickly and installed only when missing.
 //! - `cmd`: running commands, the workspace paths, a clean environment for the eBPF build.
-//! - `run`: xgslbd in the foreground on an interface, or the two-namespace demo.
+//! - `run`: xgslbd in the foreground on an interface, or the two-namespace demo (two peered
+//!   EDNSs).
 //! - `fuzz`: the cargo-fuzz targets of fuzz/, run for a time.
 //! - `load`: the load bench's report (table, results.json, chart) from the lines that
 //!   scripts/bench-load.sh writes.
@@ -36,7 +38,8 @@ enum Task {
     Setup,
     /// Build the XDP object and the release binaries.
     Build,
-    /// Run xgslbd on an interface, or (without --iface) the two-namespace demo.
+    /// Run xgslbd on an interface, or (without --iface) the two-namespace demo: two peered
+    /// EDNSs (config/example.toml and config/example-edns2.toml), or with --config one.
     Run {
         /// Attach to this interface and run xgslbd in the foreground.
         #[arg(long)]
@@ -78,10 +81,14 @@ fn main() -> ExitCode {
                     let config = config.unwrap_or_else(|| root().join("config/example.toml"));
                     run::foreground(&iface, &config)
                 }
-                (None, Some(config)) => run::demo(&config),
-                // The demo's own copy of the example, so that its metrics file can be edited
-                // while it runs without touching the repository.
-                (None, None) => run::demo(&run::demo_config()?),
+                (None, Some(config)) => run::demo(&config, None),
+                // The demo's own copy of the examples, so that its metrics file can be edited
+                // while it runs without touching the repository; the second, peered EDNS's
+                // config beside the first's.
+                (None, None) => {
+                    let config = run::demo_config()?;
+                    run::demo(&config, Some(&config.with_file_name(run::EDNS2_CONFIG)))
+                }
             }
         }),
         Task::Test => setup::ensure().and_then(|()| test()),

@@ -481,6 +481,22 @@ pub(crate) fn parse_name(s: &str) -> Result<Name, String> {
     Ok(name)
 }
 
+/// `config/<file>` of the repository, loaded (for tests). Git does not keep modes: a fresh
+/// clone has the secrets at 0644, which is refused, so every key file there is made
+/// owner-only first.
+#[cfg(test)]
+pub(crate) fn load_example(file: &str) -> Config {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    for e in std::fs::read_dir(&dir).expect("config/").flatten() {
+        if e.path().extension().is_some_and(|x| x == "key") {
+            std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o600))
+                .expect("chmod a key file");
+        }
+    }
+    Config::load(&dir.join(file)).expect("the example config loads")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,17 +549,58 @@ addresses = [{ ip = "198.18.1.10", weight = 3 }, { ip = "2001:db8::10" }]
 
     #[test]
     fn the_example_config_validates() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-        // Git does not keep modes: a fresh clone has the secrets at 0644, which is refused.
-        for site in ["tokyo", "frankfurt", "newyork"] {
-            let key = dir.join(format!("agent-{site}.key"));
-            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        let c = Config::load(&dir.join("example.toml")).unwrap();
+        let c = load_example("example.toml");
         let agents = c.agents.unwrap();
         assert_eq!(agents.keys.len(), 3);
         assert!(agents.keys.iter().all(|k| k.key.secret.len() == 64));
+        let peering = c.peering.unwrap();
+        assert_eq!(peering.peers.len(), 1);
+        assert!(c.model.wideips.iter().all(|w| w.deferral.is_none()));
+    }
+
+    /// The demo's second EDNS: valid, peered with the first both ways (each one's peer is
+    /// the other's listen, same key), and with the same model apart from the one wide IP it
+    /// defers, as two EDNSs must have to decide alike.
+    #[test]
+    fn the_second_example_config_validates_and_pairs_with_the_first() {
+        let one = load_example("example.toml");
+        let two = load_example("example-edns2.toml");
+        assert_eq!(two.agents.as_ref().map(|a| a.keys.len()), Some(3));
+        let (p1, p2) = (one.peering.unwrap(), two.peering.unwrap());
+        let (to2, to1) = (&p1.peers[0], &p2.peers[0]);
+        assert_eq!(
+            (to2.name.as_str(), to2.address),
+            (p2.name.as_str(), p2.listen)
+        );
+        assert_eq!(
+            (to1.name.as_str(), to1.address),
+            (p1.name.as_str(), p1.listen)
+        );
+        assert_eq!(
+            (to2.site.as_str(), to1.site.as_str()),
+            (p2.site.as_str(), p1.site.as_str())
+        );
+        assert_eq!(to2.key.id, to1.key.id);
+        assert_eq!(to2.key.secret, to1.key.secret);
+        let deferred: Vec<_> = two
+            .model
+            .wideips
+            .iter()
+            .filter_map(|w| Some((w.name.to_string(), w.deferral.as_ref()?.peer.clone())))
+            .collect();
+        assert_eq!(
+            deferred,
+            [("geo.example.test.".to_owned(), "edns-tokyo".to_owned())]
+        );
+        let mut undeferred = two.model.clone();
+        for w in &mut undeferred.wideips {
+            w.deferral = None;
+        }
+        assert_eq!(
+            undeferred, one.model,
+            "example-edns2.toml's GSLB sections differ"
+        );
+        assert_eq!(format!("{:?}", two.answers), format!("{:?}", one.answers));
     }
 
     #[test]

@@ -6,7 +6,6 @@ use std::{
 };
 
 use super::*;
-use crate::config::Config;
 
 use crate::metrics::test_model::model;
 
@@ -207,7 +206,7 @@ fn load_names_the_file() {
 #[test]
 fn the_example_metrics_file_validates() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-    let config = Config::load(&root.join("example.toml")).unwrap();
+    let config = crate::config::load_example("example.toml");
     let m = load_metrics(&root.join("metrics.example.toml"), &config.model).unwrap();
     assert!(!m.vs.is_empty());
     assert!(!m.paths.is_empty());
