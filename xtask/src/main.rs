@@ -2,8 +2,7 @@
 //!
 //! # Layout
 //! - `setup`: the prerequisites (apt packages, nightly rust-src, bpf-linker, cargo-fuzz,
-//!   bpffs), checked
-//!   quickly and installed only when missing.
+//!   bpffs), checked quickly and installed only when missing.
 //! - `cmd`: running commands, the workspace paths, a clean environment for the eBPF build.
 //! - `run`: xgslbd in the foreground on an interface, or the two-namespace demo (two peered
 //!   EDNSs).
