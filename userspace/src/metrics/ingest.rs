@@ -144,12 +144,7 @@ impl Ingest {
         now_ms: u64,
         index: &VsIndex,
     ) -> Result<Datagram, Reject> {
-        let r = self.check(bytes, now_ms, index);
-        match &r {
-            Ok(_) => self.counters.accepted += 1,
-            Err(reason) => self.counters.rejected[reason.index()] += 1,
-        }
-        r
+        self.counted(bytes, now_ms, index, true)
     }
 
     /// [`Ingest::accept`] for a report a peer relayed: checked alike and counted alike,
@@ -161,10 +156,21 @@ impl Ingest {
         now_ms: u64,
         index: &VsIndex,
     ) -> Result<Datagram, Reject> {
+        self.counted(bytes, now_ms, index, false)
+    }
+
+    /// `check`, counted: accepted, or refused by reason (`Replayed` only if `replays_refused`).
+    fn counted(
+        &mut self,
+        bytes: &[u8],
+        now_ms: u64,
+        index: &VsIndex,
+        replays_refused: bool,
+    ) -> Result<Datagram, Reject> {
         let r = self.check(bytes, now_ms, index);
         match &r {
             Ok(_) => self.counters.accepted += 1,
-            Err(Reject::Replayed) => {}
+            Err(Reject::Replayed) if !replays_refused => {}
             Err(reason) => self.counters.rejected[reason.index()] += 1,
         }
         r
