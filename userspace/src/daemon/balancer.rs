@@ -283,40 +283,50 @@ impl Balancer {
             .map_or(3_600_000, |p| p.heartbeat_ms);
         let heartbeats = tick(std::time::Duration::from_millis(heartbeat_ms));
         loop {
-            let first = select! {
+            // A tick first takes the events already waiting: acting on an older state, it
+            // would take agents and peers whose datagrams are queued for stale or silent.
+            let stop = select! {
                 recv(events) -> event => match event {
-                    Ok(event) => event,
-                    Err(_) => return self.dataplane,
+                    Ok(event) => self.take_events(Some(event), &events),
+                    Err(_) => true,
                 },
-                recv(ticks) -> _ => {
+                recv(ticks) -> _ => self.take_events(None, &events) || {
                     self.interval();
-                    continue;
+                    false
                 },
-                recv(heartbeats) -> _ => {
+                recv(heartbeats) -> _ => self.take_events(None, &events) || {
                     self.heartbeat();
-                    continue;
+                    false
                 },
             };
-            // Take every event already waiting, then publish once: under a flood of reports
-            // the balancer publishes as fast as it can, not once per report.
-            let mut dirty = false;
-            let mut reported = false;
-            let mut next = Some(first);
-            while let Some(event) = next {
-                match self.handle(event) {
-                    Handled::Stop => return self.dataplane,
-                    Handled::Changed => dirty = true,
-                    Handled::Reported => reported = true,
-                    Handled::Done => {}
-                }
-                next = events.try_recv().ok();
-            }
-            // Most reports repeat what is known (an agent reports every second): those change
-            // no decision, and the next heartbeat or interval shows them in the view.
-            if dirty || (reported && self.metrics_moved()) {
-                self.publish_or_log(false);
+            if stop {
+                return self.dataplane;
             }
         }
+    }
+
+    /// Handles `first` and every event already waiting, then publishes once if they changed
+    /// what is served: under a flood of reports the balancer publishes as fast as it can, not
+    /// once per report. Whether to stop.
+    fn take_events(&mut self, first: Option<Event>, events: &Receiver<Event>) -> bool {
+        let mut dirty = false;
+        let mut reported = false;
+        let mut next = first.or_else(|| events.try_recv().ok());
+        while let Some(event) = next {
+            match self.handle(event) {
+                Handled::Stop => return true,
+                Handled::Changed => dirty = true,
+                Handled::Reported => reported = true,
+                Handled::Done => {}
+            }
+            next = events.try_recv().ok();
+        }
+        // Most reports repeat what is known (an agent reports every second): those change no
+        // decision, and the next heartbeat or interval shows them in the view.
+        if dirty || (reported && self.metrics_moved()) {
+            self.publish_or_log(false);
+        }
+        false
     }
 
     /// One event; whether what is served must be recomputed.

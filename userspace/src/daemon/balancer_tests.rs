@@ -455,3 +455,36 @@ fn the_model_fingerprint_told_to_peers_follows_admin_changes_and_reloads() {
     assert_eq!(told(&b), fingerprint::config(&b.config.model));
     assert_ne!(told(&b), start);
 }
+
+/// The events already queued are taken in one batch (what a tick does before its own work,
+/// so that it never judges staleness on an older state), published once.
+#[test]
+fn queued_reports_are_taken_in_one_batch_and_published_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = with_agents(dir.path(), "round_robin");
+    let zones = load_zones(&cfg).unwrap();
+    let (
+        mut b,
+        Outputs {
+            served, published, ..
+        },
+    ) = Balancer::start(cfg, zones, None, None, None).unwrap();
+    let now = now_ms();
+    // "one" last heard long ago: stale, so out.
+    b.handle(report(1, "one", true, None, now - 60_000));
+    b.publish_or_log(false);
+    assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.2"]));
+    let before = published.borrow().generation;
+    // Its fresh report and one taking "two" down wait in the queue.
+    let (events, inbox) = crossbeam_channel::unbounded();
+    events.send(report(2, "one", true, None, now)).unwrap();
+    events.send(report(3, "two", false, None, now)).unwrap();
+    assert!(!b.take_events(None, &inbox), "no stop");
+    assert!(inbox.is_empty());
+    assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1"]));
+    assert_eq!(published.borrow().generation, before + 1, "one publication");
+    // Nothing moved since: an interval computes nothing.
+    assert!(b.at_rest());
+    events.send(Event::Shutdown).unwrap();
+    assert!(b.take_events(None, &inbox), "stop");
+}

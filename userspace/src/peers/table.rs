@@ -251,6 +251,10 @@ impl PeerTable {
                     fingerprint,
                     ..
                 } => {
+                    // Most are the periodic resend of what is held: nothing to do.
+                    if p.fingerprints.get(wideip) == Some(fingerprint) {
+                        continue;
+                    }
                     let new = fingerprint::digest_entry(wideip, *fingerprint);
                     let old = p
                         .fingerprints
