@@ -34,6 +34,8 @@
 //!
 //! Each figure is the median of several batches; the batches of all cases are interleaved so
 //! that a slow moment of the machine touches them all alike. The thread is pinned to one CPU.
+#[path = "xgslb-bench/fleet/mod.rs"]
+mod fleet;
 #[path = "xgslb-bench/ingest.rs"]
 mod ingest;
 #[path = "xgslb-bench/scale.rs"]
@@ -101,7 +103,23 @@ struct Args {
     /// Only the agent ingest part.
     #[arg(long)]
     ingest_only: bool,
-    /// Only the in-kernel cases (no scale, no ingest part): for comparing program changes.
+    /// Only the EDNS fleet part (several xgslbd peered on loopback).
+    #[arg(long)]
+    fleet_only: bool,
+    /// EDNSs in the fleet part (default 16, smoke 4; at most the sites).
+    #[arg(long)]
+    fleet_ednss: Option<usize>,
+    /// Sites in the fleet part (default 20, smoke 5).
+    #[arg(long)]
+    fleet_sites: Option<usize>,
+    /// Wide IPs in the fleet part (default 10,000, smoke 500).
+    #[arg(long)]
+    fleet_wideips: Option<usize>,
+    /// Timed changes in the fleet part (default 30, smoke 3).
+    #[arg(long)]
+    fleet_changes: Option<usize>,
+    /// Only the in-kernel cases (no scale, ingest or fleet part): for comparing program
+    /// changes.
     #[arg(long)]
     cases_only: bool,
     /// Wide IP counts of the scale part (each with 8 client classes).
@@ -175,6 +193,12 @@ fn run(args: &Args) -> Result<()> {
     if let Some(n) = args.repeat {
         plan.repeat = n.max(2) & !1;
     }
+    // The fleet needs no XDP program, and all the CPUs.
+    if args.fleet_only {
+        let fleet = fleet::run(fleet_shape(args))?;
+        println!("{}", serde_json::to_string_pretty(&fleet)?);
+        return Ok(());
+    }
     // Before pinning: afterwards this process sees one CPU.
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = pin_to_last_cpu();
@@ -227,14 +251,41 @@ fn run(args: &Args) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
     let ingest = ingest::run(args.smoke)?;
+    // A fleet that does not settle, or a change not published in time, is a result of the
+    // full run (printed and kept), not a reason to lose the others; the smoke run must pass.
+    let fleet = match fleet::run(fleet_shape(args)) {
+        Ok(fleet) => fleet,
+        Err(e) if !args.smoke => {
+            println!("\n### EDNS fleet\n\nFAILED: {e:#}");
+            json!({ "error": format!("{e:#}") })
+        }
+        Err(e) => return Err(e.context("the fleet part")),
+    };
     let mut json = report.json();
     json["scale"] = scale;
     json["ingest"] = ingest;
+    json["fleet"] = fleet;
     let json = serde_json::to_string_pretty(&json)?;
     std::fs::write(&args.out, json + "\n")
         .with_context(|| format!("write {}", args.out.display()))?;
     println!("\nresults: {}", args.out.display());
     Ok(())
+}
+
+/// The fleet part's shape: the full or smoke one, with the command line's overrides.
+fn fleet_shape(args: &Args) -> fleet::Shape {
+    let base = if args.smoke {
+        fleet::SMOKE
+    } else {
+        fleet::FULL
+    };
+    fleet::Shape {
+        ednss: args.fleet_ednss.unwrap_or(base.ednss),
+        sites: args.fleet_sites.unwrap_or(base.sites),
+        wideips: args.fleet_wideips.unwrap_or(base.wideips),
+        changes: args.fleet_changes.unwrap_or(base.changes),
+        ..base
+    }
 }
 
 /// Runs on the last CPU only, so that no migration lands between runs. Returns the CPU.

@@ -13,6 +13,7 @@ use hickory_proto::{
 use super::*;
 use crate::{
     dns::Transport,
+    metrics::wire,
     model::{Metrics, VsMetrics},
     test_model::TestModel,
 };
@@ -308,4 +309,182 @@ fn a_changed_zone_is_served_with_a_newer_serial_on_every_path() {
 
     events.send(Event::Shutdown).unwrap();
     assert!(thread.join().unwrap().is_none());
+}
+
+/// The test config with `[agents]` (one key, `agents.key` in `dir`), pool `p` balanced by
+/// `method`.
+fn with_agents(dir: &Path, method: &str) -> Config {
+    let key = dir.join("agents.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    TestModel::new(&["198.18.0.2:53"])
+        .demo_zone()
+        .site("a", "lb", &[("one", "198.18.1.1"), ("two", "198.18.1.2")])
+        .pool("p", &["one", "two"], method)
+        .wideip("app.example.test.", &["p"])
+        .agents("198.18.0.2:5300")
+        .agent_key(1, "agents.key", None)
+        .load(dir)
+}
+
+/// An agent's report of `vs`'s health (and connections, if any) received at `at_ms`.
+fn report(sequence: u64, vs: &str, up: bool, connections: Option<u64>, at_ms: u64) -> Event {
+    let mut records = vec![wire::Record::Health { vs: vs.into(), up }];
+    if let Some(c) = connections {
+        let load = wire::Load {
+            connections: Some(c),
+            ..wire::Load::default()
+        };
+        records.push(wire::Record::Load {
+            vs: vs.into(),
+            load,
+        });
+    }
+    Event::Report {
+        datagram: wire::Datagram {
+            header: Header {
+                kind: Kind::Report,
+                key_id: 1,
+                sequence,
+                timestamp_ms: at_ms,
+                agent: "agent-a".into(),
+                site: "a".into(),
+            },
+            records,
+        },
+        from: "198.18.0.9:40000".parse().unwrap(),
+        at_ms,
+    }
+}
+
+/// Reports that repeat what is known change no metric and are not published; a changed
+/// health, a report gone stale, or a moved load is. With nothing moving by itself (no damped
+/// weights), an interval computes nothing; with damped weights it does.
+#[test]
+fn only_reports_that_move_a_metric_are_published_and_a_still_interval_computes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = with_agents(dir.path(), "round_robin");
+    let zones = load_zones(&cfg).unwrap();
+    let (mut b, Outputs { served, .. }) = Balancer::start(cfg, zones, None, None, None).unwrap();
+    let now = now_ms();
+    assert!(b.at_rest(), "nothing reported, nothing damped");
+
+    // The first report of a health is news (unknown before).
+    assert!(matches!(
+        b.handle(report(1, "one", true, None, now)),
+        Handled::Reported
+    ));
+    assert!(b.metrics_moved());
+    b.publish_or_log(false);
+    assert!(!b.metrics_moved() && b.at_rest());
+    // The same again: nothing moved.
+    b.handle(report(2, "one", true, None, now));
+    assert!(!b.metrics_moved());
+    // Down: moved, and once published "two" answers alone.
+    b.handle(report(3, "one", false, None, now));
+    assert!(b.metrics_moved());
+    b.publish_or_log(false);
+    assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.2"]));
+    // A report long past the timeout: "one" is stale now, which is news too.
+    b.handle(report(4, "one", true, None, now - 60_000));
+    b.publish_or_log(false);
+    b.handle(report(5, "one", true, None, now - 59_000));
+    assert!(!b.metrics_moved(), "one is as stale as published");
+    assert!(b.at_rest());
+
+    // least_connections damps: an interval steps the weights even when no metric moves.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = with_agents(dir.path(), "least_connections");
+    let zones = load_zones(&cfg).unwrap();
+    let (mut b, _) = Balancer::start(cfg, zones, None, None, None).unwrap();
+    b.handle(report(1, "one", true, Some(10), now_ms()));
+    b.handle(report(2, "two", true, Some(500), now_ms()));
+    assert!(b.metrics_moved());
+    b.publish_or_log(false);
+    b.handle(report(3, "two", true, Some(500), now_ms()));
+    assert!(!b.metrics_moved(), "the same load");
+    b.handle(report(4, "two", true, Some(900), now_ms()));
+    assert!(b.metrics_moved(), "a new load");
+    b.publish_or_log(false);
+    assert!(!b.damper.is_empty());
+    assert!(!b.at_rest(), "damped weights move by themselves");
+}
+
+/// What peers compare us by follows the model: an operator's change and a reload make its
+/// fingerprint again (it is kept between publications, as it costs a hash of the model).
+#[test]
+fn the_model_fingerprint_told_to_peers_follows_admin_changes_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("peer.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let peered = |members: &[&str]| {
+        model(members)
+            .peering("edns-a", "a", "127.0.0.1:5301")
+            .peer("edns-b", "a", "127.0.0.1:9", 7, "peer.key")
+            .load(dir.path())
+    };
+    let cfg = peered(&["one", "two"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let _rt = rt.enter();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let socket = tokio::net::UdpSocket::from_std(socket).unwrap();
+    let shared = Arc::new(PeerShared::new(socket, cfg.peering.as_ref().unwrap()));
+    let zones = load_zones(&cfg).unwrap();
+    let (mut b, _) = Balancer::start(cfg, zones, None, None, Some(shared)).unwrap();
+    let told = |b: &Balancer| b.peering.as_ref().unwrap().table.own.inputs.config;
+    let start = told(&b);
+    assert_eq!(start, fingerprint::config(&b.config.model));
+
+    b.admin(&Admin::SetEnabled {
+        vs: "one".into(),
+        enabled: false,
+    })
+    .unwrap();
+    b.publish_or_log(false);
+    assert_ne!(told(&b), start);
+    assert_eq!(told(&b), fingerprint::config(&b.config.model));
+
+    let one_only = peered(&["one"]);
+    let zones = load_zones(&one_only).unwrap();
+    b.reload(one_only, zones).unwrap();
+    assert_eq!(told(&b), fingerprint::config(&b.config.model));
+    assert_ne!(told(&b), start);
+}
+
+/// The events already queued are taken in one batch (what a tick does before its own work,
+/// so that it never judges staleness on an older state), published once.
+#[test]
+fn queued_reports_are_taken_in_one_batch_and_published_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = with_agents(dir.path(), "round_robin");
+    let zones = load_zones(&cfg).unwrap();
+    let (
+        mut b,
+        Outputs {
+            served, published, ..
+        },
+    ) = Balancer::start(cfg, zones, None, None, None).unwrap();
+    let now = now_ms();
+    // "one" last heard long ago: stale, so out.
+    b.handle(report(1, "one", true, None, now - 60_000));
+    b.publish_or_log(false);
+    assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.2"]));
+    let before = published.borrow().generation;
+    // Its fresh report and one taking "two" down wait in the queue.
+    let (events, inbox) = crossbeam_channel::unbounded();
+    events.send(report(2, "one", true, None, now)).unwrap();
+    events.send(report(3, "two", false, None, now)).unwrap();
+    assert!(!b.take_events(None, &inbox), "no stop");
+    assert!(inbox.is_empty());
+    assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1"]));
+    assert_eq!(published.borrow().generation, before + 1, "one publication");
+    // Nothing moved since: an interval computes nothing.
+    assert!(b.at_rest());
+    events.send(Event::Shutdown).unwrap();
+    assert!(b.take_events(None, &inbox), "stop");
 }

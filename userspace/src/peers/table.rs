@@ -16,13 +16,19 @@ use crate::{
         Record,
         peer::{ClassKeys, Inputs, PeerRecord},
     },
-    model::{Metrics, Model, WhenPeerSilent},
+    model::{Model, WhenPeerSilent},
     plan::deferred::{Deferred, DeferredWideIps, PeerOutcomes},
 };
 
 /// Heartbeats between full resends of fingerprints and subscribed decisions (a lost
-/// datagram is made good within this many).
+/// datagram is made good within this many). The fingerprints go a share per heartbeat
+/// ([`PeerTable::outgoing`]): all at once, 10,000 wide IPs to 15 peers are over 5,000
+/// datagrams in one burst, more than the sockets' buffers hold.
 pub const FULL_EVERY: u64 = 10;
+
+/// One wide IP's outcomes ([A, AAAA]) per client class, by model index, as a publication
+/// makes them.
+pub type WideIpOutcomes = Vec<(ClassKeys, [Outcome; 2])>;
 
 /// A peer's whole decision for one wide IP.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,6 +99,12 @@ impl PeerState {
         if inputs != own.inputs || self.fingerprints_digest != digest {
             return Vec::new();
         }
+        // Its digest is ours: the same set (the 64-bit digest is what `comparable` already
+        // rests on). Agreement is the common case, and this spares a lookup per wide IP per
+        // peer at every publication.
+        if digest == own.digest {
+            return Vec::new();
+        }
         let mut out: Vec<String> = self
             .fingerprints
             .iter()
@@ -122,6 +134,10 @@ pub struct OwnState {
     decisions: HashMap<String, NamedOutcomes>,
     /// Wide IPs whose fingerprint changed since peers were last told.
     changed: std::collections::BTreeSet<String>,
+    /// By model index: each wide IP's name (lowercase) and the outcomes its fingerprint and
+    /// decision were last made from, valid for the model of `inputs.config`; a publication
+    /// fingerprints again only the wide IPs whose outcomes moved.
+    made_from: Vec<(String, WideIpOutcomes)>,
 }
 
 /// One peer as `xgslbctl peers` and the metrics endpoint show it.
@@ -235,6 +251,10 @@ impl PeerTable {
                     fingerprint,
                     ..
                 } => {
+                    // Most are the periodic resend of what is held: nothing to do.
+                    if p.fingerprints.get(wideip) == Some(fingerprint) {
+                        continue;
+                    }
                     let new = fingerprint::digest_entry(wideip, *fingerprint);
                     let old = p
                         .fingerprints
@@ -270,46 +290,70 @@ impl PeerTable {
         changed
     }
 
-    /// Takes our publication: its inputs, generation and every wide IP's outcomes (by model
-    /// index, as the publication made them).
+    /// Takes our publication: its `inputs` (see [`fingerprint::inputs`]; the caller keeps
+    /// the model's part, which is costly, until the model changes), generation and every
+    /// wide IP's outcomes (by model index, as the publication made them). Under the same
+    /// model, only the wide IPs whose outcomes changed are fingerprinted again.
     pub fn published(
         &mut self,
         model: &Model,
-        agent_metrics: &Metrics,
+        inputs: Inputs,
         generation: u64,
-        outcomes: &[Vec<(ClassKeys, [Outcome; 2])>],
+        outcomes: &[WideIpOutcomes],
     ) {
         let own = &mut self.own;
-        own.inputs = fingerprint::inputs(model, agent_metrics);
+        // Equal config fingerprints: the same wide IPs and virtual servers at the same
+        // indices, so the outcomes kept by index still name the same things.
+        let same_model = own.inputs.config == inputs.config
+            && own.made_from.len() == model.wideips.len()
+            && outcomes.len() == model.wideips.len();
+        own.inputs = inputs;
         own.generation = generation;
-        let mut fingerprints = BTreeMap::new();
-        let mut decisions = HashMap::with_capacity(model.wideips.len());
-        for (w, o) in model.wideips.iter().zip(outcomes) {
-            let name = w.name.to_lowercase().to_string();
+        if !same_model {
+            own.made_from = model
+                .wideips
+                .iter()
+                .map(|w| (w.name.to_lowercase().to_string(), Vec::new()))
+                .collect();
+            // Wide IPs the model no longer has leave; the rest are compared below.
+            let names: std::collections::HashSet<&String> =
+                own.made_from.iter().map(|(n, _)| n).collect();
+            own.fingerprints.retain(|w, _| names.contains(w));
+            own.decisions.retain(|w, _| names.contains(w));
+            own.digest = fingerprint::digest(&own.fingerprints);
+        }
+        for ((name, made_from), o) in own.made_from.iter_mut().zip(outcomes) {
+            if same_model && made_from == o {
+                continue;
+            }
+            made_from.clone_from(o);
             let named = fingerprint::named(model, o);
             let fp = fingerprint::decision(&named);
-            if own.fingerprints.get(&name) != Some(&fp) {
+            let old = own.fingerprints.insert(name.clone(), fp);
+            if old != Some(fp) {
+                let old = old.map_or(0, |f| fingerprint::digest_entry(name, f));
+                own.digest = own
+                    .digest
+                    .wrapping_sub(old)
+                    .wrapping_add(fingerprint::digest_entry(name, fp));
                 own.changed.insert(name.clone());
                 for p in &mut self.peers {
-                    if p.subscriptions.contains_key(&name) {
+                    if p.subscriptions.contains_key(name) {
                         p.unsent.insert(name.clone());
                     }
                 }
             }
-            fingerprints.insert(name.clone(), fp);
-            decisions.insert(name, named);
+            own.decisions.insert(name.clone(), named);
         }
-        own.digest = fingerprint::digest(&fingerprints);
-        own.fingerprints = fingerprints;
-        own.decisions = decisions;
     }
 
-    /// Whether a peer fell silent or came back since the last publication (which then
+    /// Whether a peer fell silent or was heard again since the last publication (which
     /// changes how the wide IPs it decides are published).
     pub fn silence_changed(&self, now_ms: u64) -> bool {
+        let silent_after = self.config.silent_after_ms;
         self.peers
             .iter()
-            .any(|p| p.is_silent(now_ms, self.config.silent_after_ms) != p.silent)
+            .any(|p| p.is_silent(now_ms, silent_after) != p.silent)
     }
 
     /// How each deferred wide IP of `model` is published at `now_ms`, logging and counting
@@ -382,39 +426,50 @@ impl PeerTable {
         out
     }
 
-    /// What to send now, per peer index: every `heartbeat` a hello and our subscriptions;
-    /// after a publication the fingerprints that changed; decisions to subscribers that
-    /// have not had the latest; everything again every [`FULL_EVERY`] heartbeats.
+    /// What to send now, per peer index: every `heartbeat` a hello, our subscriptions and a
+    /// [`FULL_EVERY`]th share of our fingerprints (so all of them every `FULL_EVERY`
+    /// heartbeats); after a publication the fingerprints that changed; decisions to
+    /// subscribers that have not had the latest, and all of them every `FULL_EVERY`
+    /// heartbeats.
     pub fn outgoing(
         &mut self,
         model: &Model,
         now_ms: u64,
         heartbeat: bool,
     ) -> Vec<(usize, Vec<Record>)> {
-        let full = heartbeat && {
+        let share = heartbeat.then(|| {
             self.heartbeats += 1;
-            self.heartbeats % FULL_EVERY == 1
-        };
+            self.heartbeats % FULL_EVERY
+        });
+        let full = share == Some(1);
         let own = &mut self.own;
-        let changed: Vec<String> = std::mem::take(&mut own.changed).into_iter().collect();
+        let changed = std::mem::take(&mut own.changed);
+        let record = |(w, fp): (&String, &u64)| {
+            Record::Peer(PeerRecord::Fingerprint {
+                inputs: own.inputs,
+                wideip: w.clone(),
+                fingerprint: *fp,
+            })
+        };
+        // The same for every peer: made once.
+        let mut fingerprints: Vec<Record> = changed
+            .iter()
+            .filter_map(|w| own.fingerprints.get_key_value(w))
+            .map(record)
+            .collect();
+        if let Some(share) = share {
+            fingerprints.extend(
+                own.fingerprints
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, (w, _))| *i as u64 % FULL_EVERY == share && !changed.contains(*w))
+                    .map(|(_, entry)| record(entry)),
+            );
+        }
         let silent_after = self.config.silent_after_ms;
         let mut out = Vec::new();
         for (i, p) in self.peers.iter_mut().enumerate() {
-            let mut records = Vec::new();
-            let fingerprints: Box<dyn Iterator<Item = &String>> = if full {
-                Box::new(own.fingerprints.keys())
-            } else {
-                Box::new(changed.iter())
-            };
-            for w in fingerprints {
-                if let Some(fp) = own.fingerprints.get(w) {
-                    records.push(Record::Peer(PeerRecord::Fingerprint {
-                        inputs: own.inputs,
-                        wideip: w.clone(),
-                        fingerprint: *fp,
-                    }));
-                }
-            }
+            let mut records = fingerprints.clone();
             // Subscriptions not renewed for as long as a peer takes to be silent lapse.
             p.subscriptions
                 .retain(|_, t| now_ms.saturating_sub(*t) <= silent_after);

@@ -5,7 +5,7 @@ use crate::{
     balance::classes::client_classes,
     config::Config,
     metrics::wire::{self, Header, Key, Kind},
-    model::VsMetrics,
+    model::{Metrics, VsMetrics},
     plan::{
         deferred::Deferred,
         publication::{ClassIds, Live, publication_counted},
@@ -101,8 +101,12 @@ impl Edns {
             },
         );
         self.generation += 1;
-        self.table
-            .published(model, &self.metrics, self.generation, &p.outcomes);
+        self.table.published(
+            model,
+            fingerprint::inputs(model, &self.metrics),
+            self.generation,
+            &p.outcomes,
+        );
         let named = fingerprint::named(model, &p.outcomes[0]);
         named[0].1.clone()
     }
@@ -236,7 +240,8 @@ fn divergence_is_listed_only_for_the_wide_ips_that_differ_under_equal_inputs() {
         },
     );
     // Its own agent metrics (the inputs) are unchanged: only the served decision differs.
-    b.table.published(&b.cfg.model, &b.metrics, 2, &p.outcomes);
+    let inputs = fingerprint::inputs(&b.cfg.model, &b.metrics);
+    b.table.published(&b.cfg.model, inputs, 2, &p.outcomes);
     let d = b.table.divergent();
     assert_eq!(
         d,
@@ -313,4 +318,124 @@ fn a_decision_is_applied_only_whole_and_an_older_generation_never_replaces_a_new
         b.table.peers[0].decisions["www.example.test."].generation,
         generation
     );
+}
+
+/// `n` wide IPs, w0 to w{n-1}, each served by its own pool of one virtual server: the
+/// even ones by "one" (site a), the odd ones by "two" (site b); peered with `other`.
+fn wide(me: &str, other: &str, n: usize) -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("peer.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut t = TestModel::new(&["198.18.0.2:53"])
+        .demo_zone()
+        .site("a", "lb", &[("one", "198.18.1.1")])
+        .site("b", "lb2", &[("two", "198.18.2.1")])
+        .pool("p1", &["one"], "global_availability")
+        .pool("p2", &["two"], "global_availability");
+    for w in 0..n {
+        let pool = if w % 2 == 0 { "p1" } else { "p2" };
+        t = t.wideip(&format!("w{w}.example.test."), &[pool]);
+    }
+    t.peering(me, "a", "198.18.0.2:5301")
+        .peer(other, "b", "198.18.0.3:5301", 1, "peer.key")
+        .load(dir.path())
+}
+
+/// The fingerprint records among `records`, by wide IP.
+fn fingerprinted(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Peer(PeerRecord::Fingerprint { wideip, .. }) => Some(wideip.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_publication_fingerprints_again_only_what_changed_and_keeps_the_digest_whole() {
+    let mut a = Edns::new(wide("edns-a", "edns-b", 4));
+    let t = 2_000_000;
+    a.publish(t);
+    let first = a.table.outgoing(&a.cfg.model, t, false);
+    assert_eq!(
+        fingerprinted(&first[0].1).len(),
+        4,
+        "the first tells everything"
+    );
+    let digest = |e: &Edns| fingerprint::digest(&e.table.own.fingerprints);
+    assert_eq!(a.table.own.digest, digest(&a));
+
+    // The same outcomes again: nothing to tell.
+    a.publish(t + 1);
+    assert!(a.table.outgoing(&a.cfg.model, t + 1, false).is_empty());
+
+    // "two" down moves the odd wide IPs only; the digest follows, entry by entry.
+    let before = a.table.own.fingerprints.clone();
+    a.set_up("two", false);
+    a.publish(t + 2);
+    let out = a.table.outgoing(&a.cfg.model, t + 2, false);
+    assert_eq!(
+        fingerprinted(&out[0].1),
+        ["w1.example.test.", "w3.example.test."]
+    );
+    assert_eq!(a.table.own.digest, digest(&a));
+    assert_eq!(
+        a.table.own.fingerprints["w0.example.test."],
+        before["w0.example.test."]
+    );
+    assert_ne!(
+        a.table.own.fingerprints["w1.example.test."],
+        before["w1.example.test."]
+    );
+
+    // Another model (a reload that drops two wide IPs): everything is made again.
+    let mut fewer = Edns::new(wide("edns-a", "edns-b", 2));
+    std::mem::swap(&mut fewer.table, &mut a.table);
+    fewer.set_up("two", false);
+    fewer.publish(t + 3);
+    let own = &fewer.table.own;
+    assert_eq!(own.fingerprints.len(), 2);
+    assert_eq!(own.digest, digest(&fewer));
+    assert_eq!(
+        own.fingerprints["w1.example.test."],
+        a_fingerprint_of(&wide("edns-x", "edns-y", 2), "two", 1)
+    );
+}
+
+/// Wide IP `w`'s fingerprint in a fresh publication of `cfg` with `down` down.
+fn a_fingerprint_of(cfg: &Config, down: &str, w: usize) -> u64 {
+    let mut e = Edns::new(cfg.clone());
+    e.set_up(down, false);
+    e.publish(1);
+    e.table.own.fingerprints[&format!("w{w}.example.test.")]
+}
+
+#[test]
+fn fingerprints_go_a_share_per_heartbeat_and_all_of_them_every_full_every() {
+    let n = 25;
+    let mut a = Edns::new(wide("edns-a", "edns-b", n));
+    let mut b = Edns::new(wide("edns-b", "edns-a", n));
+    let t = 3_000_000;
+    a.publish(t);
+    b.publish(t);
+    // The first publication's fingerprints are lost on the way.
+    a.table.outgoing(&a.cfg.model, t, false);
+    let mut sent = std::collections::BTreeSet::new();
+    for h in 1..=FULL_EVERY {
+        let out = a.table.outgoing(&a.cfg.model, t + h, true);
+        let share = fingerprinted(&out[0].1);
+        assert!(share.len() <= n.div_ceil(FULL_EVERY as usize), "{share:?}");
+        sent.extend(share);
+        let peer = b.table.index("edns-a").unwrap();
+        b.table.receive(peer, &out[0].1, t + h);
+        assert_eq!(
+            b.table.peers[peer].comparable(&b.table.own),
+            h == FULL_EVERY,
+            "after heartbeat {h}"
+        );
+    }
+    assert_eq!(sent.len(), n, "every fingerprint once");
+    assert!(b.table.divergent().is_empty());
 }

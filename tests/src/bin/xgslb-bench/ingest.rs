@@ -87,7 +87,8 @@ fn report(sequence: u64, a_up: bool) -> Vec<u8> {
     wire::encode(&header, &records, &key()).remove(0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile (0..=1) of `sorted`, nearest rank; NaN when empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted
         .get(((sorted.len().max(1) - 1) as f64 * p).round() as usize)
         .copied()
