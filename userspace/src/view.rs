@@ -117,10 +117,35 @@ pub struct Decisions {
     pub wideips: Vec<LowerName>,
     /// The names the decisions' traces and answers refer to by index.
     pub names: crate::balance::trace::Names,
-    pub by_class:
-        std::collections::HashMap<(usize, xgslb_common::ClassId), crate::balance::Decision>,
-    /// What each answer-counter slot counts.
-    pub stats: Vec<crate::plan::publication::StatLabel>,
+    /// By wide IP index: its decisions per class id and the answer-counter slots it uses
+    /// (shared with the publication that made them).
+    pub parts: Vec<std::sync::Arc<crate::plan::reuse::WideIpPart>>,
+}
+
+impl Decisions {
+    /// Wide IP `w`'s decision for class `class`, or its default class's.
+    pub fn decision(
+        &self,
+        w: usize,
+        class: xgslb_common::ClassId,
+    ) -> Option<&crate::balance::Decision> {
+        let part = self.parts.get(w)?;
+        let of = |c| {
+            part.decisions
+                .iter()
+                .find(|(id, _)| *id == c)
+                .map(|(_, d)| d)
+        };
+        of(class).or_else(|| of(xgslb_common::DEFAULT_CLASS))
+    }
+
+    /// What each answer-counter slot in use counts.
+    pub fn stats(&self) -> Vec<crate::plan::publication::StatLabel> {
+        self.parts
+            .iter()
+            .flat_map(|p| p.stats.iter().cloned())
+            .collect()
+    }
 }
 
 /// Publication facts the daemon's users can wait on.

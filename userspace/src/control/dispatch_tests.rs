@@ -279,6 +279,7 @@ fn peers_come_from_the_balancers_table_and_the_peer_socket() {
             inputs,
             digest: fingerprint::digest(&theirs),
             wideips: 1,
+            held: 0,
         }),
         Record::Peer(PeerRecord::Fingerprint {
             inputs,

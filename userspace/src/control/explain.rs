@@ -42,9 +42,7 @@ pub fn explain(view: &View, name: &str, client: &str) -> Result<Explain, Explain
         .ok_or_else(|| ExplainError::NotAWideIp(fqdn.to_string()))?;
     let class = served.snapshot.class_of(addr);
     let decision = d
-        .by_class
-        .get(&(w, class))
-        .or_else(|| d.by_class.get(&(w, xgslb_common::DEFAULT_CLASS)))
+        .decision(w, class)
         .ok_or_else(|| ExplainError::NoDecision(fqdn.to_string()))?;
     let mut a_records = Vec::new();
     if let Some((_, set)) = served.snapshot.set_for(&lower, RecordType::A, class) {

@@ -36,6 +36,7 @@ use crate::{
     plan::{
         answer_sets::answer_sets,
         publication::{ClassIds, Live, Publication, StatIds, publication_counted},
+        reuse::Reuse,
     },
     view::{Decisions, Published, Served, View, ViewCell},
 };
@@ -46,7 +47,8 @@ enum Handled {
     Done,
     /// What is served must be recomputed.
     Changed,
-    /// An agent report was applied: recompute if it moved a metric.
+    /// An agent report may have moved a metric (a value differs or had gone stale):
+    /// recompute if the metrics decided from moved.
     Reported,
     /// Shut down.
     Stop,
@@ -120,6 +122,8 @@ pub struct Balancer {
     last_prefixes: Vec<(ipnet::IpNet, ClassId)>,
     /// The peer EDNSs, with `[peering]`.
     peering: Option<Peering>,
+    /// Each wide IP's part of the last publication (cleared when the model changes).
+    reuse: Reuse,
 }
 
 /// The balancer's side of peering: the table, and the socket it sends from.
@@ -231,6 +235,7 @@ impl Balancer {
             last: None,
             last_prefixes: Vec::new(),
             peering,
+            reuse: Reuse::default(),
         };
         b.share_model();
         b.poll_metrics();
@@ -325,8 +330,9 @@ impl Balancer {
             }
             next = events.try_recv().ok();
         }
-        // Most reports repeat what is known (an agent reports every second): those change no
-        // decision, and the next heartbeat or interval shows them in the view.
+        // Most reports repeat what is known (an agent reports every second): those are not
+        // `Reported`, change no decision, and the next heartbeat or interval shows them in
+        // the view.
         if dirty || (reported && self.metrics_moved()) {
             self.publish_or_log(false);
         }
@@ -352,9 +358,19 @@ impl Balancer {
                 from,
                 at_ms,
             } => {
-                Arc::make_mut(&mut self.agent_metrics).apply(&datagram, from, at_ms);
+                let timeout = self
+                    .config
+                    .agents
+                    .as_ref()
+                    .map_or(0, |a| a.report_timeout_ms);
+                let changed =
+                    Arc::make_mut(&mut self.agent_metrics).apply(&datagram, from, at_ms, timeout);
                 self.facts.reports += 1;
-                Handled::Reported
+                if changed {
+                    Handled::Reported
+                } else {
+                    Handled::Done
+                }
             }
             Event::Peer {
                 peer,
@@ -471,6 +487,7 @@ impl Balancer {
 
     /// The model changed (a reload, an operator's change): its fingerprint is made again.
     fn model_changed(&mut self) {
+        self.reuse.clear();
         if let Some(p) = self.peering.as_mut() {
             p.model_fingerprint = None;
         }
@@ -702,8 +719,7 @@ impl Balancer {
         let Publication {
             sets,
             prefixes,
-            decisions,
-            stats,
+            parts,
             outcomes,
         } = publication_counted(
             model,
@@ -715,6 +731,7 @@ impl Balancer {
             Live {
                 stats: Some(&mut self.stat_ids),
                 deferred: deferred.as_ref(),
+                reuse: Some(&mut self.reuse),
             },
         );
         let model = &self.config.model;
@@ -783,11 +800,7 @@ impl Balancer {
                 .map(|w| LowerName::new(&w.name))
                 .collect(),
             names: crate::balance::trace::Names::of(model),
-            by_class: decisions
-                .into_iter()
-                .map(|(w, class, d)| ((w, class), d))
-                .collect(),
-            stats,
+            parts,
         };
         let served = Arc::new(Served {
             catalog,

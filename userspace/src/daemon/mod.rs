@@ -288,7 +288,7 @@ impl DaemonHandle {
 
     /// What each answer-counter slot counts, as last published.
     pub fn answer_stats(&self) -> Vec<crate::plan::publication::StatLabel> {
-        self.served.load().decisions.stats.clone()
+        self.served.load().decisions.stats()
     }
 
     /// Each virtual server's (name, site, in rotation or why not) as last published.

@@ -197,6 +197,7 @@ mod tests {
             inputs: Inputs::default(),
             digest: 0,
             wideips: 0,
+            held: 0,
         });
         wire::encode(&header, &[hello], key).remove(0)
     }

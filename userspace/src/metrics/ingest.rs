@@ -269,7 +269,11 @@ struct VsReport {
 
 impl VsReport {
     fn last_ms(&self) -> u64 {
-        self.health_ms.max(self.load_ms).unwrap_or(0)
+        self.last_ms_opt().unwrap_or(0)
+    }
+
+    fn last_ms_opt(&self) -> Option<u64> {
+        self.health_ms.max(self.load_ms)
     }
 }
 
@@ -290,11 +294,17 @@ impl AgentMetrics {
     /// Takes in a report that [`Ingest::accept`] passed, received from `from` at `now_ms`.
     /// Health and load replace the VS's last ones (a load record replaces the whole load:
     /// absent values are unknown); paths are kept per (prefix, the report's site).
-    pub fn apply(&mut self, d: &Datagram, from: SocketAddr, now_ms: u64) {
+    ///
+    /// Returns whether [`Self::metrics`] (with `timeout_ms`) may now say something else: a
+    /// value differs, or it had gone stale. Most reports repeat what is known, and building
+    /// the metrics to compare after each is what a fleet of agents would otherwise cost.
+    pub fn apply(&mut self, d: &Datagram, from: SocketAddr, now_ms: u64, timeout_ms: u64) -> bool {
         let h = &d.header;
         if h.kind != Kind::Report {
-            return;
+            return false;
         }
+        let stale = |t: Option<u64>| t.is_none_or(|t| now_ms.saturating_sub(t) > timeout_ms);
+        let mut changed = false;
         self.agents.insert(
             h.agent.clone(),
             AgentState {
@@ -310,11 +320,13 @@ impl AgentMetrics {
             match r {
                 Record::Health { vs, up } => {
                     let e = self.vs_report(vs, &h.site);
+                    changed |= e.up != Some(*up) || stale(e.last_ms_opt());
                     e.up = Some(*up);
                     e.health_ms = Some(now_ms);
                 }
                 Record::Load { vs, load } => {
                     let e = self.vs_report(vs, &h.site);
+                    changed |= e.load != Some(*load) || stale(e.load_ms);
                     e.load = Some(*load);
                     e.load_ms = Some(now_ms);
                 }
@@ -333,11 +345,13 @@ impl AgentMetrics {
                         hops: u32::from(*hops),
                         completion: *completion,
                     };
-                    self.paths.insert(key, (m, now_ms));
+                    let before = self.paths.insert(key, (m, now_ms));
+                    changed |= before.is_none_or(|(p, t)| p != m || stale(Some(t)));
                 }
                 Record::ProbeRequest { .. } | Record::Peer(_) => {}
             }
         }
+        changed
     }
 
     fn vs_report(&mut self, vs: &str, site: &str) -> &mut VsReport {

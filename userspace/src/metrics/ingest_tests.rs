@@ -98,7 +98,7 @@ impl Edns {
 
     fn receive(&mut self, bytes: &[u8], now_ms: u64) -> Result<(), Reject> {
         let d = self.ingest.accept(bytes, now_ms, &self.index)?;
-        self.agents.apply(&d, from(), now_ms);
+        self.agents.apply(&d, from(), now_ms, TIMEOUT);
         Ok(())
     }
 }
@@ -574,4 +574,30 @@ fn a_relayed_report_is_checked_like_a_direct_one_and_a_duplicate_is_not_a_refusa
     );
     assert_eq!(i.counters().rejected(Reject::BadTag), 1);
     assert_eq!(i.counters().rejected(Reject::Stale), 1);
+}
+
+#[test]
+fn a_report_that_repeats_what_is_known_says_nothing_moved() {
+    let decoded =
+        |seq, up| crate::metrics::wire::decode(&tokyo(seq, up), |_| Some(key(1))).unwrap();
+    let mut agents = AgentMetrics::new();
+    let mut apply = |seq, up, now| agents.apply(&decoded(seq, up), from(), now, TIMEOUT);
+    assert!(apply(1, true, NOW), "the first report");
+    assert!(!apply(2, true, NOW + 1000), "the same again");
+    assert!(apply(3, false, NOW + 2000), "health moved");
+    assert!(!apply(4, false, NOW + 3000));
+    // Silent past the timeout (so down), then the same values: it counts as up again.
+    assert!(apply(5, false, NOW + 3000 + TIMEOUT + 1), "had gone stale");
+    // Only a path's value moving is a change too.
+    let mut records = tokyo_records(false);
+    records[2] = Record::Path {
+        ldns: "198.18.64.0/24".parse().unwrap(),
+        rtt_us: 99_000,
+        hops: 7,
+        completion: 0.99,
+    };
+    let bytes = encode(&header(1, "tokyo", 6, NOW), &records, &key(1)).remove(0);
+    let d = crate::metrics::wire::decode(&bytes, |_| Some(key(1))).unwrap();
+    assert!(agents.apply(&d, from(), NOW + 3000 + TIMEOUT + 2, TIMEOUT));
+    assert!(!agents.apply(&d, from(), NOW + 3000 + TIMEOUT + 3, TIMEOUT));
 }

@@ -4,7 +4,9 @@
 //! Records (wide IP names are a length byte and 1..=255 bytes of the lowercase name; VS
 //! names are wire names as in reports):
 //! - 5 hello: config fingerprint (u64), agent-metrics fingerprint (u64), digest of every
-//!   wide IP's decision fingerprint (u64), wide IPs (u32). Sent every heartbeat.
+//!   wide IP's decision fingerprint (u64), wide IPs (u32), digest of the receiver's
+//!   fingerprints the sender holds (u64: equal to the receiver's own digest, it needs no
+//!   resend). Sent every heartbeat.
 //! - 6 subscribe: wide IP: "I serve your decisions for it" (renewed every heartbeat).
 //! - 7 fingerprint: config fingerprint, agent-metrics fingerprint, wide IP, decision
 //!   fingerprint (u64).
@@ -55,6 +57,8 @@ pub enum PeerRecord {
         inputs: Inputs,
         digest: u64,
         wideips: u32,
+        /// The digest of the fingerprints the sender holds of the receiver's.
+        held: u64,
     },
     Subscribe {
         wideip: String,
@@ -136,10 +140,12 @@ pub(super) fn encode(r: &PeerRecord, v: &mut Vec<u8>) -> u8 {
             inputs,
             digest,
             wideips,
+            held,
         } => {
             put_inputs(v, inputs);
             put_u64(v, *digest);
             v.extend_from_slice(&wideips.to_be_bytes());
+            put_u64(v, *held);
             REC_HELLO
         }
         PeerRecord::Subscribe { wideip } => {
@@ -285,6 +291,7 @@ pub(super) fn decode(t: u8, v: &mut Reader) -> Option<Result<Record, Reject>> {
                 inputs: v.inputs()?,
                 digest: v.u64()?,
                 wideips: v.u32()?,
+                held: v.u64()?,
             })
         })(),
         REC_SUBSCRIBE => v.wideip().map(|wideip| PeerRecord::Subscribe { wideip }),

@@ -429,6 +429,7 @@ fn peer_sample() -> Vec<Record> {
             inputs,
             digest: 5,
             wideips: 10_000,
+            held: 7,
         }),
         Record::Peer(PeerRecord::Subscribe {
             wideip: "www.example.test.".into(),

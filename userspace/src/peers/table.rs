@@ -66,6 +66,9 @@ pub struct PeerState {
     pub last_contact_ms: Option<u64>,
     /// Its last hello: inputs, digest, wide IPs.
     pub hello: Option<(Inputs, u64, u32)>,
+    /// The digest of our fingerprints it holds, from its last hello, and when that came:
+    /// equal to ours, it needs none resent.
+    holds_ours: Option<(u64, u64)>,
     /// Its decision fingerprints, by wide IP, and their digest (kept up to date entry by
     /// entry).
     fingerprints: BTreeMap<String, u64>,
@@ -134,6 +137,8 @@ pub struct OwnState {
     decisions: HashMap<String, NamedOutcomes>,
     /// Wide IPs whose fingerprint changed since peers were last told.
     changed: std::collections::BTreeSet<String>,
+    /// Our digest as peers were last told it, and since when (ms).
+    told: (u64, u64),
     /// By model index: each wide IP's name (lowercase) and the outcomes its fingerprint and
     /// decision were last made from, valid for the model of `inputs.config`; a publication
     /// fingerprints again only the wide IPs whose outcomes moved.
@@ -232,8 +237,10 @@ impl PeerTable {
                     inputs,
                     digest,
                     wideips,
+                    held,
                 } => {
                     p.hello = Some((*inputs, *digest, *wideips));
+                    p.holds_ours = Some((*held, now_ms));
                     // It has fewer wide IPs than we hold fingerprints of (a reload removed
                     // some): start over; its next full resend fills the table again.
                     if p.fingerprints.len() > *wideips as usize {
@@ -452,24 +459,41 @@ impl PeerTable {
             })
         };
         // The same for every peer: made once.
-        let mut fingerprints: Vec<Record> = changed
+        let fingerprints: Vec<Record> = changed
             .iter()
             .filter_map(|w| own.fingerprints.get_key_value(w))
             .map(record)
             .collect();
-        if let Some(share) = share {
-            fingerprints.extend(
-                own.fingerprints
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, (w, _))| *i as u64 % FULL_EVERY == share && !changed.contains(*w))
-                    .map(|(_, entry)| record(entry)),
-            );
+        if own.told.0 != own.digest {
+            own.told = (own.digest, now_ms);
         }
+        // The periodic resend, for the peers that do not hold all of ours: at 10,000 wide
+        // IPs and 15 peers it is most of the protocol's traffic, and a settled fleet needs
+        // none of it. A hello that says otherwise counts once it came well after we told
+        // the change (half a heartbeat): before, it may only predate what is on its way.
+        let slack = self.config.heartbeat_ms / 2;
+        let told = own.told;
+        let lacking = |p: &PeerState| match p.holds_ours {
+            None => true,
+            Some((held, at)) => held != told.0 && at >= told.1.saturating_add(slack),
+        };
+        let resend: Vec<Record> = match share {
+            Some(share) if self.peers.iter().any(lacking) => own
+                .fingerprints
+                .iter()
+                .enumerate()
+                .filter(|(i, (w, _))| *i as u64 % FULL_EVERY == share && !changed.contains(*w))
+                .map(|(_, entry)| record(entry))
+                .collect(),
+            _ => Vec::new(),
+        };
         let silent_after = self.config.silent_after_ms;
         let mut out = Vec::new();
         for (i, p) in self.peers.iter_mut().enumerate() {
             let mut records = fingerprints.clone();
+            if lacking(p) {
+                records.extend(resend.iter().cloned());
+            }
             // Subscriptions not renewed for as long as a peer takes to be silent lapse.
             p.subscriptions
                 .retain(|_, t| now_ms.saturating_sub(*t) <= silent_after);
@@ -497,6 +521,7 @@ impl PeerTable {
                     inputs: own.inputs,
                     digest: own.digest,
                     wideips: own.fingerprints.len() as u32,
+                    held: p.fingerprints_digest,
                 }));
             }
             if !records.is_empty() {

@@ -96,8 +96,8 @@ impl Edns {
             &mut Default::default(),
             &[],
             Live {
-                stats: None,
                 deferred: Some(&deferred),
+                ..Live::default()
             },
         );
         self.generation += 1;
@@ -232,11 +232,11 @@ fn divergence_is_listed_only_for_the_wide_ips_that_differ_under_equal_inputs() {
         &mut Default::default(),
         &[],
         Live {
-            stats: None,
             deferred: Some(&{
                 deferred.clear();
                 deferred.clone()
             }),
+            ..Live::default()
         },
     );
     // Its own agent metrics (the inputs) are unchanged: only the served decision differs.
@@ -438,4 +438,49 @@ fn fingerprints_go_a_share_per_heartbeat_and_all_of_them_every_full_every() {
     }
     assert_eq!(sent.len(), n, "every fingerprint once");
     assert!(b.table.divergent().is_empty());
+}
+
+#[test]
+fn a_peer_that_holds_every_fingerprint_is_sent_none_again_until_it_lacks_one() {
+    let n = 20;
+    let mut a = Edns::new(wide("edns-a", "edns-b", n));
+    let mut b = Edns::new(wide("edns-b", "edns-a", n));
+    let t = 4_000_000;
+    a.publish(t);
+    b.publish(t);
+    // Both tell each other everything, then B's hello says it holds all of A's.
+    deliver(&mut a, &mut b, t, false);
+    deliver(&mut b, &mut a, t, true);
+    for h in 1..=2 * FULL_EVERY {
+        let out = a.table.outgoing(&a.cfg.model, t + h, true);
+        assert!(
+            fingerprinted(&out[0].1).is_empty(),
+            "heartbeat {h}: {out:?}"
+        );
+    }
+    // A change whose fingerprints are lost. A hello from B sent before they could have
+    // arrived says nothing; one sent well after (half a heartbeat) says what it holds, and
+    // the periodic resend to it starts again until it holds them.
+    a.set_up("two", false);
+    a.publish(t + 100);
+    let lost = a.table.outgoing(&a.cfg.model, t + 100, false);
+    assert_eq!(fingerprinted(&lost[0].1).len(), n / 2);
+    deliver(&mut b, &mut a, t + 101, true);
+    let out = a.table.outgoing(&a.cfg.model, t + 102, true);
+    assert!(fingerprinted(&out[0].1).is_empty(), "{out:?}");
+    let later = t + 100 + a.table.config().heartbeat_ms;
+    deliver(&mut b, &mut a, later, true);
+    let mut resent = 0;
+    for h in 1..=FULL_EVERY {
+        let now = later + h;
+        let out = a.table.outgoing(&a.cfg.model, now, true);
+        resent += fingerprinted(&out[0].1).len();
+        let peer = b.table.index("edns-a").unwrap();
+        b.table.receive(peer, &out[0].1, now);
+    }
+    assert_eq!(resent, n, "a whole round, once");
+    assert_eq!(b.table.peers[0].fingerprints_digest, a.table.own.digest);
+    deliver(&mut b, &mut a, later + 100, true);
+    let out = a.table.outgoing(&a.cfg.model, later + 101, true);
+    assert!(fingerprinted(&out[0].1).is_empty(), "{out:?}");
 }

@@ -1,7 +1,7 @@
 //! From decisions to what is published: for every wide IP and client class the balancer's
 //! outcome becomes an A and an AAAA answer set, and the static `[[answer]]` sets join them.
 //! Pure, so that it is tested without a kernel; the balancer thread applies the result.
-use std::{collections::HashMap, net::IpAddr};
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use bytemuck::Zeroable;
 use hickory_proto::rr::{Name, RecordType};
@@ -21,6 +21,7 @@ use crate::{
     model::{Metrics, Model, VsId},
     plan::{
         deferred::{Deferred, DeferredWideIps},
+        reuse::{Reuse, WideIpPart},
         slots::{persist_slot_table, slot_table, stable_key},
         snapshot::SetEntry,
     },
@@ -109,13 +110,27 @@ pub struct Publication {
     pub sets: Vec<SetEntry>,
     /// Client-class prefixes (of the class table and tries) and their class ids.
     pub prefixes: Vec<(IpNet, ClassId)>,
-    /// Each wide IP's decision per class id, for `explain`.
-    pub decisions: Vec<(usize, ClassId, Decision)>,
-    /// What each answer-counter slot in use counts.
-    pub stats: Vec<StatLabel>,
+    /// By wide IP index: its answer sets, decisions per class id (for `explain`), the
+    /// answer-counter slots it uses, its outcomes.
+    pub parts: Vec<Arc<WideIpPart>>,
     /// Every wide IP's outcomes ([A, AAAA]) per client class, by wide IP index: what peers
     /// are told and fingerprinted.
     pub outcomes: Vec<Vec<(ClassKeys, [Outcome; 2])>>,
+}
+
+impl Publication {
+    /// Every (wide IP, class id, decision), in wide IP order.
+    pub fn decisions(&self) -> impl Iterator<Item = (usize, ClassId, &Decision)> {
+        self.parts
+            .iter()
+            .enumerate()
+            .flat_map(|(w, p)| p.decisions.iter().map(move |(id, d)| (w, *id, d)))
+    }
+
+    /// What each answer-counter slot in use counts.
+    pub fn stats(&self) -> impl Iterator<Item = &StatLabel> {
+        self.parts.iter().flat_map(|p| p.stats.iter())
+    }
 }
 
 /// What the live balancer adds to a publication: answer-counter slots, and the wide IPs a
@@ -124,6 +139,9 @@ pub struct Publication {
 pub struct Live<'a> {
     pub stats: Option<&'a mut StatIds>,
     pub deferred: Option<&'a DeferredWideIps>,
+    /// The last publication's parts, reused where nothing they were made from moved (and
+    /// replaced by this publication's).
+    pub reuse: Option<&'a mut Reuse>,
 }
 
 /// Computes the publication: `statics` are the `[[answer]]` sets (default class only).
@@ -160,6 +178,7 @@ pub fn publication_counted(
     let Live {
         mut stats,
         deferred,
+        mut reuse,
     } = live;
     let keys: Vec<&str> = classes.classes.iter().map(|c| c.key.as_str()).collect();
     let class_ids = ids.assign(&keys);
@@ -190,90 +209,160 @@ pub fn publication_counted(
     for (name, rtype, set) in statics {
         out.sets.push((name.clone(), *rtype, DEFAULT_CLASS, *set));
     }
-    for (w, wideip) in model.wideips.iter().enumerate() {
+    let counted = stats.is_some();
+    let reusable = reuse
+        .as_deref_mut()
+        .map(|r| r.take(model, &classes.classes, &class_ids, counted, metrics));
+    let mut made = Vec::new();
+    for w in 0..model.wideips.len() {
         let deferred = deferred.and_then(|d| d.get(&w));
-        let mut wideip_outcomes = Vec::with_capacity(classes.classes.len());
-        let mut default_sets: Option<[AnswerSet; 2]> = None;
-        let default_hash = classes.classes.first().map(|c| c.key_hash());
-        let has_family = [false, true].map(|v6| wideip_has_family(model, wideip, v6));
-        for (class, &id) in classes.classes.iter().zip(&class_ids) {
-            let keys = ClassKeys {
-                class: class.key_hash(),
-                region: class.region_key_hash(),
-            };
-            let mut sets = [AnswerSet::zeroed(); 2];
-            let mut outcomes = [Outcome::NoData, Outcome::NoData];
-            for (f, v6) in [false, true].into_iter().enumerate() {
-                if !has_family[f] {
-                    // No VS of this family in any pool: NODATA, not the all-down behaviour.
-                    sets[f] = answer_set(model, wideip, &Outcome::NoData, v6);
-                    continue;
-                }
-                let mut decision = match deferred {
-                    Some(d) => decide_deferred(model, w, d, keys, f, || {
-                        balance::decide(model, w, &family_metrics[f], &class.context)
-                    }),
-                    None => balance::decide(model, w, &family_metrics[f], &class.context),
-                };
-                label_other_family(model, &mut decision.trace, v6);
-                let key = (w, damp_key(class.key_hash(), v6));
-                if let Some(from) = default_hash {
-                    damper.seed(key, (w, damp_key(from, v6)));
-                }
-                let outcome = damper.apply(
-                    key,
-                    decision.outcome.clone(),
-                    decision.dynamic,
-                    &model.damping,
-                );
-                sets[f] = answer_set(model, wideip, &outcome, v6);
-                outcomes[f] = family_only(model, &outcome, v6);
-                // `explain` shows the A decision (AAAA's for a wide IP without IPv4).
-                if !v6 || !has_family[0] {
-                    out.decisions.push((
-                        w,
-                        id,
-                        Decision {
-                            outcome,
-                            ..decision
-                        },
-                    ));
-                }
-            }
-            wideip_outcomes.push((keys, outcomes));
-            // A class is published only where it differs from the default class: that keeps
-            // the table to (wide IPs + differing classes), and the XDP lookup falls back.
-            match &default_sets {
-                None => default_sets = Some(sets),
-                Some(d) if *d == sets => continue,
-                Some(_) => {}
-            }
-            // Counted: the A answers XDP gives, by (wide IP, class); the rest not.
+        let kept = match (&reusable, deferred) {
+            (Some(r), None) => r.part(w),
+            _ => None,
+        };
+        let part = kept.unwrap_or_else(|| {
+            made.push(w);
+            Arc::new(wideip_part(
+                WideIpInputs {
+                    model,
+                    w,
+                    classes,
+                    class_ids: &class_ids,
+                    family_metrics: &family_metrics,
+                    deferred,
+                },
+                damper,
+                stats.as_deref_mut(),
+            ))
+        });
+        out.sets.extend(part.sets.iter().cloned());
+        out.outcomes.push(part.outcomes.clone());
+        out.parts.push(part);
+    }
+    if let Some(r) = reuse {
+        r.keep(
+            &classes.classes,
+            &class_ids,
+            counted,
+            metrics,
+            out.parts.clone(),
+            made,
+        );
+    }
+    out
+}
 
-            sets[1].stat = NO_STAT;
-            sets[0].stat = NO_STAT;
-            if sets[0].action == Action::Answer as u8
-                && let Some(stats) = stats.as_deref_mut()
-            {
-                let slot = stats.slot(&wideip.name.to_string(), &class.key);
-                sets[0].stat = slot;
-                if slot != NO_STAT {
-                    out.stats.push(StatLabel {
-                        slot,
-                        wideip: wideip.name.to_string(),
-                        class: class.key.clone(),
-                        leads: sets[0].addrs[..sets[0].count as usize]
-                            .iter()
-                            .map(|a| lead_name(model, a))
-                            .collect(),
-                    });
-                }
+/// What one wide IP's part of a publication is made from.
+struct WideIpInputs<'a> {
+    model: &'a Model,
+    w: usize,
+    classes: &'a Classes,
+    class_ids: &'a [ClassId],
+    /// The metrics each family is decided from ([A, AAAA]).
+    family_metrics: &'a [Metrics; 2],
+    deferred: Option<&'a Deferred>,
+}
+
+/// Wide IP `w`'s answer sets, decisions, counter labels and outcomes for every class.
+fn wideip_part(
+    inputs: WideIpInputs,
+    damper: &mut Damper,
+    mut stats: Option<&mut StatIds>,
+) -> WideIpPart {
+    let WideIpInputs {
+        model,
+        w,
+        classes,
+        class_ids,
+        family_metrics,
+        deferred,
+    } = inputs;
+    let mut out = WideIpPart {
+        reusable: deferred.is_none(),
+        ..WideIpPart::default()
+    };
+    let Some(wideip) = model.wideips.get(w) else {
+        return out;
+    };
+    let mut default_sets: Option<[AnswerSet; 2]> = None;
+    let default_hash = classes.classes.first().map(|c| c.key_hash());
+    let has_family = [false, true].map(|v6| wideip_has_family(model, wideip, v6));
+    for (class, &id) in classes.classes.iter().zip(class_ids) {
+        let keys = ClassKeys {
+            class: class.key_hash(),
+            region: class.region_key_hash(),
+        };
+        let mut sets = [AnswerSet::zeroed(); 2];
+        let mut outcomes = [Outcome::NoData, Outcome::NoData];
+        for (f, v6) in [false, true].into_iter().enumerate() {
+            if !has_family[f] {
+                // No VS of this family in any pool: NODATA, not the all-down behaviour.
+                sets[f] = answer_set(model, wideip, &Outcome::NoData, v6);
+                continue;
             }
-            for (rtype, set) in [RecordType::A, RecordType::AAAA].into_iter().zip(sets) {
-                out.sets.push((wideip.name.clone(), rtype, id, set));
+            let mut decision = match deferred {
+                Some(d) => decide_deferred(model, w, d, keys, f, || {
+                    balance::decide(model, w, &family_metrics[f], &class.context)
+                }),
+                None => balance::decide(model, w, &family_metrics[f], &class.context),
+            };
+            label_other_family(model, &mut decision.trace, v6);
+            // Dynamic weights are stepped by the damper from one publication to the next.
+            out.reusable &= !decision.dynamic;
+            let key = (w, damp_key(class.key_hash(), v6));
+            if let Some(from) = default_hash {
+                damper.seed(key, (w, damp_key(from, v6)));
+            }
+            let outcome = damper.apply(
+                key,
+                decision.outcome.clone(),
+                decision.dynamic,
+                &model.damping,
+            );
+            sets[f] = answer_set(model, wideip, &outcome, v6);
+            outcomes[f] = family_only(model, &outcome, v6);
+            // `explain` shows the A decision (AAAA's for a wide IP without IPv4).
+            if !v6 || !has_family[0] {
+                out.decisions.push((
+                    id,
+                    Decision {
+                        outcome,
+                        ..decision
+                    },
+                ));
             }
         }
-        out.outcomes.push(wideip_outcomes);
+        out.outcomes.push((keys, outcomes));
+        // A class is published only where it differs from the default class: that keeps
+        // the table to (wide IPs + differing classes), and the XDP lookup falls back.
+        match &default_sets {
+            None => default_sets = Some(sets),
+            Some(d) if *d == sets => continue,
+            Some(_) => {}
+        }
+        // Counted: the A answers XDP gives, by (wide IP, class); the rest not.
+        sets[1].stat = NO_STAT;
+        sets[0].stat = NO_STAT;
+        if sets[0].action == Action::Answer as u8
+            && let Some(stats) = stats.as_deref_mut()
+        {
+            let slot = stats.slot(&wideip.name.to_string(), &class.key);
+            sets[0].stat = slot;
+            if slot != NO_STAT {
+                out.stats.push(StatLabel {
+                    slot,
+                    wideip: wideip.name.to_string(),
+                    class: class.key.clone(),
+                    leads: sets[0].addrs[..sets[0].count as usize]
+                        .iter()
+                        .map(|a| lead_name(model, a))
+                        .collect(),
+                });
+            }
+        }
+        for (rtype, set) in [RecordType::A, RecordType::AAAA].into_iter().zip(sets) {
+            out.sets.push((wideip.name.clone(), rtype, id, set));
+        }
     }
     out
 }
@@ -531,7 +620,7 @@ mod tests {
 
     /// Share of answers "one" gets in the default class's decision.
     fn share_of_one(p: &Publication) -> f64 {
-        let (_, _, d) = &p.decisions[0];
+        let (_, _, d) = p.decisions().next().unwrap();
         let Outcome::Answer { members, .. } = &d.outcome else {
             panic!("not an answer: {d:?}");
         };
@@ -582,7 +671,7 @@ mod tests {
         assert_eq!((aaaa.action, aaaa.count), (Action::Answer as u8, 1));
         assert_eq!(aaaa.addrs[0][..2], [0x20, 0x01]);
         // The A decision (the one `explain` shows) says why the IPv6 VS is out of it.
-        let (_, _, d) = &p.decisions[0];
+        let (_, _, d) = p.decisions().next().unwrap();
         let other = Why::OtherFamily { v6: false };
         assert!(
             d.trace.iter().any(|s| matches!(
