@@ -196,16 +196,16 @@ pub fn publication_counted(
     // as down, so that a tier picking the "best" VS (global availability, topology) falls
     // to the next best of the family asked for instead of leaving it with no answer.
     let family_metrics = [false, true].map(|v6| only_family(model, metrics, v6));
-    // Damping state of wide IPs and classes that are gone goes with them.
-    let live: std::collections::HashSet<(usize, u64)> = (0..model.wideips.len())
-        .flat_map(|w| {
-            classes
-                .classes
-                .iter()
-                .flat_map(move |c| [false, true].map(|v6| (w, damp_key(c.key_hash(), v6))))
-        })
-        .collect();
-    damper.retain(|k| live.contains(k));
+    // Damping state of wide IPs and classes that are gone goes with them (usually there is
+    // none: the set of every key would cost more than all the reused parts).
+    if !damper.is_empty() {
+        let classes: std::collections::HashSet<u64> = classes
+            .classes
+            .iter()
+            .flat_map(|c| [false, true].map(|v6| damp_key(c.key_hash(), v6)))
+            .collect();
+        damper.retain(|(w, key)| *w < model.wideips.len() && classes.contains(key));
+    }
     for (name, rtype, set) in statics {
         out.sets.push((name.clone(), *rtype, DEFAULT_CLASS, *set));
     }
