@@ -119,7 +119,7 @@ pub struct Decisions {
     pub names: crate::balance::trace::Names,
     /// By wide IP index: its decisions per class id and the answer-counter slots it uses
     /// (shared with the publication that made them).
-    pub parts: Vec<std::sync::Arc<crate::plan::reuse::WideIpPart>>,
+    pub parts: Vec<std::sync::Arc<crate::plan::part::WideIpPart>>,
 }
 
 impl Decisions {
@@ -140,7 +140,7 @@ impl Decisions {
     }
 
     /// What each answer-counter slot in use counts.
-    pub fn stats(&self) -> Vec<crate::plan::publication::StatLabel> {
+    pub fn stats(&self) -> Vec<crate::plan::part::StatLabel> {
         self.parts
             .iter()
             .flat_map(|p| p.stats.iter().cloned())

@@ -287,7 +287,7 @@ impl DaemonHandle {
     }
 
     /// What each answer-counter slot counts, as last published.
-    pub fn answer_stats(&self) -> Vec<crate::plan::publication::StatLabel> {
+    pub fn answer_stats(&self) -> Vec<crate::plan::part::StatLabel> {
         self.served.load().decisions.stats()
     }
 

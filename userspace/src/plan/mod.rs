@@ -5,6 +5,7 @@
 //! - `deferred`: wide IPs published with a peer EDNS's decisions.
 //! - `publication`: every wide IP's decision per client class as A and AAAA answer sets, the
 //!   class prefixes, and the answer-counter slots.
+//! - `part`: one wide IP's part of a publication (answer sets, decisions, counter labels).
 //! - `reuse`: each wide IP's part of the last publication, reused while its inputs stand.
 //! - `slots`: weights to a slot table (plain and rendezvous for static persist).
 //! - `snapshot`: the published answer sets as the slow path reads them (the same sets, the
@@ -19,6 +20,7 @@ pub mod answer_sets;
 pub mod deferred;
 pub mod entries;
 pub mod key;
+pub mod part;
 pub mod publication;
 pub mod reuse;
 pub mod slots;

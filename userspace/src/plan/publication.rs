@@ -10,6 +10,7 @@ use xgslb_common::{
     Action, AnswerSet, ClassId, DEFAULT_CLASS, MAX_ADDRS, NO_STAT, PickMode, SlowAnswer,
 };
 
+use super::part::StatLabel;
 use crate::{
     balance::{
         self, Decision, Outcome, Unavailable,
@@ -21,7 +22,8 @@ use crate::{
     model::{Metrics, Model, VsId},
     plan::{
         deferred::{Deferred, DeferredWideIps},
-        reuse::{Reuse, WideIpPart},
+        part::WideIpPart,
+        reuse::Reuse,
         slots::{persist_slot_table, slot_table, stable_key},
         snapshot::SetEntry,
     },
@@ -89,18 +91,6 @@ impl StatIds {
         self.by_key.insert(key, next);
         next
     }
-}
-
-/// What one answer-counter slot counts: a wide IP's A answers to a client class, by the
-/// virtual server (or fallback address) leading each answer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StatLabel {
-    pub slot: u32,
-    pub wideip: String,
-    /// The client class's key ("default" for everyone else).
-    pub class: String,
-    /// By address index of the set: the VS name, or the address when no VS has it.
-    pub leads: Vec<String>,
 }
 
 /// Everything one publication holds.
@@ -769,3 +759,7 @@ mod tests {
         assert_eq!(share_of_one(&publish(&wobble)), last);
     }
 }
+
+#[cfg(test)]
+#[path = "publication_reuse_tests.rs"]
+mod reuse_tests;

@@ -14,25 +14,10 @@ use std::{collections::HashMap, sync::Arc};
 use xgslb_common::ClassId;
 
 use crate::{
-    balance::{Decision, Outcome, classes::ClientClass},
-    metrics::wire::peer::ClassKeys,
+    balance::classes::ClientClass,
     model::{Metrics, Model, VsId, VsMetrics},
-    plan::{publication::StatLabel, snapshot::SetEntry},
+    plan::part::WideIpPart,
 };
-
-/// One wide IP's share of a publication (shared, not copied, by the next publication that
-/// reuses it and by the view `explain` reads).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct WideIpPart {
-    pub sets: Vec<SetEntry>,
-    /// By class id: the decision `explain` shows.
-    pub decisions: Vec<(ClassId, Decision)>,
-    pub stats: Vec<StatLabel>,
-    /// [A, AAAA] per client class.
-    pub outcomes: Vec<(ClassKeys, [Outcome; 2])>,
-    /// Made from the model, classes and its pools' metrics alone (see the module's doc).
-    pub reusable: bool,
-}
 
 /// The last publication's parts and what they were made from.
 #[derive(Debug, Default)]
@@ -133,7 +118,3 @@ impl Reusable<'_> {
         })
     }
 }
-
-#[cfg(test)]
-#[path = "reuse_tests.rs"]
-mod tests;

@@ -3,9 +3,7 @@
 //! the wide IPs whose pools hold a moved virtual server are made again.
 use super::*;
 use crate::{
-    balance::{classes::client_classes, damping::Damper},
-    config::Config,
-    plan::publication::{ClassIds, Live, Publication, StatIds, publication_counted},
+    balance::classes::client_classes, config::Config, model::VsMetrics, plan::reuse::Reuse,
     test_model::TestModel,
 };
 
