@@ -36,6 +36,9 @@ use crate::ingest::percentile;
 /// Bounds on waits (each a deadline on a condition, never a sleep to let things happen).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long no EDNS may publish before the timed changes start: the agents' first reports
+/// and the fleet's settling publications are over, so that each change is timed alone.
+const QUIET: Duration = Duration::from_secs(2);
 
 /// Runs the fleet part of `shape` on a thread of its own (on every CPU: the bench's main
 /// thread is pinned to one). Prints a Markdown table, returns JSON.
@@ -132,6 +135,28 @@ fn timed(
             edns::state(fleet, agents.len())
         );
     };
+    let generations = |fleet: &[Edns]| -> Vec<u64> {
+        fleet
+            .iter()
+            .map(|e| e.handle.published().generation)
+            .collect()
+    };
+    let (mut last, mut since) = (generations(fleet), Instant::now());
+    let quiet = wait_fleet(&rt, fleet, SETTLE_TIMEOUT, || {
+        let now = generations(fleet);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+        since.elapsed() >= QUIET
+    });
+    let Some(quiet) = quiet else {
+        bail!(
+            "the fleet kept publishing (no {QUIET:?} without a publication in \
+             {SETTLE_TIMEOUT:?}):\n{}",
+            edns::state(fleet, agents.len())
+        );
+    };
+    let settle = settle + quiet;
     let before = Snapshot::take(fleet);
     let changes = changes(shape, fleet, &rt, agents, seq)?;
     let after = Snapshot::take(fleet);
@@ -271,7 +296,8 @@ fn wait_fleet(
 /// What was measured.
 struct Figures {
     start_s: f64,
-    /// From the agents' start until every EDNS heard every agent and agreed with every peer.
+    /// From the agents' start until every EDNS heard every agent and agreed with every peer,
+    /// and no EDNS published for [`QUIET`].
     settle: Duration,
     changes: Changes,
     before: Snapshot,
@@ -304,7 +330,8 @@ fn report(shape: &Shape, fleet: &[Edns], f: Figures) -> Value {
          {} xgslbd in one process on loopback (XDP off), full mesh with relay; {} agents \
          across {} sites ({} without an EDNS) each reporting one virtual server's health every \
          {} ms to its site's EDNS only; {} wide IPs. Started in {:.1} s; every agent heard \
-         everywhere and every fingerprint equal {:.1} s after the agents started. {} changes \
+         everywhere, every fingerprint equal and no EDNS publishing for {} s, {:.1} s after the \
+         agents started. {} changes \
          over {window_s:.0} s, the process using {cores_busy:.2} of {} CPUs (host load \
          average {:.1} before, {:.1} after); resident memory {rss:.0} MiB (peak {peak:.0}); UDP \
          receive-buffer drops meanwhile (this network namespace): {drops}.\n\n\
@@ -320,6 +347,7 @@ fn report(shape: &Shape, fleet: &[Edns], f: Figures) -> Value {
         REPORT_EVERY.as_millis(),
         shape.wideips,
         f.start_s,
+        QUIET.as_secs(),
         f.settle.as_secs_f64(),
         shape.changes,
         online_cpus(),
