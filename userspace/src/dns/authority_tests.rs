@@ -650,6 +650,49 @@ fn edns_reply_is_version_0_our_size_do_copied_no_options() {
     assert!(ask_q("www.example.com.", RecordType::A).edns.is_none());
 }
 
+/// An A query for www with a client subnet option of `data` (raw: family, source, scope,
+/// address).
+fn with_subnet(data: &[u8]) -> Message {
+    let mut q = with_edns(query("www.example.com.", RecordType::A), 1232);
+    q.edns
+        .as_mut()
+        .expect("edns")
+        .options_mut()
+        .insert(EdnsOption::Unknown(8, data.to_vec()));
+    q
+}
+
+#[test]
+fn a_malformed_client_subnet_is_formerr_and_a_well_formed_one_is_answered() {
+    // RFC 7871 7.1.1: address bits past the source prefix (198.18.1.0/23 has bit 24 set),
+    // an address longer than the prefix needs, a prefix longer than the address, an
+    // unknown family.
+    for data in [
+        &[0, 1, 23, 0, 198, 18, 1][..],
+        &[0, 1, 16, 0, 198, 18, 0],
+        &[0, 1, 33, 0, 198, 18, 0, 1, 0],
+        &[0, 3, 0, 0],
+    ] {
+        let r = ask(&with_subnet(data));
+        assert_eq!(r.response_code, ResponseCode::FormErr, "{data:?}");
+        assert_eq!(r.queries.len(), 1, "the question echoed: {data:?}");
+        assert!(r.answers.is_empty() && !r.authoritative);
+    }
+    // Well formed (IPv4 /24, IPv6 /56, /0): answered as without it.
+    for data in [
+        &[0, 1, 24, 0, 198, 18, 1][..],
+        &[0, 2, 56, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0],
+        &[0, 1, 0, 0],
+    ] {
+        let r = ask(&with_subnet(data));
+        assert_eq!(r.response_code, ResponseCode::NoError, "{data:?}");
+        assert_eq!(
+            rendered(&r.answers),
+            rendered(&ask_q("www.example.com.", RecordType::A).answers)
+        );
+    }
+}
+
 #[test]
 fn edns_version_above_0_is_badvers() {
     let mut q = with_edns(query("www.example.com.", RecordType::A), 1232);

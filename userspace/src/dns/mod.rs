@@ -6,6 +6,7 @@
 //!   shared by the modules below.
 //! - `index`: a zone as a map of existing names (nodes), cuts and the negative-answer SOA.
 //! - `request`: decoding and checking a query; the error rcodes for bad ones.
+//! - `ecs`: a query's EDNS Client Subnet option (RFC 7871), read and checked.
 //! - `lookup`: the authoritative answer inside one zone (CNAME, wildcard, referral, ANY).
 //! - `response`: the response header, EDNS and the size limit (truncation).
 //! - `authority`: the catalog of zones and the handler from query bytes to response bytes.
@@ -15,6 +16,7 @@
 //! - `server`: the TCP transport around any [`server::Responder`].
 //! - `transfer`: zone transfers out (AXFR, IXFR), their access control (TSIG), NOTIFY.
 pub mod authority;
+mod ecs;
 mod handler;
 mod index;
 mod lookup;

@@ -77,10 +77,15 @@ pub(crate) fn decode(bytes: &[u8]) -> Request {
     if counts.answers != 0 || counts.authorities != 0 {
         return reject(Some(question), ResponseCode::FormErr, None);
     }
-    let edns = match read_additional(&mut decoder, counts.additionals) {
-        Ok(edns) => edns,
+    let (edns, opt_rdata) = match read_additional(bytes, &mut decoder, counts.additionals) {
+        Ok(found) => found,
         Err(()) => return reject(Some(question), ResponseCode::FormErr, None),
     };
+    // RFC 7871 7.1.1: a malformed client subnet is FORMERR (with our OPT).
+    if let Err(e) = super::ecs::find(opt_rdata) {
+        tracing::trace!("FORMERR: {e}");
+        return reject(Some(question), ResponseCode::FormErr, edns);
+    }
     if !decoder.is_empty() {
         return reject(Some(question), ResponseCode::FormErr, edns);
     }
@@ -97,12 +102,19 @@ pub(crate) fn decode(bytes: &[u8]) -> Request {
     })
 }
 
-/// Reads the additional section; returns its OPT, if any. Fails on a record that does not
-/// decode, more than one OPT, or an OPT whose owner is not the root (RFC 6891 6.1.1).
-/// Other records (TSIG and the like) are not supported and are ignored.
-fn read_additional(decoder: &mut BinDecoder<'_>, count: u16) -> Result<Option<Edns>, ()> {
+/// Reads the additional section of `message`; returns its OPT, if any, and the OPT's rdata
+/// as sent (empty without one). Fails on a record that does not decode, more than one OPT,
+/// or an OPT whose owner is not the root (RFC 6891 6.1.1). Other records (TSIG and the
+/// like) are not supported and are ignored.
+fn read_additional<'m>(
+    message: &'m [u8],
+    decoder: &mut BinDecoder<'_>,
+    count: u16,
+) -> Result<(Option<Edns>, &'m [u8]), ()> {
     let mut edns = None;
+    let mut rdata: &[u8] = &[];
     for _ in 0..count {
+        let start = decoder.index();
         let record = Record::read(decoder).map_err(|_| ())?;
         if record.record_type() != RecordType::OPT {
             continue;
@@ -111,6 +123,20 @@ fn read_additional(decoder: &mut BinDecoder<'_>, count: u16) -> Result<Option<Ed
             return Err(());
         }
         edns = Some(Edns::from(&record));
+        rdata = opt_rdata(message, start, decoder.index()).ok_or(())?;
     }
-    Ok(edns)
+    Ok((edns, rdata))
+}
+
+/// The rdata of the OPT RR at `start..end` of `message`: past its root owner (a zero byte,
+/// or a compression pointer to one) and the 10 bytes of type, class, TTL and length.
+fn opt_rdata(message: &[u8], start: usize, end: usize) -> Option<&[u8]> {
+    let owner = if *message.get(start)? == 0 { 1 } else { 2 };
+    let fixed = start + owner;
+    let len = usize::from(u16::from_be_bytes([
+        *message.get(fixed + 8)?,
+        *message.get(fixed + 9)?,
+    ]));
+    let rdata = message.get(fixed + 10..fixed + 10 + len)?;
+    (fixed + 10 + len == end).then_some(rdata)
 }
