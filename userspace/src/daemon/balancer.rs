@@ -716,12 +716,7 @@ impl Balancer {
                 self.config.balancer.max_classes
             );
         }
-        let Publication {
-            sets,
-            prefixes,
-            parts,
-            outcomes,
-        } = publication_counted(
+        let publication = publication_counted(
             model,
             &metrics,
             &classes,
@@ -734,7 +729,6 @@ impl Balancer {
                 reuse: Some(&mut self.reuse),
             },
         );
-        let model = &self.config.model;
         if let Some(p) = self.peering.as_mut() {
             let inputs = Inputs {
                 config: *p
@@ -743,12 +737,17 @@ impl Balancer {
                 metrics: fingerprint::metrics(model, &agent_metrics),
             };
             let generation = p.epoch + self.facts.generation + 1;
-            p.table.published(model, inputs, generation, &outcomes);
+            p.table
+                .published(model, inputs, generation, &publication.outcomes());
             p.agent_metrics = agent_metrics;
             // What changed goes out now, not at the next heartbeat.
             p.send(model, false);
         }
-        let model = &self.config.model;
+        let Publication {
+            sets,
+            prefixes,
+            parts,
+        } = publication;
         // Kept for the view (what the decisions were made from), not computed again there.
         self.decided_from = metrics;
         if !swap && self.last.as_ref() == Some(&sets) && self.last_prefixes == prefixes {

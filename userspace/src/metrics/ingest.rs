@@ -303,7 +303,8 @@ impl AgentMetrics {
         if h.kind != Kind::Report {
             return false;
         }
-        let stale = |t: Option<u64>| t.is_none_or(|t| now_ms.saturating_sub(t) > timeout_ms);
+        // What `metrics` counts as fresh, it must not count as stale here.
+        let stale = |t: Option<u64>| t.is_none_or(|t| !within(t, now_ms, timeout_ms));
         let mut changed = false;
         self.agents.insert(
             h.agent.clone(),
@@ -381,7 +382,7 @@ impl AgentMetrics {
     /// one never reported (or reported at another site than the model's) is absent: unknown,
     /// so up. Paths older than `timeout_ms` are left out.
     pub fn metrics(&self, model: &Model, now_ms: u64, timeout_ms: u64) -> Metrics {
-        let fresh = |t: u64| now_ms.saturating_sub(t) <= timeout_ms;
+        let fresh = |t: u64| within(t, now_ms, timeout_ms);
         let mut m = Metrics::default();
         for (id, vs) in model.vss.iter().enumerate() {
             let Some(r) = self.vss.get(&vs.name) else {
@@ -454,13 +455,18 @@ impl AgentMetrics {
     /// old: a VS whose agent went silent must stay down, not become unknown. The balancer
     /// calls it now and then (a max age of many timeouts keeps stale agents in status).
     pub fn expire(&mut self, model: &Model, now_ms: u64, max_age_ms: u64) {
-        let fresh = |t: u64| now_ms.saturating_sub(t) <= max_age_ms;
+        let fresh = |t: u64| within(t, now_ms, max_age_ms);
         self.paths.retain(|_, (_, t)| fresh(*t));
         self.agents.retain(|_, s| fresh(s.last_report_ms));
         let names: std::collections::HashSet<&str> =
             model.vss.iter().map(|v| v.name.as_str()).collect();
         self.vss.retain(|name, _| names.contains(name.as_str()));
     }
+}
+
+/// Whether a report received at `t_ms` is at most `age_ms` old at `now_ms`.
+fn within(t_ms: u64, now_ms: u64, age_ms: u64) -> bool {
+    now_ms.saturating_sub(t_ms) <= age_ms
 }
 
 /// The agents' metrics with the metrics file laid over them: every value the file has wins,

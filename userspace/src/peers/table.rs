@@ -17,7 +17,10 @@ use crate::{
         peer::{ClassKeys, Inputs, PeerRecord},
     },
     model::{Model, WhenPeerSilent},
-    plan::deferred::{Deferred, DeferredWideIps, PeerOutcomes},
+    plan::{
+        deferred::{Deferred, DeferredWideIps, PeerOutcomes},
+        part::WideIpOutcomes,
+    },
 };
 
 /// Heartbeats between full resends of fingerprints and subscribed decisions (a lost
@@ -25,10 +28,6 @@ use crate::{
 /// ([`PeerTable::outgoing`]): all at once, 10,000 wide IPs to 15 peers are over 5,000
 /// datagrams in one burst, more than the sockets' buffers hold.
 pub const FULL_EVERY: u64 = 10;
-
-/// One wide IP's outcomes ([A, AAAA]) per client class, by model index, as a publication
-/// makes them.
-pub type WideIpOutcomes = Vec<(ClassKeys, [Outcome; 2])>;
 
 /// A peer's whole decision for one wide IP.
 #[derive(Clone, Debug, PartialEq)]
@@ -306,7 +305,7 @@ impl PeerTable {
         model: &Model,
         inputs: Inputs,
         generation: u64,
-        outcomes: &[WideIpOutcomes],
+        outcomes: &[&WideIpOutcomes],
     ) {
         let own = &mut self.own;
         // Equal config fingerprints: the same wide IPs and virtual servers at the same
@@ -329,7 +328,7 @@ impl PeerTable {
             own.decisions.retain(|w, _| names.contains(w));
             own.digest = fingerprint::digest(&own.fingerprints);
         }
-        for ((name, made_from), o) in own.made_from.iter_mut().zip(outcomes) {
+        for ((name, made_from), &o) in own.made_from.iter_mut().zip(outcomes) {
             if same_model && made_from == o {
                 continue;
             }

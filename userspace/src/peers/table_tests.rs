@@ -105,9 +105,9 @@ impl Edns {
             model,
             fingerprint::inputs(model, &self.metrics),
             self.generation,
-            &p.outcomes,
+            &p.outcomes(),
         );
-        let named = fingerprint::named(model, &p.outcomes[0]);
+        let named = fingerprint::named(model, &p.parts[0].outcomes);
         named[0].1.clone()
     }
 
@@ -241,7 +241,7 @@ fn divergence_is_listed_only_for_the_wide_ips_that_differ_under_equal_inputs() {
     );
     // Its own agent metrics (the inputs) are unchanged: only the served decision differs.
     let inputs = fingerprint::inputs(&b.cfg.model, &b.metrics);
-    b.table.published(&b.cfg.model, inputs, 2, &p.outcomes);
+    b.table.published(&b.cfg.model, inputs, 2, &p.outcomes());
     let d = b.table.divergent();
     assert_eq!(
         d,
@@ -342,6 +342,15 @@ fn wide(me: &str, other: &str, n: usize) -> Config {
         .load(dir.path())
 }
 
+/// Edns-a and edns-b peered over `n` wide IPs (see [`wide`]), each published at `t`.
+fn published_pair(n: usize, t: u64) -> (Edns, Edns) {
+    let mut a = Edns::new(wide("edns-a", "edns-b", n));
+    let mut b = Edns::new(wide("edns-b", "edns-a", n));
+    a.publish(t);
+    b.publish(t);
+    (a, b)
+}
+
 /// The fingerprint records among `records`, by wide IP.
 fn fingerprinted(records: &[Record]) -> Vec<String> {
     records
@@ -415,11 +424,8 @@ fn a_fingerprint_of(cfg: &Config, down: &str, w: usize) -> u64 {
 #[test]
 fn fingerprints_go_a_share_per_heartbeat_and_all_of_them_every_full_every() {
     let n = 25;
-    let mut a = Edns::new(wide("edns-a", "edns-b", n));
-    let mut b = Edns::new(wide("edns-b", "edns-a", n));
     let t = 3_000_000;
-    a.publish(t);
-    b.publish(t);
+    let (mut a, mut b) = published_pair(n, t);
     // The first publication's fingerprints are lost on the way.
     a.table.outgoing(&a.cfg.model, t, false);
     let mut sent = std::collections::BTreeSet::new();
@@ -443,11 +449,8 @@ fn fingerprints_go_a_share_per_heartbeat_and_all_of_them_every_full_every() {
 #[test]
 fn a_peer_that_holds_every_fingerprint_is_sent_none_again_until_it_lacks_one() {
     let n = 20;
-    let mut a = Edns::new(wide("edns-a", "edns-b", n));
-    let mut b = Edns::new(wide("edns-b", "edns-a", n));
     let t = 4_000_000;
-    a.publish(t);
-    b.publish(t);
+    let (mut a, mut b) = published_pair(n, t);
     // Both tell each other everything, then B's hello says it holds all of A's.
     deliver(&mut a, &mut b, t, false);
     deliver(&mut b, &mut a, t, true);

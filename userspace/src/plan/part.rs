@@ -20,6 +20,9 @@ pub struct StatLabel {
     pub leads: Vec<String>,
 }
 
+/// One wide IP's outcomes ([A, AAAA]) per client class.
+pub type WideIpOutcomes = Vec<(ClassKeys, [Outcome; 2])>;
+
 /// One wide IP's share of a publication (shared, not copied, by the next publication that
 /// reuses it and by the view `explain` reads).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -29,7 +32,7 @@ pub struct WideIpPart {
     pub decisions: Vec<(ClassId, Decision)>,
     pub stats: Vec<StatLabel>,
     /// [A, AAAA] per client class.
-    pub outcomes: Vec<(ClassKeys, [Outcome; 2])>,
+    pub outcomes: WideIpOutcomes,
     /// Made from the model, classes and its pools' metrics alone (see `plan::reuse`).
     pub reusable: bool,
 }

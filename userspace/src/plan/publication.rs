@@ -22,7 +22,7 @@ use crate::{
     model::{Metrics, Model, VsId},
     plan::{
         deferred::{Deferred, DeferredWideIps},
-        part::WideIpPart,
+        part::{WideIpOutcomes, WideIpPart},
         reuse::Reuse,
         slots::{persist_slot_table, slot_table, stable_key},
         snapshot::SetEntry,
@@ -103,9 +103,6 @@ pub struct Publication {
     /// By wide IP index: its answer sets, decisions per class id (for `explain`), the
     /// answer-counter slots it uses, its outcomes.
     pub parts: Vec<Arc<WideIpPart>>,
-    /// Every wide IP's outcomes ([A, AAAA]) per client class, by wide IP index: what peers
-    /// are told and fingerprinted.
-    pub outcomes: Vec<Vec<(ClassKeys, [Outcome; 2])>>,
 }
 
 impl Publication {
@@ -120,6 +117,12 @@ impl Publication {
     /// What each answer-counter slot in use counts.
     pub fn stats(&self) -> impl Iterator<Item = &StatLabel> {
         self.parts.iter().flat_map(|p| p.stats.iter())
+    }
+
+    /// Every wide IP's outcomes ([A, AAAA]) per client class, by wide IP index: what peers
+    /// are told and fingerprinted.
+    pub fn outcomes(&self) -> Vec<&WideIpOutcomes> {
+        self.parts.iter().map(|p| &p.outcomes).collect()
     }
 }
 
@@ -226,7 +229,6 @@ pub fn publication_counted(
             ))
         });
         out.sets.extend(part.sets.iter().cloned());
-        out.outcomes.push(part.outcomes.clone());
         out.parts.push(part);
     }
     if let Some(r) = reuse {

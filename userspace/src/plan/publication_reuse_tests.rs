@@ -112,7 +112,7 @@ fn a_publication_with_reuse_equals_one_made_from_scratch_and_remakes_only_what_m
         assert!(got.decisions().eq(want.decisions()), "step {i}");
         assert!(got.stats().eq(want.stats()), "step {i}");
         assert_eq!(got.parts, want.parts, "step {i}");
-        assert_eq!(got.outcomes, want.outcomes, "step {i}");
+        assert_eq!(got.outcomes(), want.outcomes(), "step {i}");
         let made: Vec<&str> = reuse
             .made()
             .iter()
