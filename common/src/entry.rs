@@ -92,9 +92,11 @@ pub struct EntryHead {
     pub kind: u8,
     /// A `Body`.
     pub body: u8,
-    /// 1 on an `ANY_CLASS` entry when some client classes have an entry of their own for
-    /// the same question: only then does the program work out the client's class.
-    pub classed: u8,
+    /// `entry_flags` bits. `CLASSED` on an `ANY_CLASS` entry: some client classes have an
+    /// entry of their own for the same question, and only then does the program work out
+    /// the client's class. `ECS_IGNORE`: the client's class comes from the query's source
+    /// address even when the query carries a client subnet.
+    pub flags: u8,
     /// The stamp of the table holding the entry (the publisher's, changed at each swap): a
     /// lookup whose probes met two tables, one before a swap and one after, sees two stamps
     /// and passes the query rather than answer from a mix of both.
@@ -106,9 +108,17 @@ layout!(EntryHead, NAME_KEY_LEN + 8, {
     class: NAME_KEY_LEN + 2,
     kind: NAME_KEY_LEN + 4,
     body: NAME_KEY_LEN + 5,
-    classed: NAME_KEY_LEN + 6,
+    flags: NAME_KEY_LEN + 6,
     table: NAME_KEY_LEN + 7,
 });
+
+/// Bits of `EntryHead::flags`.
+pub mod entry_flags {
+    /// Client classes have entries of their own for this question (on `ANY_CLASS` entries).
+    pub const CLASSED: u8 = 1;
+    /// The name ignores EDNS Client Subnet (`EcsUse::Ignore`).
+    pub const ECS_IGNORE: u8 = 2;
+}
 
 /// A response precomputed as wire bytes that follow the echoed question.
 #[repr(C, align(8))]

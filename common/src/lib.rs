@@ -31,8 +31,10 @@ macro_rules! layout {
 }
 
 mod class;
+mod ecs;
 mod entry;
 pub use class::*;
+pub use ecs::*;
 pub use entry::*;
 
 /// Longest question name (wire form, root label included) the XDP path answers. Longer names
@@ -77,7 +79,7 @@ pub mod map_names {
     /// Outer array (one slot) holding the current answer table, a hash map of u64 (see
     /// `entry_key`) -> `Entry`. A config change builds a new table and swaps it in with one
     /// update of the slot; metric changes update single entries of the current one.
-    pub const ENTRIES: &str = "XGSLB_ENT_V4";
+    pub const ENTRIES: &str = "XGSLB_ENT_V5";
     /// One u64: the seed of the answer table's name hashes (`name_hash`), random, chosen by
     /// the first xgslbd that builds a table and kept by later tables and processes (0: none
     /// yet). Were it changed, a query meeting the new seed and the old table would miss and
@@ -107,9 +109,19 @@ pub mod map_names {
     /// LRU per-CPU `LdnsKey` -> u64: sampled query counts by LDNS address and class, which
     /// xgslbd reads to tell agents which LDNSs to probe.
     pub const LDNS: &str = "XGSLB_LDNS_V2";
+    /// Outer array (one slot) holding the current IPv4 client-subnet trie: every prefix of
+    /// the ECS partition (`EcsRegion`) -> its class and scope.
+    pub const ECS_TRIE4: &str = "XGSLB_ETRIE4_V1";
+    /// Outer array (one slot) holding the current IPv6 client-subnet trie.
+    pub const ECS_TRIE6: &str = "XGSLB_ETRIE6_V1";
+    /// One `EcsConfig`: how the program treats a query's client subnet.
+    pub const ECS_CONFIG: &str = "XGSLB_ECS_V1";
+    /// Per-CPU u64 array of `ECS_STATS_LEN`: ECS queries answered by family and scope
+    /// (`ecs_stat_index`).
+    pub const ECS_STATS: &str = "XGSLB_ECSST_V1";
 
     /// Every map of the object.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 17] = [
         ENTRIES,
         SEED,
         CLASS_TRIE4,
@@ -123,6 +135,10 @@ pub mod map_names {
         META,
         ANSWERS,
         LDNS,
+        ECS_TRIE4,
+        ECS_TRIE6,
+        ECS_CONFIG,
+        ECS_STATS,
     ];
 }
 
@@ -275,8 +291,8 @@ pub struct AnswerSet {
     pub persist_v6: u8,
     /// For `Action::SlowPath`: a `SlowAnswer`, what the slow path answers (XDP ignores it).
     pub slow: u8,
-    /// Explicit padding so the type has none implicit; always zero.
-    pub _pad: u8,
+    /// An `EcsUse`: whether a query's client subnet stands for the client (RFC 7871).
+    pub ecs: u8,
     /// Where this set's answers are counted in the answer counters (`ANSWERS`): counter
     /// `stat * MAX_ADDRS + i` counts answers led by `addrs[i]`; `NO_STAT` counts nothing.
     pub stat: u32,
@@ -287,7 +303,7 @@ pub struct AnswerSet {
 }
 layout!(AnswerSet, 16 + SLOTS + 16 * MAX_ADDRS, {
     ttl: 0, count: 4, records: 5, pick: 6, action: 7, persist_v4: 8, persist_v6: 9, slow: 10,
-    _pad: 11, stat: 12, slots: 16, addrs: 16 + SLOTS,
+    ecs: 11, stat: 12, slots: 16, addrs: 16 + SLOTS,
 });
 
 /// `AnswerSet::stat` of a set whose answers are not counted.
@@ -722,6 +738,8 @@ mod user {
     unsafe impl aya::Pod for super::ParsedQuery {}
     unsafe impl aya::Pod for super::Meta {}
     unsafe impl aya::Pod for super::LdnsKey {}
+    unsafe impl aya::Pod for super::EcsRegion {}
+    unsafe impl aya::Pod for super::EcsConfig {}
 }
 
 #[cfg(test)]

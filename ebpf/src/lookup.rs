@@ -7,6 +7,7 @@
 //! be that of the entry used, or a swap came between and the query is passed (an answer from
 //! two tables could be neither config's).
 use xgslb_common::{
+    entry_flags,
     ANY_CLASS, ClassId, Counter, DEFAULT_CLASS, Entry, EntryKind, MAX_NAME_LABELS, NAME_KEY_LEN,
     Scratch, entry_key,
 };
@@ -91,7 +92,7 @@ pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Result<Found<'a>, 
     let h0 = scratch.hashes[0];
     let exact = entry_key(h0, qtype, ANY_CLASS, EntryKind::Exact);
     if let Some(e) = get(table, scratch, exact, 0, qtype, ANY_CLASS, EntryKind::Exact) {
-        if e.head.classed == 0 {
+        if e.head.flags & entry_flags::CLASSED == 0 {
             return Ok(Found {
                 entry: e,
                 class: CLASS_UNKNOWN,

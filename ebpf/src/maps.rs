@@ -6,9 +6,9 @@ use aya_ebpf::{
     maps::{Array, LruPerCpuHashMap, PerCpuArray},
 };
 use xgslb_common::{
-    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, Entry, LdnsKey, ListenerSet, MAX_ADDRS,
-    MAX_ANSWER_STATS, MAX_CLASS_PREFIXES, MAX_LDNS_TRACKED, MIN_TABLE_ENTRIES, Meta, Scratch,
-    Stats, map_names,
+    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, ECS_STATS_LEN, EcsConfig, EcsRegion,
+    Entry, LdnsKey, ListenerSet, MAX_ADDRS, MAX_ANSWER_STATS, MAX_CLASS_PREFIXES,
+    MAX_LDNS_TRACKED, MIN_TABLE_ENTRIES, Meta, Scratch, Stats, map_names,
 };
 
 /// An answer table: `entry_key` -> `Entry`. Only the template of the tables user space
@@ -30,7 +30,7 @@ pub type ClassTrie6 =
 // userspace's `maps::object_tests` checks the built object's maps, names and sizes.
 
 /// Slot 0: the answer table in service. User space swaps in a whole new table at once.
-#[btf_map(name = "XGSLB_ENT_V4")]
+#[btf_map(name = "XGSLB_ENT_V5")]
 pub static ENTRIES: ArrayOfMaps<EntryTable, 1> = ArrayOfMaps::new();
 
 /// The seed of the name hashes of the table in service (`xgslb_common::name_hash`).
@@ -90,6 +90,31 @@ pub static LDNS: LruPerCpuHashMap<LdnsKey, u64> = LruPerCpuHashMap::pinned(MAX_L
 #[map(name = "XGSLB_ANS_V3")]
 pub static ANSWERS: PerCpuArray<u64> = PerCpuArray::pinned(MAX_ANSWER_STATS * MAX_ADDRS as u32, 0);
 
+/// An IPv4 ECS trie: partition prefix -> class and scope (`xgslb_common::EcsRegion`); a
+/// template like `EntryTable`.
+pub type EcsTrie4 =
+    LpmTrie<[u8; 4], EcsRegion, { MAX_CLASS_PREFIXES as usize }, { BPF_F_NO_PREALLOC as usize }>;
+/// An IPv6 ECS trie.
+pub type EcsTrie6 =
+    LpmTrie<[u8; 16], EcsRegion, { MAX_CLASS_PREFIXES as usize }, { BPF_F_NO_PREALLOC as usize }>;
+
+/// Slot 0: the IPv4 ECS trie in service (client subnets' classes and scopes).
+#[btf_map(name = "XGSLB_ETRIE4_V1")]
+pub static ECS_TRIE4: ArrayOfMaps<EcsTrie4, 1> = ArrayOfMaps::new();
+
+/// Slot 0: the IPv6 ECS trie in service.
+#[btf_map(name = "XGSLB_ETRIE6_V1")]
+pub static ECS_TRIE6: ArrayOfMaps<EcsTrie6, 1> = ArrayOfMaps::new();
+
+/// How client subnets are treated (`EcsConfig`); all zero (pass them up) until xgslbd
+/// publishes.
+#[map(name = "XGSLB_ECS_V1")]
+pub static ECS_CONFIG: Array<EcsConfig> = Array::pinned(1, 0);
+
+/// ECS queries answered, by family and scope (`xgslb_common::ecs_stat_index`), per CPU.
+#[map(name = "XGSLB_ECSST_V1")]
+pub static ECS_STATS: PerCpuArray<u64> = PerCpuArray::pinned(ECS_STATS_LEN, 0);
+
 /// The literal names above, as the ABI defines them (checked at compile time).
 const _: () = {
     const fn eq(a: &str, b: &str) -> bool {
@@ -106,7 +131,7 @@ const _: () = {
         }
         true
     }
-    assert!(eq(map_names::ENTRIES, "XGSLB_ENT_V4"));
+    assert!(eq(map_names::ENTRIES, "XGSLB_ENT_V5"));
     assert!(eq(map_names::SEED, "XGSLB_SEED_V4"));
     assert!(eq(map_names::CLASSES, "XGSLB_CLS_V2"));
     assert!(eq(map_names::CLASS_LENGTHS, "XGSLB_CLSLEN_V1"));
@@ -119,4 +144,8 @@ const _: () = {
     assert!(eq(map_names::META, "XGSLB_META_V2"));
     assert!(eq(map_names::LDNS, "XGSLB_LDNS_V2"));
     assert!(eq(map_names::ANSWERS, "XGSLB_ANS_V3"));
+    assert!(eq(map_names::ECS_TRIE4, "XGSLB_ETRIE4_V1"));
+    assert!(eq(map_names::ECS_TRIE6, "XGSLB_ETRIE6_V1"));
+    assert!(eq(map_names::ECS_CONFIG, "XGSLB_ECS_V1"));
+    assert!(eq(map_names::ECS_STATS, "XGSLB_ECSST_V1"));
 };

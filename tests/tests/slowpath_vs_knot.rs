@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
 use tokio::net::UdpSocket;
-use xgslb::dns::{Catalog, Dynamic, DynamicAnswers, Transport, Zone};
+use xgslb::dns::{Catalog, Dynamic, DynamicAnswers, Scoped, Transport, Zone};
 use xgslb::udp::{PlanAnswers, Publication, Source, Workers};
 
 /// What the UDP workers serve here: the catalog, and the plan's answers from its
@@ -139,8 +139,8 @@ fn start_knot(zone_text: &str) -> Option<(Knot, SocketAddr)> {
 struct NoDynamic;
 
 impl DynamicAnswers for NoDynamic {
-    fn answer(&self, _: &LowerName, _: RecordType, _: std::net::IpAddr) -> Dynamic {
-        Dynamic::Records(Vec::new())
+    fn answer(&self, _: &LowerName, _: RecordType, _: &xgslb::dns::Client) -> Scoped {
+        Dynamic::Records(Vec::new()).into()
     }
 }
 

@@ -16,7 +16,7 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use xgslb::{
     config::Config,
     daemon::{build, listener_keys},
-    dns::{Dynamic, DynamicAnswers, Transport},
+    dns::{Client, DynamicAnswers, Scoped, Transport},
     maps::{DataPlane, publish::publish_listeners},
     plan::snapshot::Snapshot,
     test_model::TestModel,
@@ -97,7 +97,7 @@ fn model() -> TestModel {
 struct FixedPick<'a>(&'a Snapshot, u32);
 
 impl DynamicAnswers for FixedPick<'_> {
-    fn answer(&self, name: &LowerName, rtype: RecordType, client: IpAddr) -> Dynamic {
+    fn answer(&self, name: &LowerName, rtype: RecordType, client: &Client) -> Scoped {
         self.0.answer_with_pick(name, rtype, client, self.1)
     }
 }

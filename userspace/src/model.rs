@@ -261,6 +261,30 @@ pub struct WideIp {
     pub all_down: AllDown,
     /// `decided_by`: a peer EDNS whose decisions this one serves for the wide IP.
     pub deferral: Option<Deferral>,
+    /// Whether a query's client subnet (RFC 7871) stands for the client.
+    pub ecs: EcsMode,
+}
+
+/// What a wide IP does with a query's EDNS Client Subnet (`ecs` of a zone or wide IP).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum EcsMode {
+    /// The subnet, cut to the honoured length, stands for the client.
+    #[default]
+    Honor,
+    /// The query's source stands for the client; the response's scope is 0.
+    Ignore,
 }
 
 /// A wide IP decided by a peer EDNS (claims 48, 58).

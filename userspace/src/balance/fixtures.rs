@@ -112,6 +112,7 @@ pub fn fixture() -> Model {
             persist_v6: 56,
             all_down: AllDown::ServFail,
             deferral: None,
+            ecs: Default::default(),
         }],
         regions: vec![
             region("japan", &["10.1.0.0/16"], &[]),

@@ -302,6 +302,9 @@ pub(super) struct RawWideIp {
     decided_by: Option<String>,
     #[serde(default)]
     when_peer_silent: Option<String>,
+    /// "honor" or "ignore"; default: the zone's.
+    #[serde(default)]
+    ecs: Option<String>,
 }
 
 fn default_persist_v4() -> u8 {
@@ -991,6 +994,16 @@ fn wideip(
         (None, Some(_)) => return bad(key("when_peer_silent"), "set, but decided_by is not"),
         (None, None) => None,
     };
+    // The wide IP's own setting, else its zone's (the closest enclosing one).
+    let ecs = match &w.ecs {
+        Some(s) => parse_choice(&key("ecs"), s)?,
+        None => zones
+            .iter()
+            .filter(|z| z.origin.zone_of(&name))
+            .max_by_key(|z| z.origin.num_labels())
+            .map(|z| z.ecs)
+            .unwrap_or_default(),
+    };
     Ok(WideIp {
         name,
         pools,
@@ -999,6 +1012,7 @@ fn wideip(
         persist_v6: w.persist_v6,
         all_down,
         deferral,
+        ecs,
     })
 }
 

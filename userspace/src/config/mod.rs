@@ -15,14 +15,16 @@ use hickory_proto::rr::Name;
 use serde::Deserialize;
 use xgslb_common::{MAX_ADDRS, MAX_LISTENERS};
 
-use crate::model::Model;
+use crate::model::{EcsMode, Model};
 
 pub mod agents;
+mod ecs;
 pub mod gslb;
 pub mod peers;
 pub mod transfer;
 
 pub use agents::{AgentKey, AgentsConfig};
+pub use ecs::EcsPolicy;
 pub use gslb::BalancerConfig;
 pub use peers::{PeerConfig, PeeringConfig};
 pub use transfer::{TsigKeyConfig, ZoneTransferConfig};
@@ -82,6 +84,20 @@ struct RawConfig {
     peering: Option<peers::RawPeering>,
     #[serde(default)]
     peer: Vec<peers::RawPeer>,
+    #[serde(default)]
+    ecs: Option<RawEcs>,
+}
+
+/// `[ecs]`: how far client subnets (RFC 7871) are honoured, and whose.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEcs {
+    #[serde(default)]
+    max_source_v4: Option<u8>,
+    #[serde(default)]
+    max_source_v6: Option<u8>,
+    #[serde(default)]
+    trusted: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +140,9 @@ struct RawZone {
     notify: Vec<String>,
     #[serde(default)]
     notify_key: Option<String>,
+    /// "honor" (default) or "ignore": what the zone's wide IPs do with client subnets.
+    #[serde(default)]
+    ecs: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,6 +236,8 @@ pub struct Config {
     pub agents: Option<AgentsConfig>,
     /// The peer EDNSs (`[peering]`, `[[peer]]`), if this EDNS has any.
     pub peering: Option<PeeringConfig>,
+    /// `[ecs]`: how far client subnets are honoured, and whose.
+    pub ecs: EcsPolicy,
 }
 
 /// One zone.
@@ -226,6 +247,8 @@ pub struct ZoneConfig {
     pub file: PathBuf,
     /// Who may transfer it, whom to notify (default: nobody, no one).
     pub transfer: ZoneTransferConfig,
+    /// What its wide IPs do with client subnets, unless they say.
+    pub ecs: EcsMode,
 }
 
 /// One answer set: the A and AAAA records of `name`.
@@ -356,10 +379,20 @@ impl Config {
                     format!("{origin} twice"),
                 ));
             }
+            let ecs = match &z.ecs {
+                None => EcsMode::default(),
+                Some(s) => s.parse().map_err(|_| {
+                    invalid(
+                        format!("zone[{i}].ecs"),
+                        format!("{s:?} is not one of: honor, ignore"),
+                    )
+                })?,
+            };
             zones.push(ZoneConfig {
                 origin,
                 file: base.join(&z.file),
                 transfer: transfer::zone(i, z, &tsig_keys).map_err(|e| invalid(e.key, e.why))?,
+                ecs,
             });
         }
 
@@ -454,6 +487,10 @@ impl Config {
         let peering = peers::validate(raw.peering, raw.peer, &taken, &model, base)
             .map_err(|e| invalid(e.key, e.why))?;
 
+        let ecs = match raw.ecs {
+            None => EcsPolicy::default(),
+            Some(e) => ecs_policy(&e).map_err(|(key, why)| invalid(key, why))?,
+        };
         Ok(Config {
             path: path.to_owned(),
             listen,
@@ -470,8 +507,40 @@ impl Config {
             balancer,
             agents,
             peering,
+            ecs,
         })
     }
+}
+
+/// The `[ecs]` section checked: source prefix caps within the family, trusted prefixes.
+fn ecs_policy(raw: &RawEcs) -> Result<EcsPolicy, (String, String)> {
+    let defaults = EcsPolicy::default();
+    let cap = |key: &str, v: Option<u8>, default: u8, max: u8| match v {
+        None => Ok(default),
+        Some(v) if v <= max => Ok(v),
+        Some(v) => Err((
+            format!("ecs.{key}"),
+            format!("{v} is longer than an address (0 to {max} bits)"),
+        )),
+    };
+    let mut trusted = Vec::new();
+    for (i, t) in raw.trusted.iter().enumerate() {
+        let net: ipnet::IpNet = t
+            .parse()
+            .or_else(|_| t.parse::<IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                (
+                    format!("ecs.trusted[{i}]"),
+                    format!("{t:?} is not a prefix (198.18.0.0/15) or an address"),
+                )
+            })?;
+        trusted.push(net.trunc());
+    }
+    Ok(EcsPolicy {
+        max4: cap("max_source_v4", raw.max_source_v4, defaults.max4, 32)?,
+        max6: cap("max_source_v6", raw.max_source_v6, defaults.max6, 128)?,
+        trusted,
+    })
 }
 
 /// A fully qualified domain name (a trailing dot is implied).

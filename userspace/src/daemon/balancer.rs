@@ -755,7 +755,8 @@ impl Balancer {
         }
         // The slow path's side is built first: a config the catalog refuses (a wide IP at a
         // CNAME or below a cut) never reaches the maps.
-        let snapshot = Snapshot::new(sets.iter().cloned(), &prefixes);
+        let snapshot =
+            Snapshot::new(sets.iter().cloned(), &prefixes).with_ecs(self.config.ecs.clone());
         let (catalog, transfers, statics) = if swap {
             let catalog = Catalog::new(self.zones.clone(), &snapshot.dynamic_names())?;
             let statics = crate::plan::static_entries(&catalog.precompute());
@@ -769,7 +770,9 @@ impl Balancer {
         let entries = crate::plan::plan(statics.as_ref().unwrap_or(&self.static_entries), &sets);
         if let Some(dp) = self.dataplane.as_mut() {
             let written = if swap {
-                dp.tables.swap(&entries, &prefixes)
+                dp.tables
+                    .set_ecs_policy(&self.config.ecs)
+                    .and_then(|()| dp.tables.swap(&entries, &prefixes))
             } else {
                 dp.tables.update(&entries, &prefixes)
             };

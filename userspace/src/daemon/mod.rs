@@ -152,7 +152,7 @@ pub fn build_with(cfg: &Config, metrics: &Metrics) -> Result<Built, DaemonError>
     );
     let catalog = Catalog::new(zones, &crate::plan::dynamic_names(cfg))?;
     let entries = crate::plan::plan(&crate::plan::static_entries(&catalog.precompute()), &p.sets);
-    let snapshot = Arc::new(Snapshot::new(p.sets, &p.prefixes));
+    let snapshot = Arc::new(Snapshot::new(p.sets, &p.prefixes).with_ecs(cfg.ecs.clone()));
     Ok(Built {
         catalog,
         snapshot,
@@ -260,12 +260,17 @@ impl DaemonHandle {
     pub fn answer(&self, name: &str, client: IpAddr, pick: u32) -> Option<crate::dns::Dynamic> {
         let name = hickory_proto::rr::Name::from_ascii(name).ok()?;
         let served = self.served.load();
-        Some(served.snapshot.answer_with_pick(
-            &hickory_proto::rr::LowerName::new(&name),
-            hickory_proto::rr::RecordType::A,
-            client,
-            pick,
-        ))
+        Some(
+            served
+                .snapshot
+                .answer_with_pick(
+                    &hickory_proto::rr::LowerName::new(&name),
+                    hickory_proto::rr::RecordType::A,
+                    &crate::dns::Client::at(client),
+                    pick,
+                )
+                .answer,
+        )
     }
 
     /// Answers a control command (read-only ones from the published view).

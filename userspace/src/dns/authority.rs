@@ -11,7 +11,7 @@ use std::sync::Arc;
 use hickory_proto::op::{OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
 
-use super::handler::{DynamicAnswers, Responder, Transport};
+use super::handler::{Client, DynamicAnswers, Responder, Transport};
 use super::index::ZoneIndex;
 use super::lookup::Lookup;
 use super::request::{self, CheckedQuery, Request};
@@ -183,6 +183,7 @@ impl Catalog {
                 &reject.header,
                 reject.question.as_ref(),
                 reject.edns.as_ref(),
+                None,
                 Draft::rcode(reject.rcode),
                 transport,
             )),
@@ -195,6 +196,7 @@ impl Catalog {
                     &query.header,
                     Some(&query.question),
                     query.edns.as_ref(),
+                    query.subnet.as_ref(),
                     draft,
                     transport,
                 ))
@@ -229,9 +231,15 @@ impl Catalog {
             zone,
             dynamic,
             transport,
-            client,
+            client: Client {
+                source: client,
+                subnet: query.subnet,
+            },
+            scope: Default::default(),
         };
-        lookup.resolve(question.name(), qtype)
+        let mut draft = lookup.resolve(question.name(), qtype);
+        draft.scope = lookup.scope.get();
+        draft
     }
 }
 

@@ -11,7 +11,7 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use super::{Catalog, CatalogError};
-use crate::dns::handler::{Dynamic, DynamicAnswers, Transport};
+use crate::dns::handler::{Client, Dynamic, DynamicAnswers, Scoped, Transport};
 use crate::dns::zone::Zone;
 
 /// The shared zone (tests/fixtures, also served by Knot in slowpath_vs_knot) and the
@@ -84,13 +84,14 @@ fn zone(origin: &str, text: &str) -> Zone {
 struct TestDynamic(HashMap<(LowerName, RecordType), Vec<Record>>);
 
 impl DynamicAnswers for TestDynamic {
-    fn answer(&self, name: &LowerName, rtype: RecordType, _client: IpAddr) -> Dynamic {
+    fn answer(&self, name: &LowerName, rtype: RecordType, _client: &Client) -> Scoped {
         Dynamic::Records(
             self.0
                 .get(&(name.clone(), rtype))
                 .cloned()
                 .unwrap_or_default(),
         )
+        .into()
     }
 }
 
@@ -904,8 +905,8 @@ fn other_zone_answers_its_own_names_only() {
 struct AllReturnToDns;
 
 impl DynamicAnswers for AllReturnToDns {
-    fn answer(&self, _: &LowerName, _: RecordType, _: IpAddr) -> Dynamic {
-        Dynamic::ReturnToDns
+    fn answer(&self, _: &LowerName, _: RecordType, _: &Client) -> Scoped {
+        Dynamic::ReturnToDns.into()
     }
 }
 

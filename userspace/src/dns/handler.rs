@@ -6,6 +6,8 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::{LowerName, Record, RecordType};
 
+use super::ecs::ClientSubnet;
+
 /// What a dynamic (GSLB) RRset answers for one client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dynamic {
@@ -19,11 +21,43 @@ pub enum Dynamic {
     Drop,
 }
 
+/// Who asks: the query's source (the LDNS) and the client subnet it carried, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    pub source: IpAddr,
+    /// A well-formed EDNS Client Subnet option of the query (RFC 7871).
+    pub subnet: Option<ClientSubnet>,
+}
+
+impl Client {
+    /// A client that sent no subnet.
+    pub fn at(source: IpAddr) -> Self {
+        Self {
+            source,
+            subnet: None,
+        }
+    }
+}
+
+/// A dynamic answer and its ECS scope: the prefix length around the client's subnet over
+/// which the answer is the same (0: it does not depend on the client's address).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scoped {
+    pub answer: Dynamic,
+    pub scope: u8,
+}
+
+impl From<Dynamic> for Scoped {
+    fn from(answer: Dynamic) -> Self {
+        Self { answer, scope: 0 }
+    }
+}
+
 /// The source of dynamic (GSLB) answers.
 pub trait DynamicAnswers {
-    /// The answer for `client` (the LDNS address). Called only for the (name, type) pairs the
-    /// catalog was built with.
-    fn answer(&self, name: &LowerName, rtype: RecordType, client: IpAddr) -> Dynamic;
+    /// The answer for `client`. Called only for the (name, type) pairs the catalog was
+    /// built with.
+    fn answer(&self, name: &LowerName, rtype: RecordType, client: &Client) -> Scoped;
 }
 
 /// The transport a query came over: it sets the size limit and the ANY behaviour.

@@ -5,12 +5,11 @@
 //! plus rcode and AA. Wire concerns (header, EDNS, size) are elsewhere.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use super::handler::{Dynamic, DynamicAnswers, Transport};
+use super::handler::{Client, Dynamic, DynamicAnswers, Transport};
 use super::index::{Node, ZoneIndex};
 use super::response::Draft;
 
@@ -23,8 +22,10 @@ pub(crate) struct Lookup<'a> {
     pub(crate) zone: &'a ZoneIndex,
     pub(crate) dynamic: &'a dyn DynamicAnswers,
     pub(crate) transport: Transport,
-    /// The LDNS that asked: GSLB answers depend on it.
-    pub(crate) client: IpAddr,
+    /// The LDNS that asked and the subnet it sent: GSLB answers depend on them.
+    pub(crate) client: Client,
+    /// The widest ECS scope of the dynamic answers used so far (the response's).
+    pub(crate) scope: std::cell::Cell<u8>,
 }
 
 impl Lookup<'_> {
@@ -116,7 +117,7 @@ impl Lookup<'_> {
         }
         let records = if node.is_dynamic(qtype) {
             // The policy may answer for the whole response.
-            match self.dynamic.answer(node_name, qtype, self.client) {
+            match self.dynamic_answer(node_name, qtype) {
                 Dynamic::ServFail => {
                     *res = Draft::rcode(ResponseCode::ServFail);
                     return None;
@@ -136,6 +137,13 @@ impl Lookup<'_> {
         None
     }
 
+    /// The dynamic answer for the client; its scope widens the response's.
+    fn dynamic_answer(&self, node_name: &LowerName, rtype: RecordType) -> Dynamic {
+        let scoped = self.dynamic.answer(node_name, rtype, &self.client);
+        self.scope.set(self.scope.get().max(scoped.scope));
+        scoped.answer
+    }
+
     fn no_data_if_empty(&self, res: &mut Draft, records: &[Record]) {
         if records.is_empty() {
             res.authorities.push(self.zone.negative_soa.clone());
@@ -152,7 +160,7 @@ impl Lookup<'_> {
         rtype: RecordType,
     ) -> Vec<Record> {
         if node.is_dynamic(rtype) {
-            let answer = self.dynamic.answer(node_name, rtype, self.client);
+            let answer = self.dynamic_answer(node_name, rtype);
             return self.dynamic_records(node, node_name, owner, rtype, answer);
         }
         node.rrset(rtype)

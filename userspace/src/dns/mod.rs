@@ -29,7 +29,8 @@ pub mod transfer;
 pub mod zone;
 
 pub use authority::{Catalog, CatalogError, CatalogResponder};
-pub use handler::{Dynamic, DynamicAnswers, Messages, Responder, Transport};
+pub use ecs::{ClientSubnet, EcsError};
+pub use handler::{Client, Dynamic, DynamicAnswers, Messages, Responder, Scoped, Transport};
 pub use rcodes::RcodeCounters;
 pub use server::serve_tcp;
 pub use zone::{Zone, ZoneError};

@@ -16,7 +16,7 @@ use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::authority::Catalog;
-use super::handler::{Dynamic, DynamicAnswers, Transport};
+use super::handler::{Client, Dynamic, DynamicAnswers, Scoped, Transport};
 
 /// What a (name, kind) is answered with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,9 +89,9 @@ const PROBE_OPT: [u8; 11] = [
 struct Tripwire(Cell<bool>);
 
 impl DynamicAnswers for Tripwire {
-    fn answer(&self, _: &LowerName, _: RecordType, _: IpAddr) -> Dynamic {
+    fn answer(&self, _: &LowerName, _: RecordType, _: &Client) -> Scoped {
         self.0.set(true);
-        Dynamic::ServFail
+        Dynamic::ServFail.into()
     }
 }
 

@@ -8,6 +8,8 @@ use hickory_proto::op::{Edns, Header, MessageType, Metadata, OpCode, Query, Resp
 use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use super::ecs::ClientSubnet;
+
 /// A DNS header is 12 bytes; anything shorter cannot be answered (there is no ID).
 const HEADER_LEN: usize = 12;
 
@@ -38,6 +40,8 @@ pub(crate) struct CheckedQuery {
     pub(crate) header: Metadata,
     pub(crate) question: Query,
     pub(crate) edns: Option<Edns>,
+    /// The OPT's client subnet, checked (RFC 7871).
+    pub(crate) subnet: Option<ClientSubnet>,
 }
 
 /// Decodes and checks `bytes` as a query.
@@ -82,10 +86,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Request {
         Err(()) => return reject(Some(question), ResponseCode::FormErr, None),
     };
     // RFC 7871 7.1.1: a malformed client subnet is FORMERR (with our OPT).
-    if let Err(e) = super::ecs::find(opt_rdata) {
-        tracing::trace!("FORMERR: {e}");
-        return reject(Some(question), ResponseCode::FormErr, edns);
-    }
+    let subnet = match super::ecs::find(opt_rdata) {
+        Ok(subnet) => subnet,
+        Err(e) => {
+            tracing::trace!("FORMERR: {e}");
+            return reject(Some(question), ResponseCode::FormErr, edns);
+        }
+    };
     if !decoder.is_empty() {
         return reject(Some(question), ResponseCode::FormErr, edns);
     }
@@ -99,6 +106,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Request {
         header: header.metadata,
         question,
         edns,
+        subnet,
     })
 }
 

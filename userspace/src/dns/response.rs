@@ -2,8 +2,10 @@
 
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, Query, ResponseCode};
 use hickory_proto::rr::Record;
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use xgslb_common::EDNS_UDP_SIZE;
 
+use super::ecs::ClientSubnet;
 use super::handler::Transport;
 
 /// RFC 1035 4.2.1: the UDP payload limit without EDNS, and the floor with it (RFC 6891 6.2.5).
@@ -24,6 +26,8 @@ pub(crate) struct Draft {
     pub(crate) extra: Vec<Record>,
     /// Send no response at all (a GSLB name whose policy drops).
     pub(crate) drop: bool,
+    /// ECS scope of the answer (RFC 7871): echoed when the query carried a client subnet.
+    pub(crate) scope: u8,
 }
 
 impl Draft {
@@ -37,6 +41,7 @@ impl Draft {
             glue: Vec::new(),
             extra: Vec::new(),
             drop: false,
+            scope: 0,
         }
     }
 }
@@ -55,13 +60,15 @@ pub(crate) fn size_limit(transport: Transport, edns: Option<&Edns>) -> usize {
 /// Encodes the response to a request with header `request`, echoing `question`.
 ///
 /// The header copies ID, opcode, RD and CD; RA, AD and Z are always 0. If the request had an
-/// OPT the response has exactly one: version 0, our UDP size, DO copied, no options.
+/// OPT the response has exactly one: version 0, our UDP size, DO copied, and no option but
+/// the query's client subnet (`subnet`) echoed with the draft's scope (RFC 7871 7.2.1).
 /// Too big for the limit: first the helpful additional records go (RFC 2181 9 says that is
 /// no reason for TC); still too big: TC=1 with all record sections empty, OPT kept.
 pub(crate) fn encode(
     request: &Metadata,
     question: Option<&Query>,
     request_edns: Option<&Edns>,
+    subnet: Option<&ClientSubnet>,
     draft: Draft,
     transport: Transport,
 ) -> Vec<u8> {
@@ -75,7 +82,13 @@ pub(crate) fn encode(
         message.add_query(question.clone());
     }
     if let Some(request_edns) = request_edns {
-        message.set_edns(response_edns(request_edns));
+        let mut edns = response_edns(request_edns);
+        if let Some(s) = subnet {
+            edns.options_mut().insert(EdnsOption::Subnet(
+                hickory_proto::rr::rdata::opt::ClientSubnet::new(s.address, s.source, draft.scope),
+            ));
+        }
+        message.set_edns(edns);
     }
     message.answers = draft.answers;
     message.authorities = draft.authorities;

@@ -13,7 +13,7 @@ use aya::{
 };
 use xgslb_common::{Counter, LdnsKey, ListenerSet, Meta, Stats, map_names, prog_names};
 
-use super::tables::Tables;
+use super::tables::{ClassMaps, EcsMaps, Tables};
 
 /// The XDP object built from `ebpf/`, embedded at build time (see build.rs).
 pub static XDP_OBJECT: &[u8] =
@@ -80,6 +80,7 @@ pub struct DataPlane {
     stats: PerCpuArray<MapData, Stats>,
     pick: PerCpuArray<MapData, u32>,
     ldns: PerCpuHashMap<MapData, LdnsKey, u64>,
+    ecs_stats: PerCpuArray<MapData, u64>,
     link: Option<LinkPin>,
 }
 
@@ -111,6 +112,8 @@ impl DataPlane {
             map_names::CLASS_TRIE4,
             map_names::CLASS_TRIE6,
             map_names::CLASSES,
+            map_names::ECS_TRIE4,
+            map_names::ECS_TRIE6,
         ];
         for name in outer {
             loader.map_pin_path(name, pin_dir.join(name));
@@ -140,14 +143,24 @@ impl DataPlane {
             ArrayOfMaps::try_from(take(map_names::ENTRIES)?)
                 .map_err(map_err(map_names::ENTRIES))?,
             Array::try_from(take(map_names::SEED)?).map_err(map_err(map_names::SEED))?,
-            ArrayOfMaps::try_from(take(map_names::CLASS_TRIE4)?)
-                .map_err(map_err(map_names::CLASS_TRIE4))?,
-            ArrayOfMaps::try_from(take(map_names::CLASS_TRIE6)?)
-                .map_err(map_err(map_names::CLASS_TRIE6))?,
-            ArrayOfMaps::try_from(take(map_names::CLASSES)?)
-                .map_err(map_err(map_names::CLASSES))?,
-            Array::try_from(take(map_names::CLASS_LENGTHS)?)
-                .map_err(map_err(map_names::CLASS_LENGTHS))?,
+            ClassMaps {
+                trie4: ArrayOfMaps::try_from(take(map_names::CLASS_TRIE4)?)
+                    .map_err(map_err(map_names::CLASS_TRIE4))?,
+                trie6: ArrayOfMaps::try_from(take(map_names::CLASS_TRIE6)?)
+                    .map_err(map_err(map_names::CLASS_TRIE6))?,
+                table: ArrayOfMaps::try_from(take(map_names::CLASSES)?)
+                    .map_err(map_err(map_names::CLASSES))?,
+                lengths: Array::try_from(take(map_names::CLASS_LENGTHS)?)
+                    .map_err(map_err(map_names::CLASS_LENGTHS))?,
+            },
+            EcsMaps {
+                trie4: ArrayOfMaps::try_from(take(map_names::ECS_TRIE4)?)
+                    .map_err(map_err(map_names::ECS_TRIE4))?,
+                trie6: ArrayOfMaps::try_from(take(map_names::ECS_TRIE6)?)
+                    .map_err(map_err(map_names::ECS_TRIE6))?,
+                config: Array::try_from(take(map_names::ECS_CONFIG)?)
+                    .map_err(map_err(map_names::ECS_CONFIG))?,
+            },
             Array::try_from(take(map_names::META)?).map_err(map_err(map_names::META))?,
         );
         let listeners =
@@ -158,6 +171,8 @@ impl DataPlane {
             PerCpuArray::try_from(take(map_names::PICK)?).map_err(map_err(map_names::PICK))?;
         let ldns =
             PerCpuHashMap::try_from(take(map_names::LDNS)?).map_err(map_err(map_names::LDNS))?;
+        let ecs_stats = PerCpuArray::try_from(take(map_names::ECS_STATS)?)
+            .map_err(map_err(map_names::ECS_STATS))?;
         Ok(Self {
             ebpf,
             pin_dir: pin_dir.to_owned(),
@@ -166,6 +181,7 @@ impl DataPlane {
             stats,
             pick,
             ldns,
+            ecs_stats,
             link: None,
         })
     }
@@ -316,6 +332,19 @@ impl DataPlane {
     /// Sums the per-CPU counters.
     pub fn stats(&self) -> Result<[u64; Counter::COUNT], DataPlaneError> {
         read_stats(&self.stats)
+    }
+
+    /// ECS queries answered by the program, by `xgslb_common::ecs_stat_index`, summed over
+    /// CPUs.
+    pub fn ecs_stats(&self) -> Result<Vec<u64>, DataPlaneError> {
+        (0..xgslb_common::ECS_STATS_LEN)
+            .map(|i| {
+                self.ecs_stats
+                    .get(&i, 0)
+                    .map(|per_cpu| per_cpu.iter().sum())
+                    .map_err(map_err(map_names::ECS_STATS))
+            })
+            .collect()
     }
 
     /// The sampled query counts by (LDNS address, class) since the last call, summed over

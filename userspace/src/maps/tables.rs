@@ -27,17 +27,35 @@ use aya::maps::{
 };
 use ipnet::IpNet;
 use xgslb_common::{
-    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, Entry, MAX_CLASS_LENGTHS,
-    MAX_CLASS_PREFIXES, MAX_HASHED_V6_LEN, MIN_TABLE_ENTRIES, Meta,
+    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, EcsConfig, EcsRegion, Entry,
+    MAX_CLASS_LENGTHS, MAX_CLASS_PREFIXES, MAX_HASHED_V6_LEN, MIN_TABLE_ENTRIES, Meta,
 };
 
 use super::publish::{MapOp, diff};
+use crate::plan::ecs::{EcsPolicy, partition};
 use crate::plan::key::{WordHasher, key_of, random_seed};
 
 type EntryTable = HashMap<MapData, u64, Entry>;
 type ClassTable = HashMap<MapData, ClassKey, ClassId>;
 type Trie4 = LpmTrie<MapData, [u8; 4], ClassId>;
 type Trie6 = LpmTrie<MapData, [u8; 16], ClassId>;
+type EcsTrie4 = LpmTrie<MapData, [u8; 4], EcsRegion>;
+type EcsTrie6 = LpmTrie<MapData, [u8; 16], EcsRegion>;
+
+/// The class maps: the outer maps of the tries and the table, and the lengths.
+pub struct ClassMaps {
+    pub trie4: ArrayOfMaps<MapData, Trie4>,
+    pub trie6: ArrayOfMaps<MapData, Trie6>,
+    pub table: ArrayOfMaps<MapData, ClassTable>,
+    pub lengths: Array<MapData, ClassLengths>,
+}
+
+/// The ECS maps: the outer maps of the tries, and the config.
+pub struct EcsMaps {
+    pub trie4: ArrayOfMaps<MapData, EcsTrie4>,
+    pub trie6: ArrayOfMaps<MapData, EcsTrie6>,
+    pub config: Array<MapData, EcsConfig>,
+}
 
 /// What a publication did, for logs, stats and the bench.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -65,11 +83,14 @@ pub struct Tables {
     class_trie6: ArrayOfMaps<MapData, Trie6>,
     classes: ArrayOfMaps<MapData, ClassTable>,
     class_lengths: Array<MapData, ClassLengths>,
+    ecs: EcsMaps,
+    /// How client subnets are honoured (written to `ecs.config` with each swap).
+    ecs_policy: EcsPolicy,
     meta_map: Array<MapData, Meta>,
     /// The answer table in service, once this process has swapped one in.
     current: Option<EntryTable>,
-    /// The class tries and class table in service with it.
-    tries: Option<(Trie4, Trie6, ClassTable)>,
+    /// The class tries, class table and ECS tries in service with it.
+    tries: Option<(Trie4, Trie6, ClassTable, EcsTrie4, EcsTrie6)>,
     /// Its entries, by key bytes.
     published: Published,
     /// The prefixes of the tries in service.
@@ -83,12 +104,16 @@ impl Tables {
     pub fn new(
         entries: ArrayOfMaps<MapData, EntryTable>,
         seed_map: Array<MapData, u64>,
-        class_trie4: ArrayOfMaps<MapData, Trie4>,
-        class_trie6: ArrayOfMaps<MapData, Trie6>,
-        classes: ArrayOfMaps<MapData, ClassTable>,
-        class_lengths: Array<MapData, ClassLengths>,
+        class_maps: ClassMaps,
+        ecs: EcsMaps,
         meta_map: Array<MapData, Meta>,
     ) -> Self {
+        let ClassMaps {
+            trie4: class_trie4,
+            trie6: class_trie6,
+            table: classes,
+            lengths: class_lengths,
+        } = class_maps;
         let meta = meta_map.get(&0, 0).unwrap_or_default();
         let seed = seed_map.get(&0, 0).unwrap_or_default();
         Self {
@@ -100,12 +125,35 @@ impl Tables {
             class_trie6,
             classes,
             class_lengths,
+            ecs,
+            ecs_policy: EcsPolicy::default(),
             meta_map,
             current: None,
             tries: None,
             published: Published::default(),
             published_prefixes: Vec::new(),
             meta,
+        }
+    }
+
+    /// Honours client subnets as `policy` says from now on: written at once when tables are
+    /// in service, else with the first swap.
+    pub fn set_ecs_policy(&mut self, policy: &EcsPolicy) -> Result<(), MapError> {
+        self.ecs_policy = policy.clone();
+        if self.tries.is_some() {
+            self.ecs.config.set(0, self.ecs_config(), 0)?;
+        }
+        Ok(())
+    }
+
+    /// The `EcsConfig` of the policy. The program answers client subnets only when every
+    /// resolver's are honoured (it does not check the source; the slow path does).
+    fn ecs_config(&self) -> EcsConfig {
+        EcsConfig {
+            answer: self.ecs_policy.trusted.is_empty() as u8,
+            max4: self.ecs_policy.max4,
+            max6: self.ecs_policy.max6,
+            _pad: [0; 5],
         }
     }
 
@@ -198,6 +246,20 @@ impl Tables {
                 trie6.insert(&Key::new(p.prefix_len() as u32, a.octets()), class, 0)?;
             }
         }
+        let regions = partition(prefixes);
+        let (r4, r6): (Vec<_>, Vec<_>) = regions.iter().partition(|(p, _)| p.addr().is_ipv4());
+        let mut ecs4 = EcsTrie4::create(trie_capacity(r4.len()), BPF_F_NO_PREALLOC)?;
+        for (p, region) in &r4 {
+            if let IpAddr::V4(a) = p.addr() {
+                ecs4.insert(&Key::new(p.prefix_len() as u32, a.octets()), region, 0)?;
+            }
+        }
+        let mut ecs6 = EcsTrie6::create(trie_capacity(r6.len()), BPF_F_NO_PREALLOC)?;
+        for (p, region) in &r6 {
+            if let IpAddr::V6(a) = p.addr() {
+                ecs6.insert(&Key::new(p.prefix_len() as u32, a.octets()), region, 0)?;
+            }
+        }
         let (class_entries, lengths) = class_table(prefixes);
         let classes =
             ClassTable::create((class_entries.len() as u32).max(1024), BPF_F_NO_PREALLOC)?;
@@ -222,9 +284,13 @@ impl Tables {
         // forget what is in service, so that the next publication swaps everything again
         // instead of diffing against a guess.
         let old_lengths = self.class_lengths.get(&0, 0).unwrap_or_default();
+        let ecs_config = self.ecs_config();
         let slots = (|| {
             self.class_trie4.set(0, &trie4, 0)?;
             self.class_trie6.set(0, &trie6, 0)?;
+            self.ecs.trie4.set(0, &ecs4, 0)?;
+            self.ecs.trie6.set(0, &ecs6, 0)?;
+            self.ecs.config.set(0, ecs_config, 0)?;
             self.class_lengths
                 .set(0, union_lengths(&old_lengths, &lengths), 0)?;
             self.classes.set(0, &classes, 0)?;
@@ -243,7 +309,7 @@ impl Tables {
         self.seed = seed;
         self.stamp = stamp;
         self.current = Some(table);
-        self.tries = Some((trie4, trie6, classes));
+        self.tries = Some((trie4, trie6, classes, ecs4, ecs6));
         self.published = index(selections, stamp);
         self.published_prefixes = prefixes.to_vec();
         self.meta.generation += 1;
@@ -255,7 +321,7 @@ impl Tables {
             tracing::warn!("cannot write the meta map (xgslbctl shows stale facts): {e}");
         }
         Ok(PublishReport {
-            writes: selections.len() + prefixes.len() + 4,
+            writes: selections.len() + prefixes.len() + regions.len() + 7,
             swapped: true,
             live,
             elapsed: start.elapsed(),
@@ -339,10 +405,12 @@ impl Tables {
         if let Some(t) = &self.current {
             fds.push(t.map().fd().as_fd().as_raw_fd());
         }
-        if let Some((t4, t6, classes)) = &self.tries {
+        if let Some((t4, t6, classes, e4, e6)) = &self.tries {
             fds.push(t4.map().fd().as_fd().as_raw_fd());
             fds.push(t6.map().fd().as_fd().as_raw_fd());
             fds.push(classes.map().fd().as_fd().as_raw_fd());
+            fds.push(e4.map().fd().as_fd().as_raw_fd());
+            fds.push(e6.map().fd().as_fd().as_raw_fd());
         }
         let mut total = 0;
         for fd in fds {
@@ -578,7 +646,7 @@ mod tests {
             class: 0,
             kind: EntryKind::Exact as u8,
             body: Body::Pass as u8,
-            classed: 0,
+            flags: 0,
             table: 0,
         };
         head.name[..name.len()].copy_from_slice(name);

@@ -29,7 +29,7 @@ pub fn answer_sets(answers: &[AnswerConfig]) -> Vec<(Name, RecordType, AnswerSet
                 persist_v4: 0,
                 persist_v6: 0,
                 slow: 0,
-                _pad: 0,
+                ecs: xgslb_common::EcsUse::Honor as u8,
                 // The [[answer]] sets are not wide IPs: not counted by name.
                 stat: xgslb_common::NO_STAT,
                 slots: slot_table(&weights),

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use bytemuck::Zeroable;
 use hickory_proto::rr::{LowerName, RecordType};
 use xgslb_common::{
-    ANY_CLASS, Action, AnswerSet, Body, ClassId, DEFAULT_CLASS, Entry, EntryHead, EntryKind,
-    NAME_KEY_LEN, NO_FIX, ResponseTail, SlowAnswer, TAIL_LEN,
+    ANY_CLASS, Action, AnswerSet, Body, ClassId, DEFAULT_CLASS, EcsUse, Entry, EntryHead,
+    EntryKind, NAME_KEY_LEN, NO_FIX, ResponseTail, SlowAnswer, TAIL_LEN, entry_flags,
 };
 
 use super::key::wire_name;
@@ -83,7 +83,10 @@ pub fn plan(statics: &[Entry], sets: &[SetEntry]) -> Vec<Entry> {
             }
         };
         if class == ANY_CLASS && classed.contains(&(LowerName::new(name), *rtype)) {
-            e.head.classed = 1;
+            e.head.flags |= entry_flags::CLASSED;
+        }
+        if set.ecs == EcsUse::Ignore as u8 {
+            e.head.flags |= entry_flags::ECS_IGNORE;
         }
         out.push(e);
     }
@@ -103,7 +106,7 @@ fn head(
         class,
         kind: kind as u8,
         body: body as u8,
-        classed: 0,
+        flags: 0,
         table: 0,
     }
 }
@@ -216,9 +219,9 @@ mod tests {
             .iter()
             .find(|e| e.head.qtype == 1 && e.head.class == 0)
             .unwrap();
-        assert_eq!(a0.head.classed, 1);
+        assert_eq!(a0.head.flags, entry_flags::CLASSED);
         let a3 = all.iter().find(|e| e.head.class == 3).unwrap();
-        assert_eq!(a3.head.classed, 0);
+        assert_eq!(a3.head.flags, 0);
         let aaaa = all.iter().find(|e| e.head.qtype == 28).unwrap();
         assert_eq!(aaaa.head.body, Body::Response as u8);
         assert_eq!(aaaa.body, nodata.body);

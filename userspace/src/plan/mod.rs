@@ -3,6 +3,8 @@
 //!
 //! - `answer_sets`: the configured `[[answer]]` names as answer sets.
 //! - `deferred`: wide IPs published with a peer EDNS's decisions.
+//! - `ecs`: which client subnets are honoured, and the ECS partition (class and scope of a
+//!   client subnet) both paths look subnets up in.
 //! - `publication`: every wide IP's decision per client class as A and AAAA answer sets, the
 //!   class prefixes, and the answer-counter slots.
 //! - `part`: one wide IP's part of a publication (answer sets, decisions, counter labels).
@@ -18,6 +20,7 @@
 //! path answers from the same zones and answer sets, so both paths agree.
 pub mod answer_sets;
 pub mod deferred;
+pub mod ecs;
 pub mod entries;
 pub mod key;
 pub mod part;

@@ -476,8 +476,22 @@ fn wideip_has_family(model: &Model, wideip: &crate::model::WideIp, v6: bool) -> 
     })
 }
 
-/// The answer set of one address family for an outcome.
+/// The answer set of one address family for an outcome, with the wide IP's ECS use.
 fn answer_set(
+    model: &Model,
+    wideip: &crate::model::WideIp,
+    outcome: &Outcome,
+    v6: bool,
+) -> AnswerSet {
+    let mut set = outcome_set(model, wideip, outcome, v6);
+    set.ecs = match wideip.ecs {
+        crate::model::EcsMode::Honor => xgslb_common::EcsUse::Honor,
+        crate::model::EcsMode::Ignore => xgslb_common::EcsUse::Ignore,
+    } as u8;
+    set
+}
+
+fn outcome_set(
     model: &Model,
     wideip: &crate::model::WideIp,
     outcome: &Outcome,

@@ -3,7 +3,7 @@
 //! over the same prefixes as the XDP class table and tries, the class's set else the default class's,
 //! the same action, and the same pick (`AnswerSet::answer_index`, `AnswerSet::persist_pick`).
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     sync::atomic::{AtomicU32, Ordering},
 };
@@ -13,9 +13,12 @@ use hickory_proto::rr::{
     rdata::{A, AAAA},
 };
 use ipnet::IpNet;
-use xgslb_common::{Action, AnswerSet, ClassId, DEFAULT_CLASS, PickMode, SlowAnswer};
+use xgslb_common::{
+    Action, AnswerSet, ClassId, DEFAULT_CLASS, EcsUse, PickMode, SlowAnswer, ecs_scope,
+};
 
-use crate::dns::Dynamic;
+use super::ecs::{EcsPolicy, EcsTable, honoured, partition};
+use crate::dns::{Client, Dynamic, Scoped};
 
 /// One published answer set: owner, type, client class, set.
 pub type SetEntry = (Name, RecordType, ClassId, AnswerSet);
@@ -59,22 +62,43 @@ impl ClassTable {
 #[derive(Default)]
 pub struct Snapshot {
     sets: HashMap<(LowerName, RecordType, ClassId), (Name, AnswerSet)>,
+    /// The questions some class other than the default has a set for: only their answers
+    /// depend on the client's class (the answer table's `CLASSED` entries).
+    classed: HashSet<(LowerName, RecordType)>,
     classes: ClassTable,
+    /// The ECS partition of the class prefixes: a client subnet's class and scope.
+    regions: EcsTable,
+    ecs: EcsPolicy,
     pick: AtomicU32,
 }
 
 impl Snapshot {
-    /// A snapshot of `entries`, classifying clients by `prefixes`.
+    /// A snapshot of `entries`, classifying clients by `prefixes`, honouring client subnets
+    /// as `EcsPolicy::default()` says (see `with_ecs`).
     pub fn new(entries: impl IntoIterator<Item = SetEntry>, prefixes: &[(IpNet, ClassId)]) -> Self {
-        let sets = entries
+        let sets: HashMap<_, _> = entries
             .into_iter()
             .map(|(name, rtype, class, set)| ((LowerName::new(&name), rtype, class), (name, set)))
             .collect();
+        let classed = sets
+            .keys()
+            .filter(|(_, _, class)| *class != DEFAULT_CLASS)
+            .map(|(name, rtype, _)| (name.clone(), *rtype))
+            .collect();
         Self {
             sets,
+            classed,
             classes: ClassTable::new(prefixes),
+            regions: EcsTable::new(&partition(prefixes)),
+            ecs: EcsPolicy::default(),
             pick: AtomicU32::new(0),
         }
+    }
+
+    /// This snapshot honouring client subnets as `policy` says.
+    pub fn with_ecs(mut self, policy: EcsPolicy) -> Self {
+        self.ecs = policy;
+        self
     }
 
     /// The (name, type) pairs this snapshot answers: they replace the zones' static records.
@@ -107,23 +131,70 @@ impl Snapshot {
     }
 
     /// The answer for `client`, a round-robin pick taken from this snapshot's counter.
-    pub fn answer(&self, name: &LowerName, rtype: RecordType, client: IpAddr) -> Dynamic {
+    pub fn answer(&self, name: &LowerName, rtype: RecordType, client: &Client) -> Scoped {
         let pick = self.pick.fetch_add(1, Ordering::Relaxed);
         self.answer_with_pick(name, rtype, client, pick)
     }
 
     /// The answer for `client` when the round-robin counter holds `pick`: what the XDP program
-    /// answers when its counter holds `pick` (persist sets ignore it).
+    /// answers when its counter holds `pick` (persist sets ignore it), with its ECS scope.
+    ///
+    /// The client's address is the honoured part of its subnet when the query carried one
+    /// the name honours (`EcsUse::Honor`, `EcsPolicy::honoured`), else the query's source.
+    /// The class comes from that address only when the question is classed; the scope is
+    /// the subnet's partition prefix length then, widened to the persist mask of a persist
+    /// set, and never longer than the honoured length (0 without an honoured subnet).
     pub fn answer_with_pick(
         &self,
         name: &LowerName,
         rtype: RecordType,
+        client: &Client,
+        pick: u32,
+    ) -> Scoped {
+        let ignore = self
+            .sets
+            .get(&(name.clone(), rtype, DEFAULT_CLASS))
+            .is_some_and(|(_, set)| set.ecs == EcsUse::Ignore as u8);
+        let subnet = if ignore {
+            None
+        } else {
+            honoured(&self.ecs, client.source, client.subnet.as_ref())
+        };
+        let address = subnet.map_or(client.source, |(a, _)| a);
+        let (class, by_class) = if !self.classed.contains(&(name.clone(), rtype)) {
+            (DEFAULT_CLASS, None)
+        } else if subnet.is_some() {
+            let region = self.regions.region_of(address);
+            (region.class, Some(region.scope))
+        } else {
+            (self.class_of(address), None)
+        };
+        let Some((owner, set)) = self.set_for(name, rtype, class) else {
+            return Dynamic::Records(Vec::new()).into();
+        };
+        let persist = (PickMode::from_u8(set.pick) == Some(PickMode::Persist)).then_some(
+            if address.is_ipv6() {
+                set.persist_v6
+            } else {
+                set.persist_v4
+            },
+        );
+        let scope = subnet.map_or(0, |(_, len)| ecs_scope(by_class, persist, len));
+        Scoped {
+            answer: self.records(owner, rtype, set, address, pick),
+            scope,
+        }
+    }
+
+    /// What `set` answers to a client at `address` with round-robin pick `pick`.
+    fn records(
+        &self,
+        owner: &Name,
+        rtype: RecordType,
+        set: &AnswerSet,
         client: IpAddr,
         pick: u32,
     ) -> Dynamic {
-        let Some((owner, set)) = self.set_for(name, rtype, self.class_of(client)) else {
-            return Dynamic::Records(Vec::new());
-        };
         match Action::from_u8(set.action) {
             Some(Action::Answer) => {}
             Some(Action::Drop) => return Dynamic::Drop,
@@ -171,7 +242,7 @@ pub fn address_words(addr: IpAddr) -> (u64, u64, bool) {
 }
 
 impl crate::dns::DynamicAnswers for Snapshot {
-    fn answer(&self, name: &LowerName, rtype: RecordType, client: IpAddr) -> Dynamic {
+    fn answer(&self, name: &LowerName, rtype: RecordType, client: &Client) -> Scoped {
         Snapshot::answer(self, name, rtype, client)
     }
 }

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use xgslb_common::{
     ANY_CLASS, AnswerSet, Body, ClassId, DEFAULT_CLASS, EDNS_UDP_SIZE, Entry, EntryKind, MAX_ADDRS,
     MAX_NAME_LABELS, NAME_KEY_LEN, NO_FIX, PickMode, ResponseTail, TAIL_LEN, edns_option,
-    entry_key, flags, hash_label, qtype,
+    entry_flags, entry_key, flags, hash_label, qtype,
 };
 
 use crate::plan::key::{WordHasher, key_of, random_seed};
@@ -147,7 +147,7 @@ impl PlanAnswers {
         }
         let suffix = |i: usize| &q.name[q.labels[i] as usize..q.name_len];
         if let Some(e) = self.get(hashes[0], q.qtype, ANY_CLASS, EntryKind::Exact, suffix(0))? {
-            if e.head.classed == 0 {
+            if e.head.flags & entry_flags::CLASSED == 0 {
                 return Some(e);
             }
             let class = self.classes.class_of(client);
