@@ -346,6 +346,7 @@ fn control_socket_explains_drains_enables_and_checks_reloads() {
         Command::Explain {
             wideip: "www2.example.test".into(),
             client: "198.18.0.1".into(),
+            ecs: None,
         },
     );
     let e = r.as_explain().cloned().expect("an explanation");
@@ -503,6 +504,7 @@ fn control_socket_explains_drains_enables_and_checks_reloads() {
         Command::Explain {
             wideip: "www2.example.test".into(),
             client: "198.18.0.1".into(),
+            ecs: None,
         },
     )
     .as_explain()

@@ -541,6 +541,7 @@ fn two_ednss_relay_defer_and_agree() {
             xgslb::control::protocol::Command::Explain {
                 wideip: "failover.example.test".into(),
                 client: w.near.v4.clone(),
+                ecs: None,
             },
         )
         .expect("explain")

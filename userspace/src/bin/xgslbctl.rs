@@ -57,6 +57,10 @@ enum Command {
         /// The client's (LDNS's) address.
         #[arg(long)]
         client: String,
+        /// The EDNS Client Subnet the LDNS sends for its client (e.g. 198.18.3.0/24): the
+        /// answer and scope the response carries for it.
+        #[arg(long)]
+        ecs: Option<String>,
         #[command(flatten)]
         socket: SocketArgs,
     },
@@ -162,10 +166,15 @@ fn main() -> ExitCode {
         Command::Explain {
             wideip,
             client,
+            ecs,
             socket,
         } => send(
             socket,
-            xgslb::control::protocol::Command::Explain { wideip, client },
+            xgslb::control::protocol::Command::Explain {
+                wideip,
+                client,
+                ecs,
+            },
         ),
         Command::Enable { target, socket } => send(
             socket,

@@ -81,12 +81,14 @@ pub trait Daemon {
 pub fn dispatch(daemon: &impl Daemon, command: Command, now_ms: u64) -> Response {
     match command {
         Command::Status => Response::status(daemon.status(now_ms)),
-        Command::Explain { wideip, client } => {
-            match explain::explain(&daemon.view(), &wideip, &client) {
-                Ok(e) => Response::explain(e),
-                Err(e) => Response::error(e.to_string()),
-            }
-        }
+        Command::Explain {
+            wideip,
+            client,
+            ecs,
+        } => match explain::explain(&daemon.view(), &wideip, &client, ecs.as_deref()) {
+            Ok(e) => Response::explain(e),
+            Err(e) => Response::error(e.to_string()),
+        },
         Command::Peers => Response::peers(daemon.peers(now_ms)),
         Command::Show { what } => Response::table(show::table(&daemon.view(), what, now_ms)),
         Command::Enable { target } => change(daemon, target, true, "enabled"),

@@ -105,6 +105,7 @@ fn read_only_commands_answer_without_the_balancer_thread() {
         Command::Explain {
             wideip: "app.example.test".into(),
             client: "198.18.0.1".into(),
+            ecs: None,
         },
         0,
     );
@@ -114,16 +115,41 @@ fn read_only_commands_answer_without_the_balancer_thread() {
         "{e:?}"
     );
     assert_eq!(e.a_records.len(), 2);
+    assert_eq!(e.ecs, None);
+    // With a client subnet: how it was taken and the scope (no regions: 0).
+    let e = dispatch(
+        &d,
+        Command::Explain {
+            wideip: "app.example.test".into(),
+            client: "198.18.0.1".into(),
+            ecs: Some("198.18.77.9/32".into()),
+        },
+        0,
+    );
+    let e = e.as_explain().unwrap();
+    assert_eq!(
+        e.ecs.as_deref(),
+        Some("198.18.77.9/32 taken as 198.18.77.0/24; the response's scope is /0"),
+        "{e:?}"
+    );
+    assert!(text::explain(e).contains("client subnet: 198.18.77.9/32 taken as"));
 
-    for (wideip, client, why) in [
-        ("app.example.test", "nowhere", "not an IP address"),
-        ("other.example.test", "198.18.0.1", "is not a wide IP"),
+    for (wideip, client, ecs, why) in [
+        ("app.example.test", "nowhere", None, "not an IP address"),
+        ("other.example.test", "198.18.0.1", None, "is not a wide IP"),
+        (
+            "app.example.test",
+            "198.18.0.1",
+            Some("198.18.0.0/33"),
+            "is not a prefix",
+        ),
     ] {
         let r = dispatch(
             &d,
             Command::Explain {
                 wideip: wideip.into(),
                 client: client.into(),
+                ecs: ecs.map(Into::into),
             },
             0,
         );
@@ -198,6 +224,7 @@ fn a_change_is_in_the_view_when_its_reply_comes() {
         Command::Explain {
             wideip: "app.example.test.".into(),
             client: "198.18.0.1".into(),
+            ecs: None,
         },
         0,
     );

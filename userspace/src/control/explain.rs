@@ -4,10 +4,12 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use hickory_proto::rr::{LowerName, Name, RecordType};
+use ipnet::IpNet;
 
 use super::{protocol::Explain, shares::shares};
 use crate::{
     balance::{Outcome, trace},
+    dns::{Client, ClientSubnet},
     view::View,
 };
 
@@ -22,13 +24,22 @@ pub enum ExplainError {
     NotAWideIp(String),
     #[error("no decision for {0} yet")]
     NoDecision(String),
+    #[error("client subnet {0:?} is not a prefix such as 198.18.3.0/24")]
+    NotASubnet(String),
 }
 
-/// How the wide IP `name` was decided for a client at `client`, as last published.
-pub fn explain(view: &View, name: &str, client: &str) -> Result<Explain, ExplainError> {
-    let addr: IpAddr = client
+/// How the wide IP `name` was decided for a client at `client` (sending the client subnet
+/// `ecs`, if given), as last published.
+pub fn explain(
+    view: &View,
+    name: &str,
+    client: &str,
+    ecs: Option<&str>,
+) -> Result<Explain, ExplainError> {
+    let source: IpAddr = client
         .parse()
         .map_err(|_| ExplainError::NotAnAddress(client.to_owned()))?;
+    let subnet = ecs.map(subnet).transpose()?;
     let mut fqdn = Name::from_ascii(name)
         .map_err(|e| ExplainError::NotAName(name.to_owned(), e.to_string()))?;
     fqdn.set_fqdn(true);
@@ -40,6 +51,9 @@ pub fn explain(view: &View, name: &str, client: &str) -> Result<Explain, Explain
         .iter()
         .position(|n| *n == lower)
         .ok_or_else(|| ExplainError::NotAWideIp(fqdn.to_string()))?;
+    let asker = Client { source, subnet };
+    let seen = served.snapshot.seen_as(&lower, RecordType::A, &asker);
+    let addr = seen.address;
     let class = served.snapshot.class_of(addr);
     let decision = d
         .decision(w, class)
@@ -71,12 +85,45 @@ pub fn explain(view: &View, name: &str, client: &str) -> Result<Explain, Explain
         }
         other => format!("{other:?}"),
     };
+    let ecs = subnet.map(|s| {
+        let scope = served
+            .snapshot
+            .set_for(&lower, RecordType::A, seen.class)
+            .map_or(0, |(_, set)| served.snapshot.scope(&seen, set));
+        match seen.honoured {
+            Some(len) => format!(
+                "{}/{} taken as {addr}/{len}; the response's scope is /{scope}",
+                s.address, s.source
+            ),
+            None => format!(
+                "{}/{} not taken (the wide IP ignores subnets, the resolver is not \
+                 trusted, or nothing of it is honoured): the client's address decides; \
+                 scope /0",
+                s.address, s.source
+            ),
+        }
+    });
     Ok(Explain {
         wideip: fqdn.to_string(),
-        client: addr.to_string(),
+        client: source.to_string(),
         class,
         trace: trace::lines(&decision.trace, &d.names),
         outcome,
         a_records,
+        ecs,
+    })
+}
+
+/// A client subnet written as a prefix; bits past its length are dropped (a resolver's
+/// would be refused, but this is an operator's question).
+fn subnet(text: &str) -> Result<ClientSubnet, ExplainError> {
+    let net: IpNet = text
+        .parse()
+        .map_err(|_| ExplainError::NotASubnet(text.to_owned()))?;
+    let net = net.trunc();
+    Ok(ClientSubnet {
+        address: net.addr(),
+        source: net.prefix_len(),
+        scope: 0,
     })
 }

@@ -24,8 +24,14 @@ pub struct Request {
 pub enum Command {
     /// Publication facts, the agents and the ingest counters.
     Status,
-    /// How the balancer decided a wide IP's answer for a client address.
-    Explain { wideip: String, client: String },
+    /// How the balancer decided a wide IP's answer for a client address (and the client
+    /// subnet a resolver sent for it, `ecs`: a prefix such as `198.18.3.0/24`).
+    Explain {
+        wideip: String,
+        client: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ecs: Option<String>,
+    },
     /// Put a virtual server (or every one of a site) back in rotation.
     Enable { target: Target },
     /// Take a virtual server (or a site's) out of rotation.
@@ -78,6 +84,9 @@ pub struct Explain {
     pub outcome: String,
     /// What XDP and the slow path hold for A: each address and its share of answers.
     pub a_records: Vec<(String, f64)>,
+    /// With a client subnet: how it was taken and the scope the response carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs: Option<String>,
 }
 
 /// The answer to `status`.

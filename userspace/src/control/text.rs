@@ -137,6 +137,9 @@ pub fn status(st: &Status) -> String {
 /// `explain`: the class, the trace, the outcome and each A record's share.
 pub fn explain(e: &Explain) -> String {
     let mut out = format!("{} for {} (client class {})\n", e.wideip, e.client, e.class);
+    if let Some(ecs) = &e.ecs {
+        let _ = writeln!(out, "client subnet: {ecs}");
+    }
     for line in &e.trace {
         let _ = writeln!(out, "  {line}");
     }

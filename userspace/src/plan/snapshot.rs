@@ -58,6 +58,18 @@ impl ClassTable {
     }
 }
 
+/// Who a client is to one question (`Snapshot::seen_as`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeenAs {
+    /// The address that stands for the client: its subnet's honoured part, or the source.
+    pub address: IpAddr,
+    /// The honoured length of its subnet, when one stands for it.
+    pub honoured: Option<u8>,
+    pub class: ClassId,
+    /// The client's ECS partition prefix length, when the class came from its subnet.
+    pub by_class: Option<u8>,
+}
+
 /// Answer sets by (owner, type, class).
 #[derive(Default)]
 pub struct Snapshot {
@@ -151,6 +163,23 @@ impl Snapshot {
         client: &Client,
         pick: u32,
     ) -> Scoped {
+        let seen = self.seen_as(name, rtype, client);
+        let Some((owner, set)) = self.set_for(name, rtype, seen.class) else {
+            return Dynamic::Records(Vec::new()).into();
+        };
+        Scoped {
+            answer: self.records(owner, rtype, set, seen.address, pick),
+            scope: self.scope(&seen, set),
+        }
+    }
+
+    /// Who `client` is to `name`/`rtype`: the address that stands for it and its class.
+    ///
+    /// The address is the honoured part of the client's subnet when the query carried one
+    /// the name honours (`EcsUse::Honor`, `ecs::honoured`), else the query's source. The
+    /// class comes from that address only when the question is classed (from the ECS
+    /// partition for a subnet, whose prefix length bounds the scope).
+    pub fn seen_as(&self, name: &LowerName, rtype: RecordType, client: &Client) -> SeenAs {
         let ignore = self
             .sets
             .get(&(name.clone(), rtype, DEFAULT_CLASS))
@@ -169,21 +198,27 @@ impl Snapshot {
         } else {
             (self.class_of(address), None)
         };
-        let Some((owner, set)) = self.set_for(name, rtype, class) else {
-            return Dynamic::Records(Vec::new()).into();
-        };
+        SeenAs {
+            address,
+            honoured: subnet.map(|(_, len)| len),
+            class,
+            by_class,
+        }
+    }
+
+    /// The ECS scope of `set`'s answer to the client `seen`: the partition prefix length when
+    /// the class came from the subnet, widened to the persist mask of a persist set, never
+    /// longer than the honoured length (0 without an honoured subnet).
+    pub fn scope(&self, seen: &SeenAs, set: &AnswerSet) -> u8 {
         let persist = (PickMode::from_u8(set.pick) == Some(PickMode::Persist)).then_some(
-            if address.is_ipv6() {
+            if seen.address.is_ipv6() {
                 set.persist_v6
             } else {
                 set.persist_v4
             },
         );
-        let scope = subnet.map_or(0, |(_, len)| ecs_scope(by_class, persist, len));
-        Scoped {
-            answer: self.records(owner, rtype, set, address, pick),
-            scope,
-        }
+        seen.honoured
+            .map_or(0, |len| ecs_scope(seen.by_class, persist, len))
     }
 
     /// What `set` answers to a client at `address` with round-robin pick `pick`.
