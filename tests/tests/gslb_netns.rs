@@ -544,25 +544,63 @@ fn prometheus_counts_match_the_queries_each_path_answered() {
         let r = dig(&pair, SERVER_V4, "app.example.test", "ANY", None).expect("a reply");
         assert_eq!(r.status, "NOERROR");
     }
+    // 4 with a client subnet: app depends on no address, so scope 0 (whichever path).
+    for _ in 0..4 {
+        let out = pair.client_cmd(&[
+            "dig",
+            &format!("@{SERVER_V4}"),
+            "app.example.test",
+            "A",
+            "+subnet=198.18.77.0/24",
+            "+tries=1",
+            "+time=2",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("CLIENT-SUBNET: 198.18.77.0/24/0"), "{text}");
+    }
     let after = scrape(&pair, "198.18.0.2:9153");
+    let ecs = |s: &prometheus_parse::Scrape, path: &str| -> f64 {
+        s.samples
+            .iter()
+            .filter(|x| {
+                x.metric == "xgslb_ecs_answers_total"
+                    && x.labels.get("path") == Some(path)
+                    && x.labels.get("family") == Some("ipv4")
+                    && x.labels.get("scope") == Some("0")
+            })
+            .map(|x| match x.value {
+                prometheus_parse::Value::Counter(v) => v,
+                _ => f64::NAN,
+            })
+            .sum()
+    };
+    let (ecs_xdp, ecs_slow) = (
+        ecs(&after, "xdp") - ecs(&before, "xdp"),
+        ecs(&after, "slow_path") - ecs(&before, "slow_path"),
+    );
+    assert_eq!(ecs_xdp + ecs_slow, 4.0);
     let delta = |name: &str, label: (&str, &str)| {
         sample(&after, name, label) - sample(&before, name, label)
     };
     assert_eq!(
         delta("xgslb_xdp_packets_total", ("outcome", "answered")),
-        10.0,
+        10.0 + ecs_xdp,
         "{:?}",
         d.stats()
     );
     assert_eq!(
         delta("xgslb_slow_path_responses_total", ("rcode", "NOERROR")),
-        3.0
+        3.0 + ecs_slow
     );
     assert_eq!(
         delta("xgslb_slow_path_responses_total", ("rcode", "NXDOMAIN")),
         0.0
     );
-    for (kind, n) in [("addresses", 5.0), ("nodata", 3.0), ("nxdomain", 2.0)] {
+    for (kind, n) in [
+        ("addresses", 5.0 + ecs_xdp),
+        ("nodata", 3.0),
+        ("nxdomain", 2.0),
+    ] {
         assert_eq!(
             delta("xgslb_xdp_answers_by_kind_total", ("kind", kind)),
             n,
@@ -570,7 +608,7 @@ fn prometheus_counts_match_the_queries_each_path_answered() {
         );
     }
     assert_eq!(sample(&after, "xgslb_vs_available", ("vs", "tokyo-a")), 1.0);
-    // Answers per wide IP by region and VS: the 5 XDP answers, led by tokyo-a, default class.
+    // Answers per wide IP by region and VS: the XDP answers, led by tokyo-a, default class.
     let answers = after
         .samples
         .iter()
@@ -582,7 +620,7 @@ fn prometheus_counts_match_the_queries_each_path_answered() {
         })
         .expect("xgslb_answers_total for app by tokyo-a");
     assert!(
-        matches!(answers.value, prometheus_parse::Value::Counter(v) if v == 5.0),
+        matches!(answers.value, prometheus_parse::Value::Counter(v) if v == 5.0 + ecs_xdp),
         "{answers:?}"
     );
     // The counters agree with the pinned maps xgslbctl stats reads.

@@ -91,6 +91,8 @@ pub struct Balancer {
     versions: ZoneVersions,
     /// Zone transfers' counters, for the daemon's life.
     transfer_counters: Arc<TransferCounters>,
+    /// The slow path's responses to client subnets, kept across catalogs.
+    ecs_counters: Arc<crate::dns::EcsCounters>,
     /// Where the NOTIFYs of changed zones go, once the notifier runs.
     notifier: Option<tokio::sync::mpsc::UnboundedSender<NotifyJob>>,
     statics: Vec<(Name, RecordType, AnswerSet)>,
@@ -206,6 +208,7 @@ impl Balancer {
             zones: versions.zones,
             versions: versions.versions,
             transfer_counters: Arc::default(),
+            ecs_counters: Arc::default(),
             notifier: None,
             statics,
             file_metrics: Metrics::default(),
@@ -758,7 +761,8 @@ impl Balancer {
         let snapshot =
             Snapshot::new(sets.iter().cloned(), &prefixes).with_ecs(self.config.ecs.clone());
         let (catalog, transfers, statics) = if swap {
-            let catalog = Catalog::new(self.zones.clone(), &snapshot.dynamic_names())?;
+            let catalog = Catalog::new(self.zones.clone(), &snapshot.dynamic_names())?
+                .with_ecs_counters(self.ecs_counters.clone());
             let statics = crate::plan::static_entries(&catalog.precompute());
             let transfers =
                 Transfers::new(&self.versions, &self.config, self.transfer_counters.clone());

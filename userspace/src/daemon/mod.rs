@@ -317,6 +317,11 @@ impl DaemonHandle {
         self.served.load().transfers.counters().clone()
     }
 
+    /// The slow path's responses to client subnets, by `xgslb_common::ecs_stat_index`.
+    pub fn ecs_counts(&self) -> Vec<u64> {
+        self.served.load().catalog.ecs_counters().read()
+    }
+
     /// The UDP workers' counters, summed (all zero before they start).
     pub fn udp_totals(&self) -> crate::udp::Totals {
         crate::udp::totals(self.udp_counters())

@@ -93,6 +93,30 @@ fn gauges<L: EncodeLabelSet, V: prometheus_client::encoding::EncodeGaugeValue>(
     Ok(())
 }
 
+/// The non-zero ECS counts of `path` as (labels, count), from counts by `ecs_stat_index`.
+fn ecs_samples<'a>(
+    path: &'static str,
+    counts: &'a [u64],
+) -> impl Iterator<Item = ([(&'static str, String); 3], u64)> + 'a {
+    counts
+        .iter()
+        .enumerate()
+        .filter(|&(_, &n)| n != 0)
+        .map(move |(i, &n)| {
+            let (family, scope) = if i < 33 {
+                ("ipv4", i)
+            } else {
+                ("ipv6", i - 33)
+            };
+            let labels = [
+                ("path", path.to_owned()),
+                ("family", family.to_owned()),
+                ("scope", scope.to_string()),
+            ];
+            (labels, n)
+        })
+}
+
 fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
     let mut counters_map = match s.counters.lock() {
         Ok(c) => c,
@@ -148,6 +172,15 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
             samples,
         )?;
     }
+    let xdp_ecs = pinned.and_then(|c| c.ecs_stats().ok()).unwrap_or_default();
+    let slow_ecs = s.handle.ecs_counts();
+    counters(
+        out,
+        "xgslb_ecs_answers",
+        "Answers to queries with an EDNS Client Subnet, by path, the subnet's family and the \
+         scope returned (only the scopes seen).",
+        ecs_samples("xdp", &xdp_ecs).chain(ecs_samples("slow_path", &slow_ecs)),
+    )?;
     let workers = s.handle.udp_counters();
     let rcodes = std::iter::once(&*s.tcp_rcodes).chain(workers.iter().map(|w| &w.rcodes));
     counters(

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use hickory_proto::op::{OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
 
+use super::ecs::EcsCounters;
 use super::handler::{Client, DynamicAnswers, Responder, Transport};
 use super::index::ZoneIndex;
 use super::lookup::Lookup;
@@ -68,6 +69,8 @@ pub enum CatalogError {
 #[derive(Debug)]
 pub struct Catalog {
     zones: HashMap<LowerName, ZoneIndex>,
+    /// Responses to queries with a client subnet, by family and scope.
+    ecs_counters: Arc<EcsCounters>,
 }
 
 impl Catalog {
@@ -75,6 +78,7 @@ impl Catalog {
     pub fn new(zones: Vec<Zone>, dynamic: &[(Name, RecordType)]) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog {
             zones: HashMap::new(),
+            ecs_counters: Arc::default(),
         };
         for zone in zones {
             let origin = zone.origin().clone();
@@ -136,6 +140,18 @@ impl Catalog {
         Ok(())
     }
 
+    /// This catalog counting its responses to client subnets in `counters` (kept by the
+    /// daemon across catalogs).
+    pub fn with_ecs_counters(mut self, counters: Arc<EcsCounters>) -> Self {
+        self.ecs_counters = counters;
+        self
+    }
+
+    /// Its responses to client subnets, by family and scope.
+    pub fn ecs_counters(&self) -> &Arc<EcsCounters> {
+        &self.ecs_counters
+    }
+
     /// The zones, in no order.
     pub(crate) fn zones(&self) -> impl Iterator<Item = &ZoneIndex> {
         self.zones.values()
@@ -191,6 +207,9 @@ impl Catalog {
                 let draft = self.answer(&query, transport, client, dynamic);
                 if draft.drop {
                     return None;
+                }
+                if let Some(subnet) = &query.subnet {
+                    self.ecs_counters.count(subnet, draft.scope);
                 }
                 Some(response::encode(
                     &query.header,

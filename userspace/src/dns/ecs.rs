@@ -6,6 +6,9 @@
 //! Read from the bytes, not from hickory's parsed option: that one accepts an address field
 //! longer than the prefix needs (the extra bytes are dropped) and keeps no record of it.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use xgslb_common::{ECS_STATS_LEN, ecs_stat_index};
 
 /// The EDNS option code of Client Subnet.
 const CODE: u16 = 8;
@@ -19,6 +22,40 @@ pub struct ClientSubnet {
     pub source: u8,
     /// SCOPE PREFIX-LENGTH (0 in a well-behaved query).
     pub scope: u8,
+}
+
+/// Slow-path responses to queries with a client subnet, by the subnet's family and the
+/// scope returned (`xgslb_common::ecs_stat_index`, as the XDP program counts its own).
+/// Shared by every catalog a daemon builds, so that reloads keep the counts.
+#[derive(Debug)]
+pub struct EcsCounters {
+    counts: [AtomicU64; ECS_STATS_LEN as usize],
+}
+
+impl Default for EcsCounters {
+    fn default() -> Self {
+        Self {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl EcsCounters {
+    /// Counts one response to `subnet` with scope `scope`.
+    pub fn count(&self, subnet: &ClientSubnet, scope: u8) {
+        let i = ecs_stat_index(subnet.address.is_ipv6(), scope) as usize;
+        if let Some(c) = self.counts.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts by `ecs_stat_index`.
+    pub fn read(&self) -> Vec<u64> {
+        self.counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
 }
 
 /// Why an ECS option is malformed.

@@ -29,7 +29,7 @@ pub mod transfer;
 pub mod zone;
 
 pub use authority::{Catalog, CatalogError, CatalogResponder};
-pub use ecs::{ClientSubnet, EcsError};
+pub use ecs::{ClientSubnet, EcsCounters, EcsError};
 pub use handler::{Client, Dynamic, DynamicAnswers, Messages, Responder, Scoped, Transport};
 pub use rcodes::RcodeCounters;
 pub use server::serve_tcp;

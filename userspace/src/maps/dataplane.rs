@@ -337,14 +337,7 @@ impl DataPlane {
     /// ECS queries answered by the program, by `xgslb_common::ecs_stat_index`, summed over
     /// CPUs.
     pub fn ecs_stats(&self) -> Result<Vec<u64>, DataPlaneError> {
-        (0..xgslb_common::ECS_STATS_LEN)
-            .map(|i| {
-                self.ecs_stats
-                    .get(&i, 0)
-                    .map(|per_cpu| per_cpu.iter().sum())
-                    .map_err(map_err(map_names::ECS_STATS))
-            })
-            .collect()
+        read_ecs_stats(&self.ecs_stats)
     }
 
     /// The sampled query counts by (LDNS address, class) since the last call, summed over
@@ -575,6 +568,18 @@ pub fn lock_pin_dir(path: &Path) -> Result<std::fs::File, DataPlaneError> {
 pub struct PinnedCounters {
     stats: PerCpuArray<MapData, Stats>,
     answers: PerCpuArray<MapData, u64>,
+    ecs: PerCpuArray<MapData, u64>,
+}
+
+/// The ECS counters of `map`, summed over CPUs.
+fn read_ecs_stats(map: &PerCpuArray<MapData, u64>) -> Result<Vec<u64>, DataPlaneError> {
+    (0..xgslb_common::ECS_STATS_LEN)
+        .map(|i| {
+            map.get(&i, 0)
+                .map(|per_cpu| per_cpu.iter().sum())
+                .map_err(map_err(map_names::ECS_STATS))
+        })
+        .collect()
 }
 
 impl PinnedCounters {
@@ -586,7 +591,18 @@ impl PinnedCounters {
             .map_err(map_err(map_names::STATS))?;
         let answers = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(open(map_names::ANSWERS)?))
             .map_err(map_err(map_names::ANSWERS))?;
-        Ok(Self { stats, answers })
+        let ecs = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(open(map_names::ECS_STATS)?))
+            .map_err(map_err(map_names::ECS_STATS))?;
+        Ok(Self {
+            stats,
+            answers,
+            ecs,
+        })
+    }
+
+    /// The XDP program's answers to client subnets, by `xgslb_common::ecs_stat_index`.
+    pub fn ecs_stats(&self) -> Result<Vec<u64>, DataPlaneError> {
+        read_ecs_stats(&self.ecs)
     }
 
     /// The XDP counters, summed over CPUs.
