@@ -758,8 +758,12 @@ impl Balancer {
         }
         // The slow path's side is built first: a config the catalog refuses (a wide IP at a
         // CNAME or below a cut) never reaches the maps.
-        let snapshot =
-            Snapshot::new(sets.iter().cloned(), &prefixes).with_ecs(self.config.ecs.clone());
+        let snapshot = Snapshot::after(
+            &self.served.load().snapshot,
+            sets.iter().cloned(),
+            &prefixes,
+        )
+        .with_ecs(self.config.ecs.clone());
         let (catalog, transfers, statics) = if swap {
             let catalog = Catalog::new(self.zones.clone(), &snapshot.dynamic_names())?
                 .with_ecs_counters(self.ecs_counters.clone());
