@@ -56,6 +56,7 @@ impl Daemon {
             pin_dir: Some(pins.path().to_owned()),
             leave_serving: false,
             control_socket: None,
+            replace: false,
         };
         let mut d = Self::start_with(pair, config, opts);
         d._pins = Some(pins);
@@ -71,6 +72,7 @@ impl Daemon {
             pin_dir: Some(pins.path().to_owned()),
             leave_serving: false,
             control_socket: None,
+            replace: false,
         };
         let mut d = Self::start_ns(ns, config, opts);
         d._pins = Some(pins);

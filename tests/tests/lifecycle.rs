@@ -47,6 +47,7 @@ fn leave_serving_keeps_answering_and_a_restart_adopts_the_pins() {
         pin_dir: Some(pins.path().to_owned()),
         leave_serving,
         control_socket: None,
+        replace: false,
     };
 
     let d = Daemon::start_with(&pair, &cfg.path(), opts(true));
@@ -86,6 +87,7 @@ fn xdp_off_detaches_a_program_left_serving_and_says_so() {
         pin_dir: Some(pins.path().to_owned()),
         leave_serving,
         control_socket: None,
+        replace: false,
     };
     let d = Daemon::start_with(&pair, &cfg.path(), opts(XdpModeSetting::Native, true));
     assert_eq!(dig_www(&pair), "198.18.1.10");
@@ -120,6 +122,7 @@ fn a_bad_config_or_a_busy_pin_directory_changes_nothing() {
         pin_dir: Some(pins.path().to_owned()),
         leave_serving: false,
         control_socket: None,
+        replace: false,
     };
 
     let broken = ConfigDir::new(&TestModel::new(&LISTEN).zone("example.test.", "nothere.zone"));

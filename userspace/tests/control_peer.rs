@@ -28,12 +28,7 @@ async fn a_non_root_peer_is_refused_and_root_is_answered() {
         })
     });
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve_control(
-        listener,
-        path.clone(),
-        handler,
-        shutdown.clone(),
-    ));
+    let server = tokio::spawn(serve_control(listener, handler, None, shutdown.clone()));
     let ctl = env!("CARGO_BIN_EXE_xgslbctl");
     let socket = path.display().to_string();
     let run = move |as_nobody: bool| {

@@ -28,6 +28,11 @@ struct Cli {
     /// The control socket (overrides server.control_socket).
     #[arg(long)]
     control_socket: Option<PathBuf>,
+    /// Take over from the xgslbd running on this control socket without losing a query:
+    /// it hands over its sockets and pin-directory lock, this one publishes and serves,
+    /// then it exits leaving the XDP program attached. Without one, start as usual.
+    #[arg(long)]
+    replace: bool,
     /// Log lines as text for people or JSON for collectors. Levels come from RUST_LOG
     /// (default info); nothing is logged per packet.
     #[arg(long, value_enum, default_value = "text")]
@@ -85,6 +90,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
             pin_dir: cli.pin_dir,
             leave_serving: cli.leave_serving,
             control_socket: cli.control_socket,
+            replace: cli.replace,
         };
         // Installed before anything else: a SIGHUP during start-up (whose default action
         // would end the process, pins and all) is held and handled once xgslbd serves.

@@ -90,6 +90,8 @@ pub fn dispatch(daemon: &impl Daemon, command: Command, now_ms: u64) -> Response
             Err(e) => Response::error(e.to_string()),
         },
         Command::Peers => Response::peers(daemon.peers(now_ms)),
+        // The control server hands such a connection to the daemon before dispatch.
+        Command::Handover => Response::error("this control socket does not hand over"),
         Command::Show { what } => Response::table(show::table(&daemon.view(), what, now_ms)),
         Command::Enable { target } => change(daemon, target, true, "enabled"),
         Command::Disable { target } => change(daemon, target, false, "disabled"),

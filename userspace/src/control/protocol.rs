@@ -48,6 +48,10 @@ pub enum Command {
     /// The peer EDNSs: contact, what each decides for us and we for it, divergence, and
     /// the peer socket's counters.
     Peers,
+    /// Hand the listening sockets and the pin-directory lock to the xgslbd asking (it was
+    /// started with `--replace`), then stop: see `daemon::handover`. The control server
+    /// gives the connection to the daemon; it is no command for xgslbctl.
+    Handover,
 }
 
 /// What `show` lists.

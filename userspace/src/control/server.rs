@@ -3,12 +3,7 @@
 //! the connection goes on; a peer of another user is told why and closed. At most
 //! `MAX_CONNECTIONS` are open (one more is told so and closed), a connection idle for
 //! `IDLE_TIMEOUT` is closed, and a failed accept (no file descriptors) pauses the loop.
-use std::{
-    io,
-    os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{io, os::unix::fs::PermissionsExt, path::Path, sync::Arc};
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -54,11 +49,17 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves `listener` until `shutdown`, then removes the socket file at `path`.
+/// Where the control server sends a connection that asked for a handover (`--replace`):
+/// the daemon holds the sockets to hand over.
+pub type HandoverRequests = tokio::sync::mpsc::UnboundedSender<UnixStream>;
+
+/// Serves `listener` until `shutdown` (the socket file stays: a successor may serve on it;
+/// the daemon removes it when it stops for good). A `handover` request goes to `handover`
+/// with its connection, or is refused without one.
 pub async fn serve_control(
     listener: UnixListener,
-    path: PathBuf,
     handler: Handler,
+    handover: Option<HandoverRequests>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -76,8 +77,9 @@ pub async fn serve_control(
                         continue;
                     };
                     let (handler, shutdown) = (handler.clone(), shutdown.clone());
+                    let handover = handover.clone();
                     tokio::spawn(async move {
-                        connection(stream, handler, shutdown).await;
+                        connection(stream, handler, handover, shutdown).await;
                         drop(permit);
                     });
                 }
@@ -85,7 +87,6 @@ pub async fn serve_control(
             },
         }
     }
-    let _ = std::fs::remove_file(&path);
     Ok(())
 }
 
@@ -110,33 +111,52 @@ fn allowed(stream: &UnixStream) -> Result<(), Refused> {
     }
 }
 
-async fn connection(mut stream: UnixStream, handler: Handler, shutdown: CancellationToken) {
+async fn connection(
+    mut stream: UnixStream,
+    handler: Handler,
+    handover: Option<HandoverRequests>,
+    shutdown: CancellationToken,
+) {
     if let Err(why) = allowed(&stream) {
         let _ = write(&mut stream, &Response::error(why.to_string())).await;
         return;
     }
-    let (read, mut write_half) = stream.split();
-    let mut lines = FramedRead::new(read, RequestLines::default());
-    loop {
-        let line = tokio::select! {
-            () = shutdown.cancelled() => return,
-            r = tokio::time::timeout(IDLE_TIMEOUT, lines.next()) => match r {
-                Ok(Some(Ok(line))) => line,
-                Ok(None) | Ok(Some(Err(_))) => return,
-                Err(_) => {
-                    let idle = Response::error(format!("idle for {IDLE_TIMEOUT:?}: closing"));
-                    let _ = write(&mut write_half, &idle).await;
-                    return;
-                }
-            },
-        };
-        let response = match line {
-            Ok(line) => answer(line.as_bytes(), &handler).await,
-            Err(why) => Response::error(why.to_string()),
-        };
-        if write(&mut write_half, &response).await.is_err() {
-            return;
+    {
+        let (read, mut write_half) = stream.split();
+        let mut lines = FramedRead::new(read, RequestLines::default());
+        loop {
+            let line = tokio::select! {
+                () = shutdown.cancelled() => return,
+                r = tokio::time::timeout(IDLE_TIMEOUT, lines.next()) => match r {
+                    Ok(Some(Ok(line))) => line,
+                    Ok(None) | Ok(Some(Err(_))) => return,
+                    Err(_) => {
+                        let idle = Response::error(format!("idle for {IDLE_TIMEOUT:?}: closing"));
+                        let _ = write(&mut write_half, &idle).await;
+                        return;
+                    }
+                },
+            };
+            let response = match line.map(|l| parse_request(l.as_bytes())) {
+                // The successor sends nothing more until it has the descriptors: no line
+                // is left in the reader's buffer.
+                Ok(Ok(r)) if r.command == Command::Handover && handover.is_some() => break,
+                Ok(Ok(r)) => answer(r.command, &handler).await,
+                Ok(Err(why)) => Response::error(why.to_string()),
+                Err(why) => Response::error(why.to_string()),
+            };
+            if write(&mut write_half, &response).await.is_err() {
+                return;
+            }
         }
+    }
+    if let Some(to) = handover
+        && let Err(e) = to.send(stream)
+    {
+        // The daemon stopped taking handovers (it is stopping or handing over already).
+        let mut stream = e.0;
+        let busy = Response::error("xgslbd is stopping or handing over already");
+        let _ = write(&mut stream, &busy).await;
     }
 }
 
@@ -165,16 +185,11 @@ impl Decoder for RequestLines {
     }
 }
 
-async fn answer(line: &[u8], handler: &Handler) -> Response {
-    match parse_request(line) {
-        Ok(r) => {
-            let handler = handler.clone();
-            tokio::task::spawn_blocking(move || handler(r.command))
-                .await
-                .unwrap_or_else(|e| Response::error(format!("the command failed: {e}")))
-        }
-        Err(why) => Response::error(why.to_string()),
-    }
+async fn answer(command: Command, handler: &Handler) -> Response {
+    let handler = handler.clone();
+    tokio::task::spawn_blocking(move || handler(command))
+        .await
+        .unwrap_or_else(|e| Response::error(format!("the command failed: {e}")))
 }
 
 async fn write(stream: &mut (impl AsyncWrite + Unpin), response: &Response) -> io::Result<()> {
@@ -190,19 +205,13 @@ mod tests {
     use super::*;
     use crate::control::client;
 
-    /// Serves `listener` (bound at `path`) with `handler` until the token is cancelled.
+    /// Serves `listener` with `handler` until the token is cancelled.
     fn spawn_server(
         listener: UnixListener,
-        path: &Path,
         handler: Handler,
     ) -> (CancellationToken, tokio::task::JoinHandle<io::Result<()>>) {
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve_control(
-            listener,
-            path.to_owned(),
-            handler,
-            shutdown.clone(),
-        ));
+        let server = tokio::spawn(serve_control(listener, handler, None, shutdown.clone()));
         (shutdown, server)
     }
 
@@ -220,7 +229,7 @@ mod tests {
             }),
             _ => Response::error("not in this test"),
         });
-        let (shutdown, server) = spawn_server(listener, &path, handler);
+        let (shutdown, server) = spawn_server(listener, handler);
         let p = path.clone();
         let lines = tokio::task::spawn_blocking(move || {
             use std::io::{BufRead, BufReader, Write};
@@ -253,7 +262,7 @@ mod tests {
         assert!(r.ok);
         shutdown.cancel();
         server.await.unwrap().unwrap();
-        assert!(!path.exists(), "the socket file is removed on shutdown");
+        assert!(path.exists(), "the socket file stays for a successor");
     }
 
     /// Every kind of bad line is an item of its own; the lines after it are read as usual.
@@ -290,7 +299,7 @@ mod tests {
         let path = dir.path().join("control.sock");
         let listener = bind(&path).unwrap();
         let handler: Handler = Arc::new(|_| Response::error("not in this test"));
-        let (shutdown, server) = spawn_server(listener, &path, handler);
+        let (shutdown, server) = spawn_server(listener, handler);
         let mut held = Vec::new();
         for _ in 0..MAX_CONNECTIONS {
             held.push(UnixStream::connect(&path).await.unwrap());

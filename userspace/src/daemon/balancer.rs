@@ -126,6 +126,8 @@ pub struct Balancer {
     peering: Option<Peering>,
     /// Each wide IP's part of the last publication (cleared when the model changes).
     reuse: Reuse,
+    /// Handing over (`Event::Pause`): a successor writes the maps; nothing is published.
+    paused: bool,
 }
 
 /// The balancer's side of peering: the table, and the socket it sends from.
@@ -239,6 +241,7 @@ impl Balancer {
             last_prefixes: Vec::new(),
             peering,
             reuse: Reuse::default(),
+            paused: false,
         };
         b.share_model();
         b.poll_metrics();
@@ -336,7 +339,7 @@ impl Balancer {
         // Most reports repeat what is known (an agent reports every second): those are not
         // `Reported`, change no decision, and the next heartbeat or interval shows them in
         // the view.
-        if dirty || (reported && self.metrics_moved()) {
+        if !self.paused && (dirty || (reported && self.metrics_moved())) {
             self.publish_or_log(false);
         }
         false
@@ -344,6 +347,9 @@ impl Balancer {
 
     /// One event; whether what is served must be recomputed.
     fn handle(&mut self, event: Event) -> Handled {
+        if self.paused {
+            return self.handle_paused(event);
+        }
         match event {
             Event::Reload { validated, done } => {
                 let (config, zones) = *validated;
@@ -410,6 +416,39 @@ impl Balancer {
                 let _ = done.send(result);
                 Handled::Done
             }
+            Event::Pause { done } => {
+                self.paused = true;
+                tracing::info!("handing over: the balancer publishes no more");
+                let _ = done.send(Ok(()));
+                Handled::Done
+            }
+            Event::Resume => Handled::Done,
+            Event::Shutdown => Handled::Stop,
+        }
+    }
+
+    /// An event while paused (handing over): changes are refused, reports dropped (the
+    /// successor reads the agents' socket now); `Resume` publishes again.
+    fn handle_paused(&mut self, event: Event) -> Handled {
+        match event {
+            Event::Reload { done, .. } | Event::Admin { done, .. } => {
+                let _ = done.send(Err(DaemonError::HandingOver));
+                Handled::Done
+            }
+            Event::Attach { done, .. } => {
+                let _ = done.send(Err(DaemonError::HandingOver));
+                Handled::Done
+            }
+            Event::Pause { done } => {
+                let _ = done.send(Ok(()));
+                Handled::Done
+            }
+            Event::Resume => {
+                self.paused = false;
+                tracing::info!("handover called off: the balancer publishes again");
+                Handled::Changed
+            }
+            Event::Metrics(_) | Event::Report { .. } | Event::Peer { .. } => Handled::Done,
             Event::Shutdown => Handled::Stop,
         }
     }
@@ -418,6 +457,9 @@ impl Balancer {
     /// publication (damped weights move a step per interval even without new metrics), or,
     /// when it would compute what is served already, only the view's refresh.
     fn interval(&mut self) {
+        if self.paused {
+            return;
+        }
         self.intervals += 1;
         self.facts.intervals = self.intervals;
         self.poll_metrics();
@@ -463,6 +505,9 @@ impl Balancer {
     /// Tells every peer we are here (and what it should know), and republishes when a peer
     /// fell silent or came back: that changes how the wide IPs it decides are served.
     fn heartbeat(&mut self) {
+        if self.paused {
+            return;
+        }
         let Some(p) = self.peering.as_ref() else {
             return;
         };

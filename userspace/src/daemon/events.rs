@@ -51,6 +51,12 @@ pub enum Event {
         mode: AttachMode,
         done: Reply<aya::programs::XdpMode>,
     },
+    /// Stop publishing: a successor (`--replace`) writes the maps from now on. The state is
+    /// saved first; `done` once paused. Reloads and operator changes are refused, reports
+    /// dropped, until `Resume`.
+    Pause { done: Reply<()> },
+    /// Publish again: the successor went away before it served.
+    Resume,
     /// Stop; the thread returns the data plane.
     Shutdown,
 }

@@ -12,15 +12,20 @@
 //! - `probe_targets`: the LDNSs agents are asked to probe.
 //! - `prometheus` (what `/metrics` says) and `metrics_http` (serving it).
 //! - `cell`: the swap cell readers take snapshots from.
+//! - `sockets`: the listening sockets, bound or taken over from a replaced xgslbd;
+//!   `handover`: `--replace`, the sockets and the pin-directory lock passed from the
+//!   running xgslbd to its successor over the control socket.
 pub mod balancer;
 pub mod cell;
 pub mod events;
+pub mod handover;
 pub mod ingest;
 pub mod metrics_http;
 pub mod peer_link;
 pub mod peer_socket;
 pub mod probe_targets;
 pub mod prometheus;
+pub mod sockets;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -28,10 +33,9 @@ use std::{
     sync::Arc,
 };
 
-use tokio::{
-    net::{TcpListener, UdpSocket},
-    sync::watch,
-};
+use std::os::fd::AsFd as _;
+
+use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use xgslb_common::ListenerKey;
 
@@ -40,16 +44,17 @@ use crate::view::{Published, View, ViewCell};
 use crate::{
     balance::{classes::client_classes, damping::Damper},
     config::{Config, ConfigError, XdpModeSetting},
-    dns::{Catalog, CatalogError, Messages, Responder, Transport, ZoneError, serve_tcp},
+    dns::{Catalog, CatalogError, Messages, Responder, Transport, ZoneError, serve_tcp_until},
     maps::{AttachMode, DataPlane, DataPlaneError, publish::publish_listeners},
     model::Metrics,
     plan::snapshot::Snapshot,
 };
 use balancer::{Balancer, ServedCell};
 use events::{Admin, AdminError, Event};
+use handover::Role;
 use ingest::{IngestShared, serve_ingest};
 
-use crate::metrics::ingest::{AgentStatus, Ingest, IngestCounters};
+use crate::metrics::ingest::{AgentStatus, IngestCounters};
 use crate::plan::{
     answer_sets,
     publication::{ClassIds, publication},
@@ -95,6 +100,12 @@ pub enum DaemonError {
     /// A validated config could not be published; the old one serves on.
     #[error("reload not applied, the old config keeps serving: {0}")]
     NotApplied(Box<DaemonError>),
+    /// `--replace`: the running xgslbd did not hand over.
+    #[error("--replace: {0}")]
+    Handover(String),
+    /// The balancer is paused: the daemon is handing over to a successor.
+    #[error("xgslbd is handing over to a new xgslbd")]
+    HandingOver,
     /// The UDP worker threads could not be started.
     #[error("cannot start the UDP workers: {0}")]
     Workers(std::io::Error),
@@ -120,6 +131,9 @@ pub struct Options {
     pub leave_serving: bool,
     /// The control socket (else the config's `server.control_socket`).
     pub control_socket: Option<PathBuf>,
+    /// Take over from the xgslbd answering on the control socket, if one does: its
+    /// sockets and pin-directory lock, while it serves on (see `handover`).
+    pub replace: bool,
 }
 
 /// What both paths serve for a config with no metrics yet, computed the way the balancer
@@ -481,13 +495,24 @@ pub fn listener_keys(listen: &[SocketAddr]) -> Vec<ListenerKey> {
 
 /// What an earlier xgslbd left in `pin_dir` and this one will not take over, removed and
 /// logged: link pins of other interfaces (and with XDP off, everything). Pins of a running
-/// xgslbd (its lock held) are left alone. The lines say what was done, for `status`.
-fn take_over_pins(pin_dir: &Path, mode: XdpModeSetting, iface: Option<&str>) -> Vec<String> {
+/// xgslbd (its lock held) are left alone; `locked`: this xgslbd holds the lock already. The
+/// lines say what was done, for `status`.
+fn take_over_pins(
+    pin_dir: &Path,
+    mode: XdpModeSetting,
+    iface: Option<&str>,
+    locked: bool,
+) -> Vec<String> {
     let done = if mode == XdpModeSetting::Off {
         if !pin_dir.exists() {
             return Vec::new();
         }
-        match crate::maps::dataplane::lock_pin_dir(pin_dir) {
+        let lock = if locked {
+            Ok(None)
+        } else {
+            crate::maps::dataplane::lock_pin_dir(pin_dir).map(Some)
+        };
+        match lock {
             Ok(_lock) => crate::maps::dataplane::remove_leftovers(pin_dir, None, true),
             Err(DataPlaneError::PinDirInUse { .. }) => {
                 tracing::info!(
@@ -532,18 +557,57 @@ pub async fn run(
     let zones = checked_zones(&cfg)?;
     let mode = opts.xdp_mode.unwrap_or(cfg.xdp_mode);
     let pin_dir = opts.pin_dir.clone().unwrap_or_else(|| cfg.pin_dir.clone());
-    // Held until xgslbd exits, taken before anything is bound: no second xgslbd writes these
-    // pins (its listener map would make this one's program pass every query).
-    let _pin_lock = if mode != XdpModeSetting::Off {
-        Some(crate::maps::dataplane::lock_pin_dir(&pin_dir)?)
-    } else {
-        None
-    };
+    let control_path = opts
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| cfg.control_socket.clone());
     let iface = opts.iface.clone().or_else(|| cfg.interface.clone());
-    let startup = take_over_pins(&pin_dir, mode, iface.as_deref());
 
-    // Bind before touching the data plane: a port in use fails fast and changes nothing.
-    // UDP: a reuseport group per address, a socket per worker (one worker per core).
+    // --replace: the program is loaded (the verifier's time is not the running xgslbd's
+    // pause) and the maps opened, nothing written; then the running xgslbd hands over its
+    // sockets and its lock (see `handover`).
+    let mut dataplane = None;
+    let mut inherited = None;
+    let mut successor = None;
+    if opts.replace {
+        if mode != XdpModeSetting::Off {
+            dataplane = Some(DataPlane::load(&pin_dir)?);
+        }
+        let path = control_path.clone();
+        match tokio::task::spawn_blocking(move || handover::request(&path))
+            .await
+            .map_err(|e| DaemonError::Handover(e.to_string()))?
+            .map_err(|e| DaemonError::Handover(e.to_string()))?
+        {
+            Some((s, i)) => {
+                tracing::info!(
+                    "replacing xgslbd pid {}: its sockets and pin-directory lock are ours",
+                    i.pid
+                );
+                successor = Some(s);
+                inherited = Some(i);
+            }
+            None => tracing::info!(
+                "--replace: no xgslbd answers on {}; starting as usual",
+                control_path.display()
+            ),
+        }
+    }
+    // Held until xgslbd exits (or hands it over), taken before anything is bound: no
+    // second xgslbd writes these pins (its listener map would make this one's program pass
+    // every query). Taken over from a replaced xgslbd, it was never free.
+    let pin_lock = match inherited.as_mut().and_then(|i| i.take(Role::Lock)) {
+        Some(fd) => Some(inherited_lock(fd, &pin_dir)?),
+        None if mode != XdpModeSetting::Off => {
+            Some(crate::maps::dataplane::lock_pin_dir(&pin_dir)?)
+        }
+        None => None,
+    };
+    let startup = take_over_pins(&pin_dir, mode, iface.as_deref(), pin_lock.is_some());
+
+    // Bind (or take over) before touching the data plane: a port in use fails fast and
+    // changes nothing. UDP: a reuseport group per address, a socket per worker (one worker
+    // per core).
     let cores: Vec<usize> = core_affinity::get_core_ids()
         .unwrap_or_default()
         .iter()
@@ -560,89 +624,35 @@ pub async fn run(
             "by address hash"
         }
     );
-    let mut udp = Vec::new();
-    let mut tcp = Vec::new();
-    for &addr in &cfg.listen {
-        let bind_err = |proto| {
-            move |source| DaemonError::Bind {
-                proto,
-                addr,
-                source,
-            }
-        };
-        // TCP first: it has no SO_REUSEPORT, so a second xgslbd on these addresses fails
-        // here, before its UDP sockets could join the running one's group and take a share
-        // of its queries.
-        tcp.push(TcpListener::bind(addr).await.map_err(bind_err("TCP"))?);
-        udp.push(
-            crate::udp::socket::bind_group(addr, cores.len().max(1), by_cpu)
-                .map_err(bind_err("UDP"))?,
-        );
-    }
-    let control_path = opts
-        .control_socket
-        .clone()
-        .unwrap_or_else(|| cfg.control_socket.clone());
-    let control =
-        crate::control::server::bind(&control_path).map_err(|source| DaemonError::Control {
-            path: control_path.clone(),
-            source,
-        })?;
-    let metrics_listener = match cfg.metrics_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| DaemonError::Bind {
-                    proto: "TCP (metrics)",
-                    addr,
-                    source,
-                })?,
-        ),
-        None => None,
-    };
-    let agents = match &cfg.agents {
-        Some(a) => {
-            let socket = UdpSocket::bind(a.listen)
-                .await
-                .map_err(|source| DaemonError::Bind {
-                    proto: "UDP (agents)",
-                    addr: a.listen,
-                    source,
-                })?;
-            Some((
-                socket,
-                Arc::new(std::sync::Mutex::new(Ingest::from_config(a))),
-                Arc::new(IngestShared::default()),
-            ))
-        }
-        None => None,
-    };
-    let peers = match &cfg.peering {
-        Some(p) => {
-            let socket = UdpSocket::bind(p.listen)
-                .await
-                .map_err(|source| DaemonError::Bind {
-                    proto: "UDP (peers)",
-                    addr: p.listen,
-                    source,
-                })?;
-            Some(Arc::new(peer_socket::PeerShared::new(socket, p)))
-        }
-        None => None,
-    };
+    let sockets = sockets::acquire(
+        &cfg,
+        (cores.len().max(1), by_cpu),
+        &control_path,
+        pin_lock.as_ref(),
+        &mut inherited,
+    )
+    .await?;
+    drop(inherited);
 
-    let mut dataplane = None;
     if mode != XdpModeSetting::Off {
-        let mut dp = DataPlane::load(&pin_dir)?;
+        let mut dp = match dataplane.take() {
+            Some(dp) => dp,
+            None => DataPlane::load(&pin_dir)?,
+        };
         publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen))?;
         dataplane = Some(dp);
     }
 
     // The balancer publishes the first selections before the program is attached (an
     // adopted program keeps serving the old ones until then).
-    let shared = agents.as_ref().map(|(_, _, shared)| shared.clone());
-    let (mut balancer, outputs) =
-        Balancer::start(cfg.clone(), zones, dataplane, shared.clone(), peers.clone())?;
+    let shared = sockets.agents.as_ref().map(|(_, shared)| shared.clone());
+    let (mut balancer, outputs) = Balancer::start(
+        cfg.clone(),
+        zones,
+        dataplane,
+        shared.clone(),
+        sockets.peers.clone(),
+    )?;
     // Queued now, sent once the notifier runs (with the servers).
     let (notifier, notify) = tokio::sync::mpsc::unbounded_channel();
     balancer.notify_to(notifier);
@@ -662,7 +672,7 @@ pub async fn run(
         events: events.clone(),
         published,
         ingest: shared,
-        peers: peers.clone(),
+        peers: sockets.peers.clone(),
         served: served.clone(),
         view,
         startup: Arc::new(startup),
@@ -673,15 +683,11 @@ pub async fn run(
         &cfg,
         (mode, iface.as_deref(), &pin_dir),
         served,
-        Sockets {
-            udp,
+        Serving {
+            sockets,
             cores,
-            tcp,
-            agents,
-            peers,
-            control: (control, control_path),
-            metrics: metrics_listener,
             notify,
+            successor,
         },
         ready,
         handle,
@@ -693,49 +699,72 @@ pub async fn run(
         tracing::error!("the balancer thread panicked");
         None
     });
+    let handed_over = matches!(result, Ok(Ended::HandedOver));
+    if !handed_over {
+        // A successor serves on the same socket file after a handover; else nobody does.
+        let _ = std::fs::remove_file(&control_path);
+    }
     if let Some(mut dp) = dataplane {
-        if opts.leave_serving && result.is_ok() {
+        if handed_over {
+            tracing::info!("handed over: the XDP program stays attached, the successor's");
+        } else if opts.leave_serving && result.is_ok() {
             tracing::info!("leaving the pinned XDP program serving");
         } else {
             dp.unpin_all();
             tracing::info!("XDP detached");
         }
     }
-    result
+    result.map(|_| ())
+}
+
+/// The pin-directory lock a replaced xgslbd handed over: the same open file as its own,
+/// so the flock it holds is ours; refused when it locks another directory than `pin_dir`.
+fn inherited_lock(fd: std::os::fd::OwnedFd, pin_dir: &Path) -> Result<std::fs::File, DaemonError> {
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::File::from(fd);
+    let same = match (file.metadata(), std::fs::metadata(pin_dir)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    if !same {
+        return Err(DaemonError::Handover(format!(
+            "the running xgslbd's pin directory is not {} (give both the same pin_dir)",
+            pin_dir.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// How serving ended.
+enum Ended {
+    /// Shut down (SIGTERM, SIGINT, the token).
+    Shutdown,
+    /// Handed over to a successor (`--replace`), which serves now.
+    HandedOver,
+}
+
+/// What `serve` starts the servers with.
+struct Serving {
+    sockets: sockets::Sockets,
+    /// The cores the UDP workers are pinned to, by worker.
+    cores: Vec<usize>,
+    /// The NOTIFYs the balancer queues, for the notifier.
+    notify: tokio::sync::mpsc::UnboundedReceiver<crate::dns::transfer::notify::NotifyJob>,
+    /// The xgslbd this one replaces, waiting to be told that this one serves.
+    successor: Option<handover::Successor>,
 }
 
 /// Attaches XDP (through the balancer's data plane: attach needs the program, which the
-/// balancer holds), starts the servers, and waits for shutdown.
-/// The agents' socket, its ingest and what the ingest shares with the balancer.
-type AgentSocket = (UdpSocket, peer_socket::SharedIngest, Arc<IngestShared>);
-
-/// Everything bound before the data plane was touched.
-struct Sockets {
-    /// A reuseport group per UDP listen address, a socket per worker.
-    udp: Vec<Vec<std::net::UdpSocket>>,
-    /// The cores the UDP workers are pinned to, by worker.
-    cores: Vec<usize>,
-    tcp: Vec<TcpListener>,
-    agents: Option<AgentSocket>,
-    /// The peers' socket and what it shares, with `[peering]`.
-    peers: Option<Arc<peer_socket::PeerShared>>,
-    /// The control socket's listener and path.
-    control: (tokio::net::UnixListener, PathBuf),
-    /// The Prometheus endpoint's listener, if configured.
-    metrics: Option<TcpListener>,
-    /// The NOTIFYs the balancer queues, for the notifier.
-    notify: tokio::sync::mpsc::UnboundedReceiver<crate::dns::transfer::notify::NotifyJob>,
-}
-
+/// balancer holds), starts the servers, and waits for shutdown or a handover.
 async fn serve(
     cfg: &Config,
     (mode, iface, pin_dir): (XdpModeSetting, Option<&str>, &Path),
     served: ServedCell,
-    sockets: Sockets,
+    serving: Serving,
     ready: impl FnOnce(DaemonHandle),
     handle: DaemonHandle,
     shutdown: &CancellationToken,
-) -> Result<(), DaemonError> {
+) -> Result<Ended, DaemonError> {
     if mode != XdpModeSetting::Off {
         match iface {
             Some(iface) => {
@@ -766,31 +795,32 @@ async fn serve(
         }
     }
 
-    let Sockets {
-        udp,
+    let Serving {
+        mut sockets,
         cores,
-        tcp,
-        agents,
-        peers,
-        control: (control, control_path),
-        metrics,
         notify,
-    } = sockets;
+        successor,
+    } = serving;
     let tcp_rcodes = Arc::new(crate::dns::RcodeCounters::default());
     let responder: Arc<dyn Responder> = Arc::new(LiveResponder {
         served: served.clone(),
         rcodes: tcp_rcodes.clone(),
     });
+    let udp = std::mem::take(&mut sockets.udp);
     let workers = crate::udp::Workers::start(udp, &cores, served).map_err(DaemonError::Workers)?;
     let _ = handle.udp.set(workers.counters());
-    let tasks = TaskTracker::new();
-    for l in tcp {
-        tasks.spawn(log_exit(
+    // DNS over TCP: accepting stops first in a handover, the open connections finish.
+    let dns = TaskTracker::new();
+    let accepting = shutdown.child_token();
+    for l in std::mem::take(&mut sockets.tcp) {
+        dns.spawn(log_exit(
             "TCP",
-            serve_tcp(l, responder.clone(), shutdown.clone()),
+            serve_tcp_until(l, responder.clone(), accepting.clone(), shutdown.clone()),
         ));
     }
-    tasks.spawn(log_exit(
+    dns.close();
+    let notifier = TaskTracker::new();
+    notifier.spawn(log_exit(
         "NOTIFY",
         crate::dns::transfer::notify::run_notifier(
             notify,
@@ -799,66 +829,229 @@ async fn serve(
             shutdown.clone(),
         ),
     ));
-    if let Some(listener) = metrics {
-        let sources = Arc::new(prometheus::Sources {
-            handle: handle.clone(),
-            pin_dir: (mode != XdpModeSetting::Off).then(|| pin_dir.to_owned()),
-            counters: std::sync::Mutex::new(None),
-            tcp_rcodes,
-        });
-        tasks.spawn(log_exit(
-            "metrics endpoint",
-            metrics_http::serve_metrics(listener, sources, shutdown.clone()),
-        ));
-    }
-    let status_handle = handle.clone();
-    tasks.spawn(log_exit(
-        "control socket",
-        crate::control::server::serve_control(
-            control,
-            control_path,
-            Arc::new(move |c| status_handle.command(c)),
-            shutdown.clone(),
-        ),
-    ));
-    if let Some(peers) = &peers {
-        let ingest = agents
-            .as_ref()
-            .map(|(_, ingest, shared)| (ingest.clone(), shared.clone()));
-        tasks.spawn(log_exit(
-            "peer socket",
-            peer_socket::serve_peers(
-                peers.clone(),
-                ingest,
-                handle.events.clone(),
-                shutdown.clone(),
-            ),
-        ));
-    }
-    if let Some((socket, ingest, shared)) = agents {
-        tasks.spawn(log_exit(
-            "agent ingest",
-            serve_ingest(
-                socket,
-                ingest,
-                shared,
-                peers,
-                handle.events.clone(),
-                shutdown.clone(),
-            ),
-        ));
-    }
-    tasks.close();
+    notifier.close();
+    let sources = Arc::new(prometheus::Sources {
+        handle: handle.clone(),
+        pin_dir: (mode != XdpModeSetting::Off).then(|| pin_dir.to_owned()),
+        counters: std::sync::Mutex::new(None),
+        tcp_rcodes,
+    });
+    let (handovers, mut handover_requests) = tokio::sync::mpsc::unbounded_channel();
+    let aux = Aux {
+        sockets: &sockets,
+        handle: &handle,
+        sources,
+        handovers,
+    };
+    let mut running = aux.spawn(shutdown)?;
     tracing::info!("serving {} zones on {:?}", cfg.zones.len(), cfg.listen);
-    ready(handle);
+    if let Some(s) = successor {
+        tell_predecessor(s);
+    }
+    ready(handle.clone());
 
-    shutdown.cancelled().await;
-    tasks.wait().await;
-    // The workers see the stop flag within their read timeout.
+    let ended = loop {
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => break Ended::Shutdown,
+            Some(stream) = handover_requests.recv() => stream,
+        };
+        // The control, agents', peers' and metrics servers stop reading: their sockets are
+        // the successor's to read. DNS goes on until the successor serves.
+        running.stop().await;
+        if let Err(e) = pause_balancer(&handle).await {
+            tracing::error!("handover refused: cannot pause the balancer: {e}");
+            running = aux.spawn(shutdown)?;
+            continue;
+        }
+        let stream = match stream.into_std().and_then(|s| {
+            s.set_nonblocking(false)?;
+            Ok(s)
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("handover: the connection broke: {e}");
+                resume_balancer(&handle);
+                running = aux.spawn(shutdown)?;
+                continue;
+            }
+        };
+        let fds: Vec<(handover::Role, std::os::fd::OwnedFd)> = sockets
+            .handoff
+            .iter()
+            .filter_map(|(r, fd)| Some((*r, fd.try_clone().ok()?)))
+            .collect();
+        let talk = tokio::task::spawn_blocking(move || {
+            let borrowed: Vec<_> = fds.iter().map(|(r, fd)| (*r, fd.as_fd())).collect();
+            let go = handover::hand_over(&stream, &borrowed);
+            (stream, go)
+        })
+        .await;
+        match talk {
+            Ok((stream, Ok(true))) => {
+                tracing::info!("handing over: the successor serves; stopping");
+                accepting.cancel();
+                if tokio::time::timeout(crate::dns::TCP_IDLE_TIMEOUT, dns.wait())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        "handover: TCP connections still open after the idle timeout, closed"
+                    );
+                }
+                stop_workers(workers).await;
+                if let Err(e) = handover::stopped(&stream) {
+                    tracing::warn!("handover: cannot tell the successor we stopped: {e}");
+                }
+                // Not `shutdown`: the NOTIFYs queued go out first.
+                return Ok(Ended::HandedOver);
+            }
+            Ok((_, Ok(false))) => {
+                tracing::error!(
+                    "handover called off: the successor went away before serving; resuming"
+                );
+            }
+            Ok((_, Err(e))) => {
+                tracing::error!("handover failed ({e}); resuming");
+            }
+            Err(e) => tracing::error!("handover failed ({e}); resuming"),
+        }
+        resume_balancer(&handle);
+        running = aux.spawn(shutdown)?;
+    };
+    running.stop().await;
+    dns.wait().await;
+    notifier.wait().await;
+    stop_workers(workers).await;
+    Ok(ended)
+}
+
+/// Stops the UDP workers (each within its read timeout, after the batch it read).
+async fn stop_workers(workers: crate::udp::Workers) {
     if let Err(e) = tokio::task::spawn_blocking(move || workers.stop()).await {
         tracing::error!("waiting for the UDP workers: {e}");
     }
-    Ok(())
+}
+
+/// Tells the replaced xgslbd that this one serves, then logs when it has stopped.
+fn tell_predecessor(successor: handover::Successor) {
+    tokio::task::spawn_blocking(move || match successor.serving() {
+        Ok(p) => match p.wait_stopped() {
+            Ok(()) => tracing::info!("the replaced xgslbd has stopped"),
+            Err(e) => tracing::warn!("the replaced xgslbd: {e}"),
+        },
+        Err(e) => tracing::error!("cannot tell the replaced xgslbd to stop: {e}"),
+    });
+}
+
+/// Pauses the balancer for a handover (its state saved, no map written from then on).
+async fn pause_balancer(handle: &DaemonHandle) -> Result<(), DaemonError> {
+    let (done, paused) = events::reply();
+    handle
+        .events
+        .send(Event::Pause { done })
+        .map_err(|_| DaemonError::Stopped)?;
+    paused.await.map_err(|_| DaemonError::Stopped)?
+}
+
+fn resume_balancer(handle: &DaemonHandle) {
+    let _ = handle.events.send(Event::Resume);
+}
+
+/// The servers of the sockets a handover passes on (control, agents, peers, metrics):
+/// started again, from duplicates, when a handover is called off.
+struct Aux<'a> {
+    sockets: &'a sockets::Sockets,
+    handle: &'a DaemonHandle,
+    sources: Arc<prometheus::Sources>,
+    handovers: crate::control::server::HandoverRequests,
+}
+
+/// The running `Aux` servers.
+struct AuxRunning {
+    tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl AuxRunning {
+    async fn stop(&self) {
+        self.stop.cancel();
+        self.tasks.wait().await;
+    }
+}
+
+impl Aux<'_> {
+    fn spawn(&self, shutdown: &CancellationToken) -> Result<AuxRunning, DaemonError> {
+        use handover::Role;
+        let stop = shutdown.child_token();
+        let tasks = TaskTracker::new();
+        let sockets = self.sockets;
+        let handle = self.handle;
+        let cfg = &handle.started;
+        if let Some(addr) = cfg.metrics_listen
+            && let Some(listener) = sockets.tcp_listener(Role::Metrics(addr))
+        {
+            let listener = listener.map_err(|source| DaemonError::Bind {
+                proto: "TCP (metrics)",
+                addr,
+                source,
+            })?;
+            tasks.spawn(log_exit(
+                "metrics endpoint",
+                metrics_http::serve_metrics(listener, self.sources.clone(), stop.clone()),
+            ));
+        }
+        let control = sockets.control().map_err(|source| DaemonError::Control {
+            path: sockets.control_path.clone(),
+            source,
+        })?;
+        let status_handle = handle.clone();
+        tasks.spawn(log_exit(
+            "control socket",
+            crate::control::server::serve_control(
+                control,
+                Arc::new(move |c| status_handle.command(c)),
+                Some(self.handovers.clone()),
+                stop.clone(),
+            ),
+        ));
+        if let Some(peers) = &sockets.peers {
+            let ingest = sockets
+                .agents
+                .as_ref()
+                .map(|(ingest, shared)| (ingest.clone(), shared.clone()));
+            tasks.spawn(log_exit(
+                "peer socket",
+                peer_socket::serve_peers(
+                    peers.clone(),
+                    ingest,
+                    handle.events.clone(),
+                    stop.clone(),
+                ),
+            ));
+        }
+        if let (Some((ingest, shared)), Some(a)) = (&sockets.agents, &cfg.agents)
+            && let Some(socket) = sockets.udp_socket(Role::Agents(a.listen))
+        {
+            let socket = socket.map_err(|source| DaemonError::Bind {
+                proto: "UDP (agents)",
+                addr: a.listen,
+                source,
+            })?;
+            tasks.spawn(log_exit(
+                "agent ingest",
+                serve_ingest(
+                    socket,
+                    ingest.clone(),
+                    shared.clone(),
+                    sockets.peers.clone(),
+                    handle.events.clone(),
+                    stop.clone(),
+                ),
+            ));
+        }
+        tasks.close();
+        Ok(AuxRunning { tasks, stop })
+    }
 }
 
 async fn log_exit(what: &'static str, f: impl Future<Output = std::io::Result<()>>) {

@@ -32,5 +32,5 @@ pub use authority::{Catalog, CatalogError, CatalogResponder};
 pub use ecs::{ClientSubnet, EcsCounters, EcsError};
 pub use handler::{Client, Dynamic, DynamicAnswers, Messages, Responder, Scoped, Transport};
 pub use rcodes::RcodeCounters;
-pub use server::serve_tcp;
+pub use server::{TCP_IDLE_TIMEOUT, serve_tcp, serve_tcp_until};
 pub use zone::{Zone, ZoneError};

@@ -19,7 +19,7 @@ use crate::backoff::{LogLimiter, accept_failed};
 
 /// A TCP connection with no complete query (or no progress writing) for this long is closed
 /// (RFC 7766 6.2.3 suggests seconds, not minutes, for a busy server).
-const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Open TCP connections at most; a new one over this is closed at once so that a flood of
 /// idle connections cannot exhaust file descriptors.
 const MAX_TCP_CONNECTIONS: usize = 256;
@@ -41,6 +41,19 @@ pub async fn serve_tcp(
     responder: Arc<dyn Responder>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    serve_tcp_until(listener, responder, shutdown.clone(), shutdown).await
+}
+
+/// Serves DNS over TCP on `listener` until `accepting` or `shutdown` is cancelled, then
+/// waits for the open connections: they end by themselves (the client closes, the idle
+/// timeout) or at `shutdown`. A handover stops accepting first, so that no query a client
+/// has sent on an open connection goes unanswered.
+pub async fn serve_tcp_until(
+    listener: TcpListener,
+    responder: Arc<dyn Responder>,
+    accepting: CancellationToken,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     let per_client = Arc::new(ClientCounts::default());
     let mut connections = JoinSet::new();
@@ -49,6 +62,7 @@ pub async fn serve_tcp(
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
+            () = accepting.cancelled() => break,
             // Reap finished connections so the set does not grow.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {

@@ -42,6 +42,33 @@ pub fn bind_group(addr: SocketAddr, n: usize, by_cpu: bool) -> io::Result<Vec<Ud
     Ok(group)
 }
 
+/// `group` (sockets of one address taken over from the xgslbd this one replaces, in the
+/// kernel's group already) with sockets bound into it until it has `n`, steered by CPU over
+/// all of them when `by_cpu` (the group's program is replaced), else by the kernel's hash.
+/// A group of more than `n` is kept whole: closing a member would drop what it has queued.
+pub fn extend_group(
+    mut group: Vec<UdpSocket>,
+    n: usize,
+    by_cpu: bool,
+) -> io::Result<Vec<UdpSocket>> {
+    let Some(first) = group.first() else {
+        return Ok(group);
+    };
+    let addr = first.local_addr()?;
+    while group.len() < n {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_reuse_port(true)?;
+        force_recv_buffer(&socket);
+        socket.bind(&addr.into())?;
+        socket.set_read_timeout(Some(READ_TIMEOUT))?;
+        group.push(socket.into());
+    }
+    if by_cpu {
+        steer_by_cpu(&group[0], group.len() as u32)?;
+    }
+    Ok(group)
+}
+
 /// Attaches `A = cpu % n; return A` to the reuseport group of `socket`
 /// (SO_ATTACH_REUSEPORT_CBPF): the kernel picks the group's socket of that index.
 fn steer_by_cpu(socket: &UdpSocket, n: u32) -> io::Result<()> {

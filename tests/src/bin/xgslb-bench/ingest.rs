@@ -140,6 +140,7 @@ pub fn run(smoke: bool) -> Result<Value> {
         pin_dir: Some(pins.path().to_owned()),
         leave_serving: false,
         control_socket: Some(dir.path().join("control.sock")),
+        replace: false,
     };
     let cfg_path = path.clone();
     let thread = std::thread::spawn(move || -> Result<()> {

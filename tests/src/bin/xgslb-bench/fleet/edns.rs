@@ -49,6 +49,7 @@ pub fn start(configs: &[PathBuf], dir: &Path) -> Result<Vec<Edns>> {
             pin_dir: Some(dir.join(format!("pins-{i}"))),
             leave_serving: false,
             control_socket: Some(dir.join(format!("{}.sock", edns_name(i)))),
+            replace: false,
         };
         let config = config.clone();
         let thread = std::thread::Builder::new()
