@@ -7,10 +7,12 @@ pub mod dig;
 pub mod frame;
 pub mod gslb;
 pub mod lan;
+pub mod load;
 pub mod metrics;
 pub mod module_graph;
 pub mod netns;
 pub mod pins;
+pub mod process;
 pub mod servers;
 pub mod zone;
 
