@@ -244,9 +244,19 @@ impl TestModel {
     }
 
     /// The config as TOML.
+    /// A test's state file is `state.json` beside its config (each test its own, none in
+    /// /var/lib/xgslb) unless it names one.
     pub fn toml(&self) -> String {
+        let mut tables = self.tables.clone();
+        if !tables
+            .iter()
+            .any(|(t, lines)| t == "balancer" && lines.contains("state_file"))
+        {
+            let with_state = self.clone().set("balancer", "state_file = \"state.json\"");
+            tables = with_state.tables;
+        }
         let mut text = String::new();
-        for (table, lines) in &self.tables {
+        for (table, lines) in &tables {
             let _ = write!(text, "[{table}]\n{lines}\n");
         }
         text.push_str(&self.body);

@@ -37,6 +37,18 @@ pub struct View {
     pub agent_metrics: Arc<AgentMetrics>,
     /// The peer EDNSs as of the publication (none without `[peering]`).
     pub peers: Vec<PeerStatus>,
+    /// A restart's warm-up, while it lasts: the maps hold the adopted program's last
+    /// publication, the slow path answers from the last known reports.
+    pub warming: Option<Warming>,
+}
+
+/// A restart's warm-up as of a publication.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Warming {
+    /// Until the grace period ends, at most.
+    pub ends_in_ms: u64,
+    /// The virtual servers whose agents have not reported yet.
+    pub waiting_for: Vec<String>,
 }
 
 impl View {

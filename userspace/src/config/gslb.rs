@@ -50,7 +50,29 @@ pub struct BalancerConfig {
     pub cpu: Option<usize>,
     /// Most client classes (XDP regions) it publishes, 1..=65535, default 1024.
     pub max_classes: usize,
+    /// Where the agents' last reports are saved across restarts (`state_file`, resolved
+    /// against the config's directory; `""` for none; default beside the pins, see
+    /// `metrics::state::default_path`).
+    pub state_file: StateFile,
+    /// How long a restarted xgslbd that adopted a serving program keeps its maps while
+    /// agents have not all reported (`warm_grace_ms`, 0..=600000; default the agents'
+    /// report timeout).
+    pub warm_grace: Option<Duration>,
 }
+
+/// Where the state file is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StateFile {
+    /// `metrics::state::default_path` of the pin directory.
+    #[default]
+    BesidePins,
+    /// No state file.
+    Off,
+    At(PathBuf),
+}
+
+/// Bounds of `balancer.warm_grace_ms`.
+pub const WARM_GRACE_MS: std::ops::RangeInclusive<u64> = 0..=600_000;
 
 impl Default for BalancerConfig {
     fn default() -> Self {
@@ -59,6 +81,8 @@ impl Default for BalancerConfig {
             metrics_file: None,
             cpu: None,
             max_classes: 1024,
+            state_file: StateFile::BesidePins,
+            warm_grace: None,
         }
     }
 }
@@ -102,6 +126,8 @@ pub(super) struct RawBalancer {
     cpu: Option<usize>,
     max_classes: usize,
     damping: RawDamping,
+    state_file: Option<PathBuf>,
+    warm_grace_ms: Option<u64>,
 }
 
 impl Default for RawBalancer {
@@ -113,6 +139,8 @@ impl Default for RawBalancer {
             cpu: None,
             max_classes: d.max_classes,
             damping: RawDamping::default(),
+            state_file: None,
+            warm_grace_ms: None,
         }
     }
 }
@@ -540,6 +568,19 @@ fn balancer(raw: RawBalancer, base: &Path) -> Result<(BalancerConfig, Damping), 
             format!("{} to {}", MAX_CLASSES.start(), MAX_CLASSES.end()),
         );
     }
+    if raw
+        .warm_grace_ms
+        .is_some_and(|g| !WARM_GRACE_MS.contains(&g))
+    {
+        return bad(
+            "balancer.warm_grace_ms",
+            format!(
+                "{} to {} milliseconds",
+                WARM_GRACE_MS.start(),
+                WARM_GRACE_MS.end()
+            ),
+        );
+    }
     let d = raw.damping;
     if !(d.max_step > 0.0 && d.max_step <= 1.0) {
         return bad(
@@ -562,6 +603,12 @@ fn balancer(raw: RawBalancer, base: &Path) -> Result<(BalancerConfig, Damping), 
             metrics_file: raw.metrics_file.map(|f| base.join(f)),
             cpu: raw.cpu,
             max_classes: raw.max_classes,
+            state_file: match raw.state_file {
+                None => StateFile::BesidePins,
+                Some(f) if f.as_os_str().is_empty() => StateFile::Off,
+                Some(f) => StateFile::At(base.join(f)),
+            },
+            warm_grace: raw.warm_grace_ms.map(Duration::from_millis),
         },
         Damping {
             max_step: d.max_step,

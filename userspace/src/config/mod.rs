@@ -25,7 +25,7 @@ pub mod transfer;
 
 pub use agents::{AgentKey, AgentsConfig};
 pub use ecs::EcsPolicy;
-pub use gslb::BalancerConfig;
+pub use gslb::{BalancerConfig, StateFile};
 pub use peers::{PeerConfig, PeeringConfig};
 pub use transfer::{TsigKeyConfig, ZoneTransferConfig};
 

@@ -67,7 +67,8 @@ impl Daemon for TestDaemon {
 fn daemon(dir: &Path) -> (TestDaemon, Balancer, crossbeam_channel::Receiver<Event>) {
     let cfg = config(dir);
     let zones = load_zones(&cfg).unwrap();
-    let (balancer, Outputs { view, .. }) = Balancer::start(cfg, zones, None, None, None).unwrap();
+    let (balancer, Outputs { view, .. }) =
+        Balancer::start(cfg, zones, None, (None, None), Default::default()).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let d = TestDaemon {
         view,
@@ -316,7 +317,7 @@ fn peers_come_from_the_balancers_table_and_the_peer_socket() {
     ];
     let zones = load_zones(&cfg).unwrap();
     let (balancer, Outputs { view, .. }) =
-        Balancer::start(cfg, zones, None, None, Some(shared)).unwrap();
+        Balancer::start(cfg, zones, None, (None, Some(shared)), Default::default()).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let mut wire = PeerWire {
         accepted: 3,

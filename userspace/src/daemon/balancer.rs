@@ -128,6 +128,84 @@ pub struct Balancer {
     reuse: Reuse,
     /// Handing over (`Event::Pause`): a successor writes the maps; nothing is published.
     paused: bool,
+    /// The state file: the agents' reports saved across restarts.
+    state: Option<StateSaver>,
+    /// A restart's warm-up: the adopted maps are kept until it ends.
+    warm: Option<WarmUp>,
+}
+
+/// How a balancer begins: where the state file is, and whether the maps it publishes to
+/// hold a serving program's publication (a restart that adopted it).
+#[derive(Clone, Debug, Default)]
+pub struct WarmStart {
+    pub state_file: Option<std::path::PathBuf>,
+    pub adopted: bool,
+}
+
+/// A restarted xgslbd that adopted a serving program, knowing less than its predecessor:
+/// until every virtual server agents reported for has a fresh report, or the grace period
+/// ends, the maps keep what the predecessor published and the slow path answers from the
+/// last known reports (`AgentMetrics::metrics_warming`).
+#[derive(Clone, Debug)]
+struct WarmUp {
+    /// When it ends at the latest (ms since the epoch).
+    until_ms: u64,
+    /// The virtual servers agents report for: those of the state file and those at the
+    /// sites of site-bound agent keys.
+    expected: Vec<String>,
+}
+
+/// Saves the agents' reports to the state file: at most every `STATE_SAVE_EVERY` while
+/// reports arrive (on its own thread: the balancer never waits for a disk), and at once
+/// when stopping or handing over.
+struct StateSaver {
+    path: std::path::PathBuf,
+    queue: crossbeam_channel::Sender<crate::metrics::state::State>,
+    /// The reports count and time of the last save.
+    saved: (u64, Instant),
+}
+
+/// How often the state file is written at most while reports arrive: well within the
+/// agents' report timeout, so that a restart after a crash finds fresh reports.
+const STATE_SAVE_EVERY: std::time::Duration = std::time::Duration::from_millis(1000);
+
+impl StateSaver {
+    fn new(path: std::path::PathBuf) -> std::io::Result<Self> {
+        let (queue, states) = crossbeam_channel::bounded::<crate::metrics::state::State>(1);
+        let at = path.clone();
+        std::thread::Builder::new()
+            .name("xgslb-state".into())
+            .spawn(move || {
+                for state in states {
+                    if let Err(e) = crate::metrics::state::save(&at, &state) {
+                        tracing::warn!("cannot save the state file {}: {e}", at.display());
+                    }
+                }
+            })?;
+        Ok(Self {
+            path,
+            queue,
+            saved: (0, Instant::now()),
+        })
+    }
+
+    /// Queues `state` when `reports` moved and the last save is old enough.
+    fn maybe(&mut self, reports: u64, state: impl FnOnce() -> crate::metrics::state::State) {
+        if reports != self.saved.0 && self.saved.1.elapsed() >= STATE_SAVE_EVERY {
+            // Full: a save is under way; the next interval tries again.
+            if self.queue.try_send(state()).is_ok() {
+                self.saved = (reports, Instant::now());
+            }
+        }
+    }
+
+    /// Writes `state` now, on the caller's thread.
+    fn now(&mut self, state: &crate::metrics::state::State) {
+        match crate::metrics::state::save(&self.path, state) {
+            Ok(()) => tracing::info!("state saved to {}", self.path.display()),
+            Err(e) => tracing::warn!("cannot save the state file {}: {e}", self.path.display()),
+        }
+    }
 }
 
 /// The balancer's side of peering: the table, and the socket it sends from.
@@ -180,8 +258,8 @@ impl Balancer {
         config: Config,
         zones: Vec<Zone>,
         dataplane: Option<DataPlane>,
-        ingest: Option<Arc<IngestShared>>,
-        peers: Option<Arc<PeerShared>>,
+        (ingest, peers): (Option<Arc<IngestShared>>, Option<Arc<PeerShared>>),
+        warm: WarmStart,
     ) -> Result<(Self, Outputs), DaemonError> {
         let statics = answer_sets(&config.answers);
         let watcher = config
@@ -233,6 +311,7 @@ impl Balancer {
                 file_metrics: Metrics::default(),
                 agent_metrics: Arc::default(),
                 peers: Vec::new(),
+                warming: None,
             })),
             facts: Published::default(),
             decided_from: Metrics::default(),
@@ -242,7 +321,10 @@ impl Balancer {
             peering,
             reuse: Reuse::default(),
             paused: false,
+            state: None,
+            warm: None,
         };
+        b.warm_start(&warm);
         b.share_model();
         b.poll_metrics();
         b.publish(true)?;
@@ -315,6 +397,7 @@ impl Balancer {
                 },
             };
             if stop {
+                self.save_state_now();
                 return self.dataplane;
             }
         }
@@ -342,6 +425,7 @@ impl Balancer {
         if !self.paused && (dirty || (reported && self.metrics_moved())) {
             self.publish_or_log(false);
         }
+        self.check_warm_up();
         false
     }
 
@@ -417,6 +501,8 @@ impl Balancer {
                 Handled::Done
             }
             Event::Pause { done } => {
+                // The successor reads it: what we know now is what it starts from.
+                self.save_state_now();
                 self.paused = true;
                 tracing::info!("handing over: the balancer publishes no more");
                 let _ = done.send(Ok(()));
@@ -478,6 +564,148 @@ impl Balancer {
             self.announce();
         } else {
             self.publish_or_log(false);
+        }
+        self.check_warm_up();
+        if self.config.agents.is_some() {
+            let (reports, agents) = (self.facts.reports, &self.agent_metrics);
+            if let Some(saver) = self.state.as_mut() {
+                saver.maybe(reports, || agents.saved(now_ms()));
+            }
+        }
+    }
+
+    /// Opens the state file and takes in what it kept; with an adopted serving program and
+    /// less knowledge than it was published with, starts the warm-up (see `WarmUp`).
+    fn warm_start(&mut self, warm: &WarmStart) {
+        let Some(agents) = self.config.agents.clone() else {
+            return;
+        };
+        let now = now_ms();
+        if let Some(path) = &warm.state_file {
+            match crate::metrics::state::load(path) {
+                Ok(Some(state)) => {
+                    let (fresh, held) = Arc::make_mut(&mut self.agent_metrics).restore(
+                        &state,
+                        now,
+                        agents.report_timeout_ms,
+                    );
+                    tracing::info!(
+                        "state file {}: {fresh} virtual servers' reports restored, {held}                          older than the report timeout (unknown), saved {} ms ago",
+                        path.display(),
+                        now.saturating_sub(state.saved_ms)
+                    );
+                }
+                Ok(None) => tracing::info!("no state file at {} yet", path.display()),
+                Err(e) => tracing::warn!("{e}; starting without it"),
+            }
+            match StateSaver::new(path.clone()) {
+                Ok(s) => self.state = Some(s),
+                Err(e) => tracing::warn!("cannot start the state file's writer: {e}"),
+            }
+        }
+        let grace = self
+            .config
+            .balancer
+            .warm_grace
+            .map_or(agents.report_timeout_ms, |g| g.as_millis() as u64);
+        if !warm.adopted || grace == 0 {
+            return;
+        }
+        let model = &self.config.model;
+        let bound: Vec<&str> = agents
+            .keys
+            .iter()
+            .filter_map(|k| k.site.as_deref())
+            .collect();
+        let mut expected = self.agent_metrics.restored_names();
+        for v in &model.vss {
+            let site = model.sites.get(v.site).map(|s| s.name.as_str());
+            if site.is_some_and(|s| bound.contains(&s)) && !expected.contains(&v.name) {
+                expected.push(v.name.clone());
+            }
+        }
+        expected.retain(|n| model.vss.iter().any(|v| v.name == *n));
+        let w = WarmUp {
+            until_ms: now + grace,
+            expected,
+        };
+        let waiting = self.waiting_for(&w, now);
+        if w.expected.is_empty() || !waiting.is_empty() {
+            tracing::info!(
+                "warming up: the adopted program's maps stay until agents report for {} or                  for {grace} ms",
+                if waiting.is_empty() {
+                    "every virtual server".to_owned()
+                } else {
+                    waiting.join(", ")
+                }
+            );
+            self.warm = Some(w);
+        } else {
+            Arc::make_mut(&mut self.agent_metrics).end_warm_up();
+        }
+    }
+
+    /// The expected virtual servers of `w` without a fresh report as of `now`.
+    fn waiting_for(&self, w: &WarmUp, now: u64) -> Vec<String> {
+        let timeout = self
+            .config
+            .agents
+            .as_ref()
+            .map_or(0, |a| a.report_timeout_ms);
+        w.expected
+            .iter()
+            .filter(|n| !self.agent_metrics.is_fresh(n, now, timeout))
+            .cloned()
+            .collect()
+    }
+
+    /// Ends the warm-up when every expected virtual server has a fresh report or the grace
+    /// period is over, and publishes to the maps from then on.
+    fn check_warm_up(&mut self) {
+        let Some(w) = &self.warm else {
+            return;
+        };
+        let now = now_ms();
+        let waiting = self.waiting_for(w, now);
+        let reported = !w.expected.is_empty() && waiting.is_empty();
+        if !reported && now < w.until_ms {
+            return;
+        }
+        if reported {
+            tracing::info!("warm: every virtual server agents report for has reported");
+        } else {
+            tracing::warn!(
+                "warm-up grace over without a report for {}: their health is unknown",
+                if waiting.is_empty() {
+                    "any virtual server".to_owned()
+                } else {
+                    waiting.join(", ")
+                }
+            );
+        }
+        self.warm = None;
+        Arc::make_mut(&mut self.agent_metrics).end_warm_up();
+        self.publish_or_log(true);
+    }
+
+    /// The warm-up as the view shows it.
+    fn warming(&self) -> Option<crate::view::Warming> {
+        let w = self.warm.as_ref()?;
+        let now = now_ms();
+        Some(crate::view::Warming {
+            ends_in_ms: w.until_ms.saturating_sub(now),
+            waiting_for: self.waiting_for(w, now),
+        })
+    }
+
+    /// Writes the state file now (stopping, handing over).
+    fn save_state_now(&mut self) {
+        if self.config.agents.is_none() {
+            return;
+        }
+        let state = self.agent_metrics.saved(now_ms());
+        if let Some(saver) = self.state.as_mut() {
+            saver.now(&state);
         }
     }
 
@@ -581,11 +809,13 @@ impl Balancer {
     fn current_metrics(&self) -> (Metrics, Metrics) {
         match &self.config.agents {
             Some(agents) => {
-                let agents = self.agent_metrics.metrics(
-                    &self.config.model,
-                    now_ms(),
-                    agents.report_timeout_ms,
-                );
+                let (model, now, timeout) =
+                    (&self.config.model, now_ms(), agents.report_timeout_ms);
+                let agents = if self.warm.is_some() {
+                    self.agent_metrics.metrics_warming(model, now, timeout)
+                } else {
+                    self.agent_metrics.metrics(model, now, timeout)
+                };
                 let decide_from = overlay(agents.clone(), &self.file_metrics);
                 (agents, decide_from)
             }
@@ -743,6 +973,7 @@ impl Balancer {
             file_metrics: self.file_metrics.clone(),
             agent_metrics: self.agent_metrics.clone(),
             peers,
+            warming: self.warming(),
         }));
         self.published.send_replace(self.facts);
     }
@@ -821,7 +1052,8 @@ impl Balancer {
             (served.catalog.clone(), served.transfers.clone(), None)
         };
         let entries = crate::plan::plan(statics.as_ref().unwrap_or(&self.static_entries), &sets);
-        if let Some(dp) = self.dataplane.as_mut() {
+        // Warming up: the adopted maps stay as the predecessor published them.
+        if let Some(dp) = self.dataplane.as_mut().filter(|_| self.warm.is_none()) {
             let written = if swap {
                 dp.tables
                     .set_ecs_policy(&self.config.ecs)

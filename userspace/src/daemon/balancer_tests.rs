@@ -95,7 +95,7 @@ fn admin_and_metrics_events_change_what_is_served_and_bad_commands_change_nothin
         Outputs {
             served, published, ..
         },
-    ) = Balancer::start(cfg, zones, None, None, None).unwrap();
+    ) = Balancer::start(cfg, zones, None, (None, None), Default::default()).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let thread = std::thread::spawn(move || balancer.run(inbox));
 
@@ -174,7 +174,7 @@ fn a_reload_replies_once_published_and_a_failed_one_says_why() {
         Outputs {
             served, published, ..
         },
-    ) = Balancer::start(cfg.clone(), zones, None, None, None).unwrap();
+    ) = Balancer::start(cfg.clone(), zones, None, (None, None), Default::default()).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let thread = std::thread::spawn(move || balancer.run(inbox));
     assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1", "198.18.1.2"]));
@@ -267,7 +267,7 @@ fn a_changed_zone_is_served_with_a_newer_serial_on_every_path() {
     let zones = load_zones(&cfg).unwrap();
     let file_serial = zones[0].serial();
     let (balancer, Outputs { served, .. }) =
-        Balancer::start(cfg.clone(), zones, None, None, None).unwrap();
+        Balancer::start(cfg.clone(), zones, None, (None, None), Default::default()).unwrap();
     let (events, inbox) = crossbeam_channel::unbounded();
     let thread = std::thread::spawn(move || balancer.run(inbox));
     let (serials, records) = served_serials(&served);
@@ -365,7 +365,8 @@ fn only_reports_that_move_a_metric_are_published_and_a_still_interval_computes_n
     let dir = tempfile::tempdir().unwrap();
     let cfg = with_agents(dir.path(), "round_robin");
     let zones = load_zones(&cfg).unwrap();
-    let (mut b, Outputs { served, .. }) = Balancer::start(cfg, zones, None, None, None).unwrap();
+    let (mut b, Outputs { served, .. }) =
+        Balancer::start(cfg, zones, None, (None, None), Default::default()).unwrap();
     let now = now_ms();
     assert!(b.at_rest(), "nothing reported, nothing damped");
 
@@ -396,7 +397,7 @@ fn only_reports_that_move_a_metric_are_published_and_a_still_interval_computes_n
     let dir = tempfile::tempdir().unwrap();
     let cfg = with_agents(dir.path(), "least_connections");
     let zones = load_zones(&cfg).unwrap();
-    let (mut b, _) = Balancer::start(cfg, zones, None, None, None).unwrap();
+    let (mut b, _) = Balancer::start(cfg, zones, None, (None, None), Default::default()).unwrap();
     b.handle(report(1, "one", true, Some(10), now_ms()));
     b.handle(report(2, "two", true, Some(500), now_ms()));
     assert!(b.metrics_moved());
@@ -435,7 +436,8 @@ fn the_model_fingerprint_told_to_peers_follows_admin_changes_and_reloads() {
     let socket = tokio::net::UdpSocket::from_std(socket).unwrap();
     let shared = Arc::new(PeerShared::new(socket, cfg.peering.as_ref().unwrap()));
     let zones = load_zones(&cfg).unwrap();
-    let (mut b, _) = Balancer::start(cfg, zones, None, None, Some(shared)).unwrap();
+    let (mut b, _) =
+        Balancer::start(cfg, zones, None, (None, Some(shared)), Default::default()).unwrap();
     let told = |b: &Balancer| b.peering.as_ref().unwrap().table.own.inputs.config;
     let start = told(&b);
     assert_eq!(start, fingerprint::config(&b.config.model));
@@ -468,7 +470,7 @@ fn queued_reports_are_taken_in_one_batch_and_published_once() {
         Outputs {
             served, published, ..
         },
-    ) = Balancer::start(cfg, zones, None, None, None).unwrap();
+    ) = Balancer::start(cfg, zones, None, (None, None), Default::default()).unwrap();
     let now = now_ms();
     // "one" last heard long ago: stale, so out.
     b.handle(report(1, "one", true, None, now - 60_000));

@@ -646,12 +646,25 @@ pub async fn run(
     // The balancer publishes the first selections before the program is attached (an
     // adopted program keeps serving the old ones until then).
     let shared = sockets.agents.as_ref().map(|(_, shared)| shared.clone());
+    let adopted = dataplane
+        .as_ref()
+        .is_some_and(|dp| dp.tables.meta().generation > 0);
+    let warm = balancer::WarmStart {
+        state_file: match &cfg.balancer.state_file {
+            crate::config::StateFile::BesidePins => {
+                Some(crate::metrics::state::default_path(&pin_dir))
+            }
+            crate::config::StateFile::Off => None,
+            crate::config::StateFile::At(p) => Some(p.clone()),
+        },
+        adopted,
+    };
     let (mut balancer, outputs) = Balancer::start(
         cfg.clone(),
         zones,
         dataplane,
-        shared.clone(),
-        sockets.peers.clone(),
+        (shared.clone(), sockets.peers.clone()),
+        warm,
     )?;
     // Queued now, sent once the notifier runs (with the servers).
     let (notifier, notify) = tokio::sync::mpsc::unbounded_channel();

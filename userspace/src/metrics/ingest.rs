@@ -18,6 +18,7 @@ use ipnet::IpNet;
 
 use super::{
     replay::ReplayGuard,
+    state::{SavedLoad, SavedPath, SavedVs, State},
     wire::{self, Datagram, Key, Kind, Load, Record, Reject},
 };
 use crate::{
@@ -265,6 +266,8 @@ struct VsReport {
     /// When health, load and either last arrived.
     health_ms: Option<u64>,
     load_ms: Option<u64>,
+    /// Restored from the state file, not reported to this process yet.
+    restored: bool,
 }
 
 impl VsReport {
@@ -281,6 +284,9 @@ impl VsReport {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AgentMetrics {
     vss: HashMap<String, VsReport>,
+    /// Reports restored from the state file that were older than the timeout: unknown, but
+    /// held at their last values while the restarted xgslbd warms up (`metrics_warming`).
+    held: HashMap<String, VsReport>,
     /// By (LDNS prefix, site name): the metrics and when they arrived.
     paths: HashMap<(IpNet, String), (PathMetrics, u64)>,
     agents: HashMap<String, AgentState>,
@@ -318,6 +324,9 @@ impl AgentMetrics {
             },
         );
         for r in &d.records {
+            if let Record::Health { vs, .. } | Record::Load { vs, .. } = r {
+                self.held.remove(vs);
+            }
             match r {
                 Record::Health { vs, up } => {
                     let e = self.vs_report(vs, &h.site);
@@ -362,6 +371,7 @@ impl AgentMetrics {
             load: None,
             health_ms: None,
             load_ms: None,
+            restored: false,
         });
         if e.site != site {
             // Another site speaks for it now (the config moved it): start over.
@@ -371,8 +381,11 @@ impl AgentMetrics {
                 load: None,
                 health_ms: None,
                 load_ms: None,
+                restored: false,
             };
         }
+        // Reported now: what was restored is this process's own knowledge from here on.
+        e.restored = false;
         e
     }
 
@@ -382,16 +395,33 @@ impl AgentMetrics {
     /// one never reported (or reported at another site than the model's) is absent: unknown,
     /// so up. Paths older than `timeout_ms` are left out.
     pub fn metrics(&self, model: &Model, now_ms: u64, timeout_ms: u64) -> Metrics {
+        self.metrics_with(model, now_ms, timeout_ms, false)
+    }
+
+    /// [`Self::metrics`] while a restarted xgslbd warms up: what was restored from the
+    /// state file and not reported since (whatever its age, `held` ones included) counts
+    /// with its last values, as the predecessor last knew them, rather than down or unknown.
+    pub fn metrics_warming(&self, model: &Model, now_ms: u64, timeout_ms: u64) -> Metrics {
+        self.metrics_with(model, now_ms, timeout_ms, true)
+    }
+
+    fn metrics_with(&self, model: &Model, now_ms: u64, timeout_ms: u64, hold: bool) -> Metrics {
         let fresh = |t: u64| within(t, now_ms, timeout_ms);
         let mut m = Metrics::default();
         for (id, vs) in model.vss.iter().enumerate() {
-            let Some(r) = self.vss.get(&vs.name) else {
-                continue;
+            let r = match (self.vss.get(&vs.name), hold) {
+                (Some(r), _) => r,
+                (None, true) => match self.held.get(&vs.name) {
+                    Some(r) => r,
+                    None => continue,
+                },
+                (None, false) => continue,
             };
             if model.sites.get(vs.site).is_none_or(|s| s.name != r.site) {
                 continue;
             }
-            let v = if !fresh(r.last_ms()) {
+            let held = hold && r.restored;
+            let v = if !held && !fresh(r.last_ms()) {
                 VsMetrics {
                     up: Some(false),
                     ..VsMetrics::default()
@@ -399,7 +429,7 @@ impl AgentMetrics {
             } else {
                 let load = r
                     .load
-                    .filter(|_| r.load_ms.is_some_and(fresh))
+                    .filter(|_| held || r.load_ms.is_some_and(fresh))
                     .unwrap_or_default();
                 VsMetrics {
                     up: r.up,
@@ -425,6 +455,155 @@ impl AgentMetrics {
             }
         }
         m
+    }
+
+    /// The reports as the state file keeps them, as of `now_ms`.
+    pub fn saved(&self, now_ms: u64) -> State {
+        let mut vss: Vec<SavedVs> = self
+            .vss
+            .iter()
+            .chain(self.held.iter().filter(|(n, _)| !self.vss.contains_key(*n)))
+            .map(|(name, r)| SavedVs {
+                name: name.clone(),
+                site: r.site.clone(),
+                up: r.up,
+                health_ms: r.health_ms,
+                load: r.load.map(|l| SavedLoad {
+                    connections: l.connections,
+                    packets_per_second: l.packets_per_second,
+                    kilobits_per_second: l.kilobits_per_second,
+                    cpu_percent: l.cpu_percent,
+                    capacity: l.capacity,
+                    score: l.score,
+                }),
+                load_ms: r.load_ms,
+            })
+            .collect();
+        vss.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut paths: Vec<SavedPath> = self
+            .paths
+            .iter()
+            .map(|((prefix, site), (p, at_ms))| SavedPath {
+                prefix: prefix.to_string(),
+                site: site.clone(),
+                rtt_ms: p.rtt_ms,
+                hops: p.hops,
+                completion: p.completion,
+                at_ms: *at_ms,
+            })
+            .collect();
+        paths.sort_by(|a, b| (&a.prefix, &a.site).cmp(&(&b.prefix, &b.site)));
+        State {
+            version: super::state::VERSION,
+            saved_ms: now_ms,
+            vss,
+            paths,
+        }
+    }
+
+    /// Takes in what a state file kept, as of `now_ms`: a report at most `timeout_ms` old
+    /// counts as if it had just been received here (and ages from its time); an older one
+    /// is unknown, kept only as held (`metrics_warming`); an older path is dropped. A report
+    /// this process has received wins over a restored one. Returns (fresh, held) counts.
+    pub fn restore(&mut self, state: &State, now_ms: u64, timeout_ms: u64) -> (usize, usize) {
+        let (mut fresh, mut held) = (0, 0);
+        for v in &state.vss {
+            if self.vss.contains_key(&v.name) || v.name.is_empty() || v.site.is_empty() {
+                continue;
+            }
+            let r = VsReport {
+                site: v.site.clone(),
+                up: v.up,
+                load: v.load.map(|l| Load {
+                    connections: l.connections,
+                    packets_per_second: l.packets_per_second,
+                    kilobits_per_second: l.kilobits_per_second,
+                    cpu_percent: l.cpu_percent.filter(|c| (0.0..=100.0).contains(c)),
+                    capacity: l.capacity,
+                    score: l.score,
+                }),
+                health_ms: v.health_ms.filter(|&t| t <= now_ms),
+                load_ms: v.load_ms.filter(|&t| t <= now_ms),
+                restored: true,
+            };
+            match r.last_ms_opt() {
+                Some(t) if within(t, now_ms, timeout_ms) => {
+                    fresh += 1;
+                    self.vss.insert(v.name.clone(), r);
+                }
+                Some(_) => {
+                    held += 1;
+                    self.held.insert(v.name.clone(), r);
+                }
+                None => {}
+            }
+        }
+        for p in &state.paths {
+            let Ok(prefix) = p.prefix.parse::<IpNet>() else {
+                continue;
+            };
+            let valid = prefix.trunc() == prefix
+                && p.rtt_ms.is_finite()
+                && (0.0..=1.0).contains(&p.completion);
+            if valid && within(p.at_ms, now_ms, timeout_ms) && self.paths.len() < MAX_PATHS {
+                let m = PathMetrics {
+                    rtt_ms: p.rtt_ms,
+                    hops: p.hops,
+                    completion: p.completion,
+                };
+                self.paths
+                    .entry((prefix, p.site.clone()))
+                    .or_insert((m, p.at_ms));
+            }
+        }
+        (fresh, held)
+    }
+
+    /// The end of a warm-up: held reports (too old when restored) are unknown from now on.
+    pub fn end_warm_up(&mut self) {
+        self.held.clear();
+    }
+
+    /// The names of virtual servers restored from the state file (held ones too): those an
+    /// agent reported for before the restart.
+    pub fn restored_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .vss
+            .iter()
+            .filter(|(_, r)| r.restored)
+            .map(|(n, _)| n.clone())
+            .chain(self.held.keys().cloned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Whether virtual server `vs` has a report at most `timeout_ms` old (received, or
+    /// restored that young).
+    pub fn is_fresh(&self, vs: &str, now_ms: u64, timeout_ms: u64) -> bool {
+        self.vss
+            .get(vs)
+            .and_then(VsReport::last_ms_opt)
+            .is_some_and(|t| within(t, now_ms, timeout_ms))
+    }
+
+    /// What is known of virtual server `vs`'s health and where it comes from, as of
+    /// `now_ms` (`warming`: held reports count, see `metrics_warming`).
+    pub fn knowledge(&self, vs: &str, now_ms: u64, timeout_ms: u64, warming: bool) -> Knowledge {
+        let age = |r: &VsReport| now_ms.saturating_sub(r.last_ms());
+        match (self.vss.get(vs), self.held.get(vs)) {
+            (Some(r), _) if r.restored && warming => Knowledge::Restored { age_ms: age(r) },
+            (Some(r), _) if within(r.last_ms(), now_ms, timeout_ms) => {
+                if r.restored {
+                    Knowledge::Restored { age_ms: age(r) }
+                } else {
+                    Knowledge::Reported { age_ms: age(r) }
+                }
+            }
+            (Some(r), _) => Knowledge::Stale { age_ms: age(r) },
+            (None, Some(r)) if warming => Knowledge::Held { age_ms: age(r) },
+            _ => Knowledge::Unknown,
+        }
     }
 
     /// Every agent that reported, by agent id.
@@ -462,6 +641,24 @@ impl AgentMetrics {
             model.vss.iter().map(|v| v.name.as_str()).collect();
         self.vss.retain(|name, _| names.contains(name.as_str()));
     }
+}
+
+/// Where a virtual server's health comes from (`AgentMetrics::knowledge`): the tri-state of
+/// health, up, down or unknown, with the age of what it rests on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Knowledge {
+    /// Reported to this process within the timeout.
+    Reported { age_ms: u64 },
+    /// Restored from the state file, not reported to this process yet: within the timeout,
+    /// or held while warming up.
+    Restored { age_ms: u64 },
+    /// Restored from the state file older than the timeout: unknown, held at its last value
+    /// while warming up.
+    Held { age_ms: u64 },
+    /// No report for longer than the timeout: down.
+    Stale { age_ms: u64 },
+    /// Never reported (or only for another site): unknown, counted as up.
+    Unknown,
 }
 
 /// Whether a report received at `t_ms` is at most `age_ms` old at `now_ms`.

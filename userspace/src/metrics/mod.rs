@@ -5,11 +5,13 @@
 //!   [`MetricsWatcher`].
 //! - [`wire`]: the agent protocol's datagrams: encode, verify, decode.
 //! - [`replay`]: the replay guard (sequence window and timestamp skew per agent).
+//! - [`state`]: the state file, the agents' last reports saved across restarts.
 //! - [`ingest`]: datagrams checked and counted ([`Ingest`]), and what the balancer keeps of
-//!   the accepted reports ([`AgentMetrics`]).
+//!   the accepted reports ([`AgentMetrics`]), restored from the state file at start.
 pub mod file;
 pub mod ingest;
 pub mod replay;
+pub mod state;
 pub mod wire;
 
 pub use file::{MetricsError, MetricsWatcher, load_metrics, parse_metrics};
