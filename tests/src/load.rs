@@ -206,7 +206,15 @@ pub struct TcpStreamLoad {
 }
 
 impl TcpStreamLoad {
-    pub fn start(ns: &str, server: SocketAddr, query: Vec<u8>, rate: u32) -> Self {
+    /// Starts the queries (an answer holding `forbidden` as an A record's data counts in
+    /// `Tally::forbidden`).
+    pub fn start(
+        ns: &str,
+        server: SocketAddr,
+        query: Vec<u8>,
+        rate: u32,
+        forbidden: Option<std::net::Ipv4Addr>,
+    ) -> Self {
         let ns = ns.to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicU64::new(0));
@@ -226,7 +234,10 @@ impl TcpStreamLoad {
                 tally.sent += 1;
                 framed[2..4].copy_from_slice(&(tally.sent as u16).to_be_bytes());
                 match ask_tcp(server, &framed) {
-                    Ok(()) => {
+                    Ok(body) => {
+                        if forbidden.is_some_and(|a| holds_address(&body, a)) {
+                            tally.forbidden += 1;
+                        }
                         tally.answered += 1;
                         a.fetch_add(1, Ordering::Relaxed);
                     }
@@ -253,8 +264,15 @@ impl TcpStreamLoad {
     }
 }
 
+/// Whether a response holds `a` as an A record's data (RDLENGTH 4, then the address).
+fn holds_address(response: &[u8], a: std::net::Ipv4Addr) -> bool {
+    response
+        .windows(6)
+        .any(|w| w[..2] == [0, 4] && w[2..] == a.octets())
+}
+
 /// One framed query on a new connection; its answer must come whole.
-fn ask_tcp(server: SocketAddr, framed: &[u8]) -> std::io::Result<()> {
+fn ask_tcp(server: SocketAddr, framed: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut s = TcpStream::connect_timeout(&server, ANSWER_TIMEOUT)?;
     s.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     s.write_all(framed)?;
@@ -265,5 +283,5 @@ fn ask_tcp(server: SocketAddr, framed: &[u8]) -> std::io::Result<()> {
     if body.len() < 12 || body[..2] != framed[2..4] || body[2] & 0x80 == 0 {
         return Err(std::io::Error::other("not the answer to the query sent"));
     }
-    Ok(())
+    Ok(body)
 }

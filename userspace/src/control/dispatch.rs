@@ -85,7 +85,7 @@ pub fn dispatch(daemon: &impl Daemon, command: Command, now_ms: u64) -> Response
             wideip,
             client,
             ecs,
-        } => match explain::explain(&daemon.view(), &wideip, &client, ecs.as_deref()) {
+        } => match explain::explain(&daemon.view(), &wideip, &client, ecs.as_deref(), now_ms) {
             Ok(e) => Response::explain(e),
             Err(e) => Response::error(e.to_string()),
         },

@@ -29,12 +29,13 @@ pub enum ExplainError {
 }
 
 /// How the wide IP `name` was decided for a client at `client` (sending the client subnet
-/// `ecs`, if given), as last published.
+/// `ecs`, if given), as last published, and what it rests on as of `now_ms`.
 pub fn explain(
     view: &View,
     name: &str,
     client: &str,
     ecs: Option<&str>,
+    now_ms: u64,
 ) -> Result<Explain, ExplainError> {
     let source: IpAddr = client
         .parse()
@@ -111,7 +112,84 @@ pub fn explain(
         outcome,
         a_records,
         ecs,
+        data: data_lines(view, &lower, now_ms),
     })
+}
+
+/// What the decisions of wide IP `name` rest on where that is not a fresh agent report:
+/// the warm-up of a restart, and each of its virtual servers whose health is restored from
+/// the state file, held, stale or unknown. Nothing without `[agents]`.
+fn data_lines(view: &View, name: &LowerName, now_ms: u64) -> Vec<String> {
+    use crate::metrics::ingest::Knowledge;
+    let mut lines = Vec::new();
+    if let Some(w) = &view.warming {
+        lines.push(format!(
+            "warming up after a restart: XDP answers as the previous xgslbd published, the slow path from its last known reports, until agents report for {} or for {} ms more",
+            if w.waiting_for.is_empty() {
+                "every virtual server".to_owned()
+            } else {
+                w.waiting_for.join(", ")
+            },
+            w.ends_in_ms
+        ));
+    }
+    let Some(agents) = &view.config.agents else {
+        return lines;
+    };
+    let model = &view.config.model;
+    let Some(w) = model
+        .wideips
+        .iter()
+        .find(|w| LowerName::new(&w.name) == *name)
+    else {
+        return lines;
+    };
+    let mut vss: Vec<usize> = w
+        .pools
+        .iter()
+        .filter_map(|p| model.pools.get(*p))
+        .flat_map(|p| p.members.iter().map(|m| m.vs))
+        .collect();
+    vss.sort_unstable();
+    vss.dedup();
+    let warming = view.warming.is_some();
+    for vs in vss {
+        let Some(v) = model.vss.get(vs) else {
+            continue;
+        };
+        if view
+            .file_metrics
+            .vs
+            .get(&vs)
+            .is_some_and(|m| m.up.is_some())
+        {
+            continue; // the metrics file says, whatever the agents do
+        }
+        let k = view
+            .agent_metrics
+            .knowledge(&v.name, now_ms, agents.report_timeout_ms, warming);
+        let line = match k {
+            Knowledge::Reported { .. } => continue,
+            Knowledge::Restored { age_ms } => format!(
+                "{}: health restored from the state file, reported {age_ms} ms ago to the previous xgslbd, not since",
+                v.name
+            ),
+            Knowledge::Held { age_ms } => format!(
+                "{}: health unknown (its last report, {age_ms} ms old, is older than the {} ms timeout), held at that report while warming up",
+                v.name, agents.report_timeout_ms
+            ),
+            Knowledge::Stale { age_ms } => format!(
+                "{}: stale, down: no report for {age_ms} ms (timeout {} ms)",
+                v.name, agents.report_timeout_ms
+            ),
+            Knowledge::Unknown => format!(
+                "{}: health unknown (no agent report), counted as up",
+                v.name
+            ),
+        };
+        lines.push(line);
+    }
+    lines
 }
 
 /// A client subnet written as a prefix; bits past its length are dropped (a resolver's

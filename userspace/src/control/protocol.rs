@@ -91,6 +91,11 @@ pub struct Explain {
     /// With a client subnet: how it was taken and the scope the response carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs: Option<String>,
+    /// What the decision rests on, where it is not a fresh agent report: a restart's
+    /// warm-up, and each of the wide IP's virtual servers whose health is restored, held,
+    /// stale (down) or unknown (counted as up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<String>,
 }
 
 /// The answer to `status`.

@@ -147,6 +147,9 @@ pub fn explain(e: &Explain) -> String {
     for (addr, share) in &e.a_records {
         let _ = writeln!(out, "  A {addr:<40} {:>6.1}% of answers", share * 100.0);
     }
+    for line in &e.data {
+        let _ = writeln!(out, "data: {line}");
+    }
     out
 }
 

@@ -182,10 +182,12 @@ impl StateSaver {
                     }
                 }
             })?;
+        // The first reports are saved at once.
+        let long_ago = Instant::now().checked_sub(STATE_SAVE_EVERY);
         Ok(Self {
             path,
             queue,
-            saved: (0, Instant::now()),
+            saved: (0, long_ago.unwrap_or_else(Instant::now)),
         })
     }
 
@@ -590,7 +592,7 @@ impl Balancer {
                         agents.report_timeout_ms,
                     );
                     tracing::info!(
-                        "state file {}: {fresh} virtual servers' reports restored, {held}                          older than the report timeout (unknown), saved {} ms ago",
+                        "state file {}: {fresh} virtual servers' reports restored, {held} older than the report timeout (unknown), saved {} ms ago",
                         path.display(),
                         now.saturating_sub(state.saved_ms)
                     );
@@ -632,7 +634,7 @@ impl Balancer {
         let waiting = self.waiting_for(&w, now);
         if w.expected.is_empty() || !waiting.is_empty() {
             tracing::info!(
-                "warming up: the adopted program's maps stay until agents report for {} or                  for {grace} ms",
+                "warming up: the adopted program's maps stay until agents report for {} or for {grace} ms",
                 if waiting.is_empty() {
                     "every virtual server".to_owned()
                 } else {
