@@ -99,12 +99,32 @@ pub enum DaemonError {
     #[error("cannot start the UDP workers: {0}")]
     Workers(std::io::Error),
     /// A listen address could not be bound.
-    #[error("cannot listen on {proto} {addr}: {source}")]
+    #[error("cannot listen on {proto} {addr}: {source}{hint}")]
     Bind {
         proto: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
+        /// "; xgslbd lacks CAP_NET_BIND_SERVICE (...)" when that is why, else empty.
+        hint: String,
     },
+}
+
+impl DaemonError {
+    /// Binding `addr` failed: names CAP_NET_BIND_SERVICE when this process lacks it and the
+    /// kernel refused a port below 1024.
+    fn bind(proto: &'static str, addr: SocketAddr, source: std::io::Error) -> Self {
+        let hint = (addr.port() < 1024)
+            .then(|| crate::privileges::hint(&source, &crate::privileges::LOW_PORT))
+            .flatten()
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        Self::Bind {
+            proto,
+            addr,
+            source,
+            hint,
+        }
+    }
 }
 
 /// What the command line adds to or overrides in the config.
@@ -563,13 +583,7 @@ pub async fn run(
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     for &addr in &cfg.listen {
-        let bind_err = |proto| {
-            move |source| DaemonError::Bind {
-                proto,
-                addr,
-                source,
-            }
-        };
+        let bind_err = |proto| move |source| DaemonError::bind(proto, addr, source);
         // TCP first: it has no SO_REUSEPORT, so a second xgslbd on these addresses fails
         // here, before its UDP sockets could join the running one's group and take a share
         // of its queries.
@@ -592,11 +606,7 @@ pub async fn run(
         Some(addr) => Some(
             TcpListener::bind(addr)
                 .await
-                .map_err(|source| DaemonError::Bind {
-                    proto: "TCP (metrics)",
-                    addr,
-                    source,
-                })?,
+                .map_err(|source| DaemonError::bind("TCP (metrics)", addr, source))?,
         ),
         None => None,
     };
@@ -604,11 +614,7 @@ pub async fn run(
         Some(a) => {
             let socket = UdpSocket::bind(a.listen)
                 .await
-                .map_err(|source| DaemonError::Bind {
-                    proto: "UDP (agents)",
-                    addr: a.listen,
-                    source,
-                })?;
+                .map_err(|source| DaemonError::bind("UDP (agents)", a.listen, source))?;
             Some((
                 socket,
                 Arc::new(std::sync::Mutex::new(Ingest::from_config(a))),
@@ -621,11 +627,7 @@ pub async fn run(
         Some(p) => {
             let socket = UdpSocket::bind(p.listen)
                 .await
-                .map_err(|source| DaemonError::Bind {
-                    proto: "UDP (peers)",
-                    addr: p.listen,
-                    source,
-                })?;
+                .map_err(|source| DaemonError::bind("UDP (peers)", p.listen, source))?;
             Some(Arc::new(peer_socket::PeerShared::new(socket, p)))
         }
         None => None,
@@ -803,6 +805,9 @@ async fn serve(
         let sources = Arc::new(prometheus::Sources {
             handle: handle.clone(),
             pin_dir: (mode != XdpModeSetting::Off).then(|| pin_dir.to_owned()),
+            iface: iface
+                .filter(|_| mode != XdpModeSetting::Off)
+                .map(str::to_owned),
             counters: std::sync::Mutex::new(None),
             tcp_rcodes,
         });
