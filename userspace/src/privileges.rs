@@ -46,6 +46,10 @@ pub struct Needs {
 
 use Capability::{Bpf, NetAdmin, NetBindService, Perfmon, SysAdmin};
 
+/// Every capability xgslbd needs to serve from XDP as an unprivileged user: what the unit
+/// file (contrib/systemd/xgslbd.service) grants.
+pub const XGSLBD: [Capability; 4] = [Bpf, Perfmon, NetAdmin, NetBindService];
+
 /// Creating the maps and loading the XDP program.
 pub const XDP_LOAD: Needs = Needs {
     caps: &[

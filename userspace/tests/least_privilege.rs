@@ -15,13 +15,17 @@ use xgslb::test_model::TestModel;
 
 mod support;
 
-/// The capabilities xgslbd needs, as setpriv spells them, with the name its error gives.
-const CAPS: [(&str, &str); 4] = [
-    ("bpf", "CAP_BPF"),
-    ("perfmon", "CAP_PERFMON"),
-    ("net_admin", "CAP_NET_ADMIN"),
-    ("net_bind_service", "CAP_NET_BIND_SERVICE"),
-];
+/// The capabilities xgslbd needs (the list the README and the unit file give), as setpriv
+/// spells them, with the name its error gives.
+fn caps() -> Vec<(String, &'static str)> {
+    xgslb::privileges::XGSLBD
+        .iter()
+        .map(|c| {
+            let name = c.name();
+            (name.trim_start_matches("CAP_").to_lowercase(), name)
+        })
+        .collect()
+}
 const NOBODY: u32 = 65534;
 const SERVER_V4: &str = "198.19.210.2";
 const CLIENT_V4: &str = "198.19.210.1";
@@ -236,14 +240,16 @@ fn with_the_documented_capabilities_nobody_serves_from_xdp_and_without_one_is_to
     std::os::unix::fs::chown(&run_dir, Some(NOBODY), Some(NOBODY)).expect("chown");
 
     // Without each capability in turn: an error that names it, and no serving.
-    for (i, (_, name)) in CAPS.iter().enumerate() {
+    let caps = caps();
+    assert_eq!(caps.len(), 4, "{caps:?}");
+    for (i, (_, name)) in caps.iter().enumerate() {
         let pin_dir = t.pin_dir();
         let config = write_config(dir.path(), &pin_dir, "198.18.1.10");
-        let others: Vec<&str> = CAPS
+        let others: Vec<&str> = caps
             .iter()
             .enumerate()
             .filter(|&(j, _)| j != i)
-            .map(|(_, (c, _))| *c)
+            .map(|(_, (c, _))| c.as_str())
             .collect();
         let (mut child, rx) = xgslbd_as_nobody(&t, &config, &others);
         let status = wait_exit(&mut child);
@@ -262,7 +268,7 @@ fn with_the_documented_capabilities_nobody_serves_from_xdp_and_without_one_is_to
     // With all of them: attached, answering from XDP, reloading on SIGHUP.
     let pin_dir = t.pin_dir();
     let config = write_config(dir.path(), &pin_dir, "198.18.1.10");
-    let all: Vec<&str> = CAPS.iter().map(|(c, _)| *c).collect();
+    let all: Vec<&str> = caps.iter().map(|(c, _)| c.as_str()).collect();
     let (mut child, rx) = xgslbd_as_nobody(&t, &config, &all);
     if let Err(seen) = wait_line(&rx, "serving") {
         let _ = child.kill();
