@@ -8,6 +8,8 @@
 //! - `secret`: the agent protocol's shared keys.
 //! - `backoff`: the log limiter and accept backoff of every server loop.
 //! - `signals`: SIGINT/SIGTERM to a cancellation token, for the binaries.
+//! - `privileges`: the capabilities xgslbd needs, which this process lacks, and the hint a
+//!   refusal for want of one gets.
 //! - `config`: the TOML config, validated as a whole into a `Model` and the server settings.
 //! - `balance`: the balancing methods, pure functions of model, metrics and client, with
 //!   each decision's trace and each virtual server's availability (`Unavailable`).
@@ -43,6 +45,7 @@ pub mod metrics;
 pub mod model;
 pub mod peers;
 pub mod plan;
+pub mod privileges;
 pub mod secret;
 pub mod signals;
 #[doc(hidden)]

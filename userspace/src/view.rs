@@ -177,4 +177,7 @@ pub struct Published {
     pub intervals: u64,
     /// How long the last publication took, microseconds (decisions, maps, snapshot).
     pub last_publication_us: u64,
+    /// Publications that failed (a map write, a config the catalog refused): the one
+    /// before serves on.
+    pub publication_failures: u64,
 }

@@ -9,10 +9,13 @@
 //! - `fuzz`: the cargo-fuzz targets of fuzz/, run for a time.
 //! - `load`: the load bench's report (table, results.json, chart) from the lines that
 //!   scripts/bench-load.sh writes.
+//! - `package`: the Debian package, built with dpkg-deb and checked (contents, an install
+//!   and removal in a throwaway root).
 //! - `build`, `test` and `bench` are below: they only string commands together.
 mod cmd;
 mod fuzz;
 mod load;
+mod package;
 mod run;
 mod setup;
 
@@ -48,8 +51,12 @@ enum Task {
         config: Option<PathBuf>,
     },
     /// Unit and integration tests, fmt and clippy (both workspaces), a short fuzz run of
-    /// every target, and a bench smoke run.
+    /// every target, the Debian package built and checked, and a bench smoke run.
     Test,
+    /// Build the Debian package (target/debian/xgslb_VERSION_ARCH.deb) from release
+    /// binaries, and check it: contents, control data, and an install, removal and purge in
+    /// a throwaway root.
+    Package,
     /// Run the fuzz targets (cargo-fuzz, nightly) for a while each.
     Fuzz {
         /// Seconds per target.
@@ -91,6 +98,7 @@ fn main() -> ExitCode {
             }
         }),
         Task::Test => setup::ensure().and_then(|()| test()),
+        Task::Package => setup::ensure().and_then(|()| package::build_and_check().map(drop)),
         Task::Bench { smoke } => setup::ensure().and_then(|()| bench(smoke)),
         Task::Fuzz { seconds, targets } => {
             setup::ensure().and_then(|()| fuzz::run(&targets, seconds))
@@ -161,6 +169,8 @@ fn test() -> Result<()> {
     }
     eprintln!("xtask: == fuzz, {FUZZ_TEST_SECONDS} s per target");
     results.push(("fuzz", fuzz::run(&[], FUZZ_TEST_SECONDS)));
+    eprintln!("xtask: == package: build the .deb, install and remove it in a throwaway root");
+    results.push(("package", package::build_and_check().map(drop)));
     eprintln!("xtask: == bench --smoke");
     results.push(("bench --smoke", bench(true)));
 

@@ -33,6 +33,10 @@ struct Cli {
     /// then it exits leaving the XDP program attached. Without one, start as usual.
     #[arg(long)]
     replace: bool,
+    /// Only validate the config (its zones and GSLB names too) and exit: 0 when it would
+    /// serve. Needs no privileges; nothing is bound or loaded.
+    #[arg(long)]
+    check: bool,
     /// Log lines as text for people or JSON for collectors. Levels come from RUST_LOG
     /// (default info); nothing is logged per packet.
     #[arg(long, value_enum, default_value = "text")]
@@ -67,10 +71,30 @@ fn main() -> ExitCode {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
+    if cli.check {
+        return check(&cli.config);
+    }
     match serve(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Each error's message already names its cause; the chain would repeat it.
+            eprintln!("xgslbd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--check`: the config read and built as xgslbd would serve it.
+fn check(path: &std::path::Path) -> ExitCode {
+    let checked = xgslb::config::Config::load(path)
+        .map_err(daemon::DaemonError::from)
+        .and_then(|cfg| daemon::build(&cfg).map(|_| cfg.zones.len()));
+    match checked {
+        Ok(zones) => {
+            println!("{}: valid ({zones} zones)", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
             eprintln!("xgslbd: {e}");
             ExitCode::FAILURE
         }

@@ -923,6 +923,8 @@ impl Balancer {
                 if let Err(e) = self.publish(true) {
                     tracing::error!("cannot republish the old config: {e}");
                 }
+                // The failure counted, for the metrics endpoint.
+                self.announce();
                 Err(e)
             }
         }
@@ -981,7 +983,16 @@ impl Balancer {
     }
 
     /// Recomputes every selection and publishes what changed; `swap` for a config change.
+    /// A failure is counted (the operator's alert on publications that fail).
     fn publish(&mut self, swap: bool) -> Result<(), DaemonError> {
+        let result = self.try_publish(swap);
+        if result.is_err() {
+            self.facts.publication_failures += 1;
+        }
+        result
+    }
+
+    fn try_publish(&mut self, swap: bool) -> Result<(), DaemonError> {
         let start = Instant::now();
         let (agent_metrics, metrics) = self.current_metrics();
         let deferred = self

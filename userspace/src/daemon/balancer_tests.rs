@@ -185,6 +185,7 @@ fn a_reload_replies_once_published_and_a_failed_one_says_why() {
     let zones = load_zones(&one_only).unwrap();
     reload(&events, one_only, zones).unwrap();
     assert_eq!(published.borrow().reloads, 1);
+    assert_eq!(published.borrow().publication_failures, 0);
     assert_eq!(ask(&served, 4).0, addrs(&["198.18.1.1"]), "served on reply");
 
     // The same zone twice: the catalog refuses it when publishing. The reply says so, and
@@ -194,6 +195,7 @@ fn a_reload_replies_once_published_and_a_failed_one_says_why() {
     let err = reload(&events, cfg, twice).unwrap_err();
     assert!(err.contains("given twice"), "{err}");
     assert_eq!(published.borrow().reloads, 1);
+    assert_eq!(published.borrow().publication_failures, 1, "counted once");
     assert_eq!(
         ask(&served, 4).0,
         addrs(&["198.18.1.1"]),

@@ -110,12 +110,32 @@ pub enum DaemonError {
     #[error("cannot start the UDP workers: {0}")]
     Workers(std::io::Error),
     /// A listen address could not be bound.
-    #[error("cannot listen on {proto} {addr}: {source}")]
+    #[error("cannot listen on {proto} {addr}: {source}{hint}")]
     Bind {
         proto: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
+        /// "; xgslbd lacks CAP_NET_BIND_SERVICE (...)" when that is why, else empty.
+        hint: String,
     },
+}
+
+impl DaemonError {
+    /// Binding `addr` failed: names CAP_NET_BIND_SERVICE when this process lacks it and the
+    /// kernel refused a port below 1024.
+    fn bind(proto: &'static str, addr: SocketAddr, source: std::io::Error) -> Self {
+        let hint = (addr.port() < 1024)
+            .then(|| crate::privileges::hint(&source, &crate::privileges::LOW_PORT))
+            .flatten()
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        Self::Bind {
+            proto,
+            addr,
+            source,
+            hint,
+        }
+    }
 }
 
 /// What the command line adds to or overrides in the config.
@@ -846,6 +866,9 @@ async fn serve(
     let sources = Arc::new(prometheus::Sources {
         handle: handle.clone(),
         pin_dir: (mode != XdpModeSetting::Off).then(|| pin_dir.to_owned()),
+        iface: iface
+            .filter(|_| mode != XdpModeSetting::Off)
+            .map(str::to_owned),
         counters: std::sync::Mutex::new(None),
         tcp_rcodes,
     });
@@ -1003,11 +1026,8 @@ impl Aux<'_> {
         if let Some(addr) = cfg.metrics_listen
             && let Some(listener) = sockets.tcp_listener(Role::Metrics(addr))
         {
-            let listener = listener.map_err(|source| DaemonError::Bind {
-                proto: "TCP (metrics)",
-                addr,
-                source,
-            })?;
+            let listener =
+                listener.map_err(|source| DaemonError::bind("TCP (metrics)", addr, source))?;
             tasks.spawn(log_exit(
                 "metrics endpoint",
                 metrics_http::serve_metrics(listener, self.sources.clone(), stop.clone()),
@@ -1045,11 +1065,8 @@ impl Aux<'_> {
         if let (Some((ingest, shared)), Some(a)) = (&sockets.agents, &cfg.agents)
             && let Some(socket) = sockets.udp_socket(Role::Agents(a.listen))
         {
-            let socket = socket.map_err(|source| DaemonError::Bind {
-                proto: "UDP (agents)",
-                addr: a.listen,
-                source,
-            })?;
+            let socket =
+                socket.map_err(|source| DaemonError::bind("UDP (agents)", a.listen, source))?;
             tasks.spawn(log_exit(
                 "agent ingest",
                 serve_ingest(

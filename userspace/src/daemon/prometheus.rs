@@ -1,8 +1,9 @@
 //! The metrics the endpoint serves (daemon::metrics_http does the HTTP), in the Prometheus
 //! text format written by prometheus-client: XDP counters by outcome, slow-path responses
-//! by rcode, publication facts, agent reports and ingest refusals by reason, zone
-//! transfers, each virtual server's availability, and with `[peering]` each peer EDNS's
-//! contact, datagrams, relays, decisions and divergence (what `xgslbctl peers` shows).
+//! by rcode, publication facts and failures, whether and how the program is attached,
+//! agent reports, each agent's last report and ingest refusals by reason, zone transfers,
+//! each virtual server's availability, and with `[peering]` each peer EDNS's contact,
+//! datagrams, relays, decisions and divergence (what `xgslbctl peers` shows).
 //! Every value is read at scrape time (kernel maps, atomics, the balancer), so one
 //! collector encodes them all, nothing is kept in between.
 use std::{fmt, path::PathBuf, sync::Arc};
@@ -32,6 +33,8 @@ pub struct Sources {
     pub handle: DaemonHandle,
     /// The pinned maps' directory, when XDP is loaded.
     pub pin_dir: Option<PathBuf>,
+    /// The interface XDP was attached to, when XDP is on and one is named.
+    pub iface: Option<String>,
     /// The pinned counter maps, opened at the first scrape that finds them and kept.
     pub counters: std::sync::Mutex<Option<crate::maps::dataplane::PinnedCounters>>,
     /// The TCP server's responses by rcode (the UDP workers' come through `handle`).
@@ -151,6 +154,9 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
                 }),
         )?;
     }
+    if let (Some(dir), Some(iface)) = (&s.pin_dir, &s.iface) {
+        attachment(out, dir, iface)?;
+    }
     if let Some(pinned) = pinned {
         let labels = s.handle.answer_stats();
         // Only the slots that have labels: a few reads, not every slot of the map.
@@ -237,9 +243,19 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
     for (name, help, n) in [
         ("xgslb_reloads", "Config reloads applied.", st.reloads),
         (
+            "xgslb_publication_failures",
+            "Publications that failed (the one before serves on); the log says why.",
+            p.publication_failures,
+        ),
+        (
             "xgslb_metric_updates",
             "Metric sets applied from the metrics file.",
             st.metric_updates,
+        ),
+        (
+            "xgslb_metric_errors",
+            "Metrics files refused (the last good metrics stay).",
+            st.metric_errors,
         ),
         ("xgslb_agent_reports", "Agent reports applied.", st.reports),
         (
@@ -258,6 +274,26 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
             .iter()
             .map(|(reason, n)| ([("reason", reason.as_str())], *n)),
     )?;
+    if st.agents_configured {
+        let agent = |a: &crate::control::protocol::AgentLine| {
+            [("agent", a.agent.clone()), ("site", a.site.clone())]
+        };
+        gauges(
+            out,
+            "xgslb_agent_up",
+            "1 when the agent reported within agents.report_timeout_ms, else 0 (listed until \
+             forgotten, after ten timeouts).",
+            st.agents
+                .iter()
+                .map(|a| (agent(a), u32::from(a.state == "up"))),
+        )?;
+        gauges(
+            out,
+            "xgslb_agent_report_age_seconds",
+            "Seconds since the agent's last accepted report.",
+            st.agents.iter().map(|a| (agent(a), a.age_ms as f64 / 1e3)),
+        )?;
+    }
     let xfr = s.handle.transfer_counters();
     counters(
         out,
@@ -314,6 +350,35 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
                 1u32,
             ))
         }),
+    )
+}
+
+/// `xgslb_xdp_attached`: what the kernel says `iface` runs, one sample: 1 with the mode
+/// (native, generic, offload, multi) when it is the program of xgslbd's pinned link, else 0
+/// with `mode="none"` (detached, or another program in its place).
+fn attachment(out: &mut DescriptorEncoder, pin_dir: &std::path::Path, iface: &str) -> fmt::Result {
+    use crate::maps::link_state::{XdpAttachment, xdp_state};
+    let ours = crate::maps::dataplane::pinned_link_program(pin_dir, iface);
+    let mode = match (ours, xdp_state(iface)) {
+        // In multi mode the kernel names no single program: the pinned link says it is ours.
+        (Some(id), Ok(state)) if state.prog_id == id || state.attached == XdpAttachment::Multi => {
+            state.attached
+        }
+        (_, Err(e)) => {
+            tracing::debug!(%e, "metrics endpoint: cannot read the XDP state of {iface}");
+            XdpAttachment::None
+        }
+        _ => XdpAttachment::None,
+    };
+    gauges(
+        out,
+        "xgslb_xdp_attached",
+        "1 when xgslbd's XDP program is attached to the interface, with the mode the kernel \
+         reports (native, generic, offload); 0 with mode=\"none\" when it is not.",
+        [(
+            [("iface", iface), ("mode", mode.name())],
+            u32::from(mode != XdpAttachment::None),
+        )],
     )
 }
 

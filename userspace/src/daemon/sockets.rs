@@ -90,13 +90,7 @@ pub async fn acquire(
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     for &addr in &cfg.listen {
-        let bind_err = |proto| {
-            move |source| DaemonError::Bind {
-                proto,
-                addr,
-                source,
-            }
-        };
+        let bind_err = |proto| move |source| DaemonError::bind(proto, addr, source);
         let taken = inherited.as_mut().and_then(|i| i.take(Role::Tcp(addr)));
         // TCP first: it has no SO_REUSEPORT, so a second xgslbd on these addresses fails
         // here, before its UDP sockets could join the running one's group and take a share
@@ -142,11 +136,7 @@ pub async fn acquire(
             Ok(l.into_std()?.into())
         })
         .await
-        .map_err(|source| DaemonError::Bind {
-            proto: "TCP (metrics)",
-            addr,
-            source,
-        })?;
+        .map_err(|source| DaemonError::bind("TCP (metrics)", addr, source))?;
         handoff.push((Role::Metrics(addr), fd));
     }
     let agents = match &cfg.agents {
@@ -156,11 +146,7 @@ pub async fn acquire(
                 Ok(UdpSocket::bind(addr).await?.into_std()?.into())
             })
             .await
-            .map_err(|source| DaemonError::Bind {
-                proto: "UDP (agents)",
-                addr,
-                source,
-            })?;
+            .map_err(|source| DaemonError::bind("UDP (agents)", addr, source))?;
             handoff.push((Role::Agents(addr), fd));
             Some((
                 Arc::new(std::sync::Mutex::new(Ingest::from_config(a))),
@@ -176,11 +162,7 @@ pub async fn acquire(
                 Ok(UdpSocket::bind(addr).await?.into_std()?.into())
             })
             .await
-            .map_err(|source| DaemonError::Bind {
-                proto: "UDP (peers)",
-                addr,
-                source,
-            })?;
+            .map_err(|source| DaemonError::bind("UDP (peers)", addr, source))?;
             let socket = fd
                 .try_clone()
                 .and_then(|c| UdpSocket::from_std(std::net::UdpSocket::from(c)))

@@ -56,6 +56,27 @@ pub enum DataPlaneError {
     /// Pinning or adopting the link failed.
     #[error("link pin {path}: {what}")]
     Link { path: PathBuf, what: String },
+    /// The kernel refused an operation for want of capabilities this process lacks; the
+    /// hint names them.
+    #[error("{hint}: {source}")]
+    Privilege {
+        hint: String,
+        source: Box<DataPlaneError>,
+    },
+}
+
+impl DataPlaneError {
+    /// `self`, with the capabilities `needs` lists and this process lacks named when the
+    /// kernel refused it.
+    fn or_privilege(self, needs: &crate::privileges::Needs) -> Self {
+        match crate::privileges::hint(&self, needs) {
+            Some(hint) => Self::Privilege {
+                hint,
+                source: Box::new(self),
+            },
+            None => self,
+        }
+    }
 }
 
 /// How to attach to the interface.
@@ -99,11 +120,16 @@ impl DataPlane {
     /// Loads the embedded object with its maps pinned in (or adopted from) `pin_dir`, and
     /// loads the XDP program into the kernel (the verifier runs here).
     pub fn load(pin_dir: &Path) -> Result<Self, DataPlaneError> {
-        ensure_bpffs(pin_dir)?;
+        use crate::privileges::{BPFFS_MOUNT, XDP_LOAD};
+        ensure_bpffs(pin_dir).map_err(|e| e.or_privilege(&BPFFS_MOUNT))?;
         std::fs::create_dir_all(pin_dir).map_err(|source| DataPlaneError::PinDir {
             path: pin_dir.to_owned(),
             source,
         })?;
+        Self::load_object(pin_dir).map_err(|e| e.or_privilege(&XDP_LOAD))
+    }
+
+    fn load_object(pin_dir: &Path) -> Result<Self, DataPlaneError> {
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(pin_dir);
         // BTF maps (the outer maps) carry no pinning attribute: pin them by path.
@@ -273,13 +299,22 @@ impl DataPlane {
     }
 
     fn link_pin_path(&self, iface: &str) -> PathBuf {
-        self.pin_dir.join(format!("link_{iface}"))
+        link_pin(&self.pin_dir, iface)
     }
 
     /// Attaches to `iface` and pins the link so that the program keeps serving if xgslbd
     /// exits without detaching. A link pinned by an earlier xgslbd is adopted: its program is
     /// replaced atomically, so answers never stop during an upgrade. Returns the mode used.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<XdpMode, DataPlaneError> {
+        self.attach_or_adopt(iface, mode)
+            .map_err(|e| e.or_privilege(&crate::privileges::XDP_ATTACH))
+    }
+
+    fn attach_or_adopt(
+        &mut self,
+        iface: &str,
+        mode: AttachMode,
+    ) -> Result<XdpMode, DataPlaneError> {
         let pin = self.link_pin_path(iface);
         if pin.exists() {
             return self.adopt_link(iface, pin);
@@ -416,6 +451,10 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Mounts bpffs on the parent of `pin_dir` (normally /sys/fs/bpf) when it is not mounted yet,
 /// as systemd does at boot; minimal machines and fresh containers lack it.
 fn ensure_bpffs(pin_dir: &Path) -> Result<(), DataPlaneError> {
+    // A pin directory bound in from a bpffs elsewhere (systemd's BindPaths=) is one.
+    if on_bpffs(pin_dir) {
+        return Ok(());
+    }
     let Some(root) = pin_dir.parent() else {
         return Ok(());
     };
@@ -425,9 +464,7 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<(), DataPlaneError> {
     };
     let c_root = std::ffi::CString::new(root.as_os_str().as_encoded_bytes())
         .map_err(|e| err(std::io::Error::other(e)))?;
-    // SAFETY: statfs writes into the zeroed struct we own; the path is NUL-terminated.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c_root.as_ptr(), &mut st) } == 0 && st.f_type as i64 == BPF_FS_MAGIC {
+    if on_bpffs(root) {
         return Ok(());
     }
     std::fs::create_dir_all(root).map_err(err)?;
@@ -447,6 +484,17 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<(), DataPlaneError> {
     }
     tracing::info!("mounted bpffs on {}", root.display());
     Ok(())
+}
+
+/// Whether `path` exists on a bpffs.
+fn on_bpffs(path: &Path) -> bool {
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs writes into the zeroed struct we own; the path is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
 }
 
 /// Reads and sums the per-CPU counters of a stats map.
@@ -470,6 +518,18 @@ pub fn read_pinned_stats(pin_dir: &Path) -> Result<[u64; Counter::COUNT], DataPl
     let map = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data))
         .map_err(map_err(map_names::STATS))?;
     read_stats(&map)
+}
+
+/// Where the link of the attachment to `iface` is pinned.
+fn link_pin(pin_dir: &Path, iface: &str) -> PathBuf {
+    pin_dir.join(format!("link_{iface}"))
+}
+
+/// The id of the program behind the XDP link xgslbd pinned for `iface` in `pin_dir`, or `None`
+/// when there is no such pin (never attached there, or detached and unpinned).
+pub fn pinned_link_program(pin_dir: &Path, iface: &str) -> Option<u32> {
+    let link = PinnedLink::from_pin(link_pin(pin_dir, iface)).ok()?;
+    FdLink::from(link).info().ok().map(|i| i.program_id())
 }
 
 /// Reads the publication facts from the meta map pinned in `pin_dir` by a running xgslbd.
