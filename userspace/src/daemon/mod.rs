@@ -10,10 +10,12 @@
 //! - `peer_socket`: the peers' UDP socket: peer datagrams and relayed agent reports;
 //!   `peer_link`: what it shares with the ingest (which relays) and the balancer.
 //! - `probe_targets`: the LDNSs agents are asked to probe.
-//! - `prometheus` (what `/metrics` says) and `metrics_http` (serving it).
+//! - `prometheus` (what `/metrics` says), `console` (the web console's page and JSON API)
+//!   and `metrics_http` (serving both).
 //! - `cell`: the swap cell readers take snapshots from.
 pub mod balancer;
 pub mod cell;
+pub mod console;
 pub mod events;
 pub mod ingest;
 pub mod metrics_http;
@@ -177,6 +179,8 @@ pub struct DaemonHandle {
     view: ViewCell,
     /// What start-up did with an earlier xgslbd's pins, for `status`.
     startup: Arc<Vec<String>>,
+    /// Operators' changes, reloads, rotation changes and publications, for the console.
+    recent: Arc<crate::control::recent::RecentEvents>,
     /// The UDP workers' counters, once they run.
     udp: Arc<std::sync::OnceLock<Vec<Arc<crate::udp::WorkerCounters>>>>,
 }
@@ -337,6 +341,11 @@ impl DaemonHandle {
         *self.published.borrow()
     }
 
+    /// The recent events the web console lists.
+    pub fn recent_events(&self) -> &crate::control::recent::RecentEvents {
+        &self.recent
+    }
+
     /// A receiver that sees every new publication.
     pub fn subscribe(&self) -> watch::Receiver<Published> {
         self.published.clone()
@@ -374,6 +383,10 @@ impl crate::control::dispatch::Daemon for DaemonHandle {
 
     fn startup(&self) -> &[String] {
         &self.startup
+    }
+
+    fn recent(&self) -> Option<&crate::control::recent::RecentEvents> {
+        Some(&self.recent)
     }
 
     type Error = DaemonError;
@@ -666,6 +679,7 @@ pub async fn run(
         served: served.clone(),
         view,
         startup: Arc::new(startup),
+        recent: Arc::default(),
         udp: Arc::default(),
     };
     // From here on, stop the balancer on every way out.
@@ -806,9 +820,19 @@ async fn serve(
             counters: std::sync::Mutex::new(None),
             tcp_rcodes,
         });
+        let history = Arc::new(console::History::default());
+        tasks.spawn(log_exit(
+            "console sampler",
+            console::run_sampler(history.clone(), sources.clone(), shutdown.clone()),
+        ));
+        let endpoint = Arc::new(metrics_http::Endpoint {
+            sources,
+            history,
+            token: cfg.http_token.clone(),
+        });
         tasks.spawn(log_exit(
             "metrics endpoint",
-            metrics_http::serve_metrics(listener, sources, shutdown.clone()),
+            metrics_http::serve_metrics(listener, endpoint, shutdown.clone()),
         ));
     }
     let status_handle = handle.clone();
