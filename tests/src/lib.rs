@@ -12,6 +12,7 @@ pub mod module_graph;
 pub mod netns;
 pub mod pins;
 pub mod servers;
+pub mod webdriver;
 pub mod zone;
 
 /// Fails loudly when the test cannot run here (not root): under CI=true a skip would hide a
