@@ -1,7 +1,7 @@
 //! A headless Chromium driven over the W3C WebDriver protocol (Debian's chromium and
 //! chromium-driver): chromedriver runs in a network namespace, and each command is one
 //! JSON exchange over HTTP/1.1 made from a thread in that namespace. Only what the console
-//! test needs: open a page, find elements and read attributes and text, click and type,
+//! test needs: open a page, find elements, click and type,
 //! run a script, read the browser's console log, take a screenshot.
 use std::{
     io::{Read, Write},
@@ -141,26 +141,6 @@ impl Browser {
             .collect()
     }
 
-    /// The attribute `name` of element `e`.
-    pub fn attribute(&self, e: &str, name: &str) -> Option<String> {
-        let v = self.call(
-            "GET",
-            &self.session_path(&format!("/element/{e}/attribute/{name}")),
-            None,
-        );
-        v.as_str().map(str::to_owned)
-    }
-
-    /// The rendered text of element `e`.
-    pub fn text(&self, e: &str) -> String {
-        let v = self.call(
-            "GET",
-            &self.session_path(&format!("/element/{e}/text")),
-            None,
-        );
-        v.as_str().unwrap_or_default().to_owned()
-    }
-
     /// Types `keys` into element `e`.
     pub fn type_into(&self, e: &str, keys: &str) {
         self.call(
@@ -275,7 +255,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
         } as u32)
     };
     let bytes: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
