@@ -344,3 +344,34 @@ pub fn explained(
         (status, e.to_string())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_align_every_vs_with_the_sample_times() {
+        let sample = |at_ms, list: &[(&str, &str, u64)]| {
+            let mut answers: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+            for (w, v, n) in list {
+                answers
+                    .entry((*w).to_owned())
+                    .or_default()
+                    .insert((*v).to_owned(), *n);
+            }
+            Sample { at_ms, answers }
+        };
+        let samples = [
+            sample(1000, &[("w.", "a", 3)]),
+            sample(3000, &[("w.", "a", 1), ("w.", "b", 2), ("x.", "c", 9)]),
+            sample(5000, &[]),
+        ];
+        let (at, answers) = series(&samples, "w.");
+        assert_eq!(at, [1000, 3000, 5000]);
+        assert_eq!(answers["a"], [3, 1, 0]);
+        assert_eq!(answers["b"], [0, 2, 0]);
+        assert!(!answers.contains_key("c"));
+        let (_, none) = series(&samples, "y.");
+        assert!(none.is_empty());
+    }
+}

@@ -56,25 +56,11 @@ impl History {
         let totals = answer_totals(sources);
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(totals) = totals {
-            let mut sample = Sample {
-                at_ms,
-                answers: BTreeMap::new(),
-            };
             if let Some(last) = &s.last_totals {
-                for ((wideip, vs), n) in &totals {
-                    // A slot reused after a reload may count from less: no negative shares.
-                    let before = last
-                        .get(&(wideip.clone(), vs.clone()))
-                        .copied()
-                        .unwrap_or(0);
-                    let delta = n.saturating_sub(before);
-                    *sample
-                        .answers
-                        .entry(wideip.clone())
-                        .or_default()
-                        .entry(vs.clone())
-                        .or_default() += delta;
-                }
+                let sample = Sample {
+                    at_ms,
+                    answers: differences(last, &totals),
+                };
                 if s.samples.len() == SAMPLES {
                     s.samples.pop_front();
                 }
@@ -125,6 +111,27 @@ impl History {
     }
 }
 
+/// Totals by (wide IP, VS): the answers since `last`, by wide IP and VS.
+fn differences(
+    last: &HashMap<(String, String), u64>,
+    totals: &HashMap<(String, String), u64>,
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut answers: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for ((wideip, vs), n) in totals {
+        // A slot reused after a reload may count from less: no negative shares.
+        let before = last
+            .get(&(wideip.clone(), vs.clone()))
+            .copied()
+            .unwrap_or(0);
+        *answers
+            .entry(wideip.clone())
+            .or_default()
+            .entry(vs.clone())
+            .or_default() += n.saturating_sub(before);
+    }
+    answers
+}
+
 /// The XDP answer counters summed over client classes, by (wide IP, leading VS); `None`
 /// when XDP is not loaded (or its maps cannot be read).
 fn answer_totals(sources: &Sources) -> Option<HashMap<(String, String), u64>> {
@@ -164,5 +171,33 @@ pub async fn run_sampler(
         let (h, s) = (history.clone(), sources.clone());
         // Reading the pinned maps blocks: off the I/O threads.
         let _ = tokio::task::spawn_blocking(move || h.sample(&s, now_ms())).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn totals(list: &[(&str, &str, u64)]) -> HashMap<(String, String), u64> {
+        list.iter()
+            .map(|(w, v, n)| (((*w).to_owned(), (*v).to_owned()), *n))
+            .collect()
+    }
+
+    #[test]
+    fn a_sample_counts_the_answers_since_the_last_and_never_less_than_none() {
+        let last = totals(&[("w.", "a", 10), ("w.", "b", 5), ("x.", "a", 7)]);
+        let now = totals(&[
+            ("w.", "a", 25),
+            ("w.", "b", 5),
+            ("x.", "a", 3),
+            ("x.", "c", 4),
+        ]);
+        let d = differences(&last, &now);
+        assert_eq!(d["w."]["a"], 15);
+        assert_eq!(d["w."]["b"], 0);
+        // A counter that went back (its slot reused) counts nothing, a new one all it has.
+        assert_eq!(d["x."]["a"], 0);
+        assert_eq!(d["x."]["c"], 4);
     }
 }
