@@ -5,13 +5,15 @@
 //! drained VS's share of answers falls to nothing), lists it as an event, and explains a
 //! decision. A screenshot is left in `<target>/artifacts/console.png`.
 //!
+//! Off loopback, the page asks for the bearer token and shows nothing until it has it.
+//!
 //! Needs root (netns, XDP) and chromium + chromium-driver: fails loudly without them.
 use std::{
     io::{Read, Write},
     net::{TcpStream, UdpSocket},
     path::PathBuf,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -22,10 +24,14 @@ use xgslb::config::XdpModeSetting;
 use xgslb_tests::{
     daemon::{ConfigDir, Daemon},
     gslb::three_sites,
+    metrics::HTTP_TOKEN,
     netns::{NetnsPair, SERVER_V4},
     servers::in_ns,
     webdriver::Browser,
 };
+
+/// One browser at a time: two would share two cores with xgslbd and the traffic.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
 
 /// The console's address, on loopback in the server namespace (no token needed there).
 const CONSOLE: &str = "127.0.0.1:9155";
@@ -126,6 +132,7 @@ fn artifacts() -> PathBuf {
 
 #[test]
 fn the_console_shows_sites_answers_and_a_drain_in_a_browser() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     let pair = NetnsPair::new("console");
     let cfg = ConfigDir::new(
         &three_sites()
@@ -278,6 +285,65 @@ fn the_console_shows_sites_answers_and_a_drain_in_a_browser() {
 
     stop.store(true, Ordering::Relaxed);
     sender.join().expect("traffic thread");
+    drop(b);
+    d.stop().expect("xgslbd stopped cleanly");
+}
+
+#[test]
+fn off_loopback_the_page_asks_for_the_token_and_then_shows_the_sites() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let pair = NetnsPair::new("consauth");
+    let listen = format!("{SERVER_V4}:9156");
+    let cfg = ConfigDir::new(
+        &three_sites()
+            .set("server", &format!("metrics_listen = \"{listen}\""))
+            .http_token(HTTP_TOKEN)
+            .pool(
+                "all",
+                &["tokyo-a", "frankfurt-a", "newyork-a"],
+                "round_robin",
+            )
+            .wideip(WIDEIP, &["all"]),
+    );
+    let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
+    // The browser in the client namespace: across the veth, not loopback.
+    let b = Browser::launch(&pair.client, 9515);
+    b.goto(&format!("http://{listen}/"));
+    let asks = |b: &Browser| {
+        b.script("return getComputedStyle(document.getElementById('auth')).display")
+            .as_str()
+            .is_some_and(|d| d != "none")
+    };
+    assert!(
+        b.wait_for(Duration::from_secs(10), asks),
+        "the page never asked for the token: {}",
+        page_state(&b)
+    );
+    let sites = |b: &Browser| {
+        b.script("return document.querySelectorAll('.site').length")
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert_eq!(sites(&b), 0, "data shown without the token");
+    let field = b.find_all("#token").pop().expect("the token field");
+    b.type_into(&field, HTTP_TOKEN);
+    let button = b.find_all("#auth button").pop().expect("the token button");
+    b.click(&button);
+    assert!(
+        b.wait_for(Duration::from_secs(10), |b| sites(b) == 3),
+        "no sites with the token: {}",
+        page_state(&b)
+    );
+    assert!(!asks(&b), "still asking for the token");
+    // The only errors the browser logged are the API's 401s before the token.
+    let errors: Vec<_> = b
+        .console_log()
+        .into_iter()
+        .filter(|(level, m)| {
+            (level == "SEVERE" || level == "WARNING") && !m.contains("status of 401")
+        })
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
     drop(b);
     d.stop().expect("xgslbd stopped cleanly");
 }
