@@ -14,6 +14,7 @@ pub mod netns;
 pub mod pins;
 pub mod process;
 pub mod servers;
+pub mod webdriver;
 pub mod zone;
 
 /// Fails loudly when the test cannot run here (not root): under CI=true a skip would hide a

@@ -2,16 +2,22 @@
 //! text-format parser, and one sample of it.
 use crate::netns::NetnsPair;
 
-/// One scrape of `/metrics` at `addr`, from the client namespace, parsed by a real
-/// Prometheus text-format parser.
+/// The bearer token tests configure on an HTTP endpoint off loopback (with
+/// `TestModel::http_token`); [`scrape`] always sends it.
+pub const HTTP_TOKEN: &str = "xgslb-tests-http-token-0123456789";
+
+/// One scrape of `/metrics` at `addr`, from the client namespace (with [`HTTP_TOKEN`]),
+/// parsed by a real Prometheus text-format parser.
 pub fn scrape(pair: &NetnsPair, addr: &str) -> prometheus_parse::Scrape {
     use std::io::{Read, Write};
     let addr: std::net::SocketAddr = addr.parse().expect("addr");
     let body = crate::servers::in_ns(&pair.client, move || {
         let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
             .expect("connect to the metrics endpoint");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-            .expect("request");
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {HTTP_TOKEN}\r\n\r\n"
+        );
+        s.write_all(request.as_bytes()).expect("request");
         let mut all = String::new();
         s.read_to_string(&mut all).expect("response");
         all

@@ -519,6 +519,7 @@ fn prometheus_counts_match_the_queries_each_path_answered() {
     let cfg = ConfigDir::new(
         &three_sites()
             .set("server", "metrics_listen = \"198.18.0.2:9153\"")
+            .http_token(xgslb_tests::metrics::HTTP_TOKEN)
             .pool("one", &["tokyo-a"], "")
             .wideip("app.example.test.", &["one"]),
     );

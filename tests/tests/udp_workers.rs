@@ -28,6 +28,7 @@ fn config(steering: &str) -> ConfigDir {
     ConfigDir::new(
         &test_model()
             .set("server", "metrics_listen = \"198.18.0.2:9153\"")
+            .http_token(xgslb_tests::metrics::HTTP_TOKEN)
             .set("server", &format!("udp_steering = \"{steering}\""))
             .answer("www.example.test.", 30, &[("198.18.1.10", 1)]),
     )

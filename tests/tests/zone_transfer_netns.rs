@@ -152,6 +152,7 @@ fn config() -> (ConfigDir, PathBuf) {
             "[[tsig_key]]\nname = \"{KEY}\"\nalgorithm = \"hmac-sha256\"\nsecret_file = \"xfr.key\""
         ))
         .set("server", &format!("metrics_listen = \"{METRICS}\""))
+        .http_token(xgslb_tests::metrics::HTTP_TOKEN)
         .site("a", "lb", &[("one", "198.18.1.1")])
         .pool("p", &["one"], "")
         .wideip("app.example.test.", &["p"]);

@@ -44,6 +44,8 @@ pub struct TestModel {
     /// `[[...]]` sections; `with` adds keys to the last one.
     body: String,
     demo_zone: bool,
+    /// The web console's bearer token, written to `http.token` next to the config.
+    http_token: Option<String>,
 }
 
 impl TestModel {
@@ -53,6 +55,7 @@ impl TestModel {
             tables: vec![("server".into(), format!("listen = {}\n", list(listen)))],
             body: String::new(),
             demo_zone: false,
+            http_token: None,
         }
     }
 
@@ -79,6 +82,13 @@ impl TestModel {
         lines.push_str(line);
         lines.push('\n');
         self
+    }
+
+    /// Requires `token` on the HTTP endpoint: `server.http_token_file = "http.token"`, the
+    /// file written (owner-only) with the config.
+    pub fn http_token(mut self, token: &str) -> Self {
+        self.http_token = Some(token.to_owned());
+        self.set("server", "http_token_file = \"http.token\"")
     }
 
     /// Adds the key line `line` to the section added last.
@@ -269,6 +279,13 @@ impl TestModel {
         if self.demo_zone {
             std::fs::copy(DEMO_ZONE, dir.join("example.test.zone"))
                 .unwrap_or_else(|e| panic!("copy {DEMO_ZONE}: {e}"));
+        }
+        if let Some(token) = &self.http_token {
+            use std::os::unix::fs::PermissionsExt;
+            let file = dir.join("http.token");
+            std::fs::write(&file, token).unwrap_or_else(|e| panic!("write {file:?}: {e}"));
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .unwrap_or_else(|e| panic!("chmod {file:?}: {e}"));
         }
         let path = dir.join("xgslb.toml");
         std::fs::write(&path, self.toml()).unwrap_or_else(|e| panic!("write {path:?}: {e}"));

@@ -5,8 +5,9 @@ use anyhow::{Context, Result, bail};
 use crate::cmd::{Cmd, is_root};
 
 /// Debian packages: LLVM 22 for bpf-linker, the DNS tools the benchmarks and tests drive
-/// (dnsperf, kdig, dig, knotd, nsd), the network tools of the netns setup, and the tools that
-/// check what contrib/ ships (promtool from prometheus; systemd-analyze from systemd).
+/// (dnsperf, kdig, dig, knotd, nsd), the network tools of the netns setup, the tools that
+/// check what contrib/ ships (promtool from prometheus; systemd-analyze from systemd), and the
+/// headless browser the web console's test drives (chromium with chromedriver).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -20,6 +21,8 @@ const APT_PACKAGES: &[&str] = &[
     "nsd",
     "prometheus",
     "systemd",
+    "chromium",
+    "chromium-driver",
 ];
 
 /// The rustup components: nightly builds and lints the XDP program (build-std needs rust-src),

@@ -115,6 +115,8 @@ struct RawServer {
     #[serde(default)]
     metrics_listen: Option<String>,
     #[serde(default)]
+    http_token_file: Option<PathBuf>,
+    #[serde(default)]
     udp_steering: UdpSteering,
 }
 
@@ -218,8 +220,12 @@ pub struct Config {
     pub xdp_mode: XdpModeSetting,
     /// The control socket `xgslbctl` talks to.
     pub control_socket: PathBuf,
-    /// Where the Prometheus text endpoint listens (`/metrics`), if anywhere.
+    /// Where the HTTP endpoint listens (`/metrics`, the web console and its `/api/v1/`), if
+    /// anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The bearer token every HTTP request must carry (`server.http_token_file`); required
+    /// when `metrics_listen` is not a loopback address.
+    pub http_token: Option<crate::secret::BearerToken>,
     /// How UDP queries are spread over the workers.
     pub udp_steering: UdpSteering,
     /// Zones: origin and file (resolved against the config's directory), transfer settings.
@@ -287,6 +293,10 @@ impl Config {
         differ(
             "server.metrics_listen",
             self.metrics_listen == other.metrics_listen,
+        );
+        differ(
+            "server.http_token_file",
+            self.http_token == other.http_token,
         );
         differ(
             "server.udp_steering",
@@ -366,6 +376,26 @@ impl Config {
                 )
             })?),
         };
+
+        let http_token = match &raw.server.http_token_file {
+            Some(file) => Some(crate::secret::BearerToken::new(
+                agents::read_secret(&base.join(file))
+                    .map_err(|why| invalid("server.http_token_file".into(), why.to_string()))?,
+            )),
+            None => None,
+        };
+        if let Some(addr) = metrics_listen
+            && !addr.ip().is_loopback()
+            && http_token.is_none()
+        {
+            return Err(invalid(
+                "server.metrics_listen".into(),
+                format!(
+                    "{addr} is not a loopback address: set server.http_token_file, the bearer \
+                     token every request must carry"
+                ),
+            ));
+        }
 
         let tsig_keys = transfer::keys(&raw.tsig_key, base).map_err(|e| invalid(e.key, e.why))?;
         let mut zones = Vec::new();
@@ -499,6 +529,7 @@ impl Config {
             xdp_mode: raw.server.xdp_mode,
             control_socket: raw.server.control_socket,
             metrics_listen,
+            http_token,
             udp_steering: raw.server.udp_steering,
             zones,
             tsig_keys,

@@ -41,6 +41,10 @@ pub trait Daemon {
     type Error: std::fmt::Display;
     /// The live model as last published.
     fn view(&self) -> Arc<View>;
+    /// Where operators' changes and reloads are recorded for the web console, if anywhere.
+    fn recent(&self) -> Option<&super::recent::RecentEvents> {
+        None
+    }
     /// The agent ingest's counters (`None` without `[agents]`).
     fn ingest_counters(&self) -> Option<IngestCounters>;
     /// The UDP workers' counters, summed.
@@ -93,15 +97,26 @@ pub fn dispatch(daemon: &impl Daemon, command: Command, now_ms: u64) -> Response
         // The control server hands such a connection to the daemon before dispatch.
         Command::Handover => Response::error("this control socket does not hand over"),
         Command::Show { what } => Response::table(show::table(&daemon.view(), what, now_ms)),
-        Command::Enable { target } => change(daemon, target, true, "enabled"),
-        Command::Disable { target } => change(daemon, target, false, "disabled"),
-        Command::Drain { target } => change(daemon, target, false, "draining (no new answers)"),
+        Command::Enable { target } => change(daemon, target, true, "enable", "enabled", now_ms),
+        Command::Disable { target } => change(daemon, target, false, "disable", "disabled", now_ms),
+        Command::Drain { target } => change(
+            daemon,
+            target,
+            false,
+            "drain",
+            "draining (no new answers)",
+            now_ms,
+        ),
         Command::SetRatio { vs, ratio } => {
             match daemon.admin(Admin::SetRatio {
                 vs: vs.clone(),
                 ratio,
             }) {
-                Ok(()) => Response::done(format!("ratio of {vs} set to {ratio}; published")),
+                Ok(()) => {
+                    let text = format!("ratio of {vs} set to {ratio}");
+                    record(daemon, now_ms, "ratio", Some(vs.clone()), text.clone());
+                    Response::done(format!("{text}; published"))
+                }
                 Err(e) => Response::error(e.to_string()),
             }
         }
@@ -124,24 +139,50 @@ pub fn dispatch(daemon: &impl Daemon, command: Command, now_ms: u64) -> Response
             Err(e) => Response::error(e.to_string()),
         },
         Command::Reload { check: false } => match daemon.reload() {
-            Ok(()) => Response::done(format!(
-                "{} reloaded: published and serving",
-                daemon.config_path().display()
-            )),
-            Err(e) => Response::error(e.to_string()),
+            Ok(()) => {
+                let text = format!("{} reloaded", daemon.config_path().display());
+                record(daemon, now_ms, "reload", None, text.clone());
+                Response::done(format!("{text}: published and serving"))
+            }
+            Err(e) => {
+                record(daemon, now_ms, "reload_refused", None, e.to_string());
+                Response::error(e.to_string())
+            }
         },
     }
 }
 
-/// Enables or disables a virtual server or a whole site.
-fn change(daemon: &impl Daemon, target: Target, enabled: bool, verb: &str) -> Response {
-    let (change, what) = match target {
+/// Records an event in the daemon's recent events, if it keeps them.
+fn record(
+    daemon: &impl Daemon,
+    now_ms: u64,
+    kind: &'static str,
+    target: Option<String>,
+    text: String,
+) {
+    if let Some(recent) = daemon.recent() {
+        recent.record(now_ms, kind, target, text);
+    }
+}
+
+/// Enables or disables a virtual server or a whole site (`kind` names the command in the
+/// recent events: enable, disable, drain).
+fn change(
+    daemon: &impl Daemon,
+    target: Target,
+    enabled: bool,
+    kind: &'static str,
+    verb: &str,
+    now_ms: u64,
+) -> Response {
+    let (change, what, name) = match target {
         Target::Vs(vs) => (
             Admin::SetEnabled {
                 vs: vs.clone(),
                 enabled,
             },
             format!("virtual server {vs}"),
+            vs,
         ),
         Target::Site(site) => (
             Admin::SetSiteEnabled {
@@ -149,10 +190,14 @@ fn change(daemon: &impl Daemon, target: Target, enabled: bool, verb: &str) -> Re
                 enabled,
             },
             format!("site {site}"),
+            site,
         ),
     };
     match daemon.admin(change) {
-        Ok(()) => Response::done(format!("{verb} {what}; published")),
+        Ok(()) => {
+            record(daemon, now_ms, kind, Some(name), format!("{verb} {what}"));
+            Response::done(format!("{verb} {what}; published"))
+        }
         Err(e) => Response::error(e.to_string()),
     }
 }

@@ -7,6 +7,7 @@
 //! - One renderer per read-only command, each from the published view ([`crate::view`]):
 //!   [`status`], [`show`], [`explain`], [`peers`], [`check`] (`reload --check`); [`shares`]
 //!   says a decision's shares for `explain` and `check`.
+//! - [`recent`]: the recent events the web console lists.
 //! - [`text`]: responses as `xgslbctl` prints them for a person.
 //! - [`server`]: the listener in xgslbd.
 //! - [`client`]: what `xgslbctl` (and tests) call.
@@ -16,6 +17,7 @@ pub mod dispatch;
 pub mod explain;
 pub mod peers;
 pub mod protocol;
+pub mod recent;
 pub mod server;
 pub mod shares;
 pub mod show;

@@ -1,14 +1,17 @@
-//! The HTTP side of the metrics endpoint (`server.metrics_listen`): hyper answers one
-//! request per connection, `GET /metrics` with [`prometheus::render`] and anything else
-//! with 404. At most [`MAX_CONNECTIONS`] at once, each bounded in time; a failed accept
-//! pauses the loop (crate::backoff); shutdown stops accepting.
+//! The HTTP endpoint (`server.metrics_listen`): hyper answers one request per connection,
+//! `GET /metrics` with [`prometheus::render`], the web console's page and API
+//! ([`console`]), and anything else with 404. With `server.http_token_file`, every request
+//! but the console's page (which holds no data, and asks for the token) must carry
+//! `Authorization: Bearer <token>`, else 401. At most [`MAX_CONNECTIONS`] at once, each
+//! bounded in time; a failed accept pauses the loop (crate::backoff); shutdown stops
+//! accepting.
 use std::{convert::Infallible, io, sync::Arc, time::Duration};
 
 use http_body_util::Full;
 use hyper::{
     Method, Request, Response, StatusCode,
     body::{Bytes, Incoming},
-    header::{CONTENT_TYPE, HeaderValue},
+    header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE},
     server::conn::http1,
     service::service_fn,
 };
@@ -16,8 +19,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::prometheus::{self, Sources};
-use crate::backoff::{LogLimiter, accept_failed};
+use super::{
+    console::{self, History},
+    prometheus::{self, Sources},
+};
+use crate::{
+    backoff::{LogLimiter, accept_failed},
+    secret::BearerToken,
+};
 
 /// A client that has not sent its request head by then is cut off.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,10 +36,19 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once; one over it is closed at once. Scrapers open one at a time.
 pub const MAX_CONNECTIONS: usize = 16;
 
-/// Serves `/metrics` on `listener` until `shutdown`.
+/// What the endpoint serves from, and the token it asks for.
+pub struct Endpoint {
+    pub sources: Arc<Sources>,
+    /// The console's answer history.
+    pub history: Arc<History>,
+    /// Required on every request but the page, when set.
+    pub token: Option<BearerToken>,
+}
+
+/// Serves `/metrics` and the console on `listener` until `shutdown`.
 pub async fn serve_metrics(
     listener: TcpListener,
-    sources: Arc<Sources>,
+    endpoint: Arc<Endpoint>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let mut accept_log = LogLimiter::new();
@@ -54,8 +72,8 @@ pub async fn serve_metrics(
             drop(stream);
             continue;
         };
-        let sources = sources.clone();
-        let service = service_fn(move |request| respond(request, sources.clone()));
+        let endpoint = endpoint.clone();
+        let service = service_fn(move |request| respond(request, endpoint.clone()));
         tokio::spawn(async move {
             // One request per connection: a scraper opens one per scrape, and nothing
             // stays open to wait out at shutdown.
@@ -72,22 +90,61 @@ pub async fn serve_metrics(
 
 async fn respond(
     request: Request<Incoming>,
-    sources: Arc<Sources>,
+    endpoint: Arc<Endpoint>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, body) = if request.method() == Method::GET && request.uri().path() == "/metrics" {
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let page = path == "/" || path == "/index.html";
+    let admitted = match &endpoint.token {
+        None => true,
+        Some(token) => request
+            .headers()
+            .get(AUTHORIZATION)
+            .is_some_and(|v| token.admits(v.as_bytes())),
+    };
+    let reply = if request.method() != Method::GET {
+        console::error(StatusCode::METHOD_NOT_ALLOWED, "read-only: GET only")
+    } else if !admitted && !page {
+        console::error(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint needs Authorization: Bearer <server.http_token_file>",
+        )
+    } else if path == "/metrics" {
+        let sources = endpoint.sources.clone();
         // Reading the pinned maps blocks: off the I/O threads.
         match tokio::task::spawn_blocking(move || prometheus::render(sources)).await {
-            Ok(body) => (StatusCode::OK, body),
-            Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, String::new()),
+            Ok(body) => console::Reply {
+                status: StatusCode::OK,
+                content_type: prometheus::CONTENT_TYPE,
+                body,
+            },
+            Err(_) => console::error(StatusCode::INTERNAL_SERVER_ERROR, "scrape failed"),
+        }
+    } else if console::serves(&path) {
+        let e = endpoint.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            console::respond(&path, query.as_deref(), &e.sources, &e.history)
+        });
+        match answer.await {
+            Ok(reply) => reply,
+            Err(_) => console::error(StatusCode::INTERNAL_SERVER_ERROR, "console failed"),
         }
     } else {
-        (StatusCode::NOT_FOUND, "only /metrics here\n".to_owned())
+        console::Reply {
+            status: StatusCode::NOT_FOUND,
+            content_type: "text/plain; charset=utf-8",
+            body: "only /metrics, / (the console) and /api/v1/ here\n".to_owned(),
+        }
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(prometheus::CONTENT_TYPE),
-    );
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() = reply.status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    if reply.status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
     Ok(response)
 }

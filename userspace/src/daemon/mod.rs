@@ -10,13 +10,15 @@
 //! - `peer_socket`: the peers' UDP socket: peer datagrams and relayed agent reports;
 //!   `peer_link`: what it shares with the ingest (which relays) and the balancer.
 //! - `probe_targets`: the LDNSs agents are asked to probe.
-//! - `prometheus` (what `/metrics` says) and `metrics_http` (serving it).
+//! - `prometheus` (what `/metrics` says), `console` (the web console's page and JSON API)
+//!   and `metrics_http` (serving both).
 //! - `cell`: the swap cell readers take snapshots from.
 //! - `sockets`: the listening sockets, bound or taken over from a replaced xgslbd;
 //!   `handover`: `--replace`, the sockets and the pin-directory lock passed from the
 //!   running xgslbd to its successor over the control socket.
 pub mod balancer;
 pub mod cell;
+pub mod console;
 pub mod events;
 pub mod handover;
 pub mod ingest;
@@ -211,6 +213,8 @@ pub struct DaemonHandle {
     view: ViewCell,
     /// What start-up did with an earlier xgslbd's pins, for `status`.
     startup: Arc<Vec<String>>,
+    /// Operators' changes, reloads, rotation changes and publications, for the console.
+    recent: Arc<crate::control::recent::RecentEvents>,
     /// The UDP workers' counters, once they run.
     udp: Arc<std::sync::OnceLock<Vec<Arc<crate::udp::WorkerCounters>>>>,
 }
@@ -371,6 +375,11 @@ impl DaemonHandle {
         *self.published.borrow()
     }
 
+    /// The recent events the web console lists.
+    pub fn recent_events(&self) -> &crate::control::recent::RecentEvents {
+        &self.recent
+    }
+
     /// A receiver that sees every new publication.
     pub fn subscribe(&self) -> watch::Receiver<Published> {
         self.published.clone()
@@ -408,6 +417,10 @@ impl crate::control::dispatch::Daemon for DaemonHandle {
 
     fn startup(&self) -> &[String] {
         &self.startup
+    }
+
+    fn recent(&self) -> Option<&crate::control::recent::RecentEvents> {
+        Some(&self.recent)
     }
 
     type Error = DaemonError;
@@ -709,6 +722,7 @@ pub async fn run(
         served: served.clone(),
         view,
         startup: Arc::new(startup),
+        recent: Arc::default(),
         udp: Arc::default(),
     };
     // From here on, stop the balancer on every way out.
@@ -872,11 +886,17 @@ async fn serve(
         counters: std::sync::Mutex::new(None),
         tcp_rcodes,
     });
+    // Created once: the console's history outlives a handover that fails and resumes.
+    let endpoint = Arc::new(metrics_http::Endpoint {
+        sources,
+        history: Arc::new(console::History::default()),
+        token: cfg.http_token.clone(),
+    });
     let (handovers, mut handover_requests) = tokio::sync::mpsc::unbounded_channel();
     let aux = Aux {
         sockets: &sockets,
         handle: &handle,
-        sources,
+        endpoint,
         handovers,
     };
     let mut running = aux.spawn(shutdown)?;
@@ -998,7 +1018,8 @@ fn resume_balancer(handle: &DaemonHandle) {
 struct Aux<'a> {
     sockets: &'a sockets::Sockets,
     handle: &'a DaemonHandle,
-    sources: Arc<prometheus::Sources>,
+    /// What the metrics endpoint and the console serve.
+    endpoint: Arc<metrics_http::Endpoint>,
     handovers: crate::control::server::HandoverRequests,
 }
 
@@ -1029,8 +1050,16 @@ impl Aux<'_> {
             let listener =
                 listener.map_err(|source| DaemonError::bind("TCP (metrics)", addr, source))?;
             tasks.spawn(log_exit(
+                "console sampler",
+                console::run_sampler(
+                    self.endpoint.history.clone(),
+                    self.endpoint.sources.clone(),
+                    stop.clone(),
+                ),
+            ));
+            tasks.spawn(log_exit(
                 "metrics endpoint",
-                metrics_http::serve_metrics(listener, self.sources.clone(), stop.clone()),
+                metrics_http::serve_metrics(listener, self.endpoint.clone(), stop.clone()),
             ));
         }
         let control = sockets.control().map_err(|source| DaemonError::Control {
