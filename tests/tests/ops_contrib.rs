@@ -161,6 +161,7 @@ fn every_metric_the_dashboard_and_rules_query_is_on_a_live_metrics_endpoint() {
     let pair = NetnsPair::new("ops");
     let model = three_sites()
         .set("server", &format!("metrics_listen = \"{SERVER_V4}:9153\""))
+        .http_token(xgslb_tests::metrics::HTTP_TOKEN)
         .pool("one", &["tokyo-a"], "")
         .wideip("app.example.test.", &["one"])
         .agents(&format!("{SERVER_V4}:5300"))
