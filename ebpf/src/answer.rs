@@ -1,23 +1,25 @@
 //! Turning a parsed query into its response in place: find the entry, pick the records or
 //! take the precomputed tail, resize the frame, swap addresses, write the header, the records
-//! and the OPT, and checksum (from sums of the parts, never a pass over the frame).
+//! and the OPT (with the query's client subnet echoed and its scope), and checksum (from sums
+//! of the parts, never a pass over the frame).
 use aya_ebpf::{
     helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, generated::bpf_xdp_store_bytes},
     programs::XdpContext,
 };
 use xgslb_common::{
-    AnswerSet, Body, ClassId, Counter, EDNS_UDP_SIZE, Entry, FRAME_HEAD_MAX, MAX_ADDRS,
-    MAX_ANSWER_STATS, NO_FIX, PickMode, ResponseTail, Scratch, TAIL_LEN, qtype,
+    AnswerSet, Body, ClassId, Counter, ECS_FAMILY_V6, EDNS_UDP_SIZE, Entry, FRAME_HEAD_MAX,
+    MAX_ADDRS, MAX_ANSWER_STATS, NO_FIX, PickMode, ResponseTail, Scratch, TAIL_LEN, ecs_scope,
+    ecs_stat_index, edns_option, mask_prefix, qtype,
 };
 
 use crate::{
-    checksum::{at_parity, finish_udp, fold, sum_be16, sum_u32},
-    client::{read_source, sample_ldns},
+    checksum::{at_parity, finish_udp, fold, sum_be16, sum_u32, sum_u64},
+    client::{Source, read_source, sample_ldns},
     frame::{MAX_PKT_OFF, load_be16, ptr_at},
-    lookup::{CLASS_UNKNOWN, find},
-    maps::{ANSWERS, PICK},
-    parse::{DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, OPT_FIXED_LEN, UDP_HLEN, flags},
-    verifier::opaque,
+    lookup::{CLASS_UNKNOWN, ECS_BY_CLASS, ECS_USED, Subnet, find},
+    maps::{ANSWERS, ECS_CONFIG, ECS_STATS, PICK},
+    parse::{DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, OPT_FIXED_LEN, UDP_HLEN, flags, parse_ecs},
+    verifier::{launder, opaque},
 };
 
 /// Why the program does not answer.
@@ -60,6 +62,138 @@ struct Written {
     kind: Counter,
 }
 
+/// The query's client subnet (RFC 7871): what the lookup and the pick use, and what the
+/// response echoes.
+struct Ecs {
+    /// The subnet as the lookup uses it (`honoured` 0: the query's source stands for the
+    /// client).
+    subnet: Subnet,
+    /// FAMILY (1 or 2; 0: the query has no client subnet) and SOURCE PREFIX-LENGTH.
+    family: u16,
+    source: u32,
+    /// The address as sent, zero past it: two big-endian words (also in `scratch.ecs_opt`).
+    hi: u64,
+    lo: u64,
+    /// Bytes of the option a response echoes (code and length included): 8 and the
+    /// address's bytes; 0 without one. At most 24.
+    len: usize,
+}
+
+/// The client subnet option a response carries, ready in `scratch.ecs_opt` with our SCOPE
+/// PREFIX-LENGTH (RFC 7871 7.2.1).
+struct Echo {
+    /// Its bytes (`Ecs::len`; 0: none).
+    len: usize,
+    /// Its SCOPE PREFIX-LENGTH.
+    scope: u8,
+    /// Its FAMILY is IPv6.
+    v6: bool,
+    /// Their sum as 16-bit words from an even offset.
+    sum: u32,
+    /// `scratch.ecs_opt`, where they are.
+    bytes: *const u8,
+}
+
+/// The largest `Found::ecs`.
+const ECS_FOUND_MAX: usize = (ECS_USED | ECS_BY_CLASS | 0xff) as usize;
+
+impl Ecs {
+    /// The client subnet of the query in `scratch` (its option read and checked here: see
+    /// `parse::parse_ecs`), masked to the length the config honours. A query whose subnet
+    /// is malformed, or that the program may not answer, is passed. Every value goes through
+    /// the scratch (verifier.rs, `launder`): with or without a subnet, the verifier then
+    /// walks what follows once.
+    #[inline(always)]
+    fn of(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Self, Verdict> {
+        let (off, opt_len) = (
+            scratch.query.ecs_off as usize,
+            scratch.query.ecs_len as usize,
+        );
+        let (family, source, hi, lo) = if off == 0 {
+            (0, 0, 0, 0)
+        } else {
+            parse_ecs(ctx, scratch, off, opt_len).ok_or(Verdict::Pass(Counter::PassEdns))?
+        };
+        let source = source as usize;
+        let (mut len, mut honoured) = (0, 0);
+        if family != 0 {
+            // Before the first publication, or when only some resolvers' subnets are trusted
+            // (the slow path checks the source), the program answers none.
+            let config = ECS_CONFIG.get(0).ok_or(Verdict::Pass(Counter::PassEdns))?;
+            if config.answer == 0 {
+                return Err(Verdict::Pass(Counter::PassEdns));
+            }
+            let cap = if family == ECS_FAMILY_V6 {
+                config.max6
+            } else {
+                config.max4
+            };
+            honoured = source.min(cap as usize);
+            len = 8 + source.div_ceil(8);
+        }
+        let mut forget =
+            |v: usize, max: usize| launder(scratch, v, max).ok_or(Verdict::Pass(Counter::PassEdns));
+        let family = forget(family as usize, ECS_FAMILY_V6 as usize)? as u16;
+        let source = forget(source, 128)? as u32;
+        let honoured = forget(honoured, 128)? as u32;
+        let len = forget(len, 24)?;
+        let (mhi, mlo) = mask_prefix(hi, lo, honoured);
+        Ok(Self {
+            subnet: Subnet {
+                addr: Source { hi: mhi, lo: mlo },
+                v6: family == ECS_FAMILY_V6,
+                honoured,
+            },
+            family,
+            source,
+            hi,
+            lo,
+            len,
+        })
+    }
+
+    /// The scope of an answer the lookup found as `how` (`Found::ecs`) and whose pick hashed
+    /// `persist` bits of the subnet (0: none): what the answer depended on (the class's
+    /// partition prefix, the persist mask) within the length honoured; 0 when the subnet did
+    /// not stand for the client.
+    #[inline(always)]
+    fn scope(&self, how: u64, persist: u8) -> u8 {
+        if how & ECS_USED == 0 {
+            return 0;
+        }
+        let by_class = (how & ECS_BY_CLASS != 0).then_some(how as u8);
+        let persist = (persist != 0).then_some(persist);
+        ecs_scope(by_class, persist, self.subnet.honoured as u8)
+    }
+
+    /// The option to echo with `scope`, written to `scratch.ecs_opt` (which holds the
+    /// query's from its FAMILY on) and summed. Its length and scope go through the scratch:
+    /// whichever way they were worked out, the verifier then walks what follows once.
+    #[inline(always)]
+    fn echo(&self, scratch: &mut Scratch, scope: u8) -> Result<Echo, Verdict> {
+        // OPTION-CODE, OPTION-LENGTH, FAMILY, SOURCE and SCOPE PREFIX-LENGTH: the first word.
+        let head = (edns_option::ECS as u64) << 48
+            | (self.len.saturating_sub(4) as u64) << 32
+            | (self.family as u64) << 16
+            | ((self.source as u64) & 0xff) << 8
+            | scope as u64;
+        let bytes = scratch.ecs_opt.as_mut_ptr();
+        // SAFETY: the first word of `scratch.ecs_opt`, 8-aligned in the scratch.
+        unsafe { bytes.cast::<u64>().write_volatile(head.to_be()) };
+        let len = launder(scratch, self.len, 24).ok_or(Verdict::Pass(Counter::PassEdns))?;
+        let scope =
+            launder(scratch, scope as usize, 128).ok_or(Verdict::Pass(Counter::PassEdns))?;
+        Ok(Echo {
+            len,
+            scope: scope as u8,
+            v6: self.subnet.v6,
+            // The address is zero past its bytes, so its words sum as the bytes sent.
+            sum: sum_u64(head) + sum_u64(self.hi) + sum_u64(self.lo),
+            bytes,
+        })
+    }
+}
+
 /// Answers the query in `scratch` in place; `Ok` is the answered-kind counter for XDP_TX.
 #[inline(always)]
 pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdict> {
@@ -72,8 +206,14 @@ pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdic
     }
     let v6 = q.v6 != 0;
     let src = read_source(ctx, l3_off, v6).ok_or(Verdict::Pass(Counter::PassTruncated))?;
-    let found = find(scratch, &src, v6).map_err(Verdict::Pass)?;
-    let known = found.class != CLASS_UNKNOWN;
+    let ecs = Ecs::of(ctx, scratch)?;
+    let found = find(scratch, &src, v6, &ecs.subnet).map_err(Verdict::Pass)?;
+    // How the client subnet was used, forgotten by the verifier (as the echo's length and
+    // scope below): it would otherwise walk everything after once per way.
+    let how = launder(scratch, found.ecs as usize, ECS_FOUND_MAX)
+        .ok_or(Verdict::Pass(Counter::PassBadSelection))? as u64;
+    // The LDNS samples count the resolver's own class, not its client's.
+    let known = found.class != CLASS_UNKNOWN && how & ECS_BY_CLASS == 0;
     sample_ldns(
         &mut scratch.sampled,
         &mut scratch.ldns,
@@ -88,15 +228,50 @@ pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdic
         Some(Body::Answer) => {
             // SAFETY: the body is 8-aligned in the map value and holds an `AnswerSet`.
             let set = unsafe { &*body.cast::<AnswerSet>() };
-            answer_set(ctx, &q, set, &src, v6)
+            let (pick, persist) = pick(set, &src, v6, &ecs.subnet, how & ECS_USED != 0)?;
+            let echo = ecs.echo(scratch, ecs.scope(how, persist))?;
+            answer_set(ctx, &q, set, pick, &echo)
         }
         Some(Body::Response) => {
             // SAFETY: as above, a `ResponseTail`.
             let tail = unsafe { &*body.cast::<ResponseTail>() };
-            response(ctx, &q, tail)
+            let echo = ecs.echo(scratch, ecs.scope(how, 0))?;
+            response(ctx, &q, tail, &echo)
         }
         Some(Body::Pass) => Err(Verdict::Pass(Counter::PassSlowPath)),
         Some(Body::Drop) => Err(Verdict::DropPolicy),
+        None => Err(Verdict::Pass(Counter::PassBadSelection)),
+    }
+}
+
+/// The pick of an answer from `set` to a query from `src` (IPv6 if `v6`), and the bits of the
+/// client's address it hashed when they count for the scope (else 0): the client subnet
+/// `subnet` stands for the client when `used`.
+#[inline(always)]
+fn pick(
+    set: &AnswerSet,
+    src: &Source,
+    v6: bool,
+    subnet: &Subnet,
+    used: bool,
+) -> Result<(u32, u8), Verdict> {
+    match PickMode::from_u8(set.pick) {
+        Some(PickMode::Counter) => match PICK.get_ptr_mut(0) {
+            // SAFETY: this CPU's counter; XDP runs with preemption off.
+            Some(c) => unsafe {
+                let v = *c;
+                *c = v.wrapping_add(1);
+                Ok((v, 0))
+            },
+            None => Err(Verdict::Pass(Counter::PassBadSelection)),
+        },
+        // The client subnet, when it stands for the client, is hashed in place of the source.
+        Some(PickMode::Persist) if used => {
+            let (a, v6) = (&subnet.addr, subnet.v6);
+            let bits = if v6 { set.persist_v6 } else { set.persist_v4 };
+            Ok((set.persist_pick(a.hi, a.lo, v6), bits))
+        }
+        Some(PickMode::Persist) => Ok((set.persist_pick(src.hi, src.lo, v6), 0)),
         None => Err(Verdict::Pass(Counter::PassBadSelection)),
     }
 }
@@ -108,19 +283,25 @@ fn question_end(q: &xgslb_common::ParsedQuery) -> usize {
 }
 
 /// Resizes the frame to end `records` bytes after the question, plus the OPT if the query
-/// had one; checks the DNS message fits the client's size. Returns the frame offset of the
-/// OPT (the end of the records).
+/// had one (with its client subnet echoed); checks the DNS message fits the client's size.
+/// Returns the frame offset of the OPT (the end of the records).
 #[inline(always)]
 fn resize(
     ctx: &XdpContext,
     q: &xgslb_common::ParsedQuery,
     records: usize,
+    echo: &Echo,
 ) -> Result<usize, Verdict> {
     let l3_off = q.l3_off as usize;
     let ip_hlen = if q.v6 != 0 { IPV6_HLEN } else { IPV4_HLEN };
     let dns_off = l3_off + ip_hlen + UDP_HLEN;
     let opt_off = question_end(q) + records;
-    let new_len = opt_off + if q.has_opt != 0 { OPT_FIXED_LEN } else { 0 };
+    let new_len = opt_off
+        + if q.has_opt != 0 {
+            OPT_FIXED_LEN + echo.len
+        } else {
+            0
+        };
     if new_len - dns_off > q.limit as usize {
         return Err(Verdict::Pass(Counter::PassTooBig));
     }
@@ -181,8 +362,8 @@ fn answer_set(
     ctx: &XdpContext,
     q: &xgslb_common::ParsedQuery,
     set: &AnswerSet,
-    src: &crate::client::Source,
-    v6: bool,
+    pick: u32,
+    echo: &Echo,
 ) -> Result<Counter, Verdict> {
     let records = set.records as usize;
     if records == 0 || records > set.count as usize || records > MAX_ADDRS {
@@ -192,26 +373,13 @@ fn answer_set(
     if !aaaa && q.qtype != qtype::A {
         return Err(Verdict::Pass(Counter::PassBadSelection));
     }
-    let pick = match PickMode::from_u8(set.pick) {
-        Some(PickMode::Counter) => match PICK.get_ptr_mut(0) {
-            // SAFETY: this CPU's counter; XDP runs with preemption off.
-            Some(c) => unsafe {
-                let v = *c;
-                *c = v.wrapping_add(1);
-                v
-            },
-            None => return Err(Verdict::Pass(Counter::PassBadSelection)),
-        },
-        Some(PickMode::Persist) => set.persist_pick(src.hi, src.lo, v6),
-        None => return Err(Verdict::Pass(Counter::PassBadSelection)),
-    };
     let Some(lead) = set.answer_index(pick, 0) else {
         return Err(Verdict::Pass(Counter::PassBadSelection));
     };
     let rdlen: usize = if aaaa { 16 } else { 4 };
     let rr_len = RR_HEAD_LEN + rdlen;
     let ans_off = question_end(q);
-    let opt_off = resize(ctx, q, records * rr_len)?;
+    let opt_off = resize(ctx, q, records * rr_len, echo)?;
     // From here on the frame is no longer the query: any failure drops it.
 
     // The records, summed as a stream from the first record (an even offset of the stream
@@ -260,6 +428,7 @@ fn answer_set(
         opt_off,
         sum,
         false,
+        echo,
         Written {
             an: records as u16,
             ns: 0,
@@ -288,13 +457,14 @@ fn response(
     ctx: &XdpContext,
     q: &xgslb_common::ParsedQuery,
     tail: &ResponseTail,
+    echo: &Echo,
 ) -> Result<Counter, Verdict> {
     let len = tail.len as usize;
     if len == 0 || len > TAIL_LEN {
         return Err(Verdict::Pass(Counter::PassBadSelection));
     }
     let ans_off = question_end(q);
-    let opt_off = resize(ctx, q, len)?;
+    let opt_off = resize(ctx, q, len, echo)?;
     // SAFETY: `len` bytes of the map value's tail; the helper checks the packet range.
     let rc = unsafe {
         bpf_xdp_store_bytes(
@@ -339,6 +509,7 @@ fn response(
         opt_off,
         sum,
         len & 1 == 1,
+        echo,
         Written {
             an: tail.an,
             ns: tail.ns,
@@ -349,10 +520,12 @@ fn response(
     )
 }
 
-/// Writes the OPT (if the query had one), the addresses, ports, lengths, header and checksums
-/// around the records already written. `records_sum` is the records' sum as 16-bit words
-/// from their start (an even offset of the stream that begins at the question's type);
-/// `records_odd` says they are an odd number of bytes, which puts the OPT at an odd offset.
+/// Writes the OPT (if the query had one, with the client subnet `echo`), the
+/// addresses, ports, lengths, header and checksums around the records already written.
+/// `records_sum` is the records' sum as 16-bit words from their start (an even offset of the
+/// stream that begins at the question's type); `records_odd` says they are an odd number of
+/// bytes, which puts the OPT at an odd offset.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn finish(
     ctx: &XdpContext,
@@ -360,6 +533,7 @@ fn finish(
     opt_off: usize,
     records_sum: u32,
     records_odd: bool,
+    echo: &Echo,
     w: Written,
 ) -> Result<Counter, Verdict> {
     let l3_off = q.l3_off as usize;
@@ -370,7 +544,12 @@ fn finish(
     let has_opt = q.has_opt != 0;
     let ip_hlen = if v6 { IPV6_HLEN } else { IPV4_HLEN };
     let udp_off = l3_off + ip_hlen;
-    let new_len = opt_off + if has_opt { OPT_FIXED_LEN } else { 0 };
+    // A client subnet is echoed only in an OPT, and the query's had one.
+    let echo_len = if has_opt { echo.len } else { 0 };
+    if echo_len > 24 {
+        return Err(Verdict::Drop);
+    }
+    let new_len = opt_off + if has_opt { OPT_FIXED_LEN + echo_len } else { 0 };
     let udp_len = new_len - udp_off;
 
     // The stream from the question's type field: type, class IN, the records, the OPT.
@@ -379,11 +558,23 @@ fn finish(
         let p = ptr_at(ctx, opt_off, OPT_FIXED_LEN).ok_or(Verdict::Drop)?;
         let size = EDNS_UDP_SIZE.to_be_bytes();
         let do_bit = if q.dnssec_ok != 0 { 0x80 } else { 0 };
-        let opt = [0, 0, 41, size[0], size[1], 0, 0, do_bit, 0, 0, 0];
+        // RDLENGTH: the echoed option, if any (at most 24 bytes: the high byte is zero).
+        let rdlen = echo_len as u8;
+        let opt = [0, 0, 41, size[0], size[1], 0, 0, do_bit, 0, 0, rdlen];
         // SAFETY: `p` has OPT_FIXED_LEN bytes in the frame.
         unsafe { p.cast::<[u8; OPT_FIXED_LEN]>().write_unaligned(opt) };
-        // Its 16-bit words from an even offset: 00 00 | 29 size_hi | size_lo 00 | 00 DO | ...
-        let opt_sum = 0x2900 + (size[0] as u32) + ((size[1] as u32) << 8) + do_bit as u32;
+        // Its 16-bit words from an even offset: 00 00 | 29 size_hi | size_lo 00 | 00 DO |
+        // 00 00 | RDLENGTH's low byte and the option's first.
+        let mut opt_sum = 0x2900
+            + (size[0] as u32)
+            + ((size[1] as u32) << 8)
+            + do_bit as u32
+            + ((rdlen as u32) << 8);
+        if echo_len != 0 {
+            // The option follows the fixed part's 11 bytes: at an odd offset of the OPT.
+            write_echo(ctx, opt_off + OPT_FIXED_LEN, echo)?;
+            opt_sum += at_parity(echo.sum, true);
+        }
         tail_sum += at_parity(opt_sum, records_odd);
     }
     let tail_sum = at_parity(tail_sum, q.name_len & 1 == 1);
@@ -453,7 +644,35 @@ fn finish(
         };
         store_be16(udp.add(6), csum);
     }
+    if echo_len != 0 {
+        count_ecs(echo.v6, echo.scope);
+    }
     Ok(w.kind)
+}
+
+/// Copies the client subnet option `echo` to frame offset `at` (its bytes are already part
+/// of the frame).
+#[inline(always)]
+fn write_echo(ctx: &XdpContext, at: usize, echo: &Echo) -> Result<(), Verdict> {
+    let len = echo.len;
+    if !(8..=24).contains(&len) {
+        return Err(Verdict::Drop);
+    }
+    // SAFETY: `len` <= 24 bytes of `scratch.ecs_opt`; the helper checks the packet range.
+    let rc = unsafe { bpf_xdp_store_bytes(ctx.ctx, at as u32, echo.bytes as *mut _, len as u32) };
+    if rc != 0 {
+        return Err(Verdict::Drop);
+    }
+    Ok(())
+}
+
+/// Counts an answer to a client subnet of family IPv6 (`v6`) or IPv4, with scope `scope`.
+#[inline(always)]
+fn count_ecs(v6: bool, scope: u8) {
+    if let Some(c) = ECS_STATS.get_ptr_mut(ecs_stat_index(v6, scope)) {
+        // SAFETY: this CPU's counter; XDP runs with preemption off.
+        unsafe { *c += 1 };
+    }
 }
 
 /// Counts an answer led by address `lead` of the set with stat slot `stat`.
