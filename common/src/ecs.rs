@@ -111,7 +111,7 @@ pub const ECS_FAMILY_V6: u16 = 2;
 #[inline(always)]
 pub const fn mask_prefix(hi: u64, lo: u64, bits: u32) -> (u64, u64) {
     let hi_bits = if bits > 64 { 64 } else { bits };
-    let lo_bits = if bits > 64 { bits - 64 } else { 0 };
+    let lo_bits = bits.saturating_sub(64);
     (
         hi & crate::high_mask(hi_bits),
         lo & crate::high_mask(lo_bits),
