@@ -668,10 +668,19 @@ pub struct Scratch {
     pub sampled: u64,
     /// The LDNS sample key under construction (kept off the stack like the name).
     pub ldns: LdnsKey,
-    /// The data of the query's client subnet option as the answer stage reads it, from byte
-    /// 4 on (FAMILY, SOURCE and SCOPE PREFIX-LENGTH, then ADDRESS at byte 8: whole words),
-    /// zero past it.
+    /// The query's client subnet option as the answer stage reads it: from byte 4 on its data
+    /// (FAMILY, SOURCE and SCOPE PREFIX-LENGTH, then ADDRESS at byte 8: whole words), zero
+    /// past it; then, the response's option written over it (code and length in the first 4
+    /// bytes, our scope in byte 7).
     pub ecs_opt: [u8; 24],
+    /// That subnet's address masked to the length honoured, as two host-order words (IPv4
+    /// in the top 32 bits of the first).
+    pub ecs_addr: [u64; 2],
+    /// How the answer stage uses the subnet (ebpf/src/answer.rs `prepare_ecs`): 0 without one.
+    pub ecs_use: u64,
+    /// The ones' complement sum of the response's option, as 16-bit words from an even
+    /// offset.
+    pub ecs_sum: u64,
     /// The frame's headers and question, while they move to make room at the front for an
     /// answer the tailroom cannot hold.
     pub frame: [u8; FRAME_HEAD_MAX],
@@ -690,6 +699,7 @@ const _: () = assert!(
             + 8
             + 24
             + 24
+            + 32
             + FRAME_HEAD_MAX
 );
 

@@ -19,7 +19,7 @@ use crate::{
     lookup::{CLASS_UNKNOWN, ECS_BY_CLASS, ECS_USED, Subnet, find},
     maps::{ANSWERS, ECS_CONFIG, ECS_STATS, PICK},
     parse::{DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, OPT_FIXED_LEN, UDP_HLEN, flags, parse_ecs},
-    verifier::{launder, opaque},
+    verifier::opaque,
 };
 
 /// Why the program does not answer.
@@ -62,135 +62,106 @@ struct Written {
     kind: Counter,
 }
 
-/// The query's client subnet (RFC 7871): what the lookup and the pick use, and what the
-/// response echoes.
-struct Ecs {
-    /// The subnet as the lookup uses it (`honoured` 0: the query's source stands for the
+/// Reads and checks the query's client subnet (its option's data at frame offset `off`,
+/// `len` bytes: `parse::parse_ecs`) and leaves in the scratch how the answer uses it:
+/// `ecs_addr`, the address masked to the length the config honours, and `ecs_use` (`Use`).
+/// A query whose subnet is malformed, or that the program may not answer, is passed.
+#[inline(always)]
+fn prepare_ecs(
+    ctx: &XdpContext,
+    scratch: &mut Scratch,
+    off: usize,
+    len: usize,
+) -> Result<(), Verdict> {
+    let pass = || Verdict::Pass(Counter::PassEdns);
+    let (family, source, hi, lo) = parse_ecs(ctx, scratch, off, len).ok_or_else(pass)?;
+    // Before the first publication, or when only some resolvers' subnets are trusted (the
+    // slow path checks the source), the program answers none.
+    let config = ECS_CONFIG.get(0).ok_or_else(pass)?;
+    if config.answer == 0 {
+        return Err(pass());
+    }
+    let v6 = family == ECS_FAMILY_V6;
+    let cap = if v6 { config.max6 } else { config.max4 } as u32;
+    let honoured = source.min(cap);
+    let (mhi, mlo) = mask_prefix(hi, lo, honoured);
+    scratch.ecs_addr = [mhi, mlo];
+    let echo_len = 8 + source.div_ceil(8) as u64;
+    // SAFETY: a word of this CPU's scratch; volatile: read back as such (`Use::of`).
+    unsafe {
+        core::ptr::addr_of_mut!(scratch.ecs_use)
+            .write_volatile(honoured as u64 | (v6 as u64) << 8 | echo_len << 9)
+    };
+    Ok(())
+}
+
+/// How the answer uses the query's client subnet: `prepare_ecs`'s `scratch.ecs_use`, or
+/// without a subnet the query's `ecs_len` (0), both packed as `Subnet` | echo length << 9.
+/// Either is read from map memory: the verifier knows neither value, and walks what follows
+/// once for both (verifier.rs).
+struct Use {
+    /// The subnet as the lookup sees it (`honoured` 0: the query's source stands for the
     /// client).
     subnet: Subnet,
-    /// FAMILY (1 or 2; 0: the query has no client subnet) and SOURCE PREFIX-LENGTH.
-    family: u16,
-    source: u32,
-    /// The address as sent, zero past it: two big-endian words (also in `scratch.ecs_opt`).
-    hi: u64,
-    lo: u64,
-    /// Bytes of the option a response echoes (code and length included): 8 and the
-    /// address's bytes; 0 without one. At most 24.
-    len: usize,
+    /// Bytes of the option a response echoes (code and length included); 0 without one.
+    echo_len: usize,
 }
 
-/// The client subnet option a response carries, ready in `scratch.ecs_opt` with our SCOPE
-/// PREFIX-LENGTH (RFC 7871 7.2.1).
-struct Echo {
-    /// Its bytes (`Ecs::len`; 0: none).
-    len: usize,
-    /// Its SCOPE PREFIX-LENGTH.
-    scope: u8,
-    /// Its FAMILY is IPv6.
-    v6: bool,
-    /// Their sum as 16-bit words from an even offset.
-    sum: u32,
-    /// `scratch.ecs_opt`, where they are.
-    bytes: *const u8,
-}
-
-/// The largest `Found::ecs`.
-const ECS_FOUND_MAX: usize = (ECS_USED | ECS_BY_CLASS | 0xff) as usize;
-
-impl Ecs {
-    /// The client subnet of the query in `scratch` (its option read and checked here: see
-    /// `parse::parse_ecs`), masked to the length the config honours. A query whose subnet
-    /// is malformed, or that the program may not answer, is passed. Every value goes through
-    /// the scratch (verifier.rs, `launder`): with or without a subnet, the verifier then
-    /// walks what follows once.
+impl Use {
+    /// The use of the client subnet of `q` (the query in `scratch`), prepared.
     #[inline(always)]
-    fn of(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Self, Verdict> {
-        let (off, opt_len) = (
-            scratch.query.ecs_off as usize,
-            scratch.query.ecs_len as usize,
-        );
-        let (family, source, hi, lo) = if off == 0 {
-            (0, 0, 0, 0)
+    fn of(
+        ctx: &XdpContext,
+        scratch: &mut Scratch,
+        q: &xgslb_common::ParsedQuery,
+    ) -> Result<Self, Verdict> {
+        let off = q.ecs_off as usize;
+        let u = if off == 0 {
+            // The parse leaves `ecs_len` 0 with `ecs_off`: no subnet.
+            q.ecs_len as u64
         } else {
-            parse_ecs(ctx, scratch, off, opt_len).ok_or(Verdict::Pass(Counter::PassEdns))?
+            prepare_ecs(ctx, scratch, off, q.ecs_len as usize)?;
+            // SAFETY: a word of this CPU's scratch.
+            unsafe { core::ptr::addr_of!(scratch.ecs_use).read_volatile() }
         };
-        let source = source as usize;
-        let (mut len, mut honoured) = (0, 0);
-        if family != 0 {
-            // Before the first publication, or when only some resolvers' subnets are trusted
-            // (the slow path checks the source), the program answers none.
-            let config = ECS_CONFIG.get(0).ok_or(Verdict::Pass(Counter::PassEdns))?;
-            if config.answer == 0 {
-                return Err(Verdict::Pass(Counter::PassEdns));
-            }
-            let cap = if family == ECS_FAMILY_V6 {
-                config.max6
-            } else {
-                config.max4
-            };
-            honoured = source.min(cap as usize);
-            len = 8 + source.div_ceil(8);
-        }
-        let mut forget =
-            |v: usize, max: usize| launder(scratch, v, max).ok_or(Verdict::Pass(Counter::PassEdns));
-        let family = forget(family as usize, ECS_FAMILY_V6 as usize)? as u16;
-        let source = forget(source, 128)? as u32;
-        let honoured = forget(honoured, 128)? as u32;
-        let len = forget(len, 24)?;
-        let (mhi, mlo) = mask_prefix(hi, lo, honoured);
         Ok(Self {
-            subnet: Subnet {
-                addr: Source { hi: mhi, lo: mlo },
-                v6: family == ECS_FAMILY_V6,
-                honoured,
-            },
-            family,
-            source,
-            hi,
-            lo,
-            len,
+            subnet: Subnet(u & 0x1ff),
+            echo_len: (u >> 9 & 0x1f) as usize,
         })
     }
 
-    /// The scope of an answer the lookup found as `how` (`Found::ecs`) and whose pick hashed
-    /// `persist` bits of the subnet (0: none): what the answer depended on (the class's
-    /// partition prefix, the persist mask) within the length honoured; 0 when the subnet did
-    /// not stand for the client.
+    /// Writes the option a response echoes over the query's in `scratch.ecs_opt`, with the
+    /// scope of an answer the lookup found as `how` (`Found::ecs`) and whose pick hashed
+    /// `persist` bits of the subnet (0: none), and its sum to `scratch.ecs_sum`. The scope is
+    /// what the answer depended on (the class's partition prefix, the persist mask) within
+    /// the length honoured; 0 when the subnet did not stand for the client.
     #[inline(always)]
-    fn scope(&self, how: u64, persist: u8) -> u8 {
-        if how & ECS_USED == 0 {
-            return 0;
+    fn echo(&self, scratch: &mut Scratch, how: u64, persist: u8) {
+        if self.echo_len < 8 {
+            return;
         }
-        let by_class = (how & ECS_BY_CLASS != 0).then_some(how as u8);
-        let persist = (persist != 0).then_some(persist);
-        ecs_scope(by_class, persist, self.subnet.honoured as u8)
-    }
-
-    /// The option to echo with `scope`, written to `scratch.ecs_opt` (which holds the
-    /// query's from its FAMILY on) and summed. Its length and scope go through the scratch:
-    /// whichever way they were worked out, the verifier then walks what follows once.
-    #[inline(always)]
-    fn echo(&self, scratch: &mut Scratch, scope: u8) -> Result<Echo, Verdict> {
-        // OPTION-CODE, OPTION-LENGTH, FAMILY, SOURCE and SCOPE PREFIX-LENGTH: the first word.
-        let head = (edns_option::ECS as u64) << 48
-            | (self.len.saturating_sub(4) as u64) << 32
-            | (self.family as u64) << 16
-            | ((self.source as u64) & 0xff) << 8
-            | scope as u64;
-        let bytes = scratch.ecs_opt.as_mut_ptr();
-        // SAFETY: the first word of `scratch.ecs_opt`, 8-aligned in the scratch.
-        unsafe { bytes.cast::<u64>().write_volatile(head.to_be()) };
-        let len = launder(scratch, self.len, 24).ok_or(Verdict::Pass(Counter::PassEdns))?;
-        let scope =
-            launder(scratch, scope as usize, 128).ok_or(Verdict::Pass(Counter::PassEdns))?;
-        Ok(Echo {
-            len,
-            scope: scope as u8,
-            v6: self.subnet.v6,
+        let scope = if how & ECS_USED == 0 {
+            0
+        } else {
+            let by_class = (how & ECS_BY_CLASS != 0).then_some(how as u8);
+            let persist = (persist != 0).then_some(persist);
+            ecs_scope(by_class, persist, self.subnet.honoured() as u8)
+        };
+        let words = scratch.ecs_opt.as_mut_ptr().cast::<u64>();
+        // SAFETY: the three words of `scratch.ecs_opt`, 8-aligned in the scratch.
+        unsafe {
+            // OPTION-CODE, OPTION-LENGTH; FAMILY and SOURCE as the query sent them; SCOPE.
+            let query = u64::from_be(*words);
+            let head = (edns_option::ECS as u64) << 48
+                | (self.echo_len as u64 - 4) << 32
+                | (query & 0xffff_ff00)
+                | scope as u64;
+            *words = head.to_be();
             // The address is zero past its bytes, so its words sum as the bytes sent.
-            sum: sum_u64(head) + sum_u64(self.hi) + sum_u64(self.lo),
-            bytes,
-        })
+            scratch.ecs_sum = (sum_u64(head)
+                + sum_u64(u64::from_be(*words.add(1)))
+                + sum_u64(u64::from_be(*words.add(2)))) as u64;
+        }
     }
 }
 
@@ -206,12 +177,10 @@ pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdic
     }
     let v6 = q.v6 != 0;
     let src = read_source(ctx, l3_off, v6).ok_or(Verdict::Pass(Counter::PassTruncated))?;
-    let ecs = Ecs::of(ctx, scratch)?;
+    let ecs = Use::of(ctx, scratch, &q)?;
     let found = find(scratch, &src, v6, &ecs.subnet).map_err(Verdict::Pass)?;
-    // How the client subnet was used, forgotten by the verifier (as the echo's length and
-    // scope below): it would otherwise walk everything after once per way.
-    let how = launder(scratch, found.ecs as usize, ECS_FOUND_MAX)
-        .ok_or(Verdict::Pass(Counter::PassBadSelection))? as u64;
+    // How the client subnet was used.
+    let how = found.ecs;
     // The LDNS samples count the resolver's own class, not its client's.
     let known = found.class != CLASS_UNKNOWN && how & ECS_BY_CLASS == 0;
     sample_ldns(
@@ -228,15 +197,16 @@ pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdic
         Some(Body::Answer) => {
             // SAFETY: the body is 8-aligned in the map value and holds an `AnswerSet`.
             let set = unsafe { &*body.cast::<AnswerSet>() };
-            let (pick, persist) = pick(set, &src, v6, &ecs.subnet, how & ECS_USED != 0)?;
-            let echo = ecs.echo(scratch, ecs.scope(how, persist))?;
-            answer_set(ctx, &q, set, pick, &echo)
+            let used = how & ECS_USED != 0;
+            let (pick, persist) = pick(set, &src, v6, scratch, &ecs.subnet, used)?;
+            ecs.echo(scratch, how, persist);
+            answer_set(ctx, &q, set, pick, scratch, ecs.echo_len)
         }
         Some(Body::Response) => {
             // SAFETY: as above, a `ResponseTail`.
             let tail = unsafe { &*body.cast::<ResponseTail>() };
-            let echo = ecs.echo(scratch, ecs.scope(how, 0))?;
-            response(ctx, &q, tail, &echo)
+            ecs.echo(scratch, how, 0);
+            response(ctx, &q, tail, scratch, ecs.echo_len)
         }
         Some(Body::Pass) => Err(Verdict::Pass(Counter::PassSlowPath)),
         Some(Body::Drop) => Err(Verdict::DropPolicy),
@@ -246,12 +216,13 @@ pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdic
 
 /// The pick of an answer from `set` to a query from `src` (IPv6 if `v6`), and the bits of the
 /// client's address it hashed when they count for the scope (else 0): the client subnet
-/// `subnet` stands for the client when `used`.
+/// `subnet` (its address in `scratch`) stands for the client when `used`.
 #[inline(always)]
 fn pick(
     set: &AnswerSet,
     src: &Source,
     v6: bool,
+    scratch: &Scratch,
     subnet: &Subnet,
     used: bool,
 ) -> Result<(u32, u8), Verdict> {
@@ -267,9 +238,10 @@ fn pick(
         },
         // The client subnet, when it stands for the client, is hashed in place of the source.
         Some(PickMode::Persist) if used => {
-            let (a, v6) = (&subnet.addr, subnet.v6);
+            let [hi, lo] = scratch.ecs_addr;
+            let v6 = subnet.v6();
             let bits = if v6 { set.persist_v6 } else { set.persist_v4 };
-            Ok((set.persist_pick(a.hi, a.lo, v6), bits))
+            Ok((set.persist_pick(hi, lo, v6), bits))
         }
         Some(PickMode::Persist) => Ok((set.persist_pick(src.hi, src.lo, v6), 0)),
         None => Err(Verdict::Pass(Counter::PassBadSelection)),
@@ -290,7 +262,7 @@ fn resize(
     ctx: &XdpContext,
     q: &xgslb_common::ParsedQuery,
     records: usize,
-    echo: &Echo,
+    echo_len: usize,
 ) -> Result<usize, Verdict> {
     let l3_off = q.l3_off as usize;
     let ip_hlen = if q.v6 != 0 { IPV6_HLEN } else { IPV4_HLEN };
@@ -298,7 +270,7 @@ fn resize(
     let opt_off = question_end(q) + records;
     let new_len = opt_off
         + if q.has_opt != 0 {
-            OPT_FIXED_LEN + echo.len
+            OPT_FIXED_LEN + echo_len
         } else {
             0
         };
@@ -363,7 +335,8 @@ fn answer_set(
     q: &xgslb_common::ParsedQuery,
     set: &AnswerSet,
     pick: u32,
-    echo: &Echo,
+    scratch: &Scratch,
+    echo_len: usize,
 ) -> Result<Counter, Verdict> {
     let records = set.records as usize;
     if records == 0 || records > set.count as usize || records > MAX_ADDRS {
@@ -379,7 +352,7 @@ fn answer_set(
     let rdlen: usize = if aaaa { 16 } else { 4 };
     let rr_len = RR_HEAD_LEN + rdlen;
     let ans_off = question_end(q);
-    let opt_off = resize(ctx, q, records * rr_len, echo)?;
+    let opt_off = resize(ctx, q, records * rr_len, echo_len)?;
     // From here on the frame is no longer the query: any failure drops it.
 
     // The records, summed as a stream from the first record (an even offset of the stream
@@ -428,7 +401,10 @@ fn answer_set(
         opt_off,
         sum,
         false,
-        echo,
+        Echo {
+            scratch,
+            len: echo_len,
+        },
         Written {
             an: records as u16,
             ns: 0,
@@ -457,14 +433,15 @@ fn response(
     ctx: &XdpContext,
     q: &xgslb_common::ParsedQuery,
     tail: &ResponseTail,
-    echo: &Echo,
+    scratch: &Scratch,
+    echo_len: usize,
 ) -> Result<Counter, Verdict> {
     let len = tail.len as usize;
     if len == 0 || len > TAIL_LEN {
         return Err(Verdict::Pass(Counter::PassBadSelection));
     }
     let ans_off = question_end(q);
-    let opt_off = resize(ctx, q, len, echo)?;
+    let opt_off = resize(ctx, q, len, echo_len)?;
     // SAFETY: `len` bytes of the map value's tail; the helper checks the packet range.
     let rc = unsafe {
         bpf_xdp_store_bytes(
@@ -509,7 +486,10 @@ fn response(
         opt_off,
         sum,
         len & 1 == 1,
-        echo,
+        Echo {
+            scratch,
+            len: echo_len,
+        },
         Written {
             an: tail.an,
             ns: tail.ns,
@@ -533,7 +513,7 @@ fn finish(
     opt_off: usize,
     records_sum: u32,
     records_odd: bool,
-    echo: &Echo,
+    echo: Echo,
     w: Written,
 ) -> Result<Counter, Verdict> {
     let l3_off = q.l3_off as usize;
@@ -544,11 +524,8 @@ fn finish(
     let has_opt = q.has_opt != 0;
     let ip_hlen = if v6 { IPV6_HLEN } else { IPV4_HLEN };
     let udp_off = l3_off + ip_hlen;
-    // A client subnet is echoed only in an OPT, and the query's had one.
-    let echo_len = if has_opt { echo.len } else { 0 };
-    if echo_len > 24 {
-        return Err(Verdict::Drop);
-    }
+    // Only a query with an OPT has a client subnet to echo (0 bytes otherwise).
+    let echo_len = echo.len;
     let new_len = opt_off + if has_opt { OPT_FIXED_LEN + echo_len } else { 0 };
     let udp_len = new_len - udp_off;
 
@@ -572,8 +549,8 @@ fn finish(
             + ((rdlen as u32) << 8);
         if echo_len != 0 {
             // The option follows the fixed part's 11 bytes: at an odd offset of the OPT.
-            write_echo(ctx, opt_off + OPT_FIXED_LEN, echo)?;
-            opt_sum += at_parity(echo.sum, true);
+            write_echo(ctx, opt_off + OPT_FIXED_LEN, &echo)?;
+            opt_sum += at_parity(echo.scratch.ecs_sum as u32, true);
         }
         tail_sum += at_parity(opt_sum, records_odd);
     }
@@ -645,9 +622,18 @@ fn finish(
         store_be16(udp.add(6), csum);
     }
     if echo_len != 0 {
-        count_ecs(echo.v6, echo.scope);
+        // FAMILY's low byte and SCOPE, from the option written.
+        let opt = &echo.scratch.ecs_opt;
+        count_ecs(opt[5] == ECS_FAMILY_V6 as u8, opt[7]);
     }
     Ok(w.kind)
+}
+
+/// The client subnet option a response carries: `len` bytes (0: none) of `scratch.ecs_opt`,
+/// their sum in `scratch.ecs_sum` (`Use::echo`).
+struct Echo<'a> {
+    scratch: &'a Scratch,
+    len: usize,
 }
 
 /// Copies the client subnet option `echo` to frame offset `at` (its bytes are already part
@@ -658,8 +644,10 @@ fn write_echo(ctx: &XdpContext, at: usize, echo: &Echo) -> Result<(), Verdict> {
     if !(8..=24).contains(&len) {
         return Err(Verdict::Drop);
     }
-    // SAFETY: `len` <= 24 bytes of `scratch.ecs_opt`; the helper checks the packet range.
-    let rc = unsafe { bpf_xdp_store_bytes(ctx.ctx, at as u32, echo.bytes as *mut _, len as u32) };
+    let bytes = echo.scratch.ecs_opt.as_ptr();
+    // SAFETY: `len` <= 24 bytes of `scratch.ecs_opt`; the helper checks the packet range
+    // (and only reads the buffer).
+    let rc = unsafe { bpf_xdp_store_bytes(ctx.ctx, at as u32, bytes as *mut _, len as u32) };
     if rc != 0 {
         return Err(Verdict::Drop);
     }

@@ -42,15 +42,25 @@ pub const ECS_USED: u64 = 1 << 8;
 /// partition prefix.
 pub const ECS_BY_CLASS: u64 = 1 << 9;
 
-/// A query's client subnet as the lookup uses it.
-pub struct Subnet {
-    /// The address masked to `honoured` bits.
-    pub addr: Source,
-    /// Its family is IPv6.
-    pub v6: bool,
-    /// The source prefix length honoured (at most the cap of its family); 0 when the query
-    /// has no client subnet or honours none of it: its source stands for the client.
-    pub honoured: u32,
+/// A query's client subnet as the lookup uses it, packed in one word: the source prefix
+/// length honoured (bits 0 to 7; at most the cap of its family; 0 when the query has no
+/// client subnet or honours none of it: its source stands for the client), then 1 for
+/// IPv6 (bit 8). Its address, masked to that length, is `Scratch::ecs_addr`. (One word: LLVM
+/// merges adjacent small fields into misaligned stack loads, which the verifier refuses.)
+pub struct Subnet(pub u64);
+
+impl Subnet {
+    /// The source prefix length honoured.
+    #[inline(always)]
+    pub fn honoured(&self) -> u32 {
+        (self.0 & 0xff) as u32
+    }
+
+    /// The subnet is IPv6.
+    #[inline(always)]
+    pub fn v6(&self) -> bool {
+        self.0 >> 8 & 1 != 0
+    }
 }
 
 /// Whether `scratch.name` from `off` (a label start) to the name's end is the name in
@@ -125,7 +135,7 @@ pub fn find<'a>(
     let h0 = scratch.hashes[0];
     let exact = entry_key(h0, qtype, ANY_CLASS, EntryKind::Exact);
     if let Some(e) = get(table, scratch, exact, 0, qtype, ANY_CLASS, EntryKind::Exact) {
-        let used = subnet.honoured != 0 && e.head.flags & entry_flags::ECS_IGNORE == 0;
+        let used = subnet.honoured() != 0 && e.head.flags & entry_flags::ECS_IGNORE == 0;
         if e.head.flags & entry_flags::CLASSED == 0 {
             return Ok(Found {
                 entry: e,
@@ -134,7 +144,8 @@ pub fn find<'a>(
             });
         }
         let (class, ecs) = if used {
-            let region = ecs_region(&subnet.addr, subnet.v6).ok_or(Counter::PassEdns)?;
+            let [hi, lo] = scratch.ecs_addr;
+            let region = ecs_region(&Source { hi, lo }, subnet.v6()).ok_or(Counter::PassEdns)?;
             (region.class, ECS_USED | ECS_BY_CLASS | region.scope as u64)
         } else {
             (crate::client::class_of(src, v6), 0)

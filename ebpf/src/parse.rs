@@ -282,26 +282,28 @@ pub fn parse_dns(ctx: &XdpContext, scratch: &mut Scratch, l3: L3) -> Result<Pars
     // client subnet) would each walk the hashing loop again.
     hash_suffixes(scratch, labels)?;
     let rest = tail_off + 4;
-    // No client subnet until the OPT's walk meets one.
-    let ecs = ecs_slot(scratch);
-    // SAFETY: a word of this CPU's scratch.
-    unsafe { ecs.write_volatile(0) };
-    let (has_opt, edns) = if ar == 0 {
+    let (edns, ecs) = if ar == 0 {
         if rest != dns_end {
             return Err(Counter::PassTrailing);
         }
-        (false, Edns::default())
+        (None, 0)
     } else {
-        (true, parse_opt(ctx, ecs, rest, dns_end)?)
+        // No client subnet until the OPT's walk meets one.
+        let ecs = ecs_slot(scratch);
+        // SAFETY (both): a word of this CPU's scratch.
+        unsafe { ecs.write_volatile(0) };
+        let edns = parse_opt(ctx, ecs, rest, dns_end)?;
+        (Some(edns), unsafe { ecs.read_volatile() })
     };
-    let limit = if has_opt {
+    let (has_opt, dnssec_ok, limit) = match edns {
         // What the slow path allows: the client's size, at most ours, at least 512.
-        edns.size.clamp(CLASSIC_UDP_SIZE, EDNS_UDP_SIZE)
-    } else {
-        CLASSIC_UDP_SIZE
+        Some(e) => (
+            true,
+            e.dnssec_ok,
+            e.size.clamp(CLASSIC_UDP_SIZE, EDNS_UDP_SIZE),
+        ),
+        None => (false, false, CLASSIC_UDP_SIZE),
     };
-    // SAFETY: as above.
-    let ecs = unsafe { ecs.read_volatile() };
 
     Ok(ParsedQuery {
         l3_off: l3_off as u16,
@@ -312,7 +314,7 @@ pub fn parse_dns(ctx: &XdpContext, scratch: &mut Scratch, l3: L3) -> Result<Pars
         qtype: qt,
         limit,
         has_opt: has_opt as u8,
-        dnssec_ok: edns.dnssec_ok as u8,
+        dnssec_ok: dnssec_ok as u8,
         udp_csum_zero: udp_csum_zero as u8,
         v6: v6 as u8,
         labels: labels as u32,
@@ -470,7 +472,6 @@ fn ascii_lower8(x: u64) -> u64 {
 }
 
 /// What a query's OPT RR says.
-#[derive(Default)]
 struct Edns {
     /// The DO bit.
     dnssec_ok: bool,
