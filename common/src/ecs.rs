@@ -100,3 +100,47 @@ pub const fn ecs_scope(by_class: Option<u8>, persist: Option<u8>, honoured: u8) 
     }
     if s > honoured { honoured } else { s }
 }
+
+/// ECS FAMILY of IPv4 (RFC 7871 6, the IANA address family numbers).
+pub const ECS_FAMILY_V4: u16 = 1;
+/// ECS FAMILY of IPv6.
+pub const ECS_FAMILY_V6: u16 = 2;
+
+/// An address as two big-endian words (IPv4 in the top 32 bits of `hi`, as the program reads
+/// addresses) masked to its first `bits` bits (0..=128).
+#[inline(always)]
+pub const fn mask_prefix(hi: u64, lo: u64, bits: u32) -> (u64, u64) {
+    let hi_bits = if bits > 64 { 64 } else { bits };
+    let lo_bits = bits.saturating_sub(64);
+    (
+        hi & crate::high_mask(hi_bits),
+        lo & crate::high_mask(lo_bits),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_prefix_keeps_exactly_the_prefix() {
+        let (hi, lo) = (0x2001_0db8_ffff_ffff_u64, u64::MAX);
+        assert_eq!(mask_prefix(hi, lo, 0), (0, 0));
+        assert_eq!(mask_prefix(hi, lo, 32), (0x2001_0db8_0000_0000, 0));
+        assert_eq!(mask_prefix(hi, lo, 64), (hi, 0));
+        assert_eq!(mask_prefix(hi, lo, 72), (hi, 0xff00_0000_0000_0000));
+        assert_eq!(mask_prefix(hi, lo, 128), (hi, lo));
+    }
+
+    #[test]
+    fn the_scope_is_the_widest_dependency_within_the_honoured_length() {
+        assert_eq!(ecs_scope(None, None, 24), 0);
+        assert_eq!(ecs_scope(Some(20), None, 24), 20);
+        assert_eq!(ecs_scope(Some(20), None, 16), 16);
+        assert_eq!(ecs_scope(Some(17), Some(28), 24), 24);
+        assert_eq!(ecs_scope(None, Some(20), 24), 20);
+        assert_eq!(ecs_stat_index(false, 40), 32);
+        assert_eq!(ecs_stat_index(true, 0), 33);
+        assert_eq!(ecs_stat_index(true, 200), ECS_STATS_LEN - 1);
+    }
+}

@@ -100,7 +100,7 @@ pub mod map_names {
     /// Per-CPU `u32` round-robin pick counter, one entry.
     pub const PICK: &str = "XGSLB_PICK_V2";
     /// Per-CPU `Scratch`, one entry; the program's working memory.
-    pub const SCRATCH: &str = "XGSLB_SCRATCH_V4";
+    pub const SCRATCH: &str = "XGSLB_SCRATCH_V5";
     /// `Meta` written by xgslbd for `xgslbctl` (the program never reads it), one entry.
     pub const META: &str = "XGSLB_META_V2";
     /// Per-CPU u64 array: answers by (answer set's `stat`, leading address index), for
@@ -169,7 +169,8 @@ pub mod flags {
 pub mod edns_option {
     /// RFC 5001: answered with the server's id, by the slow path.
     pub const NSID: u16 = 3;
-    /// RFC 7871 client subnet: validated and answered with a scope, by the slow path.
+    /// RFC 7871 client subnet: validated and answered with a scope (the XDP program passes
+    /// a malformed one, which the slow path answers with FORMERR).
     pub const ECS: u16 = 8;
     /// RFC 7873: ignored when well formed (8, or 16 to 40 bytes); else FORMERR.
     pub const COOKIE: u16 = 10;
@@ -667,6 +668,19 @@ pub struct Scratch {
     pub sampled: u64,
     /// The LDNS sample key under construction (kept off the stack like the name).
     pub ldns: LdnsKey,
+    /// The query's client subnet option as the answer stage reads it: from byte 4 on its data
+    /// (FAMILY, SOURCE and SCOPE PREFIX-LENGTH, then ADDRESS at byte 8: whole words), zero
+    /// past it; then, the response's option written over it (code and length in the first 4
+    /// bytes, our scope in byte 7).
+    pub ecs_opt: [u8; 24],
+    /// That subnet's address masked to the length honoured, as two host-order words (IPv4
+    /// in the top 32 bits of the first).
+    pub ecs_addr: [u64; 2],
+    /// How the answer stage uses the subnet (ebpf/src/answer.rs `prepare_ecs`): 0 without one.
+    pub ecs_use: u64,
+    /// The ones' complement sum of the response's option, as 16-bit words from an even
+    /// offset.
+    pub ecs_sum: u64,
     /// The frame's headers and question, while they move to make room at the front for an
     /// answer the tailroom cannot hold.
     pub frame: [u8; FRAME_HEAD_MAX],
@@ -681,9 +695,11 @@ const _: () = assert!(
             + 8 * MAX_NAME_LABELS
             + MAX_NAME_LABELS
             + 8
-            + 24
+            + 32
             + 8
             + 24
+            + 24
+            + 32
             + FRAME_HEAD_MAX
 );
 
@@ -718,10 +734,18 @@ pub struct ParsedQuery {
     /// Labels of the name (root excluded), 1..=MAX_NAME_LABELS. (A u32: three padding bytes
     /// would be written with a `memset` call, a byte loop on BPF.)
     pub labels: u32,
+    /// Frame offset of the data of the OPT's client subnet option (RFC 7871), 0 when it has
+    /// none. The answer stage reads and checks it.
+    pub ecs_off: u16,
+    /// Length of that option's data.
+    pub ecs_len: u16,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
 }
-layout!(ParsedQuery, 24, {
+layout!(ParsedQuery, 32, {
     l3_off: 0, tail_off: 2, name_len: 4, flags: 6, name_sum: 8, qtype: 12, limit: 14,
-    has_opt: 16, dnssec_ok: 17, udp_csum_zero: 18, v6: 19, labels: 20,
+    has_opt: 16, dnssec_ok: 17, udp_csum_zero: 18, v6: 19, labels: 20, ecs_off: 24,
+    ecs_len: 26, _pad: 28,
 });
 
 #[cfg(feature = "user")]

@@ -1,22 +1,24 @@
 //! Turning a parsed query into its response in place: find the entry, pick the records or
 //! take the precomputed tail, resize the frame, swap addresses, write the header, the records
-//! and the OPT, and checksum (from sums of the parts, never a pass over the frame).
+//! and the OPT (with the query's client subnet echoed and its scope), and checksum (from sums
+//! of the parts, never a pass over the frame).
 use aya_ebpf::{
     helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, generated::bpf_xdp_store_bytes},
     programs::XdpContext,
 };
 use xgslb_common::{
-    AnswerSet, Body, ClassId, Counter, EDNS_UDP_SIZE, Entry, FRAME_HEAD_MAX, MAX_ADDRS,
-    MAX_ANSWER_STATS, NO_FIX, PickMode, ResponseTail, Scratch, TAIL_LEN, qtype,
+    AnswerSet, Body, ClassId, Counter, ECS_FAMILY_V6, EDNS_UDP_SIZE, Entry, FRAME_HEAD_MAX,
+    MAX_ADDRS, MAX_ANSWER_STATS, NO_FIX, PickMode, ResponseTail, Scratch, TAIL_LEN, ecs_scope,
+    ecs_stat_index, edns_option, mask_prefix, qtype,
 };
 
 use crate::{
-    checksum::{at_parity, finish_udp, fold, sum_be16, sum_u32},
-    client::{read_source, sample_ldns},
+    checksum::{at_parity, finish_udp, fold, sum_be16, sum_u32, sum_u64},
+    client::{Source, read_source, sample_ldns},
     frame::{MAX_PKT_OFF, load_be16, ptr_at},
-    lookup::{CLASS_UNKNOWN, find},
-    maps::{ANSWERS, PICK},
-    parse::{DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, OPT_FIXED_LEN, UDP_HLEN, flags},
+    lookup::{CLASS_UNKNOWN, ECS_BY_CLASS, ECS_USED, Subnet, find},
+    maps::{ANSWERS, ECS_CONFIG, ECS_STATS, PICK},
+    parse::{DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, OPT_FIXED_LEN, UDP_HLEN, flags, parse_ecs},
     verifier::opaque,
 };
 
@@ -60,6 +62,109 @@ struct Written {
     kind: Counter,
 }
 
+/// Reads and checks the query's client subnet (its option's data at frame offset `off`,
+/// `len` bytes: `parse::parse_ecs`) and leaves in the scratch how the answer uses it:
+/// `ecs_addr`, the address masked to the length the config honours, and `ecs_use` (`Use`).
+/// A query whose subnet is malformed, or that the program may not answer, is passed.
+#[inline(always)]
+fn prepare_ecs(
+    ctx: &XdpContext,
+    scratch: &mut Scratch,
+    off: usize,
+    len: usize,
+) -> Result<(), Verdict> {
+    let pass = || Verdict::Pass(Counter::PassEdns);
+    let (family, source, hi, lo) = parse_ecs(ctx, scratch, off, len).ok_or_else(pass)?;
+    // Before the first publication, or when only some resolvers' subnets are trusted (the
+    // slow path checks the source), the program answers none.
+    let config = ECS_CONFIG.get(0).ok_or_else(pass)?;
+    if config.answer == 0 {
+        return Err(pass());
+    }
+    let v6 = family == ECS_FAMILY_V6;
+    let cap = if v6 { config.max6 } else { config.max4 } as u32;
+    let honoured = source.min(cap);
+    let (mhi, mlo) = mask_prefix(hi, lo, honoured);
+    scratch.ecs_addr = [mhi, mlo];
+    let echo_len = 8 + source.div_ceil(8) as u64;
+    // SAFETY: a word of this CPU's scratch; volatile: read back as such (`Use::of`).
+    unsafe {
+        core::ptr::addr_of_mut!(scratch.ecs_use)
+            .write_volatile(honoured as u64 | (v6 as u64) << 8 | echo_len << 9)
+    };
+    Ok(())
+}
+
+/// How the answer uses the query's client subnet: `prepare_ecs`'s `scratch.ecs_use`, or
+/// without a subnet the query's `ecs_len` (0), both packed as `Subnet` | echo length << 9.
+/// Either is read from map memory: the verifier knows neither value, and walks what follows
+/// once for both (verifier.rs).
+struct Use {
+    /// The subnet as the lookup sees it (`honoured` 0: the query's source stands for the
+    /// client).
+    subnet: Subnet,
+    /// Bytes of the option a response echoes (code and length included); 0 without one.
+    echo_len: usize,
+}
+
+impl Use {
+    /// The use of the client subnet of `q` (the query in `scratch`), prepared.
+    #[inline(always)]
+    fn of(
+        ctx: &XdpContext,
+        scratch: &mut Scratch,
+        q: &xgslb_common::ParsedQuery,
+    ) -> Result<Self, Verdict> {
+        let off = q.ecs_off as usize;
+        let u = if off == 0 {
+            // The parse leaves `ecs_len` 0 with `ecs_off`: no subnet.
+            q.ecs_len as u64
+        } else {
+            prepare_ecs(ctx, scratch, off, q.ecs_len as usize)?;
+            // SAFETY: a word of this CPU's scratch.
+            unsafe { core::ptr::addr_of!(scratch.ecs_use).read_volatile() }
+        };
+        Ok(Self {
+            subnet: Subnet(u & 0x1ff),
+            echo_len: (u >> 9 & 0x1f) as usize,
+        })
+    }
+
+    /// Writes the option a response echoes over the query's in `scratch.ecs_opt`, with the
+    /// scope of an answer the lookup found as `how` (`Found::ecs`) and whose pick hashed
+    /// `persist` bits of the subnet (0: none), and its sum to `scratch.ecs_sum`. The scope is
+    /// what the answer depended on (the class's partition prefix, the persist mask) within
+    /// the length honoured; 0 when the subnet did not stand for the client.
+    #[inline(always)]
+    fn echo(&self, scratch: &mut Scratch, how: u64, persist: u8) {
+        if self.echo_len < 8 {
+            return;
+        }
+        let scope = if how & ECS_USED == 0 {
+            0
+        } else {
+            let by_class = (how & ECS_BY_CLASS != 0).then_some(how as u8);
+            let persist = (persist != 0).then_some(persist);
+            ecs_scope(by_class, persist, self.subnet.honoured() as u8)
+        };
+        let words = scratch.ecs_opt.as_mut_ptr().cast::<u64>();
+        // SAFETY: the three words of `scratch.ecs_opt`, 8-aligned in the scratch.
+        unsafe {
+            // OPTION-CODE, OPTION-LENGTH; FAMILY and SOURCE as the query sent them; SCOPE.
+            let query = u64::from_be(*words);
+            let head = (edns_option::ECS as u64) << 48
+                | (self.echo_len as u64 - 4) << 32
+                | (query & 0xffff_ff00)
+                | scope as u64;
+            *words = head.to_be();
+            // The address is zero past its bytes, so its words sum as the bytes sent.
+            scratch.ecs_sum = (sum_u64(head)
+                + sum_u64(u64::from_be(*words.add(1)))
+                + sum_u64(u64::from_be(*words.add(2)))) as u64;
+        }
+    }
+}
+
 /// Answers the query in `scratch` in place; `Ok` is the answered-kind counter for XDP_TX.
 #[inline(always)]
 pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdict> {
@@ -72,8 +177,12 @@ pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdic
     }
     let v6 = q.v6 != 0;
     let src = read_source(ctx, l3_off, v6).ok_or(Verdict::Pass(Counter::PassTruncated))?;
-    let found = find(scratch, &src, v6).map_err(Verdict::Pass)?;
-    let known = found.class != CLASS_UNKNOWN;
+    let ecs = Use::of(ctx, scratch, &q)?;
+    let found = find(scratch, &src, v6, &ecs.subnet).map_err(Verdict::Pass)?;
+    // How the client subnet was used.
+    let how = found.ecs;
+    // The LDNS samples count the resolver's own class, not its client's.
+    let known = found.class != CLASS_UNKNOWN && how & ECS_BY_CLASS == 0;
     sample_ldns(
         &mut scratch.sampled,
         &mut scratch.ldns,
@@ -88,15 +197,53 @@ pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdic
         Some(Body::Answer) => {
             // SAFETY: the body is 8-aligned in the map value and holds an `AnswerSet`.
             let set = unsafe { &*body.cast::<AnswerSet>() };
-            answer_set(ctx, &q, set, &src, v6)
+            let used = how & ECS_USED != 0;
+            let (pick, persist) = pick(set, &src, v6, scratch, &ecs.subnet, used)?;
+            ecs.echo(scratch, how, persist);
+            answer_set(ctx, &q, set, pick, scratch, ecs.echo_len)
         }
         Some(Body::Response) => {
             // SAFETY: as above, a `ResponseTail`.
             let tail = unsafe { &*body.cast::<ResponseTail>() };
-            response(ctx, &q, tail)
+            ecs.echo(scratch, how, 0);
+            response(ctx, &q, tail, scratch, ecs.echo_len)
         }
         Some(Body::Pass) => Err(Verdict::Pass(Counter::PassSlowPath)),
         Some(Body::Drop) => Err(Verdict::DropPolicy),
+        None => Err(Verdict::Pass(Counter::PassBadSelection)),
+    }
+}
+
+/// The pick of an answer from `set` to a query from `src` (IPv6 if `v6`), and the bits of the
+/// client's address it hashed when they count for the scope (else 0): the client subnet
+/// `subnet` (its address in `scratch`) stands for the client when `used`.
+#[inline(always)]
+fn pick(
+    set: &AnswerSet,
+    src: &Source,
+    v6: bool,
+    scratch: &Scratch,
+    subnet: &Subnet,
+    used: bool,
+) -> Result<(u32, u8), Verdict> {
+    match PickMode::from_u8(set.pick) {
+        Some(PickMode::Counter) => match PICK.get_ptr_mut(0) {
+            // SAFETY: this CPU's counter; XDP runs with preemption off.
+            Some(c) => unsafe {
+                let v = *c;
+                *c = v.wrapping_add(1);
+                Ok((v, 0))
+            },
+            None => Err(Verdict::Pass(Counter::PassBadSelection)),
+        },
+        // The client subnet, when it stands for the client, is hashed in place of the source.
+        Some(PickMode::Persist) if used => {
+            let [hi, lo] = scratch.ecs_addr;
+            let v6 = subnet.v6();
+            let bits = if v6 { set.persist_v6 } else { set.persist_v4 };
+            Ok((set.persist_pick(hi, lo, v6), bits))
+        }
+        Some(PickMode::Persist) => Ok((set.persist_pick(src.hi, src.lo, v6), 0)),
         None => Err(Verdict::Pass(Counter::PassBadSelection)),
     }
 }
@@ -108,19 +255,25 @@ fn question_end(q: &xgslb_common::ParsedQuery) -> usize {
 }
 
 /// Resizes the frame to end `records` bytes after the question, plus the OPT if the query
-/// had one; checks the DNS message fits the client's size. Returns the frame offset of the
-/// OPT (the end of the records).
+/// had one (with its client subnet echoed); checks the DNS message fits the client's size.
+/// Returns the frame offset of the OPT (the end of the records).
 #[inline(always)]
 fn resize(
     ctx: &XdpContext,
     q: &xgslb_common::ParsedQuery,
     records: usize,
+    echo_len: usize,
 ) -> Result<usize, Verdict> {
     let l3_off = q.l3_off as usize;
     let ip_hlen = if q.v6 != 0 { IPV6_HLEN } else { IPV4_HLEN };
     let dns_off = l3_off + ip_hlen + UDP_HLEN;
     let opt_off = question_end(q) + records;
-    let new_len = opt_off + if q.has_opt != 0 { OPT_FIXED_LEN } else { 0 };
+    let new_len = opt_off
+        + if q.has_opt != 0 {
+            OPT_FIXED_LEN + echo_len
+        } else {
+            0
+        };
     if new_len - dns_off > q.limit as usize {
         return Err(Verdict::Pass(Counter::PassTooBig));
     }
@@ -181,8 +334,9 @@ fn answer_set(
     ctx: &XdpContext,
     q: &xgslb_common::ParsedQuery,
     set: &AnswerSet,
-    src: &crate::client::Source,
-    v6: bool,
+    pick: u32,
+    scratch: &Scratch,
+    echo_len: usize,
 ) -> Result<Counter, Verdict> {
     let records = set.records as usize;
     if records == 0 || records > set.count as usize || records > MAX_ADDRS {
@@ -192,26 +346,13 @@ fn answer_set(
     if !aaaa && q.qtype != qtype::A {
         return Err(Verdict::Pass(Counter::PassBadSelection));
     }
-    let pick = match PickMode::from_u8(set.pick) {
-        Some(PickMode::Counter) => match PICK.get_ptr_mut(0) {
-            // SAFETY: this CPU's counter; XDP runs with preemption off.
-            Some(c) => unsafe {
-                let v = *c;
-                *c = v.wrapping_add(1);
-                v
-            },
-            None => return Err(Verdict::Pass(Counter::PassBadSelection)),
-        },
-        Some(PickMode::Persist) => set.persist_pick(src.hi, src.lo, v6),
-        None => return Err(Verdict::Pass(Counter::PassBadSelection)),
-    };
     let Some(lead) = set.answer_index(pick, 0) else {
         return Err(Verdict::Pass(Counter::PassBadSelection));
     };
     let rdlen: usize = if aaaa { 16 } else { 4 };
     let rr_len = RR_HEAD_LEN + rdlen;
     let ans_off = question_end(q);
-    let opt_off = resize(ctx, q, records * rr_len)?;
+    let opt_off = resize(ctx, q, records * rr_len, echo_len)?;
     // From here on the frame is no longer the query: any failure drops it.
 
     // The records, summed as a stream from the first record (an even offset of the stream
@@ -260,6 +401,10 @@ fn answer_set(
         opt_off,
         sum,
         false,
+        Echo {
+            scratch,
+            len: echo_len,
+        },
         Written {
             an: records as u16,
             ns: 0,
@@ -288,13 +433,15 @@ fn response(
     ctx: &XdpContext,
     q: &xgslb_common::ParsedQuery,
     tail: &ResponseTail,
+    scratch: &Scratch,
+    echo_len: usize,
 ) -> Result<Counter, Verdict> {
     let len = tail.len as usize;
     if len == 0 || len > TAIL_LEN {
         return Err(Verdict::Pass(Counter::PassBadSelection));
     }
     let ans_off = question_end(q);
-    let opt_off = resize(ctx, q, len)?;
+    let opt_off = resize(ctx, q, len, echo_len)?;
     // SAFETY: `len` bytes of the map value's tail; the helper checks the packet range.
     let rc = unsafe {
         bpf_xdp_store_bytes(
@@ -339,6 +486,10 @@ fn response(
         opt_off,
         sum,
         len & 1 == 1,
+        Echo {
+            scratch,
+            len: echo_len,
+        },
         Written {
             an: tail.an,
             ns: tail.ns,
@@ -349,10 +500,12 @@ fn response(
     )
 }
 
-/// Writes the OPT (if the query had one), the addresses, ports, lengths, header and checksums
-/// around the records already written. `records_sum` is the records' sum as 16-bit words
-/// from their start (an even offset of the stream that begins at the question's type);
-/// `records_odd` says they are an odd number of bytes, which puts the OPT at an odd offset.
+/// Writes the OPT (if the query had one, with the client subnet `echo`), the
+/// addresses, ports, lengths, header and checksums around the records already written.
+/// `records_sum` is the records' sum as 16-bit words from their start (an even offset of the
+/// stream that begins at the question's type); `records_odd` says they are an odd number of
+/// bytes, which puts the OPT at an odd offset.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn finish(
     ctx: &XdpContext,
@@ -360,6 +513,7 @@ fn finish(
     opt_off: usize,
     records_sum: u32,
     records_odd: bool,
+    echo: Echo,
     w: Written,
 ) -> Result<Counter, Verdict> {
     let l3_off = q.l3_off as usize;
@@ -370,7 +524,9 @@ fn finish(
     let has_opt = q.has_opt != 0;
     let ip_hlen = if v6 { IPV6_HLEN } else { IPV4_HLEN };
     let udp_off = l3_off + ip_hlen;
-    let new_len = opt_off + if has_opt { OPT_FIXED_LEN } else { 0 };
+    // Only a query with an OPT has a client subnet to echo (0 bytes otherwise).
+    let echo_len = echo.len;
+    let new_len = opt_off + if has_opt { OPT_FIXED_LEN + echo_len } else { 0 };
     let udp_len = new_len - udp_off;
 
     // The stream from the question's type field: type, class IN, the records, the OPT.
@@ -379,11 +535,23 @@ fn finish(
         let p = ptr_at(ctx, opt_off, OPT_FIXED_LEN).ok_or(Verdict::Drop)?;
         let size = EDNS_UDP_SIZE.to_be_bytes();
         let do_bit = if q.dnssec_ok != 0 { 0x80 } else { 0 };
-        let opt = [0, 0, 41, size[0], size[1], 0, 0, do_bit, 0, 0, 0];
+        // RDLENGTH: the echoed option, if any (at most 24 bytes: the high byte is zero).
+        let rdlen = echo_len as u8;
+        let opt = [0, 0, 41, size[0], size[1], 0, 0, do_bit, 0, 0, rdlen];
         // SAFETY: `p` has OPT_FIXED_LEN bytes in the frame.
         unsafe { p.cast::<[u8; OPT_FIXED_LEN]>().write_unaligned(opt) };
-        // Its 16-bit words from an even offset: 00 00 | 29 size_hi | size_lo 00 | 00 DO | ...
-        let opt_sum = 0x2900 + (size[0] as u32) + ((size[1] as u32) << 8) + do_bit as u32;
+        // Its 16-bit words from an even offset: 00 00 | 29 size_hi | size_lo 00 | 00 DO |
+        // 00 00 | RDLENGTH's low byte and the option's first.
+        let mut opt_sum = 0x2900
+            + (size[0] as u32)
+            + ((size[1] as u32) << 8)
+            + do_bit as u32
+            + ((rdlen as u32) << 8);
+        if echo_len != 0 {
+            // The option follows the fixed part's 11 bytes: at an odd offset of the OPT.
+            write_echo(ctx, opt_off + OPT_FIXED_LEN, &echo)?;
+            opt_sum += at_parity(echo.scratch.ecs_sum as u32, true);
+        }
         tail_sum += at_parity(opt_sum, records_odd);
     }
     let tail_sum = at_parity(tail_sum, q.name_len & 1 == 1);
@@ -453,7 +621,46 @@ fn finish(
         };
         store_be16(udp.add(6), csum);
     }
+    if echo_len != 0 {
+        // FAMILY's low byte and SCOPE, from the option written.
+        let opt = &echo.scratch.ecs_opt;
+        count_ecs(opt[5] == ECS_FAMILY_V6 as u8, opt[7]);
+    }
     Ok(w.kind)
+}
+
+/// The client subnet option a response carries: `len` bytes (0: none) of `scratch.ecs_opt`,
+/// their sum in `scratch.ecs_sum` (`Use::echo`).
+struct Echo<'a> {
+    scratch: &'a Scratch,
+    len: usize,
+}
+
+/// Copies the client subnet option `echo` to frame offset `at` (its bytes are already part
+/// of the frame).
+#[inline(always)]
+fn write_echo(ctx: &XdpContext, at: usize, echo: &Echo) -> Result<(), Verdict> {
+    let len = echo.len;
+    if !(8..=24).contains(&len) {
+        return Err(Verdict::Drop);
+    }
+    let bytes = echo.scratch.ecs_opt.as_ptr();
+    // SAFETY: `len` <= 24 bytes of `scratch.ecs_opt`; the helper checks the packet range
+    // (and only reads the buffer).
+    let rc = unsafe { bpf_xdp_store_bytes(ctx.ctx, at as u32, bytes as *mut _, len as u32) };
+    if rc != 0 {
+        return Err(Verdict::Drop);
+    }
+    Ok(())
+}
+
+/// Counts an answer to a client subnet of family IPv6 (`v6`) or IPv4, with scope `scope`.
+#[inline(always)]
+fn count_ecs(v6: bool, scope: u8) {
+    if let Some(c) = ECS_STATS.get_ptr_mut(ecs_stat_index(v6, scope)) {
+        // SAFETY: this CPU's counter; XDP runs with preemption off.
+        unsafe { *c += 1 };
+    }
 }
 
 /// Counts an answer led by address `lead` of the set with stat slot `stat`.

@@ -28,6 +28,12 @@ pub fn sum_u32(v: u32) -> u32 {
     (v >> 16) + (v & 0xffff)
 }
 
+/// Sum of the 16-bit big-endian words of an 8-byte value.
+#[inline(always)]
+pub fn sum_u64(v: u64) -> u32 {
+    sum_u32((v >> 32) as u32) + sum_u32(v as u32)
+}
+
 /// Final checksum field from a sum: complemented; for UDP a computed zero is sent as 0xffff
 /// (RFC 768: zero means "no checksum").
 #[inline(always)]

@@ -4,12 +4,12 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use core::mem::{offset_of, size_of};
 use xgslb_common::{
-    ClassId, ClassKey, DEFAULT_CLASS, LDNS_SAMPLE_SHIFT, LdnsKey, MAX_CLASS_LENGTHS,
+    ClassId, ClassKey, DEFAULT_CLASS, EcsRegion, LDNS_SAMPLE_SHIFT, LdnsKey, MAX_CLASS_LENGTHS,
 };
 
 use crate::{
     frame::ptr_at,
-    maps::{CLASS_LENGTHS, CLASS_TRIE4, CLASS_TRIE6, CLASSES, LDNS},
+    maps::{CLASS_LENGTHS, CLASS_TRIE4, CLASS_TRIE6, CLASSES, ECS_TRIE4, ECS_TRIE6, LDNS},
 };
 
 /// The source address of a query as two big-endian words: IPv4 in the top 32 bits of `hi`
@@ -96,9 +96,9 @@ pub fn class_of(src: &Source, v6: bool) -> ClassId {
     DEFAULT_CLASS
 }
 
-/// The class of `src` from the family's LPM trie.
+/// The key of `src` (the whole address) in a trie of its family.
 #[inline(always)]
-fn trie_class_of(src: &Source, v6: bool) -> ClassId {
+fn trie_key(src: &Source, v6: bool) -> TrieKey {
     let mut key = TrieKey {
         prefix_len: 0,
         data: [0; 4],
@@ -113,6 +113,13 @@ fn trie_class_of(src: &Source, v6: bool) -> ClassId {
         words.add(2).write_volatile(((src.lo >> 32) as u32).to_be());
         words.add(3).write_volatile((src.lo as u32).to_be());
     }
+    key
+}
+
+/// The class of `src` from the family's LPM trie.
+#[inline(always)]
+fn trie_class_of(src: &Source, v6: bool) -> ClassId {
+    let key = trie_key(src, v6);
     let found = if v6 {
         // SAFETY: `TrieKey` starts with the layout of the trie's packed key (u32, [u8; 16]).
         let k = unsafe { &*core::ptr::addr_of!(key).cast() };
@@ -123,6 +130,29 @@ fn trie_class_of(src: &Source, v6: bool) -> ClassId {
         CLASS_TRIE4.get(0).and_then(|t| t.get(k)).copied()
     };
     found.unwrap_or(DEFAULT_CLASS)
+}
+
+/// The class and scope of a client subnet's address `addr` (masked to the length honoured)
+/// from the family's ECS trie: its ECS partition prefix (`xgslb_common::EcsRegion`). An
+/// address the trie does not cover is in the default class with scope 0, as the slow path
+/// has it; `None` when no trie is in service.
+#[inline(always)]
+pub fn ecs_region(addr: &Source, v6: bool) -> Option<EcsRegion> {
+    let key = trie_key(addr, v6);
+    let found = if v6 {
+        // SAFETY: as in `trie_class_of`.
+        let k = unsafe { &*core::ptr::addr_of!(key).cast() };
+        ECS_TRIE6.get(0)?.get(k).copied()
+    } else {
+        // SAFETY: as in `trie_class_of`.
+        let k = unsafe { &*core::ptr::addr_of!(key).cast() };
+        ECS_TRIE4.get(0)?.get(k).copied()
+    };
+    Some(found.unwrap_or(EcsRegion {
+        class: DEFAULT_CLASS,
+        scope: 0,
+        _pad: 0,
+    }))
 }
 
 // By reference on purpose: passed by value, the key is copied with a `memcpy` call.

@@ -6,13 +6,20 @@
 //! own function, which takes the table in service again: the stamp of the entry it found must
 //! be that of the entry used, or a swap came between and the query is passed (an answer from
 //! two tables could be neither config's).
+//!
+//! A query's client subnet (RFC 7871), when honoured and the name does not ignore it, stands
+//! for the client: the class of a classed question then comes from the ECS trie, with the
+//! scope the answer depends on.
 use xgslb_common::{
-    entry_flags,
     ANY_CLASS, ClassId, Counter, DEFAULT_CLASS, Entry, EntryKind, MAX_NAME_LABELS, NAME_KEY_LEN,
-    Scratch, entry_key,
+    Scratch, entry_flags, entry_key,
 };
 
-use crate::{client::Source, maps::ENTRIES, verifier::opaque};
+use crate::{
+    client::{Source, ecs_region},
+    maps::ENTRIES,
+    verifier::opaque,
+};
 
 /// `Found::class` when the lookup did not need the client's class.
 pub const CLASS_UNKNOWN: u64 = u64::MAX;
@@ -24,6 +31,36 @@ pub struct Found<'a> {
     /// not a class and a flag: LLVM merges adjacent small fields into misaligned stack loads,
     /// which the verifier refuses.)
     pub class: u64,
+    /// What the client subnet did (`ECS_USED`, `ECS_BY_CLASS` with the partition prefix
+    /// length in the low byte), 0 when the query's source stood for the client.
+    pub ecs: u64,
+}
+
+/// `Found::ecs`: the client subnet stood for the client.
+pub const ECS_USED: u64 = 1 << 8;
+/// `Found::ecs`: the class came from the ECS trie; the low byte is the scope of the client's
+/// partition prefix.
+pub const ECS_BY_CLASS: u64 = 1 << 9;
+
+/// A query's client subnet as the lookup uses it, packed in one word: the source prefix
+/// length honoured (bits 0 to 7; at most the cap of its family; 0 when the query has no
+/// client subnet or honours none of it: its source stands for the client), then 1 for
+/// IPv6 (bit 8). Its address, masked to that length, is `Scratch::ecs_addr`. (One word: LLVM
+/// merges adjacent small fields into misaligned stack loads, which the verifier refuses.)
+pub struct Subnet(pub u64);
+
+impl Subnet {
+    /// The source prefix length honoured.
+    #[inline(always)]
+    pub fn honoured(&self) -> u32 {
+        (self.0 & 0xff) as u32
+    }
+
+    /// The subnet is IPv6.
+    #[inline(always)]
+    pub fn v6(&self) -> bool {
+        self.0 >> 8 & 1 != 0
+    }
 }
 
 /// Whether `scratch.name` from `off` (a label start) to the name's end is the name in
@@ -81,9 +118,15 @@ fn get<'a>(
 
 /// The entry answering the question in `scratch`, else why the query is passed (the name is
 /// in no zone the table holds, no table is in service, or a swap came between the lookups);
-/// the client's class is worked out only when an entry says it matters.
+/// the client's class is worked out only when an entry says it matters: from the client
+/// subnet `subnet` when it is honoured and the name does not ignore it, else from `src`.
 #[inline(always)]
-pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Result<Found<'a>, Counter> {
+pub fn find<'a>(
+    scratch: &Scratch,
+    src: &Source,
+    v6: bool,
+    subnet: &Subnet,
+) -> Result<Found<'a>, Counter> {
     let table = ENTRIES.get(0).ok_or(Counter::PassNoSelection)?;
     // SAFETY: the table reference lives as long as this program run (RCU).
     let table: &'a crate::maps::EntryTable = unsafe { &*(table as *const _) };
@@ -92,25 +135,35 @@ pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Result<Found<'a>, 
     let h0 = scratch.hashes[0];
     let exact = entry_key(h0, qtype, ANY_CLASS, EntryKind::Exact);
     if let Some(e) = get(table, scratch, exact, 0, qtype, ANY_CLASS, EntryKind::Exact) {
+        let used = subnet.honoured() != 0 && e.head.flags & entry_flags::ECS_IGNORE == 0;
         if e.head.flags & entry_flags::CLASSED == 0 {
             return Ok(Found {
                 entry: e,
                 class: CLASS_UNKNOWN,
+                ecs: if used { ECS_USED } else { 0 },
             });
         }
-        let class = crate::client::class_of(src, v6);
+        let (class, ecs) = if used {
+            let [hi, lo] = scratch.ecs_addr;
+            let region = ecs_region(&Source { hi, lo }, subnet.v6()).ok_or(Counter::PassEdns)?;
+            (region.class, ECS_USED | ECS_BY_CLASS | region.scope as u64)
+        } else {
+            (crate::client::class_of(src, v6), 0)
+        };
         if class != DEFAULT_CLASS {
             let key = entry_key(h0, qtype, class, EntryKind::Exact);
             if let Some(own) = get(table, scratch, key, 0, qtype, class, EntryKind::Exact) {
                 return Ok(Found {
                     entry: own,
                     class: class as u64,
+                    ecs,
                 });
             }
         }
         return Ok(Found {
             entry: e,
             class: class as u64,
+            ecs,
         });
     }
     // The fallbacks: found by their own stage function (see `fallback`), then looked up
@@ -130,9 +183,11 @@ pub fn find<'a>(scratch: &Scratch, src: &Source, v6: bool) -> Result<Found<'a>, 
     let off = scratch.labels[i] as usize;
     let key = entry_key(scratch.hashes[i], 0, ANY_CLASS, kind);
     match get(table, scratch, key, off, 0, ANY_CLASS, kind) {
+        // No answer set: the answer depends on no client address (scope 0).
         Some(entry) if entry.head.table == stamp => Ok(Found {
             entry,
             class: CLASS_UNKNOWN,
+            ecs: 0,
         }),
         _ => Err(Counter::PassTableSwapped),
     }

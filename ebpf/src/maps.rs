@@ -6,9 +6,9 @@ use aya_ebpf::{
     maps::{Array, LruPerCpuHashMap, PerCpuArray},
 };
 use xgslb_common::{
-    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, ECS_STATS_LEN, EcsConfig, EcsRegion,
-    Entry, LdnsKey, ListenerSet, MAX_ADDRS, MAX_ANSWER_STATS, MAX_CLASS_PREFIXES,
-    MAX_LDNS_TRACKED, MIN_TABLE_ENTRIES, Meta, Scratch, Stats, map_names,
+    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, ECS_STATS_LEN, EcsConfig, EcsRegion, Entry,
+    LdnsKey, ListenerSet, MAX_ADDRS, MAX_ANSWER_STATS, MAX_CLASS_PREFIXES, MAX_LDNS_TRACKED,
+    MIN_TABLE_ENTRIES, Meta, Scratch, Stats, map_names,
 };
 
 /// An answer table: `entry_key` -> `Entry`. Only the template of the tables user space
@@ -72,7 +72,7 @@ pub static STATS: PerCpuArray<Stats> = PerCpuArray::pinned(1, 0);
 pub static PICK: PerCpuArray<u32> = PerCpuArray::pinned(1, 0);
 
 /// One `Scratch` per CPU: the selection key under construction and the launder slot.
-#[map(name = "XGSLB_SCRATCH_V4")]
+#[map(name = "XGSLB_SCRATCH_V5")]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Publication facts for `xgslbctl` (generation, sizes). Never read here: declared in the
@@ -140,7 +140,7 @@ const _: () = {
     assert!(eq(map_names::LISTENERS, "XGSLB_LSN_V3"));
     assert!(eq(map_names::STATS, "XGSLB_STAT_V4"));
     assert!(eq(map_names::PICK, "XGSLB_PICK_V2"));
-    assert!(eq(map_names::SCRATCH, "XGSLB_SCRATCH_V4"));
+    assert!(eq(map_names::SCRATCH, "XGSLB_SCRATCH_V5"));
     assert!(eq(map_names::META, "XGSLB_META_V2"));
     assert!(eq(map_names::LDNS, "XGSLB_LDNS_V2"));
     assert!(eq(map_names::ANSWERS, "XGSLB_ANS_V3"));

@@ -1,10 +1,11 @@
 //! Parsing of a frame up to the end of the DNS query: Ethernet (two VLAN tags at most), IPv4
-//! or IPv6, UDP, the DNS header, the question and an optional OPT RR. Each failed check names
-//! the counter of the reason the frame is passed to the kernel.
+//! or IPv6, UDP, the DNS header, the question and an optional OPT RR (its client subnet, RFC
+//! 7871, read by the answer stage: `parse_ecs`). Each failed check names the counter of the
+//! reason the frame is passed to the kernel.
 use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
 use xgslb_common::{
-    Counter, EDNS_UDP_SIZE, Listener, MAX_LISTENERS, MAX_NAME_LABELS, NAME_KEY_LEN, ParsedQuery,
-    Scratch, hash_word, mix64, qtype,
+    Counter, ECS_FAMILY_V4, ECS_FAMILY_V6, EDNS_UDP_SIZE, Listener, MAX_LISTENERS, MAX_NAME_LABELS,
+    NAME_KEY_LEN, ParsedQuery, Scratch, hash_word, mask_prefix, mix64, qtype,
 };
 
 use crate::{
@@ -277,18 +278,32 @@ pub fn parse_dns(ctx: &XdpContext, scratch: &mut Scratch, l3: L3) -> Result<Pars
         return Err(Counter::PassQtype);
     }
 
+    // The suffix hashes before the OPT: the many ways its walk ends (option counts, sizes, a
+    // client subnet) would each walk the hashing loop again.
+    hash_suffixes(scratch, labels)?;
     let rest = tail_off + 4;
-    let (has_opt, dnssec_ok, limit) = if ar == 0 {
+    let (edns, ecs) = if ar == 0 {
         if rest != dns_end {
             return Err(Counter::PassTrailing);
         }
-        (false, false, CLASSIC_UDP_SIZE)
+        (None, 0)
     } else {
-        let (dnssec_ok, size) = parse_opt(ctx, rest, dns_end)?;
-        // What the slow path allows: the client's size, at most ours, at least 512.
-        (true, dnssec_ok, size.clamp(CLASSIC_UDP_SIZE, EDNS_UDP_SIZE))
+        // No client subnet until the OPT's walk meets one.
+        let ecs = ecs_slot(scratch);
+        // SAFETY (both): a word of this CPU's scratch.
+        unsafe { ecs.write_volatile(0) };
+        let edns = parse_opt(ctx, ecs, rest, dns_end)?;
+        (Some(edns), unsafe { ecs.read_volatile() })
     };
-    hash_suffixes(scratch, labels)?;
+    let (has_opt, dnssec_ok, limit) = match edns {
+        // What the slow path allows: the client's size, at most ours, at least 512.
+        Some(e) => (
+            true,
+            e.dnssec_ok,
+            e.size.clamp(CLASSIC_UDP_SIZE, EDNS_UDP_SIZE),
+        ),
+        None => (false, false, CLASSIC_UDP_SIZE),
+    };
 
     Ok(ParsedQuery {
         l3_off: l3_off as u16,
@@ -303,6 +318,9 @@ pub fn parse_dns(ctx: &XdpContext, scratch: &mut Scratch, l3: L3) -> Result<Pars
         udp_csum_zero: udp_csum_zero as u8,
         v6: v6 as u8,
         labels: labels as u32,
+        ecs_off: ecs as u16,
+        ecs_len: (ecs >> 16) as u16,
+        _pad: 0,
     })
 }
 
@@ -453,11 +471,20 @@ fn ascii_lower8(x: u64) -> u64 {
     x | (upper >> 2)
 }
 
-/// Checks the OPT RR at `off` (the query's last record, ending at `dns_end`) and returns its
-/// DO bit and UDP payload size. Options are walked to prove the record well formed, then
-/// ignored (RFC 6891 6.1.2).
+/// What a query's OPT RR says.
+struct Edns {
+    /// The DO bit.
+    dnssec_ok: bool,
+    /// The requestor's UDP payload size.
+    size: u16,
+}
+
+/// Checks the OPT RR at `off` (the query's last record, ending at `dns_end`) and returns what
+/// it says. Options are walked to prove the record well formed; where a client subnet's data
+/// lies is noted in `ecs` (`ecs_slot`) for the answer stage, which reads it (`parse_ecs`);
+/// the others are ignored (RFC 6891 6.1.2).
 #[inline(always)]
-fn parse_opt(ctx: &XdpContext, off: usize, dns_end: usize) -> Result<(bool, u16), Counter> {
+fn parse_opt(ctx: &XdpContext, ecs: *mut u32, off: usize, dns_end: usize) -> Result<Edns, Counter> {
     if off + OPT_FIXED_LEN > dns_end {
         return Err(Counter::PassTruncated);
     }
@@ -482,6 +509,9 @@ fn parse_opt(ctx: &XdpContext, off: usize, dns_end: usize) -> Result<(bool, u16)
     if o + rdlen != dns_end {
         return Err(Counter::PassTrailing);
     }
+    // Where a client subnet lies goes to the scratch as soon as it is met and is read back
+    // from there: the walk carries nothing of it on, so the verifier walks the rest once for
+    // all queries.
     for _ in 0..MAX_OPTIONS {
         if o >= dns_end {
             break;
@@ -491,22 +521,106 @@ fn parse_opt(ctx: &XdpContext, off: usize, dns_end: usize) -> Result<(bool, u16)
         }
         let p = ptr_at(ctx, o, 4).ok_or(Counter::PassTruncated)?;
         let (code, len) = unsafe { (load_be16(p), load_be16(p.add(2)) as usize) };
-        // RFC 7873 5.2.2: a malformed COOKIE is FORMERR; leave that to the slow path. Client
-        // subnet (RFC 7871: validated, answered with a scope) and NSID (RFC 5001: answered
-        // with the server's id) change the response, so the slow path decides on them.
+        // RFC 7873 5.2.2: a malformed COOKIE is FORMERR; leave that to the slow path. NSID
+        // (RFC 5001: answered with the server's id) changes the response, so the slow path
+        // decides on it. A second client subnet is left to the slow path too (it reads the
+        // first): rare enough not to be worth proving both paths agree on.
         if (code == edns_option::COOKIE && !(len == 8 || (16..=40).contains(&len)))
-            || code == edns_option::ECS
             || code == edns_option::NSID
         {
             return Err(Counter::PassEdns);
         }
-        o += 4 + len;
+        let data = o + 4;
+        o = data + len;
         if o > dns_end {
             return Err(Counter::PassEdns);
+        }
+        if code == edns_option::ECS {
+            // SAFETY (both): the word `ecs_slot` gave, in this CPU's scratch.
+            if unsafe { ecs.read_volatile() } != 0 {
+                return Err(Counter::PassEdns);
+            }
+            unsafe { ecs.write_volatile(data as u32 | (len as u32) << 16) };
         }
     }
     if o != dns_end {
         return Err(Counter::PassEdns);
     }
-    Ok((opt_flags & 0x8000 != 0, size))
+    Ok(Edns {
+        dnssec_ok: opt_flags & 0x8000 != 0,
+        size,
+    })
+}
+
+/// `ParsedQuery::ecs_off` and `ecs_len` of the scratch's query as one word (the offset in
+/// the low half: little endian), where the OPT's walk notes them.
+#[inline(always)]
+fn ecs_slot(scratch: &mut Scratch) -> *mut u32 {
+    core::ptr::addr_of_mut!(scratch.query.ecs_off).cast::<u32>()
+}
+
+/// The client subnet of the option whose `len` bytes of data start at frame offset `off`
+/// (RFC 7871 6), read into `scratch.ecs_opt`: returns its FAMILY, SOURCE PREFIX-LENGTH and
+/// ADDRESS (two big-endian words, zero past the prefix). `None` for a malformed one (7.1.1:
+/// unknown family, a source prefix longer than the address, an address field of another
+/// length than the prefix needs, bits set past the prefix): the query is passed, and the
+/// slow path answers it with FORMERR.
+#[inline(always)]
+pub fn parse_ecs(
+    ctx: &XdpContext,
+    scratch: &mut Scratch,
+    off: usize,
+    len: usize,
+) -> Option<(u16, u32, u64, u64)> {
+    // FAMILY, the two prefix lengths and at most 16 address bytes.
+    if !(4..=20).contains(&len) || off > MAX_PKT_OFF {
+        return None;
+    }
+    let words = scratch.ecs_opt.as_mut_ptr().cast::<u64>();
+    // SAFETY: three words inside `scratch.ecs_opt` (8-aligned in the 8-aligned scratch).
+    // Volatile keeps them whole-word stores (no memset).
+    unsafe {
+        words.write_volatile(0);
+        words.add(1).write_volatile(0);
+        words.add(2).write_volatile(0);
+    }
+    let n = launder(scratch, len, 20)?;
+    if n < 4 {
+        return None;
+    }
+    // SAFETY: 4 + n <= 24 bytes of `scratch.ecs_opt`; the helper checks the packet range.
+    let rc = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            off as u32,
+            scratch.ecs_opt.as_mut_ptr().add(4).cast(),
+            n as u32,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: the words written above.
+    let (head, hi, lo) = unsafe {
+        (
+            u64::from_be(words.read_volatile()),
+            u64::from_be(words.add(1).read_volatile()),
+            u64::from_be(words.add(2).read_volatile()),
+        )
+    };
+    // Bytes 4 and 5 FAMILY, 6 SOURCE PREFIX-LENGTH (7, SCOPE, is ours to set).
+    let family = (head >> 16) as u16;
+    let source = (head >> 8) as u32 & 0xff;
+    let max = match family {
+        ECS_FAMILY_V4 => 32,
+        ECS_FAMILY_V6 => 128,
+        _ => return None,
+    };
+    if source > max || len - 4 != source.div_ceil(8) as usize {
+        return None;
+    }
+    if mask_prefix(hi, lo, source) != (hi, lo) {
+        return None;
+    }
+    Some((family, source, hi, lo))
 }

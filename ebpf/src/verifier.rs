@@ -12,6 +12,13 @@
 //!   A volatile round trip hides the value from the optimiser.
 //! - **`launder`.** A loop that ends at one of N exact offsets leaves N verifier states
 //!   behind it; a store to and load from map memory turns them into one state with a range.
+//! - **One walk for all the ways.** The verifier tells states apart by the values it had to
+//!   know exactly; a value worked out two ways (with or without a client subnet) splits
+//!   everything after it in two. So the OPT's walk notes where a client subnet lies in the
+//!   scratch instead of carrying it; the answer stage reads the subnet's use back from the
+//!   scratch (`answer::Use`) whether the query had one or not, and the echo's bytes and sum
+//!   live there too. The name's suffixes are hashed before the OPT's walk, whose many ends
+//!   would each walk the hashing loop again.
 //! - **Scratch in a map, not on the stack.** The verifier tracks every stack byte; a name
 //!   written at a variable length splits its states past what it can explore.
 //! - **Word stores, no memset/memcpy.** On BPF those are byte loops (`llvm-objdump -r` on the

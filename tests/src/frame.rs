@@ -317,3 +317,25 @@ fn address_reply(
         opt_do,
     )
 }
+
+/// The data of an EDNS Client Subnet option (RFC 7871 6): FAMILY, SOURCE and SCOPE
+/// PREFIX-LENGTH, then `address` as given (a query's `Opt::options` entry takes it with
+/// code 8).
+pub fn ecs_data(family: u16, source: u8, scope: u8, address: &[u8]) -> Vec<u8> {
+    let mut d = family.to_be_bytes().to_vec();
+    d.extend([source, scope]);
+    d.extend_from_slice(address);
+    d
+}
+
+/// `reply` (whose last record is an OPT without options, as `dns_reply` writes it) with the
+/// client subnet option of data `data` in that OPT.
+pub fn with_ecs(mut reply: Vec<u8>, data: &[u8]) -> Vec<u8> {
+    let n = reply.len();
+    let rdlen = (4 + data.len()) as u16;
+    reply[n - 2..].copy_from_slice(&rdlen.to_be_bytes());
+    reply.extend_from_slice(&8u16.to_be_bytes());
+    reply.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    reply.extend_from_slice(data);
+    reply
+}

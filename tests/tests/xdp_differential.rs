@@ -1,16 +1,20 @@
 //! Differential test of the two paths: 1,000,000 random and mutated queries (seeded; the seed
 //! is printed on failure, and XGSLB_DIFF_SEED replays one) through the XDP program with
 //! BPF_PROG_TEST_RUN: every query type, names that exist, that do not, under wildcards, cuts
-//! and empty non-terminals, CNAMEs, both families, with and without OPT. Every XDP_TX output
-//! must be a well-formed frame back to the sender (addresses and ports swapped, checksums
-//! valid) whose DNS message is, section by section and flag by flag, the response the
-//! authoritative logic computes from the zone for that query with the same pick (not the
-//! bytes XDP copied); everything else must be XDP_PASS, unchanged.
+//! and empty non-terminals, CNAMEs, both families, with and without OPT, with and without an
+//! EDNS Client Subnet (both families over either transport, every source prefix length,
+//! well formed or not, beside other options). Every XDP_TX output must be a well-formed frame
+//! back to the sender (addresses and ports swapped, checksums valid) whose DNS message is,
+//! section by section and flag by flag, the response the authoritative logic computes from
+//! the zone for that query with the same pick (not the bytes XDP copied), its OPT's options
+//! byte for byte (the client subnet echoed with the scope); everything else must be
+//! XDP_PASS, unchanged.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::{
-    op::Message,
+    op::{Header, Message, Query},
     rr::{LowerName, Record, RecordType},
+    serialize::binary::{BinDecodable, BinDecoder},
 };
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use xgslb::{
@@ -22,7 +26,7 @@ use xgslb::{
     test_model::TestModel,
     udp::{PlanAnswers, Planned},
 };
-use xgslb_common::Counter;
+use xgslb_common::{Counter, ecs_stat_index};
 use xgslb_tests::{
     daemon::ConfigDir,
     frame::{Opt, Udp, XDP_DROP, XDP_PASS, XDP_TX, dns_query, fold, inet_sum, wire_name},
@@ -33,8 +37,11 @@ use xgslb_tests::{
 
 const QUERIES: usize = 1_000_000;
 
-/// Static answer sets over `three_sites`, and wide IPs: by ratio, by the client's region,
-/// persisting per LDNS prefix, and two all-down behaviours (drop, SERVFAIL).
+/// Static answer sets over `three_sites`, and wide IPs: by ratio, by the client's region (one
+/// that ignores client subnets), persisting per LDNS prefix, and two all-down behaviours
+/// (drop, SERVFAIL). Regions nest (a /20 in a /16 and an IPv6 pair of another site), so that
+/// a client subnet's class and scope depend on where in them it lies; the source prefixes
+/// honoured are cut below the defaults.
 fn model() -> TestModel {
     let eight: Vec<String> = (1..=8).map(|i| format!("198.18.1.{i}")).collect();
     let eight: Vec<(&str, u32)> = eight.iter().map(|a| (a.as_str(), 1)).collect();
@@ -67,8 +74,14 @@ fn model() -> TestModel {
         .with("enabled = false")
         .region("r1", &["198.18.0.0/26", "2001:db8::/112"])
         .region("r2", &["198.18.0.64/26", "2001:db8::1:0/112"])
+        .region("r3", &["198.19.0.0/16", "2001:db8:1000::/36"])
+        .region("r4", &["198.19.0.0/20", "2001:db8:1000::/44"])
         .topology("r1", "tokyo", 10)
         .topology("r2", "newyork", 10)
+        .topology("r3", "frankfurt", 10)
+        .topology("r4", "newyork", 10)
+        .set("ecs", "max_source_v4 = 22")
+        .set("ecs", "max_source_v6 = 60")
         .pool(
             "ratio",
             &[
@@ -84,6 +97,8 @@ fn model() -> TestModel {
         .pool("down", &["off"], "")
         .wideip("gr.example.test.", &["ratio"])
         .wideip("gt.example.test.", &["geo"])
+        .wideip("gi.example.test.", &["geo"])
+        .with("ecs = \"ignore\"")
         .wideip("gp.example.test.", &["sticky"])
         .with("persist_v4 = 28")
         .with("persist_v6 = 120")
@@ -127,6 +142,7 @@ const NAMES: &[&str] = &[
     "",
     "gr.example.test",
     "gt.example.test",
+    "gi.example.test",
     "gp.example.test",
     "gd.example.test",
     "gs.example.test",
@@ -208,11 +224,98 @@ fn random_query(rng: &mut StdRng) -> Vec<u8> {
             o.options
                 .push((code, (0..len).map(|_| rng.random()).collect()));
         }
+        if rng.random_bool(0.5) {
+            let at = rng.random_range(0..=o.options.len());
+            o.options.insert(at, (ECS, ecs_data(rng)));
+            if rng.random_bool(0.02) {
+                o.options.push((ECS, ecs_data(rng)));
+            }
+        }
         Some(o)
     } else {
         None
     };
     dns_query(rng.random(), flags, &qname, qtype, qclass, opt.as_ref())
+}
+
+/// EDNS option code of Client Subnet.
+const ECS: u16 = 8;
+
+/// The data of a client subnet option (RFC 7871 6): mostly well formed, of either family,
+/// every source prefix length, at addresses in and around the regions; sometimes malformed
+/// (another family, a source longer than the address, address bits past the source, an
+/// address field of the wrong length), which XDP must pass for the slow path's FORMERR.
+fn ecs_data(rng: &mut StdRng) -> Vec<u8> {
+    let family: u16 = match rng.random_range(0..40) {
+        0 => rng.random_range(3..300),
+        1 => 0,
+        2..=21 => 1,
+        _ => 2,
+    };
+    let max: u8 = if family == 2 { 128 } else { 32 };
+    let source: u8 = if rng.random_bool(0.02) {
+        rng.random()
+    } else {
+        rng.random_range(0..=max)
+    };
+    let address: [u8; 16] = if family == 2 {
+        let (a, b) = match rng.random_range(0..5) {
+            // In the /44, in the /36 beside it, in r1 or r2, anywhere.
+            0 => (
+                0x2001_0db8_1000_0000u64 | rng.random_range(0..1u64 << 20),
+                0,
+            ),
+            1 => (
+                0x2001_0db8_1000_0000u64 | rng.random_range(0..1u64 << 28),
+                0,
+            ),
+            2 => (0x2001_0db8_0000_0000u64, rng.random_range(0..0x2_0000u64)),
+            _ => (rng.random(), rng.random()),
+        };
+        let mut v = [0u8; 16];
+        v[..8].copy_from_slice(&a.to_be_bytes());
+        v[8..].copy_from_slice(&b.to_be_bytes());
+        v
+    } else {
+        let a: u32 = match rng.random_range(0..5) {
+            // In the /20, in the /16 beside it, in r1 or r2, anywhere.
+            0 => 0xc613_0000 | rng.random_range(0..0x1000),
+            1 => 0xc613_0000 | rng.random_range(0..0x1_0000),
+            2 => 0xc612_0000 | rng.random_range(0..0x100),
+            _ => rng.random(),
+        };
+        let mut v = [0u8; 16];
+        v[..4].copy_from_slice(&a.to_be_bytes());
+        v
+    };
+    let mut bits = u128::from_be_bytes(address);
+    if source < 128 {
+        bits &= !(u128::MAX >> source);
+    }
+    let mut address = bits.to_be_bytes().to_vec();
+    let mut len = usize::from(source).div_ceil(8).min(16);
+    match rng.random_range(0..20) {
+        // A bit past the source, inside the address field when the field has room.
+        0 => {
+            let bit = usize::from(source) + rng.random_range(0..8);
+            if bit < 128 {
+                address[bit / 8] |= 0x80 >> (bit % 8);
+            }
+        }
+        // One byte more or less than the source needs.
+        1 => len += 1,
+        2 => len = len.saturating_sub(1),
+        _ => {}
+    }
+    let scope = if rng.random_bool(0.9) {
+        0
+    } else {
+        rng.random()
+    };
+    let mut data = family.to_be_bytes().to_vec();
+    data.extend([source, scope]);
+    data.extend_from_slice(&address[..len.min(16)]);
+    data
 }
 
 /// A query, sometimes mutated: a flipped byte, a truncation, extra bytes, a changed count.
@@ -338,9 +441,31 @@ struct Essentials {
     authorities: Vec<Record>,
     additionals: Vec<Record>,
     edns: Option<(u8, bool, u16, u16)>,
+    /// The OPT's options as sent (its RDATA, in hex), byte for byte.
+    opt_rdata: Option<String>,
 }
 
-fn essentials(m: &Message) -> Essentials {
+/// The RDATA of the OPT RR of the DNS message `wire`, as sent; `None` without one.
+fn opt_rdata(wire: &[u8]) -> Option<Vec<u8>> {
+    let mut d = BinDecoder::new(wire);
+    let header = Header::read(&mut d).ok()?;
+    for _ in 0..header.counts.queries {
+        Query::read(&mut d).ok()?;
+    }
+    let records = header.counts.answers + header.counts.authorities + header.counts.additionals;
+    for _ in 0..records {
+        let start = d.index();
+        let record = Record::read(&mut d).ok()?;
+        if record.record_type() == RecordType::OPT {
+            // Owner (the root, one byte), type, class, TTL, RDLENGTH, RDATA.
+            let end = d.index();
+            return (wire.get(start) == Some(&0)).then(|| wire[start + 11..end].to_vec());
+        }
+    }
+    None
+}
+
+fn essentials(m: &Message, wire: &[u8]) -> Essentials {
     Essentials {
         header: format!("{:?}", m.metadata),
         question: format!("{:?}", m.queries),
@@ -355,6 +480,7 @@ fn essentials(m: &Message) -> Essentials {
                 e.max_payload(),
             )
         }),
+        opt_rdata: opt_rdata(wire).map(|b| format!("{b:02x?}")),
     }
 }
 
@@ -378,6 +504,7 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
     let pins = PinDir::new("diff");
     let mut dp = DataPlane::load(pins.path()).expect("load");
     publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen)).expect("listeners");
+    dp.tables.set_ecs_policy(&cfg.ecs).expect("ECS policy");
     dp.tables
         .swap(&built.entries, &built.prefixes)
         .expect("selections");
@@ -438,9 +565,10 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
                     .unwrap_or_else(|| {
                         fail("the slow path sends nothing for a query XDP answered".into())
                     });
-                let slow = Message::from_vec(&slow)
+                let slow_wire = slow;
+                let slow = Message::from_vec(&slow_wire)
                     .unwrap_or_else(|e| fail(format!("slow reply does not parse: {e}")));
-                let (a, b) = (essentials(&xdp), essentials(&slow));
+                let (a, b) = (essentials(&xdp, &reply), essentials(&slow, &slow_wire));
                 if a != b {
                     fail(format!(
                         "XDP and the slow path differ:\nXDP:\n{a:#?}\nslow path:\n{b:#?}"
@@ -485,6 +613,31 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
     );
     assert!(passed > queries / 10, "seed {seed}: only {passed} passed");
     assert!(dropped > 0, "seed {seed}: no query met a drop policy");
+    // Client subnets answered in both families, with scopes that come from the regions (a
+    // /20 in a /16: 17 to 20) and from the persist mask, and from no dependence at all.
+    let ecs = dp.ecs_stats().expect("ECS stats");
+    let at = |v6: bool, scope: u8| ecs[ecs_stat_index(v6, scope) as usize];
+    let v4: u64 = (0..=32).map(|s| at(false, s)).sum();
+    let v6: u64 = (0..=128).map(|s| at(true, s)).sum();
+    let min = (queries / 1000) as u64;
+    assert!(
+        v4 > min && v6 > min,
+        "seed {seed}: client subnets answered: {v4} IPv4, {v6} IPv6"
+    );
+    for (v6, scope) in [
+        (false, 0),
+        (false, 20),
+        (false, 17),
+        (false, 22),
+        (true, 0),
+        (true, 44),
+    ] {
+        assert!(
+            at(v6, scope) > 0,
+            "seed {seed}: no answer to an IPv{} client subnet with scope {scope}",
+            if v6 { 6 } else { 4 }
+        );
+    }
 }
 
 /// The UDP workers' answers from the plan against the full handler, over the same corpus: a
@@ -522,7 +675,10 @@ fn plan_answers_are_what_the_full_handler_answers() {
                 let parse = |b: &[u8]| {
                     Message::from_vec(b).unwrap_or_else(|e| fail(&format!("does not parse: {e}")))
                 };
-                let (a, b) = (essentials(&parse(&out[..len])), essentials(&parse(&full)));
+                let (a, b) = (
+                    essentials(&parse(&out[..len]), &out[..len]),
+                    essentials(&parse(&full), &full),
+                );
                 if a != b {
                     fail(&format!(
                         "the plan's response differs:\nplan:\n{a:#?}\nhandler:\n{b:#?}"

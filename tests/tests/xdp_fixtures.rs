@@ -1,20 +1,25 @@
 //! The XDP program through BPF_PROG_TEST_RUN: a table of {input frame, description, expected
 //! action and output}. Every answer is compared byte for byte (checksums included) with a reply
 //! built independently; everything else must come out XDP_PASS, unchanged, with the expected
-//! pass reason counted.
+//! pass reason counted. A second table covers EDNS Client Subnet (RFC 7871) over nested
+//! regions: the class and scope each subnet gets, and the answers it counts.
 use std::net::{IpAddr, Ipv4Addr};
 
 use aya::programs::{TestRun, TestRunOptions};
 use hickory_proto::rr::{Name, RecordType};
+use ipnet::IpNet;
 use xgslb::{
+    config::EcsPolicy,
     maps::{DataPlane, publish::publish_listeners, tables::keyed},
     plan::{slots::slot_table, snapshot::SetEntry},
 };
-use xgslb_common::{AnswerSet, Counter, ListenerKey, MAX_ADDRS, PickMode, qtype};
+use xgslb_common::{
+    AnswerSet, ClassId, Counter, EcsUse, ListenerKey, MAX_ADDRS, PickMode, ecs_stat_index, qtype,
+};
 use xgslb_tests::{
     frame::{
         CLIENT4, CLIENT6, Opt, SERVER4, SERVER6, Udp, XDP_PASS, XDP_TX, dns_a_reply,
-        dns_aaaa_reply, dns_query, wire_name,
+        dns_aaaa_reply, dns_query, ecs_data, wire_name, with_ecs,
     },
     pins::PinDir,
     require_root, zone,
@@ -57,6 +62,15 @@ fn name(s: &str) -> Name {
 }
 
 fn setup(pins: &PinDir) -> DataPlane {
+    setup_with(pins, &zone::entries(&sets()), &[])
+}
+
+/// The program answering `entries`, with client classes `prefixes`, on both listeners.
+fn setup_with(
+    pins: &PinDir,
+    entries: &[xgslb_common::Entry],
+    prefixes: &[(IpNet, ClassId)],
+) -> DataPlane {
     let mut dp = DataPlane::load(pins.path()).expect("load the XDP program");
     let listeners = [
         ListenerKey {
@@ -73,9 +87,7 @@ fn setup(pins: &PinDir) -> DataPlane {
         },
     ];
     publish_listeners(&mut dp.listeners, &listeners).expect("listeners");
-    dp.tables
-        .swap(&zone::entries(&sets()), &[])
-        .expect("entries");
+    dp.tables.swap(entries, prefixes).expect("entries");
     dp
 }
 
@@ -122,6 +134,8 @@ struct Fixture {
     desc: String,
     input: Vec<u8>,
     expect: Expect,
+    /// The ECS counter (family of the client subnet is IPv6, scope) the answer counts in.
+    ecs: Option<(bool, u8)>,
 }
 
 fn q4(payload: Vec<u8>) -> Udp {
@@ -148,6 +162,7 @@ fn tx(desc: &str, q: Udp, reply: Vec<u8>, kind: Counter) -> Fixture {
         desc: desc.into(),
         input: q.to_bytes(),
         expect: Expect::Tx(q.reply(reply).to_bytes(), kind),
+        ecs: None,
     }
 }
 
@@ -174,6 +189,7 @@ fn pass(desc: &str, input: Vec<u8>, reason: Counter) -> Fixture {
         desc: desc.into(),
         input,
         expect: Expect::Pass(reason),
+        ecs: None,
     }
 }
 
@@ -308,22 +324,6 @@ fn fixtures() -> Vec<Fixture> {
                 1,
                 Some(&Opt {
                     options: vec![(10, vec![1; 5])],
-                    ..Opt::plain()
-                }),
-            ))
-            .to_bytes(),
-            Counter::PassEdns,
-        ),
-        pass(
-            "client subnet option",
-            q4(dns_query(
-                1,
-                RD,
-                &wire_name(www),
-                1,
-                1,
-                Some(&Opt {
-                    options: vec![(8, vec![0, 1, 24, 0, 198, 18, 0])],
                     ..Opt::plain()
                 }),
             ))
@@ -623,6 +623,7 @@ fn fixtures() -> Vec<Fixture> {
             desc: format!("A hit truncated to {len} bytes"),
             input: full[..len].to_vec(),
             expect: Expect::Pass(Counter::Received),
+            ecs: None,
         });
     }
     f
@@ -635,15 +636,13 @@ fn fix_ipv4_csum(b: &mut [u8], l3: usize) {
     b[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
 }
 
-#[test]
-fn xdp_fixtures() {
-    require_root();
-    let pins = PinDir::new("fixtures");
-    let mut dp = setup(&pins);
+/// Runs every fixture on `dp`; returns the failures.
+fn run(dp: &mut DataPlane, fixtures: Vec<Fixture>) -> Vec<String> {
     let mut failures = Vec::new();
-    for fx in fixtures() {
+    for fx in fixtures {
         dp.set_pick_counter(0).expect("reset pick counter");
         let before = dp.stats().expect("stats");
+        let ecs_before = dp.ecs_stats().expect("ECS stats");
         let mut out = vec![0u8; 2048];
         let res = dp
             .program()
@@ -660,6 +659,21 @@ fn xdp_fixtures() {
             .filter(|c| **c != Counter::Received && after[**c as usize] != before[**c as usize])
             .map(|c| c.name())
             .collect();
+        let ecs_after = dp.ecs_stats().expect("ECS stats");
+        let ecs_grew: Vec<usize> = (0..ecs_after.len())
+            .filter(|&i| ecs_after[i] != ecs_before[i])
+            .collect();
+        let ecs_want: Vec<usize> = fx
+            .ecs
+            .iter()
+            .map(|&(v6, scope)| ecs_stat_index(v6, scope) as usize)
+            .collect();
+        if ecs_grew != ecs_want {
+            failures.push(format!(
+                "{}: ECS counters {ecs_grew:?} grew, want {ecs_want:?}",
+                fx.desc
+            ));
+        }
         match &fx.expect {
             Expect::Tx(want, kind) => {
                 if res.return_value != XDP_TX || &out != want || grew != ["answered", kind.name()] {
@@ -684,6 +698,452 @@ fn xdp_fixtures() {
             }
         }
     }
+    failures
+}
+
+#[test]
+fn xdp_fixtures() {
+    require_root();
+    let pins = PinDir::new("fixtures");
+    let mut dp = setup(&pins);
+    let failures = run(&mut dp, fixtures());
+    assert!(
+        failures.is_empty(),
+        "{} fixtures failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A name whose answer differs by client class.
+const GEO: &str = "geo.example.test";
+/// A name that persists per client prefix (/20 of IPv4, /48 of IPv6).
+const STICKY: &str = "sticky.example.test";
+/// Like GEO, but it ignores client subnets.
+const LOCAL: &str = "local.example.test";
+
+/// Client classes of the ECS fixtures: a /20 inside a /16 (classes 2 and 1), an IPv6 /44
+/// inside a /36 (4 and 3). Their ECS partition cuts the /16 into the /20 and the /20, /19,
+/// /18 and /17 beside it; the rest of IPv4 into the widest prefixes clear of the /16.
+fn ecs_prefixes() -> Vec<(IpNet, ClassId)> {
+    [
+        ("198.18.0.0/16", 1),
+        ("198.18.0.0/20", 2),
+        ("2001:db8:1000::/36", 3),
+        ("2001:db8:1000::/44", 4),
+    ]
+    .iter()
+    .map(|(p, c)| (p.parse().expect("a prefix"), *c))
+    .collect()
+}
+
+/// What GEO and LOCAL answer class `class`.
+fn class_addr(class: ClassId) -> [u8; 4] {
+    [198, 18, 10, class as u8]
+}
+
+fn ecs_sets() -> Vec<SetEntry> {
+    let mut v = sets();
+    for class in 0..=4 {
+        v.push((
+            name("geo.example.test."),
+            RecordType::A,
+            class,
+            answer_set(&[class_addr(class)], 1, 60),
+        ));
+        let mut local = answer_set(&[class_addr(class)], 1, 60);
+        local.ecs = EcsUse::Ignore as u8;
+        v.push((name("local.example.test."), RecordType::A, class, local));
+    }
+    v.push((name("sticky.example.test."), RecordType::A, 0, sticky()));
+    v
+}
+
+fn sticky() -> AnswerSet {
+    let mut set = answer_set(&EIGHT, 1, 30);
+    set.pick = PickMode::Persist as u8;
+    set.persist_v4 = 20;
+    set.persist_v6 = 48;
+    set
+}
+
+/// A query for `name` (type `qtype`) carrying the client subnet option of data `ecs` (and
+/// `before` ahead of it), from CLIENT4 (`v6` false) or CLIENT6.
+fn ecs_query(v6: bool, name: &str, qtype: u16, before: &[(u16, Vec<u8>)], ecs: &[u8]) -> Udp {
+    let mut options = before.to_vec();
+    options.push((8, ecs.to_vec()));
+    let m = dns_query(
+        0x5ec5,
+        RD,
+        &wire_name(name),
+        qtype,
+        1,
+        Some(&Opt {
+            options,
+            ..Opt::plain()
+        }),
+    );
+    if v6 { q6(m) } else { q4(m) }
+}
+
+/// The client subnet a response echoes: the query's `ecs` data with our scope.
+fn echoed(ecs: &[u8], scope: u8) -> Vec<u8> {
+    let mut e = ecs.to_vec();
+    e[3] = scope;
+    e
+}
+
+/// An answer of address `addr` (TTL `ttl`) to the A query `q` for `name`, echoing client
+/// subnet data `ecs` with `scope` (family IPv6 if `ecs_v6`).
+fn ecs_hit(
+    desc: &str,
+    q: Udp,
+    name: &str,
+    ttl: u32,
+    addr: [u8; 4],
+    ecs: &[u8],
+    scope: u8,
+) -> Fixture {
+    let reply = dns_a_reply(&q.payload, wire_name(name).len(), ttl, &[addr], Some(false));
+    ecs_tx(
+        desc,
+        q,
+        with_ecs(reply, &echoed(ecs, scope)),
+        Counter::AnsweredAddresses,
+        ecs,
+        scope,
+    )
+}
+
+fn ecs_tx(desc: &str, q: Udp, reply: Vec<u8>, kind: Counter, ecs: &[u8], scope: u8) -> Fixture {
+    Fixture {
+        ecs: Some((ecs[1] == 2, scope)),
+        ..tx(desc, q, reply, kind)
+    }
+}
+
+/// The address STICKY answers a client subnet masked to `hi`:`lo` (IPv6 if `v6`).
+fn sticky_addr(hi: u64, lo: u64, v6: bool) -> [u8; 4] {
+    let set = sticky();
+    let pick = set.persist_pick(hi, lo, v6);
+    EIGHT[set.answer_index(pick, 0).expect("an index") as usize]
+}
+
+fn ecs_fixtures() -> Vec<Fixture> {
+    let v4 = |a: [u8; 4], source: u8| ecs_data(1, source, 0, &a[..usize::from(source).div_ceil(8)]);
+    // 198.18.3.0/24 is in the /20 (class 2), 198.18.200.0/24 in the /17 of the /16's upper
+    // half (class 1), 192.0.2.0/24 outside both (the default class; its partition prefix is
+    // 192.0.0.0/6, the widest clear of 198.18.0.0/16).
+    let in20 = v4([198, 18, 3, 0], 24);
+    let in17 = v4([198, 18, 200, 0], 24);
+    let out = v4([192, 0, 2, 0], 24);
+    // 2001:db8:1000:ab00::/56, in the /44 (class 4); 2001:db8:1800::/40, in the /36 only
+    // (class 3; its partition prefix is the /37 of the /36's upper half).
+    let in44 = ecs_data(2, 56, 0, &[0x20, 0x01, 0x0d, 0xb8, 0x10, 0x00, 0xab]);
+    let in37 = ecs_data(2, 40, 0, &[0x20, 0x01, 0x0d, 0xb8, 0x18]);
+    let mut f = vec![
+        ecs_hit(
+            "GEO, /24 in the nested /20: its class, scope 20",
+            ecs_query(false, GEO, 1, &[], &in20),
+            GEO,
+            60,
+            class_addr(2),
+            &in20,
+            20,
+        ),
+        ecs_hit(
+            "GEO, /24 in the /16 beside the /20: scope of its /17",
+            ecs_query(false, GEO, 1, &[], &in17),
+            GEO,
+            60,
+            class_addr(1),
+            &in17,
+            17,
+        ),
+        ecs_hit(
+            "GEO, /24 outside every region: the default class, scope 6",
+            ecs_query(false, GEO, 1, &[], &out),
+            GEO,
+            60,
+            class_addr(0),
+            &out,
+            6,
+        ),
+        {
+            // A /32 is cut to the /24 honoured; the echo keeps the query's /32.
+            let e = v4([198, 18, 3, 7], 32);
+            ecs_hit(
+                "GEO, /32 cut to /24: scope 20, the /32 echoed",
+                ecs_query(false, GEO, 1, &[], &e),
+                GEO,
+                60,
+                class_addr(2),
+                &e,
+                20,
+            )
+        },
+        {
+            // A /16 covering the /20: the answer of its first address, for the /16 only.
+            let e = v4([198, 18, 0, 0], 16);
+            ecs_hit(
+                "GEO, /16 covering the /20: scope 16",
+                ecs_query(false, GEO, 1, &[], &e),
+                GEO,
+                60,
+                class_addr(2),
+                &e,
+                16,
+            )
+        },
+        {
+            // An odd prefix: 3 address bytes, the option an odd number of bytes long.
+            let e = v4([198, 18, 200, 0], 21);
+            ecs_hit(
+                "GEO, /21 (odd option length): scope 17",
+                ecs_query(false, GEO, 1, &[], &e),
+                GEO,
+                60,
+                class_addr(1),
+                &e,
+                17,
+            )
+        },
+        ecs_hit(
+            "GEO over IPv4, IPv6 /56 in the /44: class 4, scope 44",
+            ecs_query(false, GEO, 1, &[], &in44),
+            GEO,
+            60,
+            class_addr(4),
+            &in44,
+            44,
+        ),
+        ecs_hit(
+            "GEO over IPv6, IPv6 /40 in the /36: class 3, scope 37",
+            ecs_query(true, GEO, 1, &[], &in37),
+            GEO,
+            60,
+            class_addr(3),
+            &in37,
+            37,
+        ),
+        ecs_hit(
+            "GEO over IPv6, IPv4 /24 in the /20: class 2, scope 20",
+            ecs_query(true, GEO, 1, &[], &in20),
+            GEO,
+            60,
+            class_addr(2),
+            &in20,
+            20,
+        ),
+        {
+            // /0 says nothing of the client: the source (198.18.0.1, in the /20) stands for it.
+            let e = ecs_data(1, 0, 0, &[]);
+            ecs_hit(
+                "GEO, /0: the source's class, scope 0",
+                ecs_query(false, GEO, 1, &[], &e),
+                GEO,
+                60,
+                class_addr(2),
+                &e,
+                0,
+            )
+        },
+        {
+            let e = ecs_data(2, 0, 0, &[]);
+            ecs_hit(
+                "GEO over IPv6, IPv6 /0: the source's class (none), scope 0",
+                ecs_query(true, GEO, 1, &[], &e),
+                GEO,
+                60,
+                class_addr(0),
+                &e,
+                0,
+            )
+        },
+        ecs_hit(
+            "GEO, a cookie before the subnet: only the subnet echoed",
+            ecs_query(false, GEO, 1, &[(10, vec![7; 8])], &in17),
+            GEO,
+            60,
+            class_addr(1),
+            &in17,
+            17,
+        ),
+        ecs_hit(
+            "LOCAL ignores client subnets: the source's class, scope 0",
+            ecs_query(false, LOCAL, 1, &[], &in17),
+            LOCAL,
+            60,
+            class_addr(2),
+            &in17,
+            0,
+        ),
+        ecs_hit(
+            "STICKY, /24: the subnet's persist hash, scope 20 (the persist mask)",
+            ecs_query(false, STICKY, 1, &[], &in20),
+            STICKY,
+            30,
+            sticky_addr(0xc612_0300 << 32, 0, false),
+            &in20,
+            20,
+        ),
+        {
+            let e = v4([198, 18, 0, 0], 16);
+            ecs_hit(
+                "STICKY, /16: scope 16 (what was honoured)",
+                ecs_query(false, STICKY, 1, &[], &e),
+                STICKY,
+                30,
+                sticky_addr(0xc612_0000 << 32, 0, false),
+                &e,
+                16,
+            )
+        },
+        ecs_hit(
+            "STICKY over IPv4, IPv6 /56: hashed as IPv6, scope 48",
+            ecs_query(false, STICKY, 1, &[], &in44),
+            STICKY,
+            30,
+            sticky_addr(0x2001_0db8_1000_ab00, 0, true),
+            &in44,
+            48,
+        ),
+        ecs_hit(
+            "an answer set without classes, /24: scope 0",
+            ecs_query(false, "www.example.test", 1, &[], &in20),
+            "www.example.test",
+            300,
+            ONE,
+            &in20,
+            0,
+        ),
+        {
+            let q = ecs_query(true, "example.test", qtype::MX, &[], &in44);
+            let reply = with_ecs(zone::apex_mx(&q.payload, Some(false)), &echoed(&in44, 0));
+            ecs_tx(
+                "static MX with additional, IPv6 /56: scope 0",
+                q,
+                reply,
+                Counter::AnsweredRecords,
+                &in44,
+                0,
+            )
+        },
+        {
+            let q = ecs_query(false, "www.example.test", qtype::HTTPS, &[], &in20);
+            let reply = with_ecs(
+                zone::nodata(&q.payload, "www.example.test", Some(false)),
+                &echoed(&in20, 0),
+            );
+            ecs_tx(
+                "NODATA, /24: scope 0",
+                q,
+                reply,
+                Counter::AnsweredNoData,
+                &in20,
+                0,
+            )
+        },
+        {
+            let e = v4([198, 18, 200, 0], 21);
+            let n = "ab.cde.example.test";
+            let q = ecs_query(false, n, qtype::A, &[], &e);
+            let reply = with_ecs(zone::nxdomain(&q.payload, n, Some(false)), &echoed(&e, 0));
+            ecs_tx(
+                "NXDOMAIN, odd name and option lengths: scope 0",
+                q,
+                reply,
+                Counter::AnsweredNxDomain,
+                &e,
+                0,
+            )
+        },
+    ];
+    // Malformed (RFC 7871 7.1.1) or not for this path: the slow path answers them.
+    for (desc, options) in [
+        ("family 3", vec![(8, ecs_data(3, 0, 0, &[]))]),
+        (
+            "IPv4 source /33",
+            vec![(8, ecs_data(1, 33, 0, &[198, 18, 3, 0, 0]))],
+        ),
+        ("IPv6 source /129", vec![(8, ecs_data(2, 129, 0, &[0; 17]))]),
+        (
+            "/24 with 4 address bytes",
+            vec![(8, ecs_data(1, 24, 0, &[198, 18, 3, 0]))],
+        ),
+        (
+            "/24 with 2 address bytes",
+            vec![(8, ecs_data(1, 24, 0, &[198, 18]))],
+        ),
+        (
+            "/23 with bit 24 set",
+            vec![(8, ecs_data(1, 23, 0, &[198, 18, 1]))],
+        ),
+        (
+            "/0 with an address byte",
+            vec![(8, ecs_data(1, 0, 0, &[0]))],
+        ),
+        ("shorter than its fixed part", vec![(8, vec![0, 1, 24])]),
+        (
+            "two client subnets",
+            vec![(8, in20.clone()), (8, in17.clone())],
+        ),
+    ] {
+        let m = dns_query(
+            1,
+            RD,
+            &wire_name(GEO),
+            1,
+            1,
+            Some(&Opt {
+                options,
+                ..Opt::plain()
+            }),
+        );
+        f.push(pass(
+            &format!("client subnet: {desc}"),
+            q4(m).to_bytes(),
+            Counter::PassEdns,
+        ));
+    }
+    f
+}
+
+#[test]
+fn xdp_answers_client_subnets_with_their_class_and_scope() {
+    require_root();
+    let pins = PinDir::new("fixtures-ecs");
+    let mut dp = setup_with(&pins, &zone::entries(&ecs_sets()), &ecs_prefixes());
+    let mut failures = run(&mut dp, ecs_fixtures());
+    // Only some resolvers trusted: the slow path checks the source, XDP answers no subnet.
+    let trusted = EcsPolicy {
+        trusted: vec!["192.0.2.0/24".parse().expect("a prefix")],
+        ..EcsPolicy::default()
+    };
+    dp.tables.set_ecs_policy(&trusted).expect("ECS policy");
+    let q = ecs_query(false, GEO, 1, &[], &ecs_data(1, 24, 0, &[198, 18, 3]));
+    failures.extend(run(
+        &mut dp,
+        vec![pass(
+            "client subnet, some resolvers trusted",
+            q.to_bytes(),
+            Counter::PassEdns,
+        )],
+    ));
+    // Without one, the query is still answered.
+    failures.extend(run(
+        &mut dp,
+        vec![{
+            let q = q4(a_query(GEO));
+            let reply = dns_a_reply(&q.payload, wire_name(GEO).len(), 60, &[class_addr(2)], None);
+            tx(
+                "GEO without a subnet, some resolvers trusted",
+                q,
+                reply,
+                Counter::AnsweredAddresses,
+            )
+        }],
+    ));
     assert!(
         failures.is_empty(),
         "{} fixtures failed:\n{}",

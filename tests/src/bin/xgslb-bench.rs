@@ -60,7 +60,7 @@ use xgslb_common::{AnswerSet, Counter, ListenerKey, MAX_ADDRS, PickMode, qtype};
 use xgslb_tests::{
     frame::{
         CLIENT_MAC, CLIENT4, CLIENT6, Opt, SERVER_MAC, SERVER4, SERVER6, Udp, XDP_PASS, XDP_TX,
-        dns_a_reply, dns_aaaa_reply, dns_query, wire_name,
+        dns_a_reply, dns_aaaa_reply, dns_query, ecs_data, wire_name, with_ecs,
     },
     pins::PinDir,
     zone,
@@ -79,8 +79,10 @@ const HIT_ADDR6: [u8; 16] = [
 const TTL: u32 = 300;
 /// Region prefixes in the tries (the client's among them, in class 1).
 const REGION_PREFIXES: usize = 100_000;
-/// The goals: each kind of answer costs at most this many times the reflector.
-const TARGETS: [(&str, f64); 5] = [
+/// The goals: each kind of answer costs at most this many times the reflector (the first
+/// prefix of a case's name counts).
+const TARGETS: [(&str, f64); 6] = [
+    ("A hit with ECS", 3.5),
     ("A hit", 3.0),
     ("AAAA hit", 3.5),
     ("NODATA hit", 3.5),
@@ -426,6 +428,39 @@ fn cases() -> Vec<Case> {
             v4(a_query(Some(&Opt::plain()))),
             Some(false),
         ),
+        {
+            // The client's own /24 as its subnet, to the classed name: the class and the
+            // scope (24, the region's own prefix) come from the ECS trie, and the response
+            // echoes the subnet.
+            let ecs = ecs_data(1, 24, 0, &CLIENT4.octets()[..3]);
+            let opt = Opt {
+                options: vec![(8, ecs.clone())],
+                ..Opt::plain()
+            };
+            let q = v4(dns_query(
+                0xbeef,
+                0x0100,
+                &wire_name(GEO),
+                qtype::A,
+                1,
+                Some(&opt),
+            ));
+            let mut echoed = ecs;
+            echoed[3] = 24;
+            let reply = dns_a_reply(
+                &q.payload,
+                wire_name(GEO).len(),
+                TTL,
+                &[GEO_ADDR],
+                Some(false),
+            );
+            answer_case(
+                "A hit with ECS",
+                q,
+                with_ecs(reply, &echoed),
+                Counter::AnsweredAddresses,
+            )
+        },
         hit("A hit IPv6", v6(a_query(None)), None),
         {
             let q = v4(dns_query(
@@ -775,7 +810,8 @@ impl Report {
         s += "\nThe queries (IPv4 unless named, no OPT unless named): A and AAAA hits ask for an \
               answer set's name; the 100,000-prefix case asks for a wide IP whose answer \
               differs by client class, from a client in one of 100,000 region prefixes (so the \
-              class is worked out); NODATA asks HTTPS of that answer set's name; the static \
+              class is worked out); the ECS case asks that wide IP with the client's /24 as an \
+              EDNS Client Subnet (class and scope from the ECS trie, the subnet echoed); NODATA asks HTTPS of that answer set's name; the static \
               RRset is the apex MX with mail's A in additional; NXDOMAIN asks A of \
               nope.example.test; the stage rows stop early (another port, type ANY) to show \
               what the parse costs.\n";
