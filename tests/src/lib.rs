@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests in `tests/tests/`: frame building with an
-//! independent checksum implementation, unique bpffs pin directories, network namespaces, and
-//! the module graph of the crates (the cycle check).
+//! independent checksum implementation, unique bpffs pin directories, network namespaces,
+//! unbound as a real ECS resolver, and the module graph of the crates (the cycle check).
 pub mod agents;
 pub mod daemon;
 pub mod dig;
@@ -12,6 +12,7 @@ pub mod module_graph;
 pub mod netns;
 pub mod pins;
 pub mod servers;
+pub mod unbound;
 pub mod zone;
 
 /// Fails loudly when the test cannot run here (not root): under CI=true a skip would hide a

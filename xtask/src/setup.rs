@@ -5,7 +5,8 @@ use anyhow::{Context, Result, bail};
 use crate::cmd::{Cmd, is_root};
 
 /// Debian packages: LLVM 22 for bpf-linker, the DNS tools the benchmarks and tests drive
-/// (dnsperf, kdig, dig, knotd, nsd), and the network tools of the netns setup.
+/// (dnsperf, kdig, dig, knotd, nsd, unbound as the ECS resolver), and the network tools of
+/// the netns setup.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -17,6 +18,7 @@ const APT_PACKAGES: &[&str] = &[
     "ethtool",
     "knot",
     "nsd",
+    "unbound",
 ];
 
 /// The rustup components: nightly builds and lints the XDP program (build-std needs rust-src),
