@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests in `tests/tests/`: frame building with an
-//! independent checksum implementation, unique bpffs pin directories, network namespaces, and
-//! the module graph of the crates (the cycle check).
+//! independent checksum implementation, unique bpffs pin directories, network namespaces,
+//! unbound as a real ECS resolver, and the module graph of the crates (the cycle check).
 pub mod agents;
 pub mod daemon;
 pub mod dig;
@@ -14,6 +14,7 @@ pub mod netns;
 pub mod pins;
 pub mod process;
 pub mod servers;
+pub mod unbound;
 pub mod webdriver;
 pub mod zone;
 

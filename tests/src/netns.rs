@@ -175,3 +175,94 @@ impl Drop for NetnsPair {
         }
     }
 }
+
+/// A namespace of clients behind another namespace (a resolver's, say): a veth between the
+/// two, the leaf's own address and its clients' addresses on the leaf's end, a host route to
+/// each client address on the other end. Removed (with its veth) when the guard drops.
+pub struct Leaf {
+    pub ns: String,
+}
+
+/// The leaf's veth (inside the leaf) and its peer (inside the namespace it hangs from).
+pub const LEAF_IF: &str = "xg-l1";
+pub const LEAF_PEER_IF: &str = "xg-l0";
+
+impl Leaf {
+    /// A leaf hanging from namespace `behind`: `gateway` (CIDR) on `behind`'s end, `own`
+    /// (CIDR, on the gateway's subnet) on the leaf's, and `clients` (addresses, outside that
+    /// subnet) on the leaf's end too, routed to it from `behind`.
+    pub fn new(tag: &str, behind: &str, gateway: &str, own: &str, clients: &[&str]) -> Self {
+        crate::require_root();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let leaf = Leaf {
+            ns: format!("xgt-{tag}-{}-{n}-l", std::process::id()),
+        };
+        run(&["ip", "netns", "add", &leaf.ns]);
+        run(&[
+            "ip",
+            "link",
+            "add",
+            LEAF_PEER_IF,
+            "netns",
+            behind,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            LEAF_IF,
+            "netns",
+            &leaf.ns,
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            behind,
+            "addr",
+            "add",
+            gateway,
+            "dev",
+            LEAF_PEER_IF,
+        ]);
+        run(&["ip", "-n", &leaf.ns, "addr", "add", own, "dev", LEAF_IF]);
+        for client in clients {
+            let host = format!("{client}/32");
+            run(&["ip", "-n", &leaf.ns, "addr", "add", &host, "dev", LEAF_IF]);
+        }
+        for (ns, ifname) in [(behind, LEAF_PEER_IF), (leaf.ns.as_str(), LEAF_IF)] {
+            run(&["ip", "-n", ns, "link", "set", ifname, "up"]);
+        }
+        run(&["ip", "-n", &leaf.ns, "link", "set", "lo", "up"]);
+        let via = gateway.split('/').next().unwrap_or(gateway);
+        run(&["ip", "-n", &leaf.ns, "route", "add", "default", "via", via]);
+        for client in clients {
+            let host = format!("{client}/32");
+            run(&[
+                "ip",
+                "-n",
+                behind,
+                "route",
+                "add",
+                &host,
+                "dev",
+                LEAF_PEER_IF,
+            ]);
+        }
+        leaf
+    }
+
+    /// Runs a command in the leaf and returns its output (whatever its status).
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {args:?} in {}: {e}", self.ns))
+    }
+}
+
+impl Drop for Leaf {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth, both ends.
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}

@@ -5,9 +5,10 @@ use anyhow::{Context, Result, bail};
 use crate::cmd::{Cmd, is_root};
 
 /// Debian packages: LLVM 22 for bpf-linker, the DNS tools the benchmarks and tests drive
-/// (dnsperf, kdig, dig, knotd, nsd), the network tools of the netns setup, the tools that
-/// check what contrib/ ships (promtool from prometheus; systemd-analyze from systemd), and the
-/// headless browser the web console's test drives (chromium with chromedriver).
+/// (dnsperf, kdig, dig, knotd, nsd, unbound as the ECS resolver), the network tools of the
+/// netns setup, the tools that check what contrib/ ships (promtool from prometheus;
+/// systemd-analyze from systemd), and the headless browser the web console's test drives
+/// (chromium with chromedriver).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -19,6 +20,7 @@ const APT_PACKAGES: &[&str] = &[
     "ethtool",
     "knot",
     "nsd",
+    "unbound",
     "prometheus",
     "systemd",
     "chromium",
