@@ -143,6 +143,7 @@ fn unbound_shares_each_regions_answer_by_the_scope_xgslbd_returns() {
     let cfg = ConfigDir::new(
         &three_sites()
             .set("server", &format!("metrics_listen = \"{METRICS}\""))
+            .http_token(xgslb_tests::metrics::HTTP_TOKEN)
             .region("a", &["198.18.110.0/24"])
             .region("b", &["198.18.120.0/24"])
             .topology("a", "tokyo", 100)
