@@ -144,6 +144,8 @@ pub fn write_configs(shape: &Shape, dir: &Path, cpus: usize) -> Result<Vec<PathB
     let mut base = TestModel::new(&["127.0.0.1:0"])
         .set("server", "xdp_mode = \"off\"")
         .set("balancer", "interval_ms = 1000")
+        // 16 EDNSs in one directory would share one state file; a real EDNS has its host.
+        .set("balancer", "state_file = \"\"")
         .demo_zone();
     for s in 0..shape.sites {
         let file = format!("agent-{s:02}.key");
