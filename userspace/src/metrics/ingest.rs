@@ -18,7 +18,7 @@ use ipnet::IpNet;
 
 use super::{
     replay::ReplayGuard,
-    state::{SavedLoad, SavedPath, SavedVs, State},
+    state::{SavedPath, SavedVs, State},
     wire::{self, Datagram, Key, Kind, Load, Record, Reject},
 };
 use crate::{
@@ -468,14 +468,7 @@ impl AgentMetrics {
                 site: r.site.clone(),
                 up: r.up,
                 health_ms: r.health_ms,
-                load: r.load.map(|l| SavedLoad {
-                    connections: l.connections,
-                    packets_per_second: l.packets_per_second,
-                    kilobits_per_second: l.kilobits_per_second,
-                    cpu_percent: l.cpu_percent,
-                    capacity: l.capacity,
-                    score: l.score,
-                }),
+                load: r.load,
                 load_ms: r.load_ms,
             })
             .collect();
@@ -515,12 +508,8 @@ impl AgentMetrics {
                 site: v.site.clone(),
                 up: v.up,
                 load: v.load.map(|l| Load {
-                    connections: l.connections,
-                    packets_per_second: l.packets_per_second,
-                    kilobits_per_second: l.kilobits_per_second,
                     cpu_percent: l.cpu_percent.filter(|c| (0.0..=100.0).contains(c)),
-                    capacity: l.capacity,
-                    score: l.score,
+                    ..l
                 }),
                 health_ms: v.health_ms.filter(|&t| t <= now_ms),
                 load_ms: v.load_ms.filter(|&t| t <= now_ms),

@@ -40,20 +40,8 @@ pub struct SavedVs {
     pub up: Option<bool>,
     /// When health arrived (ms since the epoch).
     pub health_ms: Option<u64>,
-    pub load: Option<SavedLoad>,
+    pub load: Option<super::wire::Load>,
     pub load_ms: Option<u64>,
-}
-
-/// A load report; absent values are unknown.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SavedLoad {
-    pub connections: Option<u64>,
-    pub packets_per_second: Option<u64>,
-    pub kilobits_per_second: Option<u64>,
-    pub cpu_percent: Option<f64>,
-    pub capacity: Option<u64>,
-    pub score: Option<u64>,
 }
 
 /// One LDNS path's last report.

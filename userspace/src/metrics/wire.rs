@@ -83,8 +83,9 @@ pub struct Header {
     pub site: String,
 }
 
-/// Load of one virtual server; absent fields are unknown.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// Load of one virtual server; absent fields are unknown. Also as the state file keeps it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Load {
     pub connections: Option<u64>,
     pub packets_per_second: Option<u64>,
