@@ -10,14 +10,12 @@
 //! beside it: a client in the /20 gets scope 20, one in the /16's upper half scope 17.
 //! The rest of the space (the default class) is cut the same way, so every address has
 //! exactly one partition prefix and a longest-prefix match over the partition finds it.
-use std::{
-    collections::{BTreeMap, HashMap},
-    net::IpAddr,
-};
+use std::{collections::BTreeMap, net::IpAddr};
 
 use ipnet::IpNet;
 use xgslb_common::{ClassId, DEFAULT_CLASS, EcsRegion};
 
+use super::prefix_table::PrefixTable;
 pub use crate::config::EcsPolicy;
 use crate::dns::ClientSubnet;
 
@@ -118,34 +116,16 @@ fn cut(
 /// The partition as the slow path looks it up: longest prefix match by hashing the address
 /// masked to each length in use (a partition has at most one prefix per address).
 #[derive(Debug, Default)]
-pub struct EcsTable {
-    by_len: Vec<(u8, HashMap<IpNet, EcsRegion>)>,
-}
+pub struct EcsTable(PrefixTable<EcsRegion>);
 
 impl EcsTable {
     pub fn new(partition: &[(IpNet, EcsRegion)]) -> Self {
-        let mut lens: HashMap<(u8, bool), HashMap<IpNet, EcsRegion>> = HashMap::new();
-        for &(p, region) in partition {
-            lens.entry((p.prefix_len(), p.addr().is_ipv6()))
-                .or_default()
-                .insert(p, region);
-        }
-        let mut by_len: Vec<_> = lens.into_iter().map(|((l, _), m)| (l, m)).collect();
-        by_len.sort_by_key(|e| std::cmp::Reverse(e.0));
-        Self { by_len }
+        Self(PrefixTable::new(partition))
     }
 
     /// The class and scope of `addr`.
     pub fn region_of(&self, addr: IpAddr) -> EcsRegion {
-        for (len, nets) in &self.by_len {
-            let Ok(net) = IpNet::new(addr, *len) else {
-                continue; // a length of the other family
-            };
-            if let Some(r) = nets.get(&net.trunc()) {
-                return *r;
-            }
-        }
-        EcsRegion::default()
+        self.0.get(addr).unwrap_or_default()
     }
 }
 

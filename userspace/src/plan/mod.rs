@@ -9,6 +9,7 @@
 //!   class prefixes, and the answer-counter slots.
 //! - `part`: one wide IP's part of a publication (answer sets, decisions, counter labels).
 //! - `reuse`: each wide IP's part of the last publication, reused while its inputs stand.
+//! - `prefix_table`: longest prefix match by hashing per length (class table, ECS partition).
 //! - `slots`: weights to a slot table (plain and rendezvous for static persist).
 //! - `snapshot`: the published answer sets as the slow path reads them (the same sets, the
 //!   same class table, the same pick arithmetic as XDP).
@@ -24,6 +25,7 @@ pub mod ecs;
 pub mod entries;
 pub mod key;
 pub mod part;
+pub mod prefix_table;
 pub mod publication;
 pub mod reuse;
 pub mod slots;

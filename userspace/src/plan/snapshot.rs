@@ -21,6 +21,7 @@ use xgslb_common::{
 };
 
 use super::ecs::{EcsPolicy, EcsTable, honoured, partition};
+use super::prefix_table::PrefixTable;
 use crate::dns::{Client, Dynamic, Scoped};
 
 /// One published answer set: owner, type, client class, set.
@@ -28,36 +29,16 @@ pub type SetEntry = (Name, RecordType, ClassId, AnswerSet);
 
 /// Longest prefix match of addresses to client classes.
 #[derive(Debug, Default)]
-pub struct ClassTable {
-    /// Prefixes by length, longest first; each a map from the masked network to its class.
-    by_len: Vec<(u8, HashMap<IpNet, ClassId>)>,
-}
+pub struct ClassTable(PrefixTable<ClassId>);
 
 impl ClassTable {
     pub fn new(prefixes: &[(IpNet, ClassId)]) -> Self {
-        let mut lens: HashMap<(u8, bool), HashMap<IpNet, ClassId>> = HashMap::new();
-        for &(p, class) in prefixes {
-            let p = p.trunc();
-            lens.entry((p.prefix_len(), p.addr().is_ipv6()))
-                .or_default()
-                .insert(p, class);
-        }
-        let mut by_len: Vec<_> = lens.into_iter().map(|((l, _), m)| (l, m)).collect();
-        by_len.sort_by_key(|e| std::cmp::Reverse(e.0));
-        Self { by_len }
+        Self(PrefixTable::new(prefixes))
     }
 
     /// The class of `addr`: that of the longest prefix containing it, else the default.
     pub fn class_of(&self, addr: IpAddr) -> ClassId {
-        for (len, nets) in &self.by_len {
-            let Ok(net) = IpNet::new(addr, *len) else {
-                continue; // a length of the other family
-            };
-            if let Some(class) = nets.get(&net.trunc()) {
-                return *class;
-            }
-        }
-        DEFAULT_CLASS
+        self.0.get(addr).unwrap_or(DEFAULT_CLASS)
     }
 }
 
