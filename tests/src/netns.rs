@@ -43,6 +43,15 @@ pub fn run(args: &[&str]) -> Output {
 }
 
 impl NetnsPair {
+    /// Whether an XDP program is attached to the server's interface (as `ip link` shows it).
+    pub fn xdp_attached(&self) -> bool {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &self.server, "link", "show", SERVER_IF])
+            .output()
+            .expect("ip link show");
+        String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+    }
+
     /// Creates the pair; `tag` names the test in the namespace names.
     pub fn new(tag: &str) -> Self {
         crate::require_root();

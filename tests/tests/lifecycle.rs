@@ -28,14 +28,6 @@ fn dig_www(pair: &NetnsPair) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn xdp_attached(pair: &NetnsPair) -> bool {
-    let out = std::process::Command::new("ip")
-        .args(["-n", &pair.server, "link", "show", SERVER_IF])
-        .output()
-        .expect("ip link show");
-    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
-}
-
 #[test]
 fn leave_serving_keeps_answering_and_a_restart_adopts_the_pins() {
     let pair = NetnsPair::new("life");
@@ -56,7 +48,7 @@ fn leave_serving_keeps_answering_and_a_restart_adopts_the_pins() {
     d.stop().expect("clean exit");
 
     // No daemon: the pinned program answers alone, and counts in the pinned map.
-    assert!(xdp_attached(&pair));
+    assert!(pair.xdp_attached());
     assert_eq!(dig_www(&pair), "198.18.1.10");
     let stats = xgslb::maps::dataplane::read_pinned_stats(pins.path()).expect("pinned stats");
     assert_eq!(stats[Counter::Answered as usize], answered + 1);
@@ -67,7 +59,7 @@ fn leave_serving_keeps_answering_and_a_restart_adopts_the_pins() {
     assert_eq!(d.stats()[Counter::Answered as usize], answered + 2);
     d.stop().expect("clean exit");
     assert!(
-        !xdp_attached(&pair),
+        !pair.xdp_attached(),
         "a normal shutdown must detach the program"
     );
     assert!(!pins.path().exists(), "a normal shutdown removes the pins");
@@ -92,10 +84,10 @@ fn xdp_off_detaches_a_program_left_serving_and_says_so() {
     let d = Daemon::start_with(&pair, &cfg.path(), opts(XdpModeSetting::Native, true));
     assert_eq!(dig_www(&pair), "198.18.1.10");
     d.stop().expect("clean exit");
-    assert!(xdp_attached(&pair), "left serving, as after kill -9");
+    assert!(pair.xdp_attached(), "left serving, as after kill -9");
 
     let d = Daemon::start_with(&pair, &cfg.path(), opts(XdpModeSetting::Off, false));
-    assert!(!xdp_attached(&pair), "the frozen program still serves");
+    assert!(!pair.xdp_attached(), "the frozen program still serves");
     assert!(!pins.path().exists(), "its pins are still there");
     let startup = d.handle().status().startup;
     assert!(

@@ -20,14 +20,6 @@ use xgslb_tests::{
 const UDP_RATE: u32 = 1000;
 const TCP_RATE: u32 = 50;
 
-fn xdp_attached(pair: &NetnsPair) -> bool {
-    let out = std::process::Command::new("ip")
-        .args(["-n", &pair.server, "link", "show", SERVER_IF])
-        .output()
-        .expect("ip link show");
-    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
-}
-
 /// Waits (bounded) until `done` holds.
 fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -124,7 +116,7 @@ fn replace_under_load_loses_no_query() {
         after[answered] > before[answered] + 500,
         "{before:?} {after:?}"
     );
-    assert!(xdp_attached(&pair), "the program was detached");
+    assert!(pair.xdp_attached(), "the program was detached");
     let status = xgslb::control::client::command(
         std::path::Path::new(&control),
         xgslb::control::protocol::Command::Status,
@@ -134,7 +126,7 @@ fn replace_under_load_loses_no_query() {
     assert!(udp.answered_by_handler >= 500, "{udp:?}");
 
     assert!(new.signal(libc::SIGTERM).success());
-    assert!(!xdp_attached(&pair), "a normal stop detaches");
+    assert!(!pair.xdp_attached(), "a normal stop detaches");
 }
 
 const AGENT_KEY: &str = "0123456789abcdef0123456789abcdef-warm";
