@@ -84,6 +84,17 @@ pub const fn ecs_stat_index(v6: bool, scope: u8) -> u32 {
     }
 }
 
+/// The (family `v6`, scope) counted at ECS stats index `index`: `ecs_stat_index` undone.
+pub const fn ecs_stat_of(index: u32) -> Option<(bool, u8)> {
+    if index < 33 {
+        Some((false, index as u8))
+    } else if index < ECS_STATS_LEN {
+        Some((true, (index - 33) as u8))
+    } else {
+        None
+    }
+}
+
 /// The scope of an answer: `by_class` (the client's partition prefix length) when the
 /// answer depends on the class, else 0; widened to the persist mask when the pick hashes
 /// the address; never past `honoured`, the source prefix length the answer used.
@@ -142,5 +153,10 @@ mod tests {
         assert_eq!(ecs_stat_index(false, 40), 32);
         assert_eq!(ecs_stat_index(true, 0), 33);
         assert_eq!(ecs_stat_index(true, 200), ECS_STATS_LEN - 1);
+        for i in 0..ECS_STATS_LEN {
+            let (v6, scope) = ecs_stat_of(i).unwrap();
+            assert_eq!(ecs_stat_index(v6, scope), i);
+        }
+        assert_eq!(ecs_stat_of(ECS_STATS_LEN), None);
     }
 }

@@ -105,18 +105,14 @@ fn ecs_samples<'a>(
         .iter()
         .enumerate()
         .filter(|&(_, &n)| n != 0)
-        .map(move |(i, &n)| {
-            let (family, scope) = if i < 33 {
-                ("ipv4", i)
-            } else {
-                ("ipv6", i - 33)
-            };
+        .filter_map(move |(i, &n)| {
+            let (v6, scope) = xgslb_common::ecs_stat_of(i as u32)?;
             let labels = [
                 ("path", path.to_owned()),
-                ("family", family.to_owned()),
+                ("family", if v6 { "ipv6" } else { "ipv4" }.to_owned()),
                 ("scope", scope.to_string()),
             ];
-            (labels, n)
+            Some((labels, n))
         })
 }
 
