@@ -170,13 +170,8 @@ impl Snapshot {
     }
 
     /// The answer for `client` when the round-robin counter holds `pick`: what the XDP program
-    /// answers when its counter holds `pick` (persist sets ignore it), with its ECS scope.
-    ///
-    /// The client's address is the honoured part of its subnet when the query carried one
-    /// the name honours (`EcsUse::Honor`, `EcsPolicy::honoured`), else the query's source.
-    /// The class comes from that address only when the question is classed; the scope is
-    /// the subnet's partition prefix length then, widened to the persist mask of a persist
-    /// set, and never longer than the honoured length (0 without an honoured subnet).
+    /// answers when its counter holds `pick` (persist sets ignore it), with its ECS scope
+    /// (who the client is: `seen_as`; the scope: `scope`).
     pub fn answer_with_pick(
         &self,
         name: &LowerName,
