@@ -5,7 +5,7 @@
 //! fails on any cycle), so the crate reads in this order.
 //! - `model`: the GSLB model (sites, servers, virtual servers, pools, wide IPs, regions) and
 //!   the metrics it is weighed by.
-//! - `secret`: the agent protocol's shared keys.
+//! - `secret`: the agent protocol's shared keys and the HTTP endpoint's token.
 //! - `backoff`: the log limiter and accept backoff of every server loop.
 //! - `signals`: SIGINT/SIGTERM to a cancellation token, for the binaries.
 //! - `privileges`: the capabilities xgslbd needs, which this process lacks, and the hint a

@@ -44,7 +44,7 @@ pub struct TestModel {
     /// `[[...]]` sections; `with` adds keys to the last one.
     body: String,
     demo_zone: bool,
-    /// The web console's bearer token, written to `http.token` next to the config.
+    /// The HTTP endpoint's token, written to `http.token` next to the config.
     http_token: Option<String>,
 }
 

@@ -1,6 +1,7 @@
 //! The web console's page and JSON API (`/api/v1/`) against a running xgslbd (in-process,
 //! XDP off, no root): the answers' shapes, a drain seen as `drained` and as events, the
-//! 400/404/405 cases, and the bearer token (required off loopback; 401 without it).
+//! 400/404/405 cases, and the token (required off loopback on every request, the page
+//! included, as Bearer or as Basic's password; 401 with a Basic challenge without it).
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
@@ -98,11 +99,27 @@ impl Drop for Running {
     }
 }
 
-/// One HTTP/1.1 exchange: (status, headers, body).
-fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String, String) {
+/// `Authorization: Bearer <token>`'s value.
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// `Authorization: Basic base64(<user>:<password>)`'s value, as a browser sends it.
+fn basic(user: &str, password: &str) -> String {
+    let pair = format!("{user}:{password}");
+    format!("Basic {}", data_encoding::BASE64.encode(pair.as_bytes()))
+}
+
+/// One HTTP/1.1 exchange, with this `Authorization` if given: (status, headers, body).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+    let auth = authorization.map_or(String::new(), |a| format!("authorization: {a}\r\n"));
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nhost: x\r\n{auth}connection: close\r\n\r\n"
@@ -120,8 +137,8 @@ fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16
 }
 
 /// GET `path` as JSON, asserting the status.
-fn get_json(addr: SocketAddr, path: &str, token: Option<&str>, status: u16) -> Value {
-    let (got, head, body) = http(addr, "GET", path, token);
+fn get_json(addr: SocketAddr, path: &str, authorization: Option<&str>, status: u16) -> Value {
+    let (got, head, body) = http(addr, "GET", path, authorization);
     assert_eq!(got, status, "{path}: {head}\n{body}");
     assert!(head.contains("application/json"), "{path}: {head}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
@@ -288,30 +305,77 @@ fn the_api_answers_in_json_and_sees_a_drain() {
 }
 
 #[test]
-fn off_loopback_every_request_but_the_page_needs_the_token() {
+fn off_loopback_every_request_needs_the_token_as_bearer_or_basic() {
     // All interfaces: not loopback, so the token is required (and connected to on 127.0.0.1).
     let (_d, addr) = Running::start("0.0.0.0", Some(TOKEN));
-    for path in ["/api/v1/sites", "/api/v1/events", "/metrics"] {
-        for bad in [None, Some("wrong-token-0123456789")] {
-            let (status, head, body) = http(addr, "GET", path, bad);
+    let refusals = [
+        (None, "no credentials"),
+        (Some(bearer("wrong-token-0123456789")), "wrong token"),
+        (
+            Some(basic("xgslb", "wrong-token-0123456789")),
+            "wrong token",
+        ),
+        // The token as the user, not the password.
+        (Some(basic(TOKEN, "")), "wrong token"),
+        (Some("Basic !!not-base64!!".to_owned()), "not base64"),
+        (
+            Some(format!(
+                "Basic {}",
+                data_encoding::BASE64.encode(TOKEN.as_bytes())
+            )),
+            "no ':'",
+        ),
+        (Some(format!("Digest {TOKEN}")), "neither Bearer nor Basic"),
+        (Some(TOKEN.to_owned()), "neither Bearer nor Basic"),
+    ];
+    for path in [
+        "/",
+        "/index.html",
+        "/api/v1/sites",
+        "/api/v1/events",
+        "/metrics",
+        "/elsewhere",
+    ] {
+        for (bad, why) in &refusals {
+            let (status, head, body) = http(addr, "GET", path, bad.as_deref());
             assert_eq!(status, 401, "{path} with {bad:?}: {head}\n{body}");
+            // A browser prompts for Basic credentials; API clients see Bearer named too.
+            let head = head.to_lowercase();
             assert!(
-                head.to_lowercase().contains("www-authenticate: bearer"),
+                head.contains("www-authenticate: basic realm=\"xgslb\", charset=\"utf-8\"")
+                    && head.contains("www-authenticate: bearer"),
                 "{head}"
             );
             let err: Value = serde_json::from_str(&body).expect("a JSON error");
-            assert!(err["error"].as_str().unwrap().contains("Bearer"), "{err}");
+            let err = err["error"].as_str().unwrap_or_default();
+            assert!(err.contains(why), "{path} with {bad:?}: {err}");
         }
     }
-    let sites = get_json(addr, "/api/v1/sites", Some(TOKEN), 200);
-    assert_eq!(sites["sites"][0]["name"], "tokyo");
-    let (status, _, body) = http(addr, "GET", "/metrics", Some(TOKEN));
-    assert_eq!(status, 200);
-    assert!(body.contains("xgslb_vs_available"));
-    // The page holds no data; it asks for the token when the API answers 401.
-    let (status, _, page) = http(addr, "GET", "/", None);
-    assert_eq!(status, 200);
-    assert!(page.contains("bearer token"));
+    // Without the token even a POST is only refused for that.
+    let (status, _, _) = http(addr, "POST", "/api/v1/sites", None);
+    assert_eq!(status, 401);
+
+    // The token as Basic's password (any user; what a browser sends) or as Bearer.
+    for good in [
+        basic("xgslb", TOKEN),
+        basic("", TOKEN),
+        bearer(TOKEN),
+        format!("bearer {TOKEN}"),
+    ] {
+        let (status, head, page) = http(addr, "GET", "/", Some(&good));
+        assert_eq!(status, 200, "{good}: {head}");
+        assert!(page.contains("<title>xgslb console</title>"));
+        let sites = get_json(addr, "/api/v1/sites", Some(&good), 200);
+        assert_eq!(sites["sites"][0]["name"], "tokyo");
+        let (status, _, body) = http(addr, "GET", "/metrics", Some(&good));
+        assert_eq!(status, 200, "{good}");
+        assert!(body.contains("xgslb_vs_available"));
+    }
+    // Past the token, the usual answers.
+    let (status, _, _) = http(addr, "POST", "/api/v1/sites", Some(&bearer(TOKEN)));
+    assert_eq!(status, 405);
+    let (status, _, _) = http(addr, "GET", "/elsewhere", Some(&basic("x", TOKEN)));
+    assert_eq!(status, 404);
 }
 
 #[test]

@@ -223,9 +223,9 @@ pub struct Config {
     /// Where the HTTP endpoint listens (`/metrics`, the web console and its `/api/v1/`), if
     /// anywhere.
     pub metrics_listen: Option<SocketAddr>,
-    /// The bearer token every HTTP request must carry (`server.http_token_file`); required
+    /// The token every HTTP request must carry (`server.http_token_file`); required
     /// when `metrics_listen` is not a loopback address.
-    pub http_token: Option<crate::secret::BearerToken>,
+    pub http_token: Option<crate::secret::HttpToken>,
     /// How UDP queries are spread over the workers.
     pub udp_steering: UdpSteering,
     /// Zones: origin and file (resolved against the config's directory), transfer settings.
@@ -378,7 +378,7 @@ impl Config {
         };
 
         let http_token = match &raw.server.http_token_file {
-            Some(file) => Some(crate::secret::BearerToken::new(
+            Some(file) => Some(crate::secret::HttpToken::new(
                 agents::read_secret(&base.join(file))
                     .map_err(|why| invalid("server.http_token_file".into(), why.to_string()))?,
             )),
@@ -391,8 +391,8 @@ impl Config {
             return Err(invalid(
                 "server.metrics_listen".into(),
                 format!(
-                    "{addr} is not a loopback address: set server.http_token_file, the bearer \
-                     token every request must carry"
+                    "{addr} is not a loopback address: set server.http_token_file, the token \
+                     every request must carry"
                 ),
             ));
         }

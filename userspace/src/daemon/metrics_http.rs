@@ -1,10 +1,11 @@
 //! The HTTP endpoint (`server.metrics_listen`): hyper answers one request per connection,
 //! `GET /metrics` with [`prometheus::render`], the web console's page and API
-//! ([`console`]), and anything else with 404. With `server.http_token_file`, every request
-//! but the console's page (which holds no data, and asks for the token) must carry
-//! `Authorization: Bearer <token>`, else 401. At most [`MAX_CONNECTIONS`] at once, each
-//! bounded in time; a failed accept pauses the loop (crate::backoff); shutdown stops
-//! accepting.
+//! ([`console`]), and anything else with 404. With `server.http_token_file`, every request,
+//! the console's page included, must carry the token ([`HttpToken::check`]: `Bearer` for
+//! API clients and Prometheus, or `Basic` with the token as the password for browsers),
+//! else 401 with a `Basic` challenge, so that a browser asks for it and then sends it with
+//! the page's fetches too. At most [`MAX_CONNECTIONS`] at once, each bounded in time; a
+//! failed accept pauses the loop (crate::backoff); shutdown stops accepting.
 use std::{convert::Infallible, io, sync::Arc, time::Duration};
 
 use http_body_util::Full;
@@ -25,7 +26,7 @@ use super::{
 };
 use crate::{
     backoff::{LogLimiter, accept_failed},
-    secret::BearerToken,
+    secret::HttpToken,
 };
 
 /// A client that has not sent its request head by then is cut off.
@@ -33,6 +34,9 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// A whole exchange takes at most this long: a client that does not read its response
 /// does not keep the connection (and its descriptor).
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The challenges of a 401: a browser prompts for the `Basic` one.
+const BASIC_CHALLENGE: &str = r#"Basic realm="xgslb", charset="UTF-8""#;
+const BEARER_CHALLENGE: &str = r#"Bearer realm="xgslb""#;
 /// Connections served at once; one over it is closed at once. Scrapers open one at a time.
 pub const MAX_CONNECTIONS: usize = 16;
 
@@ -41,8 +45,8 @@ pub struct Endpoint {
     pub sources: Arc<Sources>,
     /// The console's answer history.
     pub history: Arc<History>,
-    /// Required on every request but the page, when set.
-    pub token: Option<BearerToken>,
+    /// Required on every request, when set.
+    pub token: Option<HttpToken>,
 }
 
 /// Serves `/metrics` and the console on `listener` until `shutdown`.
@@ -94,21 +98,14 @@ async fn respond(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
-    let page = path == "/" || path == "/index.html";
-    let admitted = match &endpoint.token {
-        None => true,
-        Some(token) => request
-            .headers()
-            .get(AUTHORIZATION)
-            .is_some_and(|v| token.admits(v.as_bytes())),
-    };
-    let reply = if request.method() != Method::GET {
+    let refused = endpoint.token.as_ref().and_then(|token| {
+        let authorization = request.headers().get(AUTHORIZATION);
+        token.check(authorization.map(HeaderValue::as_bytes)).err()
+    });
+    let reply = if let Some(why) = refused {
+        console::error(StatusCode::UNAUTHORIZED, &why.to_string())
+    } else if request.method() != Method::GET {
         console::error(StatusCode::METHOD_NOT_ALLOWED, "read-only: GET only")
-    } else if !admitted && !page {
-        console::error(
-            StatusCode::UNAUTHORIZED,
-            "this endpoint needs Authorization: Bearer <server.http_token_file>",
-        )
     } else if path == "/metrics" {
         let sources = endpoint.sources.clone();
         // Reading the pinned maps blocks: off the I/O threads.
@@ -142,9 +139,11 @@ async fn respond(
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
     if reply.status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        // Basic makes a browser ask for the token (as the password); Bearer names what
+        // API clients send.
+        let headers = response.headers_mut();
+        headers.append(WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE));
+        headers.append(WWW_AUTHENTICATE, HeaderValue::from_static(BEARER_CHALLENGE));
     }
     Ok(response)
 }
