@@ -5,7 +5,9 @@
 //! drained VS's share of answers falls to nothing), lists it as an event, and explains a
 //! decision. A screenshot is left in `<target>/artifacts/console.png`.
 //!
-//! Off loopback, the page asks for the bearer token and shows nothing until it has it.
+//! Off loopback, the page itself needs the token: a plain visit gets 401 (a Basic challenge,
+//! no data), and a visit with the token as Basic's password shows the sites (the browser
+//! sends it with the page's fetches).
 //!
 //! Needs root (netns, XDP) and chromium + chromium-driver: fails loudly without them.
 use std::{
@@ -289,8 +291,28 @@ fn the_console_shows_sites_answers_and_a_drain_in_a_browser() {
     d.stop().expect("xgslbd stopped cleanly");
 }
 
+/// A GET of `path` at `addr` from namespace `ns` without credentials: (status, head).
+fn unauthenticated(ns: &str, addr: &str, path: &str) -> (u16, String) {
+    let (addr, path) = (addr.to_owned(), path.to_owned());
+    in_ns(ns, move || {
+        let mut s = TcpStream::connect(&addr).expect("connect to the console");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut all = String::new();
+        s.read_to_string(&mut all).expect("response");
+        let (head, _) = all.split_once("\r\n\r\n").expect("an HTTP response");
+        let status = head.split(' ').nth(1).and_then(|c| c.parse().ok());
+        (status.expect("a status code"), head.to_lowercase())
+    })
+    .join()
+    .expect("request thread")
+}
+
 #[test]
-fn off_loopback_the_page_asks_for_the_token_and_then_shows_the_sites() {
+fn off_loopback_the_page_needs_the_token_and_then_shows_the_sites() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     let pair = NetnsPair::new("consauth");
     let listen = format!("{SERVER_V4}:9156");
@@ -306,42 +328,64 @@ fn off_loopback_the_page_asks_for_the_token_and_then_shows_the_sites() {
             .wideip(WIDEIP, &["all"]),
     );
     let d = Daemon::start(&pair, &cfg.path(), XdpModeSetting::Native);
-    // The browser in the client namespace: across the veth, not loopback.
+    // From the client namespace: across the veth, not loopback.
+    for path in ["/", "/api/v1/sites"] {
+        let (status, head) = unauthenticated(&pair.client, &listen, path);
+        assert_eq!(status, 401, "{path}: {head}");
+        assert!(
+            head.contains("www-authenticate: basic realm=\"xgslb\""),
+            "{path}: {head}"
+        );
+    }
     let b = Browser::launch(&pair.client, 9515);
-    b.goto(&format!("http://{listen}/"));
-    let asks = |b: &Browser| {
-        b.script("return getComputedStyle(document.getElementById('auth')).display")
-            .as_str()
-            .is_some_and(|d| d != "none")
-    };
-    assert!(
-        b.wait_for(Duration::from_secs(10), asks),
-        "the page never asked for the token: {}",
-        page_state(&b)
-    );
     let sites = |b: &Browser| {
         b.script("return document.querySelectorAll('.site').length")
             .as_u64()
             .unwrap_or(0)
     };
+    // A plain visit: refused (headless, nobody to ask: the browser shows its error page),
+    // not the console.
+    b.goto(&format!("http://{listen}/"));
+    let console_page = |b: &Browser| {
+        b.script("return document.getElementById('sites') !== null")
+            .as_bool()
+            .unwrap_or(false)
+    };
+    assert!(!console_page(&b), "the console without the token");
     assert_eq!(sites(&b), 0, "data shown without the token");
-    let field = b.find_all("#token").pop().expect("the token field");
-    b.type_into(&field, HTTP_TOKEN);
-    let button = b.find_all("#auth button").pop().expect("the token button");
-    b.click(&button);
+    let log = b.console_log();
+    assert!(
+        log.iter().any(|(_, m)| m.contains("status of 401")),
+        "no 401: {log:?}"
+    );
+    // The token as the password, as a user gives it when the browser asks.
+    b.goto(&format!("http://xgslb:{HTTP_TOKEN}@{listen}/"));
     assert!(
         b.wait_for(Duration::from_secs(10), |b| sites(b) == 3),
         "no sites with the token: {}",
         page_state(&b)
     );
-    assert!(!asks(&b), "still asking for the token");
-    // The only errors the browser logged are the API's 401s before the token.
+    // And the page's fetches keep carrying it: it refreshes.
+    let live = |b: &Browser| {
+        b.script("return document.getElementById('live').textContent")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let before = live(&b);
+    assert!(
+        b.wait_for(Duration::from_secs(5), |b| {
+            let now = live(b);
+            now != before && now.starts_with("updated")
+        }),
+        "the page stopped refreshing: {}",
+        page_state(&b)
+    );
+    // No errors since the plain visit's 401 (read above).
     let errors: Vec<_> = b
         .console_log()
         .into_iter()
-        .filter(|(level, m)| {
-            (level == "SEVERE" || level == "WARNING") && !m.contains("status of 401")
-        })
+        .filter(|(level, _)| level == "SEVERE" || level == "WARNING")
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
     drop(b);
