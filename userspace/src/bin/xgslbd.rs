@@ -141,12 +141,26 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
 async fn reload_on_sighup(handle: daemon::DaemonHandle, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
         let h = handle.clone();
-        match tokio::task::spawn_blocking(move || h.reload()).await {
-            Ok(Ok(())) => tracing::info!("SIGHUP: config reloaded and serving"),
-            Ok(Err(e)) => {
-                tracing::error!("SIGHUP: reload refused, the old config keeps serving: {e}")
+        let outcome = tokio::task::spawn_blocking(move || h.reload()).await;
+        // The console lists reloads with the other events, as `xgslbctl reload` records them.
+        let (kind, text) = match outcome {
+            Ok(Ok(())) => {
+                tracing::info!("SIGHUP: config reloaded and serving");
+                ("reload", "config reloaded on SIGHUP".to_owned())
             }
-            Err(e) => tracing::error!("SIGHUP: the reload did not finish: {e}"),
-        }
+            Ok(Err(e)) => {
+                tracing::error!("SIGHUP: reload refused, the old config keeps serving: {e}");
+                ("reload_refused", format!("SIGHUP: {e}"))
+            }
+            Err(e) => {
+                tracing::error!("SIGHUP: the reload did not finish: {e}");
+                (
+                    "reload_refused",
+                    format!("SIGHUP: the reload did not finish: {e}"),
+                )
+            }
+        };
+        let now = daemon::ingest::now_ms();
+        handle.recent_events().record(now, kind, None, text);
     }
 }

@@ -1,7 +1,10 @@
 //! Recent events, for the web console: operators' changes and reloads (recorded by
 //! `dispatch`), virtual servers going in and out of rotation and publications (recorded by
 //! the console's sampler as it sees them). A bounded ring: the oldest drop out.
-use std::{collections::VecDeque, sync::Mutex};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Mutex,
+};
 
 use serde::Serialize;
 
@@ -35,7 +38,14 @@ pub struct RecentEvents {
 struct Ring {
     next_seq: u64,
     events: VecDeque<Event>,
+    /// The last operator change (`drain`, `enable`, `disable`) to each target, with its
+    /// seq: kept apart from the ring so that a drain is still told from a disable once
+    /// newer events have pushed it out. Bounded by the names operators changed.
+    last_admin: HashMap<String, (u64, &'static str)>,
 }
+
+/// The kinds of event that set a target's administrative state.
+const ADMIN_KINDS: [&str; 3] = ["drain", "enable", "disable"];
 
 impl RecentEvents {
     /// Records an event at `at_ms`.
@@ -45,6 +55,9 @@ impl RecentEvents {
         let seq = ring.next_seq;
         if ring.events.len() == CAPACITY {
             ring.events.pop_front();
+        }
+        if let Some(t) = target.as_ref().filter(|_| ADMIN_KINDS.contains(&kind)) {
+            ring.last_admin.insert(t.clone(), (seq, kind));
         }
         ring.events.push_back(Event {
             seq,
@@ -62,18 +75,15 @@ impl RecentEvents {
     }
 
     /// The kind of the last operator change (`drain`, `enable`, `disable`) to any of
-    /// `targets` (a virtual server and its site), if one is still kept: tells a drained
-    /// virtual server from a disabled one.
+    /// `targets` (a virtual server and its site), if any: tells a drained
+    /// virtual server from a disabled one, however many events came since.
     pub fn last_change_to(&self, targets: &[&str]) -> Option<&'static str> {
         let ring = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        ring.events
+        targets
             .iter()
-            .rev()
-            .find(|e| {
-                matches!(e.kind, "drain" | "enable" | "disable")
-                    && e.target.as_deref().is_some_and(|t| targets.contains(&t))
-            })
-            .map(|e| e.kind)
+            .filter_map(|t| ring.last_admin.get(*t))
+            .max_by_key(|(seq, _)| *seq)
+            .map(|(_, kind)| *kind)
     }
 }
 
@@ -103,5 +113,16 @@ mod tests {
         r.record(3, "enable", Some("site".into()), "enable site".into());
         assert_eq!(r.last_change_to(&["a", "site"]), Some("enable"));
         assert_eq!(r.last_change_to(&["b"]), None);
+    }
+
+    #[test]
+    fn a_drain_is_remembered_after_the_ring_forgot_it() {
+        let r = RecentEvents::default();
+        r.record(1, "drain", Some("a".into()), "drain a".into());
+        for i in 0..CAPACITY {
+            r.record(2 + i as u64, "publication", None, format!("{i}"));
+        }
+        assert!(r.list().iter().all(|e| e.kind != "drain"));
+        assert_eq!(r.last_change_to(&["a", "site"]), Some("drain"));
     }
 }
