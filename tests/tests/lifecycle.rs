@@ -166,3 +166,84 @@ fn a_bad_config_or_a_busy_pin_directory_changes_nothing() {
     );
     d.stop().expect("clean exit");
 }
+
+/// A program a killed xgslbd left attached is found even by an xgslbd with another pin
+/// directory (which knows nothing of its pins): with XDP off it is detached and `status`
+/// says so, the slow path answering; with XDP on it is replaced by the new program. The
+/// first pin directory's link, detached behind its pin, is attached afresh when an xgslbd
+/// starts on it again.
+#[test]
+fn a_frozen_program_of_another_pin_directory_is_detached() {
+    let pair = NetnsPair::new("lfroz");
+    let cfg = ConfigDir::new(&model());
+    let (first, second) = (PinDir::new("lfroza"), PinDir::new("lfrozb"));
+    let opts = |pins: &PinDir, xdp_mode, leave_serving| Options {
+        iface: Some(SERVER_IF.into()),
+        xdp_mode: Some(xdp_mode),
+        pin_dir: Some(pins.path().to_owned()),
+        leave_serving,
+        control_socket: None,
+        replace: false,
+    };
+    let frozen = |what: &str| {
+        let d = Daemon::start_with(
+            &pair,
+            &cfg.path(),
+            opts(&first, XdpModeSetting::Native, true),
+        );
+        assert_eq!(dig_www(&pair), "198.18.1.10");
+        d.stop().expect("clean exit");
+        assert!(
+            pair.xdp_attached(),
+            "left serving, as after kill -9 ({what})"
+        );
+    };
+    let detached = |d: &Daemon| {
+        let startup = d.handle().status().startup;
+        assert!(
+            startup
+                .iter()
+                .any(|l| l.starts_with("detached the frozen XDP program") && l.contains(SERVER_IF)),
+            "{startup:?}"
+        );
+    };
+
+    frozen("then XDP off");
+    let d = Daemon::start_with(
+        &pair,
+        &cfg.path(),
+        opts(&second, XdpModeSetting::Off, false),
+    );
+    assert!(!pair.xdp_attached(), "the frozen program still serves");
+    detached(&d);
+    assert_eq!(dig_www(&pair), "198.18.1.10", "the slow path answers");
+    d.stop().expect("clean exit");
+
+    frozen("then XDP on");
+    let d = Daemon::start_with(
+        &pair,
+        &cfg.path(),
+        opts(&second, XdpModeSetting::Native, false),
+    );
+    detached(&d);
+    let before = d.stats()[Counter::Answered as usize];
+    assert_eq!(dig_www(&pair), "198.18.1.10");
+    assert_eq!(
+        d.stats()[Counter::Answered as usize],
+        before + 1,
+        "the new program answers"
+    );
+    d.stop().expect("clean exit");
+    assert!(!pair.xdp_attached());
+
+    // The first pin directory still holds its detached link: a start there attaches anew.
+    let d = Daemon::start_with(
+        &pair,
+        &cfg.path(),
+        opts(&first, XdpModeSetting::Native, false),
+    );
+    let before = d.stats()[Counter::Answered as usize];
+    assert_eq!(dig_www(&pair), "198.18.1.10");
+    assert_eq!(d.stats()[Counter::Answered as usize], before + 1);
+    d.stop().expect("clean exit");
+}

@@ -78,6 +78,9 @@ pub enum DaemonError {
     /// The XDP program could not be loaded, published or attached.
     #[error(transparent)]
     DataPlane(#[from] DataPlaneError),
+    /// The interface runs an XDP program that is not ours to replace.
+    #[error("{0}")]
+    InterfaceTaken(String),
     /// A map write failed.
     #[error("publishing to the XDP maps: {0}")]
     Publish(#[from] aya::maps::MapError),
@@ -568,6 +571,70 @@ fn take_over_pins(
     done
 }
 
+/// What runs on `iface` that our pin directory does not know (`maps::foreign`): a program
+/// a crashed xgslbd with another pin directory left (frozen) is detached, whatever the mode;
+/// a running xgslbd's, or another program, is left alone, and with XDP on refuses the start
+/// (our attach could only fail, or take the interface from a live server). The lines say
+/// what was found and done, for `status`.
+fn take_over_interface(
+    pin_dir: &Path,
+    mode: XdpModeSetting,
+    iface: &str,
+) -> Result<Vec<String>, DaemonError> {
+    use crate::maps::foreign::{Foreign, detach_link, inspect};
+    let ours = crate::maps::dataplane::pinned_link_program(pin_dir, iface);
+    let xdp_on = mode != XdpModeSetting::Off;
+    let line = match inspect(iface, ours) {
+        Err(e) => format!("cannot tell which XDP program {iface} runs: {e}"),
+        Ok(Foreign::None) => return Ok(Vec::new()),
+        Ok(Foreign::Frozen {
+            prog_id,
+            link_id: Some(link),
+        }) => match detach_link(link) {
+            Ok(()) => format!(
+                "detached the frozen XDP program (id {prog_id}) an earlier xgslbd with \
+                 another pin directory left on {iface}: nothing updated its answers"
+            ),
+            Err(e) => format!(
+                "cannot detach the frozen XDP program (id {prog_id}, link {link}) an earlier \
+                 xgslbd left on {iface}: {e}"
+            ),
+        },
+        Ok(Foreign::Frozen {
+            prog_id,
+            link_id: None,
+        }) => format!(
+            "{iface} runs an xgslb XDP program (id {prog_id}) that nobody updates, attached \
+             without a link: detach it with `ip link set dev {iface} xdp off`"
+        ),
+        Ok(Foreign::Live { prog_id, pid }) if xdp_on => {
+            return Err(DaemonError::InterfaceTaken(format!(
+                "{iface} is served by the XDP program (id {prog_id}) of a running xgslbd \
+                 (pid {pid}, another pin directory): stop it, or share its pin_dir"
+            )));
+        }
+        Ok(Foreign::Live { prog_id, pid }) => format!(
+            "{iface} runs the XDP program (id {prog_id}) of a running xgslbd (pid {pid}, \
+             another pin directory): left alone"
+        ),
+        Ok(Foreign::Other { prog_id, name }) if xdp_on => {
+            return Err(DaemonError::InterfaceTaken(format!(
+                "{iface} already runs the XDP program {name:?} (id {prog_id}), not xgslb's: \
+                 detach it first"
+            )));
+        }
+        Ok(Foreign::Other { prog_id, name }) => {
+            format!("{iface} runs the XDP program {name:?} (id {prog_id}): left alone")
+        }
+        Ok(Foreign::Unknown { prog_id, why }) => format!(
+            "{iface} runs an XDP program (id {prog_id}) this xgslbd did not attach and cannot \
+             look into ({why}): if a crashed xgslbd left it, it answers from a frozen config"
+        ),
+    };
+    tracing::warn!("{line}");
+    Ok(vec![line])
+}
+
 /// The zones of `cfg`, loaded, and checked against its GSLB names (a wide IP at a CNAME or
 /// below a cut is refused) by building the catalog both paths will serve.
 fn checked_zones(cfg: &Config) -> Result<Vec<crate::dns::Zone>, DaemonError> {
@@ -636,7 +703,10 @@ pub async fn run(
         }
         None => None,
     };
-    let startup = take_over_pins(&pin_dir, mode, iface.as_deref(), pin_lock.is_some());
+    let mut startup = take_over_pins(&pin_dir, mode, iface.as_deref(), pin_lock.is_some());
+    if let Some(iface) = iface.as_deref().filter(|_| inherited.is_none()) {
+        startup.extend(take_over_interface(&pin_dir, mode, iface)?);
+    }
 
     // Bind (or take over) before touching the data plane: a port in use fails fast and
     // changes nothing. UDP: a reuseport group per address, a socket per worker (one worker

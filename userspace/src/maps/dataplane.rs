@@ -317,7 +317,21 @@ impl DataPlane {
     ) -> Result<XdpMode, DataPlaneError> {
         let pin = self.link_pin_path(iface);
         if pin.exists() {
-            return self.adopt_link(iface, pin);
+            match self.adopt_link(iface, pin.clone()) {
+                Ok(mode) => return Ok(mode),
+                // A link detached behind the pin (another xgslbd found its program frozen
+                // and detached it) can take no program: attach afresh in its place.
+                Err(e) if link_is_detached(&e) => {
+                    tracing::warn!(
+                        "the pinned XDP link on {iface} was detached ({e}); attaching afresh"
+                    );
+                    std::fs::remove_file(&pin).map_err(|e| DataPlaneError::Link {
+                        path: pin.clone(),
+                        what: format!("remove the pin of a detached link: {e}"),
+                    })?;
+                }
+                Err(e) => return Err(e),
+            }
         }
         let used = match mode {
             AttachMode::Native => self.attach_mode(iface, XdpMode::Driver)?,
@@ -444,6 +458,21 @@ fn attach_and_pin(
         .map_err(|e| link_err(format!("the kernel gave no bpf_link to pin: {e}")))?
         .pin(path)
         .map_err(|e| link_err(e.to_string()))
+}
+
+/// Whether `e` says the link is detached (ENOLINK: a link update after `BPF_LINK_DETACH`).
+fn link_is_detached(e: &DataPlaneError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::ENOLINK))
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;

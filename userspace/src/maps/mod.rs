@@ -3,11 +3,14 @@
 //! into its maps.
 //!
 //! - `dataplane`: load the embedded object, pin maps and link, attach and detach.
+//! - `foreign`: an XDP program on our interface from another pin directory (a crashed
+//!   xgslbd's, frozen, is detached).
 //! - `link_state`: what the kernel says an interface runs (XDP program and mode).
 //! - `publish`: desired vs published map entries, the diff, and applying it.
 //! - `tables`: the answer table and class tries behind their outer maps: key under the
 //!   seed, swap, update.
 pub mod dataplane;
+pub mod foreign;
 pub mod link_state;
 pub mod publish;
 pub mod tables;
