@@ -21,10 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{
-    Array, ArrayOfMaps, HashMap, MapData, MapError,
-    lpm_trie::{Key, LpmTrie},
-};
+use aya::maps::{Array, ArrayOfMaps, HashMap, IterableMap, MapData, MapError, lpm_trie::LpmTrie};
 use ipnet::IpNet;
 use xgslb_common::{
     BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, EcsConfig, EcsRegion, Entry,
@@ -211,73 +208,47 @@ impl Tables {
     ) -> Result<PublishReport, MapError> {
         let start = Instant::now();
         let stamp = (self.meta.swaps + 1) as u8;
-        let (v4, v6): (Vec<_>, Vec<_>) = prefixes.iter().partition(|(p, _)| p.addr().is_ipv4());
         // Sized to the content (hash tables may differ in size from their template), with
         // room for the single-entry updates that add keys until the next swap.
         let capacity = (selections.len() as u32)
             .saturating_mul(2)
             .max(MIN_TABLE_ENTRIES);
         let table = EntryTable::create(capacity, BPF_F_NO_PREALLOC)?;
-        {
-            use aya::maps::IterableMap;
-            use std::os::fd::{AsFd, AsRawFd};
-            let fd = table.map().fd().as_fd().as_raw_fd();
-            for chunk in selections.chunks(BATCH) {
-                let keys: Vec<u64> = chunk.iter().map(|e| e.0).collect();
-                let values: Vec<Entry> = chunk.iter().map(|e| stamped(e.1, stamp)).collect();
-                update_batch(fd, &keys, &values).map_err(|io_error| {
-                    MapError::SyscallError(aya::sys::SyscallError {
-                        call: "bpf_map_update_batch",
-                        io_error,
-                    })
-                })?;
-            }
-        }
-        let trie4 = Trie4::create(trie_capacity(v4.len()), BPF_F_NO_PREALLOC)?;
-        let mut trie4 = trie4;
-        for (p, class) in &v4 {
-            if let IpAddr::V4(a) = p.addr() {
-                trie4.insert(&Key::new(p.prefix_len() as u32, a.octets()), class, 0)?;
-            }
-        }
-        let mut trie6 = Trie6::create(trie_capacity(v6.len()), BPF_F_NO_PREALLOC)?;
-        for (p, class) in &v6 {
-            if let IpAddr::V6(a) = p.addr() {
-                trie6.insert(&Key::new(p.prefix_len() as u32, a.octets()), class, 0)?;
-            }
-        }
-        let regions = partition(prefixes);
-        let (r4, r6): (Vec<_>, Vec<_>) = regions.iter().partition(|(p, _)| p.addr().is_ipv4());
-        let mut ecs4 = EcsTrie4::create(trie_capacity(r4.len()), BPF_F_NO_PREALLOC)?;
-        for (p, region) in &r4 {
-            if let IpAddr::V4(a) = p.addr() {
-                ecs4.insert(&Key::new(p.prefix_len() as u32, a.octets()), region, 0)?;
-            }
-        }
-        let mut ecs6 = EcsTrie6::create(trie_capacity(r6.len()), BPF_F_NO_PREALLOC)?;
-        for (p, region) in &r6 {
-            if let IpAddr::V6(a) = p.addr() {
-                ecs6.insert(&Key::new(p.prefix_len() as u32, a.octets()), region, 0)?;
-            }
-        }
-        let (class_entries, lengths) = class_table(prefixes);
-        let classes =
-            ClassTable::create((class_entries.len() as u32).max(1024), BPF_F_NO_PREALLOC)?;
-        {
-            use aya::maps::IterableMap;
-            use std::os::fd::{AsFd, AsRawFd};
-            let fd = classes.map().fd().as_fd().as_raw_fd();
-            for chunk in class_entries.chunks(BATCH) {
-                let keys: Vec<ClassKey> = chunk.iter().map(|e| e.0).collect();
-                let values: Vec<ClassId> = chunk.iter().map(|e| e.1).collect();
-                update_batch(fd, &keys, &values).map_err(|io_error| {
-                    MapError::SyscallError(aya::sys::SyscallError {
-                        call: "bpf_map_update_batch",
-                        io_error,
-                    })
-                })?;
-            }
-        }
+        let fd = raw_fd(table.map());
+        // The entries go in from several threads (the kernel locks the table's buckets one
+        // by one, so writers on other CPUs seldom wait for each other) while this thread
+        // builds the class maps: a million-entry swap is bound by the kernel's work per
+        // entry, which one core does at a few microseconds each.
+        let workers = fill_threads();
+        let (built, filled) = std::thread::scope(|s| {
+            let fills: Vec<_> = (0..workers)
+                .map(|w| s.spawn(move || fill_entries(fd, selections, stamp, w, workers)))
+                .collect();
+            let built = NewClassMaps::build(prefixes);
+            let filled = fills.into_iter().try_for_each(|f| {
+                f.join().unwrap_or_else(|_| {
+                    Err(std::io::Error::other(
+                        "a thread filling the entries panicked",
+                    ))
+                })
+            });
+            (built, filled)
+        });
+        filled.map_err(|io_error| {
+            MapError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_map_update_batch",
+                io_error,
+            })
+        })?;
+        let NewClassMaps {
+            trie4,
+            trie6,
+            classes,
+            lengths,
+            ecs4,
+            ecs6,
+            regions,
+        } = built?;
         // Classes first: a class the new table does not know falls back to the default class.
         // While the class table changes, the program tries the old and the new lengths (a
         // length with no prefix is a miss). Should a slot update fail, the slots hold a mix:
@@ -321,7 +292,7 @@ impl Tables {
             tracing::warn!("cannot write the meta map (xgslbctl shows stale facts): {e}");
         }
         Ok(PublishReport {
-            writes: selections.len() + prefixes.len() + regions.len() + 7,
+            writes: selections.len() + prefixes.len() + regions + 7,
             swapped: true,
             live,
             elapsed: start.elapsed(),
@@ -399,18 +370,12 @@ impl Tables {
     /// Kernel memory held by the table and tries in service, bytes (the maps' `memlock` as
     /// /proc reports it: for these no-prealloc maps, what their elements take now).
     pub fn memory_bytes(&self) -> std::io::Result<u64> {
-        use aya::maps::IterableMap;
-        use std::os::fd::{AsFd, AsRawFd};
         let mut fds = Vec::new();
         if let Some(t) = &self.current {
-            fds.push(t.map().fd().as_fd().as_raw_fd());
+            fds.push(raw_fd(t.map()));
         }
         if let Some((t4, t6, classes, e4, e6)) = &self.tries {
-            fds.push(t4.map().fd().as_fd().as_raw_fd());
-            fds.push(t6.map().fd().as_fd().as_raw_fd());
-            fds.push(classes.map().fd().as_fd().as_raw_fd());
-            fds.push(e4.map().fd().as_fd().as_raw_fd());
-            fds.push(e6.map().fd().as_fd().as_raw_fd());
+            fds.extend([t4.map(), t6.map(), classes.map(), e4.map(), e6.map()].map(raw_fd));
         }
         let mut total = 0;
         for fd in fds {
@@ -627,6 +592,129 @@ fn update_batch<K: bytemuck::Pod, V: bytemuck::Pod>(
         done += attr.count as usize;
     }
     Ok(())
+}
+
+/// The class maps of a swap, built and filled, not yet in service.
+struct NewClassMaps {
+    trie4: Trie4,
+    trie6: Trie6,
+    classes: ClassTable,
+    lengths: ClassLengths,
+    ecs4: EcsTrie4,
+    ecs6: EcsTrie6,
+    /// How many prefixes the ECS partition has.
+    regions: usize,
+}
+
+impl NewClassMaps {
+    /// The class tries, the class table and the ECS tries of `prefixes`.
+    fn build(prefixes: &[(IpNet, ClassId)]) -> Result<Self, MapError> {
+        let (v4, v6): (Vec<_>, Vec<_>) = prefixes.iter().partition(|(p, _)| p.addr().is_ipv4());
+        let trie4 = Trie4::create(trie_capacity(v4.len()), BPF_F_NO_PREALLOC)?;
+        fill_trie(trie4.map(), &v4, lpm_key4)?;
+        let trie6 = Trie6::create(trie_capacity(v6.len()), BPF_F_NO_PREALLOC)?;
+        fill_trie(trie6.map(), &v6, lpm_key6)?;
+        let regions = partition(prefixes);
+        let (r4, r6): (Vec<_>, Vec<_>) = regions.iter().partition(|(p, _)| p.addr().is_ipv4());
+        let ecs4 = EcsTrie4::create(trie_capacity(r4.len()), BPF_F_NO_PREALLOC)?;
+        fill_trie(ecs4.map(), &r4, lpm_key4)?;
+        let ecs6 = EcsTrie6::create(trie_capacity(r6.len()), BPF_F_NO_PREALLOC)?;
+        fill_trie(ecs6.map(), &r6, lpm_key6)?;
+        let (class_entries, lengths) = class_table(prefixes);
+        let classes =
+            ClassTable::create((class_entries.len() as u32).max(1024), BPF_F_NO_PREALLOC)?;
+        let fd = raw_fd(classes.map());
+        for chunk in class_entries.chunks(BATCH) {
+            let keys: Vec<ClassKey> = chunk.iter().map(|e| e.0).collect();
+            let values: Vec<ClassId> = chunk.iter().map(|e| e.1).collect();
+            update_batch(fd, &keys, &values).map_err(batch_error)?;
+        }
+        Ok(Self {
+            trie4,
+            trie6,
+            classes,
+            lengths,
+            ecs4,
+            ecs6,
+            regions: regions.len(),
+        })
+    }
+}
+
+/// The `MapError` of a failed `update_batch`.
+fn batch_error(io_error: std::io::Error) -> MapError {
+    MapError::SyscallError(aya::sys::SyscallError {
+        call: "bpf_map_update_batch",
+        io_error,
+    })
+}
+
+/// The descriptor of `map`, for the batch calls aya does not have.
+fn raw_fd(map: &MapData) -> std::os::fd::RawFd {
+    use std::os::fd::{AsFd, AsRawFd};
+    map.fd().as_fd().as_raw_fd()
+}
+
+/// Threads that fill a swap's entries: one per CPU, at most 4 (past that the table's bucket
+/// locks and the memory allocator, not the CPUs, bound it).
+fn fill_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// Worker `w` of `workers`: writes every `workers`th batch of `selections` (stamped) into
+/// the table `fd`.
+fn fill_entries(
+    fd: std::os::fd::RawFd,
+    selections: &[(u64, Entry)],
+    stamp: u8,
+    w: usize,
+    workers: usize,
+) -> std::io::Result<()> {
+    for chunk in selections.chunks(BATCH).skip(w).step_by(workers) {
+        let keys: Vec<u64> = chunk.iter().map(|e| e.0).collect();
+        let values: Vec<Entry> = chunk.iter().map(|e| stamped(e.1, stamp)).collect();
+        update_batch(fd, &keys, &values)?;
+    }
+    Ok(())
+}
+
+/// Fills the LPM trie `map` with `prefixes` (all of its family) in batches: one system call
+/// per prefix made the 100,000 class prefixes and their ECS partition (seven times as many
+/// for scattered /24s) most of a large swap's time.
+fn fill_trie<K: bytemuck::Pod, V: bytemuck::Pod>(
+    map: &MapData,
+    prefixes: &[&(IpNet, V)],
+    key_of: fn(&IpNet) -> Option<K>,
+) -> Result<(), MapError> {
+    let fd = raw_fd(map);
+    for chunk in prefixes.chunks(BATCH) {
+        let (keys, values): (Vec<K>, Vec<V>) = chunk
+            .iter()
+            .filter_map(|(p, v)| Some((key_of(p)?, *v)))
+            .unzip();
+        update_batch(fd, &keys, &values).map_err(batch_error)?;
+    }
+    Ok(())
+}
+
+/// The kernel's LPM key (`struct bpf_lpm_trie_key_u8`) of an IPv4 prefix: the length in bits
+/// in host order, then the address in network order. aya's `Key` is not `Pod`, which the
+/// batch call needs.
+fn lpm_key4(p: &IpNet) -> Option<[u8; 8]> {
+    let IpAddr::V4(a) = p.addr() else { return None };
+    let mut key = [0; 8];
+    key[..4].copy_from_slice(&u32::from(p.prefix_len()).to_ne_bytes());
+    key[4..].copy_from_slice(&a.octets());
+    Some(key)
+}
+
+/// `lpm_key4` of an IPv6 prefix.
+fn lpm_key6(p: &IpNet) -> Option<[u8; 20]> {
+    let IpAddr::V6(a) = p.addr() else { return None };
+    let mut key = [0; 20];
+    key[..4].copy_from_slice(&u32::from(p.prefix_len()).to_ne_bytes());
+    key[4..].copy_from_slice(&a.octets());
+    Some(key)
 }
 
 /// Entries of a new trie: its content and headroom; never below the template's.
