@@ -370,6 +370,9 @@ fn the_systemd_units_verify_and_grant_xgslbd_exactly_its_capabilities() {
         }
     }
     assert!(xgslbd.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"));
+    // The in-place upgrade (SIGUSR2, `xgslbd_upgrade.rs`): the successor says READY and
+    // MAINPID from a process systemd did not start.
+    assert!(xgslbd.contains("\nType=notify\nNotifyAccess=all\n"));
     assert!(xgslbd.contains("\nRuntimeDirectory=xgslb\n"));
     assert!(xgslbd.contains("\nReadWritePaths=/sys/fs/bpf/xgslb\n"));
 }

@@ -265,8 +265,13 @@ configure)
     chmod 0750 "$root/etc/xgslb"
     if [ -z "$root" ] && [ -d /run/systemd/system ]; then
         systemctl --system daemon-reload >/dev/null || true
-        # An upgrade: a running xgslbd restarts and adopts its pinned program (answers go on).
-        systemctl --system try-restart xgslbd.service xgslb-agent.service >/dev/null || true
+        # An upgrade: a running xgslbd is told (SIGUSR2) to start the new binary with
+        # --replace, which takes its sockets and pins over without losing a query and
+        # becomes the service's main process (sd_notify MAINPID); a stopped one stays so.
+        if systemctl --system -q is-active xgslbd.service; then
+            systemctl --system kill --kill-who=main --signal=SIGUSR2 xgslbd.service || true
+        fi
+        systemctl --system try-restart xgslb-agent.service >/dev/null || true
     fi
     ;;
 esac

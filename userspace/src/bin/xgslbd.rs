@@ -1,5 +1,6 @@
 //! xgslbd: the xgslb daemon. Parses its command line, runs `xgslb::daemon::run` until SIGINT
-//! or SIGTERM (SIGHUP reloads the config), prints the error once and exits non-zero on failure.
+//! or SIGTERM (SIGHUP reloads the config, SIGUSR2 upgrades in place through `--replace`),
+//! prints the error once and exits non-zero on failure.
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
@@ -119,8 +120,19 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         // Installed before anything else: a SIGHUP during start-up (whose default action
         // would end the process, pins and all) is held and handled once xgslbd serves.
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        // SIGUSR2 (whose default action also ends the process) upgrades: held likewise.
+        let usr2 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2());
         let ready = move |handle: daemon::DaemonHandle| {
             println!("xgslbd ready");
+            notify_ready();
+            match usr2 {
+                Ok(usr2) => {
+                    tokio::spawn(upgrade_on_sigusr2(usr2));
+                }
+                Err(e) => tracing::error!(
+                    "cannot install the SIGUSR2 handler ({e}): upgrade with xgslbd --replace"
+                ),
+            }
             match hup {
                 Ok(hup) => {
                     tokio::spawn(reload_on_sighup(handle, hup));
@@ -133,6 +145,62 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         daemon::run(&cli.config, opts, ready, shutdown).await?;
         Ok(())
     })
+}
+
+/// Tells systemd (`Type=notify`, when NOTIFY_SOCKET is set) that this process serves and is
+/// the service's main process: after `--replace` the successor takes the service over from
+/// the process it replaced (the unit needs `NotifyAccess=all`).
+fn notify_ready() {
+    let states = [
+        sd_notify::NotifyState::MainPid(std::process::id()),
+        sd_notify::NotifyState::Ready,
+    ];
+    if let Err(e) = sd_notify::notify(&states) {
+        tracing::warn!("cannot tell systemd this xgslbd is ready: {e}");
+    }
+}
+
+/// SIGUSR2 upgrades in place: starts this binary's path again (the file a package upgrade
+/// replaced) with the same arguments and `--replace`, which takes the sockets and the pins
+/// over from this process without losing a query; this one then exits. The successor's
+/// failure before it serves leaves this one serving, and is logged here.
+async fn upgrade_on_sigusr2(mut usr2: tokio::signal::unix::Signal) {
+    while usr2.recv().await.is_some() {
+        let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        // argv[0] as started (systemd gives the absolute path): /proc/self/exe would name
+        // the old binary, deleted by the upgrade.
+        let program = match args.first() {
+            Some(p) if std::path::Path::new(p).is_absolute() => args.remove(0),
+            _ => match std::env::current_exe() {
+                Ok(p) => {
+                    args.remove(0);
+                    p.into_os_string()
+                }
+                Err(e) => {
+                    tracing::error!("SIGUSR2: cannot tell which binary to start: {e}");
+                    continue;
+                }
+            },
+        };
+        if !args.iter().any(|a| a == "--replace") {
+            args.push("--replace".into());
+        }
+        tracing::info!("SIGUSR2: starting {program:?} --replace to take over");
+        match std::process::Command::new(&program).args(&args).spawn() {
+            Ok(mut child) => {
+                // Reaped here if it ends while this process lives (it failed, or handed
+                // over in turn); once this one exits, it is the service's main process.
+                std::thread::spawn(move || match child.wait() {
+                    Ok(status) if !status.success() => tracing::error!(
+                        "SIGUSR2: the new xgslbd exited ({status}); this one serves on"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("SIGUSR2: waiting for the new xgslbd: {e}"),
+                });
+            }
+            Err(e) => tracing::error!("SIGUSR2: cannot start {program:?}: {e}"),
+        }
+    }
 }
 
 /// SIGHUP reloads the config; a config that fails validation or publication is refused and
