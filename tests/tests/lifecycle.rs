@@ -14,6 +14,18 @@ fn model() -> TestModel {
     test_model().answer("www.example.test.", 30, &[("198.18.1.10", 1)])
 }
 
+/// A daemon on the server side of the pair, its pins in `pins`.
+fn opts(pins: &PinDir, xdp_mode: XdpModeSetting, leave_serving: bool) -> Options {
+    Options {
+        iface: Some(SERVER_IF.into()),
+        xdp_mode: Some(xdp_mode),
+        pin_dir: Some(pins.path().to_owned()),
+        leave_serving,
+        control_socket: None,
+        replace: false,
+    }
+}
+
 fn dig_www(pair: &NetnsPair) -> String {
     let at = format!("@{SERVER_V4}");
     let out = pair.client_cmd(&[
@@ -33,16 +45,12 @@ fn leave_serving_keeps_answering_and_a_restart_adopts_the_pins() {
     let pair = NetnsPair::new("life");
     let cfg = ConfigDir::new(&model());
     let pins = PinDir::new("life");
-    let opts = |leave_serving| Options {
-        iface: Some(SERVER_IF.into()),
-        xdp_mode: Some(XdpModeSetting::Native),
-        pin_dir: Some(pins.path().to_owned()),
-        leave_serving,
-        control_socket: None,
-        replace: false,
-    };
 
-    let d = Daemon::start_with(&pair, &cfg.path(), opts(true));
+    let d = Daemon::start_with(
+        &pair,
+        &cfg.path(),
+        opts(&pins, XdpModeSetting::Native, true),
+    );
     assert_eq!(dig_www(&pair), "198.18.1.10");
     let answered = d.stats()[Counter::Answered as usize];
     d.stop().expect("clean exit");
@@ -54,7 +62,11 @@ fn leave_serving_keeps_answering_and_a_restart_adopts_the_pins() {
     assert_eq!(stats[Counter::Answered as usize], answered + 1);
 
     // A new daemon adopts the link and the maps (counters carry on), then detaches on exit.
-    let d = Daemon::start_with(&pair, &cfg.path(), opts(false));
+    let d = Daemon::start_with(
+        &pair,
+        &cfg.path(),
+        opts(&pins, XdpModeSetting::Native, false),
+    );
     assert_eq!(dig_www(&pair), "198.18.1.10");
     assert_eq!(d.stats()[Counter::Answered as usize], answered + 2);
     d.stop().expect("clean exit");
@@ -73,20 +85,16 @@ fn xdp_off_detaches_a_program_left_serving_and_says_so() {
     let pair = NetnsPair::new("lorph");
     let cfg = ConfigDir::new(&model());
     let pins = PinDir::new("lorph");
-    let opts = |xdp_mode, leave_serving| Options {
-        iface: Some(SERVER_IF.into()),
-        xdp_mode: Some(xdp_mode),
-        pin_dir: Some(pins.path().to_owned()),
-        leave_serving,
-        control_socket: None,
-        replace: false,
-    };
-    let d = Daemon::start_with(&pair, &cfg.path(), opts(XdpModeSetting::Native, true));
+    let d = Daemon::start_with(
+        &pair,
+        &cfg.path(),
+        opts(&pins, XdpModeSetting::Native, true),
+    );
     assert_eq!(dig_www(&pair), "198.18.1.10");
     d.stop().expect("clean exit");
     assert!(pair.xdp_attached(), "left serving, as after kill -9");
 
-    let d = Daemon::start_with(&pair, &cfg.path(), opts(XdpModeSetting::Off, false));
+    let d = Daemon::start_with(&pair, &cfg.path(), opts(&pins, XdpModeSetting::Off, false));
     assert!(!pair.xdp_attached(), "the frozen program still serves");
     assert!(!pins.path().exists(), "its pins are still there");
     let startup = d.handle().status().startup;
@@ -108,17 +116,13 @@ fn a_bad_config_or_a_busy_pin_directory_changes_nothing() {
     let pair = NetnsPair::new("lbad");
     let other = NetnsPair::new("lbad2");
     let pins = PinDir::new("lbad");
-    let opts = || Options {
-        iface: Some(SERVER_IF.into()),
-        xdp_mode: Some(XdpModeSetting::Native),
-        pin_dir: Some(pins.path().to_owned()),
-        leave_serving: false,
-        control_socket: None,
-        replace: false,
-    };
 
     let broken = ConfigDir::new(&TestModel::new(&LISTEN).zone("example.test.", "nothere.zone"));
-    let err = match Daemon::try_start_ns(&pair.server, &broken.path(), opts()) {
+    let err = match Daemon::try_start_ns(
+        &pair.server,
+        &broken.path(),
+        opts(&pins, XdpModeSetting::Native, false),
+    ) {
         Err(e) => e,
         Ok(_) => panic!("a config without its zone file started"),
     };
@@ -137,10 +141,18 @@ fn a_bad_config_or_a_busy_pin_directory_changes_nothing() {
     );
 
     let cfg = ConfigDir::new(&model());
-    let d = Daemon::start_with(&pair, &cfg.path(), opts());
+    let d = Daemon::start_with(
+        &pair,
+        &cfg.path(),
+        opts(&pins, XdpModeSetting::Native, false),
+    );
     assert_eq!(dig_www(&pair), "198.18.1.10");
     // Another namespace (so its addresses are free), the same pins: refused.
-    let err = match Daemon::try_start_ns(&other.server, &cfg.path(), opts()) {
+    let err = match Daemon::try_start_ns(
+        &other.server,
+        &cfg.path(),
+        opts(&pins, XdpModeSetting::Native, false),
+    ) {
         Err(e) => e,
         Ok(_) => panic!("a second xgslbd took a pin directory in use"),
     };
@@ -177,14 +189,6 @@ fn a_frozen_program_of_another_pin_directory_is_detached() {
     let pair = NetnsPair::new("lfroz");
     let cfg = ConfigDir::new(&model());
     let (first, second) = (PinDir::new("lfroza"), PinDir::new("lfrozb"));
-    let opts = |pins: &PinDir, xdp_mode, leave_serving| Options {
-        iface: Some(SERVER_IF.into()),
-        xdp_mode: Some(xdp_mode),
-        pin_dir: Some(pins.path().to_owned()),
-        leave_serving,
-        control_socket: None,
-        replace: false,
-    };
     let frozen = |what: &str| {
         let d = Daemon::start_with(
             &pair,

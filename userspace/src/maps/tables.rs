@@ -234,12 +234,7 @@ impl Tables {
             });
             (built, filled)
         });
-        filled.map_err(|io_error| {
-            MapError::SyscallError(aya::sys::SyscallError {
-                call: "bpf_map_update_batch",
-                io_error,
-            })
-        })?;
+        filled.map_err(batch_error)?;
         let NewClassMaps {
             trie4,
             trie6,
