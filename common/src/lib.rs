@@ -33,9 +33,11 @@ macro_rules! layout {
 mod class;
 mod ecs;
 mod entry;
+mod rrl;
 pub use class::*;
 pub use ecs::*;
 pub use entry::*;
+pub use rrl::*;
 
 /// Longest question name (wire form, root label included) the XDP path answers. Longer names
 /// go to the slow path. 96 bytes covers every name GSLB operators use in practice while keeping
@@ -764,6 +766,8 @@ mod user {
     unsafe impl aya::Pod for super::LdnsKey {}
     unsafe impl aya::Pod for super::EcsRegion {}
     unsafe impl aya::Pod for super::EcsConfig {}
+    unsafe impl aya::Pod for super::RrlConfig {}
+    unsafe impl aya::Pod for super::RrlKey {}
 }
 
 #[cfg(test)]

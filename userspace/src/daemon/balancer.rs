@@ -1064,6 +1064,11 @@ impl Balancer {
             let served = self.served.load();
             (served.catalog.clone(), served.transfers.clone(), None)
         };
+        let rrl = if swap {
+            Arc::new(crate::udp::RrlRules::new(&self.config.rrl))
+        } else {
+            self.served.load().rrl.clone()
+        };
         let entries = crate::plan::plan(statics.as_ref().unwrap_or(&self.static_entries), &sets);
         // Warming up: the adopted maps stay as the predecessor published them.
         if let Some(dp) = self.dataplane.as_mut().filter(|_| self.warm.is_none()) {
@@ -1108,6 +1113,7 @@ impl Balancer {
             snapshot,
             plan: crate::udp::PlanAnswers::new(entries, &prefixes),
             decisions,
+            rrl,
         });
         self.served.store(served);
         if let Some(statics) = statics {
