@@ -1075,6 +1075,7 @@ impl Balancer {
             let written = if swap {
                 dp.tables
                     .set_ecs_policy(&self.config.ecs)
+                    .and_then(|()| dp.rrl.publish(&self.config.rrl))
                     .and_then(|()| dp.tables.swap(&entries, &prefixes))
             } else {
                 dp.tables.update(&entries, &prefixes)

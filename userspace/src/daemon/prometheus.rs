@@ -209,17 +209,24 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
         ]
         .map(|(what, n)| ([("outcome", what)], n)),
     )?;
+    let xdp_stats = pinned.and_then(|c| c.stats().ok());
+    let xdp_limited = xdp_stats.iter().flat_map(|st| {
+        [
+            ("xdp", "dropped", st[Counter::RrlDropped as usize]),
+            ("xdp", "slipped", st[Counter::RrlSlipped as usize]),
+        ]
+    });
     counters(
         out,
         "xgslb_rrl_limited",
         "UDP responses over the response rate limit, by path and what went instead (slipped: \
          the truncated reply; dropped: nothing).",
-        [
-            ("slow_path", "dropped", udp.rrl_dropped),
-            ("slow_path", "slipped", udp.rrl_slipped),
-        ]
-        .into_iter()
-        .map(|(path, action, n)| ([("path", path), ("action", action)], n)),
+        xdp_limited
+            .chain([
+                ("slow_path", "dropped", udp.rrl_dropped),
+                ("slow_path", "slipped", udp.rrl_slipped),
+            ])
+            .map(|(path, action, n)| ([("path", path), ("action", action)], n)),
     )?;
     gauges(
         out,
