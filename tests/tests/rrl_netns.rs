@@ -4,7 +4,7 @@
 //! burst may straddle a second boundary), every `slip`-th limited one as a truncated reply
 //! and nothing for the rest, while a client in another prefix gets every answer meanwhile and
 //! an exempt client is never limited; the daemon's counters and its Prometheus endpoint
-//! count exactly what the clients received.
+//! count exactly what the clients received. A reload turns the limit off and on again.
 use std::{
     net::{SocketAddr, UdpSocket},
     sync::{
@@ -298,4 +298,61 @@ fn xdp_limits_a_flood_from_one_prefix_with_slip() {
 #[test]
 fn the_slow_path_limits_a_flood_from_one_prefix_with_slip() {
     limits_a_flood_from_one_prefix("rrl-slow", XdpModeSetting::Off);
+}
+
+/// What the daemon did with `n` queries sent at once from the first flooder (the replies
+/// are not read).
+fn flood(pair: &NetnsPair, d: &Daemon, mode: XdpModeSetting, n: usize) -> Counted {
+    let before = counted(d, mode);
+    let server: SocketAddr = format!("{SERVER_V4}:53").parse().expect("addr");
+    in_ns(&pair.client, move || {
+        let s = socket(FLOODERS[0]);
+        for i in 0..n {
+            s.send_to(&query(i as u16), server).expect("send");
+        }
+    })
+    .join()
+    .expect("flooder");
+    let mut after = before;
+    wait_for("the daemon counting the flood", || {
+        after = counted(d, mode);
+        (after.whole + after.slipped + after.dropped) as usize
+            == (before.whole + before.slipped + before.dropped) as usize + n
+    });
+    Counted {
+        whole: after.whole - before.whole,
+        slipped: after.slipped - before.slipped,
+        dropped: after.dropped - before.dropped,
+    }
+}
+
+#[test]
+fn a_reload_turns_the_limit_off_and_on_on_both_paths() {
+    for (tag, mode) in [
+        ("rrl-reload-xdp", XdpModeSetting::Native),
+        ("rrl-reload-slow", XdpModeSetting::Off),
+    ] {
+        let (pair, cfg, d) = setup(tag, mode);
+        let limited = std::fs::read_to_string(cfg.path()).expect("the config");
+        let off: String = limited
+            .lines()
+            .filter(|l| !l.starts_with("responses_per_second"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(cfg.path(), off).expect("write the config");
+        d.handle().reload().expect("reload without a rate");
+        let all = flood(&pair, &d, mode, 3 * RATE);
+        assert_eq!(
+            all.whole as usize,
+            3 * RATE,
+            "{tag}: limited while off: {all:?}"
+        );
+        std::fs::write(cfg.path(), limited).expect("write the config");
+        d.handle().reload().expect("reload with a rate");
+        let some = flood(&pair, &d, mode, 3 * RATE);
+        assert!(
+            some.whole as usize <= 2 * RATE && some.slipped > 0 && some.dropped > 0,
+            "{tag}: not limited after the reload: {some:?}"
+        );
+    }
 }
