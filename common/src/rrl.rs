@@ -5,8 +5,9 @@
 //! A response's **bucket** is the client's address masked to `RrlConfig::prefix4` or
 //! `prefix6` bits and the response's class (`RrlClass::of`: its header's RCODE and answer
 //! count). When a UDP response is about to go to a client that is not exempt and `rate` is
-//! not 0, at whole second `t` of CLOCK_MONOTONIC (`bpf_ktime_get_ns` in the program,
-//! `clock_gettime(CLOCK_MONOTONIC)` in user space: the same clock), its bucket
+//! not 0, at whole second `t` of CLOCK_MONOTONIC_COARSE (`bpf_ktime_get_coarse_ns` in the
+//! program, `clock_gettime(CLOCK_MONOTONIC_COARSE)` in user space: the same clock, read
+//! without the cycle counter; a tick's resolution is plenty for whole seconds), its bucket
 //! {second, count, limited} is accounted (`RrlBucket::account`):
 //! 1. if `second != t`: `count = 0`, `limited = 0`, `second = t`;
 //! 2. `count += 1`; if `count <= rate`, the response goes out (`RrlDecision::Answer`);
@@ -54,10 +55,15 @@ pub struct RrlConfig {
     /// Bits of an IPv4 and of an IPv6 client address that make its bucket's prefix.
     pub prefix4: u8,
     pub prefix6: u8,
+    /// 1 when the family's exempt trie holds prefixes (else the program skips the lookup).
+    pub exempt4: u8,
+    pub exempt6: u8,
     /// Explicit padding; always zero.
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 4],
 }
-layout!(RrlConfig, 16, { rate: 0, slip: 4, prefix4: 8, prefix6: 9, _pad: 10 });
+layout!(RrlConfig, 16, {
+    rate: 0, slip: 4, prefix4: 8, prefix6: 9, exempt4: 10, exempt6: 11, _pad: 12,
+});
 
 /// What a response is, for its bucket. Classes keep a flood of one kind (say NXDOMAIN for
 /// random names) from using up a resolver's budget for another (its real answers).
@@ -230,7 +236,7 @@ impl RrlBucket {
     }
 }
 
-/// Whole seconds of a CLOCK_MONOTONIC time in nanoseconds: the `now` of `account`.
+/// Whole seconds of a CLOCK_MONOTONIC_COARSE time in nanoseconds: the `now` of `account`.
 #[inline(always)]
 pub const fn rrl_second(monotonic_ns: u64) -> u32 {
     (monotonic_ns / 1_000_000_000) as u32
@@ -284,7 +290,9 @@ mod tests {
             slip: 2,
             prefix4: 24,
             prefix6: 56,
-            _pad: [0; 6],
+            exempt4: 0,
+            exempt6: 0,
+            _pad: [0; 4],
         };
         let v4 = |a: [u8; 4]| (u32::from_be_bytes(a) as u64) << 32;
         let k = RrlKey::new(v4([198, 18, 7, 9]), 0, false, RrlClass::Positive, &c);

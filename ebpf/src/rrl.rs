@@ -5,7 +5,7 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{
         bpf_xdp_adjust_tail,
-        generated::{bpf_ktime_get_ns, bpf_xdp_load_bytes, bpf_xdp_store_bytes},
+        generated::{bpf_ktime_get_coarse_ns, bpf_xdp_load_bytes, bpf_xdp_store_bytes},
     },
     programs::XdpContext,
 };
@@ -53,7 +53,8 @@ pub fn decide(ctx: &XdpContext, scratch: &Scratch) -> RrlDecision {
     };
     // The decision's `exempt` input. (A valid DNS server cookie is to exempt the client
     // too: OR it in here.)
-    let exempt = in_exempt_prefix(&client, v6);
+    let listed = if v6 { config.exempt6 } else { config.exempt4 } != 0;
+    let exempt = listed && in_exempt_prefix(&client, v6);
     if exempt {
         return RrlDecision::Answer;
     }
@@ -65,7 +66,7 @@ pub fn decide(ctx: &XdpContext, scratch: &Scratch) -> RrlDecision {
     let class = unsafe { RrlClass::of(load_be16(dns.add(2)), load_be16(dns.add(6))) };
     let key = RrlKey::new(client.hi, client.lo, v6, class, config);
     // SAFETY: a helper without arguments.
-    let now = rrl_second(unsafe { bpf_ktime_get_ns() });
+    let now = rrl_second(unsafe { bpf_ktime_get_coarse_ns() });
     let bucket = match RRL.get_ptr(&key) {
         Some(b) => b,
         None => {

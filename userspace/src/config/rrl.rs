@@ -55,7 +55,9 @@ impl RrlPolicy {
             slip: self.slip,
             prefix4: self.ipv4_prefix,
             prefix6: self.ipv6_prefix,
-            _pad: [0; 6],
+            exempt4: self.exempt.iter().any(|n| n.addr().is_ipv4()).into(),
+            exempt6: self.exempt.iter().any(|n| n.addr().is_ipv6()).into(),
+            _pad: [0; 4],
         }
     }
 }
@@ -162,6 +164,9 @@ listen = ["198.18.0.2:53"]
             (config.rate, config.slip, config.prefix4, config.prefix6),
             (20, 1, 32, 64)
         );
+        assert_eq!((config.exempt4, config.exempt6), (1, 1));
+        let base = parse(BASE).unwrap().rrl.config();
+        assert_eq!((base.exempt4, base.exempt6), (0, 0));
     }
 
     #[test]

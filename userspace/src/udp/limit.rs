@@ -149,15 +149,15 @@ fn make_room(buckets: &mut HashMap<RrlKey, RrlBucket>, cap: usize, now: u32) {
     }
 }
 
-/// The current whole second of CLOCK_MONOTONIC, the clock the XDP program reads
-/// (`bpf_ktime_get_ns`).
+/// The current whole second of CLOCK_MONOTONIC_COARSE, the clock the XDP program reads
+/// (`bpf_ktime_get_coarse_ns`).
 pub fn monotonic_second() -> u32 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC_COARSE always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     rrl_second(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 

@@ -251,14 +251,18 @@ enum Limited {
 
 impl Answering<'_> {
     /// Puts `response` (a whole message, slipped in place if it comes to that) to
-    /// `client` past the rate limit of `rules` at second `now`.
-    fn limit(&self, rules: &RrlRules, client: IpAddr, now: u32, response: &mut [u8]) -> Limited {
+    /// `client` past the rate limit of `rules` at second `now`; `exempt`: the client is
+    /// never limited.
+    fn limit(
+        &self,
+        rules: &RrlRules,
+        (client, exempt): (IpAddr, bool),
+        now: u32,
+        response: &mut [u8],
+    ) -> Limited {
         if !rules.is_on() {
             return Limited::Whole(response.len());
         }
-        // The decision's `exempt` input. (A valid DNS server cookie in the query is to
-        // exempt the client too: OR it in here.)
-        let exempt = rules.exempts(client);
         let c = self.counters;
         match self.limiter.decide(rules, client, exempt, response, now) {
             RrlDecision::Answer => Limited::Whole(response.len()),
@@ -304,25 +308,31 @@ fn answer_batch<S: Source>(
         let Some(slot) = out.next_slot() else {
             break;
         };
+        // The rate limit's `exempt` input, from the request: its source in an exempt
+        // prefix. (A valid DNS server cookie in `query` is to exempt it too: OR it in here.)
+        let exempt = rules.is_on() && rules.exempts(client);
+        let limited = (client, exempt);
         match plan.answer(query, client, pick, slot) {
-            Planned::Answered(len) => match answering.limit(rules, client, now, &mut slot[..len]) {
-                Limited::Whole(len) => {
-                    c.rcodes.count(Some(&slot[..len]));
-                    out.push_slot(len, from);
-                    c.planned.fetch_add(1, Ordering::Relaxed);
+            Planned::Answered(len) => {
+                match answering.limit(rules, limited, now, &mut slot[..len]) {
+                    Limited::Whole(len) => {
+                        c.rcodes.count(Some(&slot[..len]));
+                        out.push_slot(len, from);
+                        c.planned.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Limited::Slipped(len) => {
+                        c.rcodes.count(Some(&slot[..len]));
+                        out.push_slot(len, from);
+                    }
+                    Limited::Dropped => c.rcodes.count(None),
                 }
-                Limited::Slipped(len) => {
-                    c.rcodes.count(Some(&slot[..len]));
-                    out.push_slot(len, from);
-                }
-                Limited::Dropped => c.rcodes.count(None),
-            },
+            }
             Planned::Drop => {
                 c.rcodes.count(None);
                 c.unanswered.fetch_add(1, Ordering::Relaxed);
             }
             Planned::SlowPath => match publication.respond(query, client) {
-                Some(mut response) => match answering.limit(rules, client, now, &mut response) {
+                Some(mut response) => match answering.limit(rules, limited, now, &mut response) {
                     Limited::Whole(_) => {
                         c.rcodes.count(Some(&response));
                         out.push_owned(response, from);
