@@ -3,6 +3,10 @@
 # server end, in turn, each system answering the same zone at 198.18.0.2:
 #   xgslb-xdp    xgslbd with its XDP program attached natively (answers by XDP_TX)
 #   xgslb-slow   xgslbd with --xdp-mode off (the slow path answers everything)
+#   xgslb-xdp-rrl, xgslb-slow-rrl
+#                the same with response rate limiting on ([rrl], RRL_RATE per second, slip
+#                2), loaded only with the flood: kxdpgun flat out with the hot name, from
+#                one address (one prefix)
 #   knot-udp     knotd, UDP sockets
 #   knot-xdp     knotd in XDP mode (AF_XDP on the server veth)
 #   nsd          nsd, UDP sockets, response rate limiting off
@@ -24,8 +28,9 @@
 # counters (frames received, answered); for a system with an XDP program on the server veth
 # (xgslb-xdp, knot-xdp, reflector) the program's own cost, run_time_ns / run_cnt of
 # kernel.bpf_stats_enabled, as xdp_prog_ns_per_packet (null for the others); a system that
-# could not run gets a line with "skipped". cargo xtask bench turns it into the tables,
-# results.json and the chart.
+# could not run gets a line with "skipped"; for the -rrl systems what the rate limit did
+# (responses sent whole, slipped and dropped, from the server's counters). cargo xtask bench
+# turns it into the tables, results.json and the chart.
 #
 # kernel.bpf_stats_enabled is 1 for the whole run (every system, so that every system's and
 # the generator's XDP programs pay its two clock reads per packet alike) and set back to what
@@ -50,7 +55,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 
 BIN_DIR="" OUT="" SMOKE=0
-SYSTEMS="xgslb-xdp xgslb-slow knot-udp knot-xdp nsd reflector"
+SYSTEMS="xgslb-xdp xgslb-slow xgslb-xdp-rrl xgslb-slow-rrl knot-udp knot-xdp nsd reflector"
 while [ $# -gt 0 ]; do
     case "$1" in
     --bin-dir) BIN_DIR=$2; shift 2 ;;
@@ -77,7 +82,8 @@ KIT=$BIN_DIR/xgslb-testkit
 # 151 s each, measured. kxdpgun's steps stop after the first to lose more than 1% (dnsperf
 # holds its own rate down and rarely loses that much): Knot XDP took 132 s, xgslb's slow
 # path 104 s, and Knot UDP and NSD, which lose past 100-150k, take about 120 s: about 13
-# minutes for the six. A smoke run takes about 17 s per system, 100 s in all.
+# minutes for the six. The two -rrl systems run one flat-out flood each: about 10 s each. A
+# smoke run takes about 17 s per system (5 for an -rrl one), 110 s in all.
 if [ "$SMOKE" = 1 ]; then
     # Proves every piece runs: every tool with every mix once (one fixed rate for hot, flat
     # out for the others); the figures mean little.
@@ -105,6 +111,8 @@ KXDPGUN_OPTS=(-F 1 -b 32)
 FLAT_RATE=10000000
 # The highest offered rate a step may lose before the steps stop (percent).
 STEP_STOP_LOSS=1
+# Responses per second per client prefix of the -rrl systems.
+RRL_RATE=1000
 
 WORK=$(mktemp -d /tmp/xgslb-bench.XXXXXX)
 SERVER_PID=""
@@ -207,6 +215,12 @@ setup_data() {
         -e '/^# --- Several EDNSs/,$d' \
         "$ROOT/config/example.toml" >"$WORK/xgslb/xgslb.toml"
     grep -q "^listen = \[\"198.18.0.2:53\"\]" "$WORK/xgslb/xgslb.toml"
+    if grep -q "^\[rrl\]" "$WORK/xgslb/xgslb.toml"; then
+        echo "bench-load: example.toml limits response rates already" >&2
+        exit 1
+    fi
+    { cat "$WORK/xgslb/xgslb.toml"; printf '\n[rrl]\nresponses_per_second = %s\nslip = 2\n' "$RRL_RATE"; } \
+        >"$WORK/xgslb/xgslb-rrl.toml"
     if grep -q "^\[peering\]" "$WORK/xgslb/xgslb.toml"; then
         echo "bench-load: [peering] left in the bench's config" >&2
         exit 1
@@ -276,6 +290,7 @@ EOF
 # Query files: dnsperf and kxdpgun read the same "name type" lines, in a loop.
 write_queries() {
     echo "www.example.test A" >"$WORK/hot.txt"
+    cp "$WORK/hot.txt" "$WORK/flood.txt"
     # gslb: per 20 lines 8 A, 6 AAAA, 3 HTTPS of a name drawn from the wide IPs and answer
     # sets, 2 of a nonexistent name (A or AAAA; a label of 64 random bits and the line
     # number, so distinct), 1 of SOA/NS/MX/TXT of the apex; then shuffled. Random bits come
@@ -374,10 +389,11 @@ start_system() {
         return 1
     fi
     case "$sys" in
-    xgslb-xdp | xgslb-slow)
-        local mode=native
-        [ "$sys" = xgslb-slow ] && mode=off
-        nsenter --net="/run/netns/$SRV_NS" "$BIN_DIR/xgslbd" --config "$WORK/xgslb/xgslb.toml" --iface "$SRV_IF" \
+    xgslb-xdp | xgslb-slow | xgslb-xdp-rrl | xgslb-slow-rrl)
+        local mode=native config=xgslb.toml
+        [ "${sys#xgslb-slow}" = "$sys" ] || mode=off
+        [ "${sys%-rrl}" = "$sys" ] || config=xgslb-rrl.toml
+        nsenter --net="/run/netns/$SRV_NS" "$BIN_DIR/xgslbd" --config "$WORK/xgslb/$config" --iface "$SRV_IF" \
             --xdp-mode "$mode" --pin-dir "$PIN_DIR" >"$WORK/$sys.log" 2>&1 &
         SERVER_PID=$!
         ;;
@@ -440,12 +456,32 @@ stat_ticks() {
 # xgslb's XDP counters, "answered received" (from xgslbctl stats), or "null null".
 xdp_counters() {
     local j a r
-    if [ "$CUR_SYS" = xgslb-xdp ] && j=$("$CTL" stats --pin-dir "$PIN_DIR" --json 2>/dev/null); then
+    if [ "${CUR_SYS%-rrl}" = xgslb-xdp ] && j=$("$CTL" stats --pin-dir "$PIN_DIR" --json 2>/dev/null); then
         a=$(sed -n 's/.*"answered":\([0-9]*\).*/\1/p' <<<"$j")
         r=$(sed -n 's/.*"received":\([0-9]*\).*/\1/p' <<<"$j")
         echo "${a:-null} ${r:-null}"
     else
         echo "null null"
+    fi
+}
+
+# What the rate limit of an -rrl system did, "whole slipped dropped" (its path's counters,
+# from xgslbctl stats), or "null null null".
+rrl_counters() {
+    local j w p h l d
+    if [ "${CUR_SYS%-rrl}" != "$CUR_SYS" ] && j=$("$CTL" stats --pin-dir "$PIN_DIR" --json 2>/dev/null); then
+        field() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$j"; }
+        if [ "$CUR_SYS" = xgslb-xdp-rrl ]; then
+            w=$(field answered) l=$(field rrl_slipped) d=$(field rrl_dropped)
+        else
+            p=$(field udp_answered_from_plan) h=$(field udp_answered_by_handler)
+            l=$(field udp_rrl_slipped) d=$(field udp_rrl_dropped)
+            w=""
+            [ -n "$p" ] && [ -n "$h" ] && w=$((p + h))
+        fi
+        echo "${w:-null} ${l:-null} ${d:-null}"
+    else
+        echo "null null null"
     fi
 }
 
@@ -477,10 +513,11 @@ delta() {
 # measure TOOL MIX RATE SECS: one load, one JSON line.
 measure() {
     local tool=$1 mix=$2 rate=$3 secs=$4 out="$WORK/run.out"
-    local s0 s1 p0 p1 x0 x1 b0 b1 sent answered dur
+    local s0 s1 p0 p1 x0 x1 b0 b1 r0 r1 sent answered dur
     read -r -a s0 <<<"$(stat_ticks)"
     p0=$(server_ticks)
     read -r -a x0 <<<"$(xdp_counters)"
+    read -r -a r0 <<<"$(rrl_counters)"
     read -r -a b0 <<<"$(prog_stats "$XDP_PROG_ID")"
     if [ "$tool" = kxdpgun ]; then
         local q=$rate
@@ -497,6 +534,7 @@ measure() {
     read -r -a s1 <<<"$(stat_ticks)"
     p1=$(server_ticks)
     read -r -a x1 <<<"$(xdp_counters)"
+    read -r -a r1 <<<"$(rrl_counters)"
     if [ "$tool" = kxdpgun ]; then
         sent=$(sed -n 's/^total queries: *\([0-9]*\).*/\1/p' "$out")
         answered=$(sed -n 's/^total replies: *\([0-9]*\).*/\1/p' "$out")
@@ -524,9 +562,10 @@ measure() {
     fi
     local rate_json=$rate
     [ "$rate" = flat ] && rate_json=null
-    printf '{"system":"%s","tool":"%s","mix":"%s","rate":%s,"duration_s":%s,"sent":%s,"answered":%s,"cpu_busy_ticks":%s,"cpu_softirq_ticks":%s,"server_proc_ticks":%s,"xdp_answered":%s,"xdp_received":%s,"xdp_prog_runs":%s,"xdp_prog_ns_per_packet":%s}\n' \
+    printf '{"system":"%s","tool":"%s","mix":"%s","rate":%s,"duration_s":%s,"sent":%s,"answered":%s,"cpu_busy_ticks":%s,"cpu_softirq_ticks":%s,"server_proc_ticks":%s,"xdp_answered":%s,"xdp_received":%s,"xdp_prog_runs":%s,"xdp_prog_ns_per_packet":%s,"rrl_whole":%s,"rrl_slipped":%s,"rrl_dropped":%s}\n' \
         "$CUR_SYS" "$tool" "$mix" "$rate_json" "$dur" "$sent" "$answered" \
-        $((s1[0] - s0[0])) $((s1[1] - s0[1])) $((p1 - p0)) "$xa" "$xr" "$bc" "$ns" >>"$OUT"
+        $((s1[0] - s0[0])) $((s1[1] - s0[1])) $((p1 - p0)) "$xa" "$xr" "$bc" "$ns" \
+        "$(delta "${r0[0]}" "${r1[0]}")" "$(delta "${r0[1]}" "${r1[1]}")" "$(delta "${r0[2]}" "${r1[2]}")" >>"$OUT"
     LAST_LOSS=$(awk -v s="$sent" -v a="$answered" 'BEGIN { print (s > 0 ? (s - a) * 100 / s : 100) }')
     local prog=""
     [ "$ns" = null ] || prog=", XDP program $ns ns/packet"
@@ -576,6 +615,16 @@ run_loads() {
     XDP_PROG_ID=""
 }
 
+# An -rrl system's load: the flood, kxdpgun flat out with the hot name from its one address.
+run_flood() {
+    XDP_PROG_ID=$(srv_xdp_prog_id)
+    gen_xdp_off
+    measure kxdpgun flood flat "$FLAT_SECS"
+    gen_xdp_off
+    gen_pass_on
+    XDP_PROG_ID=""
+}
+
 skip() {
     log "$1: not run: $2"
     printf '{"system":"%s","skipped":"%s"}\n' "$1" "$2" >>"$OUT"
@@ -611,7 +660,11 @@ for CUR_SYS in $SYSTEMS; do
         continue
     fi
     log "$CUR_SYS answers"
-    run_loads
+    if [ "${CUR_SYS%-rrl}" != "$CUR_SYS" ]; then
+        run_flood
+    else
+        run_loads
+    fi
     if [ -n "$SERVER_PID" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
         log "$CUR_SYS exited during the loads"
     fi

@@ -33,9 +33,11 @@ macro_rules! layout {
 mod class;
 mod ecs;
 mod entry;
+mod rrl;
 pub use class::*;
 pub use ecs::*;
 pub use entry::*;
+pub use rrl::*;
 
 /// Longest question name (wire form, root label included) the XDP path answers. Longer names
 /// go to the slow path. 96 bytes covers every name GSLB operators use in practice while keeping
@@ -96,11 +98,11 @@ pub mod map_names {
     /// One `ListenerSet`: the address:port pairs the program answers on.
     pub const LISTENERS: &str = "XGSLB_LSN_V3";
     /// Per-CPU `Stats`, one entry.
-    pub const STATS: &str = "XGSLB_STAT_V4";
+    pub const STATS: &str = "XGSLB_STAT_V5";
     /// Per-CPU `u32` round-robin pick counter, one entry.
     pub const PICK: &str = "XGSLB_PICK_V2";
     /// Per-CPU `Scratch`, one entry; the program's working memory.
-    pub const SCRATCH: &str = "XGSLB_SCRATCH_V5";
+    pub const SCRATCH: &str = "XGSLB_SCRATCH_V6";
     /// `Meta` written by xgslbd for `xgslbctl` (the program never reads it), one entry.
     pub const META: &str = "XGSLB_META_V2";
     /// Per-CPU u64 array: answers by (answer set's `stat`, leading address index), for
@@ -119,9 +121,19 @@ pub mod map_names {
     /// Per-CPU u64 array of `ECS_STATS_LEN`: ECS queries answered by family and scope
     /// (`ecs_stat_index`).
     pub const ECS_STATS: &str = "XGSLB_ECSST_V1";
+    /// One `RrlConfig`: how the program limits response rates; all zero (off) until xgslbd
+    /// publishes.
+    pub const RRL_CONFIG: &str = "XGSLB_RRLCFG_V1";
+    /// LPM trie of IPv4 prefixes exempt from rate limiting (value unused).
+    pub const RRL_EXEMPT4: &str = "XGSLB_RRLEX4_V1";
+    /// LPM trie of IPv6 prefixes exempt from rate limiting.
+    pub const RRL_EXEMPT6: &str = "XGSLB_RRLEX6_V1";
+    /// Shared (not per-CPU) LRU `RrlKey` -> `RrlBucket`: the rate limit's buckets, written
+    /// by the program alone.
+    pub const RRL: &str = "XGSLB_RRL_V1";
 
     /// Every map of the object.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 21] = [
         ENTRIES,
         SEED,
         CLASS_TRIE4,
@@ -139,6 +151,10 @@ pub mod map_names {
         ECS_TRIE6,
         ECS_CONFIG,
         ECS_STATS,
+        RRL_CONFIG,
+        RRL_EXEMPT4,
+        RRL_EXEMPT6,
+        RRL,
     ];
 }
 
@@ -551,11 +567,16 @@ pub enum Counter {
     PassSlowPath,
     /// Dropped: the selection says drop (Drop Packet).
     DropPolicy,
+    /// Dropped: over the response rate limit, and not the limited response that slips.
+    RrlDropped,
+    /// Answered with the slipped reply (TC=1, no records but the OPT): over the response
+    /// rate limit (XDP_TX, not counted as `Answered`).
+    RrlSlipped,
 }
 
 impl Counter {
     /// Number of counters.
-    pub const COUNT: usize = Counter::DropPolicy as usize + 1;
+    pub const COUNT: usize = Counter::RrlSlipped as usize + 1;
     /// Every counter in index order.
     pub const ALL: [Counter; Counter::COUNT] = [
         Counter::Received,
@@ -588,6 +609,8 @@ impl Counter {
         Counter::PassTableSwapped,
         Counter::PassSlowPath,
         Counter::DropPolicy,
+        Counter::RrlDropped,
+        Counter::RrlSlipped,
     ];
 
     /// The kind of an answer (each answered frame counts as `Answered` and one of these).
@@ -634,6 +657,8 @@ impl Counter {
             Counter::PassTableSwapped => "pass_table_swapped",
             Counter::PassSlowPath => "pass_slow_path",
             Counter::DropPolicy => "drop_policy",
+            Counter::RrlDropped => "rrl_dropped",
+            Counter::RrlSlipped => "rrl_slipped",
         }
     }
 }
@@ -682,9 +707,20 @@ pub struct Scratch {
     /// offset.
     pub ecs_sum: u64,
     /// The frame's headers and question, while they move to make room at the front for an
-    /// answer the tailroom cannot hold.
+    /// answer the tailroom cannot hold; the OPT, while the rate limit's slipped reply moves
+    /// it up.
     pub frame: [u8; FRAME_HEAD_MAX],
+    /// The answer counter (`ANSWERS` index) and ECS counter (`ECS_STATS` index) the answer
+    /// written counts in, `NO_COUNT` for none: counted once the rate limit lets it go.
+    pub answer_stat: u32,
+    pub ecs_stat: u32,
+    /// The slipped reply of the answer written (the rate limit's, `ebpf/src/rrl.rs`): the
+    /// bytes of records to take out after the question, and its UDP checksum field.
+    pub slip_records: u32,
+    pub slip_csum: u32,
 }
+/// `Scratch::answer_stat` and `ecs_stat` of an answer that counts in no such counter.
+pub const NO_COUNT: u32 = u32::MAX;
 /// Most bytes of headers and question the program moves (Ethernet, two VLAN tags, IPv6, UDP,
 /// DNS header, a question of `NAME_KEY_LEN` bytes and its type and class).
 /// Rounded up to whole words (the scratch has no padding).
@@ -701,6 +737,7 @@ const _: () = assert!(
             + 24
             + 32
             + FRAME_HEAD_MAX
+            + 16
 );
 
 /// A query the XDP program may answer, as its parse stage leaves it for its answer stage.
@@ -764,6 +801,8 @@ mod user {
     unsafe impl aya::Pod for super::LdnsKey {}
     unsafe impl aya::Pod for super::EcsRegion {}
     unsafe impl aya::Pod for super::EcsConfig {}
+    unsafe impl aya::Pod for super::RrlConfig {}
+    unsafe impl aya::Pod for super::RrlKey {}
 }
 
 #[cfg(test)]

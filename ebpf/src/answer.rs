@@ -8,8 +8,8 @@ use aya_ebpf::{
 };
 use xgslb_common::{
     AnswerSet, Body, ClassId, Counter, ECS_FAMILY_V6, EDNS_UDP_SIZE, Entry, FRAME_HEAD_MAX,
-    MAX_ADDRS, MAX_ANSWER_STATS, NO_FIX, PickMode, ResponseTail, Scratch, TAIL_LEN, ecs_scope,
-    ecs_stat_index, edns_option, mask_prefix, qtype,
+    MAX_ADDRS, MAX_ANSWER_STATS, NO_COUNT, NO_FIX, PickMode, ResponseTail, Scratch, TAIL_LEN,
+    ecs_scope, ecs_stat_index, edns_option, mask_prefix, qtype,
 };
 
 use crate::{
@@ -17,7 +17,7 @@ use crate::{
     client::{Source, read_source, sample_ldns},
     frame::{MAX_PKT_OFF, load_be16, ptr_at},
     lookup::{CLASS_UNKNOWN, ECS_BY_CLASS, ECS_USED, Subnet, find},
-    maps::{ANSWERS, ECS_CONFIG, ECS_STATS, PICK},
+    maps::{ECS_CONFIG, PICK},
     parse::{DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, OPT_FIXED_LEN, UDP_HLEN, flags, parse_ecs},
     verifier::opaque,
 };
@@ -50,8 +50,18 @@ unsafe fn swap_bytes<const N: usize>(a: *mut u8, b: *mut u8) {
     unsafe { core::ptr::swap_nonoverlapping(a.cast::<[u8; N]>(), b.cast::<[u8; N]>(), 1) }
 }
 
+/// An answer written: its kind, the counters it counts in once it goes out (`NO_COUNT`:
+/// none), and its slipped reply's (`crate::rrl`) records to take out and UDP checksum.
+pub struct Written {
+    pub kind: Counter,
+    pub answer_stat: u32,
+    pub ecs_stat: u32,
+    pub slip_records: u32,
+    pub slip_csum: u16,
+}
+
 /// What the sections after the question will hold, and their checksum contribution.
-struct Written {
+struct Sections {
     /// Answer, authority and additional counts (the OPT not included).
     an: u16,
     ns: u16,
@@ -166,8 +176,20 @@ impl Use {
 }
 
 /// Answers the query in `scratch` in place; `Ok` is the answered-kind counter for XDP_TX.
+/// What the rate limit and the counters need of the answer is left in `scratch`.
 #[inline(always)]
 pub fn answer(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Counter, Verdict> {
+    let w = write(ctx, scratch)?;
+    scratch.answer_stat = w.answer_stat;
+    scratch.ecs_stat = w.ecs_stat;
+    scratch.slip_records = w.slip_records;
+    scratch.slip_csum = w.slip_csum as u32;
+    Ok(w.kind)
+}
+
+/// Writes the answer to the query in `scratch` in place.
+#[inline(always)]
+fn write(ctx: &XdpContext, scratch: &mut Scratch) -> Result<Written, Verdict> {
     let q = scratch.query;
     // The query arrives through map memory: bound what becomes an offset again.
     let l3_off = q.l3_off as usize;
@@ -337,7 +359,7 @@ fn answer_set(
     pick: u32,
     scratch: &Scratch,
     echo_len: usize,
-) -> Result<Counter, Verdict> {
+) -> Result<Written, Verdict> {
     let records = set.records as usize;
     if records == 0 || records > set.count as usize || records > MAX_ADDRS {
         return Err(Verdict::Pass(Counter::PassBadSelection));
@@ -394,8 +416,7 @@ fn answer_set(
         }
         sum += head_sum;
     }
-    count_answer(set.stat, lead);
-    finish(
+    let mut written = finish(
         ctx,
         q,
         opt_off,
@@ -405,14 +426,16 @@ fn answer_set(
             scratch,
             len: echo_len,
         },
-        Written {
+        Sections {
             an: records as u16,
             ns: 0,
             ar: 0,
             flags: flags::AA,
             kind: Counter::AnsweredAddresses,
         },
-    )
+    )?;
+    written.answer_stat = answer_stat(set.stat, lead);
+    Ok(written)
 }
 
 /// The fixed part of an answer record owned by the question name.
@@ -435,7 +458,7 @@ fn response(
     tail: &ResponseTail,
     scratch: &Scratch,
     echo_len: usize,
-) -> Result<Counter, Verdict> {
+) -> Result<Written, Verdict> {
     let len = tail.len as usize;
     if len == 0 || len > TAIL_LEN {
         return Err(Verdict::Pass(Counter::PassBadSelection));
@@ -490,7 +513,7 @@ fn response(
             scratch,
             len: echo_len,
         },
-        Written {
+        Sections {
             an: tail.an,
             ns: tail.ns,
             ar: tail.ar,
@@ -504,7 +527,9 @@ fn response(
 /// addresses, ports, lengths, header and checksums around the records already written.
 /// `records_sum` is the records' sum as 16-bit words from their start (an even offset of the
 /// stream that begins at the question's type); `records_odd` says they are an odd number of
-/// bytes, which puts the OPT at an odd offset.
+/// bytes, which puts the OPT at an odd offset. Also works out the checksum of the slipped
+/// reply (`crate::rrl::slip`), for the few instructions it costs here, where every sum is at
+/// hand.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn finish(
@@ -514,8 +539,8 @@ fn finish(
     records_sum: u32,
     records_odd: bool,
     echo: Echo,
-    w: Written,
-) -> Result<Counter, Verdict> {
+    w: Sections,
+) -> Result<Written, Verdict> {
     let l3_off = q.l3_off as usize;
     if l3_off > ETH_HLEN + 8 || opt_off > MAX_PKT_OFF + TAIL_LEN {
         return Err(Verdict::Drop);
@@ -531,6 +556,9 @@ fn finish(
 
     // The stream from the question's type field: type, class IN, the records, the OPT.
     let mut tail_sum = q.qtype as u32 + 1 + records_sum;
+    // The OPT's sum from an even offset: where the slipped reply has it, right after the
+    // question's class.
+    let mut opt_even = 0;
     if has_opt {
         let p = ptr_at(ctx, opt_off, OPT_FIXED_LEN).ok_or(Verdict::Drop)?;
         let size = EDNS_UDP_SIZE.to_be_bytes();
@@ -552,6 +580,7 @@ fn finish(
             write_echo(ctx, opt_off + OPT_FIXED_LEN, &echo)?;
             opt_sum += at_parity(echo.scratch.ecs_sum as u32, true);
         }
+        opt_even = fold(opt_sum) as u32;
         tail_sum += at_parity(opt_sum, records_odd);
     }
     let tail_sum = at_parity(tail_sum, q.name_len & 1 == 1);
@@ -599,6 +628,13 @@ fn finish(
             udp = ip.add(IPV4_HLEN);
         }
     }
+    // The slipped reply: no records, the OPT after the question, TC set, AR the OPT's.
+    let slip_records = (opt_off - question_end(q)) as u32;
+    let slip_len = udp_len as u32 - slip_records;
+    let slip_flags = reply_flags | flags::TC;
+    let slip_ar = has_opt as u32;
+    let slip_tail = at_parity(q.qtype as u32 + 1 + opt_even, q.name_len & 1 == 1);
+    let slip_csum;
     // SAFETY: `udp` points at the UDP header and DNS header inside the checked span.
     unsafe {
         swap_bytes::<2>(udp, udp.add(2));
@@ -620,13 +656,31 @@ fn finish(
             finish_udp(sum)
         };
         store_be16(udp.add(6), csum);
+
+        // Everything else as the answer has it.
+        let ports = load_be16(udp) as u32 + load_be16(udp.add(2)) as u32;
+        let slip = pseudo_sum + 17 + 2 * slip_len + ports + load_be16(dns) as u32;
+        let slip = slip + slip_flags as u32 + 1 + slip_ar + q.name_sum + slip_tail;
+        slip_csum = if q.udp_csum_zero != 0 {
+            0
+        } else {
+            finish_udp(slip)
+        };
     }
-    if echo_len != 0 {
+    let ecs_stat = if echo_len != 0 {
         // FAMILY's low byte and SCOPE, from the option written.
         let opt = &echo.scratch.ecs_opt;
-        count_ecs(opt[5] == ECS_FAMILY_V6 as u8, opt[7]);
-    }
-    Ok(w.kind)
+        ecs_stat_index(opt[5] == ECS_FAMILY_V6 as u8, opt[7])
+    } else {
+        NO_COUNT
+    };
+    Ok(Written {
+        kind: w.kind,
+        answer_stat: NO_COUNT,
+        ecs_stat,
+        slip_records,
+        slip_csum,
+    })
 }
 
 /// The client subnet option a response carries: `len` bytes (0: none) of `scratch.ecs_opt`,
@@ -654,24 +708,11 @@ fn write_echo(ctx: &XdpContext, at: usize, echo: &Echo) -> Result<(), Verdict> {
     Ok(())
 }
 
-/// Counts an answer to a client subnet of family IPv6 (`v6`) or IPv4, with scope `scope`.
+/// The answer counter of an answer led by address `lead` of the set with stat slot `stat`.
 #[inline(always)]
-fn count_ecs(v6: bool, scope: u8) {
-    if let Some(c) = ECS_STATS.get_ptr_mut(ecs_stat_index(v6, scope)) {
-        // SAFETY: this CPU's counter; XDP runs with preemption off.
-        unsafe { *c += 1 };
-    }
-}
-
-/// Counts an answer led by address `lead` of the set with stat slot `stat`.
-#[inline(always)]
-fn count_answer(stat: u32, lead: u32) {
+fn answer_stat(stat: u32, lead: u32) -> u32 {
     if stat >= MAX_ANSWER_STATS {
-        return; // NO_STAT, or a slot past the map
+        return NO_COUNT; // NO_STAT, or a slot past the map
     }
-    let i = stat * MAX_ADDRS as u32 + (lead & (MAX_ADDRS as u32 - 1));
-    if let Some(c) = ANSWERS.get_ptr_mut(i) {
-        // SAFETY: this CPU's counter; XDP runs with preemption off.
-        unsafe { *c += 1 };
-    }
+    stat * MAX_ADDRS as u32 + (lead & (MAX_ADDRS as u32 - 1))
 }

@@ -23,7 +23,7 @@ pub struct Source {
 /// address), aligned so that it is written with whole 32-bit stores: the packed layout would
 /// make the compiler store byte by byte.
 #[repr(C, align(8))]
-struct TrieKey {
+pub struct TrieKey {
     prefix_len: u32,
     data: [u32; 4],
 }
@@ -43,8 +43,24 @@ pub fn read_source(
     l3_off: usize,
     v6: bool,
 ) -> Option<Source> {
+    read_address(ctx, l3_off + if v6 { 8 } else { 12 }, v6)
+}
+
+/// Reads the destination address of the IP header at `l3_off` (of an answer: the client).
+#[inline(always)]
+pub fn read_destination(
+    ctx: &aya_ebpf::programs::XdpContext,
+    l3_off: usize,
+    v6: bool,
+) -> Option<Source> {
+    read_address(ctx, l3_off + if v6 { 24 } else { 16 }, v6)
+}
+
+/// Reads the IPv6 (`v6`) or IPv4 address at frame offset `at`.
+#[inline(always)]
+fn read_address(ctx: &aya_ebpf::programs::XdpContext, at: usize, v6: bool) -> Option<Source> {
     if v6 {
-        let p = ptr_at(ctx, l3_off + 8, 16)?;
+        let p = ptr_at(ctx, at, 16)?;
         // SAFETY: 16 bytes checked by `ptr_at`.
         let w = |i: usize| unsafe { u32::from_be(p.add(4 * i).cast::<u32>().read_unaligned()) };
         Some(Source {
@@ -52,7 +68,7 @@ pub fn read_source(
             lo: (w(2) as u64) << 32 | w(3) as u64,
         })
     } else {
-        let p = ptr_at(ctx, l3_off + 12, 4)?;
+        let p = ptr_at(ctx, at, 4)?;
         // SAFETY: 4 bytes checked by `ptr_at`.
         let a = unsafe { u32::from_be(p.cast::<u32>().read_unaligned()) };
         Some(Source {
@@ -98,7 +114,7 @@ pub fn class_of(src: &Source, v6: bool) -> ClassId {
 
 /// The key of `src` (the whole address) in a trie of its family.
 #[inline(always)]
-fn trie_key(src: &Source, v6: bool) -> TrieKey {
+pub fn trie_key(src: &Source, v6: bool) -> TrieKey {
     let mut key = TrieKey {
         prefix_len: 0,
         data: [0; 4],

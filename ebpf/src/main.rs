@@ -2,11 +2,15 @@
 //! answer sets and wide IPs, precomputed static RRsets, NODATA and NXDOMAIN) and passes
 //! everything else to the kernel untouched (ARCHITECTURE.md "Data plane").
 //!
-//! The work is split in three stages: the entry parses Ethernet, VLAN, IP and UDP; then two
-//! global BPF functions parse the DNS query (and hash its name's suffixes) and write the
-//! answer. Why, and the other things done for the verifier's sake: `verifier.rs`.
+//! The work is split in stages: the entry parses Ethernet, VLAN, IP and UDP; then global BPF
+//! functions parse the DNS query (and hash its name's suffixes), write the answer, and apply
+//! the response rate limit to it (`rrl`). Why, and the other things done for the verifier's
+//! sake: `verifier.rs`.
 #![no_std]
 #![no_main]
+// `atomic_xadd`: BPF has atomic adds, but Rust's atomics offer none on BPF (`rrl`).
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod answer;
 mod checksum;
@@ -16,6 +20,7 @@ mod lookup;
 mod maps;
 mod parse;
 mod reflector;
+mod rrl;
 mod stats;
 mod verifier;
 
@@ -24,7 +29,7 @@ use aya_ebpf::{
     macros::xdp,
     programs::XdpContext,
 };
-use xgslb_common::Counter;
+use xgslb_common::{Counter, RrlDecision};
 
 use answer::Verdict;
 
@@ -37,20 +42,31 @@ pub fn xgslb(ctx: XdpContext) -> u32 {
     let outcome = match parse::parse_l3(&ctx) {
         Err(reason) => reason as u32,
         Ok(l3) => match xgslb_parse_dns(ctx.ctx, l3.pack()) {
-            STAGE_OK => xgslb_answer(ctx.ctx),
+            STAGE_OK => match xgslb_answer(ctx.ctx) {
+                kind if answered(kind) => xgslb_limit(ctx.ctx, kind),
+                reason => reason,
+            },
             reason => reason,
         },
     };
-    let answered =
-        (Counter::AnsweredAddresses as u32..=Counter::AnsweredNxDomain as u32).contains(&outcome);
+    let answered = answered(outcome);
     stats::count(outcome, answered);
-    if answered {
+    if answered || outcome == Counter::RrlSlipped as u32 {
         xdp_action::XDP_TX
-    } else if outcome == Counter::Dropped as u32 || outcome == Counter::DropPolicy as u32 {
+    } else if outcome == Counter::Dropped as u32
+        || outcome == Counter::DropPolicy as u32
+        || outcome == Counter::RrlDropped as u32
+    {
         xdp_action::XDP_DROP
     } else {
         xdp_action::XDP_PASS
     }
+}
+
+/// Whether `outcome` is the kind of an answer (sent whole).
+#[inline(always)]
+fn answered(outcome: u32) -> bool {
+    (Counter::AnsweredAddresses as u32..=Counter::AnsweredNxDomain as u32).contains(&outcome)
 }
 
 /// Parse stage: the DNS query of the datagram `l3` (an `L3` packed) describes, into this
@@ -92,6 +108,33 @@ pub extern "C" fn xgslb_answer(ctx: *mut xdp_md) -> u32 {
         Err(Verdict::Pass(reason)) => reason as u32,
         Err(Verdict::Drop) => Counter::Dropped as u32,
         Err(Verdict::DropPolicy) => Counter::DropPolicy as u32,
+    }
+}
+
+/// Limit stage: the response rate limit (`rrl`) on the answer of kind `kind` the answer
+/// stage wrote. Returns `kind` (the answer goes out, and counts in its answer and ECS
+/// counters), `Counter::RrlSlipped` (the frame is now the slipped reply: XDP_TX),
+/// `Counter::RrlDropped` (XDP_DROP) or `Counter::Dropped` (the slipped reply could not be
+/// finished). A stage of its own: verified once, not once per way the answer stage ends.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xgslb_limit(ctx: *mut xdp_md, kind: u32) -> u32 {
+    let ctx = XdpContext::new(ctx);
+    let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) else {
+        return kind;
+    };
+    // SAFETY: as in `xgslb_parse_dns`.
+    let scratch = unsafe { &mut *scratch };
+    match rrl::decide(&ctx, scratch) {
+        RrlDecision::Answer => {
+            stats::count_answer(scratch);
+            kind
+        }
+        RrlDecision::Drop => Counter::RrlDropped as u32,
+        RrlDecision::Slip => match rrl::slip(&ctx, scratch) {
+            Ok(()) => Counter::RrlSlipped as u32,
+            Err(()) => Counter::Dropped as u32,
+        },
     }
 }
 

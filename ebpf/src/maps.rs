@@ -3,12 +3,13 @@
 use aya_ebpf::{
     btf_maps::{ArrayOfMaps, HashMap as BtfHashMap, LpmTrie},
     macros::{btf_map, map},
-    maps::{Array, LruPerCpuHashMap, PerCpuArray},
+    maps::{Array, LpmTrie as LegacyLpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray},
 };
 use xgslb_common::{
     BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, ECS_STATS_LEN, EcsConfig, EcsRegion, Entry,
     LdnsKey, ListenerSet, MAX_ADDRS, MAX_ANSWER_STATS, MAX_CLASS_PREFIXES, MAX_LDNS_TRACKED,
-    MIN_TABLE_ENTRIES, Meta, Scratch, Stats, map_names,
+    MAX_RRL_EXEMPT, MIN_TABLE_ENTRIES, Meta, RRL_TABLE_ENTRIES, RrlBucket, RrlConfig, RrlKey,
+    Scratch, Stats, map_names,
 };
 
 /// An answer table: `entry_key` -> `Entry`. Only the template of the tables user space
@@ -64,7 +65,7 @@ pub static CLASS_TRIE6: ArrayOfMaps<ClassTrie6, 1> = ArrayOfMaps::new();
 pub static LISTENERS: Array<ListenerSet> = Array::pinned(1, 0);
 
 /// One `Stats` per CPU: counters by outcome and pass reason.
-#[map(name = "XGSLB_STAT_V4")]
+#[map(name = "XGSLB_STAT_V5")]
 pub static STATS: PerCpuArray<Stats> = PerCpuArray::pinned(1, 0);
 
 /// One u32 per CPU: the round-robin pick counter that walks answer sets' slot tables.
@@ -72,7 +73,7 @@ pub static STATS: PerCpuArray<Stats> = PerCpuArray::pinned(1, 0);
 pub static PICK: PerCpuArray<u32> = PerCpuArray::pinned(1, 0);
 
 /// One `Scratch` per CPU: the selection key under construction and the launder slot.
-#[map(name = "XGSLB_SCRATCH_V5")]
+#[map(name = "XGSLB_SCRATCH_V6")]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Publication facts for `xgslbctl` (generation, sizes). Never read here: declared in the
@@ -115,6 +116,27 @@ pub static ECS_CONFIG: Array<EcsConfig> = Array::pinned(1, 0);
 #[map(name = "XGSLB_ECSST_V1")]
 pub static ECS_STATS: PerCpuArray<u64> = PerCpuArray::pinned(ECS_STATS_LEN, 0);
 
+/// How responses are rate limited (`RrlConfig`); all zero (off) until xgslbd publishes.
+#[map(name = "XGSLB_RRLCFG_V1")]
+pub static RRL_CONFIG: Array<RrlConfig> = Array::pinned(1, 0);
+
+/// IPv4 prefixes whose clients are never rate limited (the value is unused).
+#[map(name = "XGSLB_RRLEX4_V1")]
+pub static RRL_EXEMPT4: LegacyLpmTrie<[u8; 4], u8> =
+    LegacyLpmTrie::pinned(MAX_RRL_EXEMPT, BPF_F_NO_PREALLOC);
+
+/// IPv6 prefixes whose clients are never rate limited.
+#[map(name = "XGSLB_RRLEX6_V1")]
+pub static RRL_EXEMPT6: LegacyLpmTrie<[u8; 16], u8> =
+    LegacyLpmTrie::pinned(MAX_RRL_EXEMPT, BPF_F_NO_PREALLOC);
+
+/// The rate limit's buckets: (client prefix, response class) -> this second's counts. One
+/// map for every CPU (not per-CPU), so that a prefix's limit holds across CPUs; the least
+/// recently used bucket goes first when it is full. Only this program reads or writes it
+/// (not pinned: a program's counts die with it).
+#[map(name = "XGSLB_RRL_V1")]
+pub static RRL: LruHashMap<RrlKey, RrlBucket> = LruHashMap::with_max_entries(RRL_TABLE_ENTRIES, 0);
+
 /// The literal names above, as the ABI defines them (checked at compile time).
 const _: () = {
     const fn eq(a: &str, b: &str) -> bool {
@@ -138,9 +160,9 @@ const _: () = {
     assert!(eq(map_names::CLASS_TRIE4, "XGSLB_CTRIE4_V1"));
     assert!(eq(map_names::CLASS_TRIE6, "XGSLB_CTRIE6_V1"));
     assert!(eq(map_names::LISTENERS, "XGSLB_LSN_V3"));
-    assert!(eq(map_names::STATS, "XGSLB_STAT_V4"));
+    assert!(eq(map_names::STATS, "XGSLB_STAT_V5"));
     assert!(eq(map_names::PICK, "XGSLB_PICK_V2"));
-    assert!(eq(map_names::SCRATCH, "XGSLB_SCRATCH_V5"));
+    assert!(eq(map_names::SCRATCH, "XGSLB_SCRATCH_V6"));
     assert!(eq(map_names::META, "XGSLB_META_V2"));
     assert!(eq(map_names::LDNS, "XGSLB_LDNS_V2"));
     assert!(eq(map_names::ANSWERS, "XGSLB_ANS_V3"));
@@ -148,4 +170,8 @@ const _: () = {
     assert!(eq(map_names::ECS_TRIE6, "XGSLB_ETRIE6_V1"));
     assert!(eq(map_names::ECS_CONFIG, "XGSLB_ECS_V1"));
     assert!(eq(map_names::ECS_STATS, "XGSLB_ECSST_V1"));
+    assert!(eq(map_names::RRL_CONFIG, "XGSLB_RRLCFG_V1"));
+    assert!(eq(map_names::RRL_EXEMPT4, "XGSLB_RRLEX4_V1"));
+    assert!(eq(map_names::RRL_EXEMPT6, "XGSLB_RRLEX6_V1"));
+    assert!(eq(map_names::RRL, "XGSLB_RRL_V1"));
 };

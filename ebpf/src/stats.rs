@@ -1,4 +1,5 @@
-//! Per-CPU counters: one map lookup per frame, two increments (three for an answer).
+//! Per-CPU counters: one map lookup per frame, two increments (three for an answer); an
+//! answer's answer and ECS counters once it goes out.
 use xgslb_common::Counter;
 
 use crate::maps::STATS;
@@ -21,6 +22,22 @@ pub fn count(outcome: u32, answered: bool) {
             if idx < Counter::COUNT {
                 (*stats).counters[idx] += 1;
             }
+        }
+    }
+}
+
+/// Counts the answer written in `scratch` in the answer and ECS counters it names, once it
+/// goes out whole (an answer the rate limit drops or slips counts in neither).
+#[inline(always)]
+pub fn count_answer(scratch: &xgslb_common::Scratch) {
+    for (map, i) in [
+        (&crate::maps::ANSWERS, scratch.answer_stat),
+        (&crate::maps::ECS_STATS, scratch.ecs_stat),
+    ] {
+        // NO_COUNT, like any index past the map, finds nothing.
+        if let Some(c) = map.get_ptr_mut(i) {
+            // SAFETY: this CPU's counter; XDP runs with preemption off.
+            unsafe { *c += 1 };
         }
     }
 }

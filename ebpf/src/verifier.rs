@@ -1,12 +1,12 @@
 //! Everything the program does only to be accepted by the kernel's verifier, in one place.
 //!
-//! - **Stage functions.** The DNS parse and the answer are global BPF functions (exported with
-//!   bpf-linker's `--export`, see ebpf/.cargo/config.toml). The verifier checks a global
-//!   function once, with its arguments unknown; inlined, the answer stage would be walked
-//!   once per way of reaching it (name lengths, VLAN counts, families, option counts) and
-//!   verification would pass its 1M-instruction limit. Values cross the boundary as scalars
-//!   (`parse::L3::pack`) or through the per-CPU scratch map, and are bounded again on the
-//!   other side.
+//! - **Stage functions.** The DNS parse, the answer and the rate limit are global BPF
+//!   functions (exported with bpf-linker's `--export`, see ebpf/.cargo/config.toml). The
+//!   verifier checks a global function once, with its arguments unknown; inlined, the answer
+//!   stage would be walked once per way of reaching it (name lengths, VLAN counts, families,
+//!   option counts) and verification would pass its 1M-instruction limit. Values cross the
+//!   boundary as scalars (`parse::L3::pack`) or through the per-CPU scratch map, and are
+//!   bounded again on the other side.
 //! - **`opaque`.** LLVM removes a bounds check it has proved redundant, or computes a checked
 //!   pointer twice; the verifier, which cannot follow the proof, then rejects the access.
 //!   A volatile round trip hides the value from the optimiser.

@@ -333,8 +333,13 @@ async fn slowpath_matches_knot() {
     let group = xgslb::udp::socket::bind_group("127.0.0.1:0".parse().expect("addr"), 2, false)
         .expect("bind ours");
     let ours = group[0].local_addr().expect("addr");
-    let workers =
-        Workers::start(vec![group], &[], Arc::new(Fixed(Arc::new(served)))).expect("workers");
+    let workers = Workers::start(
+        vec![group],
+        &[],
+        Arc::new(Fixed(Arc::new(served))),
+        Arc::default(),
+    )
+    .expect("workers");
 
     // Wait until knotd answers (it loads the zone after binding).
     let probe = query("example.com.", RecordType::SOA)

@@ -8,7 +8,8 @@
 //! section by section and flag by flag, the response the authoritative logic computes from
 //! the zone for that query with the same pick (not the bytes XDP copied), its OPT's options
 //! byte for byte (the client subnet echoed with the scope); everything else must be
-//! XDP_PASS, unchanged.
+//! XDP_PASS, unchanged. With the response rate limit on, every slipped reply is the slow
+//! path's, byte for byte.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::{
@@ -18,13 +19,13 @@ use hickory_proto::{
 };
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use xgslb::{
-    config::Config,
+    config::{Config, RrlPolicy},
     daemon::{build, listener_keys},
     dns::{Client, DynamicAnswers, Scoped, Transport},
     maps::{DataPlane, publish::publish_listeners},
     plan::snapshot::Snapshot,
     test_model::TestModel,
-    udp::{PlanAnswers, Planned},
+    udp::{PlanAnswers, Planned, limit::slip_in_place},
 };
 use xgslb_common::{Counter, ecs_stat_index};
 use xgslb_tests::{
@@ -703,4 +704,118 @@ fn plan_answers_are_what_the_full_handler_answers() {
         "seed {seed}: only {handled} left to the handler"
     );
     assert!(dropped > 0, "seed {seed}: no query met a drop policy");
+}
+
+/// The response rate limit's slipped reply on both paths, over the same corpus with a rate
+/// of 1 and slip 1 (so that, past each bucket's first answer of a second, every answer the
+/// program writes goes out slipped): every slipped frame is well formed, and its DNS
+/// message is byte for byte what the slow path makes of its own response to that query
+/// (`slip_in_place` on the full handler's response, and on the plan's where it answers);
+/// every whole answer is the slow path's, as in the test above.
+#[test]
+fn slipped_replies_are_the_slow_paths_byte_for_byte() {
+    require_root();
+    let (seed, mut rng, cfg, built) = setup();
+    let pins = PinDir::new("diff-rrl");
+    let mut dp = DataPlane::load(pins.path()).expect("load");
+    publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen)).expect("listeners");
+    dp.tables.set_ecs_policy(&cfg.ecs).expect("ECS policy");
+    dp.tables
+        .swap(&built.entries, &built.prefixes)
+        .expect("selections");
+    let limit = RrlPolicy {
+        responses_per_second: 1,
+        slip: 1,
+        ..RrlPolicy::default()
+    };
+    dp.rrl.publish(&limit).expect("RRL policy");
+    let plan = PlanAnswers::new(built.entries.clone(), &built.prefixes);
+    let mut plan_out = [0u8; xgslb::udp::answer::MAX_RESPONSE];
+
+    let queries: usize = std::env::var("XGSLB_DIFF_QUERIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(QUERIES)
+        / 5;
+    let (mut whole, mut slipped, mut from_plan) = (0usize, 0usize, 0usize);
+    for n in 0..queries {
+        let v6 = rng.random_bool(0.3);
+        let (server, client) = server_client(&mut rng, v6);
+        let mut q = Udp::query(client, server, query(&mut rng));
+        q.sport = rng.random_range(1024..65535);
+        if !v6 && rng.random_bool(0.1) {
+            q.zero_csum = true;
+        }
+        let input = q.to_bytes();
+        let pick: u32 = rng.random();
+        dp.set_pick_counter(pick).expect("pick counter");
+        let before = dp.stats().expect("stats")[Counter::RrlSlipped as usize];
+        let (action, out, _) = xdp_run(dp.program(), &input)
+            .unwrap_or_else(|e| panic!("seed {seed} query {n}: test_run: {e}"));
+        let fail = |why: String| -> ! {
+            panic!(
+                "seed {seed} (XGSLB_DIFF_SEED={seed} replays it), query {n}: {why}\n  input {:02x?}\n  output {:02x?}",
+                input, out
+            )
+        };
+        if action != XDP_TX {
+            continue;
+        }
+        let reply = unwrap_reply(&q, &out).unwrap_or_else(|e| fail(e));
+        let full = built
+            .catalog
+            .respond(
+                &q.payload,
+                Transport::Udp,
+                client,
+                &FixedPick(&built.snapshot, pick),
+            )
+            .unwrap_or_else(|| fail("the slow path sends nothing for a query XDP answered".into()));
+        if dp.stats().expect("stats")[Counter::RrlSlipped as usize] == before {
+            whole += 1;
+            let (a, b) = (
+                essentials(
+                    &Message::from_vec(&reply).unwrap_or_else(|e| fail(e.to_string())),
+                    &reply,
+                ),
+                essentials(
+                    &Message::from_vec(&full).unwrap_or_else(|e| fail(e.to_string())),
+                    &full,
+                ),
+            );
+            if a != b {
+                fail(format!(
+                    "whole answers differ:\nXDP:\n{a:#?}\nslow path:\n{b:#?}"
+                ));
+            }
+            continue;
+        }
+        slipped += 1;
+        let mut handler = full;
+        let len = slip_in_place(&mut handler)
+            .unwrap_or_else(|| fail("the slow path cannot slip its response".into()));
+        if reply != handler[..len] {
+            fail(format!(
+                "slipped replies differ:\n  XDP       {reply:02x?}\n  slow path {:02x?}",
+                &handler[..len]
+            ));
+        }
+        let mut p = pick;
+        if let Planned::Answered(len) = plan.answer(&q.payload, client, &mut p, &mut plan_out) {
+            from_plan += 1;
+            let len = slip_in_place(&mut plan_out[..len])
+                .unwrap_or_else(|| fail("the plan's response does not slip".into()));
+            if reply != plan_out[..len] {
+                fail(format!(
+                    "slipped replies differ:\n  XDP  {reply:02x?}\n  plan {:02x?}",
+                    &plan_out[..len]
+                ));
+            }
+        }
+    }
+    assert!(
+        slipped > queries / 10 && from_plan > queries / 20,
+        "seed {seed}: only {slipped} slipped ({from_plan} from the plan) of {queries}"
+    );
+    assert!(whole > 0, "seed {seed}: no whole answer at all");
 }

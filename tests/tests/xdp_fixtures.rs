@@ -2,14 +2,16 @@
 //! action and output}. Every answer is compared byte for byte (checksums included) with a reply
 //! built independently; everything else must come out XDP_PASS, unchanged, with the expected
 //! pass reason counted. A second table covers EDNS Client Subnet (RFC 7871) over nested
-//! regions: the class and scope each subnet gets, and the answers it counts.
+//! regions: the class and scope each subnet gets, and the answers it counts. A third, the
+//! response rate limit: which answers go out whole, dropped or slipped, and the slipped
+//! reply's bytes.
 use std::net::{IpAddr, Ipv4Addr};
 
 use aya::programs::{TestRun, TestRunOptions};
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 use xgslb::{
-    config::EcsPolicy,
+    config::{EcsPolicy, RrlPolicy},
     maps::{DataPlane, publish::publish_listeners, tables::keyed},
     plan::{slots::slot_table, snapshot::SetEntry},
 };
@@ -18,7 +20,7 @@ use xgslb_common::{
 };
 use xgslb_tests::{
     frame::{
-        CLIENT4, CLIENT6, Opt, SERVER4, SERVER6, Udp, XDP_PASS, XDP_TX, dns_a_reply,
+        CLIENT4, CLIENT6, Opt, SERVER4, SERVER6, Udp, XDP_DROP, XDP_PASS, XDP_TX, dns_a_reply,
         dns_aaaa_reply, dns_query, ecs_data, wire_name, with_ecs,
     },
     pins::PinDir,
@@ -1199,4 +1201,258 @@ fn a_name_on_another_names_key_is_never_answered_with_its_records() {
             assert_eq!(action, XDP_PASS, "{asked}");
         }
     }
+}
+
+/// The slipped reply of the DNS message `full` (a response to a question of `name_len`
+/// bytes whose last `opt_len` bytes are its OPT, 0 without one), built here as the rate
+/// limit defines it: the header with TC set and only the OPT counted, the question, the OPT.
+fn slipped(full: &[u8], name_len: usize, opt_len: usize) -> Vec<u8> {
+    let flags = u16::from_be_bytes([full[2], full[3]]) | 0x0200;
+    let mut m = full[..2].to_vec();
+    m.extend_from_slice(&flags.to_be_bytes());
+    m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(opt_len != 0)]);
+    m.extend_from_slice(&full[12..12 + name_len + 4]);
+    m.extend_from_slice(&full[full.len() - opt_len..]);
+    m
+}
+
+/// One run of `input`: the action, the output frame, the counters that grew and whether
+/// the ECS counters grew.
+fn run_once(dp: &mut DataPlane, input: &[u8]) -> (u32, Vec<u8>, Vec<&'static str>, bool) {
+    let before = dp.stats().expect("stats");
+    let ecs_before = dp.ecs_stats().expect("ECS stats");
+    let (action, out, _) = xgslb_tests::xdp_run(dp.program(), input).expect("test_run");
+    let after = dp.stats().expect("stats");
+    let grew = Counter::ALL
+        .iter()
+        .filter(|c| **c != Counter::Received && after[**c as usize] != before[**c as usize])
+        .map(|c| c.name())
+        .collect();
+    (
+        action,
+        out,
+        grew,
+        dp.ecs_stats().expect("ECS stats") != ecs_before,
+    )
+}
+
+/// A query of the rate-limit fixtures, with what is needed to build its slipped reply.
+struct Limited {
+    desc: &'static str,
+    q: Udp,
+    /// Wire length of the question name, and of the response's OPT (0: none).
+    name_len: usize,
+    opt_len: usize,
+    /// The answered kind, and whether its answer counts in the ECS counters.
+    kind: Counter,
+    ecs: bool,
+}
+
+/// What the rate limit must do with one run of a query.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fate {
+    Whole,
+    Dropped,
+    Slipped,
+}
+
+/// Runs `steps` (an index into `queries` and its expected fate), each query's source moved
+/// into prefix 198.18.`net`.0/24 (or 2001:db8:`net`::/56) so that every attempt starts
+/// with fresh buckets, and checks every output; attempts again, in a new prefix, when a
+/// second boundary fell inside (the limit counts per second). Returns the failures.
+fn limited_run(dp: &mut DataPlane, queries: &[Limited], steps: &[(usize, Fate)]) -> Vec<String> {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static NET: AtomicU8 = AtomicU8::new(10);
+    for _ in 0..5 {
+        let net = NET.fetch_add(1, Ordering::Relaxed);
+        let start = xgslb::udp::limit::monotonic_second();
+        let mut failures = Vec::new();
+        let mut whole: Vec<Option<Vec<u8>>> = vec![None; queries.len()];
+        for &(i, fate) in steps {
+            let l = &queries[i];
+            let mut q = l.q.clone();
+            q.src = match q.src {
+                IpAddr::V4(a) => IpAddr::from([198, 18, net, a.octets()[3]]),
+                IpAddr::V6(a) => {
+                    let mut o = a.octets();
+                    o[5] = net;
+                    IpAddr::from(o)
+                }
+            };
+            let (action, out, grew, ecs) = run_once(dp, &q.to_bytes());
+            let fail = |why: String| format!("{} ({fate:?}): {why}", l.desc);
+            match fate {
+                Fate::Whole => {
+                    if action != XDP_TX || grew != ["answered", l.kind.name()] || ecs != l.ecs {
+                        failures.push(fail(format!("action {action} counters {grew:?} ECS {ecs}")));
+                    }
+                    let l4 = if q.src.is_ipv4() {
+                        14 + 20 + 8
+                    } else {
+                        14 + 40 + 8
+                    };
+                    whole[i] = out.get(l4..).map(<[u8]>::to_vec);
+                }
+                Fate::Dropped => {
+                    if action != XDP_DROP || grew != ["rrl_dropped"] || ecs {
+                        failures.push(fail(format!("action {action} counters {grew:?} ECS {ecs}")));
+                    }
+                }
+                Fate::Slipped => {
+                    let Some(full) = &whole[i] else {
+                        failures.push(fail("no whole answer to slip".into()));
+                        continue;
+                    };
+                    let want = q.reply(slipped(full, l.name_len, l.opt_len)).to_bytes();
+                    if action != XDP_TX || grew != ["rrl_slipped"] || ecs || out != want {
+                        failures.push(fail(format!(
+                            "action {action} counters {grew:?} ECS {ecs}\n  got  {out:02x?}\n  want {want:02x?}"
+                        )));
+                    }
+                }
+            }
+        }
+        if xgslb::udp::limit::monotonic_second() == start {
+            return failures;
+        }
+    }
+    vec!["every attempt met a second boundary".into()]
+}
+
+#[test]
+fn xdp_limits_response_rates_per_prefix_and_class_with_slip() {
+    require_root();
+    let pins = PinDir::new("fixtures-rrl");
+    let mut dp = setup(&pins);
+    let policy = |rate, slip| RrlPolicy {
+        responses_per_second: rate,
+        slip,
+        exempt: vec!["198.18.200.0/24".parse().expect("a prefix")],
+        ..RrlPolicy::default()
+    };
+    dp.rrl.publish(&policy(1, 2)).expect("RRL policy");
+    let www = "www.example.test";
+    let opt = || Some(Opt::plain());
+    let ecs6 = ecs_data(2, 48, 0, &[0x20, 0x01, 0x0d, 0xb8, 0, 0x77]);
+    let queries = [
+        Limited {
+            desc: "A with OPT over IPv4",
+            q: q4(dns_query(7, RD, &wire_name(www), 1, 1, opt().as_ref())),
+            name_len: wire_name(www).len(),
+            opt_len: 11,
+            kind: Counter::AnsweredAddresses,
+            ecs: false,
+        },
+        Limited {
+            desc: "NXDOMAIN (odd length) over IPv4 from the same prefix",
+            q: q4(a_query("ab.cde.example.test")),
+            name_len: wire_name("ab.cde.example.test").len(),
+            opt_len: 0,
+            kind: Counter::AnsweredNxDomain,
+            ecs: false,
+        },
+        Limited {
+            desc: "AAAA with a client subnet and DO over IPv6",
+            q: q6(dns_query(
+                8,
+                0,
+                &wire_name(www),
+                qtype::AAAA,
+                1,
+                Some(&Opt {
+                    dnssec_ok: true,
+                    options: vec![(8, ecs6.clone())],
+                    ..Opt::plain()
+                }),
+            )),
+            name_len: wire_name(www).len(),
+            opt_len: 11 + 4 + ecs6.len(),
+            kind: Counter::AnsweredAddresses,
+            ecs: true,
+        },
+        Limited {
+            desc: "MX with additional data, zero UDP checksum",
+            q: {
+                let mut q = q4(dns_query(
+                    5,
+                    RD,
+                    &wire_name("example.test"),
+                    qtype::MX,
+                    1,
+                    opt().as_ref(),
+                ));
+                q.zero_csum = true;
+                q
+            },
+            name_len: wire_name("example.test").len(),
+            opt_len: 11,
+            kind: Counter::AnsweredRecords,
+            ecs: false,
+        },
+    ];
+    use Fate::*;
+    // Rate 1, slip 2: the first answer of a second whole, then every second limited one
+    // slipped; each class counts on its own.
+    let mut failures = limited_run(
+        &mut dp,
+        &queries,
+        &[
+            (0, Whole),
+            (0, Dropped),
+            (1, Whole),
+            (0, Slipped),
+            (1, Dropped),
+            (0, Dropped),
+            (1, Slipped),
+            (0, Slipped),
+        ],
+    );
+    for i in 2..queries.len() {
+        failures.extend(limited_run(
+            &mut dp,
+            &queries,
+            &[
+                (i, Whole),
+                (i, Dropped),
+                (i, Slipped),
+                (i, Dropped),
+                (i, Slipped),
+            ],
+        ));
+    }
+    // An exempt client is never limited.
+    let mut exempt = q4(a_query(www));
+    exempt.src = IpAddr::from([198, 18, 200, 7]);
+    for n in 0..5 {
+        let (action, _, grew, _) = run_once(&mut dp, &exempt.to_bytes());
+        if action != XDP_TX || grew != ["answered", "answered_addresses"] {
+            failures.push(format!(
+                "exempt client, query {n}: action {action} counters {grew:?}"
+            ));
+        }
+    }
+    // Slip 1: every limited response slips; slip 0: none does.
+    dp.rrl.publish(&policy(1, 1)).expect("RRL policy");
+    failures.extend(limited_run(
+        &mut dp,
+        &queries,
+        &[(0, Whole), (0, Slipped), (0, Slipped), (0, Slipped)],
+    ));
+    dp.rrl.publish(&policy(1, 0)).expect("RRL policy");
+    failures.extend(limited_run(
+        &mut dp,
+        &queries,
+        &[(2, Whole), (2, Dropped), (2, Dropped), (2, Dropped)],
+    ));
+    // Off again: everything answered.
+    dp.rrl.publish(&RrlPolicy::default()).expect("RRL policy");
+    failures.extend(limited_run(&mut dp, &queries, &[(0, Whole); 4]));
+    assert_eq!(dp.rrl.config().expect("config").rate, 0);
+    assert!(dp.rrl.exempt().expect("exempt").is_empty());
+    assert!(
+        failures.is_empty(),
+        "{} rate-limit fixtures failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -89,6 +89,8 @@ pub struct Served {
     pub plan: crate::udp::PlanAnswers,
     /// The decisions behind the snapshot, for `explain`.
     pub decisions: Decisions,
+    /// The UDP workers' response rate limit (`[rrl]`): rebuilt on reload.
+    pub rrl: Arc<crate::udp::RrlRules>,
 }
 
 impl Served {
@@ -100,6 +102,7 @@ impl Served {
             snapshot: Snapshot::default(),
             plan: crate::udp::PlanAnswers::default(),
             decisions: Decisions::default(),
+            rrl: Arc::default(),
         })
     }
 }
@@ -107,6 +110,10 @@ impl Served {
 impl crate::udp::Publication for Served {
     fn plan(&self) -> &crate::udp::PlanAnswers {
         &self.plan
+    }
+
+    fn rrl(&self) -> &crate::udp::RrlRules {
+        &self.rrl
     }
 
     fn respond(&self, query: &[u8], client: std::net::IpAddr) -> Option<Vec<u8>> {

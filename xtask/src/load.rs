@@ -19,6 +19,10 @@ const SYSTEMS: &[(&str, &str)] = &[
     ("reflector", "#7f7f7f"),
 ];
 
+/// The systems with response rate limiting on, which the script loads only with the flood
+/// (kxdpgun flat out, the hot name, one source address), after the others' order.
+const RRL_SYSTEMS: &[&str] = &["xgslb-xdp-rrl", "xgslb-slow-rrl"];
+
 /// The query files (mixes) the script loads every system with, what they hold, and a short
 /// title for the chart.
 const MIXES: &[(&str, &str, &str)] = &[
@@ -68,6 +72,17 @@ struct Run {
     /// own cost, apart from the generator's that shares its CPU.
     xdp_prog_runs: Option<u64>,
     xdp_prog_ns: Option<f64>,
+    /// For an -rrl system: responses its path sent whole, slipped and dropped by the rate
+    /// limit during the load (its counters).
+    rrl: Option<Limited>,
+}
+
+/// What a path's response rate limit did during one load.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Limited {
+    whole: u64,
+    slipped: u64,
+    dropped: u64,
 }
 
 impl Run {
@@ -163,6 +178,18 @@ fn parse(lines: &str) -> Result<(Vec<Run>, Vec<NotRun>)> {
             xdp_received: v["xdp_received"].as_u64(),
             xdp_prog_runs: v["xdp_prog_runs"].as_u64(),
             xdp_prog_ns: v["xdp_prog_ns_per_packet"].as_f64(),
+            rrl: match (
+                v["rrl_whole"].as_u64(),
+                v["rrl_slipped"].as_u64(),
+                v["rrl_dropped"].as_u64(),
+            ) {
+                (Some(whole), Some(slipped), Some(dropped)) => Some(Limited {
+                    whole,
+                    slipped,
+                    dropped,
+                }),
+                _ => None,
+            },
         });
     }
     Ok((runs, skipped))
@@ -515,7 +542,13 @@ pub fn report(lines_path: &Path, results: &Path, svg: &Path, smoke: bool) -> Res
         .with_context(|| format!("cannot read {}", lines_path.display()))?;
     let (mut runs, skipped) = parse(&lines)?;
     // Stable: within a system the script's order (tool, mix, rates up, flat out) stays.
-    runs.sort_by_key(|r| SYSTEMS.iter().position(|(s, _)| *s == r.system));
+    runs.sort_by_key(|r| {
+        SYSTEMS
+            .iter()
+            .map(|(s, _)| *s)
+            .chain(RRL_SYSTEMS.iter().copied())
+            .position(|s| s == r.system)
+    });
 
     let mut md = String::new();
     let _ = writeln!(
@@ -565,6 +598,8 @@ pub fn report(lines_path: &Path, results: &Path, svg: &Path, smoke: bool) -> Res
          veth it runs on the generator's CPU, so flat-out rates stop at what generator and \
          program do together, and this is the program's own share.\n",
     );
+
+    md.push_str(&rrl_table(&runs));
 
     // Per mix: the highest loss-free rate and the flat-out run of each tool.
     let mut best = Vec::new();
@@ -686,6 +721,11 @@ pub fn report(lines_path: &Path, results: &Path, svg: &Path, smoke: bool) -> Res
             "xdp_share": r.xdp_share(),
             "xdp_prog_runs": r.xdp_prog_runs,
             "xdp_prog_ns_per_packet": r.xdp_prog_ns,
+            "rrl_per_s": r.rrl.map(|l| json!({
+                "whole": l.whole as f64 / r.duration_s,
+                "slipped": l.slipped as f64 / r.duration_s,
+                "dropped": l.dropped as f64 / r.duration_s,
+            })),
         })).collect::<Vec<_>>(),
         "not_run": skipped.iter().map(|n| json!({ "what": n.what, "why": n.why }))
             .collect::<Vec<_>>(),
@@ -712,6 +752,37 @@ pub fn report(lines_path: &Path, results: &Path, svg: &Path, smoke: bool) -> Res
 
 /// Answered against offered qps of the kxdpgun runs (fixed rates and flat out), one panel
 /// per mix and a line per system in each, as a small SVG.
+/// The flood runs of the -rrl systems: what each path's rate limit sent whole, slipped and
+/// dropped per second, beside what the generator offered and got back.
+fn rrl_table(runs: &[Run]) -> String {
+    let mut md = String::from(
+        "\n### Response rate limiting: a flood from one prefix\n\n\
+         kxdpgun flat out, www.example.test A from one address, at xgslb with `[rrl]` on \
+         (the rate is the script's RRL_RATE per second, slip 2); per second, from the \
+         path's own counters.\n\n\
+         | system | offered qps | replies received/s | answered whole/s | slipped/s | \
+         dropped/s | XDP program ns/packet |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut any = false;
+    for r in runs {
+        let Some(l) = r.rrl else { continue };
+        any = true;
+        let per_s = |n: u64| n as f64 / r.duration_s;
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+            r.system,
+            r.offered_qps(),
+            r.answered_qps(),
+            per_s(l.whole),
+            per_s(l.slipped),
+            per_s(l.dropped),
+            fmt_opt(r.xdp_prog_ns, 1),
+        );
+    }
+    if any { md } else { String::new() }
+}
+
 fn chart(runs: &[Run], smoke: bool) -> String {
     const W: f64 = 720.0;
     const PANEL: f64 = 400.0; // height of one panel
@@ -865,12 +936,13 @@ mod tests {
 {"system":"xgslb-xdp","tool":"kxdpgun","mix":"nxflood","rate":null,"duration_s":4,"sent":1200000,"answered":1200000,"cpu_busy_ticks":800,"cpu_softirq_ticks":300,"server_proc_ticks":0,"xdp_answered":1200000,"xdp_received":1200000,"xdp_prog_runs":1200000,"xdp_prog_ns_per_packet":150.0}
 {"system":"reflector","tool":"kxdpgun","mix":"nxflood","rate":null,"duration_s":4,"sent":1600000,"answered":1600000,"cpu_busy_ticks":800,"cpu_softirq_ticks":300,"server_proc_ticks":0,"xdp_answered":null,"xdp_received":null,"xdp_prog_runs":1600000,"xdp_prog_ns_per_packet":50.0}
 {"system":"nsd","skipped":"did not start"}
+{"system":"xgslb-xdp-rrl","tool":"kxdpgun","mix":"flood","rate":null,"duration_s":4,"sent":4000000,"answered":2002000,"cpu_busy_ticks":800,"cpu_softirq_ticks":300,"server_proc_ticks":0,"xdp_answered":4000,"xdp_received":4000000,"xdp_prog_runs":4000000,"xdp_prog_ns_per_packet":120.0,"rrl_whole":4000,"rrl_slipped":1998000,"rrl_dropped":1998000}
 "#;
 
     #[test]
     fn highest_loss_free_rate_and_common_rate() {
         let (runs, skipped) = parse(LINES).expect("sample lines parse");
-        assert_eq!(runs.len(), 12);
+        assert_eq!(runs.len(), 13);
         assert_eq!(
             skipped,
             vec![NotRun {
@@ -943,6 +1015,18 @@ mod tests {
         // Every target has a line and a verdict.
         assert_eq!(text.lines().count(), t.len());
         assert!(t.iter().all(|v| v["verdict"].is_string()));
+    }
+
+    #[test]
+    fn the_flood_table_shows_what_the_limit_did_per_second() {
+        let (runs, _) = parse(LINES).expect("sample lines parse");
+        let table = rrl_table(&runs);
+        assert!(
+            table.contains("| xgslb-xdp-rrl | 1000000 | 500500 | 1000 | 499500 | 499500 | 120.0 |"),
+            "{table}"
+        );
+        assert_eq!(table.matches("| xgslb-").count(), 1, "{table}");
+        assert!(rrl_table(&runs[..1]).is_empty());
     }
 
     #[test]

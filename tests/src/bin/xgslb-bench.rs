@@ -53,6 +53,7 @@ use clap::Parser;
 use hickory_proto::rr::{Name, RecordType};
 use serde_json::json;
 use xgslb::{
+    config::RrlPolicy,
     maps::{DataPlane, publish::publish_listeners},
     plan::slots::slot_table,
 };
@@ -172,6 +173,8 @@ struct Case {
     /// The output of `plan.repeat` runs on the same buffer, when those take the same path.
     out_repeated: Option<Vec<u8>>,
     counter: Option<Counter>,
+    /// Run with the response rate limit on (`rrl_on`), at a rate the runs stay under.
+    rrl: bool,
     /// Figures, ns per packet: one per batch.
     single: Vec<f64>,
     repeated: Vec<f64>,
@@ -236,7 +239,12 @@ fn run(args: &Args) -> Result<()> {
             }
         }
     }
-    let report = Report::new(&cases, plan, args.smoke, nproc, cpu)?;
+    let verified = dp
+        .program()
+        .info()
+        .ok()
+        .and_then(|i| i.verified_instruction_count());
+    let report = Report::new(&cases, plan, args.smoke, (nproc, cpu), verified)?;
     print!("{}", report.markdown());
     if args.cases_only {
         return Ok(());
@@ -371,6 +379,7 @@ fn pass_case(name: &'static str, frame: Vec<u8>, reason: Counter) -> Case {
         out_once: frame.clone(),
         out_repeated: Some(frame),
         counter: Some(reason),
+        rrl: false,
         single: Vec::new(),
         repeated: Vec::new(),
     }
@@ -386,6 +395,7 @@ fn answer_case(name: &'static str, q: Udp, reply: Vec<u8>, kind: Counter) -> Cas
         out_once: q.reply(reply).to_bytes(),
         out_repeated: None,
         counter: Some(kind),
+        rrl: false,
         single: Vec::new(),
         repeated: Vec::new(),
     }
@@ -423,6 +433,14 @@ fn cases() -> Vec<Case> {
     };
     vec![
         hit("A hit IPv4", v4(a_query(None)), None),
+        Case {
+            rrl: true,
+            ..hit(
+                "A hit IPv4, RRL on (under the rate)",
+                v4(a_query(None)),
+                None,
+            )
+        },
         hit(
             "A hit IPv4 with OPT",
             v4(a_query(Some(&Opt::plain()))),
@@ -538,6 +556,7 @@ fn cases() -> Vec<Case> {
             out_once: miss.clone(),
             out_repeated: Some(miss),
             counter: Some(Counter::PassNoSelection),
+            rrl: false,
             single: Vec::new(),
             repeated: Vec::new(),
         },
@@ -549,6 +568,7 @@ fn cases() -> Vec<Case> {
             out_once: once.to_bytes(),
             out_repeated: Some(twice.to_bytes()),
             counter: None,
+            rrl: false,
             single: Vec::new(),
             repeated: Vec::new(),
         },
@@ -615,8 +635,31 @@ fn check_counters(
     Ok(())
 }
 
+/// The response rate limit of the RRL case: the highest rate (far above what the runs of
+/// one second reach, so every answer goes out and is checked as usual), slip 2, and two
+/// exempt prefixes the client is not in (the exempt lookup walks a trie that holds some).
+fn rrl_on() -> Result<RrlPolicy> {
+    Ok(RrlPolicy {
+        responses_per_second: xgslb_common::MAX_RRL_RATE,
+        slip: 2,
+        exempt: vec!["198.19.0.0/16".parse()?, "2001:db8:ffff::/48".parse()?],
+        ..RrlPolicy::default()
+    })
+}
+
+/// Turns the response rate limit on for a case that asks for it, off for the others.
+fn set_rrl(dp: &mut DataPlane, case: &Case) -> Result<()> {
+    let policy = if case.rrl {
+        rrl_on()?
+    } else {
+        RrlPolicy::default()
+    };
+    dp.rrl.publish(&policy).context("publish the RRL policy")
+}
+
 /// `runs` runs of repeat=1, each checked; returns the mean of the kernel's durations.
 fn single_runs(dp: &mut DataPlane, case: &Case, runs: u32) -> Result<f64> {
+    set_rrl(dp, case)?;
     let before = dp.stats()?;
     let mut out = vec![0u8; 2048];
     let mut total = 0u128;
@@ -648,6 +691,7 @@ fn single_runs(dp: &mut DataPlane, case: &Case, runs: u32) -> Result<f64> {
 /// One run of repeat=`repeat`, checked; returns the kernel's ns per repeat.
 fn repeated_run(dp: &mut DataPlane, case: &Case, repeat: u32) -> Result<f64> {
     let want = case.out_repeated.as_ref().context("not repeatable")?;
+    set_rrl(dp, case)?;
     let before = dp.stats()?;
     let mut out = vec![0u8; 2048];
     let (action, len, ns) = test_run(program(dp, case.prog)?, &case.frame, &mut out, repeat)?;
@@ -693,6 +737,8 @@ struct Report {
     nproc: usize,
     kernel: String,
     cpu_model: String,
+    /// Instructions the verifier processed to load the program (its limit is 1,000,000).
+    verified: Option<u32>,
 }
 
 impl Report {
@@ -700,8 +746,8 @@ impl Report {
         cases: &[Case],
         plan: Plan,
         smoke: bool,
-        nproc: usize,
-        cpu: Option<usize>,
+        (nproc, cpu): (usize, Option<usize>),
+        verified: Option<u32>,
     ) -> Result<Self> {
         let refl = cases
             .iter()
@@ -759,6 +805,7 @@ impl Report {
             nproc,
             kernel,
             cpu_model,
+            verified,
         })
     }
 
@@ -781,6 +828,7 @@ impl Report {
         let mut s = format!(
             "## XDP program, ns per packet (BPF_PROG_TEST_RUN)\n\n\
              Machine: {} CPUs ({}), kernel {}; bench pinned to CPU {}.{}\n\
+             The verifier processed {} instructions to load the program (limit 1,000,000).\n\
              Median of {} batches; a batch is {} runs of repeat=1 each checked, or one run of \
              repeat={}.\n\n",
             self.nproc,
@@ -792,6 +840,8 @@ impl Report {
             } else {
                 ""
             },
+            self.verified
+                .map_or("an unknown number of".into(), |n| n.to_string()),
             p.batches,
             p.runs,
             p.repeat,
@@ -811,7 +861,9 @@ impl Report {
               answer set's name; the 100,000-prefix case asks for a wide IP whose answer \
               differs by client class, from a client in one of 100,000 region prefixes (so the \
               class is worked out); the ECS case asks that wide IP with the client's /24 as an \
-              EDNS Client Subnet (class and scope from the ECS trie, the subnet echoed); NODATA asks HTTPS of that answer set's name; the static \
+              EDNS Client Subnet (class and scope from the ECS trie, the subnet echoed); the RRL \
+              case is the A hit with the response rate limit on (its bucket counted, never \
+              over the rate); NODATA asks HTTPS of that answer set's name; the static \
               RRset is the apex MX with mail's A in additional; NXDOMAIN asks A of \
               nope.example.test; the stage rows stop early (another port, type ANY) to show \
               what the parse costs.\n";
@@ -847,6 +899,7 @@ impl Report {
                 "runs_per_batch": self.plan.runs,
                 "repeat": self.plan.repeat,
             },
+            "verified_instructions": self.verified,
             "unit": "ns per packet",
             "timer_overhead_ns": self.overhead,
             "reflector_ns": self.reflector,

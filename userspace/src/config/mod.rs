@@ -21,12 +21,14 @@ pub mod agents;
 mod ecs;
 pub mod gslb;
 pub mod peers;
+mod rrl;
 pub mod transfer;
 
 pub use agents::{AgentKey, AgentsConfig};
 pub use ecs::EcsPolicy;
 pub use gslb::{BalancerConfig, StateFile};
 pub use peers::{PeerConfig, PeeringConfig};
+pub use rrl::RrlPolicy;
 pub use transfer::{TsigKeyConfig, ZoneTransferConfig};
 
 /// Why a config was refused.
@@ -86,6 +88,8 @@ struct RawConfig {
     peer: Vec<peers::RawPeer>,
     #[serde(default)]
     ecs: Option<RawEcs>,
+    #[serde(default)]
+    rrl: Option<rrl::RawRrl>,
 }
 
 /// `[ecs]`: how far client subnets (RFC 7871) are honoured, and whose.
@@ -244,6 +248,8 @@ pub struct Config {
     pub peering: Option<PeeringConfig>,
     /// `[ecs]`: how far client subnets are honoured, and whose.
     pub ecs: EcsPolicy,
+    /// `[rrl]`: response rate limiting of UDP responses (off by default).
+    pub rrl: RrlPolicy,
 }
 
 /// One zone.
@@ -521,6 +527,10 @@ impl Config {
             None => EcsPolicy::default(),
             Some(e) => ecs_policy(&e).map_err(|(key, why)| invalid(key, why))?,
         };
+        let rrl = match raw.rrl {
+            None => RrlPolicy::default(),
+            Some(r) => rrl::policy(&r).map_err(|(key, why)| invalid(key, why))?,
+        };
         Ok(Config {
             path: path.to_owned(),
             listen,
@@ -539,6 +549,7 @@ impl Config {
             agents,
             peering,
             ecs,
+            rrl,
         })
     }
 }

@@ -135,6 +135,11 @@ pub struct UdpCounters {
     pub answered_from_plan: u64,
     pub answered_by_handler: u64,
     pub unanswered: u64,
+    /// Responses the rate limit dropped, and sent as their slipped reply.
+    #[serde(default)]
+    pub rrl_dropped: u64,
+    #[serde(default)]
+    pub rrl_slipped: u64,
     pub send_failed: u64,
 }
 
@@ -146,6 +151,8 @@ impl From<crate::udp::Totals> for UdpCounters {
             answered_from_plan: t.planned,
             answered_by_handler: t.handled,
             unanswered: t.unanswered,
+            rrl_dropped: t.rrl_dropped,
+            rrl_slipped: t.rrl_slipped,
             send_failed: t.send_failed,
         }
     }
@@ -153,13 +160,15 @@ impl From<crate::udp::Totals> for UdpCounters {
 
 impl UdpCounters {
     /// Name and value of each counter, as `xgslbctl` prints them.
-    pub fn fields(&self) -> [(&'static str, u64); 6] {
+    pub fn fields(&self) -> [(&'static str, u64); 8] {
         [
             ("udp_workers", self.workers),
             ("udp_received", self.received),
             ("udp_answered_from_plan", self.answered_from_plan),
             ("udp_answered_by_handler", self.answered_by_handler),
             ("udp_unanswered", self.unanswered),
+            ("udp_rrl_dropped", self.rrl_dropped),
+            ("udp_rrl_slipped", self.rrl_slipped),
             ("udp_send_failed", self.send_failed),
         ]
     }

@@ -1064,12 +1064,18 @@ impl Balancer {
             let served = self.served.load();
             (served.catalog.clone(), served.transfers.clone(), None)
         };
+        let rrl = if swap {
+            Arc::new(crate::udp::RrlRules::new(&self.config.rrl))
+        } else {
+            self.served.load().rrl.clone()
+        };
         let entries = crate::plan::plan(statics.as_ref().unwrap_or(&self.static_entries), &sets);
         // Warming up: the adopted maps stay as the predecessor published them.
         if let Some(dp) = self.dataplane.as_mut().filter(|_| self.warm.is_none()) {
             let written = if swap {
                 dp.tables
                     .set_ecs_policy(&self.config.ecs)
+                    .and_then(|()| dp.rrl.publish(&self.config.rrl))
                     .and_then(|()| dp.tables.swap(&entries, &prefixes))
             } else {
                 dp.tables.update(&entries, &prefixes)
@@ -1108,6 +1114,7 @@ impl Balancer {
             snapshot,
             plan: crate::udp::PlanAnswers::new(entries, &prefixes),
             decisions,
+            rrl,
         });
         self.served.store(served);
         if let Some(statics) = statics {

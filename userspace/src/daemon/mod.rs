@@ -924,7 +924,9 @@ async fn serve(
         rcodes: tcp_rcodes.clone(),
     });
     let udp = std::mem::take(&mut sockets.udp);
-    let workers = crate::udp::Workers::start(udp, &cores, served).map_err(DaemonError::Workers)?;
+    let limiter = Arc::new(crate::udp::ResponseLimiter::default());
+    let workers =
+        crate::udp::Workers::start(udp, &cores, served, limiter).map_err(DaemonError::Workers)?;
     let _ = handle.udp.set(workers.counters());
     // DNS over TCP: accepting stops first in a handover, the open connections finish.
     let dns = TaskTracker::new();

@@ -1,6 +1,6 @@
 //! The metrics the endpoint serves (daemon::metrics_http does the HTTP), in the Prometheus
 //! text format written by prometheus-client: XDP counters by outcome, slow-path responses
-//! by rcode, publication facts and failures, whether and how the program is attached,
+//! by rcode, responses over the rate limit on both paths, publication facts and failures, whether and how the program is attached,
 //! agent reports, each agent's last report and ingest refusals by reason, zone transfers,
 //! each virtual server's availability, and with `[peering]` each peer EDNS's contact,
 //! datagrams, relays, decisions and divergence (what `xgslbctl peers` shows).
@@ -203,9 +203,30 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
             ("answered_from_plan", udp.planned),
             ("answered_by_handler", udp.handled),
             ("unanswered", udp.unanswered),
+            ("rrl_dropped", udp.rrl_dropped),
+            ("rrl_slipped", udp.rrl_slipped),
             ("send_failed", udp.send_failed),
         ]
         .map(|(what, n)| ([("outcome", what)], n)),
+    )?;
+    let xdp_stats = pinned.and_then(|c| c.stats().ok());
+    let xdp_limited = xdp_stats.iter().flat_map(|st| {
+        [
+            ("xdp", "dropped", st[Counter::RrlDropped as usize]),
+            ("xdp", "slipped", st[Counter::RrlSlipped as usize]),
+        ]
+    });
+    counters(
+        out,
+        "xgslb_rrl_limited",
+        "UDP responses over the response rate limit, by path and what went instead (slipped: \
+         the truncated reply; dropped: nothing).",
+        xdp_limited
+            .chain([
+                ("slow_path", "dropped", udp.rrl_dropped),
+                ("slow_path", "slipped", udp.rrl_slipped),
+            ])
+            .map(|(path, action, n)| ([("path", path), ("action", action)], n)),
     )?;
     gauges(
         out,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader, VerifierLogLevel,
-    maps::{Array, ArrayOfMaps, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
+    maps::{Array, ArrayOfMaps, LpmTrie, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
     programs::{
         Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -13,6 +13,7 @@ use aya::{
 };
 use xgslb_common::{Counter, LdnsKey, ListenerSet, Meta, Stats, map_names, prog_names};
 
+use super::rrl::RrlMaps;
 use super::tables::{ClassMaps, EcsMaps, Tables};
 
 /// The XDP object built from `ebpf/`, embedded at build time (see build.rs).
@@ -98,6 +99,8 @@ pub struct DataPlane {
     pub tables: Tables,
     /// Listener address:port pairs.
     pub listeners: Array<MapData, ListenerSet>,
+    /// The response rate limit's config and exempt prefixes.
+    pub rrl: RrlMaps,
     stats: PerCpuArray<MapData, Stats>,
     pick: PerCpuArray<MapData, u32>,
     ldns: PerCpuHashMap<MapData, LdnsKey, u64>,
@@ -199,11 +202,20 @@ impl DataPlane {
             PerCpuHashMap::try_from(take(map_names::LDNS)?).map_err(map_err(map_names::LDNS))?;
         let ecs_stats = PerCpuArray::try_from(take(map_names::ECS_STATS)?)
             .map_err(map_err(map_names::ECS_STATS))?;
+        let rrl = RrlMaps {
+            config: Array::try_from(take(map_names::RRL_CONFIG)?)
+                .map_err(map_err(map_names::RRL_CONFIG))?,
+            exempt4: LpmTrie::try_from(take(map_names::RRL_EXEMPT4)?)
+                .map_err(map_err(map_names::RRL_EXEMPT4))?,
+            exempt6: LpmTrie::try_from(take(map_names::RRL_EXEMPT6)?)
+                .map_err(map_err(map_names::RRL_EXEMPT6))?,
+        };
         Ok(Self {
             ebpf,
             pin_dir: pin_dir.to_owned(),
             tables,
             listeners,
+            rrl,
             stats,
             pick,
             ldns,

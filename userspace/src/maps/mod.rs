@@ -7,12 +7,14 @@
 //!   xgslbd's, frozen, is detached).
 //! - `link_state`: what the kernel says an interface runs (XDP program and mode).
 //! - `publish`: desired vs published map entries, the diff, and applying it.
+//! - `rrl`: the response rate limit's config and exempt prefixes.
 //! - `tables`: the answer table and class tries behind their outer maps: key under the
 //!   seed, swap, update.
 pub mod dataplane;
 pub mod foreign;
 pub mod link_state;
 pub mod publish;
+pub mod rrl;
 pub mod tables;
 
 #[cfg(test)]

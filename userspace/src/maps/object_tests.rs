@@ -14,7 +14,8 @@ use object::{ObjectSection, ObjectSymbol, RelocationTarget};
 use xgslb_common::{
     BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, ECS_STATS_LEN, EcsConfig, EcsRegion, Entry,
     LdnsKey, ListenerSet, MAX_ADDRS, MAX_ANSWER_STATS, MAX_CLASS_PREFIXES, MAX_LDNS_TRACKED,
-    MIN_TABLE_ENTRIES, Meta, Scratch, Stats, map_names,
+    MAX_RRL_EXEMPT, MIN_TABLE_ENTRIES, Meta, RRL_TABLE_ENTRIES, RrlBucket, RrlConfig, RrlKey,
+    Scratch, Stats, map_names,
 };
 
 /// A map definition as the kernel is asked to create it.
@@ -185,6 +186,49 @@ fn abi() -> Vec<(&'static str, (Def, Option<Def>))> {
                     size_of::<u32>(),
                     size_of::<u64>(),
                     ECS_STATS_LEN,
+                    0,
+                ),
+                None,
+            ),
+        ),
+        (
+            map_names::RRL_CONFIG,
+            (one::<RrlConfig>(BPF_MAP_TYPE_ARRAY), None),
+        ),
+        (
+            map_names::RRL_EXEMPT4,
+            (
+                Def::new(
+                    BPF_MAP_TYPE_LPM_TRIE,
+                    size_of::<Key<[u8; 4]>>(),
+                    size_of::<u8>(),
+                    MAX_RRL_EXEMPT,
+                    no_prealloc,
+                ),
+                None,
+            ),
+        ),
+        (
+            map_names::RRL_EXEMPT6,
+            (
+                Def::new(
+                    BPF_MAP_TYPE_LPM_TRIE,
+                    size_of::<Key<[u8; 16]>>(),
+                    size_of::<u8>(),
+                    MAX_RRL_EXEMPT,
+                    no_prealloc,
+                ),
+                None,
+            ),
+        ),
+        (
+            map_names::RRL,
+            (
+                Def::new(
+                    BPF_MAP_TYPE_LRU_HASH,
+                    size_of::<RrlKey>(),
+                    size_of::<RrlBucket>(),
+                    RRL_TABLE_ENTRIES,
                     0,
                 ),
                 None,

@@ -7,12 +7,15 @@
 //!   allocating.
 //! - `socket`: the reuseport socket group and its CPU-steering program.
 //! - `batch`: recvmmsg and sendmmsg over preallocated buffers.
+//! - `limit`: the response rate limit (RRL): its rules, the buckets, the slipped reply.
 //! - `worker`: the worker loop, its counters, start and stop.
 pub mod answer;
 pub mod batch;
+pub mod limit;
 pub mod socket;
 pub mod worker;
 
 pub use answer::{PlanAnswers, Planned};
+pub use limit::{ResponseLimiter, RrlRules};
 
 pub use worker::{Publication, Source, Totals, WorkerCounters, Workers, totals};

@@ -1,8 +1,9 @@
 //! The workers: one OS thread per core, pinned, each owning one socket of every listen
 //! address's reuseport group (the one the kernel steers its CPU's datagrams to). A worker
 //! reads a batch, takes the publication in service once for the whole batch (a pointer load,
-//! no lock), answers from the plan into its own buffers or through the full handler, and
-//! sends the batch. It counts into its own counters; nothing is logged per query.
+//! no lock), answers from the plan into its own buffers or through the full handler, puts
+//! each response past the response rate limit (`limit`), and sends the batch. It counts
+//! into its own counters; nothing is logged per query.
 use std::io;
 use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -10,8 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
+use xgslb_common::RrlDecision;
+
 use super::answer::{PlanAnswers, Planned};
 use super::batch::{BATCH, Outgoing, Received, client_ip};
+use super::limit::{RRL_OFF, ResponseLimiter, RrlRules, monotonic_second, slip_in_place};
 use super::socket::READ_TIMEOUT;
 use crate::backoff::LogLimiter;
 use crate::dns::RcodeCounters;
@@ -29,6 +33,10 @@ pub trait Publication: Send + Sync + 'static {
     fn plan(&self) -> &PlanAnswers;
     /// The full handler's response to a UDP query the plan does not answer.
     fn respond(&self, query: &[u8], client: IpAddr) -> Option<Vec<u8>>;
+    /// The response rate limit's rules (default: off).
+    fn rrl(&self) -> &RrlRules {
+        &RRL_OFF
+    }
 }
 
 /// One worker's counters, written by it alone (its own cache lines), summed by readers.
@@ -43,6 +51,10 @@ pub struct WorkerCounters {
     pub handled: AtomicU64,
     /// Read but not answered (the handler or the plan said drop, or a cut datagram).
     pub unanswered: AtomicU64,
+    /// Responses the rate limit dropped.
+    pub rrl_dropped: AtomicU64,
+    /// Responses the rate limit sent as their slipped reply (TC=1, no records).
+    pub rrl_slipped: AtomicU64,
     /// Responses the kernel refused to send.
     pub send_failed: AtomicU64,
     pub rcodes: RcodeCounters,
@@ -56,6 +68,8 @@ pub struct Totals {
     pub planned: u64,
     pub handled: u64,
     pub unanswered: u64,
+    pub rrl_dropped: u64,
+    pub rrl_slipped: u64,
     pub send_failed: u64,
 }
 
@@ -69,11 +83,12 @@ pub struct Workers {
 impl Workers {
     /// Starts one worker per socket group member: worker `i` serves socket `i` of every group
     /// in `groups` (each group one listen address, all of one size), pinned to `cores[i]`
-    /// when given.
+    /// when given. Every worker counts its responses in `limiter`.
     pub fn start<S: Source>(
         groups: Vec<Vec<UdpSocket>>,
         cores: &[usize],
         source: Arc<S>,
+        limiter: Arc<ResponseLimiter>,
     ) -> io::Result<Self> {
         let n = groups.first().map_or(0, Vec::len);
         let mut per_worker: Vec<Vec<UdpSocket>> = (0..n).map(|_| Vec::new()).collect();
@@ -91,6 +106,7 @@ impl Workers {
             let c = Arc::new(WorkerCounters::default());
             counters.push(c.clone());
             let (stop, source, core) = (stop.clone(), source.clone(), cores.get(i).copied());
+            let limiter = limiter.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("xgslb-udp-{i}"))
@@ -98,7 +114,7 @@ impl Workers {
                         if let Some(id) = core {
                             core_affinity::set_for_current(core_affinity::CoreId { id });
                         }
-                        run(&sockets, &*source, &c, &stop);
+                        run(&sockets, &*source, &limiter, &c, &stop);
                     })?,
             );
         }
@@ -136,6 +152,8 @@ pub fn totals(counters: &[Arc<WorkerCounters>]) -> Totals {
         t.planned += c.planned.load(Ordering::Relaxed);
         t.handled += c.handled.load(Ordering::Relaxed);
         t.unanswered += c.unanswered.load(Ordering::Relaxed);
+        t.rrl_dropped += c.rrl_dropped.load(Ordering::Relaxed);
+        t.rrl_slipped += c.rrl_slipped.load(Ordering::Relaxed);
         t.send_failed += c.send_failed.load(Ordering::Relaxed);
     }
     t
@@ -143,7 +161,13 @@ pub fn totals(counters: &[Arc<WorkerCounters>]) -> Totals {
 
 /// A worker's loop over its sockets until `stop`. With one socket it blocks in the read;
 /// with several (one per listen address) it waits in poll(2) for any of them.
-fn run<S: Source>(sockets: &[UdpSocket], source: &S, c: &WorkerCounters, stop: &AtomicBool) {
+fn run<S: Source>(
+    sockets: &[UdpSocket],
+    source: &S,
+    limiter: &ResponseLimiter,
+    c: &WorkerCounters,
+    stop: &AtomicBool,
+) {
     let mut received = Received::default();
     let mut out = Outgoing::default();
     let mut pick = 0u32;
@@ -195,10 +219,66 @@ fn run<S: Source>(sockets: &[UdpSocket], source: &S, c: &WorkerCounters, stop: &
                     continue;
                 }
             };
-            answer_batch(&received, n, source, c, &mut pick, &mut out);
+            let answering = Answering {
+                limiter,
+                counters: c,
+            };
+            answer_batch(&received, n, source, &answering, &mut pick, &mut out);
             let (_, failed) = out.send(socket);
             if failed > 0 {
                 c.send_failed.fetch_add(failed as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// What a worker answers with besides the publication: the shared rate limit's table and
+/// its own counters.
+struct Answering<'a> {
+    limiter: &'a ResponseLimiter,
+    counters: &'a WorkerCounters,
+}
+
+/// What the rate limit made of a response.
+enum Limited {
+    /// Send this many bytes: the response.
+    Whole(usize),
+    /// Send this many bytes: the slipped reply, made in place.
+    Slipped(usize),
+    /// Send nothing.
+    Dropped,
+}
+
+impl Answering<'_> {
+    /// Puts `response` (a whole message, slipped in place if it comes to that) to
+    /// `client` past the rate limit of `rules` at second `now`; `exempt`: the client is
+    /// never limited.
+    fn limit(
+        &self,
+        rules: &RrlRules,
+        (client, exempt): (IpAddr, bool),
+        now: u32,
+        response: &mut [u8],
+    ) -> Limited {
+        if !rules.is_on() {
+            return Limited::Whole(response.len());
+        }
+        let c = self.counters;
+        match self.limiter.decide(rules, client, exempt, response, now) {
+            RrlDecision::Answer => Limited::Whole(response.len()),
+            RrlDecision::Slip => match slip_in_place(response) {
+                Some(len) => {
+                    c.rrl_slipped.fetch_add(1, Ordering::Relaxed);
+                    Limited::Slipped(len)
+                }
+                None => {
+                    c.rrl_dropped.fetch_add(1, Ordering::Relaxed);
+                    Limited::Dropped
+                }
+            },
+            RrlDecision::Drop => {
+                c.rrl_dropped.fetch_add(1, Ordering::Relaxed);
+                Limited::Dropped
             }
         }
     }
@@ -209,12 +289,15 @@ fn answer_batch<S: Source>(
     received: &Received,
     n: usize,
     source: &S,
-    c: &WorkerCounters,
+    answering: &Answering,
     pick: &mut u32,
     out: &mut Outgoing,
 ) {
+    let c = answering.counters;
     let publication = source.current();
     let plan = publication.plan();
+    let rules = publication.rrl();
+    let now = if rules.is_on() { monotonic_second() } else { 0 };
     c.received.fetch_add(n as u64, Ordering::Relaxed);
     for i in 0..n.min(BATCH) {
         let Some((query, from)) = received.get(i) else {
@@ -225,22 +308,43 @@ fn answer_batch<S: Source>(
         let Some(slot) = out.next_slot() else {
             break;
         };
+        // The rate limit's `exempt` input, from the request: its source in an exempt
+        // prefix. (A valid DNS server cookie in `query` is to exempt it too: OR it in here.)
+        let exempt = rules.is_on() && rules.exempts(client);
+        let limited = (client, exempt);
         match plan.answer(query, client, pick, slot) {
             Planned::Answered(len) => {
-                c.rcodes.count(Some(&slot[..len]));
-                out.push_slot(len, from);
-                c.planned.fetch_add(1, Ordering::Relaxed);
+                match answering.limit(rules, limited, now, &mut slot[..len]) {
+                    Limited::Whole(len) => {
+                        c.rcodes.count(Some(&slot[..len]));
+                        out.push_slot(len, from);
+                        c.planned.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Limited::Slipped(len) => {
+                        c.rcodes.count(Some(&slot[..len]));
+                        out.push_slot(len, from);
+                    }
+                    Limited::Dropped => c.rcodes.count(None),
+                }
             }
             Planned::Drop => {
                 c.rcodes.count(None);
                 c.unanswered.fetch_add(1, Ordering::Relaxed);
             }
             Planned::SlowPath => match publication.respond(query, client) {
-                Some(response) => {
-                    c.rcodes.count(Some(&response));
-                    out.push_owned(response, from);
-                    c.handled.fetch_add(1, Ordering::Relaxed);
-                }
+                Some(mut response) => match answering.limit(rules, limited, now, &mut response) {
+                    Limited::Whole(_) => {
+                        c.rcodes.count(Some(&response));
+                        out.push_owned(response, from);
+                        c.handled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Limited::Slipped(len) => {
+                        response.truncate(len);
+                        c.rcodes.count(Some(&response));
+                        out.push_owned(response, from);
+                    }
+                    Limited::Dropped => c.rcodes.count(None),
+                },
                 None => {
                     c.rcodes.count(None);
                     c.unanswered.fetch_add(1, Ordering::Relaxed);
