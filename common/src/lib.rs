@@ -514,7 +514,8 @@ pub enum Counter {
     PassNotUdp,
     /// Passed: UDP to an address:port that is not a listener.
     PassNotListener,
-    /// Passed: IPv6 UDP with a zero checksum (invalid, RFC 8200 8.1; the kernel drops it).
+    /// Passed: a UDP checksum that does not verify, or none over IPv6 (invalid, RFC 8200
+    /// 8.1). The kernel drops the datagram, as it would have without XDP.
     PassUdpChecksum,
     /// Passed: a DNS message longer than the XDP path parses.
     PassTooLong,

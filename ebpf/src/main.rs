@@ -2,9 +2,9 @@
 //! answer sets and wide IPs, precomputed static RRsets, NODATA and NXDOMAIN) and passes
 //! everything else to the kernel untouched (ARCHITECTURE.md "Data plane").
 //!
-//! The work is split in three stages: the entry parses Ethernet, VLAN, IP and UDP; then two
-//! global BPF functions parse the DNS query (and hash its name's suffixes) and write the
-//! answer. Why, and the other things done for the verifier's sake: `verifier.rs`.
+//! The work is split in stages: the entry parses Ethernet, VLAN, IP and UDP; then global
+//! BPF functions verify the UDP checksum, parse the DNS query (and hash its name's
+//! suffixes) and write the answer. Why, and the other things done for the verifier's sake: `verifier.rs`.
 #![no_std]
 #![no_main]
 
@@ -17,6 +17,7 @@ mod maps;
 mod parse;
 mod reflector;
 mod stats;
+mod udp_checksum;
 mod verifier;
 
 use aya_ebpf::{
@@ -36,8 +37,11 @@ const STAGE_OK: u32 = Counter::Received as u32;
 pub fn xgslb(ctx: XdpContext) -> u32 {
     let outcome = match parse::parse_l3(&ctx) {
         Err(reason) => reason as u32,
-        Ok(l3) => match xgslb_parse_dns(ctx.ctx, l3.pack()) {
-            STAGE_OK => xgslb_answer(ctx.ctx),
+        Ok(l3) => match xgslb_udp_checksum(ctx.ctx, l3.pack()) {
+            STAGE_OK => match xgslb_parse_dns(ctx.ctx, l3.pack()) {
+                STAGE_OK => xgslb_answer(ctx.ctx),
+                reason => reason,
+            },
             reason => reason,
         },
     };
@@ -50,6 +54,21 @@ pub fn xgslb(ctx: XdpContext) -> u32 {
         xdp_action::XDP_DROP
     } else {
         xdp_action::XDP_PASS
+    }
+}
+
+/// Checksum stage: whether the UDP checksum of the datagram `l3` (an `L3` packed) verifies
+/// (`udp_checksum::verifies`). The kernel drops a datagram whose checksum is wrong; answering
+/// it here would guess. Returns `STAGE_OK` or `Counter::PassUdpChecksum`. A stage of its
+/// own: its loop over the datagram's words is walked once, not once per way of reaching it.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xgslb_udp_checksum(ctx: *mut xdp_md, l3: u64) -> u32 {
+    let ctx = XdpContext::new(ctx);
+    if udp_checksum::verifies(&ctx, parse::L3::unpack(l3)) {
+        STAGE_OK
+    } else {
+        Counter::PassUdpChecksum as u32
     }
 }
 

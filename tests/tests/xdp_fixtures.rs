@@ -451,6 +451,37 @@ fn fixtures() -> Vec<Fixture> {
             )
         },
         {
+            let mut b = q4(a_query(www)).to_bytes();
+            b[14 + 20 + 6] ^= 0x01;
+            pass("bad UDP checksum, IPv4", b, Counter::PassUdpChecksum)
+        },
+        {
+            let mut b = q6(a_query(www)).to_bytes();
+            b[14 + 40 + 6] ^= 0x80;
+            pass("bad UDP checksum, IPv6", b, Counter::PassUdpChecksum)
+        },
+        {
+            // The payload changed after the checksum was made: a flipped bit in the name.
+            let mut b = q4(a_query(www)).to_bytes();
+            b[14 + 20 + 8 + 13] ^= 0x20;
+            pass(
+                "payload changed under its UDP checksum, IPv4",
+                b,
+                Counter::PassUdpChecksum,
+            )
+        },
+        {
+            // An odd-length datagram whose last byte (the class's low byte) changed.
+            let mut b = q6(a_query("ab.example.test")).to_bytes();
+            let last = b.len() - 1;
+            b[last] ^= 0x02;
+            pass(
+                "last byte of an odd-length datagram changed, IPv6",
+                b,
+                Counter::PassUdpChecksum,
+            )
+        },
+        {
             let mut q = q4(a_query(www));
             q.vlans = vec![1, 2, 3];
             pass("three VLAN tags", q.to_bytes(), Counter::PassNotIp)

@@ -238,6 +238,12 @@ fn run(args: &Args) -> Result<()> {
     }
     let report = Report::new(&cases, plan, args.smoke, nproc, cpu)?;
     print!("{}", report.markdown());
+    // What the program costs the verifier (of its 1M-instruction limit).
+    let verified = dp.program().info()?.verified_instruction_count();
+    println!(
+        "\nverified instructions: {}",
+        verified.map_or("unknown (kernel before 5.16)".into(), |n| n.to_string())
+    );
     if args.cases_only {
         return Ok(());
     }
@@ -264,6 +270,7 @@ fn run(args: &Args) -> Result<()> {
         Err(e) => return Err(e.context("the fleet part")),
     };
     let mut json = report.json();
+    json["verified_instructions"] = json!(verified);
     json["scale"] = scale;
     json["ingest"] = ingest;
     json["fleet"] = fleet;
@@ -423,11 +430,31 @@ fn cases() -> Vec<Case> {
     };
     vec![
         hit("A hit IPv4", v4(a_query(None)), None),
+        {
+            // No checksum to verify: what verifying one costs, beside the row above.
+            let mut q = v4(a_query(None));
+            q.zero_csum = true;
+            hit("A hit IPv4, UDP checksum 0", q, None)
+        },
         hit(
             "A hit IPv4 with OPT",
             v4(a_query(Some(&Opt::plain()))),
             Some(false),
         ),
+        {
+            // The longest query XDP answers (512 bytes of DNS, RFC 7830 padding): the whole
+            // datagram is summed for its checksum.
+            let plain = a_query(Some(&Opt::plain())).len();
+            let opt = Opt {
+                options: vec![(12, vec![0; 512 - plain - 4])],
+                ..Opt::plain()
+            };
+            hit(
+                "A hit IPv4 with OPT, 512-byte query (padding)",
+                v4(a_query(Some(&opt))),
+                Some(false),
+            )
+        },
         {
             // The client's own /24 as its subnet, to the classed name: the class and the
             // scope (24, the region's own prefix) come from the ECS trie, and the response
