@@ -6,9 +6,9 @@ use aya_ebpf::{
     maps::{Array, LruPerCpuHashMap, PerCpuArray},
 };
 use xgslb_common::{
-    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, ECS_STATS_LEN, EcsConfig, EcsRegion, Entry,
-    LdnsKey, ListenerSet, MAX_ADDRS, MAX_ANSWER_STATS, MAX_CLASS_PREFIXES, MAX_LDNS_TRACKED,
-    MIN_TABLE_ENTRIES, Meta, Scratch, Stats, map_names,
+    BPF_F_NO_PREALLOC, COOKIE_STATS_LEN, ClassId, ClassKey, ClassLengths, CookieConfig,
+    ECS_STATS_LEN, EcsConfig, EcsRegion, Entry, LdnsKey, ListenerSet, MAX_ADDRS, MAX_ANSWER_STATS,
+    MAX_CLASS_PREFIXES, MAX_LDNS_TRACKED, MIN_TABLE_ENTRIES, Meta, Scratch, Stats, map_names,
 };
 
 /// An answer table: `entry_key` -> `Entry`. Only the template of the tables user space
@@ -72,7 +72,7 @@ pub static STATS: PerCpuArray<Stats> = PerCpuArray::pinned(1, 0);
 pub static PICK: PerCpuArray<u32> = PerCpuArray::pinned(1, 0);
 
 /// One `Scratch` per CPU: the selection key under construction and the launder slot.
-#[map(name = "XGSLB_SCRATCH_V5")]
+#[map(name = "XGSLB_SCRATCH_V6")]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Publication facts for `xgslbctl` (generation, sizes). Never read here: declared in the
@@ -115,6 +115,17 @@ pub static ECS_CONFIG: Array<EcsConfig> = Array::pinned(1, 0);
 #[map(name = "XGSLB_ECSST_V1")]
 pub static ECS_STATS: PerCpuArray<u64> = PerCpuArray::pinned(ECS_STATS_LEN, 0);
 
+/// Whether DNS cookies are on, the server secret and the clock (`CookieConfig`); all zero
+/// (queries with a cookie are passed) until xgslbd publishes. Written whole: a reader racing
+/// a rewrite of the secret (a restart with another one) could mix halves of two keys, which
+/// costs one client a fresh cookie, as any invalid one does.
+#[map(name = "XGSLB_COOKIE_V1")]
+pub static COOKIE: Array<CookieConfig> = Array::pinned(1, 0);
+
+/// Answers to queries with a COOKIE option, by `CookieSeen`, per CPU.
+#[map(name = "XGSLB_COOKIEST_V1")]
+pub static COOKIE_STATS: PerCpuArray<u64> = PerCpuArray::pinned(COOKIE_STATS_LEN, 0);
+
 /// The literal names above, as the ABI defines them (checked at compile time).
 const _: () = {
     const fn eq(a: &str, b: &str) -> bool {
@@ -140,7 +151,7 @@ const _: () = {
     assert!(eq(map_names::LISTENERS, "XGSLB_LSN_V3"));
     assert!(eq(map_names::STATS, "XGSLB_STAT_V4"));
     assert!(eq(map_names::PICK, "XGSLB_PICK_V2"));
-    assert!(eq(map_names::SCRATCH, "XGSLB_SCRATCH_V5"));
+    assert!(eq(map_names::SCRATCH, "XGSLB_SCRATCH_V6"));
     assert!(eq(map_names::META, "XGSLB_META_V2"));
     assert!(eq(map_names::LDNS, "XGSLB_LDNS_V2"));
     assert!(eq(map_names::ANSWERS, "XGSLB_ANS_V3"));
@@ -148,4 +159,6 @@ const _: () = {
     assert!(eq(map_names::ECS_TRIE6, "XGSLB_ETRIE6_V1"));
     assert!(eq(map_names::ECS_CONFIG, "XGSLB_ECS_V1"));
     assert!(eq(map_names::ECS_STATS, "XGSLB_ECSST_V1"));
+    assert!(eq(map_names::COOKIE, "XGSLB_COOKIE_V1"));
+    assert!(eq(map_names::COOKIE_STATS, "XGSLB_COOKIEST_V1"));
 };

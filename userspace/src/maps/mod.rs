@@ -3,10 +3,12 @@
 //! into its maps.
 //!
 //! - `dataplane`: load the embedded object, pin maps and link, attach and detach.
+//! - `cookies`: the DNS cookie secret and clock the program uses, and its cookie counters.
 //! - `link_state`: what the kernel says an interface runs (XDP program and mode).
 //! - `publish`: desired vs published map entries, the diff, and applying it.
 //! - `tables`: the answer table and class tries behind their outer maps: key under the
 //!   seed, swap, update.
+pub mod cookies;
 pub mod dataplane;
 pub mod link_state;
 pub mod publish;
