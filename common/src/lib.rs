@@ -31,10 +31,12 @@ macro_rules! layout {
 }
 
 mod class;
+mod cookie;
 mod ecs;
 mod entry;
 mod rrl;
 pub use class::*;
+pub use cookie::*;
 pub use ecs::*;
 pub use entry::*;
 pub use rrl::*;
@@ -102,7 +104,7 @@ pub mod map_names {
     /// Per-CPU `u32` round-robin pick counter, one entry.
     pub const PICK: &str = "XGSLB_PICK_V2";
     /// Per-CPU `Scratch`, one entry; the program's working memory.
-    pub const SCRATCH: &str = "XGSLB_SCRATCH_V6";
+    pub const SCRATCH: &str = "XGSLB_SCRATCH_V7";
     /// `Meta` written by xgslbd for `xgslbctl` (the program never reads it), one entry.
     pub const META: &str = "XGSLB_META_V2";
     /// Per-CPU u64 array: answers by (answer set's `stat`, leading address index), for
@@ -132,8 +134,14 @@ pub mod map_names {
     /// by the program alone.
     pub const RRL: &str = "XGSLB_RRL_V1";
 
+    /// One `CookieConfig`: whether DNS cookies are on, the server secret and the clock.
+    pub const COOKIE: &str = "XGSLB_COOKIE_V1";
+    /// Per-CPU u64 array of `COOKIE_STATS_LEN`: answers to queries with a COOKIE option, by
+    /// what it was found to be (`CookieSeen` as the index).
+    pub const COOKIE_STATS: &str = "XGSLB_COOKIEST_V1";
+
     /// Every map of the object.
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 23] = [
         ENTRIES,
         SEED,
         CLASS_TRIE4,
@@ -155,6 +163,8 @@ pub mod map_names {
         RRL_EXEMPT4,
         RRL_EXEMPT6,
         RRL,
+        COOKIE,
+        COOKIE_STATS,
     ];
 }
 
@@ -188,7 +198,8 @@ pub mod edns_option {
     /// RFC 7871 client subnet: validated and answered with a scope (the XDP program passes
     /// a malformed one, which the slow path answers with FORMERR).
     pub const ECS: u16 = 8;
-    /// RFC 7873: ignored when well formed (8, or 16 to 40 bytes); else FORMERR.
+    /// RFC 7873: checked and answered with a server cookie when well formed (8, or 16 to
+    /// 40 bytes: `cookie_len_ok`); else FORMERR, from the slow path.
     pub const COOKIE: u16 = 10;
 }
 
@@ -530,7 +541,8 @@ pub enum Counter {
     PassNotUdp,
     /// Passed: UDP to an address:port that is not a listener.
     PassNotListener,
-    /// Passed: IPv6 UDP with a zero checksum (invalid, RFC 8200 8.1; the kernel drops it).
+    /// Passed: a UDP checksum that does not verify, or none over IPv6 (invalid, RFC 8200
+    /// 8.1). The kernel drops the datagram, as it would have without XDP.
     PassUdpChecksum,
     /// Passed: a DNS message longer than the XDP path parses.
     PassTooLong,
@@ -718,6 +730,15 @@ pub struct Scratch {
     /// bytes of records to take out after the question, and its UDP checksum field.
     pub slip_records: u32,
     pub slip_csum: u32,
+    /// The query's COOKIE option data as the cookie stage reads it (the client cookie, then
+    /// the server cookie when it is 16 bytes), zero past it.
+    pub cookie_in: [u8; 24],
+    /// The response's COOKIE option (code, length, client cookie, server cookie: 28 bytes)
+    /// made by the cookie stage, zero past it.
+    pub cookie_opt: [u8; 32],
+    /// The ones' complement sum of the response's COOKIE option, as 16-bit words from an
+    /// even offset.
+    pub cookie_sum: u64,
 }
 /// `Scratch::answer_stat` and `ecs_stat` of an answer that counts in no such counter.
 pub const NO_COUNT: u32 = u32::MAX;
@@ -738,6 +759,9 @@ const _: () = assert!(
             + 32
             + FRAME_HEAD_MAX
             + 16
+            + 24
+            + 32
+            + 8
 );
 
 /// A query the XDP program may answer, as its parse stage leaves it for its answer stage.
@@ -776,13 +800,20 @@ pub struct ParsedQuery {
     pub ecs_off: u16,
     /// Length of that option's data.
     pub ecs_len: u16,
-    /// Explicit padding; always zero.
-    pub _pad: u32,
+    /// Frame offset of the data of the OPT's COOKIE option (RFC 7873), 0 when it has none.
+    /// The cookie stage reads and checks it.
+    pub cookie_off: u16,
+    /// Length of that option's data (8, or 16 to 40).
+    pub cookie_len: u8,
+    /// What the cookie stage found the query's cookie to be: a `CookieSeen` (0, `None`:
+    /// none, or cookies are off; the response then carries no COOKIE). Rate limiting
+    /// exempts `CookieSeen::Valid`.
+    pub cookie: u8,
 }
 layout!(ParsedQuery, 32, {
     l3_off: 0, tail_off: 2, name_len: 4, flags: 6, name_sum: 8, qtype: 12, limit: 14,
     has_opt: 16, dnssec_ok: 17, udp_csum_zero: 18, v6: 19, labels: 20, ecs_off: 24,
-    ecs_len: 26, _pad: 28,
+    ecs_len: 26, cookie_off: 28, cookie_len: 30, cookie: 31,
 });
 
 #[cfg(feature = "user")]
@@ -803,6 +834,7 @@ mod user {
     unsafe impl aya::Pod for super::EcsConfig {}
     unsafe impl aya::Pod for super::RrlConfig {}
     unsafe impl aya::Pod for super::RrlKey {}
+    unsafe impl aya::Pod for super::CookieConfig {}
 }
 
 #[cfg(test)]

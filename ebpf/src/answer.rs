@@ -1,15 +1,15 @@
 //! Turning a parsed query into its response in place: find the entry, pick the records or
 //! take the precomputed tail, resize the frame, swap addresses, write the header, the records
-//! and the OPT (with the query's client subnet echoed and its scope), and checksum (from sums
-//! of the parts, never a pass over the frame).
+//! and the OPT (with the query's client subnet echoed and its scope, and the cookie the cookie
+//! stage made), and checksum (from sums of the parts, never a pass over the frame).
 use aya_ebpf::{
     helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, generated::bpf_xdp_store_bytes},
     programs::XdpContext,
 };
 use xgslb_common::{
-    AnswerSet, Body, ClassId, Counter, ECS_FAMILY_V6, EDNS_UDP_SIZE, Entry, FRAME_HEAD_MAX,
-    MAX_ADDRS, MAX_ANSWER_STATS, NO_COUNT, NO_FIX, PickMode, ResponseTail, Scratch, TAIL_LEN,
-    ecs_scope, ecs_stat_index, edns_option, mask_prefix, qtype,
+    AnswerSet, Body, COOKIE_REPLY_LEN, ClassId, Counter, ECS_FAMILY_V6, EDNS_UDP_SIZE, Entry,
+    FRAME_HEAD_MAX, MAX_ADDRS, MAX_ANSWER_STATS, NO_COUNT, NO_FIX, PickMode, ResponseTail, Scratch,
+    TAIL_LEN, ecs_scope, ecs_stat_index, edns_option, mask_prefix, qtype,
 };
 
 use crate::{
@@ -17,7 +17,7 @@ use crate::{
     client::{Source, read_source, sample_ldns},
     frame::{MAX_PKT_OFF, load_be16, ptr_at},
     lookup::{CLASS_UNKNOWN, ECS_BY_CLASS, ECS_USED, Subnet, find},
-    maps::{ECS_CONFIG, PICK},
+    maps::{COOKIE_STATS, ECS_CONFIG, PICK},
     parse::{DNS_HLEN, ETH_HLEN, IPV4_HLEN, IPV6_HLEN, OPT_FIXED_LEN, UDP_HLEN, flags, parse_ecs},
     verifier::opaque,
 };
@@ -277,7 +277,8 @@ fn question_end(q: &xgslb_common::ParsedQuery) -> usize {
 }
 
 /// Resizes the frame to end `records` bytes after the question, plus the OPT if the query
-/// had one (with its client subnet echoed); checks the DNS message fits the client's size.
+/// had one (with its client subnet echoed and its cookie answered); checks the DNS message
+/// fits the client's size.
 /// Returns the frame offset of the OPT (the end of the records).
 #[inline(always)]
 fn resize(
@@ -292,7 +293,7 @@ fn resize(
     let opt_off = question_end(q) + records;
     let new_len = opt_off
         + if q.has_opt != 0 {
-            OPT_FIXED_LEN + echo_len
+            OPT_FIXED_LEN + echo_len + cookie_len(q)
         } else {
             0
         };
@@ -549,9 +550,16 @@ fn finish(
     let has_opt = q.has_opt != 0;
     let ip_hlen = if v6 { IPV6_HLEN } else { IPV4_HLEN };
     let udp_off = l3_off + ip_hlen;
-    // Only a query with an OPT has a client subnet to echo (0 bytes otherwise).
+    // Only a query with an OPT has a client subnet to echo or a cookie to answer (0 bytes
+    // otherwise).
     let echo_len = echo.len;
-    let new_len = opt_off + if has_opt { OPT_FIXED_LEN + echo_len } else { 0 };
+    let cookie_len = cookie_len(q);
+    let new_len = opt_off
+        + if has_opt {
+            OPT_FIXED_LEN + echo_len + cookie_len
+        } else {
+            0
+        };
     let udp_len = new_len - udp_off;
 
     // The stream from the question's type field: type, class IN, the records, the OPT.
@@ -563,8 +571,9 @@ fn finish(
         let p = ptr_at(ctx, opt_off, OPT_FIXED_LEN).ok_or(Verdict::Drop)?;
         let size = EDNS_UDP_SIZE.to_be_bytes();
         let do_bit = if q.dnssec_ok != 0 { 0x80 } else { 0 };
-        // RDLENGTH: the echoed option, if any (at most 24 bytes: the high byte is zero).
-        let rdlen = echo_len as u8;
+        // RDLENGTH: the echoed subnet and the cookie, if any (at most 24 + 28 bytes: the
+        // high byte is zero).
+        let rdlen = (echo_len + cookie_len) as u8;
         let opt = [0, 0, 41, size[0], size[1], 0, 0, do_bit, 0, 0, rdlen];
         // SAFETY: `p` has OPT_FIXED_LEN bytes in the frame.
         unsafe { p.cast::<[u8; OPT_FIXED_LEN]>().write_unaligned(opt) };
@@ -579,6 +588,11 @@ fn finish(
             // The option follows the fixed part's 11 bytes: at an odd offset of the OPT.
             write_echo(ctx, opt_off + OPT_FIXED_LEN, &echo)?;
             opt_sum += at_parity(echo.scratch.ecs_sum as u32, true);
+        }
+        if cookie_len != 0 {
+            // After the subnet: at an odd offset of the OPT when the subnet's is even.
+            write_cookie(ctx, opt_off + OPT_FIXED_LEN + echo_len, echo.scratch)?;
+            opt_sum += at_parity(echo.scratch.cookie_sum as u32, echo_len & 1 == 0);
         }
         opt_even = fold(opt_sum) as u32;
         tail_sum += at_parity(opt_sum, records_odd);
@@ -674,6 +688,11 @@ fn finish(
     } else {
         NO_COUNT
     };
+    // Queries with a cookie answered, by what their cookie was (before the rate limit: what
+    // the cookie stage found, whatever becomes of the answer).
+    if cookie_len != 0 {
+        count_cookie(q.cookie);
+    }
     Ok(Written {
         kind: w.kind,
         answer_stat: NO_COUNT,
@@ -681,6 +700,46 @@ fn finish(
         slip_records,
         slip_csum,
     })
+}
+
+/// Bytes of the COOKIE option the response to `q` carries: the cookie stage's (code and
+/// length, the client cookie and a server cookie) when it found one (`ParsedQuery::cookie`
+/// is not `CookieSeen::None`), else none. Worked out without a branch, so that the verifier
+/// walks what follows once for both.
+#[inline(always)]
+fn cookie_len(q: &xgslb_common::ParsedQuery) -> usize {
+    let seen = q.cookie as usize & 3;
+    ((seen | seen >> 1) & 1) * (4 + COOKIE_REPLY_LEN)
+}
+
+/// Copies the COOKIE option the cookie stage made (`scratch.cookie_opt`) to frame offset
+/// `at` (its bytes are already part of the frame).
+#[inline(always)]
+fn write_cookie(ctx: &XdpContext, at: usize, scratch: &Scratch) -> Result<(), Verdict> {
+    let bytes = scratch.cookie_opt.as_ptr();
+    // SAFETY: 28 bytes of the 32 of `scratch.cookie_opt`; the helper checks the packet range
+    // (and only reads the buffer).
+    let rc = unsafe {
+        bpf_xdp_store_bytes(
+            ctx.ctx,
+            at as u32,
+            bytes as *mut _,
+            (4 + COOKIE_REPLY_LEN) as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(Verdict::Drop);
+    }
+    Ok(())
+}
+
+/// Counts an answer to a query whose cookie was `seen` (a `CookieSeen`).
+#[inline(always)]
+fn count_cookie(seen: u8) {
+    if let Some(c) = COOKIE_STATS.get_ptr_mut(seen as u32) {
+        // SAFETY: this CPU's counter; XDP runs with preemption off.
+        unsafe { *c += 1 };
+    }
 }
 
 /// The client subnet option a response carries: `len` bytes (0: none) of `scratch.ecs_opt`,

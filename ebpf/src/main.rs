@@ -2,10 +2,11 @@
 //! answer sets and wide IPs, precomputed static RRsets, NODATA and NXDOMAIN) and passes
 //! everything else to the kernel untouched (ARCHITECTURE.md "Data plane").
 //!
-//! The work is split in stages: the entry parses Ethernet, VLAN, IP and UDP; then global BPF
-//! functions parse the DNS query (and hash its name's suffixes), write the answer, and apply
-//! the response rate limit to it (`rrl`). Why, and the other things done for the verifier's
-//! sake: `verifier.rs`.
+//! The work is split in stages: the entry parses Ethernet, VLAN, IP and UDP; then global
+//! BPF functions verify the UDP checksum, parse the DNS query (and hash its name's
+//! suffixes), check its DNS cookie if it has one, write the answer, and apply the response
+//! rate limit to it (`rrl`). Why, and the other things done for the verifier's sake:
+//! `verifier.rs`.
 #![no_std]
 #![no_main]
 // `atomic_xadd`: BPF has atomic adds, but Rust's atomics offer none on BPF (`rrl`).
@@ -15,6 +16,7 @@
 mod answer;
 mod checksum;
 mod client;
+mod cookie;
 mod frame;
 mod lookup;
 mod maps;
@@ -22,6 +24,7 @@ mod parse;
 mod reflector;
 mod rrl;
 mod stats;
+mod udp_checksum;
 mod verifier;
 
 use aya_ebpf::{
@@ -36,14 +39,21 @@ use answer::Verdict;
 /// Return value of the stage functions that means "go on": the index of `Received`, which is
 /// never an outcome.
 const STAGE_OK: u32 = Counter::Received as u32;
+/// Return value of the parse stage that means "go on, through the cookie stage": the query
+/// has a COOKIE option. The index of `Answered`, never a stage's outcome either.
+const STAGE_COOKIE: u32 = Counter::Answered as u32;
 
 #[xdp]
 pub fn xgslb(ctx: XdpContext) -> u32 {
     let outcome = match parse::parse_l3(&ctx) {
         Err(reason) => reason as u32,
-        Ok(l3) => match xgslb_parse_dns(ctx.ctx, l3.pack()) {
-            STAGE_OK => match xgslb_answer(ctx.ctx) {
-                kind if answered(kind) => xgslb_limit(ctx.ctx, kind),
+        Ok(l3) => match xgslb_udp_checksum(ctx.ctx, l3.pack()) {
+            STAGE_OK => match xgslb_parse_dns(ctx.ctx, l3.pack()) {
+                STAGE_OK => answer_limited(ctx.ctx),
+                STAGE_COOKIE => match xgslb_cookie(ctx.ctx) {
+                    STAGE_OK => answer_limited(ctx.ctx),
+                    reason => reason,
+                },
                 reason => reason,
             },
             reason => reason,
@@ -69,9 +79,33 @@ fn answered(outcome: u32) -> bool {
     (Counter::AnsweredAddresses as u32..=Counter::AnsweredNxDomain as u32).contains(&outcome)
 }
 
+/// The answer stage, then the rate limit on what it answered whole.
+#[inline(always)]
+fn answer_limited(ctx: *mut xdp_md) -> u32 {
+    match xgslb_answer(ctx) {
+        kind if answered(kind) => xgslb_limit(ctx, kind),
+        reason => reason,
+    }
+}
+
+/// Checksum stage: whether the UDP checksum of the datagram `l3` (an `L3` packed) verifies
+/// (`udp_checksum::verifies`). The kernel drops a datagram whose checksum is wrong; answering
+/// it here would guess. Returns `STAGE_OK` or `Counter::PassUdpChecksum`. A stage of its
+/// own: its loop over the datagram's words is walked once, not once per way of reaching it.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xgslb_udp_checksum(ctx: *mut xdp_md, l3: u64) -> u32 {
+    let ctx = XdpContext::new(ctx);
+    if udp_checksum::verifies(&ctx, parse::L3::unpack(l3)) {
+        STAGE_OK
+    } else {
+        Counter::PassUdpChecksum as u32
+    }
+}
+
 /// Parse stage: the DNS query of the datagram `l3` (an `L3` packed) describes, into this
-/// CPU's scratch (name, label offsets, suffix hashes, `ParsedQuery`). Returns `STAGE_OK` or a
-/// pass counter.
+/// CPU's scratch (name, label offsets, suffix hashes, `ParsedQuery`). Returns `STAGE_OK`,
+/// `STAGE_COOKIE` for a query with a COOKIE option, or a pass counter.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn xgslb_parse_dns(ctx: *mut xdp_md, l3: u64) -> u32 {
@@ -85,8 +119,30 @@ pub extern "C" fn xgslb_parse_dns(ctx: *mut xdp_md, l3: u64) -> u32 {
     match parse::parse_dns(&ctx, scratch, parse::L3::unpack(l3)) {
         Ok(q) => {
             scratch.query = q;
-            STAGE_OK
+            if q.cookie_off != 0 {
+                STAGE_COOKIE
+            } else {
+                STAGE_OK
+            }
         }
+        Err(reason) => reason as u32,
+    }
+}
+
+/// Cookie stage: checks the COOKIE option of the query in this CPU's scratch and makes the
+/// response's (`cookie::check`), for queries that have one. Returns `STAGE_OK` or a pass
+/// counter. A stage of its own: SipHash is long, and walked once here.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xgslb_cookie(ctx: *mut xdp_md) -> u32 {
+    let ctx = XdpContext::new(ctx);
+    let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) else {
+        return Counter::PassBadSelection as u32;
+    };
+    // SAFETY: as in `xgslb_parse_dns`.
+    let scratch = unsafe { &mut *scratch };
+    match cookie::check(&ctx, scratch) {
+        Ok(()) => STAGE_OK,
         Err(reason) => reason as u32,
     }
 }

@@ -6,10 +6,10 @@ use aya_ebpf::{
     maps::{Array, LpmTrie as LegacyLpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray},
 };
 use xgslb_common::{
-    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, ECS_STATS_LEN, EcsConfig, EcsRegion, Entry,
-    LdnsKey, ListenerSet, MAX_ADDRS, MAX_ANSWER_STATS, MAX_CLASS_PREFIXES, MAX_LDNS_TRACKED,
-    MAX_RRL_EXEMPT, MIN_TABLE_ENTRIES, Meta, RRL_TABLE_ENTRIES, RrlBucket, RrlConfig, RrlKey,
-    Scratch, Stats, map_names,
+    BPF_F_NO_PREALLOC, COOKIE_STATS_LEN, ClassId, ClassKey, ClassLengths, CookieConfig,
+    ECS_STATS_LEN, EcsConfig, EcsRegion, Entry, LdnsKey, ListenerSet, MAX_ADDRS, MAX_ANSWER_STATS,
+    MAX_CLASS_PREFIXES, MAX_LDNS_TRACKED, MAX_RRL_EXEMPT, MIN_TABLE_ENTRIES, Meta,
+    RRL_TABLE_ENTRIES, RrlBucket, RrlConfig, RrlKey, Scratch, Stats, map_names,
 };
 
 /// An answer table: `entry_key` -> `Entry`. Only the template of the tables user space
@@ -73,7 +73,7 @@ pub static STATS: PerCpuArray<Stats> = PerCpuArray::pinned(1, 0);
 pub static PICK: PerCpuArray<u32> = PerCpuArray::pinned(1, 0);
 
 /// One `Scratch` per CPU: the selection key under construction and the launder slot.
-#[map(name = "XGSLB_SCRATCH_V6")]
+#[map(name = "XGSLB_SCRATCH_V7")]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Publication facts for `xgslbctl` (generation, sizes). Never read here: declared in the
@@ -136,6 +136,16 @@ pub static RRL_EXEMPT6: LegacyLpmTrie<[u8; 16], u8> =
 /// (not pinned: a program's counts die with it).
 #[map(name = "XGSLB_RRL_V1")]
 pub static RRL: LruHashMap<RrlKey, RrlBucket> = LruHashMap::with_max_entries(RRL_TABLE_ENTRIES, 0);
+/// Whether DNS cookies are on, the server secret and the clock (`CookieConfig`); all zero
+/// (queries with a cookie are passed) until xgslbd publishes. Written whole: a reader racing
+/// a rewrite of the secret (a restart with another one) could mix halves of two keys, which
+/// costs one client a fresh cookie, as any invalid one does.
+#[map(name = "XGSLB_COOKIE_V1")]
+pub static COOKIE: Array<CookieConfig> = Array::pinned(1, 0);
+
+/// Answers to queries with a COOKIE option, by `CookieSeen`, per CPU.
+#[map(name = "XGSLB_COOKIEST_V1")]
+pub static COOKIE_STATS: PerCpuArray<u64> = PerCpuArray::pinned(COOKIE_STATS_LEN, 0);
 
 /// The literal names above, as the ABI defines them (checked at compile time).
 const _: () = {
@@ -162,7 +172,7 @@ const _: () = {
     assert!(eq(map_names::LISTENERS, "XGSLB_LSN_V3"));
     assert!(eq(map_names::STATS, "XGSLB_STAT_V5"));
     assert!(eq(map_names::PICK, "XGSLB_PICK_V2"));
-    assert!(eq(map_names::SCRATCH, "XGSLB_SCRATCH_V6"));
+    assert!(eq(map_names::SCRATCH, "XGSLB_SCRATCH_V7"));
     assert!(eq(map_names::META, "XGSLB_META_V2"));
     assert!(eq(map_names::LDNS, "XGSLB_LDNS_V2"));
     assert!(eq(map_names::ANSWERS, "XGSLB_ANS_V3"));
@@ -174,4 +184,6 @@ const _: () = {
     assert!(eq(map_names::RRL_EXEMPT4, "XGSLB_RRLEX4_V1"));
     assert!(eq(map_names::RRL_EXEMPT6, "XGSLB_RRLEX6_V1"));
     assert!(eq(map_names::RRL, "XGSLB_RRL_V1"));
+    assert!(eq(map_names::COOKIE, "XGSLB_COOKIE_V1"));
+    assert!(eq(map_names::COOKIE_STATS, "XGSLB_COOKIEST_V1"));
 };

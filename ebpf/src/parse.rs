@@ -5,7 +5,7 @@
 use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
 use xgslb_common::{
     Counter, ECS_FAMILY_V4, ECS_FAMILY_V6, EDNS_UDP_SIZE, Listener, MAX_LISTENERS, MAX_NAME_LABELS,
-    NAME_KEY_LEN, ParsedQuery, Scratch, hash_word, mask_prefix, mix64, qtype,
+    NAME_KEY_LEN, ParsedQuery, Scratch, cookie_len_ok, hash_word, mask_prefix, mix64, qtype,
 };
 
 use crate::{
@@ -32,7 +32,8 @@ const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
-const IPPROTO_UDP: u8 = 17;
+/// IP protocol number of UDP (also its pseudo-header's protocol field).
+pub const IPPROTO_UDP: u8 = 17;
 const CLASS_IN: u16 = 1;
 use xgslb_common::edns_option;
 pub use xgslb_common::flags;
@@ -282,18 +283,30 @@ pub fn parse_dns(ctx: &XdpContext, scratch: &mut Scratch, l3: L3) -> Result<Pars
     // client subnet) would each walk the hashing loop again.
     hash_suffixes(scratch, labels)?;
     let rest = tail_off + 4;
-    let (edns, ecs) = if ar == 0 {
+    let (edns, ecs, cookie) = if ar == 0 {
         if rest != dns_end {
             return Err(Counter::PassTrailing);
         }
-        (None, 0)
+        (None, 0, 0)
     } else {
-        // No client subnet until the OPT's walk meets one.
-        let ecs = ecs_slot(scratch);
-        // SAFETY (both): a word of this CPU's scratch.
-        unsafe { ecs.write_volatile(0) };
-        let edns = parse_opt(ctx, ecs, rest, dns_end)?;
-        (Some(edns), unsafe { ecs.read_volatile() })
+        // No client subnet or cookie until the OPT's walk meets one.
+        let slots = OptionSlots {
+            ecs: ecs_slot(scratch),
+            cookie: cookie_slot(scratch),
+        };
+        // SAFETY (all): words of this CPU's scratch.
+        unsafe {
+            slots.ecs.write_volatile(0);
+            slots.cookie.write_volatile(0);
+        }
+        let edns = parse_opt(ctx, &slots, rest, dns_end)?;
+        unsafe {
+            (
+                Some(edns),
+                slots.ecs.read_volatile(),
+                slots.cookie.read_volatile(),
+            )
+        }
     };
     let (has_opt, dnssec_ok, limit) = match edns {
         // What the slow path allows: the client's size, at most ours, at least 512.
@@ -320,7 +333,10 @@ pub fn parse_dns(ctx: &XdpContext, scratch: &mut Scratch, l3: L3) -> Result<Pars
         labels: labels as u32,
         ecs_off: ecs as u16,
         ecs_len: (ecs >> 16) as u16,
-        _pad: 0,
+        cookie_off: cookie as u16,
+        cookie_len: (cookie >> 16) as u8,
+        // The cookie stage's to say.
+        cookie: 0,
     })
 }
 
@@ -479,12 +495,26 @@ struct Edns {
     size: u16,
 }
 
+/// Where the OPT's walk notes the options the later stages read: words of the scratch's
+/// query (`ecs_slot`, `cookie_slot`), each the option data's frame offset in its low half
+/// and its length above.
+struct OptionSlots {
+    ecs: *mut u32,
+    cookie: *mut u32,
+}
+
 /// Checks the OPT RR at `off` (the query's last record, ending at `dns_end`) and returns what
 /// it says. Options are walked to prove the record well formed; where a client subnet's data
-/// lies is noted in `ecs` (`ecs_slot`) for the answer stage, which reads it (`parse_ecs`);
-/// the others are ignored (RFC 6891 6.1.2).
+/// lies is noted in `slots.ecs` for the answer stage, which reads it (`parse_ecs`), and a
+/// cookie's in `slots.cookie` for the cookie stage; the others are ignored (RFC 6891
+/// 6.1.2).
 #[inline(always)]
-fn parse_opt(ctx: &XdpContext, ecs: *mut u32, off: usize, dns_end: usize) -> Result<Edns, Counter> {
+fn parse_opt(
+    ctx: &XdpContext,
+    slots: &OptionSlots,
+    off: usize,
+    dns_end: usize,
+) -> Result<Edns, Counter> {
     if off + OPT_FIXED_LEN > dns_end {
         return Err(Counter::PassTruncated);
     }
@@ -509,9 +539,9 @@ fn parse_opt(ctx: &XdpContext, ecs: *mut u32, off: usize, dns_end: usize) -> Res
     if o + rdlen != dns_end {
         return Err(Counter::PassTrailing);
     }
-    // Where a client subnet lies goes to the scratch as soon as it is met and is read back
-    // from there: the walk carries nothing of it on, so the verifier walks the rest once for
-    // all queries.
+    // Where a client subnet or a cookie lies goes to the scratch as soon as it is met and is
+    // read back from there: the walk carries nothing of it on, so the verifier walks the
+    // rest once for all queries.
     for _ in 0..MAX_OPTIONS {
         if o >= dns_end {
             break;
@@ -523,11 +553,9 @@ fn parse_opt(ctx: &XdpContext, ecs: *mut u32, off: usize, dns_end: usize) -> Res
         let (code, len) = unsafe { (load_be16(p), load_be16(p.add(2)) as usize) };
         // RFC 7873 5.2.2: a malformed COOKIE is FORMERR; leave that to the slow path. NSID
         // (RFC 5001: answered with the server's id) changes the response, so the slow path
-        // decides on it. A second client subnet is left to the slow path too (it reads the
-        // first): rare enough not to be worth proving both paths agree on.
-        if (code == edns_option::COOKIE && !(len == 8 || (16..=40).contains(&len)))
-            || code == edns_option::NSID
-        {
+        // decides on it. A second client subnet or cookie is left to the slow path too (it
+        // reads the first): rare enough not to be worth proving both paths agree on.
+        if (code == edns_option::COOKIE && !cookie_len_ok(len)) || code == edns_option::NSID {
             return Err(Counter::PassEdns);
         }
         let data = o + 4;
@@ -535,13 +563,18 @@ fn parse_opt(ctx: &XdpContext, ecs: *mut u32, off: usize, dns_end: usize) -> Res
         if o > dns_end {
             return Err(Counter::PassEdns);
         }
-        if code == edns_option::ECS {
-            // SAFETY (both): the word `ecs_slot` gave, in this CPU's scratch.
-            if unsafe { ecs.read_volatile() } != 0 {
-                return Err(Counter::PassEdns);
-            }
-            unsafe { ecs.write_volatile(data as u32 | (len as u32) << 16) };
+        let slot = if code == edns_option::ECS {
+            slots.ecs
+        } else if code == edns_option::COOKIE {
+            slots.cookie
+        } else {
+            continue;
+        };
+        // SAFETY (both): a word of this CPU's scratch (`OptionSlots`).
+        if unsafe { slot.read_volatile() } != 0 {
+            return Err(Counter::PassEdns);
         }
+        unsafe { slot.write_volatile(data as u32 | (len as u32) << 16) };
     }
     if o != dns_end {
         return Err(Counter::PassEdns);
@@ -557,6 +590,13 @@ fn parse_opt(ctx: &XdpContext, ecs: *mut u32, off: usize, dns_end: usize) -> Res
 #[inline(always)]
 fn ecs_slot(scratch: &mut Scratch) -> *mut u32 {
     core::ptr::addr_of_mut!(scratch.query.ecs_off).cast::<u32>()
+}
+
+/// `ParsedQuery::cookie_off`, `cookie_len` and `cookie` of the scratch's query as one word,
+/// where the OPT's walk notes the first two (`cookie`, the top byte, stays 0).
+#[inline(always)]
+fn cookie_slot(scratch: &mut Scratch) -> *mut u32 {
+    core::ptr::addr_of_mut!(scratch.query.cookie_off).cast::<u32>()
 }
 
 /// The client subnet of the option whose `len` bytes of data start at frame offset `off`

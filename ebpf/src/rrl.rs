@@ -14,7 +14,7 @@ use core::{
     mem::MaybeUninit,
 };
 use xgslb_common::{
-    RrlBucket, RrlClass, RrlDecision, RrlKey, Scratch, TAIL_LEN, flags, rrl_second,
+    CookieSeen, RrlBucket, RrlClass, RrlDecision, RrlKey, Scratch, TAIL_LEN, flags, rrl_second,
 };
 
 use crate::{
@@ -51,10 +51,11 @@ pub fn decide(ctx: &XdpContext, scratch: &Scratch) -> RrlDecision {
     let Some(client) = read_destination(ctx, l3_off, v6) else {
         return RrlDecision::Answer;
     };
-    // The decision's `exempt` input. (A valid DNS server cookie is to exempt the client
-    // too: OR it in here.)
+    // The decision's `exempt` input: a valid server cookie of ours (the client proved it
+    // gets our answers at its address, so it is no spoofed victim: RFC 7873 5.4), or an
+    // exempt prefix.
     let listed = if v6 { config.exempt6 } else { config.exempt4 } != 0;
-    let exempt = listed && in_exempt_prefix(&client, v6);
+    let exempt = q.cookie == CookieSeen::Valid as u8 || (listed && in_exempt_prefix(&client, v6));
     if exempt {
         return RrlDecision::Answer;
     }

@@ -186,6 +186,11 @@ impl Daemon {
         &self.control
     }
 
+    /// Its bpffs pin directory.
+    pub fn pin_dir(&self) -> &Path {
+        &self.pin_dir
+    }
+
     /// XDP counters, summed over CPUs.
     pub fn stats(&self) -> [u64; xgslb_common::Counter::COUNT] {
         xgslb::maps::dataplane::read_pinned_stats(&self.pin_dir).expect("read stats")

@@ -330,12 +330,20 @@ pub fn ecs_data(family: u16, source: u8, scope: u8, address: &[u8]) -> Vec<u8> {
 
 /// `reply` (whose last record is an OPT without options, as `dns_reply` writes it) with the
 /// client subnet option of data `data` in that OPT.
-pub fn with_ecs(mut reply: Vec<u8>, data: &[u8]) -> Vec<u8> {
+pub fn with_ecs(reply: Vec<u8>, data: &[u8]) -> Vec<u8> {
+    with_options(reply, &[(8, data)])
+}
+
+/// `reply` (whose last record is an OPT without options, as `dns_reply` writes it) with
+/// `options` (code, data) in that OPT, in order.
+pub fn with_options(mut reply: Vec<u8>, options: &[(u16, &[u8])]) -> Vec<u8> {
     let n = reply.len();
-    let rdlen = (4 + data.len()) as u16;
-    reply[n - 2..].copy_from_slice(&rdlen.to_be_bytes());
-    reply.extend_from_slice(&8u16.to_be_bytes());
-    reply.extend_from_slice(&(data.len() as u16).to_be_bytes());
-    reply.extend_from_slice(data);
+    let rdlen: usize = options.iter().map(|(_, d)| 4 + d.len()).sum();
+    reply[n - 2..].copy_from_slice(&(rdlen as u16).to_be_bytes());
+    for (code, data) in options {
+        reply.extend_from_slice(&code.to_be_bytes());
+        reply.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        reply.extend_from_slice(data);
+    }
     reply
 }

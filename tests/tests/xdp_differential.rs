@@ -7,9 +7,12 @@
 //! back to the sender (addresses and ports swapped, checksums valid) whose DNS message is,
 //! section by section and flag by flag, the response the authoritative logic computes from
 //! the zone for that query with the same pick (not the bytes XDP copied), its OPT's options
-//! byte for byte (the client subnet echoed with the scope); everything else must be
-//! XDP_PASS, unchanged. With the response rate limit on, every slipped reply is the slow
-//! path's, byte for byte.
+//! byte for byte (the client subnet echoed with the scope), but for a DNS cookie: queries
+//! carry client cookies alone, server cookies of ours (young, old, expired) and others', and
+//! both paths' COOKIE must be the query's echoed where both echo it, or else a fresh server
+//! cookie that validates under the shared secret for the client's address, stamped during
+//! the comparison (the two paths may stamp different seconds); everything else must be
+//! XDP_PASS, unchanged.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::{
@@ -21,13 +24,16 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use xgslb::{
     config::{Config, RrlPolicy},
     daemon::{build, listener_keys},
-    dns::{Client, DynamicAnswers, Scoped, Transport},
+    dns::{
+        Client, CookieSecret, DynamicAnswers, Scoped, Transport,
+        cookies::{self, unix_now},
+    },
     maps::{DataPlane, publish::publish_listeners},
     plan::snapshot::Snapshot,
     test_model::TestModel,
     udp::{PlanAnswers, Planned, limit::slip_in_place},
 };
-use xgslb_common::{Counter, ecs_stat_index};
+use xgslb_common::{CookieSeen, Counter, ecs_stat_index};
 use xgslb_tests::{
     daemon::ConfigDir,
     frame::{Opt, Udp, XDP_DROP, XDP_PASS, XDP_TX, dns_query, fold, inet_sum, wire_name},
@@ -161,8 +167,41 @@ fn random_case(rng: &mut StdRng, name: &str) -> String {
         .collect()
 }
 
+/// Who a query comes from, for making it server cookies: the secret both paths share and
+/// the client's address.
+struct CookieMaker<'a> {
+    secret: &'a CookieSecret,
+    client: IpAddr,
+}
+
+impl CookieMaker<'_> {
+    /// The data of a COOKIE option: a client cookie alone, with one of our server cookies
+    /// (young, due for renewal, expired, ahead of time; never within seconds of a boundary,
+    /// where the two paths could see different seconds), or with another server's.
+    fn data(&self, rng: &mut StdRng) -> Vec<u8> {
+        let client: [u8; 8] = rng.random();
+        let now = i64::from(unix_now());
+        let age = match rng.random_range(0..10) {
+            0..=3 => return client.to_vec(),
+            4 => {
+                let len = rng.random_range(8..=32);
+                let other: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+                return [&client[..], &other].concat();
+            }
+            5..=6 => rng.random_range(0..1700),
+            7 => rng.random_range(1900..3500),
+            8 => rng.random_range(3700..90_000),
+            _ => -rng.random_range(0..280),
+        };
+        let server = self
+            .secret
+            .server_cookie(&client, self.client, (now - age) as u32);
+        [&client[..], &server[..]].concat()
+    }
+}
+
 /// A query: mostly plausible, with every field sometimes random.
-fn random_query(rng: &mut StdRng) -> Vec<u8> {
+fn random_query(rng: &mut StdRng, cookie: &CookieMaker) -> Vec<u8> {
     let name = NAMES[rng.random_range(0..NAMES.len())];
     let qname = if rng.random_bool(0.05) {
         let len = rng.random_range(1..120);
@@ -217,13 +256,13 @@ fn random_query(rng: &mut StdRng) -> Vec<u8> {
             } else {
                 rng.random_range(0..20)
             };
-            let len = if code == 10 && rng.random_bool(0.8) {
-                8
+            let data = if code == 10 && rng.random_bool(0.8) {
+                cookie.data(rng)
             } else {
-                rng.random_range(0..20)
+                let len = rng.random_range(0..20);
+                (0..len).map(|_| rng.random()).collect()
             };
-            o.options
-                .push((code, (0..len).map(|_| rng.random()).collect()));
+            o.options.push((code, data));
         }
         if rng.random_bool(0.5) {
             let at = rng.random_range(0..=o.options.len());
@@ -320,8 +359,8 @@ fn ecs_data(rng: &mut StdRng) -> Vec<u8> {
 }
 
 /// A query, sometimes mutated: a flipped byte, a truncation, extra bytes, a changed count.
-fn query(rng: &mut StdRng) -> Vec<u8> {
-    let mut q = random_query(rng);
+fn query(rng: &mut StdRng, cookie: &CookieMaker) -> Vec<u8> {
+    let mut q = random_query(rng, cookie);
     match rng.random_range(0..10) {
         0 => {
             let i = rng.random_range(0..q.len());
@@ -442,8 +481,60 @@ struct Essentials {
     authorities: Vec<Record>,
     additionals: Vec<Record>,
     edns: Option<(u8, bool, u16, u16)>,
-    /// The OPT's options as sent (its RDATA, in hex), byte for byte.
+    /// The OPT's options as sent (its RDATA, in hex), byte for byte, but a COOKIE's data
+    /// as what it is (`cookie_kind`).
     opt_rdata: Option<String>,
+}
+
+/// What a response's COOKIE option data is, for a query whose cookie was `asked`, from
+/// `client`, checked against `secret`: "echo" (the query's, as sent), "fresh" (the client
+/// cookie and a server cookie of version 1 that validates, stamped within `stamped`), or
+/// what is wrong with it.
+fn cookie_kind(
+    data: &[u8],
+    asked: Option<&[u8]>,
+    client: IpAddr,
+    secret: &CookieSecret,
+    stamped: std::ops::RangeInclusive<u32>,
+) -> String {
+    let Some(asked) = asked else {
+        return format!("a cookie to a query without one: {data:02x?}");
+    };
+    if data.len() != 24 || data[..8] != asked[..8] {
+        return format!("not the client cookie and one of ours: {data:02x?}");
+    }
+    if data == asked {
+        return "echo".into();
+    }
+    let stamp = u32::from_be_bytes([data[12], data[13], data[14], data[15]]);
+    let client_cookie: [u8; 8] = data[..8].try_into().expect("8 bytes");
+    let fresh = secret.server_cookie(&client_cookie, client, stamp);
+    if stamped.contains(&stamp) && data[8..] == fresh {
+        "fresh".into()
+    } else {
+        format!("a server cookie that is neither the query's nor fresh: {data:02x?}")
+    }
+}
+
+/// The OPT options of `rdata` in hex, the COOKIE's data as its `kind`.
+fn options_with_cookie(rdata: &[u8], kind: &dyn Fn(&[u8]) -> String) -> String {
+    let mut out = Vec::new();
+    let mut rest = rdata;
+    while let [c0, c1, l0, l1, tail @ ..] = rest {
+        let code = u16::from_be_bytes([*c0, *c1]);
+        let len = usize::from(u16::from_be_bytes([*l0, *l1]));
+        let data = &tail[..len.min(tail.len())];
+        out.push(if code == 10 {
+            format!("cookie {}", kind(data))
+        } else {
+            format!("{code} {data:02x?}")
+        });
+        rest = &tail[data.len()..];
+    }
+    if !rest.is_empty() {
+        out.push(format!("trailing {rest:02x?}"));
+    }
+    out.join(", ")
 }
 
 /// The RDATA of the OPT RR of the DNS message `wire`, as sent; `None` without one.
@@ -466,7 +557,7 @@ fn opt_rdata(wire: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-fn essentials(m: &Message, wire: &[u8]) -> Essentials {
+fn essentials(m: &Message, wire: &[u8], cookie: &dyn Fn(&[u8]) -> String) -> Essentials {
     Essentials {
         header: format!("{:?}", m.metadata),
         question: format!("{:?}", m.queries),
@@ -481,8 +572,14 @@ fn essentials(m: &Message, wire: &[u8]) -> Essentials {
                 e.max_payload(),
             )
         }),
-        opt_rdata: opt_rdata(wire).map(|b| format!("{b:02x?}")),
+        opt_rdata: opt_rdata(wire).map(|b| options_with_cookie(&b, cookie)),
     }
+}
+
+/// The data of the COOKIE option of query `q`, when it is well formed.
+fn query_cookie(q: &[u8]) -> Option<Vec<u8>> {
+    let rdata = opt_rdata(q)?;
+    cookies::find(&rdata).ok().flatten().map(<[u8]>::to_vec)
 }
 
 /// The corpus's seed (XGSLB_DIFF_SEED's, else a random one, printed on failure) and its
@@ -505,6 +602,8 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
     let pins = PinDir::new("diff");
     let mut dp = DataPlane::load(pins.path()).expect("load");
     publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen)).expect("listeners");
+    dp.cookies.publish(&built.cookies).expect("cookies");
+    let secret = built.cookies.secret().clone();
     dp.tables.set_ecs_policy(&cfg.ecs).expect("ECS policy");
     dp.tables
         .swap(&built.entries, &built.prefixes)
@@ -519,7 +618,11 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
     for n in 0..queries {
         let v6 = rng.random_bool(0.3);
         let (server, client) = server_client(&mut rng, v6);
-        let mut q = Udp::query(client, server, query(&mut rng));
+        let maker = CookieMaker {
+            secret: &secret,
+            client,
+        };
+        let mut q = Udp::query(client, server, query(&mut rng, &maker));
         q.sport = rng.random_range(1024..65535);
         if rng.random_bool(0.1) {
             q.vlans = (0..rng.random_range(1..3))
@@ -535,6 +638,7 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
         let input = q.to_bytes();
         let pick: u32 = rng.random();
         dp.set_pick_counter(pick).expect("pick counter");
+        let started = unix_now();
         let (action, out, _) = xdp_run(dp.program(), &input)
             .unwrap_or_else(|e| panic!("seed {seed} query {n}: test_run: {e}"));
         let fail = |why: String| -> ! {
@@ -569,7 +673,15 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
                 let slow_wire = slow;
                 let slow = Message::from_vec(&slow_wire)
                     .unwrap_or_else(|e| fail(format!("slow reply does not parse: {e}")));
-                let (a, b) = (essentials(&xdp, &reply), essentials(&slow, &slow_wire));
+                let asked = query_cookie(&q.payload);
+                let stamped = started..=unix_now();
+                let kind = |data: &[u8]| {
+                    cookie_kind(data, asked.as_deref(), client, &secret, stamped.clone())
+                };
+                let (a, b) = (
+                    essentials(&xdp, &reply, &kind),
+                    essentials(&slow, &slow_wire, &kind),
+                );
                 if a != b {
                     fail(format!(
                         "XDP and the slow path differ:\nXDP:\n{a:#?}\nslow path:\n{b:#?}"
@@ -625,6 +737,20 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
         v4 > min && v6 > min,
         "seed {seed}: client subnets answered: {v4} IPv4, {v6} IPv6"
     );
+    // Cookies answered of every kind.
+    let cookies = dp.cookies.stats().expect("cookie stats");
+    for seen in [
+        CookieSeen::ClientOnly,
+        CookieSeen::Valid,
+        CookieSeen::Invalid,
+    ] {
+        assert!(
+            cookies[seen as usize] > min,
+            "seed {seed}: only {} answers to {} cookies",
+            cookies[seen as usize],
+            seen.name()
+        );
+    }
     for (v6, scope) in [
         (false, 0),
         (false, 20),
@@ -648,14 +774,21 @@ fn xdp_answers_exactly_what_the_slow_path_answers() {
 #[test]
 fn plan_answers_are_what_the_full_handler_answers() {
     let (seed, mut rng, _, built) = setup();
-    let plan = PlanAnswers::new(built.entries.clone(), &built.prefixes);
+    let plan = PlanAnswers::new(built.entries.clone(), &built.prefixes)
+        .with_cookies(built.cookies.clone());
+    let secret = built.cookies.secret().clone();
     let mut out = [0u8; xgslb::udp::answer::MAX_RESPONSE];
     let (mut answered, mut handled, mut dropped) = (0usize, 0usize, 0usize);
     for n in 0..200_000 {
         let v6 = rng.random_bool(0.3);
         let (_, client) = server_client(&mut rng, v6);
-        let q = query(&mut rng);
+        let maker = CookieMaker {
+            secret: &secret,
+            client,
+        };
+        let q = query(&mut rng, &maker);
         let start: u32 = rng.random();
+        let started = unix_now();
         let mut pick = start;
         let planned = plan.answer(&q, client, &mut pick, &mut out);
         let full = built.catalog.respond(
@@ -676,9 +809,14 @@ fn plan_answers_are_what_the_full_handler_answers() {
                 let parse = |b: &[u8]| {
                     Message::from_vec(b).unwrap_or_else(|e| fail(&format!("does not parse: {e}")))
                 };
+                let asked = query_cookie(&q);
+                let stamped = started..=unix_now();
+                let kind = |data: &[u8]| {
+                    cookie_kind(data, asked.as_deref(), client, &secret, stamped.clone())
+                };
                 let (a, b) = (
-                    essentials(&parse(&out[..len]), &out[..len]),
-                    essentials(&parse(&full), &full),
+                    essentials(&parse(&out[..len]), &out[..len], &kind),
+                    essentials(&parse(&full), &full, &kind),
                 );
                 if a != b {
                     fail(&format!(
@@ -717,6 +855,7 @@ fn slipped_replies_are_the_slow_paths_byte_for_byte() {
     require_root();
     let (seed, mut rng, cfg, built) = setup();
     let pins = PinDir::new("diff-rrl");
+    let secret = built.cookies.secret().clone();
     let mut dp = DataPlane::load(pins.path()).expect("load");
     publish_listeners(&mut dp.listeners, &listener_keys(&cfg.listen)).expect("listeners");
     dp.tables.set_ecs_policy(&cfg.ecs).expect("ECS policy");
@@ -741,7 +880,13 @@ fn slipped_replies_are_the_slow_paths_byte_for_byte() {
     for n in 0..queries {
         let v6 = rng.random_bool(0.3);
         let (server, client) = server_client(&mut rng, v6);
-        let mut q = Udp::query(client, server, query(&mut rng));
+        // Cookies in the corpus too: this data plane has no cookie config published, so XDP
+        // passes those queries (the slipped replies compared carry no cookie).
+        let maker = CookieMaker {
+            secret: &secret,
+            client,
+        };
+        let mut q = Udp::query(client, server, query(&mut rng, &maker));
         q.sport = rng.random_range(1024..65535);
         if !v6 && rng.random_bool(0.1) {
             q.zero_csum = true;
@@ -773,14 +918,17 @@ fn slipped_replies_are_the_slow_paths_byte_for_byte() {
             .unwrap_or_else(|| fail("the slow path sends nothing for a query XDP answered".into()));
         if dp.stats().expect("stats")[Counter::RrlSlipped as usize] == before {
             whole += 1;
+            let bytes = |data: &[u8]| format!("{data:02x?}");
             let (a, b) = (
                 essentials(
                     &Message::from_vec(&reply).unwrap_or_else(|e| fail(e.to_string())),
                     &reply,
+                    &bytes,
                 ),
                 essentials(
                     &Message::from_vec(&full).unwrap_or_else(|e| fail(e.to_string())),
                     &full,
+                    &bytes,
                 ),
             );
             if a != b {

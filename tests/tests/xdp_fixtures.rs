@@ -4,24 +4,29 @@
 //! pass reason counted. A second table covers EDNS Client Subnet (RFC 7871) over nested
 //! regions: the class and scope each subnet gets, and the answers it counts. A third, the
 //! response rate limit: which answers go out whole, dropped or slipped, and the slipped
-//! reply's bytes.
+//! reply's bytes. A fourth covers DNS cookies (RFC 7873, RFC 9018): a fresh server cookie is checked against one made by
+//! user space's independent SipHash (`dns::cookies`) for the second the program stamped,
+//! which must be the second of the run.
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use aya::programs::{TestRun, TestRunOptions};
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 use xgslb::{
     config::{EcsPolicy, RrlPolicy},
+    dns::{CookieSecret, Cookies, cookies::unix_now},
     maps::{DataPlane, publish::publish_listeners, tables::keyed},
     plan::{slots::slot_table, snapshot::SetEntry},
 };
 use xgslb_common::{
-    AnswerSet, ClassId, Counter, EcsUse, ListenerKey, MAX_ADDRS, PickMode, ecs_stat_index, qtype,
+    AnswerSet, ClassId, CookieSeen, Counter, EcsUse, ListenerKey, MAX_ADDRS, PickMode,
+    ecs_stat_index, qtype,
 };
 use xgslb_tests::{
     frame::{
         CLIENT4, CLIENT6, Opt, SERVER4, SERVER6, Udp, XDP_DROP, XDP_PASS, XDP_TX, dns_a_reply,
-        dns_aaaa_reply, dns_query, ecs_data, wire_name, with_ecs,
+        dns_aaaa_reply, dns_query, ecs_data, wire_name, with_ecs, with_options,
     },
     pins::PinDir,
     require_root, zone,
@@ -90,7 +95,15 @@ fn setup_with(
     ];
     publish_listeners(&mut dp.listeners, &listeners).expect("listeners");
     dp.tables.swap(entries, prefixes).expect("entries");
+    dp.cookies
+        .publish(&Cookies::new(true, secret(), Arc::default()))
+        .expect("cookies");
     dp
+}
+
+/// The server secret of the fixtures (RFC 9018's examples').
+fn secret() -> CookieSecret {
+    CookieSecret::from_hex("e5e973e5a6b2a43f48e7dc849e37bfcf").expect("a secret")
 }
 
 /// The answer sets of the fixtures, beside the test zone's static records.
@@ -126,9 +139,15 @@ fn v4key(a: Ipv4Addr) -> [u8; 16] {
     k
 }
 
+/// The frame of an answer whose server cookie was stamped at the given second.
+type AtSecond = Box<dyn Fn(u32) -> Vec<u8>>;
+
 enum Expect {
     /// This frame, counted as this kind of answer.
     Tx(Vec<u8>, Counter),
+    /// An answer ending with a fresh server cookie: the frame for the timestamp the output
+    /// carries, which must be the second of the run.
+    TxFresh(AtSecond, Counter),
     Pass(Counter),
 }
 
@@ -138,6 +157,8 @@ struct Fixture {
     expect: Expect,
     /// The ECS counter (family of the client subnet is IPv6, scope) the answer counts in.
     ecs: Option<(bool, u8)>,
+    /// The cookie counter the answer counts in.
+    cookie: Option<CookieSeen>,
 }
 
 fn q4(payload: Vec<u8>) -> Udp {
@@ -165,6 +186,35 @@ fn tx(desc: &str, q: Udp, reply: Vec<u8>, kind: Counter) -> Fixture {
         input: q.to_bytes(),
         expect: Expect::Tx(q.reply(reply).to_bytes(), kind),
         ecs: None,
+        cookie: None,
+    }
+}
+
+/// The answer to `q` (carrying client cookie `client`) whose message is `reply` (its OPT
+/// without options) with `options` and then a COOKIE: `client` and a server cookie fresh
+/// at the second of the run; counted as `kind`, the cookie as `seen`.
+fn fresh(
+    desc: &str,
+    q: Udp,
+    reply: Vec<u8>,
+    options: Vec<(u16, Vec<u8>)>,
+    client: [u8; 8],
+    (kind, seen): (Counter, CookieSeen),
+) -> Fixture {
+    let input = q.to_bytes();
+    let at = move |stamp: u32| {
+        let server = secret().server_cookie(&client, q.src, stamp);
+        let cookie = [&client[..], &server[..]].concat();
+        let mut opts: Vec<(u16, &[u8])> = options.iter().map(|(c, d)| (*c, &d[..])).collect();
+        opts.push((10, &cookie));
+        q.reply(with_options(reply.clone(), &opts)).to_bytes()
+    };
+    Fixture {
+        desc: desc.into(),
+        input,
+        expect: Expect::TxFresh(Box::new(at), kind),
+        ecs: None,
+        cookie: Some(seen),
     }
 }
 
@@ -192,6 +242,7 @@ fn pass(desc: &str, input: Vec<u8>, reason: Counter) -> Fixture {
         input,
         expect: Expect::Pass(reason),
         ecs: None,
+        cookie: None,
     }
 }
 
@@ -214,9 +265,8 @@ fn fixtures() -> Vec<Fixture> {
             &[ONE],
             Some(false),
         ),
-        hit(
-            "A hit with OPT, DO bit and a cookie, over IPv6",
-            q6(dns_query(
+        {
+            let q = q6(dns_query(
                 7,
                 0,
                 &wire_name(www),
@@ -227,12 +277,17 @@ fn fixtures() -> Vec<Fixture> {
                     options: vec![(10, vec![1; 8])],
                     ..Opt::plain()
                 }),
-            )),
-            www,
-            300,
-            &[ONE],
-            Some(true),
-        ),
+            ));
+            let reply = dns_a_reply(&q.payload, wire_name(www).len(), 300, &[ONE], Some(true));
+            fresh(
+                "A hit with OPT, DO bit and a cookie, over IPv6",
+                q,
+                reply,
+                vec![],
+                [1; 8],
+                (Counter::AnsweredAddresses, CookieSeen::ClientOnly),
+            )
+        },
         hit(
             "mixed-case name keeps its case",
             q4(a_query("wWw.ExAmPlE.TeSt")),
@@ -453,6 +508,37 @@ fn fixtures() -> Vec<Fixture> {
             )
         },
         {
+            let mut b = q4(a_query(www)).to_bytes();
+            b[14 + 20 + 6] ^= 0x01;
+            pass("bad UDP checksum, IPv4", b, Counter::PassUdpChecksum)
+        },
+        {
+            let mut b = q6(a_query(www)).to_bytes();
+            b[14 + 40 + 6] ^= 0x80;
+            pass("bad UDP checksum, IPv6", b, Counter::PassUdpChecksum)
+        },
+        {
+            // The payload changed after the checksum was made: a flipped bit in the name.
+            let mut b = q4(a_query(www)).to_bytes();
+            b[14 + 20 + 8 + 13] ^= 0x20;
+            pass(
+                "payload changed under its UDP checksum, IPv4",
+                b,
+                Counter::PassUdpChecksum,
+            )
+        },
+        {
+            // An odd-length datagram whose last byte (the class's low byte) changed.
+            let mut b = q6(a_query("ab.example.test")).to_bytes();
+            let last = b.len() - 1;
+            b[last] ^= 0x02;
+            pass(
+                "last byte of an odd-length datagram changed, IPv6",
+                b,
+                Counter::PassUdpChecksum,
+            )
+        },
+        {
             let mut q = q4(a_query(www));
             q.vlans = vec![1, 2, 3];
             pass("three VLAN tags", q.to_bytes(), Counter::PassNotIp)
@@ -626,6 +712,7 @@ fn fixtures() -> Vec<Fixture> {
             input: full[..len].to_vec(),
             expect: Expect::Pass(Counter::Received),
             ecs: None,
+            cookie: None,
         });
     }
     f
@@ -645,6 +732,8 @@ fn run(dp: &mut DataPlane, fixtures: Vec<Fixture>) -> Vec<String> {
         dp.set_pick_counter(0).expect("reset pick counter");
         let before = dp.stats().expect("stats");
         let ecs_before = dp.ecs_stats().expect("ECS stats");
+        let cookies_before = dp.cookies.stats().expect("cookie stats");
+        let started = unix_now();
         let mut out = vec![0u8; 2048];
         let res = dp
             .program()
@@ -655,7 +744,19 @@ fn run(dp: &mut DataPlane, fixtures: Vec<Fixture>) -> Vec<String> {
             })
             .unwrap_or_else(|e| panic!("{}: test_run: {e}", fx.desc));
         out.truncate(res.data_size_out as usize);
+        let ended = unix_now();
         let after = dp.stats().expect("stats");
+        let cookies_after = dp.cookies.stats().expect("cookie stats");
+        let cookie_grew: Vec<CookieSeen> = CookieSeen::ALL
+            .into_iter()
+            .filter(|&c| cookies_after[c as usize] != cookies_before[c as usize])
+            .collect();
+        if cookie_grew != fx.cookie.into_iter().collect::<Vec<_>>() {
+            failures.push(format!(
+                "{}: cookie counters {cookie_grew:?} grew, want {:?}",
+                fx.desc, fx.cookie
+            ));
+        }
         let grew: Vec<&str> = xgslb_common::Counter::ALL
             .iter()
             .filter(|c| **c != Counter::Received && after[**c as usize] != before[**c as usize])
@@ -677,6 +778,26 @@ fn run(dp: &mut DataPlane, fixtures: Vec<Fixture>) -> Vec<String> {
             ));
         }
         match &fx.expect {
+            Expect::TxFresh(at, kind) => {
+                // The server cookie's timestamp: the frame's last 16 bytes are the cookie.
+                let stamp = out
+                    .len()
+                    .checked_sub(12)
+                    .map(|i| u32::from_be_bytes([out[i], out[i + 1], out[i + 2], out[i + 3]]))
+                    .unwrap_or_default();
+                let want = at(stamp);
+                if res.return_value != XDP_TX
+                    || !(started..=ended).contains(&stamp)
+                    || out != want
+                    || grew != ["answered", kind.name()]
+                {
+                    failures.push(format!(
+                        "{}: action {} counters {:?} stamp {stamp} (run {started}..={ended})\n  \
+                         got  {:02x?}\n  want {:02x?}",
+                        fx.desc, res.return_value, grew, out, want
+                    ));
+                }
+            }
             Expect::Tx(want, kind) => {
                 if res.return_value != XDP_TX || &out != want || grew != ["answered", kind.name()] {
                     failures.push(format!(
@@ -962,15 +1083,27 @@ fn ecs_fixtures() -> Vec<Fixture> {
                 0,
             )
         },
-        ecs_hit(
-            "GEO, a cookie before the subnet: only the subnet echoed",
-            ecs_query(false, GEO, 1, &[(10, vec![7; 8])], &in17),
-            GEO,
-            60,
-            class_addr(1),
-            &in17,
-            17,
-        ),
+        {
+            let q = ecs_query(false, GEO, 1, &[(10, vec![7; 8])], &in17);
+            let reply = dns_a_reply(
+                &q.payload,
+                wire_name(GEO).len(),
+                60,
+                &[class_addr(1)],
+                Some(false),
+            );
+            Fixture {
+                ecs: Some((false, 17)),
+                ..fresh(
+                    "GEO, a cookie before the subnet: the subnet echoed, then the cookie",
+                    q,
+                    reply,
+                    vec![(8, echoed(&in17, 17))],
+                    [7; 8],
+                    (Counter::AnsweredAddresses, CookieSeen::ClientOnly),
+                )
+            }
+        },
         ecs_hit(
             "LOCAL ignores client subnets: the source's class, scope 0",
             ecs_query(false, LOCAL, 1, &[], &in17),
@@ -1455,4 +1588,244 @@ fn xdp_limits_response_rates_per_prefix_and_class_with_slip() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// A query for `name` (type `qtype`) from CLIENT4 (or CLIENT6 if `v6`) with `options` in its
+/// OPT.
+fn with_opt(v6: bool, name: &str, qtype: u16, options: Vec<(u16, Vec<u8>)>) -> Udp {
+    let m = dns_query(
+        0xc00c,
+        RD,
+        &wire_name(name),
+        qtype,
+        1,
+        Some(&Opt {
+            options,
+            ..Opt::plain()
+        }),
+    );
+    if v6 { q6(m) } else { q4(m) }
+}
+
+/// The client cookie of the cookie fixtures.
+const CLIENT: [u8; 8] = [0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
+
+/// CLIENT and a server cookie of ours for `ip`, stamped `age` seconds ago.
+fn ours(ip: IpAddr, age: i64) -> Vec<u8> {
+    let stamp = (unix_now() as i64 - age) as u32;
+    [&CLIENT[..], &secret().server_cookie(&CLIENT, ip, stamp)[..]].concat()
+}
+
+fn cookie_fixtures() -> Vec<Fixture> {
+    let www = "www.example.test";
+    let (c4, c6) = (IpAddr::V4(CLIENT4), IpAddr::V6(CLIENT6));
+    let a_reply = |q: &Udp| dns_a_reply(&q.payload, wire_name(www).len(), 300, &[ONE], Some(false));
+    let hit = (Counter::AnsweredAddresses, CookieSeen::ClientOnly);
+    let mut f = Vec::new();
+    for (v6, ip) in [(false, c4), (true, c6)] {
+        let fam = if v6 { "IPv6" } else { "IPv4" };
+        let q = with_opt(v6, www, 1, vec![(10, CLIENT.to_vec())]);
+        f.push(fresh(
+            &format!("client cookie alone, {fam}"),
+            q.clone(),
+            a_reply(&q),
+            vec![],
+            CLIENT,
+            hit,
+        ));
+        // Ours, ten minutes old: echoed as received.
+        let cookie = ours(ip, 600);
+        let q = with_opt(v6, www, 1, vec![(10, cookie.clone())]);
+        let reply = with_options(a_reply(&q), &[(10, &cookie)]);
+        f.push(Fixture {
+            cookie: Some(CookieSeen::Valid),
+            ..tx(
+                &format!("valid server cookie, 10 minutes old: echoed, {fam}"),
+                q,
+                reply,
+                Counter::AnsweredAddresses,
+            )
+        });
+        // Ours, 40 minutes old: valid, renewed.
+        let q = with_opt(v6, www, 1, vec![(10, ours(ip, 2400))]);
+        f.push(fresh(
+            &format!("valid server cookie, 40 minutes old: renewed, {fam}"),
+            q.clone(),
+            a_reply(&q),
+            vec![],
+            CLIENT,
+            (Counter::AnsweredAddresses, CookieSeen::Valid),
+        ));
+    }
+    let invalid = (Counter::AnsweredAddresses, CookieSeen::Invalid);
+    let mut bad_hash = ours(c4, 10);
+    bad_hash[23] ^= 1;
+    let mut bad_version = ours(c4, 10);
+    bad_version[8] = 2;
+    let mut bad_client = ours(c4, 10);
+    bad_client[0] ^= 1;
+    for (desc, cookie) in [
+        ("stale (two hours old)", ours(c4, 7200)),
+        ("from the future (ten minutes ahead)", ours(c4, -600)),
+        ("bad hash", bad_hash),
+        ("bad version", bad_version),
+        ("another client cookie", bad_client),
+        ("made for another address", ours(c6, 10)),
+        ("8 bytes: not one of ours", [&CLIENT[..], &[1; 8]].concat()),
+        (
+            "32 bytes: not one of ours",
+            [&CLIENT[..], &[1; 32]].concat(),
+        ),
+    ] {
+        let client: [u8; 8] = cookie[..8].try_into().expect("8 bytes");
+        let q = with_opt(false, www, 1, vec![(10, cookie)]);
+        f.push(fresh(
+            &format!("server cookie {desc}: invalid, a fresh one"),
+            q.clone(),
+            a_reply(&q),
+            vec![],
+            client,
+            invalid,
+        ));
+    }
+    // Every kind of answer, with odd lengths before the cookie (the name, the option before
+    // it), so that it lands at either parity of the UDP checksum.
+    let odd = ecs_data(1, 21, 0, &[198, 18, 200]);
+    for (desc, q, reply, kind) in [
+        {
+            let q = with_opt(true, "example.test", qtype::MX, vec![(10, CLIENT.to_vec())]);
+            let r = zone::apex_mx(&q.payload, Some(false));
+            ("static MX with additional", q, r, Counter::AnsweredRecords)
+        },
+        {
+            let q = with_opt(false, www, qtype::HTTPS, vec![(10, CLIENT.to_vec())]);
+            let r = zone::nodata(&q.payload, www, Some(false));
+            ("NODATA", q, r, Counter::AnsweredNoData)
+        },
+        {
+            let n = "ab.cde.example.test";
+            let q = with_opt(false, n, qtype::A, vec![(10, CLIENT.to_vec())]);
+            let r = zone::nxdomain(&q.payload, n, Some(false));
+            ("NXDOMAIN, odd name length", q, r, Counter::AnsweredNxDomain)
+        },
+    ] {
+        f.push(fresh(
+            desc,
+            q,
+            reply,
+            vec![],
+            CLIENT,
+            (kind, CookieSeen::ClientOnly),
+        ));
+    }
+    {
+        let n = "ab.cde.example.test";
+        let q = with_opt(
+            false,
+            n,
+            qtype::A,
+            vec![(8, odd.clone()), (10, CLIENT.to_vec())],
+        );
+        let r = zone::nxdomain(&q.payload, n, Some(false));
+        f.push(Fixture {
+            ecs: Some((false, 0)),
+            ..fresh(
+                "NXDOMAIN, odd name and subnet lengths, then the cookie",
+                q,
+                r,
+                vec![(8, echoed(&odd, 0))],
+                CLIENT,
+                (Counter::AnsweredNxDomain, CookieSeen::ClientOnly),
+            )
+        });
+    }
+    // Left to the slow path: two cookies, and malformed ones (FORMERR there).
+    f.push(pass(
+        "two cookies",
+        with_opt(
+            false,
+            www,
+            1,
+            vec![(10, CLIENT.to_vec()), (10, CLIENT.to_vec())],
+        )
+        .to_bytes(),
+        Counter::PassEdns,
+    ));
+    for len in [0, 7, 9, 15, 41] {
+        f.push(pass(
+            &format!("a cookie of {len} bytes"),
+            with_opt(false, www, 1, vec![(10, vec![1; len])]).to_bytes(),
+            Counter::PassEdns,
+        ));
+    }
+    f
+}
+
+#[test]
+fn xdp_checks_and_issues_dns_cookies() {
+    require_root();
+    let pins = PinDir::new("fixtures-cookies");
+    let mut dp = setup_with(&pins, &zone::entries(&ecs_sets()), &ecs_prefixes());
+    let verified = dp
+        .program()
+        .info()
+        .expect("program info")
+        .verified_instruction_count();
+    eprintln!("the XDP program: {verified:?} verified instructions");
+    let mut failures = run(&mut dp, cookie_fixtures());
+    // Cookies off: the option is ignored (as by a server without cookies).
+    dp.cookies
+        .publish(&Cookies::new(false, secret(), Arc::default()))
+        .expect("cookies off");
+    let q = with_opt(false, "www.example.test", 1, vec![(10, CLIENT.to_vec())]);
+    let reply = dns_a_reply(
+        &q.payload,
+        wire_name("www.example.test").len(),
+        300,
+        &[ONE],
+        Some(false),
+    );
+    failures.extend(run(
+        &mut dp,
+        vec![tx(
+            "cookies off: none in the answer",
+            q,
+            reply,
+            Counter::AnsweredAddresses,
+        )],
+    ));
+    assert!(
+        failures.is_empty(),
+        "{} fixtures failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Before xgslbd publishes its cookie config, a query with a cookie is the slow path's.
+#[test]
+fn queries_with_a_cookie_are_passed_until_cookies_are_published() {
+    require_root();
+    let pins = PinDir::new("fixtures-nocookies");
+    let mut dp = DataPlane::load(pins.path()).expect("load the XDP program");
+    let listeners = [ListenerKey {
+        addr: v4key(SERVER4),
+        port: 53,
+        family: 4,
+        _pad: 0,
+    }];
+    publish_listeners(&mut dp.listeners, &listeners).expect("listeners");
+    dp.tables
+        .swap(&zone::entries(&sets()), &[])
+        .expect("entries");
+    let q = with_opt(false, "www.example.test", 1, vec![(10, CLIENT.to_vec())]);
+    let failures = run(
+        &mut dp,
+        vec![pass(
+            "cookie, nothing published",
+            q.to_bytes(),
+            Counter::PassEdns,
+        )],
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -54,6 +54,7 @@ use hickory_proto::rr::{Name, RecordType};
 use serde_json::json;
 use xgslb::{
     config::RrlPolicy,
+    dns::{CookieSecret, Cookies, cookies::unix_now},
     maps::{DataPlane, publish::publish_listeners},
     plan::slots::slot_table,
 };
@@ -61,7 +62,7 @@ use xgslb_common::{AnswerSet, Counter, ListenerKey, MAX_ADDRS, PickMode, qtype};
 use xgslb_tests::{
     frame::{
         CLIENT_MAC, CLIENT4, CLIENT6, Opt, SERVER_MAC, SERVER4, SERVER6, Udp, XDP_PASS, XDP_TX,
-        dns_a_reply, dns_aaaa_reply, dns_query, ecs_data, wire_name, with_ecs,
+        dns_a_reply, dns_aaaa_reply, dns_query, ecs_data, wire_name, with_ecs, with_options,
     },
     pins::PinDir,
     zone,
@@ -175,6 +176,9 @@ struct Case {
     counter: Option<Counter>,
     /// Run with the response rate limit on (`rrl_on`), at a rate the runs stay under.
     rrl: bool,
+    /// The answer ends with a fresh server cookie: its timestamp and hash (the last 12
+    /// bytes) and the UDP checksum are the second's, not `out_once`'s.
+    fresh_cookie: bool,
     /// Figures, ns per packet: one per batch.
     single: Vec<f64>,
     repeated: Vec<f64>,
@@ -246,6 +250,12 @@ fn run(args: &Args) -> Result<()> {
         .and_then(|i| i.verified_instruction_count());
     let report = Report::new(&cases, plan, args.smoke, (nproc, cpu), verified)?;
     print!("{}", report.markdown());
+    // What the program costs the verifier (of its 1M-instruction limit).
+    let verified = dp.program().info()?.verified_instruction_count();
+    println!(
+        "\nverified instructions: {}",
+        verified.map_or("unknown (kernel before 5.16)".into(), |n| n.to_string())
+    );
     if args.cases_only {
         return Ok(());
     }
@@ -272,6 +282,7 @@ fn run(args: &Args) -> Result<()> {
         Err(e) => return Err(e.context("the fleet part")),
     };
     let mut json = report.json();
+    json["verified_instructions"] = json!(verified);
     json["scale"] = scale;
     json["ingest"] = ingest;
     json["fleet"] = fleet;
@@ -325,6 +336,9 @@ fn setup(pin_dir: &Path) -> Result<DataPlane> {
         &[listener(v4, 4), listener(SERVER6.octets(), 6)],
     )
     .context("publish listeners")?;
+    dp.cookies
+        .publish(&Cookies::new(true, cookie_secret(), Default::default()))
+        .context("publish cookies")?;
     // One address, one record: every answer is the same, whatever the pick counter says.
     let set = |addr: [u8; 16]| {
         let mut set = AnswerSet {
@@ -364,6 +378,57 @@ fn a_query(opt: Option<&Opt>) -> Vec<u8> {
     dns_query(0xbeef, 0x0100, &wire_name(HIT), qtype::A, 1, opt)
 }
 
+impl Case {
+    /// Whether `out` is the case's output (for a fresh cookie, but for its second).
+    fn matches(&self, out: &[u8]) -> bool {
+        let want = &self.out_once;
+        if !self.fresh_cookie {
+            return out == &want[..];
+        }
+        let n = want.len();
+        // The UDP checksum of an untagged frame: after Ethernet, the IP header, 6 bytes.
+        let csum =
+            14 + if out.get(12..14) == Some(&[0x86, 0xdd]) {
+                40
+            } else {
+                20
+            } + 6;
+        out.len() == n
+            && n > csum + 2
+            && out[..csum] == want[..csum]
+            && out[csum + 2..n - 12] == want[csum + 2..n - 12]
+    }
+}
+
+/// The secret of the cookie cases.
+fn cookie_secret() -> CookieSecret {
+    CookieSecret::from_hex("e5e973e5a6b2a43f48e7dc849e37bfcf").expect("a secret")
+}
+
+/// The client cookie of the cookie cases.
+const CLIENT_COOKIE: [u8; 8] = [0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
+
+/// An A hit for HIT whose query's COOKIE is `cookie` and whose answer's is `reply_cookie`
+/// (`fresh`: a server cookie made now, so compared but for its second).
+fn cookie_hit(name: &'static str, q: Udp, reply_cookie: &[u8], fresh: bool) -> Case {
+    let reply = dns_a_reply(
+        &q.payload,
+        wire_name(HIT).len(),
+        TTL,
+        &[HIT_ADDR],
+        Some(false),
+    );
+    Case {
+        fresh_cookie: fresh,
+        ..answer_case(
+            name,
+            q,
+            with_options(reply, &[(10, reply_cookie)]),
+            Counter::AnsweredAddresses,
+        )
+    }
+}
+
 fn hit(name: &'static str, q: Udp, opt_do: Option<bool>) -> Case {
     let reply = dns_a_reply(&q.payload, wire_name(HIT).len(), TTL, &[HIT_ADDR], opt_do);
     answer_case(name, q, reply, Counter::AnsweredAddresses)
@@ -380,6 +445,7 @@ fn pass_case(name: &'static str, frame: Vec<u8>, reason: Counter) -> Case {
         out_repeated: Some(frame),
         counter: Some(reason),
         rrl: false,
+        fresh_cookie: false,
         single: Vec::new(),
         repeated: Vec::new(),
     }
@@ -396,6 +462,7 @@ fn answer_case(name: &'static str, q: Udp, reply: Vec<u8>, kind: Counter) -> Cas
         out_repeated: None,
         counter: Some(kind),
         rrl: false,
+        fresh_cookie: false,
         single: Vec::new(),
         repeated: Vec::new(),
     }
@@ -441,11 +508,31 @@ fn cases() -> Vec<Case> {
                 None,
             )
         },
+        {
+            // No checksum to verify: what verifying one costs, beside the row above.
+            let mut q = v4(a_query(None));
+            q.zero_csum = true;
+            hit("A hit IPv4, UDP checksum 0", q, None)
+        },
         hit(
             "A hit IPv4 with OPT",
             v4(a_query(Some(&Opt::plain()))),
             Some(false),
         ),
+        {
+            // The longest query XDP answers (512 bytes of DNS, RFC 7830 padding): the whole
+            // datagram is summed for its checksum.
+            let plain = a_query(Some(&Opt::plain())).len();
+            let opt = Opt {
+                options: vec![(12, vec![0; 512 - plain - 4])],
+                ..Opt::plain()
+            };
+            hit(
+                "A hit IPv4 with OPT, 512-byte query (padding)",
+                v4(a_query(Some(&opt))),
+                Some(false),
+            )
+        },
         {
             // The client's own /24 as its subnet, to the classed name: the class and the
             // scope (24, the region's own prefix) come from the ECS trie, and the response
@@ -480,6 +567,43 @@ fn cases() -> Vec<Case> {
             )
         },
         hit("A hit IPv6", v6(a_query(None)), None),
+        {
+            // A client cookie alone: one SipHash, for the fresh server cookie.
+            let opt = Opt {
+                options: vec![(10, CLIENT_COOKIE.to_vec())],
+                ..Opt::plain()
+            };
+            let q = v4(a_query(Some(&opt)));
+            let server = cookie_secret().server_cookie(&CLIENT_COOKIE, q.src, unix_now());
+            let reply = [&CLIENT_COOKIE[..], &server[..]].concat();
+            cookie_hit("cookie: A hit IPv4, client cookie", q, &reply, true)
+        },
+        {
+            let opt = Opt {
+                options: vec![(10, CLIENT_COOKIE.to_vec())],
+                ..Opt::plain()
+            };
+            let q = v6(a_query(Some(&opt)));
+            let server = cookie_secret().server_cookie(&CLIENT_COOKIE, q.src, unix_now());
+            let reply = [&CLIENT_COOKIE[..], &server[..]].concat();
+            cookie_hit("cookie: A hit IPv6, client cookie", q, &reply, true)
+        },
+        {
+            // A valid server cookie, a minute old: one SipHash to validate it, then echoed.
+            let server =
+                cookie_secret().server_cookie(&CLIENT_COOKIE, IpAddr::V4(CLIENT4), unix_now() - 60);
+            let cookie = [&CLIENT_COOKIE[..], &server[..]].concat();
+            let opt = Opt {
+                options: vec![(10, cookie.clone())],
+                ..Opt::plain()
+            };
+            cookie_hit(
+                "cookie: A hit IPv4, valid server cookie (echoed)",
+                v4(a_query(Some(&opt))),
+                &cookie,
+                false,
+            )
+        },
         {
             let q = v4(dns_query(
                 0xbeef,
@@ -557,6 +681,7 @@ fn cases() -> Vec<Case> {
             out_repeated: Some(miss),
             counter: Some(Counter::PassNoSelection),
             rrl: false,
+            fresh_cookie: false,
             single: Vec::new(),
             repeated: Vec::new(),
         },
@@ -569,6 +694,7 @@ fn cases() -> Vec<Case> {
             out_repeated: Some(twice.to_bytes()),
             counter: None,
             rrl: false,
+            fresh_cookie: false,
             single: Vec::new(),
             repeated: Vec::new(),
         },
@@ -666,7 +792,7 @@ fn single_runs(dp: &mut DataPlane, case: &Case, runs: u32) -> Result<f64> {
     let xdp = program(dp, case.prog)?;
     for _ in 0..runs {
         let (action, len, ns) = test_run(xdp, &case.frame, &mut out, 1)?;
-        if action != case.action || out[..len] != case.out_once[..] {
+        if action != case.action || !case.matches(&out[..len]) {
             let after = dp.stats()?;
             let grew: Vec<&str> = Counter::ALL
                 .iter()

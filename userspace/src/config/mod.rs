@@ -90,6 +90,17 @@ struct RawConfig {
     ecs: Option<RawEcs>,
     #[serde(default)]
     rrl: Option<rrl::RawRrl>,
+    cookies: Option<RawCookies>,
+}
+
+/// `[cookies]`: DNS cookies (RFC 7873, RFC 9018 server cookies).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCookies {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    secret_file: Option<PathBuf>,
 }
 
 /// `[ecs]`: how far client subnets (RFC 7871) are honoured, and whose.
@@ -250,6 +261,28 @@ pub struct Config {
     pub ecs: EcsPolicy,
     /// `[rrl]`: response rate limiting of UDP responses (off by default).
     pub rrl: RrlPolicy,
+    /// `[cookies]`: whether DNS cookies are checked and issued, and with which secret.
+    pub cookies: CookiesConfig,
+}
+
+/// `[cookies]`: DNS cookies (RFC 7873) with RFC 9018 server cookies, on both paths.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CookiesConfig {
+    /// Check and issue cookies (default); off, the option is ignored.
+    pub enabled: bool,
+    /// The server secret from `secret_file` (16 bytes as 32 hex digits), shared by every
+    /// EDNS answering for one address; without one, xgslbd keeps the secret of the program
+    /// it adopts, or draws a random one.
+    pub secret: Option<crate::secret::CookieSecret>,
+}
+
+impl Default for CookiesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            secret: None,
+        }
+    }
 }
 
 /// One zone.
@@ -531,6 +564,17 @@ impl Config {
             None => RrlPolicy::default(),
             Some(r) => rrl::policy(&r).map_err(|(key, why)| invalid(key, why))?,
         };
+        let cookies = match raw.cookies {
+            None => CookiesConfig::default(),
+            Some(c) => CookiesConfig {
+                enabled: c.enabled.unwrap_or(true),
+                secret: c
+                    .secret_file
+                    .map(|f| crate::secret::CookieSecret::load(&base.join(f)))
+                    .transpose()
+                    .map_err(|e| invalid("cookies.secret_file".into(), e.to_string()))?,
+            },
+        };
         Ok(Config {
             path: path.to_owned(),
             listen,
@@ -550,6 +594,7 @@ impl Config {
             peering,
             ecs,
             rrl,
+            cookies,
         })
     }
 }

@@ -93,6 +93,9 @@ pub struct Balancer {
     transfer_counters: Arc<TransferCounters>,
     /// The slow path's responses to client subnets, kept across catalogs.
     ecs_counters: Arc<crate::dns::EcsCounters>,
+    /// DNS cookies (`[cookies]`): on or off, the secret, the slow paths' counters; given to
+    /// every catalog and plan, and to the XDP program with each swap.
+    cookies: Arc<crate::dns::Cookies>,
     /// Where the NOTIFYs of changed zones go, once the notifier runs.
     notifier: Option<tokio::sync::mpsc::UnboundedSender<NotifyJob>>,
     statics: Vec<(Name, RecordType, AnswerSet)>,
@@ -281,6 +284,16 @@ impl Balancer {
             }),
             _ => None,
         };
+        // The secret of the program in service, when there is one and the config names none:
+        // its clients' cookies stay valid across the restart.
+        let adopted = dataplane
+            .as_ref()
+            .and_then(|dp| dp.cookies.adopted_secret());
+        let cookies = Arc::new(crate::dns::Cookies::of_config(
+            &config.cookies,
+            adopted,
+            Arc::default(),
+        )?);
         let config = Arc::new(config);
         // What readers see until the first publication: nothing served yet.
         let nothing = Arc::new(Served::empty()?);
@@ -291,6 +304,7 @@ impl Balancer {
             versions: versions.versions,
             transfer_counters: Arc::default(),
             ecs_counters: Arc::default(),
+            cookies,
             notifier: None,
             statics,
             file_metrics: Metrics::default(),
@@ -551,6 +565,11 @@ impl Balancer {
         self.intervals += 1;
         self.facts.intervals = self.intervals;
         self.poll_metrics();
+        if let Some(dp) = self.dataplane.as_mut()
+            && let Err(e) = dp.cookies.refresh_clock()
+        {
+            tracing::warn!("cannot write the XDP program's clock for DNS cookies: {e}");
+        }
         if let Some(agents) = &self.config.agents {
             let now = super::ingest::now_ms();
             // Forget what has been silent for ten timeouts (the VSs stay known, and down).
@@ -874,6 +893,17 @@ impl Balancer {
     /// Serves `config` from now on, or keeps the old one and says why (a publication that
     /// failed: the catalog refused the GSLB names, or a map write).
     fn reload(&mut self, config: Config, zones: Vec<Zone>) -> Result<(), DaemonError> {
+        // New cookie settings keep the secret in use unless they name one.
+        let cookies = if config.cookies == self.config.cookies {
+            self.cookies.clone()
+        } else {
+            Arc::new(crate::dns::Cookies::of_config(
+                &config.cookies,
+                Some(self.cookies.secret().clone()),
+                self.cookies.counters().clone(),
+            )?)
+        };
+        let old_cookies = std::mem::replace(&mut self.cookies, cookies);
         let old = std::mem::replace(&mut self.config, Arc::new(config));
         self.model_changed();
         // Serials first: the catalog (and so every path) serves the zones with them.
@@ -920,6 +950,7 @@ impl Balancer {
                 self.watcher = old_watcher;
                 self.damper = old_damper;
                 self.file_metrics = old_metrics;
+                self.cookies = old_cookies;
                 if let Err(e) = self.publish(true) {
                     tracing::error!("cannot republish the old config: {e}");
                 }
@@ -1055,7 +1086,8 @@ impl Balancer {
         .with_ecs(self.config.ecs.clone());
         let (catalog, transfers, statics) = if swap {
             let catalog = Catalog::new(self.zones.clone(), &snapshot.dynamic_names())?
-                .with_ecs_counters(self.ecs_counters.clone());
+                .with_ecs_counters(self.ecs_counters.clone())
+                .with_cookies(self.cookies.clone());
             let statics = crate::plan::static_entries(&catalog.precompute());
             let transfers =
                 Transfers::new(&self.versions, &self.config, self.transfer_counters.clone());
@@ -1076,6 +1108,7 @@ impl Balancer {
                 dp.tables
                     .set_ecs_policy(&self.config.ecs)
                     .and_then(|()| dp.rrl.publish(&self.config.rrl))
+                    .and_then(|()| dp.cookies.publish(&self.cookies))
                     .and_then(|()| dp.tables.swap(&entries, &prefixes))
             } else {
                 dp.tables.update(&entries, &prefixes)
@@ -1112,7 +1145,8 @@ impl Balancer {
             catalog,
             transfers,
             snapshot,
-            plan: crate::udp::PlanAnswers::new(entries, &prefixes),
+            plan: crate::udp::PlanAnswers::new(entries, &prefixes)
+                .with_cookies(self.cookies.clone()),
             decisions,
             rrl,
         });

@@ -84,6 +84,9 @@ pub enum DaemonError {
     /// A map write failed.
     #[error("publishing to the XDP maps: {0}")]
     Publish(#[from] aya::maps::MapError),
+    /// No DNS cookie secret could be had.
+    #[error(transparent)]
+    CookieSecret(#[from] crate::secret::CookieSecretError),
     /// An operator's change was refused.
     #[error(transparent)]
     Admin(#[from] AdminError),
@@ -165,6 +168,9 @@ pub struct Options {
 /// computes it: the catalog, the slow path's snapshot, and the XDP selections and prefixes.
 pub struct Built {
     pub catalog: Catalog,
+    /// DNS cookies as the config says (a random secret without `secret_file`): the
+    /// catalog's; tests publish them to the XDP program too.
+    pub cookies: Arc<crate::dns::Cookies>,
     pub snapshot: Arc<Snapshot>,
     /// The answer table's entries.
     pub entries: Vec<xgslb_common::Entry>,
@@ -189,11 +195,18 @@ pub fn build_with(cfg: &Config, metrics: &Metrics) -> Result<Built, DaemonError>
         &mut Damper::new(),
         &answer_sets::answer_sets(&cfg.answers),
     );
-    let catalog = Catalog::new(zones, &crate::plan::dynamic_names(cfg))?;
+    let cookies = Arc::new(crate::dns::Cookies::of_config(
+        &cfg.cookies,
+        None,
+        Arc::default(),
+    )?);
+    let catalog =
+        Catalog::new(zones, &crate::plan::dynamic_names(cfg))?.with_cookies(cookies.clone());
     let entries = crate::plan::plan(&crate::plan::static_entries(&catalog.precompute()), &p.sets);
     let snapshot = Arc::new(Snapshot::new(p.sets, &p.prefixes).with_ecs(cfg.ecs.clone()));
     Ok(Built {
         catalog,
+        cookies,
         snapshot,
         entries,
         prefixes: p.prefixes,
@@ -361,6 +374,11 @@ impl DaemonHandle {
     /// The slow path's responses to client subnets, by `xgslb_common::ecs_stat_index`.
     pub fn ecs_counts(&self) -> Vec<u64> {
         self.served.load().catalog.ecs_counters().read()
+    }
+
+    /// The slow paths' responses to queries with a cookie, by `xgslb_common::CookieSeen`.
+    pub fn cookie_counts(&self) -> [u64; xgslb_common::COOKIE_STATS_LEN as usize] {
+        self.served.load().catalog.cookies().counters().read()
     }
 
     /// The UDP workers' counters, summed (all zero before they start).

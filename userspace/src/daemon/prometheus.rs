@@ -183,6 +183,26 @@ fn encode(s: &Sources, out: &mut DescriptorEncoder) -> fmt::Result {
          scope returned (only the scopes seen).",
         ecs_samples("xdp", &xdp_ecs).chain(ecs_samples("slow_path", &slow_ecs)),
     )?;
+    let xdp_cookies = pinned.and_then(|c| c.cookie_stats().ok());
+    let slow_cookies = s.handle.cookie_counts();
+    let cookie_samples = |path: &'static str, counts: [u64; 4]| {
+        xgslb_common::CookieSeen::ALL
+            .into_iter()
+            .filter(|c| *c != xgslb_common::CookieSeen::None)
+            .map(move |c| ([("path", path), ("cookie", c.name())], counts[c as usize]))
+    };
+    counters(
+        out,
+        "xgslb_dns_cookies",
+        "Answers to queries with a DNS cookie, by path and what the cookie was: client_only, \
+         valid (a server cookie of ours), invalid (another server's, expired, or for another \
+         address: answered as client_only).",
+        xdp_cookies
+            .map(|c| cookie_samples("xdp", c))
+            .into_iter()
+            .flatten()
+            .chain(cookie_samples("slow_path", slow_cookies)),
+    )?;
     let workers = s.handle.udp_counters();
     let rcodes = std::iter::once(&*s.tcp_rcodes).chain(workers.iter().map(|w| &w.rcodes));
     counters(

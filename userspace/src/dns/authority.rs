@@ -11,6 +11,7 @@ use std::sync::Arc;
 use hickory_proto::op::{OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
 
+use super::cookies::{Cookies, unix_now};
 use super::ecs::EcsCounters;
 use super::handler::{Client, DynamicAnswers, Responder, Transport};
 use super::index::ZoneIndex;
@@ -71,6 +72,8 @@ pub struct Catalog {
     zones: HashMap<LowerName, ZoneIndex>,
     /// Responses to queries with a client subnet, by family and scope.
     ecs_counters: Arc<EcsCounters>,
+    /// DNS cookies: on or off, the secret, their counters.
+    cookies: Arc<Cookies>,
 }
 
 impl Catalog {
@@ -79,6 +82,7 @@ impl Catalog {
         let mut catalog = Catalog {
             zones: HashMap::new(),
             ecs_counters: Arc::default(),
+            cookies: Arc::new(Cookies::off()),
         };
         for zone in zones {
             let origin = zone.origin().clone();
@@ -152,6 +156,17 @@ impl Catalog {
         &self.ecs_counters
     }
 
+    /// This catalog checking and issuing DNS cookies as `cookies` says (off by default).
+    pub fn with_cookies(mut self, cookies: Arc<Cookies>) -> Self {
+        self.cookies = cookies;
+        self
+    }
+
+    /// Its DNS cookies: on or off, the secret, the counters.
+    pub fn cookies(&self) -> &Arc<Cookies> {
+        &self.cookies
+    }
+
     /// The zones, in no order.
     pub(crate) fn zones(&self) -> impl Iterator<Item = &ZoneIndex> {
         self.zones.values()
@@ -200,10 +215,17 @@ impl Catalog {
                 reject.question.as_ref(),
                 reject.edns.as_ref(),
                 None,
+                None,
                 Draft::rcode(reject.rcode),
                 transport,
             )),
-            Request::Query(query) => {
+            Request::Query(mut query) => {
+                let cookie = query
+                    .cookie
+                    .and_then(|c| self.cookies.answer(c.data(), client, unix_now()));
+                if let Some(c) = &cookie {
+                    query.cookie_seen = c.seen;
+                }
                 let draft = self.answer(&query, transport, client, dynamic);
                 if draft.drop {
                     return None;
@@ -211,11 +233,15 @@ impl Catalog {
                 if let Some(subnet) = &query.subnet {
                     self.ecs_counters.count(subnet, draft.scope);
                 }
+                if query.cookie_seen != xgslb_common::CookieSeen::None {
+                    self.cookies.counters().count(query.cookie_seen);
+                }
                 Some(response::encode(
                     &query.header,
                     Some(&query.question),
                     query.edns.as_ref(),
                     query.subnet.as_ref(),
+                    cookie.as_ref().map(|c| &c.data),
                     draft,
                     transport,
                 ))

@@ -651,6 +651,65 @@ fn edns_reply_is_version_0_our_size_do_copied_no_options() {
     assert!(ask_q("www.example.com.", RecordType::A).edns.is_none());
 }
 
+/// An A query for www whose OPT carries a COOKIE of `data`.
+fn with_cookie(data: &[u8]) -> Vec<u8> {
+    let mut q = with_edns(query("www.example.com.", RecordType::A), 1232);
+    q.edns
+        .as_mut()
+        .expect("edns")
+        .options_mut()
+        .insert(EdnsOption::Unknown(10, data.to_vec()));
+    q.to_vec().expect("query encodes")
+}
+
+/// The data of the COOKIE option of `response`.
+fn cookie_of(response: &Message) -> Option<Vec<u8>> {
+    response
+        .edns
+        .as_ref()?
+        .options()
+        .as_ref()
+        .iter()
+        .find_map(|(code, o)| match o {
+            EdnsOption::Unknown(10, d) if u16::from(*code) == 10 => Some(d.clone()),
+            _ => None,
+        })
+}
+
+#[test]
+fn cookies_are_answered_with_a_server_cookie_and_a_valid_young_one_is_echoed() {
+    use std::sync::Arc;
+
+    use crate::dns::cookies::{CookieSecret, Cookies, unix_now};
+    let secret = CookieSecret::from_hex("e5e973e5a6b2a43f48e7dc849e37bfcf").unwrap();
+    let cookies = Arc::new(Cookies::new(true, secret.clone(), Arc::default()));
+    let catalog = catalog().with_cookies(cookies.clone());
+    let ask = |q: &[u8]| {
+        let r = catalog
+            .respond(q, Transport::Udp, CLIENT, &dynamic())
+            .unwrap();
+        Message::from_vec(&r).unwrap()
+    };
+    let client = [9u8; 8];
+    let before = unix_now();
+    let r = ask(&with_cookie(&client));
+    assert_eq!(r.response_code, ResponseCode::NoError);
+    let got = cookie_of(&r).expect("a cookie in the response");
+    assert_eq!(got[..8], client);
+    let stamp = u32::from_be_bytes(got[12..16].try_into().unwrap());
+    assert!((before..=unix_now()).contains(&stamp));
+    assert_eq!(got[8..], secret.server_cookie(&client, CLIENT, stamp));
+    // Sent back: echoed as received.
+    assert_eq!(cookie_of(&ask(&with_cookie(&got))), Some(got.clone()));
+    assert_eq!(cookies.counters().read(), [0, 1, 1, 0]);
+    // RFC 7873 5.2.2: too short or too long is FORMERR, with no cookie.
+    for len in [0, 7, 9, 15, 41] {
+        let r = ask(&with_cookie(&vec![1; len]));
+        assert_eq!(r.response_code, ResponseCode::FormErr, "{len} bytes");
+        assert_eq!(cookie_of(&r), None);
+    }
+}
+
 /// An A query for www with a client subnet option of `data` (raw: family, source, scope,
 /// address).
 fn with_subnet(data: &[u8]) -> Message {

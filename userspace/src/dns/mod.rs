@@ -7,6 +7,8 @@
 //! - `index`: a zone as a map of existing names (nodes), cuts and the negative-answer SOA.
 //! - `request`: decoding and checking a query; the error rcodes for bad ones.
 //! - `ecs`: a query's EDNS Client Subnet option (RFC 7871), read and checked.
+//! - `cookies`: DNS cookies (RFC 7873, RFC 9018 server cookies): the secret, checking a
+//!   query's cookie and making the response's, their counters.
 //! - `lookup`: the authoritative answer inside one zone (CNAME, wildcard, referral, ANY).
 //! - `response`: the response header, EDNS and the size limit (truncation).
 //! - `authority`: the catalog of zones and the handler from query bytes to response bytes.
@@ -16,6 +18,7 @@
 //! - `server`: the TCP transport around any [`server::Responder`].
 //! - `transfer`: zone transfers out (AXFR, IXFR), their access control (TSIG), NOTIFY.
 pub mod authority;
+pub mod cookies;
 mod ecs;
 mod handler;
 mod index;
@@ -29,8 +32,15 @@ pub mod transfer;
 pub mod zone;
 
 pub use authority::{Catalog, CatalogError, CatalogResponder};
+pub use cookies::{CookieCounters, CookieReply, CookieSecret, Cookies};
 pub use ecs::{ClientSubnet, EcsCounters, EcsError};
 pub use handler::{Client, Dynamic, DynamicAnswers, Messages, Responder, Scoped, Transport};
 pub use rcodes::RcodeCounters;
 pub use server::{TCP_IDLE_TIMEOUT, serve_tcp, serve_tcp_until};
 pub use zone::{Zone, ZoneError};
+
+/// The COOKIE option of a query as the full handler reads it (for the UDP workers' rate
+/// limit, which exempts valid server cookies whichever path answers).
+pub fn request_cookie(bytes: &[u8]) -> Option<cookies::QueryCookie> {
+    request::cookie_of(bytes)
+}

@@ -8,6 +8,9 @@ use hickory_proto::op::{Edns, Header, MessageType, Metadata, OpCode, Query, Resp
 use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use xgslb_common::CookieSeen;
+
+use super::cookies::{self, QueryCookie};
 use super::ecs::ClientSubnet;
 
 /// A DNS header is 12 bytes; anything shorter cannot be answered (there is no ID).
@@ -42,9 +45,24 @@ pub(crate) struct CheckedQuery {
     pub(crate) edns: Option<Edns>,
     /// The OPT's client subnet, checked (RFC 7871).
     pub(crate) subnet: Option<ClientSubnet>,
+    /// The OPT's COOKIE option, well formed (RFC 7873), as received.
+    pub(crate) cookie: Option<QueryCookie>,
+    /// What that cookie was found to be, once the catalog has checked it (`Catalog::respond`)
+    /// against the secret and the client's address: rate limiting exempts
+    /// `CookieSeen::Valid`. `CookieSeen::None` without a cookie, or with cookies off.
+    pub(crate) cookie_seen: CookieSeen,
 }
 
 /// Decodes and checks `bytes` as a query.
+/// The COOKIE option of the query `bytes`, as the full handler reads it: `None` when it has
+/// none, or is not a query the handler would answer.
+pub(crate) fn cookie_of(bytes: &[u8]) -> Option<crate::dns::cookies::QueryCookie> {
+    match decode(bytes) {
+        Request::Query(q) => q.cookie,
+        _ => None,
+    }
+}
+
 pub(crate) fn decode(bytes: &[u8]) -> Request {
     if bytes.len() < HEADER_LEN {
         return Request::Drop;
@@ -93,6 +111,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Request {
             return reject(Some(question), ResponseCode::FormErr, edns);
         }
     };
+    // RFC 7873 5.2.2: so is a cookie too short or too long.
+    let cookie = match cookies::find(opt_rdata) {
+        Ok(cookie) => cookie.map(QueryCookie::new),
+        Err(e) => {
+            tracing::trace!("FORMERR: {e}");
+            return reject(Some(question), ResponseCode::FormErr, edns);
+        }
+    };
     if !decoder.is_empty() {
         return reject(Some(question), ResponseCode::FormErr, edns);
     }
@@ -107,6 +133,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Request {
         question,
         edns,
         subnet,
+        cookie,
+        cookie_seen: CookieSeen::None,
     })
 }
 

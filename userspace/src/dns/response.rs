@@ -3,7 +3,7 @@
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, Query, ResponseCode};
 use hickory_proto::rr::Record;
 use hickory_proto::rr::rdata::opt::EdnsOption;
-use xgslb_common::EDNS_UDP_SIZE;
+use xgslb_common::{COOKIE_REPLY_LEN, EDNS_UDP_SIZE, edns_option};
 
 use super::ecs::ClientSubnet;
 use super::handler::Transport;
@@ -61,7 +61,9 @@ pub(crate) fn size_limit(transport: Transport, edns: Option<&Edns>) -> usize {
 ///
 /// The header copies ID, opcode, RD and CD; RA, AD and Z are always 0. If the request had an
 /// OPT the response has exactly one: version 0, our UDP size, DO copied, and no option but
-/// the query's client subnet (`subnet`) echoed with the draft's scope (RFC 7871 7.2.1).
+/// the query's client subnet (`subnet`) echoed with the draft's scope (RFC 7871 7.2.1), then
+/// the COOKIE (`cookie`: the client cookie and a server cookie, RFC 7873 5.2), in that order
+/// (the XDP program's).
 /// Too big for the limit: first the helpful additional records go (RFC 2181 9 says that is
 /// no reason for TC); still too big: TC=1 with all record sections empty, OPT kept.
 pub(crate) fn encode(
@@ -69,6 +71,7 @@ pub(crate) fn encode(
     question: Option<&Query>,
     request_edns: Option<&Edns>,
     subnet: Option<&ClientSubnet>,
+    cookie: Option<&[u8; COOKIE_REPLY_LEN]>,
     draft: Draft,
     transport: Transport,
 ) -> Vec<u8> {
@@ -87,6 +90,10 @@ pub(crate) fn encode(
             edns.options_mut().insert(EdnsOption::Subnet(
                 hickory_proto::rr::rdata::opt::ClientSubnet::new(s.address, s.source, draft.scope),
             ));
+        }
+        if let Some(c) = cookie {
+            edns.options_mut()
+                .insert(EdnsOption::Unknown(edns_option::COOKIE, c.to_vec()));
         }
         message.set_edns(edns);
     }

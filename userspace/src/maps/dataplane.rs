@@ -105,6 +105,8 @@ pub struct DataPlane {
     pick: PerCpuArray<MapData, u32>,
     ldns: PerCpuHashMap<MapData, LdnsKey, u64>,
     ecs_stats: PerCpuArray<MapData, u64>,
+    /// DNS cookies: the secret and clock the program uses, and its counters.
+    pub cookies: super::cookies::CookieMaps,
     link: Option<LinkPin>,
 }
 
@@ -210,6 +212,11 @@ impl DataPlane {
             exempt6: LpmTrie::try_from(take(map_names::RRL_EXEMPT6)?)
                 .map_err(map_err(map_names::RRL_EXEMPT6))?,
         };
+        let cookies = super::cookies::CookieMaps::new(
+            Array::try_from(take(map_names::COOKIE)?).map_err(map_err(map_names::COOKIE))?,
+            PerCpuArray::try_from(take(map_names::COOKIE_STATS)?)
+                .map_err(map_err(map_names::COOKIE_STATS))?,
+        );
         Ok(Self {
             ebpf,
             pin_dir: pin_dir.to_owned(),
@@ -220,6 +227,7 @@ impl DataPlane {
             pick,
             ldns,
             ecs_stats,
+            cookies,
             link: None,
         })
     }
@@ -670,6 +678,7 @@ pub struct PinnedCounters {
     stats: PerCpuArray<MapData, Stats>,
     answers: PerCpuArray<MapData, u64>,
     ecs: PerCpuArray<MapData, u64>,
+    cookies: PerCpuArray<MapData, u64>,
 }
 
 /// The ECS counters of `map`, summed over CPUs.
@@ -694,11 +703,22 @@ impl PinnedCounters {
             .map_err(map_err(map_names::ANSWERS))?;
         let ecs = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(open(map_names::ECS_STATS)?))
             .map_err(map_err(map_names::ECS_STATS))?;
+        let cookies =
+            PerCpuArray::try_from(aya::maps::Map::PerCpuArray(open(map_names::COOKIE_STATS)?))
+                .map_err(map_err(map_names::COOKIE_STATS))?;
         Ok(Self {
             stats,
             answers,
             ecs,
+            cookies,
         })
+    }
+
+    /// The XDP program's answers to queries with a cookie, by `xgslb_common::CookieSeen`.
+    pub fn cookie_stats(
+        &self,
+    ) -> Result<[u64; xgslb_common::COOKIE_STATS_LEN as usize], DataPlaneError> {
+        super::cookies::read_stats(&self.cookies).map_err(map_err(map_names::COOKIE_STATS))
     }
 
     /// The XDP program's answers to client subnets, by `xgslb_common::ecs_stat_index`.

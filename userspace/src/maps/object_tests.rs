@@ -12,10 +12,10 @@ use aya_obj::{
 };
 use object::{ObjectSection, ObjectSymbol, RelocationTarget};
 use xgslb_common::{
-    BPF_F_NO_PREALLOC, ClassId, ClassKey, ClassLengths, ECS_STATS_LEN, EcsConfig, EcsRegion, Entry,
-    LdnsKey, ListenerSet, MAX_ADDRS, MAX_ANSWER_STATS, MAX_CLASS_PREFIXES, MAX_LDNS_TRACKED,
-    MAX_RRL_EXEMPT, MIN_TABLE_ENTRIES, Meta, RRL_TABLE_ENTRIES, RrlBucket, RrlConfig, RrlKey,
-    Scratch, Stats, map_names,
+    BPF_F_NO_PREALLOC, COOKIE_STATS_LEN, ClassId, ClassKey, ClassLengths, CookieConfig,
+    ECS_STATS_LEN, EcsConfig, EcsRegion, Entry, LdnsKey, ListenerSet, MAX_ADDRS, MAX_ANSWER_STATS,
+    MAX_CLASS_PREFIXES, MAX_LDNS_TRACKED, MAX_RRL_EXEMPT, MIN_TABLE_ENTRIES, Meta,
+    RRL_TABLE_ENTRIES, RrlBucket, RrlConfig, RrlKey, Scratch, Stats, map_names,
 };
 
 /// A map definition as the kernel is asked to create it.
@@ -229,6 +229,23 @@ fn abi() -> Vec<(&'static str, (Def, Option<Def>))> {
                     size_of::<RrlKey>(),
                     size_of::<RrlBucket>(),
                     RRL_TABLE_ENTRIES,
+                    0,
+                ),
+                None,
+            ),
+        ),
+        (
+            map_names::COOKIE,
+            (one::<CookieConfig>(BPF_MAP_TYPE_ARRAY), None),
+        ),
+        (
+            map_names::COOKIE_STATS,
+            (
+                Def::new(
+                    BPF_MAP_TYPE_PERCPU_ARRAY,
+                    size_of::<u32>(),
+                    size_of::<u64>(),
+                    COOKIE_STATS_LEN,
                     0,
                 ),
                 None,

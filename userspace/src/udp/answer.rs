@@ -3,18 +3,22 @@
 //! the way it writes them into the frame. The same parse conditions send everything else
 //! (ECS, NSID, compression, meta types, ...) to the full handler, so a query gets the XDP
 //! program's bytes from either, and the full handler's answer in substance (the
-//! differential tests compare them); no query answered here allocates.
+//! differential tests compare them); no query answered here allocates. A query's DNS
+//! cookie is checked and answered here as the full handler does (`dns::cookies`).
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use xgslb_common::{
-    ANY_CLASS, AnswerSet, Body, ClassId, DEFAULT_CLASS, EDNS_UDP_SIZE, Entry, EntryKind, MAX_ADDRS,
-    MAX_NAME_LABELS, NAME_KEY_LEN, NO_FIX, PickMode, ResponseTail, TAIL_LEN, edns_option,
-    entry_flags, entry_key, flags, hash_label, qtype,
+    ANY_CLASS, AnswerSet, Body, COOKIE_REPLY_LEN, ClassId, CookieSeen, DEFAULT_CLASS,
+    EDNS_UDP_SIZE, Entry, EntryKind, MAX_ADDRS, MAX_NAME_LABELS, NAME_KEY_LEN, NO_FIX, PickMode,
+    ResponseTail, TAIL_LEN, cookie_len_ok, edns_option, entry_flags, entry_key, flags, hash_label,
+    qtype,
 };
 
+use crate::dns::cookies::{CookieReply, Cookies, unix_now};
 use crate::plan::key::{WordHasher, key_of, random_seed};
 use crate::plan::snapshot::{ClassTable, address_words};
 
@@ -53,6 +57,8 @@ pub struct PlanAnswers {
     /// Entry index by key (`entry_key` of the seeded name hash).
     index: HashMap<u64, u32, BuildHasherDefault<WordHasher>>,
     classes: ClassTable,
+    /// DNS cookies: on or off, the secret, the counters (the full handler's).
+    cookies: Arc<Cookies>,
 }
 
 impl Default for PlanAnswers {
@@ -77,7 +83,28 @@ struct Query {
     dnssec_ok: bool,
     /// The response size the client allows.
     limit: usize,
+    /// Where the OPT's COOKIE option data lies in the query, and its length.
+    cookie: Option<(usize, usize)>,
+    /// What that cookie was found to be, once checked (`PlanAnswers::answer`): rate
+    /// limiting exempts `CookieSeen::Valid`. `None` without one, or with cookies off.
+    cookie_seen: CookieSeen,
+    /// The COOKIE option the response carries, once checked.
+    cookie_reply: Option<CookieReply>,
 }
+
+impl Query {
+    /// Bytes of the OPT the response carries: none without one in the query.
+    fn opt_len(&self) -> usize {
+        match (self.has_opt, self.cookie_reply) {
+            (false, _) => 0,
+            (true, None) => OPT_LEN,
+            (true, Some(_)) => OPT_LEN + COOKIE_OPTION_LEN,
+        }
+    }
+}
+
+/// A response's COOKIE option: code, length, the client and server cookies.
+const COOKIE_OPTION_LEN: usize = 4 + COOKIE_REPLY_LEN;
 
 impl PlanAnswers {
     /// The table of `entries` (as the planner makes them), classifying clients by
@@ -105,15 +132,46 @@ impl PlanAnswers {
             entries,
             index,
             classes: ClassTable::new(prefixes),
+            cookies: Arc::new(Cookies::off()),
         }
+    }
+
+    /// This table checking and issuing DNS cookies as `cookies` says (off by default).
+    pub fn with_cookies(mut self, cookies: Arc<Cookies>) -> Self {
+        self.cookies = cookies;
+        self
+    }
+
+    /// Whether `query` from `client` carries a server cookie of ours that validates: what
+    /// exempts a client from the rate limit, as in XDP (the client gets our responses at its
+    /// address: no forged source). The plan's parse reads the OPT; a query it does not
+    /// parse is decoded as the full handler decodes it.
+    pub fn valid_cookie(&self, query: &[u8], client: IpAddr) -> bool {
+        let seen = match parse(query) {
+            Some(q) => q
+                .cookie
+                .and_then(|(at, len)| query.get(at..at + len))
+                .and_then(|data| self.cookies.answer(data, client, unix_now())),
+            None => crate::dns::request_cookie(query)
+                .and_then(|c| self.cookies.answer(c.data(), client, unix_now())),
+        };
+        seen.is_some_and(|reply| reply.seen == CookieSeen::Valid)
     }
 
     /// Answers `query` from `client` into `out` when the plan holds its answer. `pick` is the
     /// caller's round-robin counter (one per worker, as XDP has one per CPU).
     pub fn answer(&self, query: &[u8], client: IpAddr, pick: &mut u32, out: &mut [u8]) -> Planned {
-        let Some(q) = parse(query) else {
+        let Some(mut q) = parse(query) else {
             return Planned::SlowPath;
         };
+        if let Some((at, len)) = q.cookie {
+            q.cookie_reply = self
+                .cookies
+                .answer(&query[at..at + len], client, unix_now());
+            if let Some(reply) = &q.cookie_reply {
+                q.cookie_seen = reply.seen;
+            }
+        }
         let Some(entry) = self.find(&q, client) else {
             return Planned::SlowPath;
         };
@@ -130,6 +188,9 @@ impl PlanAnswers {
             Some(Body::Drop) => return Planned::Drop,
             Some(Body::Pass) | None => None,
         };
+        if written.is_some() && q.cookie_seen != CookieSeen::None {
+            self.cookies.counters().count(q.cookie_seen);
+        }
         written.map_or(Planned::SlowPath, Planned::Answered)
     }
 
@@ -225,6 +286,9 @@ fn parse(m: &[u8]) -> Option<Query> {
         has_opt: false,
         dnssec_ok: false,
         limit: CLASSIC_UDP_SIZE as usize,
+        cookie: None,
+        cookie_seen: CookieSeen::None,
+        cookie_reply: None,
     };
     let mut pos = 0usize;
     loop {
@@ -259,16 +323,30 @@ fn parse(m: &[u8]) -> Option<Query> {
     if ar == 0 {
         return (q.question_end == m.len()).then_some(q);
     }
-    let (dnssec_ok, size) = parse_opt(m, q.question_end)?;
+    let OptRead {
+        dnssec_ok,
+        size,
+        cookie,
+    } = parse_opt(m, q.question_end)?;
     q.has_opt = true;
     q.dnssec_ok = dnssec_ok;
+    q.cookie = cookie;
     q.limit = size.clamp(CLASSIC_UDP_SIZE, EDNS_UDP_SIZE) as usize;
     Some(q)
 }
 
-/// The OPT RR at `off`, the query's last record: its DO bit and UDP size, when it is one
-/// this path answers (version 0, well formed, no option that changes the response).
-fn parse_opt(m: &[u8], off: usize) -> Option<(bool, u16)> {
+/// What the OPT of a query this path answers says: the DO bit, the UDP size, and where its
+/// COOKIE option's data lies (offset in the query, length).
+struct OptRead {
+    dnssec_ok: bool,
+    size: u16,
+    cookie: Option<(usize, usize)>,
+}
+
+/// The OPT RR at `off`, the query's last record: its DO bit, UDP size and where its COOKIE
+/// option's data lies, when it is one this path answers (version 0, well formed, no option
+/// that changes the response but one cookie).
+fn parse_opt(m: &[u8], off: usize) -> Option<OptRead> {
     let opt = m.get(off..off + OPT_LEN)?;
     let (owner, rtype, size) = (opt[0], be16(opt, 1)?, be16(opt, 3)?);
     let (ext_rcode, version, opt_flags, rdlen) = (opt[5], opt[6], be16(opt, 7)?, be16(opt, 9)?);
@@ -279,23 +357,31 @@ fn parse_opt(m: &[u8], off: usize) -> Option<(bool, u16)> {
     if o + rdlen as usize != m.len() {
         return None;
     }
+    let mut cookie = None;
     for _ in 0..MAX_OPTIONS {
         if o >= m.len() {
             break;
         }
         let (code, len) = (be16(m, o)?, be16(m, o + 2)? as usize);
-        if (code == edns_option::COOKIE && !(len == 8 || (16..=40).contains(&len)))
+        if (code == edns_option::COOKIE && (!cookie_len_ok(len) || cookie.is_some()))
             || code == edns_option::ECS
             || code == edns_option::NSID
         {
             return None;
+        }
+        if code == edns_option::COOKIE {
+            cookie = Some((o + 4, len));
         }
         o += 4 + len;
         if o > m.len() {
             return None;
         }
     }
-    (o == m.len()).then_some((opt_flags & 0x8000 != 0, size))
+    (o == m.len()).then_some(OptRead {
+        dnssec_ok: opt_flags & 0x8000 != 0,
+        size,
+        cookie,
+    })
 }
 
 /// What the sections after the question hold.
@@ -393,7 +479,7 @@ fn response(query: &[u8], q: &Query, tail: &ResponseTail, out: &mut [u8]) -> Opt
 /// `out`, and copies the question as sent; returns where the records end.
 fn records_start(query: &[u8], q: &Query, records: usize, out: &mut [u8]) -> Option<usize> {
     let end = q.question_end + records;
-    let total = end + if q.has_opt { OPT_LEN } else { 0 };
+    let total = end + q.opt_len();
     if total > q.limit || total > out.len() {
         return None;
     }
@@ -417,6 +503,13 @@ fn finish(query: &[u8], q: &Query, end: usize, s: Sections, out: &mut [u8]) -> u
     }
     let size = EDNS_UDP_SIZE.to_be_bytes();
     let do_bit = if q.dnssec_ok { 0x80 } else { 0 };
-    out[end..end + OPT_LEN].copy_from_slice(&[0, 0, 41, size[0], size[1], 0, 0, do_bit, 0, 0, 0]);
-    end + OPT_LEN
+    let rdlen = (q.opt_len() - OPT_LEN) as u8;
+    out[end..end + OPT_LEN]
+        .copy_from_slice(&[0, 0, 41, size[0], size[1], 0, 0, do_bit, 0, 0, rdlen]);
+    let at = end + OPT_LEN;
+    if let Some(reply) = &q.cookie_reply {
+        out[at..at + 4].copy_from_slice(&[0, edns_option::COOKIE as u8, 0, COOKIE_REPLY_LEN as u8]);
+        out[at + 4..at + COOKIE_OPTION_LEN].copy_from_slice(&reply.data);
+    }
+    end + q.opt_len()
 }

@@ -309,8 +309,8 @@ fn answer_batch<S: Source>(
             break;
         };
         // The rate limit's `exempt` input, from the request: its source in an exempt
-        // prefix. (A valid DNS server cookie in `query` is to exempt it too: OR it in here.)
-        let exempt = rules.is_on() && rules.exempts(client);
+        // prefix, or a valid server cookie of ours (checked only when the limit is on).
+        let exempt = rules.is_on() && (rules.exempts(client) || plan.valid_cookie(query, client));
         let limited = (client, exempt);
         match plan.answer(query, client, pick, slot) {
             Planned::Answered(len) => {
