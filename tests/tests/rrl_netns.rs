@@ -3,7 +3,8 @@
 //! prefix, far faster than the rate, gets at most two seconds' worth of whole answers (the
 //! burst may straddle a second boundary), every `slip`-th limited one as a truncated reply
 //! and nothing for the rest, while a client in another prefix gets every answer meanwhile and
-//! an exempt client is never limited; the daemon's counters and its Prometheus endpoint
+//! an exempt client is never limited, nor is one in the flooded prefix whose queries carry a
+//! valid DNS server cookie (it proved it gets our replies there); the daemon's counters and its Prometheus endpoint
 //! count exactly what the clients received. A reload turns the limit off and on again.
 use std::{
     net::{SocketAddr, UdpSocket},
@@ -18,7 +19,7 @@ use xgslb::config::XdpModeSetting;
 use xgslb_common::Counter;
 use xgslb_tests::{
     daemon::{ConfigDir, Daemon, test_model},
-    frame::{dns_query, wire_name},
+    frame::{Opt, dns_query, wire_name},
     metrics::{HTTP_TOKEN, scrape},
     netns::{NetnsPair, SERVER_IF, SERVER_V4, run},
     servers::in_ns,
@@ -134,9 +135,48 @@ fn socket(addr: &str) -> UdpSocket {
     s
 }
 
+/// The query of `query` with a COOKIE option of `cookie` (a client cookie, perhaps with a
+/// server cookie).
+fn query_with_cookie(id: u16, cookie: &[u8]) -> Vec<u8> {
+    let opt = Opt {
+        options: vec![(10, cookie.to_vec())],
+        ..Opt::plain()
+    };
+    dns_query(id, 0x0100, &wire_name(NAME), 1, 1, Some(&opt))
+}
+
+/// The client cookie of the cookie client.
+const CLIENT_COOKIE: [u8; 8] = *b"xgslbrrl";
+
+/// Asks (from the flooded prefix's first address, its bucket spent) with a client cookie
+/// alone until a reply, whole or slipped (both carry the OPT), comes: the client and server
+/// cookie it carries.
+fn learn_server_cookie(s: &UdpSocket, server: SocketAddr) -> Vec<u8> {
+    let mut buf = [0u8; 1500];
+    let end = Instant::now() + DEADLINE;
+    for id in 40_000u16.. {
+        assert!(Instant::now() < end, "no reply with a server cookie");
+        s.send_to(&query_with_cookie(id, &CLIENT_COOKIE), server)
+            .expect("send");
+        let Ok(n) = s.recv(&mut buf) else { continue };
+        let mut option = vec![0, 10, 0, 24];
+        option.extend_from_slice(&CLIENT_COOKIE);
+        if let Some(at) = buf[..n].windows(option.len()).position(|w| w == option) {
+            return buf[at + 4..at + 28].to_vec();
+        }
+        panic!("a reply without our cookie: {:02x?}", &buf[..n]);
+    }
+    unreachable!("the loop returns or panics")
+}
+
 /// Asks once from `s` and waits for the reply: whether it came whole (one record, no TC).
 fn ask_whole(s: &UdpSocket, server: SocketAddr, id: u16) -> bool {
-    s.send_to(&query(id), server).expect("send");
+    ask_whole_with(s, server, id, &query(id))
+}
+
+/// `ask_whole` of the message `m` (its id `id`).
+fn ask_whole_with(s: &UdpSocket, server: SocketAddr, id: u16, m: &[u8]) -> bool {
+    s.send_to(m, server).expect("send");
     let end = Instant::now() + Duration::from_secs(2);
     let mut buf = [0u8; 1500];
     while Instant::now() < end {
@@ -287,6 +327,25 @@ fn limits_a_flood_from_one_prefix(tag: &str, mode: XdpModeSetting) {
     assert_eq!(
         exempt_whole, EXEMPT,
         "{path}: the exempt client was limited"
+    );
+
+    // A flooder that learnt a server cookie of ours and sends it back asks three seconds'
+    // worth at once from the limited prefix: every answer whole.
+    let cookie_whole = in_ns(&pair.client, move || {
+        let s = socket(FLOODERS[0]);
+        let cookie = learn_server_cookie(&s, server);
+        (0..EXEMPT)
+            .filter(|&i| {
+                let id = 61_000 + i as u16;
+                ask_whole_with(&s, server, id, &query_with_cookie(id, &cookie))
+            })
+            .count()
+    })
+    .join()
+    .expect("cookie client");
+    assert_eq!(
+        cookie_whole, EXEMPT,
+        "{path}: the client with a valid server cookie was limited"
     );
 }
 
