@@ -87,7 +87,7 @@ fn the_alert_rules_pass_promtool_check_and_a_test_per_alert() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(alerts.len(), 8, "{alerts:?}");
+    assert_eq!(alerts.len(), 9, "{alerts:?}");
     for alert in alerts {
         let firing = tests
             .split("alertname: ")
