@@ -6,18 +6,20 @@ use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
     path::Path,
-    sync::mpsc,
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
+
 use tokio_util::sync::CancellationToken;
 use xgslb::{
     control::protocol::{Command, Target},
-    daemon::{self, DaemonHandle},
+    daemon::DaemonHandle,
     test_model::TestModel,
 };
+
+mod support;
 
 const TOKEN: &str = "console-test-token-0123456789";
 
@@ -56,27 +58,7 @@ impl Running {
         }
         let config = m.write(dir.path());
         let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        let (ready_tx, ready_rx) = mpsc::channel::<DaemonHandle>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(daemon::run(
-                &config,
-                daemon::Options::default(),
-                move |h| {
-                    let _ = ready_tx.send(h);
-                },
-                token,
-            ))
-            .map_err(|e| e.to_string())
-        });
-        let handle = ready_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("xgslbd started");
+        let (handle, thread) = support::run_in_thread(config, shutdown.clone());
         let running = Self {
             handle,
             shutdown,

@@ -1,12 +1,11 @@
 //! Every xgslbctl command against a running xgslbd (in-process, loopback, XDP off), in both
 //! output forms: text for people and --json for scripts.
-use std::{path::Path, process::Command, sync::mpsc, time::Duration};
+use std::{path::Path, process::Command};
 
 use tokio_util::sync::CancellationToken;
-use xgslb::{
-    daemon::{self, DaemonHandle},
-    test_model::TestModel,
-};
+use xgslb::test_model::TestModel;
+
+mod support;
 
 /// Two sites with a virtual server each, a region, and a wide IP by ratio; the control
 /// socket at `control`.
@@ -55,28 +54,7 @@ fn every_command_in_text_and_json() {
         .write(dir.path());
 
     let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    let (ready_tx, ready_rx) = mpsc::channel::<DaemonHandle>();
-    let cfg = config.clone();
-    let daemon = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(daemon::run(
-            &cfg,
-            daemon::Options::default(),
-            move |h| {
-                let _ = ready_tx.send(h);
-            },
-            token,
-        ))
-        .map_err(|e| e.to_string())
-    });
-    let _handle = ready_rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("xgslbd started");
+    let (_handle, daemon) = support::run_in_thread(config.clone(), shutdown.clone());
     let s = socket.to_str().unwrap();
     // No maps pinned there (XDP is off): stats shows the slow path's counters only.
     let no_pins = dir.path().join("pins");

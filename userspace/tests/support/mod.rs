@@ -1,5 +1,8 @@
 //! What the tests of the xgslbd binary share: the command that runs it on a config with JSON
-//! logs, and starting it with its log lines delivered as they come.
+//! logs, starting it with its log lines delivered as they come, and running it in process.
+// Each test binary that shares this module uses only some of it.
+#![allow(dead_code)]
+
 use std::{
     io::{BufRead, BufReader},
     path::Path,
@@ -31,4 +34,36 @@ pub fn start(mut cmd: Command) -> (Child, mpsc::Receiver<String>) {
         }
     });
     (child, rx)
+}
+
+/// xgslbd run in this process, on a thread with its own one-worker runtime, until `shutdown`
+/// is cancelled: its handle once it serves, and the thread (the run's outcome, as text).
+pub fn run_in_thread(
+    config: std::path::PathBuf,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> (
+    xgslb::daemon::DaemonHandle,
+    std::thread::JoinHandle<Result<(), String>>,
+) {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(xgslb::daemon::run(
+            &config,
+            xgslb::daemon::Options::default(),
+            move |h| {
+                let _ = ready_tx.send(h);
+            },
+            shutdown,
+        ))
+        .map_err(|e| e.to_string())
+    });
+    let handle = ready_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("xgslbd started");
+    (handle, thread)
 }
